@@ -1,0 +1,74 @@
+"""Who may call a route: ``Depends(require("operator"))`` or the ready-made aliases below.
+
+Resolving the caller also applies the caller's rate limit and, on POSTs, the
+``Idempotency-Key`` (:mod:`app.core.idempotency`) — one place, so no route can forget them.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import service
+from app.auth.exceptions import NotAuthenticated, RoleForbidden
+from app.auth.principal import Principal
+from app.core import idempotency, ratelimit
+from app.core.config import get_settings
+from app.core.routing import get_session
+
+_bearer = HTTPBearer(auto_error=False, description="A platform access token from POST /v1/auth/token")
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def optional_principal(
+    session: Session, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal | None:
+    if credentials is None:
+        return None
+    return await service.authenticate(session, credentials.credentials)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def require(*roles: str, idempotency_required: bool = False, admin: bool = False):
+    """A dependency: the caller must have one of ``roles`` (any role when none is given)."""
+
+    async def dependency(
+        request: Request, session: Session, principal: Principal | None = Depends(optional_principal)
+    ) -> Principal:
+        if principal is None:
+            raise NotAuthenticated()
+        if roles and principal.role not in roles:
+            raise RoleForbidden(f"this needs the role {' or '.join(roles)}")
+        if admin and not principal.is_org_admin:
+            raise RoleForbidden("this needs the organisation's admin account", code="admin_required")
+        await ratelimit.hit(principal.rate_bucket, get_settings().rate_limit_per_minute)
+        if request.method == "POST":
+            await idempotency.begin(request, session, principal.scope, required=idempotency_required)
+        return principal
+
+    return dependency
+
+
+async def public_call(request: Request, session: Session) -> None:
+    """For anonymous routes: rate limit per client IP; POSTs honour Idempotency-Key per IP."""
+    ip = client_ip(request)
+    await ratelimit.hit(f"ip:{ip}", get_settings().rate_limit_per_minute)
+    if request.method == "POST":
+        await idempotency.begin(request, session, f"ip:{ip}")
+
+
+Public = Depends(public_call)
+AnyCaller = Annotated[Principal, Depends(require())]
+Authority = Annotated[Principal, Depends(require("authority"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Merchant = Annotated[Principal, Depends(require("merchant"))]
+SceneOperator = Annotated[Principal, Depends(require("scene_operator"))]
+Verifier = Annotated[Principal, Depends(require("verifier"))]
+Buyer = Annotated[Principal, Depends(require("buyer"))]
+Expert = Annotated[Principal, Depends(require("expert"))]
+User = Annotated[Principal, Depends(require("user"))]

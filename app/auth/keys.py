@@ -1,0 +1,96 @@
+"""The platform's own signing keys: created on first start, rotated without logging anyone out."""
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock, security
+from app.core.config import get_settings
+
+log = logging.getLogger(__name__)
+ALGORITHM = "ES256"
+_ROTATE_LOCK = 0x0A0D17_1000
+
+_keys: dict[str, security.SigningKey] = {}
+_active: str | None = None
+_loaded_at = 0.0
+
+
+async def load(session: AsyncSession) -> None:
+    """Read the verification keys (and the active signing key) into memory."""
+    global _active, _loaded_at
+    _loaded_at = time.monotonic()
+    grace = timedelta(seconds=max(get_settings().token_ttl_seconds, get_settings().user_token_ttl_seconds))
+    rows = (
+        await session.execute(
+            sa.text(
+                "SELECT kid, algorithm, private_pem, public_jwk, retired_at FROM platform_signing_keys"
+                " WHERE retired_at IS NULL OR retired_at > :cutoff ORDER BY created_at"
+            ),
+            {"cutoff": clock.now() - grace},
+        )
+    ).all()
+    _keys.clear()
+    _active = None
+    for row in rows:
+        _keys[row.kid] = security.SigningKey(row.kid, row.algorithm, row.private_pem, row.public_jwk)
+        if row.retired_at is None:
+            _active = row.kid
+
+
+async def ensure(session: AsyncSession) -> None:
+    """Create a signing key if there is none (once, whichever process gets here first)."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROTATE_LOCK})
+    active = (
+        await session.execute(sa.text("SELECT 1 FROM platform_signing_keys WHERE retired_at IS NULL"))
+    ).first()
+    if active is None:
+        await _insert_new(session)
+    await load(session)
+
+
+async def rotate(session: AsyncSession) -> str:
+    """Retire the active key (it still verifies until its tokens expire) and sign with a new one."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROTATE_LOCK})
+    await session.execute(
+        sa.text("UPDATE platform_signing_keys SET retired_at = :now WHERE retired_at IS NULL"),
+        {"now": clock.now()},
+    )
+    kid = await _insert_new(session)
+    await load(session)
+    return kid
+
+
+async def _insert_new(session: AsyncSession) -> str:
+    pem = security.generate_es256_pem()
+    jwk = security.public_jwk_from_pem(pem)
+    kid = security.thumbprint(jwk)
+    await session.execute(
+        sa.text(
+            "INSERT INTO platform_signing_keys (kid, algorithm, private_pem, public_jwk, created_at)"
+            " VALUES (:kid, :alg, :pem, CAST(:jwk AS jsonb), :now)"
+        ),
+        {"kid": kid, "alg": ALGORITHM, "pem": pem, "jwk": json.dumps(jwk), "now": clock.now()},
+    )
+    return kid
+
+
+def active() -> security.SigningKey:
+    if _active is None:
+        raise RuntimeError("no platform signing key loaded")
+    return _keys[_active]
+
+
+async def for_kid(session: AsyncSession, kid: str) -> security.SigningKey | None:
+    """The verification key ``kid``; reloads once if another process rotated keys."""
+    if kid not in _keys and time.monotonic() - _loaded_at > 2:
+        await load(session)
+    return _keys.get(kid)
+
+
+def jwks() -> dict:
+    return {"keys": [{**k.public_jwk, "kid": k.kid, "alg": k.algorithm, "use": "sig"} for k in _keys.values()]}

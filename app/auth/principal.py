@@ -1,0 +1,27 @@
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: from a verified platform token, checked against the database."""
+
+    kind: str  # staff | client | user
+    role: str  # authority | expert | operator | merchant | scene_operator | verifier | buyer | user
+    subject: uuid.UUID  # staff user id, operator org id, or person (user) id
+    org_id: uuid.UUID | None = None  # the organisation (staff of an org, operator client, user's operator)
+    is_org_admin: bool = False
+
+    @property
+    def scope(self) -> str:
+        """Namespace for idempotency keys: one client's keys never meet another's."""
+        return f"{self.kind}:{self.subject}"
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"{self.role}:{self.subject}"
+
+    @property
+    def rate_bucket(self) -> str:
+        return f"org:{self.org_id}" if self.org_id and self.kind != "user" else f"{self.kind}:{self.subject}"

@@ -1,0 +1,67 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from pydantic import BaseModel
+
+from app.auth import keys, service
+from app.auth.dependencies import Session, client_ip
+from app.auth.exceptions import (
+    AssertionReplayed,
+    InvalidClient,
+    InvalidGrant,
+    OrganizationNotActive,
+    UnsupportedGrant,
+)
+from app.core import ratelimit
+from app.core.config import get_settings
+from app.core.errors import RateLimited, responses
+from app.core.routing import CommitRoute
+
+router = APIRouter(route_class=CommitRoute, tags=["auth"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+@router.post(
+    "/v1/auth/token",
+    response_model=TokenResponse,
+    responses=responses(InvalidGrant, UnsupportedGrant, InvalidClient, AssertionReplayed, OrganizationNotActive, RateLimited),
+    summary="Get an access token",
+    description=(
+        "OAuth2 token endpoint (form-encoded).\n\n"
+        "* `grant_type=password` with `username`, `password`: staff of the authority and of organisations, experts.\n"
+        "* `grant_type=client_credentials` with `client_assertion_type="
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and `client_assertion`: operators (RFC 7523 "
+        "`private_key_jwt`). The assertion is signed (ES256 or RS256) with a key registered at "
+        "`POST /v1/organizations/{id}/keys`, `kid` in its header; claims `iss`=`sub`=the organisation id, "
+        "`aud`=this URL, a `jti` used once, `exp` at most 5 minutes ahead."
+    ),
+)
+async def token(
+    request: Request,
+    session: Session,
+    grant_type: Annotated[str, Form()],
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    client_assertion_type: Annotated[str | None, Form()] = None,
+    client_assertion: Annotated[str | None, Form()] = None,
+) -> dict:
+    settings = get_settings()
+    if grant_type == "password":
+        if not username or password is None:
+            raise InvalidGrant("username and password are required")
+        await ratelimit.hit(f"login:{client_ip(request)}:{username}", settings.login_rate_limit_per_minute)
+        return await service.password_grant(session, username, password)
+    if grant_type == "client_credentials":
+        await ratelimit.hit(f"login:{client_ip(request)}", settings.rate_limit_per_minute)
+        return await service.client_credentials_grant(session, client_assertion_type, client_assertion)
+    raise UnsupportedGrant("grant_type must be password or client_credentials")
+
+
+@router.get("/.well-known/jwks.json", summary="The platform's token verification keys (JWKS)")
+async def jwks() -> dict:
+    return keys.jwks()

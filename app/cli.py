@@ -1,0 +1,169 @@
+"""``carbon-points``: serve, migrate, create-admin, audit verify, demo, and the domains' commands.
+
+Each domain adds its own group in ``app/<domain>/cli.py`` and is mounted below.
+"""
+
+import asyncio
+import getpass
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from app.core import db, embedded, migrate, redis
+from app.core.config import get_settings
+
+T = TypeVar("T")
+console = Console()
+cli = typer.Typer(help="The carbon points platform.", no_args_is_help=True, pretty_exceptions_enable=False)
+audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+keys_cli = typer.Typer(help="The platform's token signing keys.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+cli.add_typer(keys_cli, name="keys")
+
+
+def urls() -> embedded.ServerUrls:
+    settings = get_settings()
+    return embedded.ensure_servers(settings.database_url, settings.redis_url, settings.data_dir)
+
+
+@asynccontextmanager
+async def connected():
+    """Database and Redis for a one-off command."""
+    u = urls()
+    db.init(u.database_url, pool_size=5)
+    redis.init(u.redis_url)
+    try:
+        yield u
+    finally:
+        await redis.close()
+        await db.dispose()
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    async def wrapped() -> T:
+        async with connected():
+            return await fn()
+
+    return asyncio.run(wrapped())
+
+
+@cli.command("migrate")
+def migrate_cmd() -> None:
+    """Apply every database migration."""
+    migrate.upgrade(urls().database_url)
+    console.print("[green]database is up to date[/green]")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    demo: Annotated[bool, typer.Option(help="Load the demo data on first start")] = False,
+) -> None:
+    """Apply migrations, start the embedded servers if no URLs are set, and serve the API."""
+    import uvicorn
+
+    settings = get_settings()
+    u = urls()
+    migrate.upgrade(u.database_url)
+    if demo:
+        from app.demo import load_demo
+
+        run(lambda: load_demo(console, only_if_empty=True))
+    if u.started:
+        console.print(
+            f"[bold]embedded servers[/bold] ({', '.join(u.started)}) keep their data in "
+            f"[cyan]{settings.data_dir.resolve()}[/cyan]\n"
+            f"  PostgreSQL: {u.database_url}\n  Redis: {u.redis_url}\n"
+            f"  psql: {embedded.psql_hint(u.database_url)}"
+        )
+    console.print(f"API on http://{host}:{port}  ·  OpenAPI: http://{host}:{port}/docs")
+    # The embedded servers are shared with the workers through the same data folder.
+    import os
+
+    os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
+    os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
+    get_settings.cache_clear()
+    uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                access_log=False, lifespan="on", proxy_headers=True)
+
+
+@cli.command("create-admin")
+def create_admin(
+    username: Annotated[str, typer.Argument(help="Login name of the authority account")],
+    password: Annotated[str | None, typer.Option(help="Password (asked for if omitted)")] = None,
+) -> None:
+    """Create an authority (主管部门) account."""
+    from app.organizations import service as org_service
+
+    secret = password or getpass.getpass("password: ")
+
+    async def create() -> None:
+        async with db.session_scope() as session:
+            await org_service.create_staff_user(session, username, secret, "authority")
+
+    run(create)
+    console.print(f"[green]authority account {username!r} created[/green]")
+
+
+@cli.command()
+def demo() -> None:
+    """Load demo data (organisations, keys, people, behaviours…) and print how to try the API."""
+    from app.demo import load_demo
+
+    migrate.upgrade(urls().database_url)
+    run(lambda: load_demo(console, only_if_empty=False))
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Re-hash the audit chains; exit 1 naming the first broken entry of each broken chain."""
+    from app.core import audit
+
+    async def verify():
+        async with db.session_scope() as session:
+            return await audit.verify(session)
+
+    result = run(verify)
+    if result.ok:
+        console.print(f"[green]audit log intact[/green]: {result.entries} entries")
+        return
+    for problem in result.broken:
+        console.print(f"[red]broken[/red]: {problem}")
+    raise typer.Exit(1)
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Sign new tokens with a new key; tokens signed with the old one stay valid until they expire."""
+    from app.auth import keys
+
+    async def rotate() -> str:
+        async with db.session_scope() as session:
+            return await keys.rotate(session)
+
+    console.print(f"new signing key: {run(rotate)}")
+
+
+def _mount_domain_commands() -> None:
+    import importlib
+
+    for name in ("points", "methodologies", "mall", "scenes", "cer"):
+        try:
+            module = importlib.import_module(f"app.{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"app.{name}.cli" and exc.name != f"app.{name}":
+                raise
+            continue
+        module.register(cli)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    _mount_domain_commands()
+    cli()

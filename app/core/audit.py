@@ -1,0 +1,147 @@
+"""The tamper-evident audit log: hash-chained entries.
+
+Services call :func:`record`; entries are buffered on the session and written by
+:func:`flush` right before the request's commit, so the chain lock is held for a moment only.
+The log is split into ``CHAINS`` independent chains (by subject) so concurrent requests don't
+queue on one lock; each entry's hash covers the previous hash of its chain and its own content.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+
+CHAINS = 16
+_LOCK_BASE = 0x0A0D17_0000
+GENESIS = "0" * 64
+
+
+def _chain_of(subject_type: str, subject_id: str) -> int:
+    digest = hashlib.blake2b(f"{subject_type}:{subject_id}".encode(), digest_size=2).digest()
+    return int.from_bytes(digest, "big") % CHAINS
+
+
+def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: Any,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Queue an audit entry; it is written in the same transaction, just before commit."""
+    session.info.setdefault("audit", []).append(
+        (actor, action, subject_type, str(subject_id), json.loads(json.dumps(data or {}, default=str)))
+    )
+
+
+def entry_hash(
+    prev_hash: str,
+    chain: int,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    data: dict[str, Any],
+) -> str:
+    canonical = json.dumps(
+        [prev_hash, chain, seq, at.isoformat(), actor, action, subject_type, subject_id, data],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def flush(session: AsyncSession) -> None:
+    pending = session.info.pop("audit", None)
+    if not pending:
+        return
+    by_chain: dict[int, list] = {}
+    for item in pending:
+        by_chain.setdefault(_chain_of(item[2], item[3]), []).append(item)
+    for chain in sorted(by_chain):  # fixed lock order: no deadlock between two flushes
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_BASE + chain})
+        last = (
+            await session.execute(
+                sa.text("SELECT seq, hash FROM audit_entries WHERE chain = :c ORDER BY seq DESC LIMIT 1"),
+                {"c": chain},
+            )
+        ).first()
+        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+        rows = []
+        at = clock.now()
+        for actor, action, subject_type, subject_id, data in by_chain[chain]:
+            seq += 1
+            h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)
+            rows.append(
+                {
+                    "chain": chain, "seq": seq, "at": at, "actor": actor, "action": action,
+                    "subject_type": subject_type, "subject_id": subject_id,
+                    "data": json.dumps(data), "prev_hash": prev, "hash": h,
+                }
+            )
+            prev = h
+        await session.execute(
+            sa.text(
+                "INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
+                " prev_hash, hash) VALUES (:chain, :seq, :at, :actor, :action, :subject_type, :subject_id,"
+                " CAST(:data AS jsonb), :prev_hash, :hash)"
+            ),
+            rows,
+        )
+
+
+@dataclass
+class VerifyResult:
+    entries: int
+    broken: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+async def verify(session: AsyncSession) -> VerifyResult:
+    """Re-hash every chain; name the first broken entry of each chain."""
+    result = await session.stream(
+        sa.text(
+            "SELECT chain, seq, at, actor, action, subject_type, subject_id, data, prev_hash, hash"
+            " FROM audit_entries ORDER BY chain, seq"
+        )
+    )
+    count = 0
+    broken: list[str] = []
+    state: dict[int, tuple[int, str]] = {}
+    bad_chains: set[int] = set()
+    async for row in result:
+        count += 1
+        chain = row.chain
+        if chain in bad_chains:
+            continue
+        last_seq, prev = state.get(chain, (0, GENESIS))
+        expected = entry_hash(
+            prev, chain, row.seq, row.at, row.actor, row.action, row.subject_type, row.subject_id, row.data
+        )
+        problem = None
+        if row.seq != last_seq + 1:
+            problem = f"entry {chain}:{row.seq} follows {chain}:{last_seq} (missing entries)"
+        elif row.prev_hash != prev:
+            problem = f"entry {chain}:{row.seq} does not link to the previous entry's hash"
+        elif row.hash != expected:
+            problem = f"entry {chain}:{row.seq} ({row.action} {row.subject_type} {row.subject_id}) was altered"
+        if problem:
+            broken.append(problem)
+            bad_chains.add(chain)
+            continue
+        state[chain] = (row.seq, row.hash)
+    return VerifyResult(count, broken)

@@ -1,0 +1,56 @@
+"""Every setting of the platform, read from ``CARBON_*`` environment variables and ``.env``."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_SECRET = "local-development-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARBON_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = "local"
+    database_url: str | None = None
+    """PostgreSQL URL (``postgresql://user:pw@host/db``). Unset: an embedded server under ``data_dir``."""
+    redis_url: str | None = None
+    """Redis URL. Unset: an embedded Redis under ``data_dir``."""
+    data_dir: Path = Path(".data")
+    bootstrap_admin: str | None = None
+    """``username:password`` of the first authority account, created at start-up when none exists."""
+    timezone: str = "Asia/Shanghai"
+    public_base_url: str = "http://127.0.0.1:8000"
+    """Where clients reach the API; the token URL (``aud`` of client assertions) derives from it."""
+
+    identity_hash_key: str = LOCAL_SECRET
+    """HMAC-SHA256 key that turns a normalised phone number into a person's identity hash."""
+    token_ttl_seconds: int = 3600
+    user_token_ttl_seconds: int = 900
+    client_assertion_max_lifetime_seconds: int = 300
+
+    idempotency_ttl_hours: int = 48
+    rate_limit_per_minute: int = 600
+    """Requests a minute per organisation (authenticated) or per client IP (anonymous)."""
+    login_rate_limit_per_minute: int = 30
+    max_body_bytes: int = 2_000_000
+    db_pool_size: int = 20
+    scheduler_enabled: bool = True
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> "Settings":
+        if self.environment == "production" and self.identity_hash_key == LOCAL_SECRET:
+            raise ValueError("CARBON_IDENTITY_HASH_KEY must be set outside local mode")
+        return self
+
+    @property
+    def token_url(self) -> str:
+        return self.public_base_url.rstrip("/") + "/v1/auth/token"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,120 @@
+"""The database: async engine on asyncpg, sessions, and the raw connection for hot paths.
+
+One request = one session = one transaction, committed by :class:`app.core.routing.CommitRoute`
+before the response leaves. Services flush, never commit. Hot paths reach the asyncpg
+connection of the *same* transaction with :func:`raw_connection`.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata = SQLModel.metadata
+
+_engine: AsyncEngine | None = None
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def asyncpg_url(url: str) -> str:
+    """``postgresql://…`` in any spelling → the SQLAlchemy asyncpg form."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+def plain_url(url: str) -> str:
+    """The libpq form asyncpg.connect() and psql understand."""
+    return "postgresql://" + asyncpg_url(url)[len("postgresql+asyncpg://") :]
+
+
+def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "carbon-points"}},
+    )
+
+
+def init(url: str, pool_size: int = 20) -> AsyncEngine:
+    global _engine, _sessionmaker
+    _engine = create_engine(url, pool_size)
+    _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
+    return _engine
+
+
+async def dispose() -> None:
+    global _engine, _sessionmaker
+    if _engine is not None:
+        await _engine.dispose()
+    _engine, _sessionmaker = None, None
+
+
+def engine() -> AsyncEngine:
+    if _engine is None:
+        raise RuntimeError("database not initialised")
+    return _engine
+
+
+def sessionmaker() -> async_sessionmaker[AsyncSession]:
+    if _sessionmaker is None:
+        raise RuntimeError("database not initialised")
+    return _sessionmaker
+
+
+@asynccontextmanager
+async def session_scope() -> AsyncIterator[AsyncSession]:
+    """A session committed once at the end (jobs, CLI commands), rolled back on error."""
+    async with sessionmaker()() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under ``session``, inside the session's open transaction."""
+    conn = await session.connection()
+    adapted = (await conn.get_raw_connection()).dbapi_connection
+    if getattr(adapted, "_transaction", None) is None:
+        # SQLAlchemy begins the asyncpg transaction lazily on its first statement; a raw
+        # statement before that would run in autocommit, outside this request's transaction.
+        await adapted._start_transaction()
+    return adapted._connection
+
+
+def utcnow_column(**kw) -> sa.Column:
+    return sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now(), **kw)
+
+
+async def advisory_xact_lock(session: AsyncSession, key: int, *, wait: bool = True) -> bool:
+    """A transaction-scoped advisory lock; ``wait=False`` tries once and returns whether held."""
+    fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    result = await session.execute(sa.text(f"SELECT {fn}(:k)"), {"k": key})
+    value = result.scalar()
+    return True if wait else bool(value)
+
+
+def as_utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC)

@@ -1,0 +1,176 @@
+"""One error contract: RFC 9457 ``application/problem+json`` with a stable ``code``.
+
+Domains raise subclasses of :class:`DomainError` (in their ``exceptions.py``) with a status and
+a code; the handlers below render every error, validation and unexpected ones included.
+"""
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://carbon-points.dev/problems/"
+
+
+class DomainError(Exception):
+    """A rule said no. ``status`` and ``code`` are part of the API contract."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
+        super().__init__(detail or self.title)
+        if code:
+            self.code = code  # a more precise code than the class's, same status
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(DomainError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Forbidden(DomainError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class Unauthorized(DomainError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, **extra: Any):
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class InvalidInput(DomainError):
+    status, code, title = 422, "invalid_input", "Invalid input"
+
+
+class RateLimited(DomainError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class PayloadTooLarge(DomainError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is rendered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status with the codes it may carry."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for err in errors:
+        entry = out.setdefault(err.status, {"model": Problem, "description": ""})
+        entry["description"] = (entry["description"] + f" `{err.code}`").strip()
+        entry["content"] = {PROBLEM_JSON: {}}
+    return out
+
+
+_STARLETTE_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError):
+        return problem_response(
+            request, exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = []
+        malformed = False
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                malformed = True
+            errors.append({"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")})
+        if malformed:
+            return problem_response(
+                request, 400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.",
+                errors=errors,
+            )
+        return problem_response(
+            request, 422, "validation_error", "Validation failed",
+            "The request does not match the schema; see errors.", errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = _STARLETTE_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        return problem_response(
+            request, exc.status_code, code, detail, detail, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
+        return problem_response(
+            request, 500, "internal_error", "Internal server error",
+            "Something went wrong on our side; quote the request id when reporting it.",
+        )

@@ -1,0 +1,34 @@
+"""Tables of the shared plumbing: idempotency records and the audit chain."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_records"
+
+    scope: str = Field(primary_key=True, max_length=200)
+    key: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    status_code: int
+    body: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    content_type: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_entries"
+
+    chain: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=100, index=True)
+    subject_type: str = Field(max_length=50)
+    subject_id: str = Field(max_length=100)
+    data: dict = Field(sa_column=sa.Column(sa.dialects.postgresql.JSONB, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

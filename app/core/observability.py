@@ -1,0 +1,134 @@
+"""Request ids, structured JSON logs, Prometheus metrics, body-size limit and security headers.
+
+One pure-ASGI middleware (cheaper than ``BaseHTTPMiddleware`` on hot paths).
+"""
+
+import json
+import logging
+import sys
+import time
+import uuid
+
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import problem_response
+
+REQUESTS = Counter("carbon_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "carbon_http_request_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class JsonFormatter(logging.Formatter):
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+access_log = logging.getLogger("carbon.access")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and 0 < len(value) <= 100:
+                request_id = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                await self._too_large(scope, send)
+                return
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = [500]
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            REQUESTS.labels(scope["method"], path, status_holder[0]).inc()
+            LATENCY.labels(scope["method"], path).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                    "status": status_holder[0], "ms": round(elapsed * 1000, 2),
+                },
+            )
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        response = problem_response(
+            None, 413, "payload_too_large", "Request body too large",
+            f"the body is limited to {self.max_body_bytes} bytes",
+        )
+        await response(scope, _noop_receive, send)
+
+
+class _BodyTooLarge(HTTPException):
+    """An HTTPException so FastAPI's body parsing re-raises it and the handler renders a 413."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large")
+
+
+async def _noop_receive() -> Message:
+    return {"type": "http.disconnect"}

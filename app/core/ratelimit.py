@@ -1,0 +1,37 @@
+"""Fixed-window rate limits on Redis: ``hit(bucket, limit)`` or 429 with ``Retry-After``.
+
+If Redis is unreachable the request is let through (and logged): rate limits protect the
+platform, they must not take it down.
+"""
+
+import logging
+import time
+
+from redis.exceptions import RedisError
+
+from app.core import redis
+from app.core.errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+
+async def hit(bucket: str, limit: int, window_seconds: int = 60, *, cost: int = 1) -> None:
+    if limit <= 0:
+        return
+    now = time.time()
+    window = int(now // window_seconds)
+    key = f"rl:{bucket}:{window}"
+    try:
+        pipe = redis.client().pipeline(transaction=False)
+        pipe.incrby(key, cost)
+        pipe.expire(key, window_seconds + 1)
+        count, _ = await pipe.execute()
+    except RedisError:
+        log.warning("rate limiter unavailable; letting the request through", extra={"bucket": bucket})
+        return
+    if count > limit:
+        retry_after = max(1, int((window + 1) * window_seconds - now) + 1)
+        raise RateLimited(
+            f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )

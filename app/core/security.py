@@ -1,0 +1,210 @@
+"""All JOSE (JWT/JWS/JWK) in one place, on python-jose, so the library can be swapped.
+
+Nothing else in the code imports ``jose``. Algorithms are pinned by the caller: a token is
+verified only with the algorithm its key was registered for, so ``alg: none`` and
+HMAC-signed-with-a-public-key are refused by construction.
+"""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jose import jwk as jose_jwk
+from jose import jws as jose_jws
+from jose import jwt as jose_jwt
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
+
+ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
+
+
+class JoseError(Exception):
+    """A token, signature or key was refused. ``code`` says why, for the problem+json."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# ---------------------------------------------------------------- keys
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    algorithm: str
+    private_pem: str
+    public_jwk: dict[str, Any]
+
+
+def generate_es256_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def generate_rs256_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def public_jwk_from_pem(private_pem: str) -> dict[str, Any]:
+    """The public JWK (no private members) of a PEM private key."""
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    pub = key.public_key()
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        numbers = pub.public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64url(numbers.x.to_bytes(32, "big")),
+            "y": b64url(numbers.y.to_bytes(32, "big")),
+        }
+    if isinstance(pub, rsa.RSAPublicKey):
+        numbers = pub.public_numbers()
+        n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
+        e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
+        return {"kty": "RSA", "n": b64url(n), "e": b64url(e)}
+    raise JoseError("unsupported_key", "only EC P-256 and RSA keys are supported")
+
+
+def thumbprint(public_jwk: dict[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256): a stable ``kid`` for a public key."""
+    if public_jwk.get("kty") == "EC":
+        members = {k: public_jwk[k] for k in ("crv", "kty", "x", "y")}
+    elif public_jwk.get("kty") == "RSA":
+        members = {k: public_jwk[k] for k in ("e", "kty", "n")}
+    else:
+        raise JoseError("unsupported_key", "kty must be EC or RSA")
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return b64url(hashlib.sha256(canonical).digest())
+
+
+def validate_public_jwk(jwk: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Check a submitted public JWK; return its public members and its algorithm."""
+    kty = jwk.get("kty")
+    private_members = {"d", "p", "q", "dp", "dq", "qi", "k"}
+    if private_members & set(jwk):
+        raise JoseError("private_key_material", "send the public key only: private members found")
+    if kty == "EC":
+        if jwk.get("crv") != "P-256":
+            raise JoseError("unsupported_key", "EC keys must use curve P-256 (ES256)")
+        alg = "ES256"
+        public = {k: jwk.get(k) for k in ("kty", "crv", "x", "y")}
+    elif kty == "RSA":
+        alg = "RS256"
+        public = {k: jwk.get(k) for k in ("kty", "n", "e")}
+        if public["n"] and len(b64url_decode(public["n"])) * 8 < 2048:
+            raise JoseError("weak_key", "RSA keys must be at least 2048 bits")
+    else:
+        raise JoseError("unsupported_key", "kty must be EC (P-256) or RSA")
+    if jwk.get("alg") not in (None, alg):
+        raise JoseError("unsupported_key", f"a {kty} key is used with {alg}")
+    if any(not isinstance(v, str) or not v for v in public.values()):
+        raise JoseError("invalid_jwk", "the JWK misses members")
+    try:
+        jose_jwk.construct(public, algorithm=alg)
+    except (JOSEError, ValueError, TypeError) as exc:
+        raise JoseError("invalid_jwk", f"not a usable public key: {exc}") from exc
+    return public, alg
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def sign_jwt(claims: dict[str, Any], key: SigningKey) -> str:
+    return jose_jwt.encode(claims, key.private_pem, algorithm=key.algorithm, headers={"kid": key.kid})
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    try:
+        return jose_jwt.get_unverified_header(token)
+    except JOSEError as exc:
+        raise JoseError("malformed_token", "not a JWT") from exc
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        return jose_jwt.get_unverified_claims(token)
+    except JOSEError as exc:
+        raise JoseError("malformed_token", "not a JWT") from exc
+
+
+def verify_jwt(
+    token: str,
+    public_jwk: dict[str, Any],
+    algorithm: str,
+    *,
+    audience: str | None = None,
+    issuer: str | None = None,
+    require: tuple[str, ...] = ("exp",),
+) -> dict[str, Any]:
+    """Verify signature and claims with exactly ``algorithm``; return the claims."""
+    header = unverified_header(token)
+    if header.get("alg") != algorithm:
+        raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
+    options = {"verify_aud": audience is not None, "require_" + "exp": "exp" in require}
+    try:
+        claims = jose_jwt.decode(
+            token, public_jwk, algorithms=[algorithm], audience=audience, issuer=issuer, options=options
+        )
+    except ExpiredSignatureError as exc:
+        raise JoseError("token_expired", "the token has expired") from exc
+    except JWTClaimsError as exc:
+        if "audience" in str(exc).lower():
+            raise JoseError("invalid_audience", f"aud must be {audience}") from exc
+        raise JoseError("invalid_claims", str(exc)) from exc
+    except JOSEError as exc:
+        raise JoseError("invalid_signature", "the signature does not verify") from exc
+    for claim in require:
+        if claim not in claims:
+            raise JoseError("invalid_claims", f"claim {claim!r} is required")
+    return claims
+
+
+# ---------------------------------------------------------------- detached JWS (RFC 7515 app. F)
+
+
+def sign_detached(body: bytes, private_pem: str, algorithm: str, kid: str) -> str:
+    """``header..signature`` over ``body``: what an operator puts in ``X-Content-Signature``."""
+    compact = jose_jws.sign(body, private_pem, headers={"kid": kid}, algorithm=algorithm)
+    header, _, signature = compact.split(".")
+    return f"{header}..{signature}"
+
+
+def detached_header(signature: str) -> dict[str, Any]:
+    parts = signature.split(".")
+    if len(parts) != 3 or parts[1] != "":
+        raise JoseError("malformed_signature", "X-Content-Signature must be a detached JWS: header..signature")
+    try:
+        return json.loads(b64url_decode(parts[0]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JoseError("malformed_signature", "the JWS header is not base64url JSON") from exc
+
+
+def verify_detached(signature: str, body: bytes, public_jwk: dict[str, Any], algorithm: str) -> None:
+    header = detached_header(signature)
+    if header.get("alg") != algorithm:
+        raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
+    if header.get("b64") is False:
+        raise JoseError("malformed_signature", "unencoded payloads (b64=false) are not accepted")
+    head, _, sig = signature.split(".")
+    try:
+        jose_jws.verify(f"{head}.{b64url(body)}.{sig}", public_jwk, algorithms=[algorithm])
+    except JOSEError as exc:
+        raise JoseError("invalid_signature", "X-Content-Signature does not match the body") from exc

@@ -1,0 +1,93 @@
+"""The application factory and its lifespan: servers, engine, Redis, keys, scheduler."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.auth import keys
+from app.core import db, embedded, errors, redis
+from app.core.config import Settings, get_settings
+from app.core.observability import RequestMiddleware, configure_logging
+from app.core.scheduler import Leader
+
+log = logging.getLogger(__name__)
+BOOTSTRAP_LOCK = 0x0A0D17_3000
+
+DESCRIPTION = """
+The unified carbon-inclusion platform (碳普惠统一管理平台) of a city.
+
+* Operators enrol people who entrusted them and submit their low-carbon behaviours in signed batches.
+* Published methodologies turn behaviours into grams CO2e; the exchange rule turns grams into carbon points,
+  kept in lots that expire after at most 10 years.
+* People spend points in the rewards mall; merchants redeem vouchers at the counter.
+
+Errors are RFC 9457 `application/problem+json` with a stable `code`. Every POST honours `Idempotency-Key`
+(required on behaviour batches and orders). Lists page by cursor (`?limit=&cursor=`).
+"""
+
+
+async def bootstrap_admin(settings: Settings) -> None:
+    if not settings.bootstrap_admin:
+        return
+    from app.organizations import service as org_service
+
+    username, _, password = settings.bootstrap_admin.partition(":")
+    async with db.session_scope() as session:
+        await db.advisory_xact_lock(session, BOOTSTRAP_LOCK)
+        if await org_service.authority_exists(session):
+            return
+        await org_service.create_staff_user(session, username, password, "authority")
+        log.info("bootstrap authority account created", extra={"username": username})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        urls = embedded.ensure_servers(settings.database_url, settings.redis_url, settings.data_dir)
+        app.state.urls = urls
+        db.init(urls.database_url, settings.db_pool_size)
+        redis.init(urls.redis_url)
+        async with db.session_scope() as session:
+            await keys.ensure(session)
+        await bootstrap_admin(settings)
+        leader = Leader(urls.database_url)
+        if settings.scheduler_enabled:
+            leader.start()
+        app.state.leader = leader
+        try:
+            yield
+        finally:
+            await leader.stop()
+            await redis.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Carbon points platform",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    errors.install(app)
+    from app.routers import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[],  # server-to-server and native apps: no browser origin is trusted by default
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Content-Signature"],
+    )
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def app() -> FastAPI:
+    """Factory for ``uvicorn --factory app.main:app``."""
+    configure_logging(get_settings().log_level)
+    return create_app()

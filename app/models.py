@@ -1,0 +1,7 @@
+"""Every table model, imported so the metadata (Alembic, tests) knows them all."""
+
+from app.auth import models as auth_models  # noqa: F401
+from app.core import models as core_models  # noqa: F401
+from app.core.db import metadata  # noqa: F401
+from app.organizations import models as organization_models  # noqa: F401
+from app.users import models as user_models  # noqa: F401

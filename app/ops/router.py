@@ -1,0 +1,38 @@
+import asyncio
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.core import db, redis
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: PostgreSQL and Redis are reachable")
+async def readyz() -> JSONResponse:
+    checks: dict[str, str] = {}
+
+    async def check_db() -> None:
+        async with db.engine().connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    for name, probe in (("postgresql", check_db), ("redis", lambda: redis.client().ping())):
+        try:
+            await asyncio.wait_for(probe(), timeout=2)
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,33 @@
+from app.core.errors import Conflict, DomainError, Forbidden, NotFound
+
+
+class OrganizationNotFound(NotFound):
+    code, title = "organization_not_found", "No such organisation"
+
+
+class InvalidTransition(Conflict):
+    code, title = "invalid_transition", "The organisation is not in a state that allows this"
+
+
+class DuplicateOrganization(Conflict):
+    code, title = "organization_exists", "An organisation of this kind with this credit code exists"
+
+
+class UsernameTaken(Conflict):
+    code, title = "username_taken", "This username is taken"
+
+
+class KeyNotFound(NotFound):
+    code, title = "key_not_found", "No such key"
+
+
+class KeyExists(Conflict):
+    code, title = "key_exists", "This key is already registered"
+
+
+class InvalidKey(DomainError):
+    status, code, title = 422, "invalid_jwk", "The key is not an acceptable public JWK"
+
+
+class NotYourOrganization(Forbidden):
+    code, title = "not_your_organization", "You act for another organisation"

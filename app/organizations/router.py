@@ -1,0 +1,105 @@
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, status
+
+from app.auth.dependencies import AnyCaller, Authority, Public, Session, require
+from app.auth.principal import Principal
+from app.core.errors import responses
+from app.core.pagination import Cursor, Limit, Page
+from app.core.routing import CommitRoute
+from app.organizations import service
+from app.organizations.exceptions import (
+    DuplicateOrganization,
+    InvalidKey,
+    InvalidTransition,
+    KeyExists,
+    KeyNotFound,
+    NotYourOrganization,
+    OrganizationNotFound,
+    UsernameTaken,
+)
+from app.organizations.schemas import Decision, KeyCreate, KeyRead, OrganizationCreate, OrganizationRead
+
+router = APIRouter(prefix="/v1/organizations", route_class=CommitRoute, tags=["organizations"])
+OrgAdmin = Annotated[Principal, Depends(require(admin=True))]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrganizationRead,
+    dependencies=[Public],
+    responses=responses(DuplicateOrganization, UsernameTaken),
+    summary="Apply to register an organisation",
+    description="Anyone may apply. The organisation starts `pending`; its admin can log in once the "
+    "authority approves it.",
+)
+async def apply(data: OrganizationCreate, session: Session):
+    return await service.apply(session, data)
+
+
+@router.get("", response_model=Page[OrganizationRead], summary="List organisations (authority)")
+async def list_organizations(
+    session: Session,
+    _: Authority,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[Literal["pending", "approved", "rejected", "suspended"] | None, Query()] = None,
+    kind: Annotated[Literal["operator", "merchant", "scene_operator", "verifier", "buyer"] | None, Query()] = None,
+):
+    return await service.list_(session, status=status, kind=kind, limit=limit, cursor=cursor)
+
+
+@router.get("/{org_id}", response_model=OrganizationRead, responses=responses(OrganizationNotFound))
+async def get_organization(org_id: uuid.UUID, session: Session, principal: AnyCaller):
+    return await service.get_for(session, principal, org_id)
+
+
+def _decision_route(decision: str, summary: str):
+    async def decide(org_id: uuid.UUID, session: Session, principal: Authority, body: Decision | None = None):
+        return await service.decide(session, principal, org_id, decision, body.reason if body else None)
+
+    router.add_api_route(
+        f"/{{org_id}}/{decision}",
+        decide,
+        methods=["POST"],
+        response_model=OrganizationRead,
+        responses=responses(OrganizationNotFound, InvalidTransition),
+        summary=summary,
+        name=f"organization_{decision}",
+    )
+
+
+_decision_route("approve", "Approve an application (authority)")
+_decision_route("reject", "Reject an application (authority)")
+_decision_route("suspend", "Suspend an organisation: its tokens stop working at once (authority)")
+_decision_route("reinstate", "Lift a suspension (authority)")
+
+
+@router.post(
+    "/{org_id}/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyRead,
+    responses=responses(InvalidKey, KeyExists, NotYourOrganization),
+    summary="Register a public key (the organisation's admin)",
+    description="The key signs client assertions (`POST /v1/auth/token`) and behaviour batches "
+    "(`X-Content-Signature`). Its `kid` is the RFC 7638 thumbprint. The platform never holds a private key.",
+)
+async def register_key(org_id: uuid.UUID, data: KeyCreate, session: Session, principal: OrgAdmin):
+    return await service.register_key(session, principal, org_id, data.jwk)
+
+
+@router.get("/{org_id}/keys", response_model=list[KeyRead], responses=responses(NotYourOrganization))
+async def list_keys(org_id: uuid.UUID, session: Session, principal: OrgAdmin):
+    return await service.list_keys(session, principal, org_id)
+
+
+@router.delete(
+    "/{org_id}/keys/{kid}",
+    response_model=KeyRead,
+    responses=responses(KeyNotFound, NotYourOrganization),
+    summary="Revoke a key: assertions and batches signed with it are refused from now on",
+)
+async def revoke_key(org_id: uuid.UUID, kid: str, session: Session, principal: OrgAdmin):
+    return await service.revoke_key(session, principal, org_id, kid)

@@ -1,0 +1,58 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Username = Annotated[str, StringConstraints(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
+CreditCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$", to_upper=True),
+    Field(description="Unified social credit code (统一社会信用代码), 18 characters"),
+]
+
+
+class AdminAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Username
+    password: Password
+
+
+class OrganizationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["operator", "merchant", "scene_operator", "verifier", "buyer"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    credit_code: CreditCode
+    admin: AdminAccount
+
+
+class OrganizationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    kind: str
+    name: str
+    credit_code: str
+    status: str
+    reason: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jwk: dict[str, Any] = Field(description="The public JWK: EC P-256 (ES256) or RSA ≥ 2048 bits (RS256)")
+
+
+class KeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    kid: str
+    algorithm: str
+    jwk: dict[str, Any]
+    created_at: datetime
+    revoked_at: datetime | None

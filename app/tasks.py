@@ -1,0 +1,3 @@
+"""Every domain's scheduled jobs, imported so they register with :mod:`app.core.scheduler`."""
+
+from app.core import tasks as core_tasks  # noqa: F401

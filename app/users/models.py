@@ -1,0 +1,44 @@
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class User(SQLModel, table=True):
+    """A person. Never a raw phone number: ``identity_hash`` is HMAC-SHA256 of the E.164 number."""
+
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    identity_hash: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary(32), unique=True, nullable=True)
+    )
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    deleted_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+
+
+class Entrustment(SQLModel, table=True):
+    """A person entrusted an operator (SZ 6, 21) from ``accepted_at`` until ``withdrawn_at``."""
+
+    __tablename__ = "entrustments"
+    __table_args__ = (
+        sa.Index(
+            "uq_entrustments_operator_external_live", "operator_id", "external_user_id", unique=True,
+            postgresql_where=sa.text("withdrawn_at IS NULL"),
+        ),
+        sa.Index(
+            "uq_entrustments_operator_user_live", "operator_id", "user_id", unique=True,
+            postgresql_where=sa.text("withdrawn_at IS NULL"),
+        ),
+        sa.Index("ix_entrustments_user", "user_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    operator_id: uuid.UUID = Field(foreign_key="organizations.id")
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    external_user_id: str = Field(max_length=100)
+    agreement_version: str = Field(max_length=50)
+    accepted_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))

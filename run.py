@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""The two commands of the README, on a machine that has nothing but Python ≥ 3.11.
+
+    python3 run.py serve    # virtualenv, install, migrate, embedded servers, demo data, serve
+    python3 run.py test     # the whole test suite, against real (embedded) PostgreSQL and Redis
+
+Anything else is passed to the ``carbon-points`` command line inside the virtualenv:
+``python3 run.py ledger verify``.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+INSTALLED_FROM = [ROOT / "pyproject.toml", ROOT / "operators" / "pyproject.toml"]
+
+
+def ensure_virtualenv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print(f"creating the virtualenv in {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in INSTALLED_FROM if p.exists())).hexdigest()
+    stamp = VENV / ".installed"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("installing the platform and its dependencies into .venv", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    targets = ["-e", f"{ROOT}[dev]"]
+    if (ROOT / "operators" / "pyproject.toml").exists():
+        targets += ["-e", str(ROOT / "operators")]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, *targets], check=True)
+    stamp.write_text(digest)
+
+
+def main() -> None:
+    args = sys.argv[1:] or ["serve"]
+    ensure_virtualenv()
+    os.chdir(ROOT)
+    if args[0] == "test":
+        command = [str(BIN / "python"), "-m", "pytest", *args[1:]]
+    elif args[0] == "serve":
+        command = [str(BIN / "carbon-points"), "serve", "--demo", *args[1:]]
+    else:
+        command = [str(BIN / "carbon-points"), *args]
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

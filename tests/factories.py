@@ -1,0 +1,131 @@
+"""Factories that make what a test needs over HTTP (or directly, where no route exists)."""
+
+import itertools
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+
+from app.core import db, security
+from app.organizations import service as org_service
+
+_seq = itertools.count(1)
+PASSWORD = "correct-horse-battery"
+_CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def credit_code() -> str:
+    return "91" + f"{random.randint(0, 999999):06d}" + "".join(random.choices(_CREDIT_ALPHABET, k=10))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+async def authority_token(client: httpx.AsyncClient) -> str:
+    username = unique("authority")
+    async with db.session_scope() as session:
+        await org_service.create_staff_user(session, username, PASSWORD, "authority")
+    return await login(client, username)
+
+
+@dataclass
+class Org:
+    id: str
+    kind: str
+    admin_username: str
+    token: str | None = None
+    private_pem: str | None = None
+    kid: str | None = None
+    algorithm: str = "ES256"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        assert self.token
+        return bearer(self.token)
+
+    def assertion(self, **overrides) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.id, "sub": self.id, "aud": "http://test/v1/auth/token",
+            "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60,
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        key = security.SigningKey(self.kid or "", self.algorithm, self.private_pem or "", {})
+        return security.sign_jwt(claims, key)
+
+    def sign(self, body: bytes) -> str:
+        assert self.private_pem and self.kid
+        return security.sign_detached(body, self.private_pem, self.algorithm, self.kid)
+
+
+async def make_org(client: httpx.AsyncClient, kind: str, *, approve: bool = True, authority: str | None = None) -> Org:
+    username = unique(kind)
+    r = await client.post(
+        "/v1/organizations",
+        json={"kind": kind, "name": unique(f"{kind} co"), "credit_code": credit_code(),
+              "admin": {"username": username, "password": PASSWORD}},
+    )
+    assert r.status_code == 201, r.text
+    org = Org(r.json()["id"], kind, username)
+    if approve:
+        authority = authority or await authority_token(client)
+        r = await client.post(f"/v1/organizations/{org.id}/approve", headers=bearer(authority))
+        assert r.status_code == 200, r.text
+        org.token = await login(client, username)
+    return org
+
+
+async def register_key(client: httpx.AsyncClient, org: Org, algorithm: str = "ES256") -> None:
+    pem = security.generate_es256_pem() if algorithm == "ES256" else security.generate_rs256_pem()
+    jwk = security.public_jwk_from_pem(pem)
+    r = await client.post(f"/v1/organizations/{org.id}/keys", json={"jwk": jwk}, headers=org.headers)
+    assert r.status_code == 201, r.text
+    org.private_pem, org.kid, org.algorithm = pem, r.json()["kid"], algorithm
+
+
+async def client_token(client: httpx.AsyncClient, org: Org) -> str:
+    r = await client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": org.assertion(),
+        },
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+async def make_operator(client: httpx.AsyncClient, authority: str | None = None) -> Org:
+    """An approved operator with a registered ES256 key, acting with a client-credentials token."""
+    org = await make_org(client, "operator", authority=authority)
+    await register_key(client, org)
+    org.extra["admin_token"] = org.token
+    org.token = await client_token(client, org)
+    return org
+
+
+def signed(org: Org, payload: dict) -> tuple[bytes, dict[str, str]]:
+    """A JSON body and the headers of a signed operator submission."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return body, {**org.headers, "Content-Type": "application/json", "X-Content-Signature": org.sign(body)}
+
+
+def next_seq() -> int:
+    return next(_seq)
