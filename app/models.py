@@ -5,3 +5,4 @@ from app.core import models as core_models  # noqa: F401
 from app.core.db import metadata  # noqa: F401
 from app.organizations import models as organization_models  # noqa: F401
 from app.users import models as user_models  # noqa: F401
+from app.methodologies import models as methodology_models  # noqa: F401
