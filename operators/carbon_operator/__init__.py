@@ -1,0 +1,82 @@
+"""SDK and command line for app operators of the carbon-inclusion platform (碳普惠)."""
+
+__version__ = "0.1.0"
+
+from .client import (  # noqa: E402
+    DEFAULT_BASE_URL,
+    MAX_BATCH_RECORDS,
+    AsyncPlatformClient,
+    Chunk,
+    ConfigurationError,
+    PlatformClient,
+    RetryPolicy,
+    chunk_records,
+)
+from .errors import (  # noqa: E402
+    AuthenticationError,
+    ClientError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    PlatformConnectionError,
+    PlatformError,
+    RateLimitedError,
+    ServerError,
+)
+from .keys import OperatorKey, jwk_thumbprint  # noqa: E402
+from .models import (  # noqa: E402
+    Account,
+    BatchResult,
+    BatchSummary,
+    BehaviourRecord,
+    EnrolledUser,
+    Evidence,
+    Organization,
+    OutcomeStatus,
+    RecordOutcome,
+    Redemption,
+    RegisteredKey,
+    SubmitReport,
+    Token,
+)
+from .signing import client_assertion, sign_detached, verify_detached  # noqa: E402
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_BATCH_RECORDS",
+    "Account",
+    "AsyncPlatformClient",
+    "AuthenticationError",
+    "BatchResult",
+    "BatchSummary",
+    "BehaviourRecord",
+    "Chunk",
+    "ClientError",
+    "ConfigurationError",
+    "ConflictError",
+    "EnrolledUser",
+    "Evidence",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OperatorKey",
+    "Organization",
+    "OutcomeStatus",
+    "PermissionDeniedError",
+    "PlatformClient",
+    "PlatformConnectionError",
+    "PlatformError",
+    "RateLimitedError",
+    "RecordOutcome",
+    "Redemption",
+    "RegisteredKey",
+    "RetryPolicy",
+    "ServerError",
+    "SubmitReport",
+    "Token",
+    "chunk_records",
+    "client_assertion",
+    "jwk_thumbprint",
+    "sign_detached",
+    "verify_detached",
+]

@@ -1,0 +1,145 @@
+"""Typed shapes of what goes to the platform and what comes back (API.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    """A response shape: fields the platform adds later are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ---------------------------------------------------------------- behaviour records
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    ref: str
+
+
+class BehaviourRecord(BaseModel):
+    """One low-carbon behaviour, as the operator observed it.
+
+    Only the shape is checked here; the platform decides what is acceptable (a negative quantity
+    or an unknown type is sent and comes back ``rejected`` with its code).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    record_id: str = Field(min_length=1)
+    external_user_id: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    quantity: float = Field(allow_inf_nan=False)
+    unit: str
+    scene_id: str | None = None
+    evidence: Evidence
+
+
+class OutcomeStatus(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"
+    rejected = "rejected"
+
+
+class RecordOutcome(_Open):
+    """The platform's verdict on one record; ``code`` says why when rejected (or ``capped``)."""
+
+    record_id: str
+    status: OutcomeStatus
+    code: str | None = None
+    reduction_g: int | None = None
+    points: int | None = None
+    methodology_version: str | int | None = None
+    rule_version: str | int | None = None
+
+
+class BatchSummary(_Open):
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: BatchSummary) -> BatchSummary:
+        return BatchSummary(
+            accepted=self.accepted + other.accepted,
+            duplicate=self.duplicate + other.duplicate,
+            rejected=self.rejected + other.rejected,
+        )
+
+
+class BatchResult(_Open):
+    """The answer to one ``POST /v1/operator/behaviour-batches``."""
+
+    batch_id: str
+    results: list[RecordOutcome]
+    summary: BatchSummary
+
+
+class SubmitReport(BaseModel):
+    """All batches of one :meth:`submit`, in order."""
+
+    batches: list[BatchResult] = Field(default_factory=list)
+
+    @property
+    def outcomes(self) -> list[RecordOutcome]:
+        return [outcome for batch in self.batches for outcome in batch.results]
+
+    @property
+    def summary(self) -> BatchSummary:
+        total = BatchSummary()
+        for batch in self.batches:
+            total = total + batch.summary
+        return total
+
+    def rejected_by_code(self) -> Counter[str]:
+        return Counter(o.code or "unknown" for o in self.outcomes if o.status == OutcomeStatus.rejected)
+
+    @property
+    def points(self) -> int:
+        return sum(o.points or 0 for o in self.outcomes if o.status == OutcomeStatus.accepted)
+
+
+# ---------------------------------------------------------------- everything else
+
+
+class Token(_Open):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class Organization(_Open):
+    id: str
+    status: str | None = None
+
+
+class RegisteredKey(_Open):
+    kid: str
+
+
+class EnrolledUser(_Open):
+    user_id: str
+
+
+class ExpiringPoints(_Open):
+    expires_at: AwareDatetime
+    points: int
+
+
+class Account(_Open):
+    balance: int
+    lifetime_points: int | None = None
+    lifetime_reduction_g: int | None = None
+    expiring: list[ExpiringPoints] = Field(default_factory=list)
+
+
+class Redemption(_Open):
+    id: str | None = None

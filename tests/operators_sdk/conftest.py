@@ -1,0 +1,176 @@
+"""Fixtures for the operators' SDK: a key, records, and a fake platform over ``httpx.MockTransport``.
+
+The fake is the platform seen from outside (HTTP only): it checks the client assertion and the
+batch signature with python-jose, replays idempotent requests, and tells duplicates apart. It
+stands in for the server until the SDK is run against the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from jose import jws, jwt
+
+from carbon_operator.keys import OperatorKey, b64url
+
+BASE_URL = "http://platform.test"
+KNOWN_TYPES = {"metro", "bus", "cycling", "walking", "nev"}
+
+
+class Killed(Exception):
+    """The operator's process dies (after the platform committed the batch)."""
+
+
+class FakePlatform:
+    def __init__(self, client_id: str, jwk: dict[str, Any]) -> None:
+        self.client_id = client_id
+        self.jwk = jwk
+        self.requests: list[httpx.Request] = []
+        self.tokens_issued = 0
+        self.batch_calls = 0
+        self.kill_after_batches: int | None = None
+        self.credited: Counter[str] = Counter()
+        self._jtis: set[str] = set()
+        self._tokens: set[str] = set()
+        self._replies: dict[str, tuple[bytes, int, bytes]] = {}
+        self._seen: set[str] = set()
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/v1/auth/token":
+            return self._token(request)
+        if request.headers.get("authorization", "").removeprefix("Bearer ") not in self._tokens:
+            return _problem(401, "invalid_token")
+        key = request.headers.get("idempotency-key")
+        if key is not None and key in self._replies:
+            body, status, reply = self._replies[key]
+            if body != request.content:
+                return _problem(422, "idempotency_key_reused")
+            return httpx.Response(status, content=reply, headers={"Idempotent-Replayed": "true"})
+        if path == "/v1/operator/behaviour-batches":
+            response = self._batch(request)
+        elif path == "/v1/operator/users" and request.method == "POST":
+            response = httpx.Response(201, json={"user_id": str(uuid.uuid4())})
+        elif path.endswith("/account"):
+            response = httpx.Response(200, json={"balance": 120, "lifetime_points": 150, "expiring": []})
+        else:
+            return _problem(404, "not_found")
+        if key is not None and response.is_success:
+            self._replies[key] = (request.content, response.status_code, response.content)
+        if path == "/v1/operator/behaviour-batches" and self.kill_after_batches is not None:
+            if self.batch_calls > self.kill_after_batches:
+                raise Killed(f"killed after batch {self.batch_calls}")
+        return response
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        claims = jwt.decode(
+            form["client_assertion"], self.jwk, algorithms=["ES256"], audience=f"{BASE_URL}/v1/auth/token"
+        )
+        assert claims["iss"] == claims["sub"] == self.client_id
+        if claims["jti"] in self._jtis:
+            return _problem(401, "assertion_replayed")
+        self._jtis.add(claims["jti"])
+        self.tokens_issued += 1
+        token = f"tok-{self.tokens_issued}"
+        self._tokens.add(token)
+        return httpx.Response(200, json={"access_token": token, "token_type": "bearer", "expires_in": 900})
+
+    def _batch(self, request: httpx.Request) -> httpx.Response:
+        self.batch_calls += 1
+        head, _, sig = request.headers["x-content-signature"].split(".")
+        try:
+            jws.verify(f"{head}.{b64url(request.content)}.{sig}", self.jwk, algorithms=["ES256"])
+        except Exception:
+            return _problem(401, "invalid_signature")
+        results = []
+        now = datetime.now(UTC)
+        for record in json.loads(request.content)["records"]:
+            rid = record["record_id"]
+            outcome: dict[str, Any] = {"record_id": rid, "status": "rejected", "code": None, "reduction_g": 0,
+                                       "points": 0, "methodology_version": None, "rule_version": None}
+            if rid in self._seen:
+                outcome.update(status="duplicate")
+            elif record["type"] not in KNOWN_TYPES:
+                outcome.update(code="unknown_type")
+            elif record["quantity"] <= 0:
+                outcome.update(code="implausible_quantity")
+            elif datetime.fromisoformat(record["started_at"]) > now:
+                outcome.update(code="out_of_effective_period")
+            else:
+                self._seen.add(rid)
+                self.credited[rid] += 1
+                grams = int(record["quantity"] * 50)
+                outcome.update(status="accepted", reduction_g=grams, points=grams // 10,
+                               methodology_version="1", rule_version="1")
+            results.append(outcome)
+        summary = Counter(r["status"] for r in results)
+        return httpx.Response(200, json={
+            "batch_id": str(uuid.uuid4()),
+            "results": results,
+            "summary": {s: summary.get(s, 0) for s in ("accepted", "duplicate", "rejected")},
+        })  # fmt: skip
+
+
+def _problem(status: int, code: str) -> httpx.Response:
+    body = {"type": f"about:blank#{code}", "title": code, "status": status, "detail": code, "code": code}
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+@pytest.fixture(scope="session")
+def operator_key() -> OperatorKey:
+    return OperatorKey.generate()
+
+
+@pytest.fixture
+def client_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def fake(client_id: str, operator_key: OperatorKey) -> FakePlatform:
+    return FakePlatform(client_id, operator_key.public_jwk())
+
+
+@pytest.fixture
+def make_record() -> Callable[..., dict[str, Any]]:
+    """A valid record in the API shape; ``n`` makes its ids unique, keywords override fields."""
+    start = datetime(2026, 11, 20, 8, 1, tzinfo=UTC).astimezone() - timedelta(days=1)
+
+    def make(n: int = 0, **overrides: Any) -> dict[str, Any]:
+        record = {
+            "record_id": f"op-{n:07d}",
+            "external_user_id": f"u-{n % 50}",
+            "type": "metro",
+            "started_at": (start + timedelta(minutes=n)).isoformat(),
+            "ended_at": (start + timedelta(minutes=n + 30)).isoformat(),
+            "quantity": 12.4,
+            "unit": "km",
+            "scene_id": None,
+            "evidence": {"source": "metro-card", "ref": f"TXN{n:08d}"},
+        }
+        record.update(overrides)
+        return record
+
+    return make
+
+
+@pytest.fixture
+def no_sleep() -> Callable[[float], Any]:
+    async def sleep(_: float) -> None:
+        return None
+
+    return sleep
