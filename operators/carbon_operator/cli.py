@@ -39,6 +39,7 @@ from .simulate import SHANGHAI
 from .simulate import simulate as run_simulation
 
 app = typer.Typer(
+    name="carbon-operator",
     help="Operator's tools for the carbon-inclusion platform: keys, enrolment, signed batches, simulator.",
     no_args_is_help=True,
     add_completion=False,
@@ -315,8 +316,12 @@ def submit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="FILE.csv or FILE.jsonl")],
     chunk_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH_RECORDS)] = MAX_BATCH_RECORDS,
 ) -> None:
-    """Submit behaviour records in signed batches. Resumable: re-run after an interruption and
-    the batches already acknowledged are not sent again. Rejected rows go to FILE.rejected.*."""
+    """Submit behaviour records in signed batches of up to 1,000; resumable.
+
+    Re-run after an interruption: batches already acknowledged are not sent again (and one sent
+    twice is answered from the platform's idempotency store). Rejected rows go to
+    FILE.rejected.csv / .jsonl with a code column, to fix and resubmit.
+    """
     try:
         file_format(file)
         rows = read_rows(file)

@@ -11,15 +11,14 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from jose import jws, jwt
-
 from carbon_operator.keys import OperatorKey, b64url
+from jose import jws, jwt
 
 BASE_URL = "http://platform.test"
 KNOWN_TYPES = {"metro", "bus", "cycling", "walking", "nev"}
@@ -37,6 +36,7 @@ class FakePlatform:
         self.tokens_issued = 0
         self.batch_calls = 0
         self.kill_after_batches: int | None = None
+        self.now = datetime.now(UTC)
         self.credited: Counter[str] = Counter()
         self._jtis: set[str] = set()
         self._tokens: set[str] = set()
@@ -97,25 +97,36 @@ class FakePlatform:
         except Exception:
             return _problem(401, "invalid_signature")
         results = []
-        now = datetime.now(UTC)
         for record in json.loads(request.content)["records"]:
             rid = record["record_id"]
-            outcome: dict[str, Any] = {"record_id": rid, "status": "rejected", "code": None, "reduction_g": 0,
-                                       "points": 0, "methodology_version": None, "rule_version": None}
+            outcome: dict[str, Any] = {
+                "record_id": rid,
+                "status": "rejected",
+                "code": None,
+                "reduction_g": 0,
+                "points": 0,
+                "methodology_version": None,
+                "rule_version": None,
+            }
             if rid in self._seen:
                 outcome.update(status="duplicate")
             elif record["type"] not in KNOWN_TYPES:
                 outcome.update(code="unknown_type")
             elif record["quantity"] <= 0:
                 outcome.update(code="implausible_quantity")
-            elif datetime.fromisoformat(record["started_at"]) > now:
+            elif datetime.fromisoformat(record["started_at"]) > self.now:
                 outcome.update(code="out_of_effective_period")
             else:
                 self._seen.add(rid)
                 self.credited[rid] += 1
                 grams = int(record["quantity"] * 50)
-                outcome.update(status="accepted", reduction_g=grams, points=grams // 10,
-                               methodology_version="1", rule_version="1")
+                outcome.update(
+                    status="accepted",
+                    reduction_g=grams,
+                    points=grams // 10,
+                    methodology_version="1",
+                    rule_version="1",
+                )
             results.append(outcome)
         summary = Counter(r["status"] for r in results)
         return httpx.Response(200, json={
@@ -148,7 +159,7 @@ def fake(client_id: str, operator_key: OperatorKey) -> FakePlatform:
 @pytest.fixture
 def make_record() -> Callable[..., dict[str, Any]]:
     """A valid record in the API shape; ``n`` makes its ids unique, keywords override fields."""
-    start = datetime(2026, 11, 20, 8, 1, tzinfo=UTC).astimezone() - timedelta(days=1)
+    start = datetime(2026, 11, 19, 8, 1, tzinfo=timezone(timedelta(hours=8)))
 
     def make(n: int = 0, **overrides: Any) -> dict[str, Any]:
         record = {

@@ -4,10 +4,9 @@ import json
 import stat
 
 import pytest
+from carbon_operator.keys import KeyFileError, OperatorKey, jwk_thumbprint
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-from carbon_operator.keys import KeyFileError, OperatorKey, jwk_thumbprint
 
 
 def _b64(data: bytes) -> str:

@@ -3,11 +3,10 @@ import json
 import time
 
 import pytest
-from jose import jws, jwt
-from jose.exceptions import JWSError
-
 from carbon_operator.keys import OperatorKey, b64url
 from carbon_operator.signing import client_assertion, sign_detached, verify_detached
+from jose import jws, jwt
+from jose.exceptions import JWSError
 
 AUDIENCE = "http://platform.test/v1/auth/token"
 CLIENT_ID = "0b9c3a2e-6f41-4a4e-9a53-3d8c3c2f8a11"
@@ -37,7 +36,10 @@ class TestClientAssertion:
         assert (claims["iat"], claims["exp"]) == (1_800_000_000, 1_800_000_060)
 
     def test_every_assertion_has_its_own_jti(self, operator_key):
-        jtis = {jwt.get_unverified_claims(client_assertion(operator_key, CLIENT_ID, AUDIENCE))["jti"] for _ in range(5)}
+        jtis = {
+            jwt.get_unverified_claims(client_assertion(operator_key, CLIENT_ID, AUDIENCE))["jti"]
+            for _ in range(5)
+        }
         assert len(jtis) == 5
 
     def test_another_key_does_not_verify_it(self, operator_key):
@@ -57,7 +59,9 @@ class TestDetachedSignature:
 
     def test_verifies_with_jose_once_the_payload_is_put_back(self, operator_key):
         head, _, sig = sign_detached(self.BODY, operator_key).split(".")
-        payload = jws.verify(f"{head}.{b64url(self.BODY)}.{sig}", operator_key.public_jwk(), algorithms=["ES256"])
+        payload = jws.verify(
+            f"{head}.{b64url(self.BODY)}.{sig}", operator_key.public_jwk(), algorithms=["ES256"]
+        )
         assert payload == self.BODY
 
     def test_a_tampered_body_fails(self, operator_key):

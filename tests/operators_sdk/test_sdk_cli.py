@@ -1,0 +1,208 @@
+import csv
+import json
+import stat
+from datetime import datetime
+
+import pytest
+from carbon_operator.cli import app
+from carbon_operator.keys import OperatorKey
+from carbon_operator.records import read_rows
+from carbon_operator.simulate import SHANGHAI
+from typer.testing import CliRunner
+
+BASE = "http://platform.test"
+END = datetime(2026, 11, 20, 21, 0, tzinfo=SHANGHAI)
+CLEAN_ENV = {"CARBON_BASE_URL": None, "CARBON_CLIENT_ID": None, "CARBON_OPERATOR_KEY": None}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env=CLEAN_ENV)
+
+
+class TestKeygen:
+    def test_writes_a_private_pem_0600_and_prints_the_public_jwk(self, runner, tmp_path):
+        path = tmp_path / "operator-key.pem"
+        result = runner.invoke(app, ["--key", str(path), "keygen"])
+        assert result.exit_code == 0, result.output
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        jwk = json.loads(result.stdout)
+        assert jwk == OperatorKey.load(path).public_jwk()
+        assert "d" not in jwk
+
+    def test_refuses_to_overwrite_without_force(self, runner, tmp_path):
+        path = tmp_path / "k.pem"
+        assert runner.invoke(app, ["keygen", "--out", str(path)]).exit_code == 0
+        kid = OperatorKey.load(path).kid
+        refused = runner.invoke(app, ["keygen", "--out", str(path)])
+        assert refused.exit_code == 1 and "exists" in refused.stderr
+        assert OperatorKey.load(path).kid == kid
+        assert runner.invoke(app, ["keygen", "--out", str(path), "--force"]).exit_code == 0
+        assert OperatorKey.load(path).kid != kid
+
+    def test_key_path_from_the_environment(self, tmp_path):
+        path = tmp_path / "env.pem"
+        result = CliRunner(env={**CLEAN_ENV, "CARBON_OPERATOR_KEY": str(path)}).invoke(app, ["keygen"])
+        assert result.exit_code == 0 and path.exists()
+
+
+class TestSimulate:
+    ARGS = ["simulate", "--users", "15", "--days", "4", "--seed", "5", "--end", "2026-11-20T21:00:00"]
+
+    def test_writes_records_and_users(self, runner, tmp_path):
+        out, users = tmp_path / "week.csv", tmp_path / "users.csv"
+        result = runner.invoke(app, [*self.ARGS, "--out", str(out), "--users-out", str(users)])
+        assert result.exit_code == 0, result.output
+        rows = read_rows(out)
+        assert rows and all(r.record is not None for r in rows)
+        assert all(r.raw["started_at"].endswith("+08:00") for r in rows)
+        with users.open() as fh:
+            enrolled = list(csv.DictReader(fh))
+        assert len(enrolled) == 15
+        assert {r.record.external_user_id for r in rows} <= {u["external_user_id"] for u in enrolled}
+
+    def test_same_seed_same_file_in_either_format(self, runner, tmp_path):
+        for name in ("a.jsonl", "b.jsonl", "c.csv", "d.csv"):
+            assert runner.invoke(app, [*self.ARGS, "--out", str(tmp_path / name)]).exit_code == 0
+        assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+        assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
+        assert [r.record for r in read_rows(tmp_path / "a.jsonl")] == [
+            r.record for r in read_rows(tmp_path / "c.csv")
+        ]
+
+    def test_refuses_an_unknown_format(self, runner, tmp_path):
+        result = runner.invoke(app, [*self.ARGS, "--out", str(tmp_path / "x.xlsx")])
+        assert result.exit_code == 1
+
+
+class TestSubmit:
+    @pytest.fixture
+    def setup(self, runner, tmp_path, operator_key, client_id, fake, no_sleep):
+        fake.now = END
+        key_path = operator_key.save(tmp_path / "operator-key.pem")
+        data = tmp_path / "data.csv"
+        args = [
+            *TestSimulate.ARGS[:1],
+            "--users",
+            "40",
+            "--days",
+            "7",
+            "--seed",
+            "9",
+            "--end",
+            "2026-11-20T21:00:00",
+        ]
+        assert (
+            runner.invoke(
+                app, [*args, "--out", str(data), "--invalid", "0.02", "--duplicates", "0.02"]
+            ).exit_code
+            == 0
+        )
+        with data.open("a") as fh:
+            fh.write("broken,u-1,metro,not-a-time,,1,km,,src,ref\n")
+
+        def submit(*extra: str):
+            return runner.invoke(
+                app,
+                [
+                    "--base-url",
+                    BASE,
+                    "--client-id",
+                    client_id,
+                    "--key",
+                    str(key_path),
+                    "submit",
+                    str(data),
+                    *extra,
+                ],
+                obj={"transport": fake.transport, "sleep": no_sleep},
+            )
+
+        return data, submit
+
+    def batch_requests(self, fake):
+        return [r for r in fake.requests if r.url.path == "/v1/operator/behaviour-batches"]
+
+    def test_outcomes_summary_and_rejected_rows(self, setup, fake):
+        data, submit = setup
+        rows = read_rows(data)
+        result = submit("--chunk-size", "200")
+        assert result.exit_code == 0, result.output
+        good = [r for r in rows if r.record]
+        assert len(self.batch_requests(fake)) == -(-len(good) // 200)
+        assert all(n == 1 for n in fake.credited.values())
+        assert (
+            "accepted" in result.stdout
+            and "unknown_type" in result.stdout
+            and "invalid rows" in result.stdout
+        )
+
+        with (data.parent / "data.rejected.csv").open() as fh:
+            rejected = list(csv.DictReader(fh))
+        codes = {r["code"] for r in rejected}
+        assert codes == {"unknown_type", "implausible_quantity", "out_of_effective_period", "invalid_row"}
+        bad_records = [r for r in good if r.record.type == "teleport" or r.record.quantity < 0]
+        future = [r for r in good if r.record.started_at > END]
+        assert len(rejected) == len(bad_records) + len(future) + 1
+        duplicates = len(good) - len({r.record.record_id for r in good})
+        (line,) = [t for t in result.stdout.splitlines() if "duplicate" in t]
+        assert line.split("│")[2].strip() == str(duplicates)
+
+    def test_a_killed_run_resumes_and_credits_each_record_once(self, setup, fake):
+        data, submit = setup
+        fake.kill_after_batches = 2
+        killed = submit("--chunk-size", "150")
+        assert killed.exit_code != 0
+        state = json.loads((data.parent / "data.progress.json").read_text())
+        assert sorted(state["chunks"]) == ["0", "1"]
+        chunks = -(-sum(1 for r in read_rows(data) if r.record) // 150)
+        assert len(self.batch_requests(fake)) == 3
+
+        fake.kill_after_batches = None
+        resumed = submit("--chunk-size", "150")
+        assert resumed.exit_code == 0, resumed.output
+        assert "resuming: 2 of" in resumed.stderr
+        sent_again = self.batch_requests(fake)[3:]
+        assert len(sent_again) == chunks - 2
+        assert (
+            sent_again[0].content == self.batch_requests(fake)[2].content
+        )  # the unacknowledged one, replayed
+        assert all(n == 1 for n in fake.credited.values())
+
+        before = len(fake.requests)
+        again = submit("--chunk-size", "150")
+        assert again.exit_code == 0
+        assert len(fake.requests) == before
+        assert again.stdout == resumed.stdout
+
+    def test_needs_a_client_id_and_a_key(self, runner, tmp_path, setup):
+        data, _ = setup
+        no_id = runner.invoke(app, ["--key", str(tmp_path / "operator-key.pem"), "submit", str(data)])
+        assert no_id.exit_code == 1 and "client-id" in no_id.stderr
+        no_key = runner.invoke(
+            app, ["--client-id", "x", "--key", str(tmp_path / "none.pem"), "submit", str(data)]
+        )
+        assert no_key.exit_code == 1 and "keygen" in no_key.stderr
+
+
+class TestEnrol:
+    def test_enrols_every_user_of_the_file(self, runner, tmp_path, operator_key, client_id, fake, no_sleep):
+        key_path = operator_key.save(tmp_path / "k.pem")
+        users = tmp_path / "users.csv"
+        assert (
+            runner.invoke(
+                app, [*TestSimulate.ARGS, "--out", str(tmp_path / "r.csv"), "--users-out", str(users)]
+            ).exit_code
+            == 0
+        )
+        result = runner.invoke(
+            app,
+            ["--base-url", BASE, "--client-id", client_id, "--key", str(key_path), "enrol", str(users)],
+            obj={"transport": fake.transport, "sleep": no_sleep},
+        )
+        assert result.exit_code == 0, result.output
+        enrolments = [r for r in fake.requests if r.url.path == "/v1/operator/users"]
+        assert len(enrolments) == 15
+        assert len({r.headers["idempotency-key"] for r in enrolments}) == 15
+        assert "15" in result.stdout
+        assert not (tmp_path / "users.rejected.csv").exists()
