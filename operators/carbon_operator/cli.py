@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -17,26 +16,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .client import DEFAULT_BASE_URL, MAX_BATCH_RECORDS, AsyncPlatformClient, Chunk, chunk_records
-from .errors import AuthenticationError, ClientError, PermissionDeniedError, PlatformError
+from .client import DEFAULT_BASE_URL, MAX_BATCH_RECORDS, AsyncPlatformClient
+from .errors import PlatformError
 from .keys import KeyFileError, OperatorKey
-from .models import BatchResult, OutcomeStatus
-from .records import (
-    INVALID_ROW,
-    USER_COLUMNS,
-    RecordFileError,
-    Row,
-    file_format,
-    progress_path,
-    read_rows,
-    read_users,
-    rejected_path,
-    write_records,
-    write_rejected,
-    write_users,
-)
+from .records import USER_COLUMNS, RecordFileError, file_format, write_records, write_users
 from .simulate import SHANGHAI
 from .simulate import simulate as run_simulation
+from .submission import FileEnrolment, FileSubmission, enrol_file, submit_file
 
 app = typer.Typer(
     name="carbon-operator",
@@ -47,7 +33,6 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
-STATE_VERSION = 1
 
 
 @dataclass
@@ -85,15 +70,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except PlatformError as exc:
         raise fail(f"the platform answered {exc.status or '-'} {exc.code}: {exc.detail}") from exc
-    except ExceptionGroup as group:
-        platform = group.subgroup(PlatformError)
-        if platform is None:
-            raise
-        first = platform.exceptions[0]
-        while isinstance(first, ExceptionGroup):
-            first = first.exceptions[0]
-        assert isinstance(first, PlatformError)
-        raise fail(f"the platform answered {first.status or '-'} {first.code}: {first.detail}") from group
+    except (RecordFileError, OSError) as exc:
+        raise fail(str(exc)) from exc
 
 
 @app.callback()
@@ -187,58 +165,29 @@ def enrol(
     concurrency: Annotated[int, typer.Option(min=1, max=16)] = 4,
 ) -> None:
     """Enrol the users of a CSV file (they entrusted you); failures go to FILE.rejected.csv."""
-    try:
-        users = read_users(file)
-    except RecordFileError as exc:
-        raise fail(str(exc)) from exc
 
-    async def go() -> tuple[int, list[tuple[dict[str, str], str]]]:
-        failed: list[tuple[dict[str, str], str]] = []
-        enrolled = 0
-        gate = asyncio.Semaphore(concurrency)
+    async def go() -> FileEnrolment:
         async with ctx.obj.client() as client:
             with _progress() as progress:
-                task = progress.add_task("enrolling", total=len(users))
+                task = progress.add_task("enrolling")
+                return await enrol_file(
+                    client,
+                    file,
+                    concurrency=concurrency,
+                    on_start=lambda total: progress.update(task, total=total),
+                    on_user=lambda: progress.advance(task),
+                )
 
-                async def one(user: dict[str, str]) -> None:
-                    nonlocal enrolled
-                    async with gate:
-                        try:
-                            await client.enrol_user(
-                                user["external_user_id"],
-                                user["phone"],
-                                user["agreement_version"],
-                                user["accepted_at"],
-                            )
-                            enrolled += 1
-                        except (AuthenticationError, PermissionDeniedError):
-                            raise
-                        except ClientError as exc:
-                            failed.append((user, exc.code))
-                        progress.advance(task)
-
-                async with asyncio.TaskGroup() as tasks:
-                    for user in users:
-                        tasks.create_task(one(user))
-        return enrolled, failed
-
-    enrolled, failed = run(go())
-    rejected = rejected_path(file)
-    if failed:
-        order = {id(u): i for i, u in enumerate(users)}
-        failed.sort(key=lambda pair: order[id(pair[0])])
-        write_rejected(rejected, ((Row(0, u), code) for u, code in failed), columns=USER_COLUMNS)
-    elif rejected.exists():
-        rejected.unlink()
+    result = run(go())
     table = Table(title=f"enrolment of {file.name}")
     table.add_column("outcome")
     table.add_column("users", justify="right")
-    table.add_row("enrolled", str(enrolled))
-    for code, count in sorted(Counter(code for _, code in failed).items()):
+    table.add_row("enrolled", str(result.enrolled))
+    for code, count in sorted(Counter(code for _, code in result.failed).items()):
         table.add_row(f"failed: {code}", str(count))
     out.print(table)
-    if failed:
-        err.print(f"failed rows written to [bold]{rejected}[/bold]")
+    if result.rejected_file is not None:
+        err.print(f"failed rows written to [bold]{result.rejected_file}[/bold]")
 
 
 @app.command()
@@ -278,38 +227,6 @@ def _progress() -> Progress:
     )
 
 
-def _load_state(path: Path, source: Path) -> dict[str, Any]:
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"version": STATE_VERSION, "file": source.name, "chunks": {}}
-    if state.get("version") != STATE_VERSION or state.get("file") != source.name:
-        return {"version": STATE_VERSION, "file": source.name, "chunks": {}}
-    return state
-
-
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, path)
-
-
-def _chunk_state(chunk: Chunk, result: BatchResult) -> dict[str, Any]:
-    accepted = [o for o in result.results if o.status == OutcomeStatus.accepted]
-    return {
-        "key": chunk.idempotency_key,
-        "batch_id": result.batch_id,
-        "records": len(chunk),
-        "summary": result.summary.model_dump(include={"accepted", "duplicate", "rejected"}),
-        "codes": dict(Counter(f"{o.status.value}:{o.code}" for o in result.results if o.code)),
-        "rejected": [
-            [i, o.code or "unknown"] for i, o in enumerate(result.results) if o.status == "rejected"
-        ],
-        "points": sum(o.points or 0 for o in accepted),
-        "reduction_g": sum(o.reduction_g or 0 for o in accepted),
-    }
-
-
 @app.command()
 def submit(
     ctx: typer.Context,
@@ -322,75 +239,44 @@ def submit(
     twice is answered from the platform's idempotency store). Rejected rows go to
     FILE.rejected.csv / .jsonl with a code column, to fix and resubmit.
     """
-    try:
-        file_format(file)
-        rows = read_rows(file)
-    except RecordFileError as exc:
-        raise fail(str(exc)) from exc
-    good = [r for r in rows if r.record is not None]
-    invalid = [(r, INVALID_ROW) for r in rows if r.record is None]
-    for row, _ in invalid[:5]:
-        err.print(f"[yellow]line {row.line}[/yellow]: {row.error}")
-    if len(invalid) > 5:
-        err.print(f"… and {len(invalid) - 5} more invalid rows")
-    chunks = list(chunk_records((r.record for r in good if r.record is not None), chunk_size))
-    state_file = progress_path(file)
-    state = _load_state(state_file, file)
-    done = {
-        chunk.index
-        for chunk in chunks
-        if state["chunks"].get(str(chunk.index), {}).get("key") == chunk.idempotency_key
-    }
 
-    async def go() -> None:
-        pending = [c for c in chunks if c.index not in done]
-        if not pending:
-            return
+    async def go() -> FileSubmission:
         async with ctx.obj.client() as client:
             with _progress() as progress:
-                task = progress.add_task(f"submitting {file.name}", total=len(good))
-                progress.advance(task, sum(len(c) for c in chunks if c.index in done))
-                for chunk in pending:
-                    result = await client.submit_chunk(chunk)
-                    state["chunks"][str(chunk.index)] = _chunk_state(chunk, result)
-                    _save_state(state_file, state)
-                    progress.advance(task, len(chunk))
+                task = progress.add_task(f"submitting {file.name}")
 
-    if done:
-        err.print(f"resuming: {len(done)} of {len(chunks)} batches were already acknowledged")
+                def start(total: int, done: int) -> None:
+                    progress.update(task, total=total, completed=done)
+                    if done:
+                        progress.console.print(
+                            f"resuming: {done} of {total} records were already acknowledged"
+                        )
+
+                return await submit_file(
+                    client,
+                    file,
+                    chunk_size=chunk_size,
+                    on_start=start,
+                    on_chunk=lambda n: progress.advance(task, n),
+                )
+
     try:
-        run(go())
+        result = run(go())
     except typer.Exit:
         err.print("re-run the same command to resume: acknowledged batches will not be sent again")
         raise
-
-    entries = [state["chunks"][str(c.index)] for c in chunks]
-    rejected = list(invalid)
-    for chunk, entry in zip(chunks, entries, strict=True):
-        start = chunk.index * chunk_size
-        rejected.extend((good[start + position], code) for position, code in entry["rejected"])
-    rejected.sort(key=lambda pair: pair[0].line)
-    rejected_file = rejected_path(file)
-    if rejected:
-        write_rejected(rejected_file, rejected)
-    elif rejected_file.exists():
-        rejected_file.unlink()
-    _print_summary(file, entries, len(invalid))
-    if rejected:
-        err.print(
-            f"{len(rejected)} rejected rows written to [bold]{rejected_file}[/bold] (with a code column)"
-        )
+    for row in result.invalid[:5]:
+        err.print(f"[yellow]line {row.line}[/yellow]: {row.error}")
+    if len(result.invalid) > 5:
+        err.print(f"… and {len(result.invalid) - 5} more rows that are not records")
+    _print_summary(result)
+    if result.rejected_file is not None:
+        err.print(f"{len(result.rejected)} rejected rows written to [bold]{result.rejected_file}[/bold]")
 
 
-def _print_summary(file: Path, entries: list[dict[str, Any]], invalid: int) -> None:
-    totals: Counter[str] = Counter()
-    codes: Counter[str] = Counter()
-    for entry in entries:
-        totals.update(entry["summary"])
-        totals["points"] += entry["points"]
-        totals["reduction_g"] += entry["reduction_g"]
-        codes.update(entry["codes"])
-    table = Table(title=f"{file.name}: {len(entries)} batches")
+def _print_summary(result: FileSubmission) -> None:
+    totals, codes = result.totals, result.codes
+    table = Table(title=f"{result.file.name}: {result.batches} batches ({result.sent} sent now)")
     table.add_column("outcome")
     table.add_column("records", justify="right")
     table.add_row("accepted", str(totals["accepted"]))
@@ -402,8 +288,8 @@ def _print_summary(file: Path, entries: list[dict[str, Any]], invalid: int) -> N
     for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])):
         if code.startswith("rejected:"):
             table.add_row(f"  {code.split(':', 1)[1]}", str(count))
-    if invalid:
-        table.add_row("invalid rows (not sent)", str(invalid))
+    if result.invalid:
+        table.add_row("invalid rows (not sent)", str(len(result.invalid)))
     table.add_section()
     table.add_row("points credited", str(totals["points"]))
     table.add_row("reduction (g CO2e)", str(totals["reduction_g"]))

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -25,10 +25,10 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
-from .errors import PlatformConnectionError, error_from_response
+from .errors import PlatformConnectionError, PlatformError, error_from_response
 from .keys import OperatorKey
 from .models import (
     Account,
@@ -73,7 +73,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Delay after failed try number ``attempt`` (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -217,15 +217,12 @@ class AsyncPlatformClient:
         *,
         as_operator: bool = False,
         bearer: str | None = None,
-        json_body: Any = None,
         content: bytes | None = None,
         form: Callable[[], Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send, retrying what may be retried with the very same key and bytes."""
         base_headers = dict(headers or {})
-        if json_body is not None:
-            content = dumps(json_body)
         if content is not None:
             base_headers["Content-Type"] = "application/json"
         keyed = "Idempotency-Key" in base_headers
@@ -234,10 +231,9 @@ class AsyncPlatformClient:
         while True:
             attempt += 1
             request_headers = dict(base_headers)
-            if as_operator:
-                request_headers["Authorization"] = f"Bearer {await self.access_token()}"
-            elif bearer is not None:
-                request_headers["Authorization"] = f"Bearer {bearer}"
+            token = await self.access_token() if as_operator else bearer
+            if token is not None:
+                request_headers["Authorization"] = f"Bearer {token}"
             request = self._http.build_request(
                 method, path, content=content, data=dict(form()) if form else None, headers=request_headers
             )
@@ -253,7 +249,7 @@ class AsyncPlatformClient:
             if response.status_code == 401 and as_operator and not reauthenticated:
                 reauthenticated = True
                 attempt -= 1
-                self.forget_token()
+                self.forget_token(token)
                 continue
             if response.is_success:
                 return response
@@ -272,7 +268,12 @@ class AsyncPlatformClient:
 
     @staticmethod
     def _parse(model: type[M], response: httpx.Response) -> M:
-        return model.model_validate_json(response.content)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise PlatformError(
+                response.status_code, "unexpected_response", f"not a {model.__name__}: {exc}"
+            ) from exc
 
     # ------------------------------------------------------------ tokens
 
@@ -303,10 +304,11 @@ class AsyncPlatformClient:
             self._renew_at = requested_at + token.expires_in - min(RENEW_MARGIN, token.expires_in / 2)
             return self._token
 
-    def forget_token(self) -> None:
-        """Drop the cached operator token; the next call fetches a new one."""
-        self._token = None
-        self._renew_at = 0.0
+    def forget_token(self, stale: str | None = None) -> None:
+        """Drop the cached operator token (only if it is still ``stale``, when given)."""
+        if stale is None or self._token == stale:
+            self._token = None
+            self._renew_at = 0.0
 
     async def password_token(self, username: str, password: str) -> Token:
         """A person's token (OAuth2 password grant), e.g. the operator organisation's admin."""
@@ -478,8 +480,8 @@ class PlatformClient:
     def async_client(self) -> AsyncPlatformClient:
         return self._async
 
-    def _run(self, coro: Awaitable[T]) -> T:
-        return self._runner.run(coro)  # type: ignore[arg-type]
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
 
     def close(self) -> None:
         try:

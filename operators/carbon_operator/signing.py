@@ -82,4 +82,7 @@ def client_assertion(
         "iat": issued,
         "exp": issued + lifetime,
     }
-    return jose_jwt.encode(claims, key.private_pem.decode(), algorithm=ALGORITHM, headers={"kid": key.kid})
+    token: str = jose_jwt.encode(
+        claims, key.private_pem.decode(), algorithm=ALGORITHM, headers={"kid": key.kid}
+    )
+    return token

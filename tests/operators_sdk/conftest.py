@@ -37,6 +37,7 @@ class FakePlatform:
         self.batch_calls = 0
         self.kill_after_batches: int | None = None
         self.now = datetime.now(UTC)
+        self.enrol_refusals: dict[str, tuple[int, str]] = {}  # external_user_id → status, code
         self.credited: Counter[str] = Counter()
         self._jtis: set[str] = set()
         self._tokens: set[str] = set()
@@ -63,6 +64,9 @@ class FakePlatform:
         if path == "/v1/operator/behaviour-batches":
             response = self._batch(request)
         elif path == "/v1/operator/users" and request.method == "POST":
+            refusal = self.enrol_refusals.get(json.loads(request.content)["external_user_id"])
+            if refusal is not None:
+                return _problem(*refusal)
             response = httpx.Response(201, json={"user_id": str(uuid.uuid4())})
         elif path.endswith("/account"):
             response = httpx.Response(200, json={"balance": 120, "lifetime_points": 150, "expiring": []})
