@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     user_token_ttl_seconds: int = 900
     client_assertion_max_lifetime_seconds: int = 300
 
+    record_max_age_days: int = 90
+    """Behaviour records older than this are refused (``too_old``)."""
     idempotency_ttl_hours: int = 48
     rate_limit_per_minute: int = 600
     """Requests a minute per organisation (authenticated) or per client IP (anonymous)."""

@@ -1,0 +1,37 @@
+from app.core.errors import Conflict, DomainError, NotFound, Unauthorized
+
+
+class SignatureRequired(Unauthorized):
+    code, title = "signature_required", "X-Content-Signature is required"
+
+
+class InvalidSignature(Unauthorized):
+    code, title = "invalid_signature", "The content signature does not verify"
+
+
+class BatchTooLarge(DomainError):
+    status, code, title = 413, "batch_too_large", "A batch holds at most 1,000 records"
+
+
+class InvalidBatch(DomainError):
+    status, code, title = 422, "invalid_batch", "The batch is not {\"records\": [...]}"
+
+
+class ConcurrentConflict(Conflict):
+    code, title = "concurrent_conflict", "A concurrent request claimed the same record; retry"
+
+
+class InsufficientPoints(Conflict):
+    code, title = "insufficient_points", "Not enough points"
+
+
+class AccountNotFound(NotFound):
+    code, title = "account_not_found", "No such account"
+
+
+class EntryNotFound(NotFound):
+    code, title = "entry_not_found", "No such ledger entry"
+
+
+class InvalidAmount(DomainError):
+    status, code, title = 422, "invalid_amount", "Points must be a positive whole number"

@@ -1,0 +1,406 @@
+"""Signed batch ingestion: behaviours → reductions (grams) → points, in one transaction.
+
+The hot path. Per batch: verify the detached JWS over the exact body, parse, check each record
+(cheap checks in Python first), then a fixed sequence of set-based statements on the raw asyncpg
+connection of the request's transaction — about twenty round trips whatever the batch size:
+
+1. entrustments, methodology and exchange-rule versions, scenes of the batch;
+2. lock the people's accounts in one sorted order (concurrent batches never deadlock, and a
+   retried batch waits for its twin, then sees its records as duplicates);
+3. earlier records with the same ids (duplicates), the same evidence, overlapping times;
+   today's totals for the daily limits;
+4. insert records, upsert lots, append one ledger entry per person, allocate, update accounts
+   and daily totals, store the signed batch.
+
+Any server error rolls the whole batch back, so a retry with the same ``Idempotency-Key`` is safe.
+"""
+
+import hashlib
+import math
+import uuid
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+
+import asyncpg
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.core import audit, clock, db, security
+from app.core.config import get_settings
+from app.organizations import service as org_service
+from app.points import repository as repo
+from app.points.exceptions import (
+    BatchTooLarge,
+    ConcurrentConflict,
+    InvalidBatch,
+    InvalidSignature,
+    SignatureRequired,
+)
+
+MAX_RECORDS = 1000
+MAX_DURATION = timedelta(hours=24)
+CLOCK_SKEW = timedelta(minutes=5)
+QUANTUM = Decimal("0.0001")
+MAX_QUANTITY = 1e9
+
+
+@dataclass(slots=True)
+class Candidate:
+    index: int
+    record_id: str
+    external_user_id: str
+    type: str
+    started_at: datetime
+    ended_at: datetime
+    quantity: Decimal
+    unit: str
+    scene_id: uuid.UUID | None
+    evidence_source: str
+    evidence_ref: str
+    user_id: uuid.UUID | None = None
+    methodology: asyncpg.Record | None = None
+    rule: asyncpg.Record | None = None
+    day: date | None = None
+
+
+def _outcome(record_id, status, code=None, reduction_g=0, points=0, methodology_version=None, rule_version=None):
+    return {
+        "record_id": record_id, "status": status, "code": code, "reduction_g": reduction_g, "points": points,
+        "methodology_version": methodology_version, "rule_version": rule_version,
+    }
+
+
+def _rejected(record_id, code: str, message: str | None = None) -> dict:
+    out = _outcome(record_id, "rejected", code)
+    if message:
+        out["message"] = message
+    return out
+
+
+def _text(raw: dict, name: str, max_length: int) -> str | None:
+    value = raw.get(name)
+    if isinstance(value, str) and 0 < len(value) <= max_length:
+        return value
+    return None
+
+
+def _time(value) -> datetime | None:
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate | dict:
+    """Checks that need no database: shape, times, quantity. A ``dict`` is a rejection."""
+    if not isinstance(raw, dict):
+        return _rejected(None, "invalid_record", "a record is a JSON object")
+    record_id = _text(raw, "record_id", 100)
+    if record_id is None:
+        return _rejected(raw.get("record_id") if isinstance(raw.get("record_id"), str) else None,
+                         "invalid_record", "record_id: 1–100 characters")
+    external_user_id = _text(raw, "external_user_id", 100)
+    btype = _text(raw, "type", 50)
+    unit = _text(raw, "unit", 20)
+    if external_user_id is None or btype is None or unit is None:
+        return _rejected(record_id, "invalid_record", "external_user_id, type and unit are required strings")
+    evidence = raw.get("evidence")
+    if not isinstance(evidence, dict):
+        return _rejected(record_id, "invalid_record", "evidence {source, ref} is required")
+    source, ref = _text(evidence, "source", 100), _text(evidence, "ref", 200)
+    if source is None or ref is None:
+        return _rejected(record_id, "invalid_record", "evidence.source (≤ 100) and evidence.ref (≤ 200) are required")
+    scene_id = None
+    if raw.get("scene_id") is not None:
+        try:
+            scene_id = uuid.UUID(str(raw["scene_id"]))
+        except ValueError:
+            return _rejected(record_id, "invalid_record", "scene_id must be a UUID or null")
+    started_at, ended_at = _time(raw.get("started_at")), _time(raw.get("ended_at"))
+    if started_at is None or ended_at is None:
+        return _rejected(record_id, "invalid_time", "started_at and ended_at are RFC 3339 times with an offset")
+    if ended_at < started_at or ended_at - started_at > MAX_DURATION:
+        return _rejected(record_id, "invalid_time", "ended_at must follow started_at within 24 hours")
+    if ended_at > now + CLOCK_SKEW:
+        return _rejected(record_id, "future_time", "the behaviour ends in the future")
+    if started_at < oldest:
+        return _rejected(record_id, "too_old", "the behaviour is older than the submission window")
+    quantity = raw.get("quantity")
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int | float)
+        or not math.isfinite(quantity)
+        or quantity <= 0
+        or quantity > MAX_QUANTITY
+    ):
+        return _rejected(record_id, "implausible_quantity", "quantity must be a positive finite number")
+    q = Decimal(repr(quantity) if isinstance(quantity, float) else quantity).quantize(QUANTUM, ROUND_DOWN)
+    if q <= 0:
+        return _rejected(record_id, "implausible_quantity", "quantity rounds down to zero")
+    return Candidate(index, record_id, external_user_id, btype, started_at, ended_at, q, unit, scene_id, source, ref)
+
+
+def _in_force(versions: list, moment: datetime):
+    """The version whose [effective_from, effective_to) holds ``moment`` (versions sorted by from)."""
+    i = bisect_right([v["effective_from"] for v in versions], moment) - 1
+    if i < 0:
+        return None
+    v = versions[i]
+    return v if v["effective_to"] is None or moment < v["effective_to"] else None
+
+
+def _version_label(m) -> str:
+    return f"{m['code']}@{m['version']}"
+
+
+async def verify_signature(session: AsyncSession, operator_id: uuid.UUID, body: bytes, signature: str | None):
+    if not signature:
+        raise SignatureRequired("sign the exact body with your registered key (detached JWS)")
+    try:
+        header = security.detached_header(signature)
+    except security.JoseError as exc:
+        raise InvalidSignature(exc.detail, code=exc.code) from exc
+    key = await org_service.public_key(session, operator_id, str(header.get("kid")))
+    if key is None:
+        raise InvalidSignature("no live key with this kid is registered for your organisation", code="unknown_kid")
+    try:
+        security.verify_detached(signature, body, key.jwk, key.algorithm)
+    except security.JoseError as exc:
+        raise InvalidSignature(exc.detail) from exc
+    return key.kid
+
+
+def parse_body(body: bytes) -> list:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBatch("the body is not valid JSON", code="malformed_json") from exc
+    records = payload.get("records") if isinstance(payload, dict) else None
+    if not isinstance(records, list):
+        raise InvalidBatch('the body must be {"records": [...]}')
+    if not records:
+        raise InvalidBatch("the batch holds no records", code="empty_batch")
+    if len(records) > MAX_RECORDS:
+        raise BatchTooLarge(f"{len(records)} records; split them into batches of at most {MAX_RECORDS}")
+    return records
+
+
+async def ingest(session: AsyncSession, operator: Principal, body: bytes, signature: str | None) -> dict:
+    kid = await verify_signature(session, operator.org_id, body, signature)
+    raw_records = parse_body(body)
+    settings = get_settings()
+    now = clock.now()
+    oldest = now - timedelta(days=settings.record_max_age_days)
+    results: list[dict | None] = [None] * len(raw_records)
+    candidates: list[Candidate] = []
+    first_index: dict[str, int] = {}
+    in_batch_duplicates: list[tuple[int, int]] = []
+    for i, raw in enumerate(raw_records):
+        parsed = parse_record(i, raw, now, oldest)
+        if isinstance(parsed, dict):
+            results[i] = parsed
+            continue
+        if parsed.record_id in first_index:
+            in_batch_duplicates.append((i, first_index[parsed.record_id]))
+            continue
+        first_index[parsed.record_id] = i
+        candidates.append(parsed)
+
+    conn = await db.raw_connection(session)
+    operator_id = operator.org_id
+    batch_id = uuid.uuid4()
+    if candidates:
+        candidates = await _resolve(conn, operator_id, candidates, results)
+    if candidates:
+        candidates = await _check_against_history(conn, operator_id, candidates, results)
+    credited = _compute(candidates, results, await _daily_totals(conn, candidates)) if candidates else []
+    for i, first in in_batch_duplicates:
+        results[i] = {**results[first], "status": "duplicate"} if results[first]["status"] != "rejected" else {
+            **results[first]}
+    summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for r in results:
+        summary[r["status"]] += 1
+    try:
+        await repo.insert_batch(
+            conn, batch_id, operator_id, kid, signature, body, hashlib.sha256(body).hexdigest(), now,
+            len(raw_records), summary,
+        )
+        if credited:
+            await _write(conn, operator_id, batch_id, credited, now)
+    except asyncpg.UniqueViolationError as exc:
+        raise ConcurrentConflict("another batch claimed one of these records or evidence at the same time") from exc
+    if summary["accepted"]:
+        audit.record(
+            session, actor=operator.actor, action="points.batch_credited", subject_type="batch", subject_id=batch_id,
+            data={
+                "records": len(raw_records), **summary,
+                "points": sum(c[1] for c in credited), "body_sha256": hashlib.sha256(body).hexdigest(),
+            },
+        )
+    return {"batch_id": str(batch_id), "results": results, "summary": summary}
+
+
+async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> list[Candidate]:
+    """Entrustment at the record's time, methodology and rule in force, unit, bounds, scene."""
+    entrusted = defaultdict(list)
+    for row in await repo.entrustments(conn, operator_id, {c.external_user_id for c in candidates}):
+        entrusted[row["external_user_id"]].append(row)
+    methodologies = defaultdict(list)
+    for row in await repo.methodology_versions(conn, {c.type for c in candidates}):
+        methodologies[row["behaviour_type"]].append(row)
+    rules = await repo.rule_versions(conn)
+    scene_ids = {c.scene_id for c in candidates if c.scene_id}
+    scenes = {row["id"]: row for row in await repo.scenes(conn, scene_ids)} if scene_ids else {}
+    kept = []
+    for c in candidates:
+        code = None
+        versions = methodologies.get(c.type)
+        for e in entrusted.get(c.external_user_id, ()):
+            if e["accepted_at"] <= c.started_at and (e["withdrawn_at"] is None or c.started_at < e["withdrawn_at"]):
+                c.user_id = e["user_id"]
+                break
+        if not versions:
+            code = "unknown_type"
+        elif c.user_id is None:
+            code = "not_entrusted"
+        else:
+            c.methodology = _in_force(versions, c.started_at)
+            c.rule = _in_force(rules, c.started_at)
+            m = c.methodology
+            if m is None or c.rule is None:
+                code = "out_of_effective_period"
+            elif c.unit != m["unit"]:
+                code = "unit_mismatch"
+            elif c.quantity > m["max_quantity_per_record"]:
+                code = "implausible_quantity"
+            elif c.scene_id is not None:
+                scene = scenes.get(c.scene_id)
+                if scene is None or scene["status"] != "approved" or c.type not in (scene["behaviour_types"] or ()):
+                    code = "scene_not_approved"
+            elif m["category"] == "scene":
+                code = "scene_required"
+        if code:
+            results[c.index] = _rejected(c.record_id, code)
+        else:
+            c.day = clock.local_day(c.started_at)
+            kept.append(c)
+    return kept
+
+
+async def _check_against_history(conn, operator_id, candidates: list[Candidate], results) -> list[Candidate]:
+    """After locking the accounts: duplicates, claimed evidence, overlapping behaviours."""
+    await repo.lock_accounts(conn, sorted({c.user_id for c in candidates}))
+    previous = {r["record_id"]: r for r in await repo.existing_records(conn, operator_id, [c.record_id for c in candidates])}
+    claimed = {
+        (r["evidence_source"], r["evidence_ref"])
+        for r in await repo.claimed_evidence(conn, [c.evidence_source for c in candidates], [c.evidence_ref for c in candidates])
+    }
+    history = defaultdict(list)
+    for r in await repo.overlapping(conn, candidates):
+        history[(r["user_id"], r["behaviour_type"])].append((r["started_at"], r["ended_at"]))
+    kept = []
+    for c in candidates:
+        first = previous.get(c.record_id)
+        if first is not None:
+            results[c.index] = _outcome(
+                c.record_id, "duplicate", first["code"], first["reduction_g"], first["points"],
+                f"{first['methodology_code']}@{first['methodology_version']}", first["rule_version"],
+            )
+            continue
+        if (c.evidence_source, c.evidence_ref) in claimed:
+            results[c.index] = _rejected(c.record_id, "evidence_already_claimed")
+            continue
+        spans = history[(c.user_id, c.type)]
+        if any(s < c.ended_at and c.started_at < e for s, e in spans):
+            results[c.index] = _rejected(c.record_id, "overlapping_behaviour")
+            continue
+        claimed.add((c.evidence_source, c.evidence_ref))
+        spans.append((c.started_at, c.ended_at))
+        kept.append(c)
+    return kept
+
+
+async def _daily_totals(conn, candidates: list[Candidate]) -> dict:
+    pairs = sorted({(c.user_id, c.day) for c in candidates})
+    totals = {}
+    for r in await repo.daily_totals(conn, pairs):
+        totals[(r["user_id"], r["day"], r["behaviour_type"])] = [r["points"], r["quantity"]]
+    return totals
+
+
+def _compute(candidates: list[Candidate], results, totals: dict) -> list:
+    """Quantity and points in request order, with the daily limits; rounding always down."""
+    credited = []
+    for c in candidates:
+        m, rule = c.methodology, c.rule
+        by_type = totals.setdefault((c.user_id, c.day, c.type), [0, Decimal(0)])
+        overall = totals.setdefault((c.user_id, c.day, "*"), [0, Decimal(0)])
+        counted = c.quantity
+        code = None
+        if m["max_quantity_per_day"] is not None:
+            allowance = m["max_quantity_per_day"] - by_type[1]
+            if allowance <= 0:
+                results[c.index] = _rejected(c.record_id, "daily_limit_reached")
+                continue
+            if counted > allowance:
+                counted, code = allowance, "quantity_capped"
+        reduction_g = int((counted * m["net_factor_g"]).to_integral_value(ROUND_FLOOR))
+        points = int((reduction_g * rule["points_per_gram"]).to_integral_value(ROUND_FLOOR))
+        earned = points
+        type_cap = (rule["type_daily_caps"] or {}).get(c.type)
+        if type_cap is not None:
+            points = min(points, max(0, int(type_cap) - by_type[0]))
+        if rule["daily_cap_points"] is not None:
+            points = min(points, max(0, rule["daily_cap_points"] - overall[0]))
+        if points < earned:
+            code = "capped"
+        by_type[0] += points
+        by_type[1] += counted
+        overall[0] += points
+        overall[1] += counted
+        results[c.index] = _outcome(c.record_id, "accepted", code, reduction_g, points, _version_label(m), rule["version"])
+        credited.append((c, points, reduction_g, counted, code))
+    return credited
+
+
+def lot_expiry(credited_at: datetime, lifetime_days: int) -> datetime:
+    """Midnight (platform time) ``lifetime_days`` after the day of crediting: never later than that."""
+    day = clock.local_day(credited_at) + timedelta(days=lifetime_days)
+    return datetime(day.year, day.month, day.day, tzinfo=clock.zone())
+
+
+async def _write(conn, operator_id, batch_id, credited: list, now: datetime) -> None:
+    await repo.insert_records(conn, operator_id, batch_id, credited, now)
+    per_lot: dict[tuple, int] = defaultdict(int)
+    per_user: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
+    day_rows: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+    for c, points, reduction_g, counted, _code in credited:
+        if points:
+            per_lot[(c.user_id, lot_expiry(now, c.rule["lot_lifetime_days"]))] += points
+        per_user[c.user_id][0] += points
+        per_user[c.user_id][1] += reduction_g
+        for key in ((c.user_id, c.day, c.type), (c.user_id, c.day, "*")):
+            day_rows[key][0] += points
+            day_rows[key][1] += counted
+    await repo.add_daily_totals(conn, day_rows)
+    lot_ids = await repo.credit_lots(conn, per_lot) if per_lot else {}
+    earners = sorted(u for u, (p, _) in per_user.items() if p > 0)
+    balances = await repo.add_to_accounts(conn, per_user)
+    if earners:
+        entry_ids = await repo.append_entries(
+            conn,
+            [(u, "earn", per_user[u][0], balances[u], "batch", str(batch_id), None) for u in earners],
+            now,
+        )
+        allocations = [
+            (entry_ids[user_id], lot_ids[(user_id, expires_at)], user_id, points)
+            for (user_id, expires_at), points in per_lot.items()
+        ]
+        await repo.allocate(conn, allocations)

@@ -1,0 +1,149 @@
+"""The points ledger and the behaviour records behind it.
+
+Every per-person table carries ``user_id`` and is keyed by it first, so a later move to sharded
+PostgreSQL (Citus, distribution column ``user_id``) needs no redesign: see ``docs/scaling.md``.
+"""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = False) -> sa.Column:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _big(nullable: bool = False, **kw) -> sa.Column:
+    return sa.Column(sa.BigInteger, nullable=nullable, **kw)
+
+
+class PointAccount(SQLModel, table=True):
+    """A person's carbon account: the balance is derived (Σ entries = Σ lot remainders)."""
+
+    __tablename__ = "point_accounts"
+    __table_args__ = (sa.CheckConstraint("balance >= 0", name="balance_not_negative"),)
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    balance: int = Field(default=0, sa_column=_big(server_default="0"))
+    lifetime_points: int = Field(default=0, sa_column=_big(server_default="0"))
+    lifetime_reduction_g: int = Field(default=0, sa_column=_big(server_default="0"))
+
+
+class PointLot(SQLModel, table=True):
+    """Points credited on one day with one expiry: one lot per account per expiry moment."""
+
+    __tablename__ = "point_lots"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "expires_at"),
+        sa.CheckConstraint("remaining >= 0", name="remaining_not_negative"),
+        sa.CheckConstraint("remaining <= credited", name="remaining_within_credited"),
+        sa.Index("ix_point_lots_expiring", "expires_at", postgresql_where=sa.text("remaining > 0")),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    expires_at: datetime = Field(sa_column=_ts())
+    credited: int = Field(sa_column=_big(), description="Points ever put in this lot (earn + refunds)")
+    remaining: int = Field(sa_column=_big())
+
+
+class LedgerEntry(SQLModel, table=True):
+    """Append-only. ``amount`` is signed; ``balance_after`` chains each account's entries."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.Index("ix_ledger_entries_user_id_id", "user_id", "id"),
+        sa.Index("ix_ledger_entries_ref", "ref_type", "ref_id"),
+        sa.CheckConstraint(
+            "(kind IN ('earn', 'refund') AND amount > 0) OR (kind IN ('redeem', 'expire', 'clawback') AND amount < 0)",
+            name="sign_matches_kind",
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    kind: str = Field(max_length=10)
+    amount: int = Field(sa_column=_big())
+    balance_after: int = Field(sa_column=_big())
+    ref_type: str = Field(max_length=30)
+    ref_id: str = Field(max_length=100)
+    memo: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class LotAllocation(SQLModel, table=True):
+    """Which lots an entry put points into or took them from (``amount`` > 0 always)."""
+
+    __tablename__ = "lot_allocations"
+    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"), sa.Index("ix_lot_allocations_lot", "lot_id"))
+
+    entry_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("ledger_entries.id"), primary_key=True))
+    lot_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("point_lots.id"), primary_key=True))
+    user_id: uuid.UUID
+    amount: int = Field(sa_column=_big())
+
+
+class DailyTotal(SQLModel, table=True):
+    """What a person earned per local day and behaviour type ('*' = all types): daily caps."""
+
+    __tablename__ = "daily_totals"
+
+    user_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    behaviour_type: str = Field(primary_key=True, max_length=50)
+    points: int = Field(default=0, sa_column=_big(server_default="0"))
+    quantity: Decimal = Field(default=0, sa_column=sa.Column(sa.Numeric(16, 4), nullable=False, server_default="0"))
+
+
+class BehaviourBatch(SQLModel, table=True):
+    """A signed submission, kept byte for byte so every credited gram traces to a signature."""
+
+    __tablename__ = "behaviour_batches"
+
+    id: uuid.UUID = Field(primary_key=True)
+    operator_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
+    kid: str = Field(max_length=100)
+    signature: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    body: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    body_sha256: str = Field(max_length=64)
+    received_at: datetime = Field(sa_column=_ts())
+    records: int
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+class BehaviourRecord(SQLModel, table=True):
+    """An accepted behaviour with the reduction and points computed for it, and by what."""
+
+    __tablename__ = "behaviour_records"
+    __table_args__ = (
+        sa.UniqueConstraint("operator_id", "record_id"),
+        sa.UniqueConstraint("evidence_source", "evidence_ref"),
+        sa.Index("ix_behaviour_records_user_type_start", "user_id", "behaviour_type", "started_at"),
+        sa.Index("ix_behaviour_records_user_start", "user_id", "started_at", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    operator_id: uuid.UUID = Field(foreign_key="organizations.id")
+    record_id: str = Field(max_length=100)
+    batch_id: uuid.UUID = Field(foreign_key="behaviour_batches.id", index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    behaviour_type: str = Field(max_length=50)
+    started_at: datetime = Field(sa_column=_ts())
+    ended_at: datetime = Field(sa_column=_ts())
+    quantity: Decimal = Field(sa_column=sa.Column(sa.Numeric(14, 4), nullable=False))
+    counted_quantity: Decimal = Field(sa_column=sa.Column(sa.Numeric(14, 4), nullable=False))
+    unit: str = Field(max_length=20)
+    scene_id: uuid.UUID | None = None
+    evidence_source: str = Field(max_length=100)
+    evidence_ref: str = Field(max_length=200)
+    methodology_version_id: uuid.UUID = Field(foreign_key="methodology_versions.id")
+    rule_version_id: uuid.UUID = Field(foreign_key="exchange_rule_versions.id")
+    reduction_g: int = Field(sa_column=_big())
+    points: int = Field(sa_column=_big())
+    code: str | None = Field(default=None, max_length=30)
+    created_at: datetime = Field(sa_column=_ts())

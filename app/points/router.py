@@ -1,0 +1,103 @@
+import uuid
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+
+from app.auth.dependencies import Authority, Operator, Session, User, require
+from app.auth.principal import Principal
+from app.core.errors import responses
+from app.core.pagination import Cursor, Limit, Page
+from app.core.routing import CommitRoute
+from app.points import ingestion, service
+from app.points.exceptions import (
+    AccountNotFound,
+    BatchTooLarge,
+    ConcurrentConflict,
+    InsufficientPoints,
+    InvalidBatch,
+    InvalidSignature,
+    SignatureRequired,
+)
+from app.points.schemas import (
+    AccountRead,
+    BatchIn,
+    BatchOut,
+    BehaviourRead,
+    ClawbackIn,
+    ClawbackOut,
+    LedgerEntryRead,
+)
+from app.users import service as users_service
+from app.users.exceptions import NotEntrusted
+
+router = APIRouter(route_class=CommitRoute, tags=["points"])
+BatchOperator = Annotated[Principal, Depends(require("operator", idempotency_required=True))]
+
+
+def _json(data) -> Response:
+    return Response(orjson.dumps(data, default=str), media_type="application/json")
+
+
+@router.post(
+    "/v1/operator/behaviour-batches",
+    response_model=BatchOut,
+    responses=responses(SignatureRequired, InvalidSignature, BatchTooLarge, InvalidBatch, ConcurrentConflict),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+    summary="Submit up to 1,000 behaviour records (signed, idempotent)",
+    description=(
+        "Headers: `Idempotency-Key` (required; retry with the same key and the same bytes) and "
+        "`X-Content-Signature`: a detached JWS (RFC 7515 appendix F, `header..signature`) over the exact body, "
+        "signed with your registered key (`kid` in the JWS header). Each record gets an outcome, in request "
+        "order: `accepted` (with reduction in grams CO2e and points), `duplicate` (its record_id was accepted "
+        "before: the first outcome is repeated) or `rejected` with a code. A rejected record may be sent again "
+        "once fixed. The whole batch is one transaction."
+    ),
+)
+async def submit_batch(
+    request: Request,
+    session: Session,
+    operator: BatchOperator,
+    x_content_signature: Annotated[str | None, Header()] = None,
+):
+    body = await request.body()
+    return _json(await ingestion.ingest(session, operator, body, x_content_signature))
+
+
+@router.get(
+    "/v1/operator/users/{external_user_id}/account",
+    response_model=AccountRead,
+    responses=responses(NotEntrusted),
+    summary="A user's balance, for display in the operator's app",
+)
+async def operator_user_account(external_user_id: str, session: Session, operator: Operator):
+    user_id = await users_service.entrusted_user(session, operator.org_id, external_user_id)
+    return await service.account(session, user_id)
+
+
+@router.get("/v1/me/account", response_model=AccountRead, summary="My balance, lifetime totals and what expires when")
+async def my_account(session: Session, user: User):
+    return await service.account(session, user.subject)
+
+
+@router.get("/v1/me/ledger", response_model=Page[LedgerEntryRead], summary="My ledger entries, newest first")
+async def my_ledger(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
+    return await service.ledger(session, user.subject, limit, cursor)
+
+
+@router.get("/v1/me/behaviours", response_model=Page[BehaviourRead], summary="My accepted behaviours, newest first")
+async def my_behaviours(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
+    return await service.behaviours(session, user.subject, limit, cursor)
+
+
+@router.post(
+    "/v1/points/accounts/{user_id}/clawback",
+    response_model=ClawbackOut,
+    responses=responses(AccountNotFound, InsufficientPoints),
+    summary="Claw back points (authority; recorded and audited)",
+    description="The only way points leave an account other than the person's own redemption or expiry.",
+)
+async def clawback(user_id: uuid.UUID, data: ClawbackIn, session: Session, authority: Authority):
+    result = await service.clawback(session, authority, user_id, data.points, data.reason)
+    return {"entry_id": result.entry_id, "points": result.points, "balance_after": result.balance_after}

@@ -1,0 +1,112 @@
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class Evidence(BaseModel):
+    source: str = Field(max_length=100, description="Where the proof lives, e.g. 'sz-metro-card'")
+    ref: str = Field(max_length=200, description="Its id there; unique across all operators")
+
+
+class BehaviourRecordIn(BaseModel):
+    """One behaviour. A record that breaks a rule is rejected alone; the rest of the batch is kept."""
+
+    record_id: str = Field(max_length=100, description="Your id; unique per operator (a retry is `duplicate`)")
+    external_user_id: str = Field(max_length=100)
+    type: str = Field(description="Behaviour type of a published methodology: metro, bus, cycling, walking, nev, own_cup …")
+    started_at: datetime = Field(description="RFC 3339 with offset; not in the future, not older than the window")
+    ended_at: datetime
+    quantity: float = Field(gt=0, description="In the methodology's unit (km, item …)")
+    unit: str
+    scene_id: uuid.UUID | None = Field(default=None, description="An approved scene recording this type")
+    evidence: Evidence
+
+
+class BatchIn(BaseModel):
+    records: list[BehaviourRecordIn] = Field(min_length=1, max_length=1000)
+
+
+class RecordOutcome(BaseModel):
+    record_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: str | None = Field(
+        description="Why, for `rejected`: invalid_record, invalid_time, future_time, too_old, unknown_type, "
+        "not_entrusted, out_of_effective_period, unit_mismatch, implausible_quantity, daily_limit_reached, "
+        "scene_required, scene_not_approved, evidence_already_claimed, overlapping_behaviour. For accepted: "
+        "`capped` when a daily points cap cut the points, `quantity_capped` when the daily quantity bound did."
+    )
+    reduction_g: int
+    points: int
+    methodology_version: str | None = Field(description="`{methodology code}@{version}`")
+    rule_version: int | None
+    message: str | None = None
+
+
+class BatchSummary(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+class BatchOut(BaseModel):
+    batch_id: uuid.UUID
+    results: list[RecordOutcome] = Field(description="One outcome per record, in request order")
+    summary: BatchSummary
+
+
+class Expiring(BaseModel):
+    expires_at: datetime
+    points: int
+
+
+class AccountRead(BaseModel):
+    user_id: uuid.UUID
+    balance: int = Field(description="Points usable now")
+    lifetime_points: int
+    lifetime_reduction_g: int
+    expiring: list[Expiring] = Field(description="The whole balance by expiry, soonest first; adds up to `balance`")
+
+
+class LedgerEntryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    kind: Literal["earn", "redeem", "refund", "expire", "clawback"]
+    amount: int
+    balance_after: int
+    ref_type: str
+    ref_id: str
+    memo: str | None
+    created_at: datetime
+
+
+class BehaviourRead(BaseModel):
+    id: int
+    record_id: str
+    operator_id: uuid.UUID
+    type: str
+    started_at: datetime
+    ended_at: datetime
+    quantity: Decimal
+    counted_quantity: Decimal
+    unit: str
+    scene_id: uuid.UUID | None
+    reduction_g: int
+    points: int
+    code: str | None
+    methodology_version: str
+    rule_version: int
+
+
+class ClawbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: int = Field(gt=0)
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500)]
+
+
+class ClawbackOut(BaseModel):
+    entry_id: int
+    points: int
+    balance_after: int

@@ -1,0 +1,80 @@
+from fastapi import APIRouter, Response, status
+
+from app.auth.dependencies import Operator, Session, User
+from app.auth.router import TokenResponse
+from app.core.errors import responses
+from app.core.routing import CommitRoute
+from app.points import service as points_service
+from app.users import service
+from app.users.exceptions import (
+    AlreadyEntrusted,
+    ExternalIdTaken,
+    InvalidConsent,
+    InvalidIdentifier,
+    NotEntrusted,
+)
+from app.users.schemas import Enrolment, EnrolUser, ExternalUserId, Withdrawal
+
+router = APIRouter(route_class=CommitRoute, tags=["users"])
+
+
+@router.post(
+    "/v1/operator/users",
+    response_model=Enrolment,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(InvalidIdentifier, InvalidConsent, ExternalIdTaken, AlreadyEntrusted),
+    summary="Enrol a person who entrusted you",
+    description=(
+        "The phone number is normalised to E.164 and replaced by a keyed hash; it is never stored. The same "
+        "person enrolled by two operators is one account (same `user_id`). Enrolling again with the same data "
+        "changes nothing and answers 200 with `created: false`."
+    ),
+)
+async def enrol(data: EnrolUser, session: Session, operator: Operator, response: Response):
+    result = await service.enrol(session, operator, data)
+    if not result["created"]:
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.delete(
+    "/v1/operator/users/{external_user_id}",
+    response_model=Withdrawal,
+    responses=responses(NotEntrusted),
+    summary="The person withdrew the entrustment: no more submissions for them",
+)
+async def withdraw(external_user_id: ExternalUserId, session: Session, operator: Operator):
+    return await service.withdraw(session, operator, external_user_id)
+
+
+@router.post(
+    "/v1/operator/users/{external_user_id}/tokens",
+    response_model=TokenResponse,
+    responses=responses(NotEntrusted),
+    summary="A short-lived user token for your app to call /v1/me/…",
+)
+async def user_token(external_user_id: ExternalUserId, session: Session, operator: Operator):
+    return await service.issue_user_token(session, operator, external_user_id)
+
+
+@router.get("/v1/me/export", summary="Everything the platform holds about me (data export)")
+async def export(session: Session, user: User) -> dict:
+    ledger = await points_service.ledger(session, user.subject, 10_000, None)
+    behaviours = await points_service.behaviours(session, user.subject, 10_000, None)
+    return {
+        "user_id": user.subject,
+        "entrustments": await service.entrustments(session, user.subject),
+        "account": await points_service.account(session, user.subject),
+        "ledger": ledger["items"],
+        "behaviours": behaviours["items"],
+    }
+
+
+@router.delete(
+    "/v1/me",
+    summary="Delete my account",
+    description="The account is anonymised (the identity hash is erased and entrustments end); the ledger's "
+    "totals and the certified-reduction accounting stay intact. Tokens stop working at once.",
+)
+async def delete_me(session: Session, user: User) -> dict:
+    return await service.delete_account(session, user)

@@ -1,0 +1,51 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+ExternalUserId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+
+
+class Identifier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["phone"]
+    value: Annotated[str, StringConstraints(min_length=3, max_length=40)] = Field(
+        description="The phone number, any common notation; normalised to E.164 and hashed, never stored"
+    )
+
+
+class Consent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agreement_version: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    accepted_at: AwareDatetime = Field(description="When the person accepted the entrustment agreement (with offset)")
+
+
+class EnrolUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_user_id: ExternalUserId
+    identifier: Identifier
+    consent: Consent
+
+
+class Enrolment(BaseModel):
+    user_id: uuid.UUID
+    external_user_id: str
+    agreement_version: str
+    accepted_at: datetime
+    created: bool = Field(description="False when this entrustment already existed (the call changed nothing)")
+
+
+class Withdrawal(BaseModel):
+    user_id: uuid.UUID
+    external_user_id: str
+    withdrawn_at: datetime
+
+
+class EntrustmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    operator_id: uuid.UUID
+    external_user_id: str
+    agreement_version: str
+    accepted_at: datetime
+    withdrawn_at: datetime | None
