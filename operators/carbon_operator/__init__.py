@@ -41,6 +41,7 @@ from .models import (  # noqa: E402
     Token,
 )
 from .signing import client_assertion, sign_detached, verify_detached  # noqa: E402
+from .submission import FileEnrolment, FileSubmission, enrol_file, submit_file  # noqa: E402
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -57,6 +58,8 @@ __all__ = [
     "ConflictError",
     "EnrolledUser",
     "Evidence",
+    "FileEnrolment",
+    "FileSubmission",
     "InvalidRequestError",
     "NotFoundError",
     "OperatorKey",
@@ -76,7 +79,9 @@ __all__ = [
     "Token",
     "chunk_records",
     "client_assertion",
+    "enrol_file",
     "jwk_thumbprint",
     "sign_detached",
+    "submit_file",
     "verify_detached",
 ]

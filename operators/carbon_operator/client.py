@@ -77,8 +77,6 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
 
 # ---------------------------------------------------------------- chunks
 
