@@ -79,3 +79,14 @@ def run_sync():
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     return _run
+
+
+@pytest.fixture
+def client_at(app):
+    """``async with client_at("10.1.2.3") as c``: a client calling from another IP address."""
+
+    def _make(ip: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(ip, 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60)
+
+    return _make

@@ -129,3 +129,29 @@ def signed(org: Org, payload: dict) -> tuple[bytes, dict[str, str]]:
 
 def next_seq() -> int:
     return next(_seq)
+
+
+def application(kind: str = "operator", **overrides) -> dict:
+    """The body of ``POST /v1/organizations`` with unique names."""
+    body = {
+        "kind": kind,
+        "name": unique(f"{kind} co"),
+        "credit_code": credit_code(),
+        "admin": {"username": unique(kind), "password": PASSWORD},
+    }
+    body.update(overrides)
+    return body
+
+
+async def staff_token(client: httpx.AsyncClient, org: Org, *, is_org_admin: bool = False) -> str:
+    """A token of another (by default non-admin) staff account of ``org``."""
+    username = unique(f"{org.kind}-staff")
+    async with db.session_scope() as session:
+        await org_service.create_staff_user(
+            session, username, PASSWORD, "org", uuid.UUID(org.id), is_org_admin=is_org_admin
+        )
+    return await login(client, username)
+
+
+def random_ip() -> str:
+    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"

@@ -14,6 +14,8 @@ from app.core.config import get_settings
 log = logging.getLogger(__name__)
 ALGORITHM = "ES256"
 _ROTATE_LOCK = 0x0A0D17_1000
+RELOAD_SECONDS = 60
+"""Another process may have rotated: re-read the keys this often (and on an unknown ``kid``)."""
 
 _keys: dict[str, security.SigningKey] = {}
 _active: str | None = None
@@ -86,8 +88,9 @@ def active() -> security.SigningKey:
 
 
 async def for_kid(session: AsyncSession, kid: str) -> security.SigningKey | None:
-    """The verification key ``kid``; reloads once if another process rotated keys."""
-    if kid not in _keys and time.monotonic() - _loaded_at > 2:
+    """The verification key ``kid``; re-reads the keys if another process may have rotated them."""
+    age = time.monotonic() - _loaded_at
+    if age > RELOAD_SECONDS or (kid not in _keys and age > 2):
         await load(session)
     return _keys.get(kid)
 

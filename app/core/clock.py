@@ -6,10 +6,19 @@ from zoneinfo import ZoneInfo
 from app.core.config import get_settings
 
 _offset = timedelta(0)
+_frozen: datetime | None = None
 
 
 def now() -> datetime:
+    if _frozen is not None:
+        return _frozen
     return datetime.now(UTC) + _offset
+
+
+def freeze(moment: datetime | None) -> None:
+    """Stop the clock at ``moment`` (tests of exact boundaries); ``None`` lets it run again."""
+    global _frozen
+    _frozen = moment
 
 
 def set_offset(delta: timedelta) -> None:

@@ -109,14 +109,19 @@ def validate_public_jwk(jwk: dict[str, Any]) -> tuple[dict[str, Any], str]:
     elif kty == "RSA":
         alg = "RS256"
         public = {k: jwk.get(k) for k in ("kty", "n", "e")}
-        if public["n"] and len(b64url_decode(public["n"])) * 8 < 2048:
-            raise JoseError("weak_key", "RSA keys must be at least 2048 bits")
     else:
         raise JoseError("unsupported_key", "kty must be EC (P-256) or RSA")
     if jwk.get("alg") not in (None, alg):
         raise JoseError("unsupported_key", f"a {kty} key is used with {alg}")
     if any(not isinstance(v, str) or not v for v in public.values()):
         raise JoseError("invalid_jwk", "the JWK misses members")
+    if kty == "RSA":
+        try:
+            modulus = int.from_bytes(b64url_decode(public["n"]), "big")
+        except ValueError as exc:
+            raise JoseError("invalid_jwk", "n is not base64url") from exc
+        if modulus.bit_length() < 2048:  # leading zero bytes don't make a key longer
+            raise JoseError("weak_key", "RSA keys must be at least 2048 bits")
     try:
         jose_jwk.construct(public, algorithm=alg)
     except (JOSEError, ValueError, TypeError) as exc:

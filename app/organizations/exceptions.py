@@ -31,3 +31,7 @@ class InvalidKey(DomainError):
 
 class NotYourOrganization(Forbidden):
     code, title = "not_your_organization", "You act for another organisation"
+
+
+class NotAnOperator(Forbidden):
+    code, title = "not_an_operator", "Only operators register keys"

@@ -15,6 +15,7 @@ from app.organizations.exceptions import (
     InvalidTransition,
     KeyExists,
     KeyNotFound,
+    NotAnOperator,
     NotYourOrganization,
     OrganizationNotFound,
     UsernameTaken,
@@ -81,7 +82,7 @@ _decision_route("reinstate", "Lift a suspension (authority)")
     "/{org_id}/keys",
     status_code=status.HTTP_201_CREATED,
     response_model=KeyRead,
-    responses=responses(InvalidKey, KeyExists, NotYourOrganization),
+    responses=responses(InvalidKey, KeyExists, NotYourOrganization, NotAnOperator),
     summary="Register a public key (the organisation's admin)",
     description="The key signs client assertions (`POST /v1/auth/token`) and behaviour batches "
     "(`X-Content-Signature`). Its `kid` is the RFC 7638 thumbprint. The platform never holds a private key.",

@@ -1,6 +1,8 @@
 """Organisations: applications, the authority's decisions, staff logins and registered keys."""
 
+import asyncio
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -9,13 +11,14 @@ from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock, passwords, security
-from app.core.pagination import decode_cursor, page
+from app.core.pagination import InvalidCursor, decode_cursor, page
 from app.organizations.exceptions import (
     DuplicateOrganization,
     InvalidKey,
     InvalidTransition,
     KeyExists,
     KeyNotFound,
+    NotAnOperator,
     NotYourOrganization,
     OrganizationNotFound,
     UsernameTaken,
@@ -45,7 +48,7 @@ async def create_staff_user(
         raise UsernameTaken(f"the username {username!r} is taken")
     user = StaffUser(
         username=username,
-        password_hash=passwords.hash_password(password),
+        password_hash=await asyncio.to_thread(passwords.hash_password, password),
         role=role,
         org_id=org_id,
         is_org_admin=is_org_admin,
@@ -131,7 +134,11 @@ async def list_(
         query = query.where(Organization.kind == kind)
     after = decode_cursor(cursor, 2)
     if after:
-        query = query.where(sa.tuple_(Organization.created_at, Organization.id) < (after[0], uuid.UUID(after[1])))
+        try:
+            created_at, org_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+        except (TypeError, ValueError) as exc:
+            raise InvalidCursor("the cursor is not one this API gave out") from exc
+        query = query.where(sa.tuple_(Organization.created_at, Organization.id) < (created_at, org_id))
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
     return page(rows, limit, lambda o: [o.created_at.isoformat(), str(o.id)])
 
@@ -145,6 +152,8 @@ async def register_key(
     session: AsyncSession, principal: Principal, org_id: uuid.UUID, jwk: dict
 ) -> OperatorKey:
     _own_org(principal, org_id)
+    if principal.role != "operator":
+        raise NotAnOperator("keys sign operators' client assertions and behaviour batches")
     try:
         public, algorithm = security.validate_public_jwk(jwk)
     except security.JoseError as exc:
