@@ -1,10 +1,15 @@
 """Every domain's router, in the order they appear in the OpenAPI document."""
 
 from app.auth.router import router as auth_router
+from app.experts.router import public_router as experts_public_router
+from app.experts.router import router as experts_router
 from app.methodologies.router import router as methodologies_router
 from app.ops.router import router as ops_router
 from app.organizations.router import router as organizations_router
 from app.points.router import router as points_router
+from app.reviews.router import router as reviews_router
+from app.scenes.router import public_router as scenes_public_router
+from app.scenes.router import router as scenes_router
 from app.users.router import router as users_router
 
 ROUTERS = [
@@ -14,4 +19,5 @@ ROUTERS = [
     methodologies_router,
     users_router,
     points_router,
+    experts_router, reviews_router, scenes_router, scenes_public_router, experts_public_router,
 ]

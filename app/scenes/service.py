@@ -1,0 +1,437 @@
+"""Scenes (SZ 25–28): applications, expert review, labels, suspension and revocation, the public map.
+
+Lifecycle: draft → submitted → under_review → approved (label granted, published) | rejected;
+rejected → (edited) → submitted again; approved ⇄ suspended; approved | suspended → revoked (final).
+A change to an approved scene is stored as a ``scene_changes`` row and reviewed like an
+application; the approved version stays live until the change passes. The expert panel's decision
+drives the scene through the hooks registered with :mod:`app.reviews.service` at the bottom.
+"""
+
+import math
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.auth.principal import Principal
+from app.core import audit, clock
+from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.organizations import service as org_service
+from app.reviews import service as reviews_service
+from app.reviews.models import ReviewPanel
+from app.scenes import repository
+from app.scenes.exceptions import (
+    ChangeUnderReview,
+    CoordinatesOutOfRange,
+    IncompleteNearQuery,
+    InvalidDivisionCode,
+    InvalidEvidenceLink,
+    InvalidRadius,
+    InvalidTransition,
+    SceneNotFound,
+    UnknownBehaviourType,
+    UnknownCategory,
+)
+from app.scenes.models import ChangeStatus, Scene, SceneChange, SceneStatus
+from app.scenes.schemas import SceneCreate, SceneFields, SceneReview, SceneUpdate
+
+CATEGORIES = ("business_premises", "public_place", "public_institution")
+CATEGORY_FIELD = {"business_premises": "retail", "public_place": "retail", "public_institution": "buildings"}
+DEFAULT_BEHAVIOUR_TYPES = (
+    "own_cup", "no_disposable_tableware", "clean_plate", "paperless_receipt", "reusable_bag", "refill_water",
+)
+"""Accepted while no scene-category methodology is published."""
+LABEL_PREFIX = "SZ-CJ"
+EDITABLE = tuple(SceneFields.model_fields)
+MAX_RADIUS_M = 50_000
+DEFAULT_RADIUS_M = 5_000
+_DIVISION = re.compile(r"^\d{6}$")
+_SCENE_TYPE, _CHANGE_TYPE = "scene", "scene_change"
+
+# action → (states it may start from, state it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "suspend": ((SceneStatus.approved,), SceneStatus.suspended),
+    "reinstate": ((SceneStatus.suspended,), SceneStatus.approved),
+    "revoke": ((SceneStatus.approved, SceneStatus.suspended), SceneStatus.revoked),
+}
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+async def accepted_behaviour_types(session: AsyncSession) -> tuple[list[str], str]:
+    published = await repository.published_scene_behaviour_types(session)
+    if published:
+        return published, "methodologies"
+    return list(DEFAULT_BEHAVIOUR_TYPES), "default"
+
+
+def check_category(category: str) -> str:
+    if category not in CATEGORIES:
+        raise UnknownCategory(f"{category!r} is not one of {', '.join(CATEGORIES)}", categories=list(CATEGORIES))
+    return category
+
+
+def check_coordinates(lat: float, lng: float) -> None:
+    if not (math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180):
+        raise CoordinatesOutOfRange(f"({lat}, {lng}) is not a point on Earth")
+
+
+def _check_divisions(city_code: str, district_code: str) -> None:
+    if not _DIVISION.match(city_code) or not city_code.endswith("00") or city_code.endswith("0000"):
+        raise InvalidDivisionCode(f"city_code {city_code!r} is not a 6-digit prefecture-level code like 440300")
+    if (
+        not _DIVISION.match(district_code) or district_code.endswith("00")
+        or district_code[:4] != city_code[:4]
+    ):
+        raise InvalidDivisionCode(
+            f"district_code {district_code!r} is not a 6-digit county-level code within {city_code}"
+        )
+
+
+async def _validated(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+    check_category(values["category"])
+    check_coordinates(values["lat"], values["lng"])
+    _check_divisions(values["city_code"], values["district_code"])
+    accepted, _ = await accepted_behaviour_types(session)
+    types = list(dict.fromkeys(values["behaviour_types"]))
+    unknown = [t for t in types if t not in accepted]
+    if unknown:
+        raise UnknownBehaviourType(
+            f"{', '.join(unknown)} cannot be recorded by scenes; accepted: {', '.join(accepted)}",
+            accepted=accepted,
+        )
+    for link in values["evidence_links"]:
+        parts = urlsplit(link)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(link) > 2000:
+            raise InvalidEvidenceLink(f"{link!r} is not an http(s) URL")
+    return {
+        **values,
+        "name": values["name"].strip(),
+        "address": values["address"].strip(),
+        "behaviour_types": types,
+    }
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _change_view(change: SceneChange | None) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    return {
+        "id": change.id, "status": change.status, "proposed": change.proposed, "reason": change.reason,
+        "review_panel_id": change.review_panel_id, "created_at": change.created_at, "decided_at": change.decided_at,
+    }
+
+
+def _view(scene: Scene, change: SceneChange | None) -> dict[str, Any]:
+    out = {name: getattr(scene, name) for name in (*EDITABLE, "id", "operator_id", "status", "label_code", "reason",
+                                                   "review_panel_id", "created_at", "updated_at", "submitted_at",
+                                                   "approved_at", "decided_at")}
+    out["change"] = _change_view(change)
+    return out
+
+
+async def _latest_changes(session: AsyncSession, scene_ids: list[uuid.UUID]) -> dict[uuid.UUID, SceneChange]:
+    if not scene_ids:
+        return {}
+    result = await session.execute(
+        select(SceneChange)
+        .where(col(SceneChange.scene_id).in_(scene_ids))
+        .order_by(col(SceneChange.scene_id), col(SceneChange.created_at).desc())
+        .distinct(col(SceneChange.scene_id))
+    )
+    return {c.scene_id: c for c in result.scalars()}
+
+
+async def _views(session: AsyncSession, scenes: list[Scene]) -> list[dict[str, Any]]:
+    changes = await _latest_changes(session, [s.id for s in scenes])
+    return [_view(s, changes.get(s.id)) for s in scenes]
+
+
+async def _get(session: AsyncSession, principal: Principal | None, scene_id: uuid.UUID, *, lock: bool = False) -> Scene:
+    """The scene, if the caller may see it: the authority any, a scene operator only its own (else 404)."""
+    query = select(Scene).where(Scene.id == scene_id).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    scene = (await session.execute(query)).scalar_one_or_none()
+    if scene is None or (principal is not None and principal.role != "authority" and scene.operator_id != principal.org_id):
+        raise SceneNotFound()
+    return scene
+
+
+async def read(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> dict[str, Any]:
+    return (await _views(session, [await _get(session, principal, scene_id)]))[0]
+
+
+async def list_(
+    session: AsyncSession, principal: Principal, *, status: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    query = select(Scene)
+    if principal.role != "authority":
+        query = query.where(Scene.operator_id == principal.org_id)
+    if status:
+        query = query.where(Scene.status == status)
+    after = decode_cursor(cursor, 2)
+    if after:
+        try:
+            key = (datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1])))
+        except (TypeError, ValueError) as exc:
+            raise InvalidCursor("the cursor is not one this API gave out") from exc
+        query = query.where(sa.tuple_(Scene.created_at, Scene.id) < key)
+    query = query.order_by(col(Scene.created_at).desc(), col(Scene.id).desc()).limit(limit + 1)
+    result = page(list((await session.execute(query)).scalars()), limit,
+                  lambda s: [s.created_at.isoformat(), str(s.id)])
+    result["items"] = await _views(session, result["items"])
+    return result
+
+
+# --- the operator's side --------------------------------------------------------------------
+
+
+async def create(session: AsyncSession, principal: Principal, data: SceneCreate) -> dict[str, Any]:
+    values = await _validated(session, data.model_dump())
+    now = clock.now()
+    scene = Scene(operator_id=principal.org_id, created_at=now, updated_at=now, **values)
+    session.add(scene)
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action="scene.created", subject_type="scene", subject_id=scene.id,
+        data={"name": scene.name, "category": scene.category, "behaviour_types": scene.behaviour_types},
+    )
+    return _view(scene, None)
+
+
+async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneUpdate) -> dict:
+    """Draft or rejected: edited in place. Approved: the change is proposed and reviewed again."""
+    scene = await _get(session, principal, scene_id, lock=True)
+    patch = data.model_dump(exclude_unset=True)
+    merged = await _validated(session, {**{k: getattr(scene, k) for k in EDITABLE}, **patch})
+    now = clock.now()
+    if scene.status in (SceneStatus.draft, SceneStatus.rejected):
+        for k, v in merged.items():
+            setattr(scene, k, v)
+        scene.updated_at = now
+        await session.flush()
+        audit.record(
+            session, actor=principal.actor, action="scene.edited", subject_type="scene", subject_id=scene.id,
+            data={"fields": sorted(patch)},
+        )
+        return (await _views(session, [scene]))[0]
+    if scene.status != SceneStatus.approved:
+        raise InvalidTransition(f"a scene that is {scene.status} cannot be edited")
+    live = (
+        await session.execute(
+            select(SceneChange)
+            .where(SceneChange.scene_id == scene.id, col(SceneChange.status).in_(
+                [ChangeStatus.submitted, ChangeStatus.under_review]))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if live is not None and live.status == ChangeStatus.under_review:
+        raise ChangeUnderReview("wait for the decision on the change under review")
+    if live is None:
+        live = SceneChange(scene_id=scene.id, proposed=merged, created_at=now, updated_at=now)
+        session.add(live)
+    else:
+        live.proposed = merged
+        live.updated_at = now
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action="scene.change_proposed", subject_type="scene", subject_id=scene.id,
+        data={"change_id": str(live.id), "fields": sorted(patch)},
+    )
+    return _view(scene, live)
+
+
+async def submit(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> dict[str, Any]:
+    scene = await _get(session, principal, scene_id, lock=True)
+    if scene.status not in (SceneStatus.draft, SceneStatus.rejected):
+        raise InvalidTransition(f"a scene that is {scene.status} cannot be submitted")
+    now = clock.now()
+    previous = scene.status
+    scene.status, scene.submitted_at, scene.updated_at, scene.reason = SceneStatus.submitted, now, now, None
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action="scene.submitted", subject_type="scene", subject_id=scene.id,
+        data={"from": str(previous)},
+    )
+    return (await _views(session, [scene]))[0]
+
+
+# --- the authority's side -------------------------------------------------------------------
+
+
+async def open_review(
+    session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneReview
+) -> dict[str, Any]:
+    """Draw the panel for what awaits review: the application, or a proposed change of an approved scene."""
+    scene = await _get(session, principal, scene_id, lock=True)
+    change: SceneChange | None = None
+    if scene.status == SceneStatus.submitted:
+        subject_type, subject_id, category = _SCENE_TYPE, str(scene.id), scene.category
+    elif scene.status == SceneStatus.approved:
+        change = (
+            await session.execute(
+                select(SceneChange).where(
+                    SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted
+                ).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if change is None:
+            raise InvalidTransition("the approved scene has no proposed change awaiting review")
+        subject_type, subject_id, category = _CHANGE_TYPE, str(change.id), change.proposed["category"]
+    else:
+        raise InvalidTransition(f"a scene that is {scene.status} has nothing to review")
+    operator = await org_service.get(session, scene.operator_id)
+    panel = await reviews_service.open_panel(
+        session, principal, subject_type=subject_type, subject_id=subject_id,
+        field=data.field or CATEGORY_FIELD[category], size=data.size, quorum=data.quorum, seed=data.seed,
+        exclude_affiliations={str(operator.id), operator.name},
+        exclude_experts={str(e) for e in data.exclude_experts},
+    )
+    now = clock.now()
+    if change is None:
+        scene.status, scene.review_panel_id = SceneStatus.under_review, panel.id
+    else:
+        change.status, change.review_panel_id, change.updated_at = ChangeStatus.under_review, panel.id, now
+    scene.updated_at = now
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action="scene.review_opened", subject_type="scene", subject_id=scene.id,
+        data={"panel_id": str(panel.id), "change_id": str(change.id) if change else None},
+    )
+    return await reviews_service.view(session, principal, panel)
+
+
+async def decide(
+    session: AsyncSession, principal: Principal, scene_id: uuid.UUID, action: str, reason: str
+) -> dict[str, Any]:
+    sources, target = TRANSITIONS[action]
+    scene = await _get(session, principal, scene_id, lock=True)
+    if scene.status not in sources:
+        raise InvalidTransition(f"cannot {action} a scene that is {scene.status}")
+    now = clock.now()
+    previous = scene.status
+    scene.status, scene.reason, scene.decided_at, scene.updated_at = target, reason, now, now
+    if target == SceneStatus.revoked:
+        await session.execute(
+            sa.update(SceneChange)
+            .where(SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted)
+            .values(status=ChangeStatus.rejected, reason="the scene was revoked", decided_at=now, updated_at=now)
+        )
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action=f"scene.{action}", subject_type="scene", subject_id=scene.id,
+        data={"from": str(previous), "to": str(target), "reason": reason},
+    )
+    return (await _views(session, [scene]))[0]
+
+
+async def _grant_label(session: AsyncSession) -> str:
+    return f"{LABEL_PREFIX}-{clock.today().year}-{await repository.next_label_number(session):06d}"
+
+
+@reviews_service.on_decision(_SCENE_TYPE)
+async def _application_decided(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> None:
+    scene = await _get(session, None, uuid.UUID(panel.subject_id), lock=True)
+    if scene.review_panel_id != panel.id or scene.status != SceneStatus.under_review:
+        return
+    now = clock.now()
+    scene.reason, scene.decided_at, scene.updated_at = panel.reason, now, now
+    if panel.outcome == "pass":
+        scene.status = SceneStatus.approved
+        scene.label_code = scene.label_code or await _grant_label(session)
+        scene.approved_at = scene.approved_at or now
+    else:
+        scene.status = SceneStatus.rejected
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action=f"scene.{scene.status}", subject_type="scene", subject_id=scene.id,
+        data={"panel_id": str(panel.id), "reason": panel.reason, "label_code": scene.label_code},
+    )
+
+
+@reviews_service.on_decision(_CHANGE_TYPE)
+async def _change_decided(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> None:
+    change = (
+        await session.execute(
+            select(SceneChange).where(SceneChange.id == uuid.UUID(panel.subject_id)).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if change is None or change.review_panel_id != panel.id or change.status != ChangeStatus.under_review:
+        return
+    scene = await _get(session, None, change.scene_id, lock=True)
+    now = clock.now()
+    passed = panel.outcome == "pass" and scene.status != SceneStatus.revoked
+    change.status = ChangeStatus.approved if passed else ChangeStatus.rejected
+    change.reason = panel.reason if scene.status != SceneStatus.revoked else "the scene was revoked"
+    change.decided_at, change.updated_at = now, now
+    if passed:
+        for k in EDITABLE:
+            setattr(scene, k, change.proposed[k])
+        scene.updated_at = now
+    await session.flush()
+    audit.record(
+        session, actor=principal.actor, action=f"scene.change_{change.status}", subject_type="scene",
+        subject_id=scene.id, data={"change_id": str(change.id), "panel_id": str(panel.id), "reason": change.reason},
+    )
+
+
+# --- the public map -------------------------------------------------------------------------
+
+
+async def public_list(
+    session: AsyncSession,
+    *,
+    city_code: str | None,
+    district_code: str | None,
+    category: str | None,
+    behaviour_type: str | None,
+    lat: float | None,
+    lng: float | None,
+    radius_m: float | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    if category is not None:
+        check_category(category)
+    filters = {"city_code": city_code, "district_code": district_code, "category": category,
+               "behaviour_type": behaviour_type}
+    if lat is None and lng is None and radius_m is None:
+        after = decode_cursor(cursor, 1)
+        rows = await repository.public_list(
+            session, **filters, after_label=str(after[0]) if after else None, limit=limit + 1
+        )
+        return page(rows, limit, lambda r: [r["label_code"]])
+    if lat is None or lng is None:
+        raise IncompleteNearQuery("near me needs lat and lng (and optionally radius_m)")
+    check_coordinates(lat, lng)
+    radius = DEFAULT_RADIUS_M if radius_m is None else radius_m
+    if not (math.isfinite(radius) and 1 <= radius <= MAX_RADIUS_M):
+        raise InvalidRadius(f"radius_m {radius_m} is not within 1…{MAX_RADIUS_M}")
+    after = decode_cursor(cursor, 2)
+    try:
+        after_key = (float(after[0]), uuid.UUID(str(after[1]))) if after else None
+    except (TypeError, ValueError) as exc:
+        raise InvalidCursor("the cursor is not one this API gave out") from exc
+    rows = await repository.public_near(
+        session, lat=lat, lng=lng, radius_m=radius, **filters, after=after_key, limit=limit + 1
+    )
+    result = page(rows, limit, lambda r: [r["distance_m"], str(r["id"])])
+    for item in result["items"]:
+        item["distance_m"] = round(item["distance_m"])
+    return result
+
+
+async def public_get(session: AsyncSession, scene_id: uuid.UUID) -> dict[str, Any]:
+    row = await repository.public_one(session, scene_id)
+    if row is None:
+        raise SceneNotFound()
+    return row
