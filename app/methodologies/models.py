@@ -3,6 +3,12 @@
 A behaviour record is computed with the methodology version of its ``type`` and the exchange
 rule version in force at its ``started_at``; each record keeps both, so every figure can be
 re-derived (SZ 11–13, 20–21; JX 7–11).
+
+"In force at t" means: status ``published`` or ``retired`` and ``effective_from <= t <
+effective_to`` (``effective_to`` NULL = open-ended). A retired version keeps the period it had
+when it was retired, so records of that period are still computed with it; the service keeps the
+periods of one behaviour type (and of the exchange rule) from overlapping, so at most one version
+is in force at any moment.
 """
 
 import uuid
@@ -22,6 +28,14 @@ class VersionStatus(StrEnum):
     retired = "retired"
 
 
+# A period is [effective_from, effective_to). Only a version retired before it ever took effect
+# has an empty period (effective_to = effective_from): it was never in force.
+_PERIOD_ORDER = (
+    "effective_to IS NULL OR effective_to > effective_from"
+    " OR (status = 'retired' AND effective_to = effective_from)"
+)
+
+
 def _ts(nullable: bool = True) -> sa.Column:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 
@@ -32,7 +46,7 @@ class MethodologyVersion(SQLModel, table=True):
         sa.UniqueConstraint("code", "version"),
         sa.Index("ix_methodology_versions_type_from", "behaviour_type", "effective_from"),
         sa.CheckConstraint("net_factor_g > 0", name="net_factor_positive"),
-        sa.CheckConstraint("effective_to IS NULL OR effective_to > effective_from", name="period_order"),
+        sa.CheckConstraint(_PERIOD_ORDER, name="period_order"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -65,7 +79,8 @@ class ExchangeRuleVersion(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("points_per_gram > 0", name="rate_positive"),
         sa.CheckConstraint("lot_lifetime_days BETWEEN 1 AND 3650", name="lifetime_at_most_ten_years"),
-        sa.CheckConstraint("effective_to IS NULL OR effective_to > effective_from", name="period_order"),
+        sa.CheckConstraint(_PERIOD_ORDER, name="period_order"),
+        sa.Index("ix_exchange_rule_versions_from", "effective_from"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -1,0 +1,126 @@
+"""All SQL of the catalogue. Both tables share the lifecycle columns, so most queries take the model."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.methodologies.models import ExchangeRuleVersion, MethodologyVersion, VersionStatus
+
+Version = MethodologyVersion | ExchangeRuleVersion
+VersionModel = type[MethodologyVersion] | type[ExchangeRuleVersion]
+
+# Versions whose period counts: a retired version still computes the records of its period.
+COUNTED = (VersionStatus.published, VersionStatus.retired)
+
+
+def _in_force_at(model: VersionModel, at: datetime) -> list[Any]:
+    return [
+        col(model.status).in_(COUNTED),
+        model.effective_from <= at,
+        sa.or_(col(model.effective_to).is_(None), col(model.effective_to) > at),
+    ]
+
+
+async def get(session: AsyncSession, model: VersionModel, version_id: uuid.UUID, *, for_update: bool = False):
+    stmt = select(model).where(model.id == version_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def overlapping(
+    session: AsyncSession,
+    model: VersionModel,
+    siblings: list[Any],
+    start: datetime,
+    end: datetime | None,
+    exclude_id: uuid.UUID,
+) -> list[Version]:
+    """Published or retired versions among ``siblings`` whose non-empty period meets [start, end)."""
+    stmt = (
+        select(model)
+        .where(
+            *siblings,
+            col(model.status).in_(COUNTED),
+            model.id != exclude_id,
+            sa.or_(col(model.effective_to).is_(None), col(model.effective_to) > model.effective_from),
+            sa.or_(col(model.effective_to).is_(None), col(model.effective_to) > start),
+        )
+        .order_by(model.effective_from)
+    )
+    if end is not None:
+        stmt = stmt.where(model.effective_from < end)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def page_of(
+    session: AsyncSession,
+    model: VersionModel,
+    filters: list[Any],
+    order: list[Any],
+    after: list[Any] | None,
+    limit: int,
+) -> list[Version]:
+    """``limit + 1`` rows ordered by ``order`` (ascending), starting after the cursor values."""
+    stmt = select(model).where(*filters)
+    if after is not None:
+        stmt = stmt.where(sa.tuple_(*order) > sa.tuple_(*after))
+    stmt = stmt.order_by(*order).limit(limit + 1)
+    return list((await session.execute(stmt)).scalars())
+
+
+# ---- methodologies
+
+
+async def code_state(
+    session: AsyncSession, code: str, exclude_id: uuid.UUID | None = None
+) -> tuple[int, set[str]]:
+    """The highest version of ``code`` (0 if none) and the behaviour types its versions use."""
+    stmt = select(MethodologyVersion.version, MethodologyVersion.behaviour_type).where(
+        MethodologyVersion.code == code
+    )
+    if exclude_id is not None:
+        stmt = stmt.where(MethodologyVersion.id != exclude_id)
+    rows = (await session.execute(stmt)).all()
+    return max((r[0] for r in rows), default=0), {r[1] for r in rows}
+
+
+async def methodology_by_code(session: AsyncSession, code: str, version: int) -> MethodologyVersion | None:
+    stmt = select(MethodologyVersion).where(MethodologyVersion.code == code, MethodologyVersion.version == version)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def methodology_in_force(session: AsyncSession, behaviour_type: str, at: datetime) -> MethodologyVersion | None:
+    stmt = (
+        select(MethodologyVersion)
+        .where(MethodologyVersion.behaviour_type == behaviour_type, *_in_force_at(MethodologyVersion, at))
+        .order_by(col(MethodologyVersion.effective_from).desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# ---- exchange rules
+
+
+async def max_rule_version(session: AsyncSession) -> int:
+    return (await session.execute(select(sa.func.max(ExchangeRuleVersion.version)))).scalar() or 0
+
+
+async def rule_by_version(session: AsyncSession, version: int) -> ExchangeRuleVersion | None:
+    stmt = select(ExchangeRuleVersion).where(ExchangeRuleVersion.version == version)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def rule_in_force(session: AsyncSession, at: datetime) -> ExchangeRuleVersion | None:
+    stmt = (
+        select(ExchangeRuleVersion)
+        .where(*_in_force_at(ExchangeRuleVersion, at))
+        .order_by(col(ExchangeRuleVersion.effective_from).desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
