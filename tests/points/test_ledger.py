@@ -1,0 +1,206 @@
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app.core import clock, db
+from app.points import service
+from app.points.exceptions import InsufficientPoints
+from app.points.ingestion import lot_expiry
+from app.points.verify import verify
+from tests.factories import authority_token, bearer, make_operator
+from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
+
+
+@pytest.fixture(autouse=True)
+async def rule(app):
+    await ensure_rule()
+    yield
+    clock.freeze(None)
+    clock.set_offset(timedelta(0))
+
+
+async def earn(client, op, ext, btype, km: float, when=None):
+    r = await submit(client, op, [record(ext, btype, quantity=km, start=when or clock.now() - timedelta(hours=2))])
+    assert r.json()["summary"]["accepted"] == 1, r.text
+    return r.json()["results"][0]["points"]
+
+
+async def person(client):
+    btype = await make_methodology(factor="100")  # 1 km = 100 g = 10 points
+    op = await make_operator(client)
+    u = await enrol(client, op, accepted_at=clock.now() - timedelta(days=60))
+    return op, u, btype
+
+
+async def spend(user_id, points):
+    async with db.session_scope() as session:
+        return await service.spend(session, uuid.UUID(user_id), points, ref_type="test", ref_id="t")
+
+
+async def account(client, op, ext):
+    r = await client.get(f"/v1/operator/users/{ext}/account", headers=op.headers)
+    assert r.status_code == 200
+    return r.json()
+
+
+class TestLots:
+    async def test_lots_expire_at_midnight_within_the_lifetime(self):
+        credited = clock.now()
+        expires = lot_expiry(credited, 730)
+        assert expires - credited <= timedelta(days=730)
+        assert expires.astimezone(clock.zone()).hour == 0
+
+    async def test_spending_takes_the_soonest_expiring_lot_first(self, client):
+        op, u, btype = await person(client)
+        ext = u["external_user_id"]
+        await earn(client, op, ext, btype, 3)  # 30 points, lot A
+        clock.set_offset(timedelta(days=1))
+        await earn(client, op, ext, btype, 5)  # 50 points, lot B expires a day later
+        acc = await account(client, op, ext)
+        assert [e["points"] for e in acc["expiring"]] == [30, 50]
+        await spend(u["user_id"], 40)
+        acc = await account(client, op, ext)
+        assert acc["balance"] == 40
+        assert [e["points"] for e in acc["expiring"]] == [40]
+        assert _parse(acc["expiring"][0]["expires_at"]) == _parse((await _lot_times(u["user_id"]))[1])
+
+    async def test_an_expired_lot_is_never_spent_even_before_the_job(self, client):
+        op, u, btype = await person(client)
+        ext = u["external_user_id"]
+        await earn(client, op, ext, btype, 3)
+        expires = (await _lot_times(u["user_id"]))[0]
+        clock.freeze(_parse(expires) - timedelta(microseconds=1))
+        assert (await account(client, op, ext))["balance"] == 30
+        clock.freeze(_parse(expires))
+        assert (await account(client, op, ext))["balance"] == 0
+        with pytest.raises(InsufficientPoints):
+            await spend(u["user_id"], 1)
+
+    async def test_the_expiry_job_writes_expire_entries_at_the_boundary(self, client):
+        op, u, btype = await person(client)
+        ext = u["external_user_id"]
+        await earn(client, op, ext, btype, 3)
+        expires = _parse((await _lot_times(u["user_id"]))[0])
+        async with db.session_scope() as session:
+            before = await service.expire_due(session, now=expires - timedelta(microseconds=1))
+        assert await _entries(u["user_id"]) == [("earn", 30, 30)]
+        async with db.session_scope() as session:
+            done = await service.expire_due(session, now=expires)
+        assert done["points"] >= 30 and before["points"] >= 0
+        assert await _entries(u["user_id"]) == [("earn", 30, 30), ("expire", -30, 0)]
+
+
+class TestRefund:
+    async def test_refund_returns_points_to_their_lots_and_expires_the_expired_share(self, client):
+        op, u, btype = await person(client)
+        ext = u["external_user_id"]
+        await earn(client, op, ext, btype, 3)  # lot A: 30
+        clock.set_offset(timedelta(days=1))
+        await earn(client, op, ext, btype, 5)  # lot B: 50
+        spent = await spend(u["user_id"], 40)  # 30 from A, 10 from B
+        first = _parse((await _lot_times(u["user_id"]))[0])
+        clock.freeze(first)  # lot A has expired since
+        async with db.session_scope() as session:
+            result = await service.refund(session, spent.entry_id, ref_type="test", ref_id="r")
+        assert result == {"refunded": 40, "expired": 30, "balance": 50}
+        assert (await _entries(u["user_id"]))[-3:] == [("redeem", -40, 40), ("refund", 40, 80), ("expire", -30, 50)]
+        assert (await account(client, op, ext))["balance"] == 50
+
+
+class TestClawback:
+    async def test_authority_claws_back_with_a_reason(self, client):
+        op, u, btype = await person(client)
+        await earn(client, op, u["external_user_id"], btype, 3)
+        token = await authority_token(client)
+        r = await client.post(f"/v1/points/accounts/{u['user_id']}/clawback",
+                              json={"points": 20, "reason": "fraudulent records"}, headers=bearer(token))
+        assert r.status_code == 200, r.text
+        assert r.json()["points"] == 20 and r.json()["balance_after"] == 10
+        r = await client.post(f"/v1/points/accounts/{u['user_id']}/clawback",
+                              json={"points": 11, "reason": "more"}, headers=bearer(token))
+        assert (r.status_code, r.json()["code"]) == (409, "insufficient_points")
+
+    async def test_an_operator_cannot_claw_back(self, client):
+        op, u, btype = await person(client)
+        r = await client.post(f"/v1/points/accounts/{u['user_id']}/clawback",
+                              json={"points": 1, "reason": "mine"}, headers=op.headers)
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden_role")
+
+
+class TestViews:
+    async def test_account_ledger_and_behaviours_for_the_person(self, client):
+        op, u, btype = await person(client)
+        ext = u["external_user_id"]
+        for i in range(3):
+            await earn(client, op, ext, btype, 1 + i, when=clock.now() - timedelta(hours=10 - i))
+        h = await user_headers(client, op, ext)
+        acc = (await client.get("/v1/me/account", headers=h)).json()
+        assert (acc["balance"], acc["lifetime_points"], acc["lifetime_reduction_g"]) == (60, 60, 600)
+        assert sum(e["points"] for e in acc["expiring"]) == acc["balance"]
+        page1 = (await client.get("/v1/me/ledger?limit=2", headers=h)).json()
+        assert [e["amount"] for e in page1["items"]] == [30, 20]
+        page2 = (await client.get(f"/v1/me/ledger?limit=2&cursor={page1['next_cursor']}", headers=h)).json()
+        assert [e["amount"] for e in page2["items"]] == [10] and page2["next_cursor"] is None
+        b1 = (await client.get("/v1/me/behaviours?limit=2", headers=h)).json()
+        b2 = (await client.get(f"/v1/me/behaviours?limit=2&cursor={b1['next_cursor']}", headers=h)).json()
+        assert [b["points"] for b in b1["items"] + b2["items"]] == [30, 20, 10]
+        export = (await client.get("/v1/me/export", headers=h)).json()
+        assert len(export["ledger"]) == 3 and len(export["behaviours"]) == 3
+        assert export["entrustments"][0]["external_user_id"] == ext
+
+    async def test_bad_cursor(self, client):
+        op, u, _ = await person(client)
+        h = await user_headers(client, op, u["external_user_id"])
+        r = await client.get("/v1/me/ledger?cursor=nonsense", headers=h)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
+
+
+class TestVerify:
+    async def test_verify_holds_and_catches_a_corrupted_row(self, client):
+        op, u, btype = await person(client)
+        await earn(client, op, u["external_user_id"], btype, 3)
+        async with db.sessionmaker()() as session:
+            assert await verify(session) == []
+            await session.execute(sa.text("UPDATE point_lots SET remaining = remaining - 1 WHERE user_id = :u"),
+                                  {"u": uuid.UUID(u["user_id"])})
+            broken = [v.check for v in await verify(session)]
+            await session.rollback()
+        assert broken == [
+            "account balance equals the sum of its lots' remainders",
+            "each lot's remainder equals what was put in minus what was taken",
+        ]
+
+    async def test_verify_catches_a_balance_that_was_set(self, client):
+        op, u, btype = await person(client)
+        await earn(client, op, u["external_user_id"], btype, 3)
+        async with db.sessionmaker()() as session:
+            await session.execute(sa.text("UPDATE ledger_entries SET balance_after = 99 WHERE user_id = :u"),
+                                  {"u": uuid.UUID(u["user_id"])})
+            broken = [v.check for v in await verify(session)]
+            await session.rollback()
+        assert broken == ["each entry's balance_after follows the one before it"]
+
+
+def _parse(value):
+    from datetime import datetime
+
+    return value if not isinstance(value, str) else datetime.fromisoformat(value)
+
+
+async def _lot_times(user_id):
+    async with db.session_scope() as session:
+        rows = await session.execute(
+            sa.text("SELECT expires_at FROM point_lots WHERE user_id = :u ORDER BY expires_at"), {"u": uuid.UUID(user_id)}
+        )
+        return [r[0].isoformat() for r in rows]
+
+
+async def _entries(user_id):
+    async with db.session_scope() as session:
+        rows = await session.execute(
+            sa.text("SELECT kind, amount, balance_after FROM ledger_entries WHERE user_id = :u ORDER BY id"),
+            {"u": uuid.UUID(user_id)},
+        )
+        return [tuple(r) for r in rows]
