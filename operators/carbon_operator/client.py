@@ -77,7 +77,6 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-
 # ---------------------------------------------------------------- chunks
 
 

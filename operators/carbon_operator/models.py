@@ -53,13 +53,14 @@ class OutcomeStatus(StrEnum):
 class RecordOutcome(_Open):
     """The platform's verdict on one record; ``code`` says why when rejected (or ``capped``)."""
 
-    record_id: str
+    record_id: str | None  # None only when the record was not even an object with an id
     status: OutcomeStatus
     code: str | None = None
     reduction_g: int | None = None
     points: int | None = None
-    methodology_version: str | int | None = None
-    rule_version: str | int | None = None
+    methodology_version: str | None = None
+    rule_version: int | str | None = None
+    message: str | None = None
 
 
 class BatchSummary(_Open):
@@ -127,6 +128,7 @@ class RegisteredKey(_Open):
 
 class EnrolledUser(_Open):
     user_id: str
+    created: bool | None = None
 
 
 class ExpiringPoints(_Open):
@@ -135,6 +137,7 @@ class ExpiringPoints(_Open):
 
 
 class Account(_Open):
+    user_id: str | None = None
     balance: int
     lifetime_points: int | None = None
     lifetime_reduction_g: int | None = None

@@ -169,10 +169,10 @@ def _day_trips(rng: random.Random, user: _User, day: datetime) -> list[_Trip]:
         if rng.random() < user.commute_probability:
             trips.append(_commute(rng, user, day, user.evening_hour, EVENING))
     else:
-        for _ in range(2):
+        for earliest, latest in ((9.0, 14.0), (15.0, 21.0)):  # apart, so a user's trips never overlap
             if rng.random() < user.leisure_probability:
                 mode = _pick(rng, _LEISURE_WEIGHTS)
-                trips.append(_trip(rng, user, day, rng.uniform(9, 21), mode, mode.distance(rng)))
+                trips.append(_trip(rng, user, day, rng.uniform(earliest, latest), mode, mode.distance(rng)))
     return trips
 
 

@@ -35,7 +35,7 @@ def batch_response(request: httpx.Request) -> httpx.Response:
     records = json.loads(request.content)["records"]
     results = [
         {"record_id": r["record_id"], "status": "accepted", "code": None, "reduction_g": 620, "points": 62,
-         "methodology_version": "1.0", "rule_version": 3}
+         "methodology_version": "metro@1", "rule_version": 3}
         for r in records
     ]  # fmt: skip
     summary = {"accepted": len(records), "duplicate": 0, "rejected": 0}
@@ -148,7 +148,7 @@ class TestSubmit:
         outcome = report.outcomes[0]
         assert outcome.status is OutcomeStatus.accepted
         assert (outcome.record_id, outcome.reduction_g, outcome.methodology_version, outcome.rule_version) == (
-            "op-0000000", 620, "1.0", 3,
+            "op-0000000", 620, "metro@1", 3,
         )  # fmt: skip
 
     async def test_5xx_then_200_sends_the_same_key_and_body_twice(self, make_client, make_record, sleeps):
