@@ -119,7 +119,7 @@ class FakePlatform:
             elif record["quantity"] <= 0:
                 outcome.update(code="implausible_quantity")
             elif datetime.fromisoformat(record["started_at"]) > self.now:
-                outcome.update(code="out_of_effective_period")
+                outcome.update(code="future_time")
             else:
                 self._seen.add(rid)
                 self.credited[rid] += 1

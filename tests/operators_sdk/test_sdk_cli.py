@@ -140,7 +140,7 @@ class TestSubmit:
         with (data.parent / "data.rejected.csv").open() as fh:
             rejected = list(csv.DictReader(fh))
         codes = {r["code"] for r in rejected}
-        assert codes == {"unknown_type", "implausible_quantity", "out_of_effective_period", "invalid_row"}
+        assert codes == {"unknown_type", "implausible_quantity", "future_time", "invalid_row"}
         bad_records = [r for r in good if r.record.type == "teleport" or r.record.quantity < 0]
         future = [r for r in good if r.record.started_at > END]
         assert len(rejected) == len(bad_records) + len(future) + 1
