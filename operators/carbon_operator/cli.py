@@ -86,9 +86,18 @@ def main(
     key: Annotated[Path, typer.Option(envvar="CARBON_OPERATOR_KEY", help="Your private key (PEM).")] = Path(
         "operator-key.pem"
     ),
+    token_audience: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CARBON_TOKEN_AUDIENCE",
+            help="The `aud` the platform expects in client assertions (default: BASE_URL/v1/auth/token).",
+        ),
+    ] = None,
 ) -> None:
     # ``obj`` given to the command (tests pass a transport) becomes options of the client.
     options = dict(ctx.obj) if isinstance(ctx.obj, dict) else {}
+    if token_audience:
+        options["token_audience"] = token_audience
     ctx.obj = Settings(base_url=base_url, client_id=client_id, key_path=key, client_options=options)
 
 
@@ -138,15 +147,9 @@ def register_key(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
 ) -> None:
     """Register the public half of --key with the platform (as the organisation's admin)."""
-    settings: Settings = ctx.obj
-    if not settings.client_id:
-        raise fail("set --client-id (or CARBON_CLIENT_ID) to your organisation id")
-    key = load_key(settings.key_path)
 
     async def go() -> None:
-        async with AsyncPlatformClient(
-            settings.base_url, client_id=settings.client_id, key=key, **settings.client_options
-        ) as client:
+        async with ctx.obj.client() as client:
             registered = await client.register_key(username=username, password=password)
         out.print(f"key registered: kid [bold]{registered.kid}[/bold]")
 

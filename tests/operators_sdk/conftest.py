@@ -18,9 +18,10 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from carbon_operator.keys import OperatorKey, b64url
-from jose import jws, jwt
+from jose import JWTError, jws, jwt
 
 BASE_URL = "http://platform.test"
+ADMIN = ("metrogo-admin", "correct-horse-battery")
 KNOWN_TYPES = {"metro", "bus", "cycling", "walking", "nev"}
 
 
@@ -37,6 +38,7 @@ class FakePlatform:
         self.batch_calls = 0
         self.kill_after_batches: int | None = None
         self.now = datetime.now(UTC)
+        self.registered_jwks: list[dict[str, Any]] = []
         self.enrol_refusals: dict[str, tuple[int, str]] = {}  # external_user_id → status, code
         self.credited: Counter[str] = Counter()
         self._jtis: set[str] = set()
@@ -53,6 +55,8 @@ class FakePlatform:
         path = request.url.path
         if path == "/v1/auth/token":
             return self._token(request)
+        if path == "/v1/organizations" and request.method == "POST":
+            return httpx.Response(201, json={"id": self.client_id, "status": "pending", "kind": "operator"})
         if request.headers.get("authorization", "").removeprefix("Bearer ") not in self._tokens:
             return _problem(401, "invalid_token")
         key = request.headers.get("idempotency-key")
@@ -68,6 +72,11 @@ class FakePlatform:
             if refusal is not None:
                 return _problem(*refusal)
             response = httpx.Response(201, json={"user_id": str(uuid.uuid4())})
+        elif path == f"/v1/organizations/{self.client_id}/keys" and request.method == "POST":
+            self.registered_jwks.append(json.loads(request.content)["jwk"])
+            response = httpx.Response(
+                201, json={"kid": self.registered_jwks[-1]["kid"], "algorithm": "ES256"}
+            )
         elif path.endswith("/account"):
             response = httpx.Response(200, json={"balance": 120, "lifetime_points": 150, "expiring": []})
         else:
@@ -81,13 +90,23 @@ class FakePlatform:
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-        claims = jwt.decode(
-            form["client_assertion"], self.jwk, algorithms=["ES256"], audience=f"{BASE_URL}/v1/auth/token"
-        )
-        assert claims["iss"] == claims["sub"] == self.client_id
-        if claims["jti"] in self._jtis:
-            return _problem(401, "assertion_replayed")
-        self._jtis.add(claims["jti"])
+        if form["grant_type"] == "password":
+            if (form["username"], form["password"]) != ADMIN:
+                return _problem(400, "invalid_grant")
+        else:
+            try:
+                claims = jwt.decode(
+                    form["client_assertion"],
+                    self.jwk,
+                    algorithms=["ES256"],
+                    audience=f"{BASE_URL}/v1/auth/token",
+                )
+            except JWTError:
+                return _problem(401, "invalid_client")
+            assert claims["iss"] == claims["sub"] == self.client_id
+            if claims["jti"] in self._jtis:
+                return _problem(401, "assertion_replayed")
+            self._jtis.add(claims["jti"])
         self.tokens_issued += 1
         token = f"tok-{self.tokens_issued}"
         self._tokens.add(token)

@@ -207,3 +207,76 @@ class TestEnrol:
         assert len({r.headers["idempotency-key"] for r in enrolments}) == 15
         assert "15" in result.stdout
         assert not (tmp_path / "users.rejected.csv").exists()
+
+
+class TestRegistration:
+    def invoke(self, runner, fake, no_sleep, *args, **kwargs):
+        return runner.invoke(
+            app, ["--base-url", BASE, *args], obj={"transport": fake.transport, "sleep": no_sleep}, **kwargs
+        )
+
+    def test_apply_asks_for_the_password_twice(self, runner, fake, no_sleep):
+        result = self.invoke(
+            runner, fake, no_sleep, "apply", "--name", "Metro Go", "--credit-code", "91440300MA5G9XXX1A",
+            "--username", "metrogo-admin", input="correct-horse-battery\ncorrect-horse-battery\n",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert fake.client_id in result.stdout and "pending" in result.stdout
+        (request,) = fake.requests
+        assert json.loads(request.content)["admin"] == {
+            "username": "metrogo-admin",
+            "password": "correct-horse-battery",
+        }
+
+    def test_register_key_sends_the_public_jwk_of_the_key_file(
+        self, runner, fake, no_sleep, tmp_path, client_id
+    ):
+        key = OperatorKey.generate()
+        key.save(tmp_path / "k.pem")
+        args = [
+            "--client-id",
+            client_id,
+            "--key",
+            str(tmp_path / "k.pem"),
+            "register-key",
+            "--username",
+            "metrogo-admin",
+        ]
+        result = self.invoke(runner, fake, no_sleep, *args, "--password", "correct-horse-battery")
+        assert result.exit_code == 0, result.output
+        assert fake.registered_jwks == [key.public_jwk()]
+        assert key.kid in result.stdout
+
+    def test_a_refused_login_is_reported_with_its_code(self, runner, fake, no_sleep, tmp_path, client_id):
+        OperatorKey.generate().save(tmp_path / "k.pem")
+        args = [
+            "--client-id",
+            client_id,
+            "--key",
+            str(tmp_path / "k.pem"),
+            "register-key",
+            "--username",
+            "nobody",
+        ]
+        result = self.invoke(runner, fake, no_sleep, *args, "--password", "wrong-password")
+        assert result.exit_code == 1
+        assert "invalid_grant" in result.stderr
+
+    def test_the_token_audience_can_be_overridden(
+        self, runner, fake, no_sleep, tmp_path, client_id, operator_key
+    ):
+        operator_key.save(tmp_path / "k.pem")
+        base = ["--client-id", client_id, "--key", str(tmp_path / "k.pem")]
+        ok = self.invoke(runner, fake, no_sleep, *base, "account", "u-1")
+        assert ok.exit_code == 0 and json.loads(ok.stdout)["balance"] == 120
+        wrong = self.invoke(
+            runner,
+            fake,
+            no_sleep,
+            "--token-audience",
+            "http://elsewhere/v1/auth/token",
+            *base,
+            "account",
+            "u-1",
+        )
+        assert wrong.exit_code == 1 and "invalid_client" in wrong.stderr
