@@ -209,12 +209,15 @@ async def create(session: AsyncSession, principal: Principal, data: SceneCreate)
 
 
 async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneUpdate) -> dict:
-    """Draft or rejected: edited in place. Approved: the change is proposed and reviewed again."""
+    """Draft or rejected: edited in place. Approved: the change is proposed and reviewed again.
+
+    A second edit of an approved scene before its review starts amends the pending proposal.
+    """
     scene = await _get(session, principal, scene_id, lock=True)
     patch = data.model_dump(exclude_unset=True)
-    merged = await _validated(session, {**{k: getattr(scene, k) for k in EDITABLE}, **patch})
     now = clock.now()
     if scene.status in (SceneStatus.draft, SceneStatus.rejected):
+        merged = await _validated(session, {**{k: getattr(scene, k) for k in EDITABLE}, **patch})
         for k, v in merged.items():
             setattr(scene, k, v)
         scene.updated_at = now
@@ -236,6 +239,8 @@ async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
     ).scalar_one_or_none()
     if live is not None and live.status == ChangeStatus.under_review:
         raise ChangeUnderReview("wait for the decision on the change under review")
+    base = live.proposed if live is not None else {k: getattr(scene, k) for k in EDITABLE}
+    merged = await _validated(session, {**base, **patch})
     if live is None:
         live = SceneChange(scene_id=scene.id, proposed=merged, created_at=now, updated_at=now)
         session.add(live)
