@@ -52,7 +52,9 @@ def list_versions(
 
     async def fetch():
         async with db.session_scope() as session:
-            ms = select(MethodologyVersion).order_by(MethodologyVersion.behaviour_type, MethodologyVersion.version)
+            ms = select(MethodologyVersion).order_by(
+                MethodologyVersion.behaviour_type, MethodologyVersion.version
+            )
             rs = select(ExchangeRuleVersion).order_by(ExchangeRuleVersion.version)
             if not all_states:
                 ms = ms.where(col(MethodologyVersion.status).in_(PUBLIC_STATUSES))
@@ -68,13 +70,27 @@ def list_versions(
         return f"{local(v.effective_from)} → {local(v.effective_to) if v.effective_to else '…'}"
 
     table = Table(title="Methodology versions")
-    for column in ("type", "code", "v", "status", "g CO2e / unit", "per record / day", "period", "illustrative"):
+    for column in (
+        "type",
+        "code",
+        "v",
+        "status",
+        "g CO2e / unit",
+        "per record / day",
+        "period",
+        "illustrative",
+    ):
         table.add_column(column)
     for m in methodologies:
         table.add_row(
-            m.behaviour_type, m.code, str(m.version), m.status, f"{_num(m.net_factor_g)} / {m.unit}",
+            m.behaviour_type,
+            m.code,
+            str(m.version),
+            m.status,
+            f"{_num(m.net_factor_g)} / {m.unit}",
             f"{_num(m.max_quantity_per_record)} / {_num(m.max_quantity_per_day)}",
-            period(m), "yes" if m.illustrative else "",
+            period(m),
+            "yes" if m.illustrative else "",
         )
     console.print(table)
     table = Table(title="Exchange-rule versions")
@@ -82,9 +98,13 @@ def list_versions(
         table.add_column(column)
     for r in rules:
         table.add_row(
-            str(r.version), r.status, _num(r.points_per_gram), str(r.daily_cap_points or "-"),
+            str(r.version),
+            r.status,
+            _num(r.points_per_gram),
+            str(r.daily_cap_points or "-"),
             ", ".join(f"{k} {v}" for k, v in sorted(r.type_daily_caps.items())) or "-",
-            str(r.lot_lifetime_days), period(r),
+            str(r.lot_lifetime_days),
+            period(r),
         )
     console.print(table)
 

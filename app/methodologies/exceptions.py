@@ -28,7 +28,10 @@ class OverlappingPeriod(Conflict):
 
 
 class CodeTypeMismatch(Conflict):
-    code, title = "code_behaviour_type_mismatch", "Every version of a methodology code has the same behaviour type"
+    code, title = (
+        "code_behaviour_type_mismatch",
+        "Every version of a methodology code has the same behaviour type",
+    )
 
 
 class VersionExists(Conflict):
@@ -40,7 +43,10 @@ class InvalidBehaviourType(InvalidInput):
 
 
 class InvalidCode(InvalidInput):
-    code, title = "invalid_code", "Methodology codes are lower-case letters, digits, '.', '_' or '-', 2–50 characters"
+    code, title = (
+        "invalid_code",
+        "Methodology codes are lower-case letters, digits, '.', '_' or '-', 2–50 characters",
+    )
 
 
 class InvalidFactor(InvalidInput):
@@ -48,11 +54,17 @@ class InvalidFactor(InvalidInput):
 
 
 class IncompleteFactors(InvalidInput):
-    code, title = "incomplete_factors", "Give both baseline and project factors, or the net reduction per unit"
+    code, title = (
+        "incomplete_factors",
+        "Give both baseline and project factors, or the net reduction per unit",
+    )
 
 
 class InconsistentNetFactor(InvalidInput):
-    code, title = "inconsistent_net_factor", "The net factor must equal baseline − project when all three are given"
+    code, title = (
+        "inconsistent_net_factor",
+        "The net factor must equal baseline − project when all three are given",
+    )
 
 
 class BaselineBelowProject(InvalidInput):
@@ -64,7 +76,10 @@ class NonPositiveNetFactor(InvalidInput):
 
 
 class InvalidBounds(InvalidInput):
-    code, title = "invalid_bounds", "Plausibility bounds must be > 0, and the daily one at least the per-record one"
+    code, title = (
+        "invalid_bounds",
+        "Plausibility bounds must be > 0, and the daily one at least the per-record one",
+    )
 
 
 class NaiveDatetime(InvalidInput):

@@ -89,9 +89,13 @@ class ExchangeRuleVersion(SQLModel, table=True):
     points_per_gram: Decimal = Field(sa_column=sa.Column(sa.Numeric(14, 6), nullable=False))
     """Points = floor(reduction_g × points_per_gram)."""
     daily_cap_points: int | None = Field(default=None, description="Most points one person earns a day")
-    type_daily_caps: dict = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}"))
+    type_daily_caps: dict = Field(
+        default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
+    )
     """``{behaviour_type: points}``: per-type caps a day."""
-    lot_lifetime_days: int = Field(description="Points expire this many days after the day they're credited (≤ 3650)")
+    lot_lifetime_days: int = Field(
+        description="Points expire this many days after the day they're credited (≤ 3650)"
+    )
     status: str = Field(default=VersionStatus.draft, max_length=20, index=True)
     effective_from: datetime = Field(sa_column=_ts(False))
     effective_to: datetime | None = Field(default=None, sa_column=_ts())

@@ -90,11 +90,15 @@ async def code_state(
 
 
 async def methodology_by_code(session: AsyncSession, code: str, version: int) -> MethodologyVersion | None:
-    stmt = select(MethodologyVersion).where(MethodologyVersion.code == code, MethodologyVersion.version == version)
+    stmt = select(MethodologyVersion).where(
+        MethodologyVersion.code == code, MethodologyVersion.version == version
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def methodology_in_force(session: AsyncSession, behaviour_type: str, at: datetime) -> MethodologyVersion | None:
+async def methodology_in_force(
+    session: AsyncSession, behaviour_type: str, at: datetime
+) -> MethodologyVersion | None:
     stmt = (
         select(MethodologyVersion)
         .where(MethodologyVersion.behaviour_type == behaviour_type, *_in_force_at(MethodologyVersion, at))

@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.dependencies import Authority, Public, Session, optional_principal
+from app.auth.exceptions import NotAuthenticated, RoleForbidden
 from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
@@ -55,10 +56,28 @@ StatusQuery = Annotated[
 ]
 PUBLIC_CACHE = "public, max-age=60"
 
-METHODOLOGY_RULES = (InvalidCode, InvalidBehaviourType, InvalidFactor, IncompleteFactors, InconsistentNetFactor,
-                     BaselineBelowProject, NonPositiveNetFactor, InvalidBounds, NaiveDatetime, InvalidPeriod)
-RULE_RULES = (NonPositiveRate, InvalidCap, InvalidBehaviourType, InvalidLifetime, LifetimeTooLong,
-              NaiveDatetime, InvalidPeriod)
+METHODOLOGY_RULES = (
+    InvalidCode,
+    InvalidBehaviourType,
+    InvalidFactor,
+    IncompleteFactors,
+    InconsistentNetFactor,
+    BaselineBelowProject,
+    NonPositiveNetFactor,
+    InvalidBounds,
+    NaiveDatetime,
+    InvalidPeriod,
+)
+AUTHORITY_ONLY = (NotAuthenticated, RoleForbidden)
+RULE_RULES = (
+    NonPositiveRate,
+    InvalidCap,
+    InvalidBehaviourType,
+    InvalidLifetime,
+    LifetimeTooLong,
+    NaiveDatetime,
+    InvalidPeriod,
+)
 
 
 def _cache_if_public(response: Response, viewer: Principal | None) -> None:
@@ -74,7 +93,7 @@ def _cache_if_public(response: Response, viewer: Principal | None) -> None:
     tags=M_TAGS,
     status_code=status.HTTP_201_CREATED,
     response_model=MethodologyRead,
-    responses=responses(*METHODOLOGY_RULES, CodeTypeMismatch, VersionExists),
+    responses=responses(*AUTHORITY_ONLY, *METHODOLOGY_RULES, CodeTypeMismatch, VersionExists),
     summary="Draft a methodology version (authority)",
     description="A new `code` starts at version 1; an existing `code` gets its next version (same "
     "behaviour type) — that is how a published methodology is changed. Give `baseline_factor_g` and "
@@ -128,12 +147,16 @@ async def get_methodology(version_id: uuid.UUID, session: Session, viewer: Viewe
     M + "/{version_id}",
     tags=M_TAGS,
     response_model=MethodologyRead,
-    responses=responses(MethodologyNotFound, VersionImmutable, *METHODOLOGY_RULES, CodeTypeMismatch),
+    responses=responses(
+        *AUTHORITY_ONLY, MethodologyNotFound, VersionImmutable, *METHODOLOGY_RULES, CodeTypeMismatch
+    ),
     summary="Edit a draft methodology version (authority)",
     description="Only drafts: anything submitted, published or retired answers 409 `version_immutable`. "
     "Absent fields stay; `null` clears an optional field.",
 )
-async def update_methodology(version_id: uuid.UUID, data: MethodologyUpdate, session: Session, principal: Authority):
+async def update_methodology(
+    version_id: uuid.UUID, data: MethodologyUpdate, session: Session, principal: Authority
+):
     return await service.update_methodology(session, principal, version_id, data)
 
 
@@ -145,7 +168,7 @@ async def update_methodology(version_id: uuid.UUID, data: MethodologyUpdate, ses
     tags=R_TAGS,
     status_code=status.HTTP_201_CREATED,
     response_model=ExchangeRuleRead,
-    responses=responses(*RULE_RULES, VersionExists),
+    responses=responses(*AUTHORITY_ONLY, *RULE_RULES, VersionExists),
     summary="Draft an exchange-rule version (authority)",
     description="The platform has one exchange rule; each new draft gets the next version number. "
     "points = floor(grams × `points_per_gram`), rounded down always; `lot_lifetime_days` at most 3650 "
@@ -207,25 +230,35 @@ async def get_exchange_rule(version_id: uuid.UUID, session: Session, viewer: Vie
     R + "/{version_id}",
     tags=R_TAGS,
     response_model=ExchangeRuleRead,
-    responses=responses(ExchangeRuleNotFound, VersionImmutable, *RULE_RULES),
+    responses=responses(*AUTHORITY_ONLY, ExchangeRuleNotFound, VersionImmutable, *RULE_RULES),
     summary="Edit a draft exchange-rule version (authority)",
     description="Only drafts: anything else answers 409 `version_immutable`.",
 )
-async def update_exchange_rule(version_id: uuid.UUID, data: ExchangeRuleUpdate, session: Session, principal: Authority):
+async def update_exchange_rule(
+    version_id: uuid.UUID, data: ExchangeRuleUpdate, session: Session, principal: Authority
+):
     return await service.update_exchange_rule(session, principal, version_id, data)
 
 
 # ---------------------------------------------------------------- lifecycle actions of both
 
 _ACTIONS = {
-    "submit": ("Submit a draft for review: draft → under_review (authority)", (InvalidTransition,),
-               "The version can no longer be edited."),
-    "publish": ("Publish a version under review: under_review → published (authority)",
-                (InvalidTransition, OverlappingPeriod),
-                "Its period may not overlap another published version ({scope}); a version in force "
-                "with an open end is closed where this one starts and stays published for its period."),
-    "retire": ("Retire a published version: published → retired (authority)", (InvalidTransition,),
-               "Its period ends now (if it ran longer); records of its period keep using it."),
+    "submit": (
+        "Submit a draft for review: draft → under_review (authority)",
+        (InvalidTransition,),
+        "The version can no longer be edited.",
+    ),
+    "publish": (
+        "Publish a version under review: under_review → published (authority)",
+        (InvalidTransition, OverlappingPeriod),
+        "Its period may not overlap another published version ({scope}); a version in force "
+        "with an open end is closed where this one starts and stays published for its period.",
+    ),
+    "retire": (
+        "Retire a published version: published → retired (authority)",
+        (InvalidTransition,),
+        "Its period ends now (if it ran longer); records of its period keep using it.",
+    ),
 }
 
 
@@ -241,7 +274,7 @@ def _action_route(prefix: str, tags: list[str], action: str, fn, read, not_found
         methods=["POST"],
         tags=tags,
         response_model=read,
-        responses=responses(not_found, *errors),
+        responses=responses(*AUTHORITY_ONLY, not_found, *errors),
         summary=summary,
         description=description.format(scope=scope),
         name=f"{tags[0].replace(' ', '_')}_{action}",
@@ -249,7 +282,21 @@ def _action_route(prefix: str, tags: list[str], action: str, fn, read, not_found
 
 
 for _action in _ACTIONS:
-    _action_route(M, M_TAGS, _action, getattr(service, f"{_action}_methodology"), MethodologyRead,
-                  MethodologyNotFound, "same behaviour type")
-    _action_route(R, R_TAGS, _action, getattr(service, f"{_action}_exchange_rule"), ExchangeRuleRead,
-                  ExchangeRuleNotFound, "the platform has one exchange rule")
+    _action_route(
+        M,
+        M_TAGS,
+        _action,
+        getattr(service, f"{_action}_methodology"),
+        MethodologyRead,
+        MethodologyNotFound,
+        "same behaviour type",
+    )
+    _action_route(
+        R,
+        R_TAGS,
+        _action,
+        getattr(service, f"{_action}_exchange_rule"),
+        ExchangeRuleRead,
+        ExchangeRuleNotFound,
+        "the platform has one exchange rule",
+    )

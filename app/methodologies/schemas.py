@@ -54,7 +54,9 @@ class _MethodologyFields(BaseModel):
     max_quantity_per_day: Amount | None = Field(None, description="Most units one person may claim a day")
     citation: Text = Field("", description="The published source of the factors")
     derivation: Text = Field("", description="How the factors were derived (the arithmetic)")
-    illustrative: bool = Field(False, description="True when the factors are our estimate, not an official figure")
+    illustrative: bool = Field(
+        False, description="True when the factors are our estimate, not an official figure"
+    )
     effective_from: datetime = Field(description=_PERIOD_DOC)
     effective_to: datetime | None = None
 
@@ -66,8 +68,18 @@ class MethodologyCreate(_MethodologyFields):
     )
 
 
-_NOT_NULL_M = {"behaviour_type", "category", "name", "description", "unit", "max_quantity_per_record",
-               "citation", "derivation", "illustrative", "effective_from"}
+_NOT_NULL_M = {
+    "behaviour_type",
+    "category",
+    "name",
+    "description",
+    "unit",
+    "max_quantity_per_record",
+    "citation",
+    "derivation",
+    "illustrative",
+    "effective_from",
+}
 
 
 class MethodologyUpdate(BaseModel):
@@ -112,7 +124,9 @@ class MethodologyRead(BaseModel):
     unit: str
     baseline_factor_g: AmountOut | None
     project_factor_g: AmountOut | None
-    net_factor_g: AmountOut = Field(description="g CO2e reduced per unit; reduction_g = floor(quantity × this)")
+    net_factor_g: AmountOut = Field(
+        description="g CO2e reduced per unit; reduction_g = floor(quantity × this)"
+    )
     max_quantity_per_record: AmountOut
     max_quantity_per_day: AmountOut | None
     citation: str
@@ -181,8 +195,9 @@ class ExchangeRuleRead(BaseModel):
     type_daily_caps: dict[str, Any]
     lot_lifetime_days: int
     rounding: Literal["down"] = Field(
-        "down", description="Always down: reduction_g = floor(quantity × net factor), points = floor(g × rate); "
-        "a daily cap cuts points, never the recorded reduction"
+        "down",
+        description="Always down: reduction_g = floor(quantity × net factor), points = floor(g × rate); "
+        "a daily cap cuts points, never the recorded reduction",
     )
     status: str = Field(description="draft | under_review | published | retired")
     effective_from: datetime

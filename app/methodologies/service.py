@@ -91,9 +91,13 @@ def check_behaviour_type(value: str) -> str:
 def check_period(start: datetime, end: datetime | None) -> None:
     for name, moment in (("effective_from", start), ("effective_to", end)):
         if moment is not None and moment.utcoffset() is None:
-            raise NaiveDatetime(f"{name} has no UTC offset; send RFC 3339 times like 2026-01-01T00:00:00+08:00")
+            raise NaiveDatetime(
+                f"{name} has no UTC offset; send RFC 3339 times like 2026-01-01T00:00:00+08:00"
+            )
     if end is not None and end <= start:
-        raise InvalidPeriod(f"effective_to ({end.isoformat()}) is not after effective_from ({start.isoformat()})")
+        raise InvalidPeriod(
+            f"effective_to ({end.isoformat()}) is not after effective_from ({start.isoformat()})"
+        )
 
 
 def _check_moment(at: datetime) -> None:
@@ -183,8 +187,24 @@ METHODOLOGY = _Kind(
     lambda row: f"methodology-period:{row.behaviour_type}",
     lambda row: [MethodologyVersion.behaviour_type == row.behaviour_type],
 )
-EXCHANGE_RULE = _Kind(ExchangeRuleVersion, "exchange_rule", ExchangeRuleNotFound, lambda row: "exchange-rule-period",
-                      lambda row: [])
+EXCHANGE_RULE = _Kind(
+    ExchangeRuleVersion,
+    "exchange_rule",
+    ExchangeRuleNotFound,
+    lambda row: "exchange-rule-period",
+    lambda row: [],
+)
+
+
+def _audit(session: AsyncSession, actor: str, kind: _Kind, verb: str, subject_id: Any, **data: Any) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{kind.subject}.{verb}",
+        subject_type=kind.subject,
+        subject_id=subject_id,
+        data=data,
+    )
 
 
 def lock_key(name: str) -> int:
@@ -201,8 +221,8 @@ def _describe(row: Any) -> str:
     return f"{label} [{row.effective_from.isoformat()}, {end})"
 
 
-async def _get_locked(session: AsyncSession, kind: _Kind, version_id: uuid.UUID):
-    row = await repo.get(session, kind.model, version_id, for_update=True)
+async def _load(session: AsyncSession, kind: _Kind, version_id: uuid.UUID, *, for_update: bool = False):
+    row = await repo.get(session, kind.model, version_id, for_update=for_update)
     if row is None:
         raise kind.not_found(f"no {kind.subject.replace('_', ' ')} version {version_id}")
     return row
@@ -216,23 +236,20 @@ def _require_status(kind: _Kind, row: Any, expected: str, action: str) -> None:
 
 
 async def _submit(session: AsyncSession, actor: str, kind: _Kind, version_id: uuid.UUID):
-    row = await _get_locked(session, kind, version_id)
+    row = await _load(session, kind, version_id, for_update=True)
     _require_status(kind, row, VersionStatus.draft, "submit")
     row.status = VersionStatus.under_review
     await session.flush()
-    audit.record(session, actor=actor, action=f"{kind.subject}.submit", subject_type=kind.subject,
-                 subject_id=row.id, data={"version": row.version})
+    _audit(session, actor, kind, "submit", row.id, version=row.version)
     return row
 
 
 async def _publish(session: AsyncSession, actor: str, kind: _Kind, version_id: uuid.UUID):
     """Lock the period of ``version_id``'s siblings, check the state again, publish."""
-    row = await repo.get(session, kind.model, version_id)
-    if row is None:
-        raise kind.not_found(f"no {kind.subject.replace('_', ' ')} version {version_id}")
+    row = await _load(session, kind, version_id)
     _require_status(kind, row, VersionStatus.under_review, "publish")
     await lock(session, kind.period_lock(row))
-    row = await _get_locked(session, kind, version_id)
+    row = await _load(session, kind, version_id, for_update=True)
     _require_status(kind, row, VersionStatus.under_review, "publish")  # another request may have won
     return await publish_locked(session, actor, kind, row)
 
@@ -242,6 +259,7 @@ async def publish_locked(session: AsyncSession, actor: str, kind: _Kind, row: An
     others = await repo.overlapping(
         session, kind.model, kind.siblings(row), row.effective_from, row.effective_to, row.id
     )
+
     # An open-ended version that started earlier is closed where this one starts; anything else clashes.
     def closable(o: Any) -> bool:
         return o.effective_to is None and o.effective_from < row.effective_from
@@ -250,34 +268,53 @@ async def publish_locked(session: AsyncSession, actor: str, kind: _Kind, row: An
     if clashes:
         raise OverlappingPeriod(
             f"{_describe(row)} overlaps the published {', '.join(_describe(o) for o in clashes)}",
-            conflicts=[{"id": str(o.id), "version": o.version, "status": o.status,
-                        "effective_from": o.effective_from.isoformat(),
-                        "effective_to": o.effective_to.isoformat() if o.effective_to else None} for o in clashes],
+            conflicts=[
+                {
+                    "id": str(o.id),
+                    "version": o.version,
+                    "status": o.status,
+                    "effective_from": o.effective_from.isoformat(),
+                    "effective_to": o.effective_to.isoformat() if o.effective_to else None,
+                }
+                for o in clashes
+            ],
         )
     now = clock.now()
     for old in filter(closable, others):
         old.effective_to = row.effective_from
-        audit.record(session, actor=actor, action=f"{kind.subject}.period_closed", subject_type=kind.subject,
-                     subject_id=old.id, data={"version": old.version, "effective_to": old.effective_to,
-                                              "superseded_by": str(row.id)})
+        _audit(
+            session,
+            actor,
+            kind,
+            "period_closed",
+            old.id,
+            version=old.version,
+            effective_to=old.effective_to,
+            superseded_by=str(row.id),
+        )
     await session.flush()  # close the old period before the new one starts
     row.status = VersionStatus.published
     row.published_at = now
     await session.flush()
-    audit.record(session, actor=actor, action=f"{kind.subject}.publish", subject_type=kind.subject,
-                 subject_id=row.id, data={"version": row.version, "effective_from": row.effective_from,
-                                          "effective_to": row.effective_to})
+    _audit(
+        session,
+        actor,
+        kind,
+        "publish",
+        row.id,
+        version=row.version,
+        effective_from=row.effective_from,
+        effective_to=row.effective_to,
+    )
     return row
 
 
 async def _retire(session: AsyncSession, actor: str, kind: _Kind, version_id: uuid.UUID):
     """Published → retired; the period ends now (or stays shorter; empty if it never began)."""
-    row = await repo.get(session, kind.model, version_id)
-    if row is None:
-        raise kind.not_found(f"no {kind.subject.replace('_', ' ')} version {version_id}")
+    row = await _load(session, kind, version_id)
     _require_status(kind, row, VersionStatus.published, "retire")
     await lock(session, kind.period_lock(row))
-    row = await _get_locked(session, kind, version_id)
+    row = await _load(session, kind, version_id, for_update=True)
     _require_status(kind, row, VersionStatus.published, "retire")
     now = clock.now()
     end = row.effective_to if row.effective_to is not None and row.effective_to <= now else now
@@ -285,13 +322,12 @@ async def _retire(session: AsyncSession, actor: str, kind: _Kind, version_id: uu
     row.status = VersionStatus.retired
     row.retired_at = now
     await session.flush()
-    audit.record(session, actor=actor, action=f"{kind.subject}.retire", subject_type=kind.subject,
-                 subject_id=row.id, data={"version": row.version, "effective_to": row.effective_to})
+    _audit(session, actor, kind, "retire", row.id, version=row.version, effective_to=row.effective_to)
     return row
 
 
 async def _draft_for_update(session: AsyncSession, kind: _Kind, version_id: uuid.UUID):
-    row = await _get_locked(session, kind, version_id)
+    row = await _load(session, kind, version_id, for_update=True)
     if row.status != VersionStatus.draft:
         raise VersionImmutable(
             f"version {row.version} is {row.status}: only drafts can be edited; create a new version instead"
@@ -326,7 +362,9 @@ def _cursor(cursor: str | None, types: tuple[type, ...]) -> list[Any] | None:
 # ---------------------------------------------------------------- methodologies
 
 
-async def create_methodology(session: AsyncSession, principal: Principal, data: MethodologyCreate) -> MethodologyVersion:
+async def create_methodology(
+    session: AsyncSession, principal: Principal, data: MethodologyCreate
+) -> MethodologyVersion:
     """A new draft: version 1 of a new ``code``, or the next version of an existing one."""
     return await draft_methodology(session, principal.actor, data)
 
@@ -341,16 +379,25 @@ async def draft_methodology(
     latest, types = await repo.code_state(session, data.code)
     if types and types != {values["behaviour_type"]}:
         raise CodeTypeMismatch(f"{data.code} is the methodology of {', '.join(sorted(types))}")
-    row = MethodologyVersion(**values, version=version or latest + 1, status=VersionStatus.draft,
-                             created_at=clock.now())
+    row = MethodologyVersion(
+        **values, version=version or latest + 1, status=VersionStatus.draft, created_at=clock.now()
+    )
     session.add(row)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
         raise VersionExists(f"{data.code} v{row.version} exists") from exc
-    audit.record(session, actor=actor, action="methodology.create", subject_type="methodology", subject_id=row.id,
-                 data={"code": row.code, "version": row.version, "behaviour_type": row.behaviour_type})
+    _audit(
+        session,
+        actor,
+        METHODOLOGY,
+        "create",
+        row.id,
+        code=row.code,
+        version=row.version,
+        behaviour_type=row.behaviour_type,
+    )
     return row
 
 
@@ -364,7 +411,11 @@ async def update_methodology(
     values.update(patch)
     # The stored net factor was derived when baseline and project were both known; it is given
     # (and kept) only if the patch says so or the version has no baseline/project pair.
-    if "net_factor_g" not in patch and values["baseline_factor_g"] is not None and values["project_factor_g"] is not None:
+    if (
+        "net_factor_g" not in patch
+        and values["baseline_factor_g"] is not None
+        and values["project_factor_g"] is not None
+    ):
         values["net_factor_g"] = None
     check_methodology(values)
     if "behaviour_type" in patch and patch["behaviour_type"] != row.behaviour_type:
@@ -374,12 +425,13 @@ async def update_methodology(
     for name, value in values.items():
         setattr(row, name, value)
     await session.flush()
-    audit.record(session, actor=principal.actor, action="methodology.update", subject_type="methodology",
-                 subject_id=row.id, data={"fields": sorted(patch)})
+    _audit(session, principal.actor, METHODOLOGY, "update", row.id, fields=sorted(patch))
     return row
 
 
-async def submit_methodology(session: AsyncSession, principal: Principal, version_id: uuid.UUID) -> MethodologyVersion:
+async def submit_methodology(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID
+) -> MethodologyVersion:
     """draft → under_review: the version is frozen for the reviewers."""
     return await _submit(session, principal.actor, METHODOLOGY, version_id)
 
@@ -388,12 +440,15 @@ async def publish_methodology(
     session: AsyncSession, principal: Principal, version_id: uuid.UUID
 ) -> MethodologyVersion:
     """under_review → published, if its period overlaps no other published version of its type."""
-    # review gate: the expert panel's passed review (app/reviews) will be required here, before
-    # anything is locked or written: raise a domain error when the version has no passed review.
+    # review gate: the expert panel's passed review will be required here, before anything is
+    # locked or written, e.g. `await reviews_service.require_passed(session, "methodology_version",
+    # str(version_id))` (app/reviews), which raises when the latest panel did not pass.
     return await _publish(session, principal.actor, METHODOLOGY, version_id)
 
 
-async def retire_methodology(session: AsyncSession, principal: Principal, version_id: uuid.UUID) -> MethodologyVersion:
+async def retire_methodology(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID
+) -> MethodologyVersion:
     return await _retire(session, principal.actor, METHODOLOGY, version_id)
 
 
@@ -425,7 +480,9 @@ async def list_methodologies(
     return page(rows, limit, lambda r: [r.code, r.version])
 
 
-async def methodology_for(session: AsyncSession, behaviour_type: str, at: datetime) -> MethodologyVersion | None:
+async def methodology_for(
+    session: AsyncSession, behaviour_type: str, at: datetime
+) -> MethodologyVersion | None:
     """The version of ``behaviour_type`` in force at ``at`` (published or retired, period containing it)."""
     _check_moment(at)
     return await repo.methodology_in_force(session, behaviour_type, at)
@@ -434,7 +491,9 @@ async def methodology_for(session: AsyncSession, behaviour_type: str, at: dateti
 # ---------------------------------------------------------------- exchange rules
 
 
-async def create_exchange_rule(session: AsyncSession, principal: Principal, data: ExchangeRuleCreate) -> ExchangeRuleVersion:
+async def create_exchange_rule(
+    session: AsyncSession, principal: Principal, data: ExchangeRuleCreate
+) -> ExchangeRuleVersion:
     """A new draft with the next version number of the platform's exchange rule."""
     return await draft_exchange_rule(session, principal.actor, data)
 
@@ -444,16 +503,19 @@ async def draft_exchange_rule(
 ) -> ExchangeRuleVersion:
     values = check_rule(data.model_dump())
     await lock(session, "exchange-rule-versions")
-    row = ExchangeRuleVersion(**values, version=version or await repo.max_rule_version(session) + 1,
-                              status=VersionStatus.draft, created_at=clock.now())
+    row = ExchangeRuleVersion(
+        **values,
+        version=version or await repo.max_rule_version(session) + 1,
+        status=VersionStatus.draft,
+        created_at=clock.now(),
+    )
     session.add(row)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
         raise VersionExists(f"exchange rule v{row.version} exists") from exc
-    audit.record(session, actor=actor, action="exchange_rule.create", subject_type="exchange_rule",
-                 subject_id=row.id, data={"version": row.version})
+    _audit(session, actor, EXCHANGE_RULE, "create", row.id, version=row.version)
     return row
 
 
@@ -468,21 +530,26 @@ async def update_exchange_rule(
     for name, value in values.items():
         setattr(row, name, value)
     await session.flush()
-    audit.record(session, actor=principal.actor, action="exchange_rule.update", subject_type="exchange_rule",
-                 subject_id=row.id, data={"fields": sorted(patch)})
+    _audit(session, principal.actor, EXCHANGE_RULE, "update", row.id, fields=sorted(patch))
     return row
 
 
-async def submit_exchange_rule(session: AsyncSession, principal: Principal, version_id: uuid.UUID) -> ExchangeRuleVersion:
+async def submit_exchange_rule(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID
+) -> ExchangeRuleVersion:
     return await _submit(session, principal.actor, EXCHANGE_RULE, version_id)
 
 
-async def publish_exchange_rule(session: AsyncSession, principal: Principal, version_id: uuid.UUID) -> ExchangeRuleVersion:
+async def publish_exchange_rule(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID
+) -> ExchangeRuleVersion:
     """under_review → published, if its period overlaps no other published version."""
     return await _publish(session, principal.actor, EXCHANGE_RULE, version_id)
 
 
-async def retire_exchange_rule(session: AsyncSession, principal: Principal, version_id: uuid.UUID) -> ExchangeRuleVersion:
+async def retire_exchange_rule(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID
+) -> ExchangeRuleVersion:
     return await _retire(session, principal.actor, EXCHANGE_RULE, version_id)
 
 
