@@ -77,13 +77,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=[],  # server-to-server and native apps: no browser origin is trusted by default
-        allow_methods=["GET", "POST", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Content-Signature"],
-    )
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origin_list:  # server-to-server and native apps need none: off unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Content-Signature", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
+    app.add_middleware(RequestMiddleware)
     return app
 
 

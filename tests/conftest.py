@@ -47,7 +47,7 @@ def servers():
     os.environ["CARBON_REDIS_URL"] = urls.redis_url
     get_settings.cache_clear()
     yield urls
-    embedded.stop_all()
+    embedded.stop_all(fast=True)  # throw-away data: no checkpoint, no save
     shutil.rmtree(_tmp, ignore_errors=True)
 
 

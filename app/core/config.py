@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     """Requests a minute per organisation (authenticated) or per client IP (anonymous)."""
     login_rate_limit_per_minute: int = 30
     max_body_bytes: int = 2_000_000
+    """Largest request body accepted (413 ``payload_too_large`` beyond), declared or chunked."""
+    cors_origins: str = ""
+    """Comma-separated browser origins allowed by CORS (``https://a.example,https://b.example``); empty: none."""
+    hsts_seconds: int = 0
+    """When > 0, HTTPS responses carry ``Strict-Transport-Security: max-age=…`` (behind a TLS proxy)."""
     db_pool_size: int = 20
     scheduler_enabled: bool = True
     log_level: str = "INFO"
@@ -47,6 +52,10 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.identity_hash_key == LOCAL_SECRET:
             raise ValueError("CARBON_IDENTITY_HASH_KEY must be set outside local mode")
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def token_url(self) -> str:

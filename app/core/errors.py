@@ -5,6 +5,7 @@ a code; the handlers below render every error, validation and unexpected ones in
 """
 
 import logging
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,23 @@ _STARLETTE_CODES = {
 }
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the API offers for this path (Starlette names only the first matching route's)."""
+    app = request.app
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = [
+            (compile_path(path)[0], {m.upper() for m in ops if m.upper() in _METHODS})
+            for path, ops in app.openapi().get("paths", {}).items()
+        ]
+        app.state.allowed_methods = table
+    path = request.scope["path"]
+    return ", ".join(sorted(set().union(*(methods for regex, methods in table if regex.match(path)))))
+
+
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
@@ -162,10 +181,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = _STARLETTE_CODES.get(exc.status_code, "http_error")
-        detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-        return problem_response(
-            request, exc.status_code, code, detail, detail, headers=getattr(exc, "headers", None)
-        )
+        try:
+            title = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            title = "HTTP error"
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return problem_response(request, exc.status_code, code, title, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -13,6 +13,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.config import get_settings
 from app.core.errors import problem_response
 
 REQUESTS = Counter("carbon_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -55,10 +56,19 @@ def configure_logging(level: str) -> None:
 
 
 access_log = logging.getLogger("carbon.access")
+log = logging.getLogger(__name__)
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    """Request id, access log and metrics, body-size limit, security headers, and the last-resort 500.
+
+    ``max_body_bytes`` defaults to the live setting (read per request). The limit holds for a
+    declared ``Content-Length`` (refused before the app runs) and for chunked bodies (the app's
+    first read past the limit fails with 413). An exception no handler took becomes a 500 problem
+    here, so it too carries the request id and the security headers.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
 
@@ -66,19 +76,26 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        settings = get_settings()
+        limit = self.max_body_bytes if self.max_body_bytes is not None else settings.max_body_bytes
         request_id = None
+        declared = None
         for name, value in scope["headers"]:
             if name == b"x-request-id" and 0 < len(value) <= 100:
-                request_id = value.decode("latin-1")
-            elif name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                await self._too_large(scope, send)
-                return
+                request_id = _clean_request_id(value)
+            elif name == b"content-length":
+                declared = value
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        extra_headers = list(SECURITY_HEADERS)
+        if settings.hsts_seconds > 0 and scope.get("scheme") == "https":
+            extra_headers.append(
+                (b"strict-transport-security", f"max-age={settings.hsts_seconds}; includeSubDomains".encode())
+            )
         started = time.perf_counter()
         status_holder = [500]
+        response_started = False
         received = 0
-        limit = self.max_body_bytes
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -86,21 +103,33 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(limit)
             return message
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status_holder[0] = message["status"]
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                headers.extend(h for h in extra_headers if h[0] not in present)
                 message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                await _problem(scope, send_with_headers, 413, "payload_too_large", "Request body too large",
+                               f"the body is limited to {limit} bytes", request_id)
+            else:
+                await self.app(scope, limited_receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "path": scope["path"]})
+            if response_started:
+                raise
+            await _problem(scope, send_with_headers, 500, "internal_error", "Internal server error",
+                           "Something went wrong on our side; quote the request id when reporting it.", request_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -115,19 +144,23 @@ class RequestMiddleware:
                 },
             )
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        response = problem_response(
-            None, 413, "payload_too_large", "Request body too large",
-            f"the body is limited to {self.max_body_bytes} bytes",
-        )
-        await response(scope, _noop_receive, send)
+
+def _clean_request_id(value: bytes) -> str | None:
+    """A caller's X-Request-ID is echoed only if it is short and plain (it ends up in logs)."""
+    text = value.decode("latin-1")
+    return text if all(c.isalnum() or c in "-_.:" for c in text) else None
+
+
+async def _problem(scope: Scope, send: Send, status: int, code: str, title: str, detail: str, request_id: str) -> None:
+    response = problem_response(None, status, code, title, detail, request_id=request_id, instance=scope["path"])
+    await response(scope, _noop_receive, send)
 
 
 class _BodyTooLarge(HTTPException):
     """An HTTPException so FastAPI's body parsing re-raises it and the handler renders a 413."""
 
-    def __init__(self) -> None:
-        super().__init__(413, "Request body too large")
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body is limited to {limit} bytes")
 
 
 async def _noop_receive() -> Message:
