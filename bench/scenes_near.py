@@ -38,7 +38,9 @@ async def seed(database_url: str, scenes: int) -> float:
         org = uuid.uuid4()
         await conn.execute(
             "INSERT INTO organizations (id, kind, name, credit_code, status, created_at)"
-            " VALUES ($1, 'scene_operator', 'bench scenes', '91BENCH0000000000X', 'approved', now())", org)
+            " VALUES ($1, 'scene_operator', 'bench scenes', '91BENCH0000000000X', 'approved', now())",
+            org,
+        )
         started = time.perf_counter()
         await conn.execute("SELECT setseed(0.42)")
         await conn.execute(
@@ -53,7 +55,12 @@ async def seed(database_url: str, scenes: int) -> float:
                    'SZ-CJ-2026-' || lpad(g::text, 6, '0'), now(), now(), now()
             FROM generate_series(1, $6::integer) AS g
             """,
-            org, BOX[0], BOX[1], BOX[2], BOX[3], scenes,
+            org,
+            BOX[0],
+            BOX[1],
+            BOX[2],
+            BOX[3],
+            scenes,
         )
         await conn.execute("ANALYZE scenes")
         return time.perf_counter() - started
@@ -64,11 +71,20 @@ async def seed(database_url: str, scenes: int) -> float:
 async def explain(database_url: str, lat: float, lng: float, radius: float) -> dict:
     engine = db.create_engine(database_url, pool_size=1)
     where = ["s.status = 'approved'"]
-    params = {**repository.bounding_box(lat, lng, radius), "lat": lat, "lng": lng, "radius": radius, "limit": 51}
+    params = {
+        **repository.bounding_box(lat, lng, radius),
+        "lat": lat,
+        "lng": lng,
+        "radius": radius,
+        "limit": 51,
+    }
     out = {}
     try:
         async with engine.connect() as conn:
-            for label, settings in (("with_index", []), ("without_index", ["enable_indexscan", "enable_bitmapscan"])):
+            for label, settings in (
+                ("with_index", []),
+                ("without_index", ["enable_indexscan", "enable_bitmapscan"]),
+            ):
                 for name in settings:
                     await conn.execute(sa.text(f"SET LOCAL {name} = off"))
                 rows = await conn.execute(
@@ -96,7 +112,9 @@ async def run(args) -> dict:
                     lat = rng.uniform(BOX[0], BOX[1])
                     lng = rng.uniform(BOX[2], BOX[3])
                     t0 = time.perf_counter()
-                    r = await client.get("/v1/public/scenes", params={"lat": lat, "lng": lng, "radius_m": radius})
+                    r = await client.get(
+                        "/v1/public/scenes", params={"lat": lat, "lng": lng, "radius_m": radius}
+                    )
                     latencies.append((time.perf_counter() - t0) * 1000)
                     assert r.status_code == 200, r.text
                     items = r.json()["items"]

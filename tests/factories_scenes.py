@@ -58,7 +58,9 @@ async def active_expert_ids(client: httpx.AsyncClient, authority: str, field: st
             return ids
 
 
-async def strangers(client: httpx.AsyncClient, authority: str, field: str, keep: list[str] | None = None) -> list[str]:
+async def strangers(
+    client: httpx.AsyncClient, authority: str, field: str, keep: list[str] | None = None
+) -> list[str]:
     """Active experts of ``field`` these tests can't log in as (or not in ``keep``): to exclude from draws."""
     allowed = set(keep) if keep is not None else set(EXPERTS)
     return [e for e in await active_expert_ids(client, authority, field) if e not in allowed]
@@ -103,13 +105,20 @@ async def open_scene_review(
     client: httpx.AsyncClient, authority: str, scene_id: str, *, size: int = 1, field: str = "retail", **extra
 ) -> dict:
     """Open the scene's review, drawing only from experts these tests can log in as."""
-    body = {"size": size, "field": field, "exclude_experts": await strangers(client, authority, field), **extra}
+    body = {
+        "size": size,
+        "field": field,
+        "exclude_experts": await strangers(client, authority, field),
+        **extra,
+    }
     r = await client.post(f"/v1/scenes/{scene_id}/review", json=body, headers=bearer(authority))
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def decide_panel(client: httpx.AsyncClient, authority: str, panel: dict, outcome: str, reason: str) -> dict:
+async def decide_panel(
+    client: httpx.AsyncClient, authority: str, panel: dict, outcome: str, reason: str
+) -> dict:
     for member in panel["members"]:
         expert = EXPERTS[str(member["expert_id"])]
         r = await client.post(
@@ -119,13 +128,17 @@ async def decide_panel(client: httpx.AsyncClient, authority: str, panel: dict, o
         )
         assert r.status_code == 201, r.text
     r = await client.post(
-        f"/v1/reviews/{panel['id']}/decision", json={"outcome": outcome, "reason": reason}, headers=bearer(authority)
+        f"/v1/reviews/{panel['id']}/decision",
+        json={"outcome": outcome, "reason": reason},
+        headers=bearer(authority),
     )
     assert r.status_code == 200, r.text
     return r.json()
 
 
-async def ensure_experts(client: httpx.AsyncClient, authority: str, field: str = "retail", n: int = 1) -> None:
+async def ensure_experts(
+    client: httpx.AsyncClient, authority: str, field: str = "retail", n: int = 1
+) -> None:
     known = [e for e in await active_expert_ids(client, authority, field) if e in EXPERTS]
     for _ in range(n - len(known)):
         await make_expert(client, authority, fields=[field])
@@ -140,3 +153,30 @@ async def approved_scene(client: httpx.AsyncClient, authority: str, operator: Or
     r = await client.get(f"/v1/scenes/{scene['id']}", headers=operator.headers)
     assert r.json()["status"] == "approved", r.text
     return r.json()
+
+
+# Scene behaviour types besides own_cup that the scene tests use. Once any scene methodology is
+# published (the shipped catalogue publishes own_cup), only published types are accepted: the
+# scene tests' conftest publishes these (and the shipped catalogue) first.
+PLATE, BAG, RECEIPT = "test_clean_plate", "test_reusable_bag", "test_paperless_receipt"
+
+
+async def publish_scene_types(tmp_dir) -> None:
+    import json
+    from pathlib import Path
+
+    from app.core import db
+    from app.methodologies import catalogue
+
+    shipped = catalogue.read()
+    own_cup = next(m for m in shipped["methodologies"] if m["behaviour_type"] == "own_cup")
+    extra = [
+        {**own_cup, "code": t.replace("_", "-"), "behaviour_type": t, "name": f"Test scene behaviour {t}"}
+        for t in (PLATE, BAG, RECEIPT)
+    ]
+    path = Path(tmp_dir) / "scene-types.json"
+    path.write_text(json.dumps({"methodologies": extra}), encoding="utf-8")
+    async with db.session_scope() as session:
+        await catalogue.load(session)
+    async with db.session_scope() as session:
+        await catalogue.load(session, path)

@@ -33,7 +33,9 @@ async def create_expert(data: ExpertCreate, session: Session, principal: Authori
 
 
 @router.get(
-    "", response_model=Page[ExpertRead], responses=responses(UnknownField, InvalidCursor),
+    "",
+    response_model=Page[ExpertRead],
+    responses=responses(UnknownField, InvalidCursor),
     summary="List the pool (authority)",
 )
 async def list_experts(
@@ -47,7 +49,9 @@ async def list_experts(
     return await service.list_(session, field=field, active=active, limit=limit, cursor=cursor)
 
 
-@router.get("/{expert_id}", response_model=ExpertRead, responses=responses(ExpertNotFound), summary="An expert")
+@router.get(
+    "/{expert_id}", response_model=ExpertRead, responses=responses(ExpertNotFound), summary="An expert"
+)
 async def get_expert(expert_id: uuid.UUID, session: Session, _: Authority):
     return await service.read(session, expert_id)
 
@@ -72,5 +76,7 @@ async def update_expert(expert_id: uuid.UUID, data: ExpertUpdate, session: Sessi
     description="Active experts with their fields and affiliations, by name. The ids are those that appear "
     "in the review draws (`GET /v1/reviews/{id}/draw`).",
 )
-async def public_experts(session: Session, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None):
+async def public_experts(
+    session: Session, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None
+):
     return await service.list_(session, field=field, active=True, limit=limit, cursor=cursor, public=True)

@@ -19,7 +19,8 @@ class ExpertAccount(BaseModel):
 class ExpertCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     fields: list[str] = Field(
-        min_length=1, max_length=10,
+        min_length=1,
+        max_length=10,
         description="Fields of expertise: travel, buildings, energy, forestry, retail, waste, agriculture, "
         "ocean, verification, data",
     )

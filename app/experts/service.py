@@ -20,7 +20,16 @@ from app.organizations.exceptions import OrganizationNotFound
 from app.organizations.models import StaffUser
 
 FIELDS = (
-    "travel", "buildings", "energy", "forestry", "retail", "waste", "agriculture", "ocean", "verification", "data",
+    "travel",
+    "buildings",
+    "energy",
+    "forestry",
+    "retail",
+    "waste",
+    "agriculture",
+    "ocean",
+    "verification",
+    "data",
 )
 _NOT_NAME = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -69,24 +78,43 @@ def view(expert: Expert, username: str | None = None) -> dict[str, Any]:
 
 
 async def _username(session: AsyncSession, expert: Expert) -> str:
-    return (await session.execute(select(StaffUser.username).where(StaffUser.id == expert.staff_user_id))).scalar_one()
+    return (
+        await session.execute(select(StaffUser.username).where(StaffUser.id == expert.staff_user_id))
+    ).scalar_one()
 
 
 async def create(session: AsyncSession, principal: Principal, data: ExpertCreate) -> dict[str, Any]:
     fields = _check_fields(data.fields)
     aff = await _affiliation(session, data.affiliation)
-    user = await org_service.create_staff_user(session, data.account.username, data.account.password, "expert")
+    user = await org_service.create_staff_user(
+        session, data.account.username, data.account.password, "expert"
+    )
     now = clock.now()
     expert = Expert(
-        name=data.name.strip(), fields=fields, active=data.active, staff_user_id=user.id,
-        created_at=now, updated_at=now, **aff,
+        name=data.name.strip(),
+        fields=fields,
+        active=data.active,
+        staff_user_id=user.id,
+        created_at=now,
+        updated_at=now,
+        **aff,
     )
     session.add(expert)
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="expert.created", subject_type="expert", subject_id=expert.id,
-        data={"name": expert.name, "fields": fields, "affiliation": expert.affiliation_name,
-              "affiliation_org_id": expert.affiliation_org_id, "active": expert.active, "username": user.username},
+        session,
+        actor=principal.actor,
+        action="expert.created",
+        subject_type="expert",
+        subject_id=expert.id,
+        data={
+            "name": expert.name,
+            "fields": fields,
+            "affiliation": expert.affiliation_name,
+            "affiliation_org_id": expert.affiliation_org_id,
+            "active": expert.active,
+            "username": user.username,
+        },
     )
     return view(expert, user.username)
 
@@ -103,7 +131,9 @@ async def read(session: AsyncSession, expert_id: uuid.UUID) -> dict[str, Any]:
     return view(expert, await _username(session, expert))
 
 
-async def update(session: AsyncSession, principal: Principal, expert_id: uuid.UUID, data: ExpertUpdate) -> dict:
+async def update(
+    session: AsyncSession, principal: Principal, expert_id: uuid.UUID, data: ExpertUpdate
+) -> dict:
     expert = (
         await session.execute(select(Expert).where(Expert.id == expert_id).with_for_update())
     ).scalar_one_or_none()
@@ -126,14 +156,20 @@ async def update(session: AsyncSession, principal: Principal, expert_id: uuid.UU
         await session.flush()
         changes.pop("affiliation_norm", None)
         audit.record(
-            session, actor=principal.actor, action="expert.updated", subject_type="expert",
-            subject_id=expert.id, data=changes,
+            session,
+            actor=principal.actor,
+            action="expert.updated",
+            subject_type="expert",
+            subject_id=expert.id,
+            data=changes,
         )
     return view(expert, await _username(session, expert))
 
 
 async def for_staff_user(session: AsyncSession, staff_user_id: uuid.UUID) -> Expert | None:
-    return (await session.execute(select(Expert).where(Expert.staff_user_id == staff_user_id))).scalar_one_or_none()
+    return (
+        await session.execute(select(Expert).where(Expert.staff_user_id == staff_user_id))
+    ).scalar_one_or_none()
 
 
 async def active_in_field(session: AsyncSession, field: str) -> list[Expert]:

@@ -23,7 +23,10 @@ class ReviewPanel(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_review_panels_subject", "subject_type", "subject_id", "created_at"),
         sa.Index(
-            "uq_review_panels_subject_open", "subject_type", "subject_id", unique=True,
+            "uq_review_panels_subject_open",
+            "subject_type",
+            "subject_id",
+            unique=True,
             postgresql_where=sa.text("status = 'open'"),
         ),
         sa.CheckConstraint("quorum BETWEEN 1 AND size", name="quorum_within_size"),

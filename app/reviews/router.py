@@ -32,7 +32,9 @@ AuthorityOrExpert = Annotated[Principal, Depends(require("authority", "expert"))
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=PanelRead,
-    responses=responses(UnknownField, InvalidPanel, NotEnoughExperts, PanelAlreadyOpen, SubjectManagedElsewhere),
+    responses=responses(
+        UnknownField, InvalidPanel, NotEnoughExperts, PanelAlreadyOpen, SubjectManagedElsewhere
+    ),
     summary="Open an expert panel on a subject (authority)",
     description="Draws `size` active experts of `field` at random, leaving out anyone affiliated with the "
     "applicant (`exclude_affiliations`: org ids and/or names) or excluded explicitly. The seed, the sorted "
@@ -61,8 +63,14 @@ async def list_panels(
     cursor: Cursor = None,
 ):
     return await service.list_(
-        session, principal, mine=mine, subject_type=subject_type, subject_id=subject_id, status=status,
-        limit=limit, cursor=cursor,
+        session,
+        principal,
+        mine=mine,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
     )
 
 

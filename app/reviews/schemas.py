@@ -8,21 +8,32 @@ from pydantic import BaseModel, Field
 class PanelOpen(BaseModel):
     """Open a panel on any subject (a methodology version, a CER project…)."""
 
-    subject_type: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$",
-                              examples=["methodology_version"])
+    subject_type: str = Field(
+        min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$", examples=["methodology_version"]
+    )
     subject_id: str = Field(min_length=1, max_length=100)
     field: str = Field(max_length=30, description="The field of expertise to draw from", examples=["travel"])
     size: int = Field(default=3, ge=1, le=25, description="How many experts to draw")
-    quorum: int | None = Field(default=None, ge=1, le=25, description="Opinions needed to decide (default: all)")
+    quorum: int | None = Field(
+        default=None, ge=1, le=25, description="Opinions needed to decide (default: all)"
+    )
     exclude_affiliations: list[str] = Field(
-        default_factory=list, max_length=50,
+        default_factory=list,
+        max_length=50,
         description="Applicant affiliations: organisation ids and/or names. Experts affiliated with any of them "
         "(by org id or by normalised name) are not eligible.",
     )
-    exclude_experts: list[uuid.UUID] = Field(default_factory=list, max_length=200,
-                                             description="Experts excluded explicitly (e.g. declared conflicts)")
-    seed: str | None = Field(default=None, min_length=8, max_length=200,
-                             description="The draw's seed; generated (`secrets.token_hex`) when omitted")
+    exclude_experts: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Experts excluded explicitly (e.g. declared conflicts)",
+    )
+    seed: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=200,
+        description="The draw's seed; generated (`secrets.token_hex`) when omitted",
+    )
 
 
 class Opinion(BaseModel):
@@ -72,7 +83,9 @@ class DrawRecord(BaseModel):
     subject_type: str
     subject_id: str
     field: str
-    algorithm: str = Field(description="See `app/reviews/draw.py`: rank by HMAC-SHA256(seed, id), take the first N")
+    algorithm: str = Field(
+        description="See `app/reviews/draw.py`: rank by HMAC-SHA256(seed, id), take the first N"
+    )
     seed: str
     size: int
     candidates: list[str] = Field(description="Eligible expert ids, sorted: the input of the draw")

@@ -117,16 +117,27 @@ async def open_panel(
     if len(candidates) < size:
         raise NotEnoughExperts(
             f"{len(candidates)} eligible experts in {field}, the panel needs {size}",
-            eligible=len(candidates), needed=size,
+            eligible=len(candidates),
+            needed=size,
         )
     chosen = draw(seed, candidates, size)
 
     if await _open_panel_of(session, subject_type, subject_id) is not None:
         raise PanelAlreadyOpen(f"{subject_type} {subject_id} already has an open panel")
     panel = ReviewPanel(
-        subject_type=subject_type, subject_id=subject_id, field=field, size=size, quorum=quorum,
-        seed=seed, algorithm=ALGORITHM, candidates=candidates, chosen=chosen, excluded=excluded,
-        exclude_affiliations=affiliations, opened_by=principal.actor, created_at=clock.now(),
+        subject_type=subject_type,
+        subject_id=subject_id,
+        field=field,
+        size=size,
+        quorum=quorum,
+        seed=seed,
+        algorithm=ALGORITHM,
+        candidates=candidates,
+        chosen=chosen,
+        excluded=excluded,
+        exclude_affiliations=affiliations,
+        opened_by=principal.actor,
+        created_at=clock.now(),
     )
     try:
         async with session.begin_nested():
@@ -135,26 +146,49 @@ async def open_panel(
     except IntegrityError as exc:
         raise PanelAlreadyOpen(f"{subject_type} {subject_id} already has an open panel") from exc
     session.add_all(
-        PanelMember(panel_id=panel.id, expert_id=uuid.UUID(eid), position=i) for i, eid in enumerate(chosen, 1)
+        PanelMember(panel_id=panel.id, expert_id=uuid.UUID(eid), position=i)
+        for i, eid in enumerate(chosen, 1)
     )
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="review.panel_opened", subject_type="review_panel",
+        session,
+        actor=principal.actor,
+        action="review.panel_opened",
+        subject_type="review_panel",
         subject_id=panel.id,
-        data={"subject_type": subject_type, "subject_id": subject_id, "field": field, "size": size,
-              "quorum": quorum, "algorithm": ALGORITHM, "seed": seed, "candidates": candidates,
-              "chosen": chosen, "excluded": excluded, "exclude_affiliations": affiliations},
+        data={
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "field": field,
+            "size": size,
+            "quorum": quorum,
+            "algorithm": ALGORITHM,
+            "seed": seed,
+            "candidates": candidates,
+            "chosen": chosen,
+            "excluded": excluded,
+            "exclude_affiliations": affiliations,
+        },
     )
     return panel
 
 
 async def open_from_request(session: AsyncSession, principal: Principal, data: PanelOpen) -> dict[str, Any]:
     if data.subject_type in _hooks:
-        raise SubjectManagedElsewhere(f"open {data.subject_type} reviews through the {data.subject_type} routes")
+        raise SubjectManagedElsewhere(
+            f"open {data.subject_type} reviews through the {data.subject_type} routes"
+        )
     panel = await open_panel(
-        session, principal, subject_type=data.subject_type, subject_id=data.subject_id, field=data.field,
-        size=data.size, quorum=data.quorum, exclude_affiliations=set(data.exclude_affiliations),
-        exclude_experts={str(e) for e in data.exclude_experts}, seed=data.seed,
+        session,
+        principal,
+        subject_type=data.subject_type,
+        subject_id=data.subject_id,
+        field=data.field,
+        size=data.size,
+        quorum=data.quorum,
+        exclude_affiliations=set(data.exclude_affiliations),
+        exclude_experts={str(e) for e in data.exclude_experts},
+        seed=data.seed,
     )
     return await view(session, principal, panel)
 
@@ -163,7 +197,8 @@ async def _open_panel_of(session: AsyncSession, subject_type: str, subject_id: s
     return (
         await session.execute(
             select(ReviewPanel).where(
-                ReviewPanel.subject_type == subject_type, ReviewPanel.subject_id == subject_id,
+                ReviewPanel.subject_type == subject_type,
+                ReviewPanel.subject_id == subject_id,
                 ReviewPanel.status == PanelStatus.open,
             )
         )
@@ -201,7 +236,9 @@ async def _caller_expert_id(session: AsyncSession, principal: Principal) -> uuid
     return expert.id if expert else None
 
 
-async def _views(session: AsyncSession, principal: Principal, panels: list[ReviewPanel]) -> list[dict[str, Any]]:
+async def _views(
+    session: AsyncSession, principal: Principal, panels: list[ReviewPanel]
+) -> list[dict[str, Any]]:
     """Panels as the caller may see them: the authority sees every opinion, a member only their own."""
     if not panels:
         return []
@@ -216,19 +253,33 @@ async def _views(session: AsyncSession, principal: Principal, panels: list[Revie
         shown = []
         for m in members:
             item: dict[str, Any] = {
-                "expert_id": m.expert_id, "name": names.get(m.expert_id, ""), "position": m.position,
+                "expert_id": m.expert_id,
+                "name": names.get(m.expert_id, ""),
+                "position": m.position,
                 "submitted": m.submitted_at is not None,
             }
             if principal.role == "authority" or m.expert_id == me:
                 item.update(verdict=m.verdict, score=m.score, text=m.text, submitted_at=m.submitted_at)
             shown.append(item)
-        out.append({
-            "id": panel.id, "subject_type": panel.subject_type, "subject_id": panel.subject_id,
-            "field": panel.field, "size": panel.size, "quorum": panel.quorum, "status": panel.status,
-            "opinions_in": sum(1 for m in members if m.submitted_at is not None), "members": shown,
-            "outcome": panel.outcome, "reason": panel.reason, "opened_by": panel.opened_by,
-            "created_at": panel.created_at, "decided_by": panel.decided_by, "decided_at": panel.decided_at,
-        })
+        out.append(
+            {
+                "id": panel.id,
+                "subject_type": panel.subject_type,
+                "subject_id": panel.subject_id,
+                "field": panel.field,
+                "size": panel.size,
+                "quorum": panel.quorum,
+                "status": panel.status,
+                "opinions_in": sum(1 for m in members if m.submitted_at is not None),
+                "members": shown,
+                "outcome": panel.outcome,
+                "reason": panel.reason,
+                "opened_by": panel.opened_by,
+                "created_at": panel.created_at,
+                "decided_by": panel.decided_by,
+                "decided_at": panel.decided_at,
+            }
+        )
     return out
 
 
@@ -243,10 +294,18 @@ async def read(session: AsyncSession, principal: Principal, panel_id: uuid.UUID)
 async def draw_record(session: AsyncSession, panel_id: uuid.UUID) -> dict[str, Any]:
     panel = await get(session, panel_id)
     return {
-        "panel_id": panel.id, "subject_type": panel.subject_type, "subject_id": panel.subject_id,
-        "field": panel.field, "algorithm": panel.algorithm, "seed": panel.seed, "size": panel.size,
-        "candidates": panel.candidates, "chosen": panel.chosen, "excluded": panel.excluded,
-        "exclude_affiliations": panel.exclude_affiliations, "created_at": panel.created_at,
+        "panel_id": panel.id,
+        "subject_type": panel.subject_type,
+        "subject_id": panel.subject_id,
+        "field": panel.field,
+        "algorithm": panel.algorithm,
+        "seed": panel.seed,
+        "size": panel.size,
+        "candidates": panel.candidates,
+        "chosen": panel.chosen,
+        "excluded": panel.excluded,
+        "exclude_affiliations": panel.exclude_affiliations,
+        "created_at": panel.created_at,
     }
 
 
@@ -263,7 +322,8 @@ async def submit_opinion(
     result = await session.execute(
         sa.update(PanelMember)
         .where(
-            PanelMember.panel_id == panel_id, PanelMember.expert_id == me,
+            PanelMember.panel_id == panel_id,
+            PanelMember.expert_id == me,
             col(PanelMember.submitted_at).is_(None),
         )
         .values(verdict=verdict, score=score, text=text, submitted_at=clock.now())
@@ -275,8 +335,12 @@ async def submit_opinion(
             raise NotOnPanel()
         raise OpinionAlreadySubmitted()
     audit.record(
-        session, actor=principal.actor, action="review.opinion_submitted", subject_type="review_panel",
-        subject_id=panel_id, data={"expert_id": str(me), "verdict": verdict, "score": score, "text": text},
+        session,
+        actor=principal.actor,
+        action="review.opinion_submitted",
+        subject_type="review_panel",
+        subject_id=panel_id,
+        data={"expert_id": str(me), "verdict": verdict, "score": score, "text": text},
     )
     return await view(session, principal, panel)
 
@@ -292,7 +356,9 @@ async def decide(
     opinions = [m for m in members if m.submitted_at is not None]
     if len(opinions) < panel.quorum:
         raise OpinionsMissing(
-            f"{len(opinions)} of {panel.quorum} opinions are in", opinions_in=len(opinions), quorum=panel.quorum
+            f"{len(opinions)} of {panel.quorum} opinions are in",
+            opinions_in=len(opinions),
+            quorum=panel.quorum,
         )
     panel.status = PanelStatus.decided
     panel.outcome = outcome
@@ -301,10 +367,20 @@ async def decide(
     panel.decided_at = clock.now()
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="review.decided", subject_type="review_panel", subject_id=panel.id,
-        data={"subject_type": panel.subject_type, "subject_id": panel.subject_id, "outcome": outcome,
-              "reason": reason, "opinions": [{"expert_id": str(m.expert_id), "verdict": m.verdict,
-                                              "score": m.score} for m in opinions]},
+        session,
+        actor=principal.actor,
+        action="review.decided",
+        subject_type="review_panel",
+        subject_id=panel.id,
+        data={
+            "subject_type": panel.subject_type,
+            "subject_id": panel.subject_id,
+            "outcome": outcome,
+            "reason": reason,
+            "opinions": [
+                {"expert_id": str(m.expert_id), "verdict": m.verdict, "score": m.score} for m in opinions
+            ],
+        },
     )
     hook = _hooks.get(panel.subject_type)
     if hook is not None:
@@ -350,7 +426,9 @@ async def list_(
         me = await _caller_expert_id(session, principal)
         if me is None:
             raise NotAnExpert()
-        query = query.join(PanelMember, PanelMember.panel_id == ReviewPanel.id).where(PanelMember.expert_id == me)
+        query = query.join(PanelMember, PanelMember.panel_id == ReviewPanel.id).where(
+            PanelMember.expert_id == me
+        )
     if subject_type:
         query = query.where(ReviewPanel.subject_type == subject_type)
     if subject_id:

@@ -87,7 +87,9 @@ class SceneChange(SQLModel, table=True):
     __tablename__ = "scene_changes"
     __table_args__ = (
         sa.Index(
-            "uq_scene_changes_live", "scene_id", unique=True,
+            "uq_scene_changes_live",
+            "scene_id",
+            unique=True,
             postgresql_where=sa.text("status IN ('submitted', 'under_review')"),
         ),
     )

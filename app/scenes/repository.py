@@ -32,7 +32,10 @@ _PUBLIC_COLUMNS = (
 def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     """The same great-circle distance as the SQL, in Python (tests, benchmarks)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 

@@ -38,7 +38,13 @@ router = APIRouter(prefix="/v1/scenes", route_class=CommitRoute, tags=["scenes"]
 public_router = APIRouter(prefix="/v1/public/scenes", route_class=CommitRoute, tags=["public"])
 AuthorityOrOperator = Annotated[Principal, Depends(require("authority", "scene_operator"))]
 StatusFilter = Literal["draft", "submitted", "under_review", "approved", "rejected", "suspended", "revoked"]
-_INVALID = (UnknownCategory, CoordinatesOutOfRange, InvalidDivisionCode, UnknownBehaviourType, InvalidEvidenceLink)
+_INVALID = (
+    UnknownCategory,
+    CoordinatesOutOfRange,
+    InvalidDivisionCode,
+    UnknownBehaviourType,
+    InvalidEvidenceLink,
+)
 
 
 @router.post(
@@ -143,7 +149,9 @@ _decision_route("revoke", "Revoke an approved or suspended scene, for good (auth
     "",
     response_model=Page[PublicScene],
     dependencies=[Public],
-    responses=responses(UnknownCategory, CoordinatesOutOfRange, IncompleteNearQuery, InvalidRadius, InvalidCursor),
+    responses=responses(
+        UnknownCategory, CoordinatesOutOfRange, IncompleteNearQuery, InvalidRadius, InvalidCursor
+    ),
     summary="Approved scenes, for maps and apps (public)",
     description="Filter by `city_code`, `district_code`, `category`, `behaviour_type`; by label code. "
     "Near me: `lat` and `lng` (and `radius_m`, default 5,000, at most 50,000) list the scenes within the "
@@ -162,8 +170,16 @@ async def public_scenes(
     cursor: Cursor = None,
 ):
     return await service.public_list(
-        session, city_code=city_code, district_code=district_code, category=category,
-        behaviour_type=behaviour_type, lat=lat, lng=lng, radius_m=radius_m, limit=limit, cursor=cursor,
+        session,
+        city_code=city_code,
+        district_code=district_code,
+        category=category,
+        behaviour_type=behaviour_type,
+        lat=lat,
+        lng=lng,
+        radius_m=radius_m,
+        limit=limit,
+        cursor=cursor,
     )
 
 

@@ -13,15 +13,21 @@ class SceneFields(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     category: str = Field(max_length=30, description=CATEGORY_DOC)
     address: str = Field(min_length=1, max_length=500)
-    city_code: str = Field(max_length=6, description="6-digit administrative division code, e.g. 440300 (Shenzhen)")
-    district_code: str = Field(max_length=6, description="6-digit code within the city, e.g. 440305 (Nanshan)")
+    city_code: str = Field(
+        max_length=6, description="6-digit administrative division code, e.g. 440300 (Shenzhen)"
+    )
+    district_code: str = Field(
+        max_length=6, description="6-digit code within the city, e.g. 440305 (Nanshan)"
+    )
     lat: float = Field(description="WGS-84 latitude, −90…90")
     lng: float = Field(description="WGS-84 longitude, −180…180")
     opening_hours: OpeningHours | None = Field(
-        default=None, description='Free text ("daily 07:00-22:00") or {"mon": "07:00-22:00", …, "holidays": …}'
+        default=None,
+        description='Free text ("daily 07:00-22:00") or {"mon": "07:00-22:00", …, "holidays": …}',
     )
     behaviour_types: list[str] = Field(
-        min_length=1, max_length=20,
+        min_length=1,
+        max_length=20,
         description="Behaviour types recorded here: those of published scene methodologies (see "
         "`GET /v1/public/scenes/behaviour-types`)",
     )
@@ -79,7 +85,8 @@ class SceneRead(SceneFields):
 class SceneReview(BaseModel):
     size: int = Field(default=3, ge=1, le=25)
     field: str | None = Field(
-        default=None, max_length=30,
+        default=None,
+        max_length=30,
         description="Field to draw from; default by category (public_institution: buildings, others: retail)",
     )
     quorum: int | None = Field(default=None, ge=1, le=25)

@@ -43,7 +43,12 @@ from app.scenes.schemas import SceneCreate, SceneFields, SceneReview, SceneUpdat
 CATEGORIES = ("business_premises", "public_place", "public_institution")
 CATEGORY_FIELD = {"business_premises": "retail", "public_place": "retail", "public_institution": "buildings"}
 DEFAULT_BEHAVIOUR_TYPES = (
-    "own_cup", "no_disposable_tableware", "clean_plate", "paperless_receipt", "reusable_bag", "refill_water",
+    "own_cup",
+    "no_disposable_tableware",
+    "clean_plate",
+    "paperless_receipt",
+    "reusable_bag",
+    "refill_water",
 )
 """Accepted while no scene-category methodology is published."""
 LABEL_PREFIX = "SZ-CJ"
@@ -73,7 +78,9 @@ async def accepted_behaviour_types(session: AsyncSession) -> tuple[list[str], st
 
 def check_category(category: str) -> str:
     if category not in CATEGORIES:
-        raise UnknownCategory(f"{category!r} is not one of {', '.join(CATEGORIES)}", categories=list(CATEGORIES))
+        raise UnknownCategory(
+            f"{category!r} is not one of {', '.join(CATEGORIES)}", categories=list(CATEGORIES)
+        )
     return category
 
 
@@ -84,9 +91,12 @@ def check_coordinates(lat: float, lng: float) -> None:
 
 def _check_divisions(city_code: str, district_code: str) -> None:
     if not _DIVISION.match(city_code) or not city_code.endswith("00") or city_code.endswith("0000"):
-        raise InvalidDivisionCode(f"city_code {city_code!r} is not a 6-digit prefecture-level code like 440300")
+        raise InvalidDivisionCode(
+            f"city_code {city_code!r} is not a 6-digit prefecture-level code like 440300"
+        )
     if (
-        not _DIVISION.match(district_code) or district_code.endswith("00")
+        not _DIVISION.match(district_code)
+        or district_code.endswith("00")
         or district_code[:4] != city_code[:4]
     ):
         raise InvalidDivisionCode(
@@ -125,15 +135,34 @@ def _change_view(change: SceneChange | None) -> dict[str, Any] | None:
     if change is None:
         return None
     return {
-        "id": change.id, "status": change.status, "proposed": change.proposed, "reason": change.reason,
-        "review_panel_id": change.review_panel_id, "created_at": change.created_at, "decided_at": change.decided_at,
+        "id": change.id,
+        "status": change.status,
+        "proposed": change.proposed,
+        "reason": change.reason,
+        "review_panel_id": change.review_panel_id,
+        "created_at": change.created_at,
+        "decided_at": change.decided_at,
     }
 
 
 def _view(scene: Scene, change: SceneChange | None) -> dict[str, Any]:
-    out = {name: getattr(scene, name) for name in (*EDITABLE, "id", "operator_id", "status", "label_code", "reason",
-                                                   "review_panel_id", "created_at", "updated_at", "submitted_at",
-                                                   "approved_at", "decided_at")}
+    out = {
+        name: getattr(scene, name)
+        for name in (
+            *EDITABLE,
+            "id",
+            "operator_id",
+            "status",
+            "label_code",
+            "reason",
+            "review_panel_id",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "approved_at",
+            "decided_at",
+        )
+    }
     out["change"] = _change_view(change)
     return out
 
@@ -155,13 +184,17 @@ async def _views(session: AsyncSession, scenes: list[Scene]) -> list[dict[str, A
     return [_view(s, changes.get(s.id)) for s in scenes]
 
 
-async def _get(session: AsyncSession, principal: Principal | None, scene_id: uuid.UUID, *, lock: bool = False) -> Scene:
+async def _get(
+    session: AsyncSession, principal: Principal | None, scene_id: uuid.UUID, *, lock: bool = False
+) -> Scene:
     """The scene, if the caller may see it: the authority any, a scene operator only its own (else 404)."""
     query = select(Scene).where(Scene.id == scene_id).execution_options(populate_existing=True)
     if lock:
         query = query.with_for_update()
     scene = (await session.execute(query)).scalar_one_or_none()
-    if scene is None or (principal is not None and principal.role != "authority" and scene.operator_id != principal.org_id):
+    if scene is None or (
+        principal is not None and principal.role != "authority" and scene.operator_id != principal.org_id
+    ):
         raise SceneNotFound()
     return scene
 
@@ -186,8 +219,9 @@ async def list_(
             raise InvalidCursor("the cursor is not one this API gave out") from exc
         query = query.where(sa.tuple_(Scene.created_at, Scene.id) < key)
     query = query.order_by(col(Scene.created_at).desc(), col(Scene.id).desc()).limit(limit + 1)
-    result = page(list((await session.execute(query)).scalars()), limit,
-                  lambda s: [s.created_at.isoformat(), str(s.id)])
+    result = page(
+        list((await session.execute(query)).scalars()), limit, lambda s: [s.created_at.isoformat(), str(s.id)]
+    )
     result["items"] = await _views(session, result["items"])
     return result
 
@@ -202,7 +236,11 @@ async def create(session: AsyncSession, principal: Principal, data: SceneCreate)
     session.add(scene)
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="scene.created", subject_type="scene", subject_id=scene.id,
+        session,
+        actor=principal.actor,
+        action="scene.created",
+        subject_type="scene",
+        subject_id=scene.id,
         data={"name": scene.name, "category": scene.category, "behaviour_types": scene.behaviour_types},
     )
     return _view(scene, None)
@@ -223,7 +261,11 @@ async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
         scene.updated_at = now
         await session.flush()
         audit.record(
-            session, actor=principal.actor, action="scene.edited", subject_type="scene", subject_id=scene.id,
+            session,
+            actor=principal.actor,
+            action="scene.edited",
+            subject_type="scene",
+            subject_id=scene.id,
             data={"fields": sorted(patch)},
         )
         return (await _views(session, [scene]))[0]
@@ -232,8 +274,10 @@ async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
     live = (
         await session.execute(
             select(SceneChange)
-            .where(SceneChange.scene_id == scene.id, col(SceneChange.status).in_(
-                [ChangeStatus.submitted, ChangeStatus.under_review]))
+            .where(
+                SceneChange.scene_id == scene.id,
+                col(SceneChange.status).in_([ChangeStatus.submitted, ChangeStatus.under_review]),
+            )
             .with_for_update()
         )
     ).scalar_one_or_none()
@@ -249,7 +293,11 @@ async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
         live.updated_at = now
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="scene.change_proposed", subject_type="scene", subject_id=scene.id,
+        session,
+        actor=principal.actor,
+        action="scene.change_proposed",
+        subject_type="scene",
+        subject_id=scene.id,
         data={"change_id": str(live.id), "fields": sorted(patch)},
     )
     return _view(scene, live)
@@ -264,7 +312,11 @@ async def submit(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
     scene.status, scene.submitted_at, scene.updated_at, scene.reason = SceneStatus.submitted, now, now, None
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="scene.submitted", subject_type="scene", subject_id=scene.id,
+        session,
+        actor=principal.actor,
+        action="scene.submitted",
+        subject_type="scene",
+        subject_id=scene.id,
         data={"from": str(previous)},
     )
     return (await _views(session, [scene]))[0]
@@ -284,9 +336,9 @@ async def open_review(
     elif scene.status == SceneStatus.approved:
         change = (
             await session.execute(
-                select(SceneChange).where(
-                    SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted
-                ).with_for_update()
+                select(SceneChange)
+                .where(SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted)
+                .with_for_update()
             )
         ).scalar_one_or_none()
         if change is None:
@@ -296,8 +348,14 @@ async def open_review(
         raise InvalidTransition(f"a scene that is {scene.status} has nothing to review")
     operator = await org_service.get(session, scene.operator_id)
     panel = await reviews_service.open_panel(
-        session, principal, subject_type=subject_type, subject_id=subject_id,
-        field=data.field or CATEGORY_FIELD[category], size=data.size, quorum=data.quorum, seed=data.seed,
+        session,
+        principal,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        field=data.field or CATEGORY_FIELD[category],
+        size=data.size,
+        quorum=data.quorum,
+        seed=data.seed,
         exclude_affiliations={str(operator.id), operator.name},
         exclude_experts={str(e) for e in data.exclude_experts},
     )
@@ -309,7 +367,11 @@ async def open_review(
     scene.updated_at = now
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action="scene.review_opened", subject_type="scene", subject_id=scene.id,
+        session,
+        actor=principal.actor,
+        action="scene.review_opened",
+        subject_type="scene",
+        subject_id=scene.id,
         data={"panel_id": str(panel.id), "change_id": str(change.id) if change else None},
     )
     return await reviews_service.view(session, principal, panel)
@@ -329,11 +391,17 @@ async def decide(
         await session.execute(
             sa.update(SceneChange)
             .where(SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted)
-            .values(status=ChangeStatus.rejected, reason="the scene was revoked", decided_at=now, updated_at=now)
+            .values(
+                status=ChangeStatus.rejected, reason="the scene was revoked", decided_at=now, updated_at=now
+            )
         )
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action=f"scene.{action}", subject_type="scene", subject_id=scene.id,
+        session,
+        actor=principal.actor,
+        action=f"scene.{action}",
+        subject_type="scene",
+        subject_id=scene.id,
         data={"from": str(previous), "to": str(target), "reason": reason},
     )
     return (await _views(session, [scene]))[0]
@@ -358,7 +426,11 @@ async def _application_decided(session: AsyncSession, principal: Principal, pane
         scene.status = SceneStatus.rejected
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action=f"scene.{scene.status}", subject_type="scene", subject_id=scene.id,
+        session,
+        actor=principal.actor,
+        action=f"scene.{scene.status}",
+        subject_type="scene",
+        subject_id=scene.id,
         data={"panel_id": str(panel.id), "reason": panel.reason, "label_code": scene.label_code},
     )
 
@@ -384,8 +456,12 @@ async def _change_decided(session: AsyncSession, principal: Principal, panel: Re
         scene.updated_at = now
     await session.flush()
     audit.record(
-        session, actor=principal.actor, action=f"scene.change_{change.status}", subject_type="scene",
-        subject_id=scene.id, data={"change_id": str(change.id), "panel_id": str(panel.id), "reason": change.reason},
+        session,
+        actor=principal.actor,
+        action=f"scene.change_{change.status}",
+        subject_type="scene",
+        subject_id=scene.id,
+        data={"change_id": str(change.id), "panel_id": str(panel.id), "reason": change.reason},
     )
 
 
@@ -407,8 +483,12 @@ async def public_list(
 ) -> dict[str, Any]:
     if category is not None:
         check_category(category)
-    filters = {"city_code": city_code, "district_code": district_code, "category": category,
-               "behaviour_type": behaviour_type}
+    filters = {
+        "city_code": city_code,
+        "district_code": district_code,
+        "category": category,
+        "behaviour_type": behaviour_type,
+    }
     if lat is None and lng is None and radius_m is None:
         after = decode_cursor(cursor, 1)
         rows = await repository.public_list(

@@ -30,7 +30,9 @@ def body(**overrides) -> dict:
 async def public_experts(client, **params) -> list[dict]:
     items, cursor = [], None
     while True:
-        r = await client.get("/v1/public/experts", params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})})
+        r = await client.get(
+            "/v1/public/experts", params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        )
         assert r.status_code == 200, r.text
         items += r.json()["items"]
         cursor = r.json()["next_cursor"]
@@ -45,7 +47,16 @@ class TestAddExpert:
         r = await client.post("/v1/experts", json=data, headers=bearer(authority))
         assert r.status_code == 201, r.text
         expert = r.json()
-        assert set(expert) == {"id", "name", "fields", "affiliation", "active", "username", "created_at", "updated_at"}
+        assert set(expert) == {
+            "id",
+            "name",
+            "fields",
+            "affiliation",
+            "active",
+            "username",
+            "created_at",
+            "updated_at",
+        }
         assert expert["name"] == data["name"]
         assert expert["fields"] == ["energy", "travel"]
         assert expert["affiliation"] == {"name": "Shenzhen Institute of Transport", "org_id": None}
@@ -59,7 +70,9 @@ class TestAddExpert:
         authority = await authority_token(client)
         org = await make_org(client, "verifier", authority=authority)
         r = await client.post(
-            "/v1/experts", json=body(affiliation={"name": "Verifier Co", "org_id": org.id}), headers=bearer(authority)
+            "/v1/experts",
+            json=body(affiliation={"name": "Verifier Co", "org_id": org.id}),
+            headers=bearer(authority),
         )
         assert r.status_code == 201, r.text
         assert r.json()["affiliation"] == {"name": "Verifier Co", "org_id": org.id}
@@ -69,11 +82,17 @@ class TestAddExpert:
         expert = (await client.post("/v1/experts", json=body(), headers=bearer(authority))).json()
         async with db.session_scope() as session:
             actions = (
-                await session.execute(
-                    sa.text("SELECT action FROM audit_entries WHERE subject_type = 'expert' AND subject_id = :id"),
-                    {"id": expert["id"]},
+                (
+                    await session.execute(
+                        sa.text(
+                            "SELECT action FROM audit_entries WHERE subject_type = 'expert' AND subject_id = :id"
+                        ),
+                        {"id": expert["id"]},
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         assert actions == ["expert.created"]
 
 
@@ -101,14 +120,18 @@ class TestBadExperts:
 
     async def test_only_the_authority_keeps_the_pool(self, client):
         org = await make_org(client, "scene_operator")
-        assert_problem(await client.post("/v1/experts", json=body(), headers=org.headers), 403, "forbidden_role")
+        assert_problem(
+            await client.post("/v1/experts", json=body(), headers=org.headers), 403, "forbidden_role"
+        )
         assert_problem(await client.get("/v1/experts", headers=org.headers), 403, "forbidden_role")
         assert_problem(await client.post("/v1/experts", json=body()), 401, "not_authenticated")
 
     async def test_an_unknown_expert(self, client):
         authority = await authority_token(client)
         r = await client.patch(
-            "/v1/experts/00000000-0000-4000-8000-000000000000", json={"active": False}, headers=bearer(authority)
+            "/v1/experts/00000000-0000-4000-8000-000000000000",
+            json={"active": False},
+            headers=bearer(authority),
         )
         assert_problem(r, 404, "expert_not_found")
 
@@ -139,10 +162,14 @@ class TestChangeExpert:
 class TestPublicList:
     async def test_it_discloses_names_fields_and_affiliations_but_no_logins(self, client):
         authority = await authority_token(client)
-        expert = await make_expert(client, authority, fields=["agriculture"], affiliation="South China Agri Univ")
+        expert = await make_expert(
+            client, authority, fields=["agriculture"], affiliation="South China Agri Univ"
+        )
         listed = {e["id"]: e for e in await public_experts(client, field="agriculture")}
         assert listed[expert.id] == {
-            "id": expert.id, "name": expert.body["name"], "fields": ["agriculture"],
+            "id": expert.id,
+            "name": expert.body["name"],
+            "fields": ["agriculture"],
             "affiliation": {"name": "South China Agri Univ", "org_id": None},
         }
 
@@ -153,9 +180,13 @@ class TestPublicList:
         items = await public_experts(client, field="ocean")
         r = await client.get("/v1/public/experts", params={"field": "ocean", "limit": 1})
         first = r.json()
-        r = await client.get("/v1/public/experts", params={"field": "ocean", "limit": 1, "cursor": first["next_cursor"]})
+        r = await client.get(
+            "/v1/public/experts", params={"field": "ocean", "limit": 1, "cursor": first["next_cursor"]}
+        )
         assert [first["items"][0]["id"], r.json()["items"][0]["id"]] == [items[0]["id"], items[1]["id"]]
         assert [(e["name"], e["id"]) for e in items] == sorted((e["name"], e["id"]) for e in items)
 
     async def test_an_unknown_field_filter(self, client):
-        assert_problem(await client.get("/v1/public/experts", params={"field": "magic"}), 422, "unknown_field")
+        assert_problem(
+            await client.get("/v1/public/experts", params={"field": "magic"}), 422, "unknown_field"
+        )

@@ -24,9 +24,10 @@ class TestDraw:
             CANDIDATES, key=lambda c: hmac.new(b"abc123", c.encode(), hashlib.sha256).hexdigest()
         )[:4]
         assert draw("abc123", CANDIDATES, 4) == expected
-        assert rank_key("abc123", CANDIDATES[0]) == hmac.new(
-            b"abc123", CANDIDATES[0].encode(), hashlib.sha256
-        ).hexdigest()
+        assert (
+            rank_key("abc123", CANDIDATES[0])
+            == hmac.new(b"abc123", CANDIDATES[0].encode(), hashlib.sha256).hexdigest()
+        )
         assert ALGORITHM == "hmac-sha256-rank/v1"
 
     def test_a_larger_panel_extends_a_smaller_one(self):

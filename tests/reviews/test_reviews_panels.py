@@ -30,11 +30,17 @@ async def authority(client) -> str:
     return await authority_token(client)
 
 
-async def open_panel(client, authority: str, *, keep: list[str] | None = None, field: str = FIELD, **body) -> dict:
+async def open_panel(
+    client, authority: str, *, keep: list[str] | None = None, field: str = FIELD, **body
+) -> dict:
     """A panel on a fresh methodology-version subject, drawn only among ``keep`` (default: experts we know)."""
     payload = {
-        "subject_type": "methodology_version", "subject_id": str(uuid.uuid4()), "field": field, "size": 2,
-        "exclude_experts": await strangers(client, authority, field, keep), **body,
+        "subject_type": "methodology_version",
+        "subject_id": str(uuid.uuid4()),
+        "field": field,
+        "size": 2,
+        "exclude_experts": await strangers(client, authority, field, keep),
+        **body,
     }
     r = await client.post("/v1/reviews", json=payload, headers=bearer(authority))
     assert r.status_code == 201, r.text
@@ -86,32 +92,49 @@ class TestTheDraw:
         async with db.session_scope() as session:
             row = (
                 await session.execute(
-                    sa.text("SELECT action, data FROM audit_entries WHERE subject_type = 'review_panel'"
-                            " AND subject_id = :id"), {"id": panel["id"]},
+                    sa.text(
+                        "SELECT action, data FROM audit_entries WHERE subject_type = 'review_panel'"
+                        " AND subject_id = :id"
+                    ),
+                    {"id": panel["id"]},
                 )
             ).one()
         assert row.action == "review.panel_opened"
-        assert (row.data["seed"], row.data["chosen"]) == ("audited-seed", [str(m["expert_id"]) for m in panel["members"]])
+        assert (row.data["seed"], row.data["chosen"]) == (
+            "audited-seed",
+            [str(m["expert_id"]) for m in panel["members"]],
+        )
 
 
 class TestConflictExclusion:
     async def test_experts_affiliated_with_the_applicant_are_never_candidates(self, client, authority):
         applicant = await make_org(client, "scene_operator", authority=authority)
         name = unique("Acme Green Co., Ltd")
-        by_org = await make_expert(client, authority, fields=[FIELD], affiliation="Some Other Name", org_id=applicant.id)
+        by_org = await make_expert(
+            client, authority, fields=[FIELD], affiliation="Some Other Name", org_id=applicant.id
+        )
         by_name = await make_expert(client, authority, fields=[FIELD], affiliation=f"  {name.upper()}  ")
         by_fullwidth = await make_expert(
             client, authority, fields=[FIELD], affiliation=name.replace("Acme", "Ａｃｍｅ").replace(",", "，")
         )
         declared = await make_expert(client, authority, fields=[FIELD])
         free = [await make_expert(client, authority, fields=[FIELD]) for _ in range(2)]
-        others = await strangers(client, authority, FIELD, [by_org.id, by_name.id, by_fullwidth.id, declared.id]
-                                 + [f.id for f in free])
+        others = await strangers(
+            client,
+            authority,
+            FIELD,
+            [by_org.id, by_name.id, by_fullwidth.id, declared.id] + [f.id for f in free],
+        )
         r = await client.post(
             "/v1/reviews",
-            json={"subject_type": "cer_project", "subject_id": unique("p"), "field": FIELD, "size": 2,
-                  "exclude_affiliations": [applicant.id, name.lower().replace(" ", "")],
-                  "exclude_experts": others + [declared.id]},
+            json={
+                "subject_type": "cer_project",
+                "subject_id": unique("p"),
+                "field": FIELD,
+                "size": 2,
+                "exclude_affiliations": [applicant.id, name.lower().replace(" ", "")],
+                "exclude_experts": others + [declared.id],
+            },
             headers=bearer(authority),
         )
         assert r.status_code == 201, r.text
@@ -120,18 +143,25 @@ class TestConflictExclusion:
         assert sorted(record["chosen"]) == sorted(f.id for f in free)
         reasons = {e["expert_id"]: e["reason"] for e in record["excluded"]}
         assert {k: reasons[k] for k in (by_org.id, by_name.id, by_fullwidth.id, declared.id)} == {
-            by_org.id: "affiliated_with_applicant", by_name.id: "affiliated_with_applicant",
-            by_fullwidth.id: "affiliated_with_applicant", declared.id: "excluded",
+            by_org.id: "affiliated_with_applicant",
+            by_name.id: "affiliated_with_applicant",
+            by_fullwidth.id: "affiliated_with_applicant",
+            declared.id: "excluded",
         }
 
     async def test_a_scene_review_excludes_the_scene_operators_experts(self, client, authority):
         operator = await make_org(client, "scene_operator", authority=authority)
-        insider = await make_expert(client, authority, fields=["retail"], org_id=operator.id, affiliation="Insider")
+        insider = await make_expert(
+            client, authority, fields=["retail"], org_id=operator.id, affiliation="Insider"
+        )
         outsider = await make_expert(client, authority, fields=["retail"])
         scene = await make_scene(client, operator, submit=True)
         r = await client.post(
             f"/v1/scenes/{scene['id']}/review",
-            json={"size": 1, "exclude_experts": await strangers(client, authority, "retail", [insider.id, outsider.id])},
+            json={
+                "size": 1,
+                "exclude_experts": await strangers(client, authority, "retail", [insider.id, outsider.id]),
+            },
             headers=bearer(authority),
         )
         assert r.status_code == 201, r.text
@@ -150,8 +180,13 @@ class TestConflictExclusion:
         keep = [three[0].id, three[1].id]
         r = await client.post(
             "/v1/reviews",
-            json={"subject_type": "methodology_version", "subject_id": unique("m"), "field": FIELD, "size": 3,
-                  "exclude_experts": await strangers(client, authority, FIELD, keep)},
+            json={
+                "subject_type": "methodology_version",
+                "subject_id": unique("m"),
+                "field": FIELD,
+                "size": 3,
+                "exclude_experts": await strangers(client, authority, FIELD, keep),
+            },
             headers=bearer(authority),
         )
         problem = assert_problem(r, 409, "not_enough_experts")
@@ -160,13 +195,17 @@ class TestConflictExclusion:
 
 class TestBadPanels:
     async def test_an_unknown_field(self, client, authority):
-        r = await client.post("/v1/reviews", json={"subject_type": "x", "subject_id": "1", "field": "magic"},
-                              headers=bearer(authority))
+        r = await client.post(
+            "/v1/reviews",
+            json={"subject_type": "x", "subject_id": "1", "field": "magic"},
+            headers=bearer(authority),
+        )
         assert_problem(r, 422, "unknown_field")
 
     async def test_a_quorum_larger_than_the_panel(self, client, authority, three):
         r = await client.post(
-            "/v1/reviews", json={"subject_type": "x", "subject_id": unique("s"), "field": FIELD, "size": 2, "quorum": 3},
+            "/v1/reviews",
+            json={"subject_type": "x", "subject_id": unique("s"), "field": FIELD, "size": 2, "quorum": 3},
             headers=bearer(authority),
         )
         assert_problem(r, 422, "invalid_panel")
@@ -175,19 +214,30 @@ class TestBadPanels:
         panel = await open_panel(client, authority, keep=[e.id for e in three])
         r = await client.post(
             "/v1/reviews",
-            json={"subject_type": panel["subject_type"], "subject_id": panel["subject_id"], "field": FIELD, "size": 1},
+            json={
+                "subject_type": panel["subject_type"],
+                "subject_id": panel["subject_id"],
+                "field": FIELD,
+                "size": 1,
+            },
             headers=bearer(authority),
         )
         assert_problem(r, 409, "panel_already_open")
 
     async def test_scene_reviews_open_through_the_scene(self, client, authority):
-        r = await client.post("/v1/reviews", json={"subject_type": "scene", "subject_id": str(uuid.uuid4()),
-                                                   "field": "retail", "size": 1}, headers=bearer(authority))
+        r = await client.post(
+            "/v1/reviews",
+            json={"subject_type": "scene", "subject_id": str(uuid.uuid4()), "field": "retail", "size": 1},
+            headers=bearer(authority),
+        )
         assert_problem(r, 422, "subject_managed_elsewhere")
 
     async def test_only_the_authority_opens_panels(self, client, authority, three):
-        r = await client.post("/v1/reviews", json={"subject_type": "x", "subject_id": "1", "field": FIELD},
-                              headers=three[0].headers)
+        r = await client.post(
+            "/v1/reviews",
+            json={"subject_type": "x", "subject_id": "1", "field": FIELD},
+            headers=three[0].headers,
+        )
         assert_problem(r, 403, "forbidden_role")
 
 
@@ -219,13 +269,19 @@ class TestOpinions:
 
     async def test_a_bad_score(self, client, authority, three):
         panel = await open_panel(client, authority, keep=[e.id for e in three])
-        r = await client.post(f"/v1/reviews/{panel['id']}/opinions", json={"verdict": "pass", "score": 101, "text": "x"},
-                              headers=EXPERTS[str(panel["members"][0]["expert_id"])].headers)
+        r = await client.post(
+            f"/v1/reviews/{panel['id']}/opinions",
+            json={"verdict": "pass", "score": 101, "text": "x"},
+            headers=EXPERTS[str(panel["members"][0]["expert_id"])].headers,
+        )
         assert_problem(r, 422, "validation_error")
 
     async def test_an_unknown_panel(self, client, three):
-        r = await client.post(f"/v1/reviews/{uuid.uuid4()}/opinions", json={"verdict": "pass", "score": 1, "text": "x"},
-                              headers=three[0].headers)
+        r = await client.post(
+            f"/v1/reviews/{uuid.uuid4()}/opinions",
+            json={"verdict": "pass", "score": 1, "text": "x"},
+            headers=three[0].headers,
+        )
         assert_problem(r, 404, "review_not_found")
 
     async def test_members_see_their_own_opinion_only_the_authority_sees_all(self, client, authority, three):
@@ -246,7 +302,9 @@ class TestOpinions:
         assert [p["id"] for p in r.json()["items"]] == [panel["id"]]
         r = await client.get("/v1/reviews", params={"mine": "true"}, headers=bearer(authority))
         assert_problem(r, 403, "not_an_expert")
-        r = await client.get("/v1/reviews", params={"subject_id": panel["subject_id"]}, headers=bearer(authority))
+        r = await client.get(
+            "/v1/reviews", params={"subject_id": panel["subject_id"]}, headers=bearer(authority)
+        )
         assert [p["id"] for p in r.json()["items"]] == [panel["id"]]
 
 
@@ -255,10 +313,14 @@ class TestDecision:
         panel = await open_panel(client, authority, keep=[e.id for e in three])
         decide = {"outcome": "pass", "reason": "sound"}
         url = f"/v1/reviews/{panel['id']}/decision"
-        problem = assert_problem(await client.post(url, json=decide, headers=bearer(authority)), 409, "opinions_missing")
+        problem = assert_problem(
+            await client.post(url, json=decide, headers=bearer(authority)), 409, "opinions_missing"
+        )
         assert (problem["opinions_in"], problem["quorum"]) == (0, 2)
         await opine(client, panel, panel["members"][0]["expert_id"])
-        assert_problem(await client.post(url, json=decide, headers=bearer(authority)), 409, "opinions_missing")
+        assert_problem(
+            await client.post(url, json=decide, headers=bearer(authority)), 409, "opinions_missing"
+        )
         await opine(client, panel, panel["members"][1]["expert_id"], "fail", 40)
         r = await client.post(url, json=decide, headers=bearer(authority))
         assert r.status_code == 200, r.text
@@ -268,8 +330,11 @@ class TestDecision:
     async def test_a_quorum_lets_the_authority_decide_earlier(self, client, authority, three):
         panel = await open_panel(client, authority, keep=[e.id for e in three], quorum=1)
         await opine(client, panel, panel["members"][1]["expert_id"], "fail", 10)
-        r = await client.post(f"/v1/reviews/{panel['id']}/decision", json={"outcome": "fail", "reason": "weak"},
-                              headers=bearer(authority))
+        r = await client.post(
+            f"/v1/reviews/{panel['id']}/decision",
+            json={"outcome": "fail", "reason": "weak"},
+            headers=bearer(authority),
+        )
         assert r.status_code == 200, r.text
         late = await opine(client, panel, panel["members"][0]["expert_id"])
         assert_problem(late, 409, "panel_closed")
@@ -287,22 +352,35 @@ class TestDecision:
 
     async def test_only_the_authority_decides(self, client, authority, three):
         panel = await open_panel(client, authority, keep=[e.id for e in three])
-        r = await client.post(f"/v1/reviews/{panel['id']}/decision", json={"outcome": "pass", "reason": "me"},
-                              headers=EXPERTS[str(panel["members"][0]["expert_id"])].headers)
+        r = await client.post(
+            f"/v1/reviews/{panel['id']}/decision",
+            json={"outcome": "pass", "reason": "me"},
+            headers=EXPERTS[str(panel["members"][0]["expert_id"])].headers,
+        )
         assert_problem(r, 403, "forbidden_role")
 
     async def test_opinions_and_decision_are_audited(self, client, authority, three):
         panel = await open_panel(client, authority, keep=[e.id for e in three], quorum=1)
         await opine(client, panel, panel["members"][0]["expert_id"])
-        await client.post(f"/v1/reviews/{panel['id']}/decision", json={"outcome": "pass", "reason": "ok"},
-                          headers=bearer(authority))
+        await client.post(
+            f"/v1/reviews/{panel['id']}/decision",
+            json={"outcome": "pass", "reason": "ok"},
+            headers=bearer(authority),
+        )
         async with db.session_scope() as session:
             actions = (
-                await session.execute(
-                    sa.text("SELECT action FROM audit_entries WHERE subject_type = 'review_panel'"
-                            " AND subject_id = :id ORDER BY at, seq"), {"id": panel["id"]},
+                (
+                    await session.execute(
+                        sa.text(
+                            "SELECT action FROM audit_entries WHERE subject_type = 'review_panel'"
+                            " AND subject_id = :id ORDER BY at, seq"
+                        ),
+                        {"id": panel["id"]},
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         assert actions == ["review.panel_opened", "review.opinion_submitted", "review.decided"]
 
 
@@ -318,14 +396,21 @@ class TestRequirePassed:
         with pytest.raises(ReviewNotPassed):
             await self.check(panel["subject_id"])
         await opine(client, panel, panel["members"][0]["expert_id"], "fail", 10)
-        await client.post(f"/v1/reviews/{panel['id']}/decision", json={"outcome": "fail", "reason": "no"},
-                          headers=bearer(authority))
+        await client.post(
+            f"/v1/reviews/{panel['id']}/decision",
+            json={"outcome": "fail", "reason": "no"},
+            headers=bearer(authority),
+        )
         with pytest.raises(ReviewNotPassed) as failed:
             await self.check(panel["subject_id"])
         assert (failed.value.status, failed.value.code) == (409, "review_not_passed")
-        again = await open_panel(client, authority, keep=[e.id for e in three], quorum=1,
-                                 subject_id=panel["subject_id"])
+        again = await open_panel(
+            client, authority, keep=[e.id for e in three], quorum=1, subject_id=panel["subject_id"]
+        )
         await opine(client, again, again["members"][0]["expert_id"])
-        await client.post(f"/v1/reviews/{again['id']}/decision", json={"outcome": "pass", "reason": "fixed"},
-                          headers=bearer(authority))
+        await client.post(
+            f"/v1/reviews/{again['id']}/decision",
+            json={"outcome": "pass", "reason": "fixed"},
+            headers=bearer(authority),
+        )
         await self.check(panel["subject_id"])

@@ -7,7 +7,15 @@ import pytest
 
 from app.scenes.repository import METRES_PER_DEGREE, haversine_m
 from tests.factories import authority_token, make_org
-from tests.factories_scenes import approved_scene, ensure_experts, make_scene, random_city
+from tests.factories_scenes import (
+    BAG,
+    PLATE,
+    RECEIPT,
+    approved_scene,
+    ensure_experts,
+    make_scene,
+    random_city,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -44,9 +52,9 @@ async def neighbourhood(client_module, center):
     spots = {
         # name: (north m, east m, category, behaviour types)
         "n120": (120, 0, "business_premises", ["own_cup"]),
-        "e250": (0, 250, "public_place", ["reusable_bag"]),
-        "s480": (-480, 0, "business_premises", ["own_cup", "clean_plate"]),
-        "w900": (0, -900, "public_institution", ["paperless_receipt"]),
+        "e250": (0, 250, "public_place", [BAG]),
+        "s480": (-480, 0, "business_premises", ["own_cup", PLATE]),
+        "w900": (0, -900, "public_institution", [RECEIPT]),
         "ne1700": (1200, 1202, "business_premises", ["own_cup"]),
         "far3000": (0, 3000, "business_premises", ["own_cup"]),
     }
@@ -54,17 +62,37 @@ async def neighbourhood(client_module, center):
     for name, (north, east, category, types) in spots.items():
         lat, lng = offset(*center, north, east)
         scenes[name] = await approved_scene(
-            client, authority, operator, name=name, lat=lat, lng=lng, category=category, behaviour_types=types,
-            city_code=city, district_code=district,
+            client,
+            authority,
+            operator,
+            name=name,
+            lat=lat,
+            lng=lng,
+            category=category,
+            behaviour_types=types,
+            city_code=city,
+            district_code=district,
         )
     lat, lng = offset(*center, 10, 10)
-    scenes["draft"] = await make_scene(client, operator, name="draft", lat=lat, lng=lng, city_code=city,
-                                       district_code=district)
+    scenes["draft"] = await make_scene(
+        client, operator, name="draft", lat=lat, lng=lng, city_code=city, district_code=district
+    )
     lat, lng = offset(*center, 20, 0)
-    suspended = await approved_scene(client, authority, operator, name="suspended", lat=lat, lng=lng,
-                                     city_code=city, district_code=district)
-    r = await client.post(f"/v1/scenes/{suspended['id']}/suspend", json={"reason": "x"},
-                          headers={"Authorization": f"Bearer {authority}"})
+    suspended = await approved_scene(
+        client,
+        authority,
+        operator,
+        name="suspended",
+        lat=lat,
+        lng=lng,
+        city_code=city,
+        district_code=district,
+    )
+    r = await client.post(
+        f"/v1/scenes/{suspended['id']}/suspend",
+        json={"reason": "x"},
+        headers={"Authorization": f"Bearer {authority}"},
+    )
     assert r.status_code == 200
     return {"scenes": scenes, "city": city, "district": district}
 
@@ -97,13 +125,19 @@ class TestNearMe:
 
     async def test_the_radius_cuts_exactly(self, client, center, neighbourhood):
         assert [s["name"] for s in (await near(client, center, radius_m=479))["items"]] == ["n120", "e250"]
-        assert [s["name"] for s in (await near(client, center, radius_m=481))["items"]] == ["n120", "e250", "s480"]
+        assert [s["name"] for s in (await near(client, center, radius_m=481))["items"]] == [
+            "n120",
+            "e250",
+            "s480",
+        ]
         assert [s["name"] for s in (await near(client, center, radius_m=5000))["items"]][-1] == "far3000"
 
     async def test_pages_keep_the_order(self, client, center, neighbourhood):
         names, cursor = [], None
         while True:
-            page = await near(client, center, radius_m=5000, limit=2, **({"cursor": cursor} if cursor else {}))
+            page = await near(
+                client, center, radius_m=5000, limit=2, **({"cursor": cursor} if cursor else {})
+            )
             assert len(page["items"]) <= 2
             names += [s["name"] for s in page["items"]]
             cursor = page["next_cursor"]
@@ -134,7 +168,7 @@ class TestFilters:
         assert await names(city_code=city) == everything
         assert await names(city_code=city, district_code=district) == everything
         assert await names(city_code=city, category="public_place") == ["e250"]
-        assert await names(city_code=city, behaviour_type="clean_plate") == ["s480"]
+        assert await names(city_code=city, behaviour_type=PLATE) == ["s480"]
         assert await names(city_code=city, behaviour_type="metro") == []
 
     async def test_pages_by_label_code(self, client, neighbourhood):
@@ -154,11 +188,28 @@ class TestFilters:
         r = await client.get(f"/v1/public/scenes/{scene['id']}")
         item = r.json()
         assert set(item) == {
-            "id", "name", "category", "address", "city_code", "district_code", "lat", "lng", "opening_hours",
-            "behaviour_types", "description", "label_code", "operator_id", "operator_name", "approved_at",
+            "id",
+            "name",
+            "category",
+            "address",
+            "city_code",
+            "district_code",
+            "lat",
+            "lng",
+            "opening_hours",
+            "behaviour_types",
+            "description",
+            "label_code",
+            "operator_id",
+            "operator_name",
+            "approved_at",
             "distance_m",
         }
-        assert (item["label_code"], item["lat"], item["lng"]) == (scene["label_code"], scene["lat"], scene["lng"])
+        assert (item["label_code"], item["lat"], item["lng"]) == (
+            scene["label_code"],
+            scene["lat"],
+            scene["lng"],
+        )
         assert item["distance_m"] is None
 
     async def test_drafts_are_not_public(self, client, neighbourhood):
