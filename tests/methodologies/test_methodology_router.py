@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.core import db
-from tests.factories import bearer, make_org
+from tests.factories import bearer, make_org, unique
 from tests.factories_methodologies import (
     act,
     at,
@@ -73,6 +73,21 @@ class TestLifecycle:
         v1 = await create(client, authority)
         r = await client.post(M, json=methodology_body(code=v1["code"]), headers=bearer(authority))
         assert (r.status_code, r.json()["code"]) == (409, "code_behaviour_type_mismatch")
+        v2 = await create(client, authority, code=v1["code"], behaviour_type=v1["behaviour_type"])
+        r = await client.patch(
+            f"{M}/{v2['id']}", json={"behaviour_type": new_type()}, headers=bearer(authority)
+        )
+        assert (r.status_code, r.json()["code"]) == (409, "code_behaviour_type_mismatch")
+        r = await client.patch(f"{M}/{v1['id']}", json={"behaviour_type": "x"}, headers=bearer(authority))
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_behaviour_type")
+
+    async def test_a_retried_create_makes_one_version(self, client, authority):
+        body = methodology_body()
+        headers = {**bearer(authority), "Idempotency-Key": unique("create")}
+        first, again = [await client.post(M, json=body, headers=headers) for _ in range(2)]
+        assert (first.status_code, again.status_code, again.json()["id"]) == (201, 201, first.json()["id"])
+        r = await client.get(M, params={"code": body["code"], "status": "draft"}, headers=bearer(authority))
+        assert [v["version"] for v in r.json()["items"]] == [1]
 
     async def test_every_decision_is_audited(self, client, authority):
         version = await published(client, authority)
