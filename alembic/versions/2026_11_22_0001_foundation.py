@@ -94,6 +94,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entrustments'))
     )
     op.create_index('ix_entrustments_user', 'entrustments', ['user_id'], unique=False)
+    op.create_index('ix_entrustments_operator_external', 'entrustments', ['operator_id', 'external_user_id', 'accepted_at'], unique=False)
     op.create_index('uq_entrustments_operator_external_live', 'entrustments', ['operator_id', 'external_user_id'], unique=True, postgresql_where=sa.text('withdrawn_at IS NULL'))
     op.create_index('uq_entrustments_operator_user_live', 'entrustments', ['operator_id', 'user_id'], unique=True, postgresql_where=sa.text('withdrawn_at IS NULL'))
     op.create_table('operator_keys',
@@ -130,6 +131,7 @@ def downgrade() -> None:
     op.drop_table('operator_keys')
     op.drop_index('uq_entrustments_operator_user_live', table_name='entrustments', postgresql_where=sa.text('withdrawn_at IS NULL'))
     op.drop_index('uq_entrustments_operator_external_live', table_name='entrustments', postgresql_where=sa.text('withdrawn_at IS NULL'))
+    op.drop_index('ix_entrustments_operator_external', table_name='entrustments')
     op.drop_index('ix_entrustments_user', table_name='entrustments')
     op.drop_table('entrustments')
     op.drop_table('users')

@@ -218,8 +218,9 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
     batch_id = uuid.uuid4()
     if candidates:
         candidates = await _resolve(conn, operator_id, candidates, results)
+    balances: dict = {}
     if candidates:
-        candidates = await _check_against_history(conn, operator_id, candidates, results)
+        candidates, balances = await _check_against_history(conn, operator_id, candidates, results)
     credited = _compute(candidates, results, await _daily_totals(conn, candidates)) if candidates else []
     for i, first in in_batch_duplicates:
         results[i] = {**results[first], "status": "duplicate"} if results[first]["status"] != "rejected" else {
@@ -233,7 +234,7 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
             len(raw_records), summary,
         )
         if credited:
-            await _write(conn, operator_id, batch_id, credited, now)
+            await _write(conn, operator_id, batch_id, credited, balances, now)
     except asyncpg.UniqueViolationError as exc:
         raise ConcurrentConflict("another batch claimed one of these records or evidence at the same time") from exc
     if summary["accepted"]:
@@ -296,11 +297,11 @@ async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> l
 
 async def _check_against_history(conn, operator_id, candidates: list[Candidate], results) -> list[Candidate]:
     """After locking the accounts: duplicates, claimed evidence, overlapping behaviours."""
-    await repo.lock_accounts(conn, sorted({c.user_id for c in candidates}))
+    balances = await repo.lock_accounts(conn, sorted({c.user_id for c in candidates}))
     previous = {r["record_id"]: r for r in await repo.existing_records(conn, operator_id, [c.record_id for c in candidates])}
     claimed = {
         (r["evidence_source"], r["evidence_ref"])
-        for r in await repo.claimed_evidence(conn, [c.evidence_source for c in candidates], [c.evidence_ref for c in candidates])
+        for r in await repo.claimed_evidence(conn, [(c.evidence_source, c.evidence_ref) for c in candidates])
     }
     history = defaultdict(list)
     for r in await repo.overlapping(conn, candidates):
@@ -324,7 +325,7 @@ async def _check_against_history(conn, operator_id, candidates: list[Candidate],
         claimed.add((c.evidence_source, c.evidence_ref))
         spans.append((c.started_at, c.ended_at))
         kept.append(c)
-    return kept
+    return kept, balances
 
 
 async def _daily_totals(conn, candidates: list[Candidate]) -> dict:
@@ -332,6 +333,8 @@ async def _daily_totals(conn, candidates: list[Candidate]) -> dict:
     totals = {}
     for r in await repo.daily_totals(conn, pairs):
         totals[(r["user_id"], r["day"], r["behaviour_type"])] = [r["points"], r["quantity"]]
+        overall = totals.setdefault((r["user_id"], r["day"], "*"), [0, Decimal(0)])
+        overall[0] += r["points"]
     return totals
 
 
@@ -376,31 +379,27 @@ def lot_expiry(credited_at: datetime, lifetime_days: int) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=clock.zone())
 
 
-async def _write(conn, operator_id, batch_id, credited: list, now: datetime) -> None:
-    await repo.insert_records(conn, operator_id, batch_id, credited, now)
-    per_lot: dict[tuple, int] = defaultdict(int)
-    per_user: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
-    day_rows: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
-    for c, points, reduction_g, counted, _code in credited:
+async def _write(conn, operator_id, batch_id, credited: list, balances: dict, now: datetime) -> None:
+    records, per_lot, per_user, per_day = [], defaultdict(int), {}, {}
+    for c, points, reduction_g, counted, code in credited:
+        records.append({
+            "record_id": c.record_id, "user_id": c.user_id, "behaviour_type": c.type, "started_at": c.started_at,
+            "ended_at": c.ended_at, "quantity": c.quantity, "counted_quantity": counted, "unit": c.unit,
+            "scene_id": c.scene_id, "evidence_source": c.evidence_source, "evidence_ref": c.evidence_ref,
+            "methodology_version_id": c.methodology["id"], "rule_version_id": c.rule["id"],
+            "reduction_g": reduction_g, "points": points, "code": code,
+        })
         if points:
             per_lot[(c.user_id, lot_expiry(now, c.rule["lot_lifetime_days"]))] += points
-        per_user[c.user_id][0] += points
-        per_user[c.user_id][1] += reduction_g
-        for key in ((c.user_id, c.day, c.type), (c.user_id, c.day, "*")):
-            day_rows[key][0] += points
-            day_rows[key][1] += counted
-    await repo.add_daily_totals(conn, day_rows)
-    lot_ids = await repo.credit_lots(conn, per_lot) if per_lot else {}
-    earners = sorted(u for u, (p, _) in per_user.items() if p > 0)
-    balances = await repo.add_to_accounts(conn, per_user)
-    if earners:
-        entry_ids = await repo.append_entries(
-            conn,
-            [(u, "earn", per_user[u][0], balances[u], "batch", str(batch_id), None) for u in earners],
-            now,
-        )
-        allocations = [
-            (entry_ids[user_id], lot_ids[(user_id, expires_at)], user_id, points)
-            for (user_id, expires_at), points in per_lot.items()
-        ]
-        await repo.allocate(conn, allocations)
+        totals = per_user.setdefault(c.user_id, [0, 0])
+        totals[0] += points
+        totals[1] += reduction_g
+        day = per_day.setdefault((c.user_id, c.day, c.type), [0, Decimal(0)])
+        day[0] += points
+        day[1] += counted
+    await repo.credit(
+        conn, operator_id, batch_id, now, records,
+        [{"u": u, "d": d, "t": t, "p": p, "q": q} for (u, d, t), (p, q) in per_day.items()],
+        [{"u": u, "x": x, "p": p} for (u, x), p in per_lot.items()],
+        [{"u": u, "p": p, "g": g, "b": balances[u] + p} for u, (p, g) in per_user.items()],
+    )

@@ -32,6 +32,7 @@ class Entrustment(SQLModel, table=True):
             postgresql_where=sa.text("withdrawn_at IS NULL"),
         ),
         sa.Index("ix_entrustments_user", "user_id"),
+        sa.Index("ix_entrustments_operator_external", "operator_id", "external_user_id", "accepted_at"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))

@@ -1,0 +1,143 @@
+"""Batch ingestion throughput: credited records/s over HTTP vs a raw COPY of the same rows.
+
+    python bench/ingest.py [--batches 60] [--clients 4] [--runs 3] [--workers 2]
+
+Starts ``carbon-points`` on the embedded default in a child process, enrols people, pre-signs
+batches of 1,000 records, submits them from concurrent clients and prints JSON: credited
+records/s, p50/p99 batch latency, and — measured in the same run — the rate of a raw ``COPY`` of
+the same rows into a bare table (no index, no constraint): the ceiling of the machine. Medians of
+``--runs`` runs; identical runs on a noisy machine differ by up to 2.5×.
+"""
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import httpx
+import orjson
+
+from app.core import db
+from bench._server import Server, dumps, enrol_many, percentile, seed_operator, sign
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def make_batches(users: list[str], batches: int, run: int) -> list[list[dict]]:
+    """1,000 records a batch; each person's rides are 30 minutes apart (no overlaps)."""
+    base = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(days=20)
+    out, n = [], 0
+    for b in range(batches):
+        records = []
+        for i in range(1000):
+            user = users[n % len(users)]
+            slot = n // len(users)
+            start = base + timedelta(minutes=30 * slot + 7 * run)
+            records.append({
+                "record_id": f"r{run}-{b}-{i}-{uuid.uuid4().hex[:6]}",
+                "external_user_id": user,
+                "type": "bench-metro",
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(minutes=5)).isoformat(),
+                "quantity": 3.2,
+                "unit": "km",
+                "scene_id": None,
+                "evidence": {"source": "bench-card", "ref": f"{run}-{b}-{i}-{uuid.uuid4().hex}"},
+            })
+            n += 1
+        out.append(records)
+    return out
+
+
+async def submit_all(base_url: str, op: dict, bodies: list[bytes], clients: int) -> dict:
+    latencies: list[float] = []
+    credited = 0
+    queue = list(enumerate(bodies))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal credited
+        while queue:
+            i, body = queue.pop()
+            headers = {**op["headers"], "Content-Type": "application/json", "Idempotency-Key": f"b-{uuid.uuid4().hex}",
+                       "X-Content-Signature": sign(op, body)}
+            t = time.perf_counter()
+            r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
+            latencies.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text[:500]
+            credited += r.json()["summary"]["accepted"]
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as c:
+        started = time.perf_counter()
+        await asyncio.gather(*[worker(c) for _ in range(clients)])
+        elapsed = time.perf_counter() - started
+    return {"credited": credited, "seconds": elapsed, "latencies": latencies}
+
+
+async def raw_copy(database_url: str, batches: list[list[dict]]) -> float:
+    rows = []
+    for records in batches:
+        for r in records:
+            rows.append((uuid.uuid4(), r["record_id"], r["external_user_id"], r["type"],
+                         datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["ended_at"]),
+                         r["quantity"], r["unit"], r["evidence"]["source"], r["evidence"]["ref"], 150, 15))
+    conn = await asyncpg.connect(db.plain_url(database_url))
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_copy (operator_id uuid, record_id text, external_user_id text, type text,"
+            " started_at timestamptz, ended_at timestamptz, quantity numeric, unit text, evidence_source text,"
+            " evidence_ref text, reduction_g bigint, points bigint)")
+        await conn.execute("TRUNCATE bench_copy")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table("bench_copy", records=rows)
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    server = await asyncio.to_thread(Server(workers=args.workers).start)
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+            op = await seed_operator(client, server.urls.database_url)
+            users = await enrol_many(client, op, args.users)
+        runs = []
+        for run in range(args.runs):
+            batches = make_batches(users, args.batches, run)
+            bodies = [orjson.dumps({"records": b}) for b in batches]
+            result = await submit_all(server.base_url, op, bodies, args.clients)
+            copy_rate = await raw_copy(server.urls.database_url, batches)
+            lat = result["latencies"]
+            runs.append({
+                "records_per_s": result["credited"] / result["seconds"],
+                "credited": result["credited"],
+                "p50_batch_ms": percentile(lat, 50) * 1000,
+                "p99_batch_ms": percentile(lat, 99) * 1000,
+                "raw_copy_rows_per_s": copy_rate,
+            })
+        median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(dumps({
+            "benchmark": "ingest",
+            "setup": {"batches_per_run": args.batches, "records_per_batch": 1000, "clients": args.clients,
+                      "users": args.users, "server_workers": args.workers, "runs": args.runs},
+            "median": {k: round(v, 1) for k, v in median.items()},
+            "ratio_to_raw_copy": round(median["records_per_s"] / median["raw_copy_rows_per_s"], 3),
+            "target_records_per_s": 20000,
+            "runs": [{k: round(v, 1) for k, v in r.items()} for r in runs],
+        }))
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
