@@ -9,31 +9,16 @@ import httpx
 import sqlalchemy as sa
 
 from app.core import clock, db
+from app.methodologies import catalogue
 from tests.factories import Org, signed, unique
 
-RULE = {"points_per_gram": Decimal("0.1"), "daily_cap_points": 200, "type_daily_caps": '{"walking": 50}', "lot_lifetime_days": 730}
 EPOCH = datetime.fromisoformat("2020-01-01T00:00:00+08:00")
 
 
 async def ensure_rule() -> None:
-    """The platform's exchange rule (1 point per 10 g, 200 a day, 2-year lots), once."""
+    """The shipped catalogue (its exchange rule: 1 point per 10 g, 200 a day, 2-year lots), once."""
     async with db.session_scope() as session:
-        await db.advisory_xact_lock(session, 0x7E57)
-        exists = (
-            await session.execute(sa.text("SELECT 1 FROM exchange_rule_versions WHERE status = 'published'"))
-        ).first()
-        if exists:
-            return
-        await session.execute(
-            sa.text(
-                "INSERT INTO exchange_rule_versions (id, version, name, points_per_gram, daily_cap_points,"
-                " type_daily_caps, lot_lifetime_days, status, effective_from, created_at, published_at)"
-                " VALUES (:id, (SELECT coalesce(max(version), 0) + 1 FROM exchange_rule_versions), 'test rule',"
-                " :ppg, :cap, CAST(:caps AS jsonb), :life, 'published', :from_, now(), now())"
-            ),
-            {"id": uuid.uuid4(), "ppg": RULE["points_per_gram"], "cap": RULE["daily_cap_points"],
-             "caps": RULE["type_daily_caps"], "life": RULE["lot_lifetime_days"], "from_": EPOCH},
-        )
+        await catalogue.load(session)
 
 
 async def make_methodology(
