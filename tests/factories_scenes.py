@@ -180,3 +180,26 @@ async def publish_scene_types(tmp_dir) -> None:
         await catalogue.load(session)
     async with db.session_scope() as session:
         await catalogue.load(session, path)
+
+
+async def pass_review(
+    client: httpx.AsyncClient,
+    authority: str,
+    subject_type: str,
+    subject_id: str,
+    *,
+    field: str = "travel",
+    outcome: str = "pass",
+) -> dict:
+    """A one-expert panel on any subject (e.g. ``"methodology_version"``), decided ``outcome``."""
+    await ensure_experts(client, authority, field)
+    body = {
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "field": field,
+        "size": 1,
+        "exclude_experts": await strangers(client, authority, field),
+    }
+    r = await client.post("/v1/reviews", json=body, headers=bearer(authority))
+    assert r.status_code == 201, r.text
+    return await decide_panel(client, authority, r.json(), outcome, f"review {outcome}")

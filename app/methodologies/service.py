@@ -69,6 +69,7 @@ from app.methodologies.schemas import (
     MethodologyCreate,
     MethodologyUpdate,
 )
+from app.reviews import service as reviews_service
 
 MAX_LIFETIME_DAYS = 3650  # SZ 22: points expire at most 10 years after crediting
 MAX_CAP = 2**31 - 1
@@ -440,9 +441,12 @@ async def publish_methodology(
     session: AsyncSession, principal: Principal, version_id: uuid.UUID
 ) -> MethodologyVersion:
     """under_review → published, if its period overlaps no other published version of its type."""
-    # review gate: the expert panel's passed review will be required here, before anything is
-    # locked or written, e.g. `await reviews_service.require_passed(session, "methodology_version",
-    # str(version_id))` (app/reviews), which raises when the latest panel did not pass.
+    # review gate: the version's latest expert panel (app/reviews) must have passed (SZ 12–13),
+    # checked before anything is locked or written; otherwise 409 `review_not_passed`. An unknown
+    # version or one not under review answers as before (404 / `invalid_transition`).
+    row = await _load(session, METHODOLOGY, version_id)
+    _require_status(METHODOLOGY, row, VersionStatus.under_review, "publish")
+    await reviews_service.require_passed(session, "methodology_version", str(version_id))
     return await _publish(session, principal.actor, METHODOLOGY, version_id)
 
 
