@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import Authority, Public, Session
 from app.core.errors import responses
@@ -77,6 +77,7 @@ async def update_expert(expert_id: uuid.UUID, data: ExpertUpdate, session: Sessi
     "in the review draws (`GET /v1/reviews/{id}/draw`).",
 )
 async def public_experts(
-    session: Session, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None
+    session: Session, response: Response, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None
 ):
+    response.headers["Cache-Control"] = "public, max-age=300"
     return await service.list_(session, field=field, active=True, limit=limit, cursor=cursor, public=True)

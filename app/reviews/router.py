@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.dependencies import Authority, Expert, Public, Session, require
 from app.auth.principal import Principal
@@ -95,7 +95,8 @@ async def get_panel(panel_id: uuid.UUID, session: Session, principal: AuthorityO
     description="Seed, sorted candidate ids, algorithm and the chosen experts: re-running "
     "`draw(seed, candidates, size)` (rank by HMAC-SHA256(seed, id)) gives the same panel.",
 )
-async def get_draw(panel_id: uuid.UUID, session: Session):
+async def get_draw(panel_id: uuid.UUID, session: Session, response: Response):
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"  # a draw never changes
     return await service.draw_record(session, panel_id)
 
 

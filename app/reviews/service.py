@@ -11,7 +11,7 @@ same transaction.
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -438,7 +438,7 @@ async def list_(
     after = decode_cursor(cursor, 2)
     if after:
         try:
-            key = (datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1])))
+            key = (datetime.fromisoformat(str(after[0])).astimezone(UTC), uuid.UUID(str(after[1])))
         except (ValueError, TypeError) as exc:
             raise InvalidCursor("the cursor is not one this API gave out") from exc
         query = query.where(sa.tuple_(ReviewPanel.created_at, ReviewPanel.id) < key)

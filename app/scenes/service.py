@@ -10,7 +10,7 @@ drives the scene through the hooks registered with :mod:`app.reviews.service` at
 import math
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -214,7 +214,7 @@ async def list_(
     after = decode_cursor(cursor, 2)
     if after:
         try:
-            key = (datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1])))
+            key = (datetime.fromisoformat(str(after[0])).astimezone(UTC), uuid.UUID(str(after[1])))
         except (TypeError, ValueError) as exc:
             raise InvalidCursor("the cursor is not one this API gave out") from exc
         query = query.where(sa.tuple_(Scene.created_at, Scene.id) < key)

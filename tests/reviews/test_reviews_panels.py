@@ -66,6 +66,7 @@ class TestTheDraw:
         panel = await open_panel(client, authority, keep=keep, seed="public-seed-2026")
         r = await client.get(f"/v1/reviews/{panel['id']}/draw")  # public, no token
         assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "public, max-age=86400, immutable"
         record = r.json()
         assert record["seed"] == "public-seed-2026"
         assert record["algorithm"] == "hmac-sha256-rank/v1"

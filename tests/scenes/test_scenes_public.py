@@ -187,6 +187,7 @@ class TestFilters:
         scene = neighbourhood["scenes"]["n120"]
         r = await client.get(f"/v1/public/scenes/{scene['id']}")
         item = r.json()
+        assert r.headers["cache-control"] == "public, max-age=60"
         assert set(item) == {
             "id",
             "name",
