@@ -43,6 +43,7 @@ from app.methodologies.schemas import (
     MethodologyRead,
     MethodologyUpdate,
 )
+from app.reviews.exceptions import ReviewNotPassed
 
 router = APIRouter(route_class=CommitRoute)
 M, R = "/v1/methodologies", "/v1/exchange-rules"
@@ -262,8 +263,9 @@ _ACTIONS = {
 }
 
 
-def _action_route(prefix: str, tags: list[str], action: str, fn, read, not_found, scope: str) -> None:
+def _action_route(prefix: str, tags: list[str], action: str, fn, read, not_found, scope: str, extra=()) -> None:
     summary, errors, description = _ACTIONS[action]
+    errors = (*errors, *extra)
 
     async def act(version_id: uuid.UUID, session: Session, principal: Authority):
         return await fn(session, principal, version_id)
@@ -290,6 +292,7 @@ for _action in _ACTIONS:
         MethodologyRead,
         MethodologyNotFound,
         "same behaviour type",
+        (ReviewNotPassed,) if _action == "publish" else (),
     )
     _action_route(
         R,
