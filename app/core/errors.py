@@ -153,7 +153,42 @@ def _allowed_methods(request: Request) -> str:
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Every error response in the OpenAPI document is what the handlers send: ``Problem`` as problem+json.
+
+    FastAPI documents its 422 as ``HTTPValidationError`` in ``application/json`` and a ``responses=``
+    model under ``application/json``; clients and schema checks would be told the wrong shape.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in (operation.get("responses") or {}).items():
+                    if not str(status).isdigit() or int(status) < 400:
+                        continue
+                    if response.get("description") == "Validation Error":
+                        response["description"] = "`validation_error`: the request does not match the schema"
+                    response["content"] = {PROBLEM_JSON: {"schema": problem_ref}}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+        text = str(schema.get("paths"))
+        for unused in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{unused}'" not in text:
+                components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
         return problem_response(

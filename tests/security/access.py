@@ -1,0 +1,100 @@
+"""Who may call what: the function-level authorisation table (OWASP API5), one row per operation.
+
+Written by hand from the API contract, not read from the code, so a route whose dependency
+drifts from its intended audience fails ``test_api5_function_level``. Every operation of the
+OpenAPI document must have a row (``test_api9_inventory``): a new route means a new row here.
+
+``ORG_ADMIN`` routes take an organisation's admin account; the suite's operator acts with a
+client-credentials token, which is not an admin account, so it is refused there.
+"""
+
+ANONYMOUS = "anonymous"
+ALL_ROLES = frozenset(
+    {"anonymous", "authority", "operator", "merchant", "scene_operator", "verifier", "buyer", "expert", "user"}
+)
+PUBLIC = ALL_ROLES
+SIGNED_IN = ALL_ROLES - {ANONYMOUS}
+AUTHORITY = frozenset({"authority"})
+OPERATOR = frozenset({"operator"})
+USER = frozenset({"user"})
+EXPERT = frozenset({"expert"})
+SCENE_OPERATOR = frozenset({"scene_operator"})
+MERCHANT = frozenset({"merchant"})
+VERIFIER = frozenset({"verifier"})
+BUYER = frozenset({"buyer"})
+ORG_ADMIN = frozenset({"merchant", "scene_operator", "verifier", "buyer"})
+
+# Routes outside /v1: operations (liveness, readiness, metrics) and the JWKS at its well-known path.
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"})
+
+ACCESS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("POST", "/v1/auth/token"): PUBLIC,
+    ("GET", "/.well-known/jwks.json"): PUBLIC,
+    # organisations
+    ("POST", "/v1/organizations"): PUBLIC,
+    ("GET", "/v1/organizations"): AUTHORITY,
+    ("GET", "/v1/organizations/{org_id}"): SIGNED_IN,  # object-level: the authority, or the org itself
+    ("POST", "/v1/organizations/{org_id}/approve"): AUTHORITY,
+    ("POST", "/v1/organizations/{org_id}/reject"): AUTHORITY,
+    ("POST", "/v1/organizations/{org_id}/suspend"): AUTHORITY,
+    ("POST", "/v1/organizations/{org_id}/reinstate"): AUTHORITY,
+    ("POST", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
+    ("GET", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
+    ("DELETE", "/v1/organizations/{org_id}/keys/{kid}"): ORG_ADMIN,
+    # methodologies and exchange rules: the authority writes, anyone reads
+    ("POST", "/v1/methodologies"): AUTHORITY,
+    ("GET", "/v1/methodologies"): PUBLIC,
+    ("GET", "/v1/methodologies/{version_id}"): PUBLIC,
+    ("PATCH", "/v1/methodologies/{version_id}"): AUTHORITY,
+    ("POST", "/v1/methodologies/{version_id}/submit"): AUTHORITY,
+    ("POST", "/v1/methodologies/{version_id}/publish"): AUTHORITY,
+    ("POST", "/v1/methodologies/{version_id}/retire"): AUTHORITY,
+    ("POST", "/v1/exchange-rules"): AUTHORITY,
+    ("GET", "/v1/exchange-rules"): PUBLIC,
+    ("GET", "/v1/exchange-rules/current"): PUBLIC,
+    ("GET", "/v1/exchange-rules/{version_id}"): PUBLIC,
+    ("PATCH", "/v1/exchange-rules/{version_id}"): AUTHORITY,
+    ("POST", "/v1/exchange-rules/{version_id}/submit"): AUTHORITY,
+    ("POST", "/v1/exchange-rules/{version_id}/publish"): AUTHORITY,
+    ("POST", "/v1/exchange-rules/{version_id}/retire"): AUTHORITY,
+    # people, entrustment, points
+    ("POST", "/v1/operator/users"): OPERATOR,
+    ("DELETE", "/v1/operator/users/{external_user_id}"): OPERATOR,
+    ("POST", "/v1/operator/users/{external_user_id}/tokens"): OPERATOR,
+    ("GET", "/v1/operator/users/{external_user_id}/account"): OPERATOR,
+    ("POST", "/v1/operator/behaviour-batches"): OPERATOR,
+    ("GET", "/v1/me/export"): USER,
+    ("DELETE", "/v1/me"): USER,
+    ("GET", "/v1/me/account"): USER,
+    ("GET", "/v1/me/ledger"): USER,
+    ("GET", "/v1/me/behaviours"): USER,
+    ("POST", "/v1/points/accounts/{user_id}/clawback"): AUTHORITY,
+    # expert pool and review panels
+    ("POST", "/v1/experts"): AUTHORITY,
+    ("GET", "/v1/experts"): AUTHORITY,
+    ("GET", "/v1/experts/{expert_id}"): AUTHORITY,
+    ("PATCH", "/v1/experts/{expert_id}"): AUTHORITY,
+    ("GET", "/v1/public/experts"): PUBLIC,
+    ("POST", "/v1/reviews"): AUTHORITY,
+    ("GET", "/v1/reviews"): AUTHORITY | EXPERT,
+    ("GET", "/v1/reviews/{panel_id}"): AUTHORITY | EXPERT,
+    ("GET", "/v1/reviews/{panel_id}/draw"): PUBLIC,
+    ("POST", "/v1/reviews/{panel_id}/opinions"): EXPERT,
+    ("POST", "/v1/reviews/{panel_id}/decision"): AUTHORITY,
+    # scenes
+    ("POST", "/v1/scenes"): SCENE_OPERATOR,
+    ("GET", "/v1/scenes"): AUTHORITY | SCENE_OPERATOR,
+    ("GET", "/v1/scenes/{scene_id}"): AUTHORITY | SCENE_OPERATOR,
+    ("PATCH", "/v1/scenes/{scene_id}"): SCENE_OPERATOR,
+    ("POST", "/v1/scenes/{scene_id}/submit"): SCENE_OPERATOR,
+    ("POST", "/v1/scenes/{scene_id}/review"): AUTHORITY,
+    ("POST", "/v1/scenes/{scene_id}/suspend"): AUTHORITY,
+    ("POST", "/v1/scenes/{scene_id}/reinstate"): AUTHORITY,
+    ("POST", "/v1/scenes/{scene_id}/revoke"): AUTHORITY,
+    ("GET", "/v1/public/scenes"): PUBLIC,
+    ("GET", "/v1/public/scenes/behaviour-types"): PUBLIC,
+    ("GET", "/v1/public/scenes/{scene_id}"): PUBLIC,
+}
