@@ -3,6 +3,7 @@
 from app.auth.router import router as auth_router
 from app.experts.router import public_router as experts_public_router
 from app.experts.router import router as experts_router
+from app.mall.router import router as mall_router
 from app.methodologies.router import router as methodologies_router
 from app.ops.router import router as ops_router
 from app.organizations.router import router as organizations_router
@@ -20,4 +21,5 @@ ROUTERS = [
     users_router,
     points_router,
     experts_router, reviews_router, scenes_router, scenes_public_router, experts_public_router,
+    mall_router,
 ]

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     """Comma-separated browser origins allowed by CORS (``https://a.example,https://b.example``); empty: none."""
     hsts_seconds: int = 0
     """When > 0, HTTPS responses carry ``Strict-Transport-Security: max-age=…`` (behind a TLS proxy)."""
+    voucher_guess_limit_per_minute: int = 20
+    """Failed voucher look-ups a merchant may make a minute before redemption answers 429."""
+    operator_redemption_reversal_days: int = 7
+    """How long an operator may reverse a redemption made in its own mall."""
     db_pool_size: int = 20
     scheduler_enabled: bool = True
     log_level: str = "INFO"

@@ -95,33 +95,42 @@ async def _lock(conn, user_id: uuid.UUID) -> int:
     return balance if balance is not None else 0
 
 
+_DEBIT_SQL = """
+WITH candidates AS (
+  SELECT id, remaining, sum(remaining) OVER (ORDER BY expires_at, id) AS running FROM point_lots
+  WHERE user_id = $1 AND remaining > 0 AND expires_at > $3
+), chosen AS (
+  SELECT id, least(remaining, $2::bigint - (running - remaining))::bigint AS take FROM candidates
+  WHERE running - remaining < $2::bigint
+), enough AS (
+  SELECT coalesce(sum(take), 0) = $2::bigint AS ok FROM chosen
+), lots AS (
+  UPDATE point_lots l SET remaining = l.remaining - c.take FROM chosen c, enough e
+  WHERE e.ok AND l.id = c.id RETURNING l.id, c.take
+), entry AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  SELECT $1, $4, -$2::bigint, $5, $6, $7, $8, $3 FROM enough WHERE ok RETURNING id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, lots.id, $1, lots.take FROM entry, lots
+), account AS (
+  UPDATE point_accounts SET balance = balance - $2::bigint WHERE user_id = $1 AND (SELECT ok FROM enough)
+)
+SELECT id FROM entry
+"""
+
+
 async def _debit(conn, user_id: uuid.UUID, points: int, kind: str, ref_type: str, ref_id: str, memo, now) -> Spend:
-    """Take ``points`` from the soonest-expiring unexpired lots (the account is locked)."""
+    """Take ``points`` from the soonest-expiring unexpired lots: lock the account, then one statement.
+
+    The statement runs after the lock is held, so its snapshot sees every committed change to the
+    person's lots (all writers lock the account first). Not enough points: nothing is changed.
+    """
     balance = await _lock(conn, user_id)
-    taken = await conn.fetch(
-        "WITH candidates AS ("
-        "  SELECT id, remaining, sum(remaining) OVER (ORDER BY expires_at, id) AS running FROM point_lots"
-        "  WHERE user_id = $1 AND remaining > 0 AND expires_at > $3 ORDER BY expires_at, id"
-        "), chosen AS ("
-        "  SELECT id, least(remaining, $2 - (running - remaining)) AS take FROM candidates"
-        "  WHERE running - remaining < $2"
-        ") UPDATE point_lots l SET remaining = l.remaining - c.take FROM chosen c WHERE l.id = c.id"
-        " RETURNING l.id, c.take",
-        user_id, points, now,
-    )
-    if sum(r["take"] for r in taken) < points:
+    if balance < points:  # the balance may still count lots expired but not yet swept: a bound, not the answer
         raise InsufficientPoints(f"{points} points needed")
-    entry_id = await conn.fetchval(
-        "INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        user_id, kind, -points, balance - points, ref_type, ref_id, memo, now,
-    )
-    await conn.execute(
-        "INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount)"
-        " SELECT $1, l, $2, a FROM unnest($3::bigint[], $4::bigint[]) AS t(l, a)",
-        entry_id, user_id, [r["id"] for r in taken], [r["take"] for r in taken],
-    )
-    await conn.execute("UPDATE point_accounts SET balance = balance - $2 WHERE user_id = $1", user_id, points)
+    entry_id = await conn.fetchval(_DEBIT_SQL, user_id, points, now, kind, balance - points, ref_type, ref_id, memo)
+    if entry_id is None:
+        raise InsufficientPoints(f"{points} points needed")
     return Spend(entry_id, points, balance - points)
 
 
@@ -140,44 +149,50 @@ async def spend(
     return result
 
 
+_REFUND_SQL = """
+WITH lots AS (
+  UPDATE point_lots l SET remaining = l.remaining + a.amount FROM lot_allocations a
+  WHERE a.entry_id = $1 AND l.id = a.lot_id RETURNING l.id, a.amount, l.expires_at
+), entry AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  VALUES ($2, 'refund', $3, $4, $5, $6, $7, $8) RETURNING id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, lots.id, $2, lots.amount FROM entry, lots
+), account AS (
+  UPDATE point_accounts SET balance = $4 WHERE user_id = $2
+)
+SELECT id, amount, expires_at FROM lots
+"""
+
+
 async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, ref_id: str) -> dict:
     """Give a spend back to the lots it came from, with their original expiry.
 
     A share whose lot has expired in the meantime is expired at once (a ``refund`` then an
     ``expire`` entry): refunded points are never resurrected. The caller guarantees exactly-once
     (e.g. by a conditional update of its order's status in the same transaction).
+    Two round trips: the spend with its account locked, then one statement (a third if a share expired).
     """
     conn = await db.raw_connection(session)
     now = clock.now()
     spent = await conn.fetchrow(
-        "SELECT user_id, amount FROM ledger_entries WHERE id = $1 AND kind IN ('redeem', 'clawback')", spend_entry_id
+        "SELECT e.user_id, e.amount, a.balance FROM ledger_entries e JOIN point_accounts a ON a.user_id = e.user_id"
+        " WHERE e.id = $1 AND e.kind IN ('redeem', 'clawback') FOR UPDATE OF a",
+        spend_entry_id,
     )
     if spent is None:
         raise EntryNotFound()
-    user_id, points = spent["user_id"], -spent["amount"]
-    balance = await _lock(conn, user_id)
+    user_id, points, balance = spent["user_id"], -spent["amount"], spent["balance"]
     lots = await conn.fetch(
-        "UPDATE point_lots l SET remaining = l.remaining + a.amount FROM lot_allocations a"
-        " WHERE a.entry_id = $1 AND l.id = a.lot_id RETURNING l.id, a.amount, l.expires_at",
-        spend_entry_id,
+        _REFUND_SQL, spend_entry_id, user_id, points, balance + points, ref_type, ref_id,
+        f"refund of entry {spend_entry_id}", now,
     )
-    refund_id = await conn.fetchval(
-        "INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)"
-        " VALUES ($1, 'refund', $2, $3, $4, $5, $6, $7) RETURNING id",
-        user_id, points, balance + points, ref_type, ref_id, f"refund of entry {spend_entry_id}", now,
-    )
-    await conn.execute(
-        "INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount)"
-        " SELECT $1, l, $2, a FROM unnest($3::bigint[], $4::bigint[]) AS t(l, a)",
-        refund_id, user_id, [r["id"] for r in lots], [r["amount"] for r in lots],
-    )
-    expired = [r for r in lots if r["expires_at"] <= now]
     balance += points
-    expired_points = sum(r["amount"] for r in expired)
+    expired = [(r["id"], r["amount"]) for r in lots if r["expires_at"] <= now]
+    expired_points = sum(a for _, a in expired)
     if expired_points:
-        await _expire_shares(conn, user_id, [(r["id"], r["amount"]) for r in expired], balance, now, ref_type, ref_id)
+        await _expire_shares(conn, user_id, expired, balance, now, ref_type, ref_id)
         balance -= expired_points
-    await conn.execute("UPDATE point_accounts SET balance = $2 WHERE user_id = $1", user_id, balance)
     audit.record(
         session, actor="platform", action="points.refunded", subject_type="user", subject_id=user_id,
         data={"points": points, "expired_at_once": expired_points, "of_entry": spend_entry_id, "ref_id": ref_id},
@@ -185,24 +200,30 @@ async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, r
     return {"refunded": points, "expired": expired_points, "balance": balance}
 
 
+_EXPIRE_SHARES_SQL = """
+WITH shares AS (
+  SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS t(lot_id, amount)
+), lots AS (
+  UPDATE point_lots l SET remaining = l.remaining - s.amount FROM shares s WHERE l.id = s.lot_id
+), entry AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  VALUES ($1, 'expire', -$4::bigint, $5::bigint - $4::bigint, $6, $7, 'lot expired', $8) RETURNING id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, s.lot_id, $1, s.amount FROM entry, shares s
+), account AS (
+  UPDATE point_accounts SET balance = $5::bigint - $4::bigint WHERE user_id = $1
+)
+SELECT id FROM entry
+"""
+
+
 async def _expire_shares(conn, user_id, shares: list[tuple[int, int]], balance: int, now, ref_type, ref_id) -> int:
+    """Expire refunded shares of lots that have expired: lots, entry, allocations, account in one statement."""
     total = sum(a for _, a in shares)
-    await conn.execute(
-        "UPDATE point_lots l SET remaining = l.remaining - t.a FROM unnest($1::bigint[], $2::bigint[]) AS t(l, a)"
-        " WHERE l.id = t.l",
-        [s[0] for s in shares], [s[1] for s in shares],
+    return await conn.fetchval(
+        _EXPIRE_SHARES_SQL, user_id, [s[0] for s in shares], [s[1] for s in shares], total, balance, ref_type,
+        ref_id, now,
     )
-    entry_id = await conn.fetchval(
-        "INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)"
-        " VALUES ($1, 'expire', $2, $3, $4, $5, 'lot expired', $6) RETURNING id",
-        user_id, -total, balance - total, ref_type, ref_id, now,
-    )
-    await conn.execute(
-        "INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount)"
-        " SELECT $1, l, $2, a FROM unnest($3::bigint[], $4::bigint[]) AS t(l, a)",
-        entry_id, user_id, [s[0] for s in shares], [s[1] for s in shares],
-    )
-    return entry_id
 
 
 async def clawback(session: AsyncSession, authority: Principal, user_id: uuid.UUID, points: int, reason: str) -> Spend:

@@ -1,0 +1,368 @@
+"""All SQL of the mall, on the raw asyncpg connection of the request's transaction.
+
+The order path is two statements here (the item, then stock + counter + order in one) besides the
+points service's two; every status change is a conditional ``UPDATE … WHERE status = …``.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+Conn = asyncpg.Connection
+
+ITEM_COLUMNS = (
+    "id, merchant_id, title, description, images, points_price, stock, per_user_limit, sale_starts_at,"
+    " sale_ends_at, voucher_valid_days, operator_ids, expiry_policy, status, created_at, updated_at, ended_at"
+)
+ORDER_COLUMNS = (
+    "id, item_id, merchant_id, user_id, operator_id, title, quantity, unit_price, points, status, expiry_policy,"
+    " voucher_sealed, voucher_expires_at, spend_entry_id, refunded_points, created_at, redeemed_at,"
+    " cancelled_at, expired_at, closed_at, refunded_at"
+)
+REDEMPTION_COLUMNS = (
+    "id, operator_id, operator_order_id, user_id, points, description, status, spend_entry_id, created_at, reversed_at"
+)
+UPDATABLE = {
+    "title", "description", "images", "points_price", "stock", "per_user_limit", "sale_starts_at", "sale_ends_at",
+    "voucher_valid_days", "operator_ids", "expiry_policy",
+}
+
+
+# ---- items -----------------------------------------------------------------------------------------------
+
+
+async def insert_item(conn: Conn, values: dict[str, Any]) -> asyncpg.Record:
+    names = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    return await conn.fetchrow(
+        f"INSERT INTO mall_items ({', '.join(names)}) VALUES ({placeholders}) RETURNING {ITEM_COLUMNS}",
+        *values.values(),
+    )
+
+
+async def item(conn: Conn, item_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {ITEM_COLUMNS} FROM mall_items WHERE id = $1{' FOR UPDATE' if lock else ''}", item_id
+    )
+
+
+async def update_item(conn: Conn, item_id: uuid.UUID, changes: dict[str, Any], now: datetime) -> asyncpg.Record:
+    assert set(changes) <= UPDATABLE
+    names = list(changes)
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=3))
+    return await conn.fetchrow(
+        f"UPDATE mall_items SET updated_at = $2{', ' + sets if sets else ''} WHERE id = $1 RETURNING {ITEM_COLUMNS}",
+        item_id, now, *changes.values(),
+    )
+
+
+async def transition_item(
+    conn: Conn, item_id: uuid.UUID, merchant_id: uuid.UUID, sources: tuple[str, ...], target: str, now: datetime
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "UPDATE mall_items SET status = $4, updated_at = $5,"
+        " ended_at = CASE WHEN $4 = 'ended' THEN $5 ELSE ended_at END"
+        f" WHERE id = $1 AND merchant_id = $2 AND status = ANY($3::text[]) RETURNING {ITEM_COLUMNS}",
+        item_id, merchant_id, list(sources), target, now,
+    )
+
+
+async def list_items(
+    conn: Conn, *, public: bool, merchant_id: uuid.UUID | None, min_price: int | None, max_price: int | None,
+    in_stock: bool | None, status: str | None, now: datetime, after: tuple[datetime, uuid.UUID] | None, limit: int,
+) -> list[asyncpg.Record]:
+    where, args = [], []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if public:  # what can be bought now or later: active, sale not over
+        where.append(f"status = 'active' AND (sale_ends_at IS NULL OR sale_ends_at > {arg(now)})")
+    elif status:
+        where.append(f"status = {arg(status)}")
+    if merchant_id:
+        where.append(f"merchant_id = {arg(merchant_id)}")
+    if min_price is not None:
+        where.append(f"points_price >= {arg(min_price)}")
+    if max_price is not None:
+        where.append(f"points_price <= {arg(max_price)}")
+    if in_stock is True:
+        where.append("(stock IS NULL OR stock > 0)")
+    elif in_stock is False:
+        where.append("stock = 0")
+    if after:
+        where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
+    sql = (
+        f"SELECT {ITEM_COLUMNS} FROM mall_items WHERE {' AND '.join(where) or 'true'}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit + 1)}"
+    )
+    return await conn.fetch(sql, *args)
+
+
+# ---- orders ----------------------------------------------------------------------------------------------
+
+PLACE_SQL = """
+WITH item AS (
+  UPDATE mall_items SET stock = stock - $3
+  WHERE $7::bool AND id = $1 AND stock >= $3 AND status = 'active' AND points_price = $4
+    AND (sale_starts_at IS NULL OR sale_starts_at <= $5) AND (sale_ends_at IS NULL OR sale_ends_at > $5)
+  RETURNING id
+), stocked AS (
+  SELECT id FROM item UNION ALL SELECT $1 WHERE NOT $7::bool
+), bought AS (
+  INSERT INTO mall_purchases AS p (item_id, user_id, quantity)
+  SELECT id, $2, $3 FROM stocked WHERE $6::int IS NULL OR $3 <= $6::int
+  ON CONFLICT (item_id, user_id) DO UPDATE SET quantity = p.quantity + EXCLUDED.quantity
+  WHERE $6::int IS NULL OR p.quantity + EXCLUDED.quantity <= $6::int
+  RETURNING quantity
+), placed AS (
+  INSERT INTO mall_orders (id, item_id, merchant_id, user_id, operator_id, title, quantity, unit_price, points,
+    status, expiry_policy, voucher_digest, voucher_sealed, voucher_expires_at, spend_entry_id, created_at)
+  SELECT $8, $1, $9, $2, $10, $11, $3, $4, $12, 'issued', $13, $14, $15, $16, $17, $5 FROM bought
+  RETURNING id
+)
+SELECT (SELECT count(*) FROM stocked) AS stocked, (SELECT count(*) FROM placed) AS placed
+"""
+
+
+async def place(
+    conn: Conn, *, item_id: uuid.UUID, user_id: uuid.UUID, quantity: int, unit_price: int, now: datetime,
+    per_user_limit: int | None, limited_stock: bool, order_id: uuid.UUID, merchant_id: uuid.UUID,
+    operator_id: uuid.UUID | None, title: str, points: int, expiry_policy: str, digest: bytes, sealed: bytes,
+    expires_at: datetime, spend_entry_id: int,
+) -> tuple[bool, bool]:
+    """Take stock (limited items: a conditional update under the item's row lock), count the person's
+    units (a conditional upsert), insert the order: one statement. Returns (stock taken, order placed)."""
+    row = await conn.fetchrow(
+        PLACE_SQL, item_id, user_id, quantity, unit_price, now, per_user_limit, limited_stock, order_id,
+        merchant_id, operator_id, title, points, expiry_policy, digest, sealed, expires_at, spend_entry_id,
+    )
+    return row["stocked"] == 1, row["placed"] == 1
+
+
+async def purchased(conn: Conn, item_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    return await conn.fetchval(
+        "SELECT coalesce((SELECT quantity FROM mall_purchases WHERE item_id = $1 AND user_id = $2), 0)",
+        item_id, user_id,
+    )
+
+
+async def order(conn: Conn, order_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM mall_orders WHERE id = $1", order_id)
+
+
+async def list_orders(
+    conn: Conn, *, user_id: uuid.UUID | None = None, merchant_id: uuid.UUID | None = None,
+    status: str | None = None, item_id: uuid.UUID | None = None,
+    after: tuple[datetime, uuid.UUID] | None, limit: int,
+) -> list[asyncpg.Record]:
+    where, args = [], []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if user_id:
+        where.append(f"user_id = {arg(user_id)}")
+    if merchant_id:
+        where.append(f"merchant_id = {arg(merchant_id)}")
+    if status:
+        where.append(f"status = {arg(status)}")
+    if item_id:
+        where.append(f"item_id = {arg(item_id)}")
+    if after:
+        where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
+    return await conn.fetch(
+        f"SELECT {ORDER_COLUMNS} FROM mall_orders WHERE {' AND '.join(where)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit + 1)}",
+        *args,
+    )
+
+
+async def redeem(conn: Conn, digest: bytes, merchant_id: uuid.UUID, now: datetime) -> asyncpg.Record | None:
+    """Use a valid voucher of this merchant: exactly once, by the conditional update of its status."""
+    return await conn.fetchrow(
+        "UPDATE mall_orders SET status = 'redeemed', redeemed_at = $3, closed_at = $3"
+        " WHERE voucher_digest = $1 AND merchant_id = $2 AND status = 'issued' AND voucher_expires_at > $3"
+        f" RETURNING {ORDER_COLUMNS}",
+        digest, merchant_id, now,
+    )
+
+
+async def voucher(conn: Conn, digest: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM mall_orders WHERE voucher_digest = $1", digest)
+
+
+async def cancel(conn: Conn, order_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> asyncpg.Record | None:
+    """Cancel an unused, unexpired order of this person: exactly once, by the conditional update."""
+    return await conn.fetchrow(
+        "UPDATE mall_orders SET status = 'cancelled', cancelled_at = $3, closed_at = $3, refunded_points = points,"
+        " refunded_at = $3 WHERE id = $1 AND user_id = $2 AND status = 'issued' AND voucher_expires_at > $3"
+        f" RETURNING {ORDER_COLUMNS}",
+        order_id, user_id, now,
+    )
+
+
+async def expire_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Mark up to ``limit`` unused vouchers past their expiry ``expired`` (skipping rows a cancel or
+    redemption holds right now): each exactly once, with the refund decided by the order's policy."""
+    return await conn.fetch(
+        "UPDATE mall_orders o SET status = 'expired', expired_at = $1, closed_at = $1,"
+        " refunded_points = CASE WHEN o.expiry_policy = 'refund' THEN o.points ELSE 0 END,"
+        " refunded_at = CASE WHEN o.expiry_policy = 'refund' THEN $1::timestamptz END"
+        " WHERE o.id IN (SELECT id FROM mall_orders WHERE status = 'issued' AND voucher_expires_at <= $1"
+        "   ORDER BY voucher_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " AND o.status = 'issued'"
+        f" RETURNING {', '.join('o.' + c.strip() for c in ORDER_COLUMNS.split(','))}",
+        now, limit,
+    )
+
+
+async def return_stock(conn: Conn, returns: list[tuple[uuid.UUID, int]]) -> None:
+    """Put units back on sale (unlimited items are left alone); item rows locked in id order."""
+    if not returns:
+        return
+    totals: dict[uuid.UUID, int] = {}
+    for item_id, quantity in returns:
+        totals[item_id] = totals.get(item_id, 0) + quantity
+    ids = sorted(totals)
+    await conn.execute(
+        "WITH locked AS MATERIALIZED (SELECT id FROM mall_items WHERE id = ANY($1::uuid[]) AND stock IS NOT NULL"
+        "  ORDER BY id FOR UPDATE)"
+        " UPDATE mall_items m SET stock = m.stock + t.q FROM unnest($1::uuid[], $2::int[]) AS t(id, q), locked"
+        " WHERE m.id = t.id AND locked.id = t.id",
+        ids, [totals[i] for i in ids],
+    )
+
+
+async def release_purchases(conn: Conn, releases: list[tuple[uuid.UUID, uuid.UUID, int]]) -> None:
+    """Give back per-person allowance (refunded orders); counter rows locked in key order."""
+    if not releases:
+        return
+    totals: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    for item_id, user_id, quantity in releases:
+        totals[(item_id, user_id)] = totals.get((item_id, user_id), 0) + quantity
+    keys = sorted(totals)
+    await conn.execute(
+        "WITH t AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS t(i, u, q)),"
+        " locked AS MATERIALIZED (SELECT p.item_id, p.user_id FROM mall_purchases p JOIN t ON p.item_id = t.i AND p.user_id = t.u"
+        "  ORDER BY p.item_id, p.user_id FOR UPDATE OF p)"
+        " UPDATE mall_purchases p SET quantity = p.quantity - t.q FROM t, locked"
+        " WHERE p.item_id = t.i AND p.user_id = t.u AND locked.item_id = t.i AND locked.user_id = t.u",
+        [k[0] for k in keys], [k[1] for k in keys], [totals[k] for k in keys],
+    )
+
+
+# ---- merchant statement and reports ----------------------------------------------------------------------
+
+
+async def statement(conn: Conn, merchant_id: uuid.UUID, start: datetime, end: datetime) -> dict[str, tuple]:
+    rows = await conn.fetch(
+        "SELECT 'ordered' AS line, count(*) AS n, coalesce(sum(quantity), 0) AS q, coalesce(sum(points), 0) AS p"
+        " FROM mall_orders WHERE merchant_id = $1 AND created_at >= $2 AND created_at < $3"
+        " UNION ALL"
+        " SELECT CASE WHEN status = 'expired' AND refunded_points > 0 THEN 'expired_refunded'"
+        "   WHEN status = 'expired' THEN 'expired_forfeited' ELSE status END,"
+        "   count(*), sum(quantity), sum(points)"
+        " FROM mall_orders WHERE merchant_id = $1 AND closed_at >= $2 AND closed_at < $3 GROUP BY 1",
+        merchant_id, start, end,
+    )
+    return {r["line"]: (r["n"], r["q"], r["p"]) for r in rows}
+
+
+async def used_points_by_merchant(
+    conn: Conn, start: datetime, end: datetime, tz: str, merchant_id: uuid.UUID | None
+) -> list[asyncpg.Record]:
+    only = "AND merchant_id = $4" if merchant_id else "AND $4::uuid IS NULL"
+    return await conn.fetch(
+        "SELECT day, key, sum(orders)::bigint AS orders, sum(used)::bigint AS points_used,"
+        " sum(refunded)::bigint AS points_refunded FROM ("
+        "  SELECT (created_at AT TIME ZONE $3)::date AS day, merchant_id AS key, count(*) AS orders,"
+        "   sum(points) AS used, 0 AS refunded"
+        f"  FROM mall_orders WHERE created_at >= $1 AND created_at < $2 {only} GROUP BY 1, 2"
+        "  UNION ALL"
+        "  SELECT (refunded_at AT TIME ZONE $3)::date, merchant_id, 0, 0, sum(refunded_points)"
+        f"  FROM mall_orders WHERE refunded_at >= $1 AND refunded_at < $2 {only} GROUP BY 1, 2"
+        " ) t GROUP BY day, key ORDER BY day, key",
+        start, end, tz, merchant_id,
+    )
+
+
+async def used_points_by_operator(
+    conn: Conn, start: datetime, end: datetime, tz: str, operator_id: uuid.UUID | None
+) -> list[asyncpg.Record]:
+    only = "AND operator_id = $4" if operator_id else "AND $4::uuid IS NULL"
+    return await conn.fetch(
+        "SELECT day, key, sum(orders)::bigint AS orders, sum(used)::bigint AS points_used,"
+        " sum(refunded)::bigint AS points_refunded FROM ("
+        "  SELECT (created_at AT TIME ZONE $3)::date AS day, operator_id AS key, count(*) AS orders,"
+        "   sum(points) AS used, 0 AS refunded"
+        f"  FROM operator_redemptions WHERE created_at >= $1 AND created_at < $2 {only} GROUP BY 1, 2"
+        "  UNION ALL"
+        "  SELECT (reversed_at AT TIME ZONE $3)::date, operator_id, 0, 0, sum(points)"
+        f"  FROM operator_redemptions WHERE reversed_at >= $1 AND reversed_at < $2 {only} GROUP BY 1, 2"
+        " ) t GROUP BY day, key ORDER BY day, key",
+        start, end, tz, operator_id,
+    )
+
+
+# ---- operator-mall redemptions ---------------------------------------------------------------------------
+
+
+async def claim_redemption(
+    conn: Conn, redemption_id: uuid.UUID, operator_id: uuid.UUID, operator_order_id: str, user_id: uuid.UUID,
+    points: int, description: str, now: datetime,
+) -> bool:
+    """Claim (operator, operator_order_id); False if it was claimed before (a concurrent claim waits here)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO operator_redemptions (id, operator_id, operator_order_id, user_id, points, description, status,"
+        " created_at) VALUES ($1, $2, $3, $4, $5, $6, 'completed', $7)"
+        " ON CONFLICT (operator_id, operator_order_id) DO NOTHING RETURNING id",
+        redemption_id, operator_id, operator_order_id, user_id, points, description, now,
+    )
+    return inserted is not None
+
+
+async def set_redemption_entry(conn: Conn, redemption_id: uuid.UUID, entry_id: int) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"UPDATE operator_redemptions SET spend_entry_id = $2 WHERE id = $1 RETURNING {REDEMPTION_COLUMNS}",
+        redemption_id, entry_id,
+    )
+
+
+async def redemption(conn: Conn, operator_id: uuid.UUID, operator_order_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE operator_id = $1 AND operator_order_id = $2",
+        operator_id, operator_order_id,
+    )
+
+
+async def reverse_redemption(
+    conn: Conn, operator_id: uuid.UUID, operator_order_id: str, now: datetime, made_after: datetime
+) -> asyncpg.Record | None:
+    """Reverse a completed redemption made after ``made_after``: exactly once, by the conditional update."""
+    return await conn.fetchrow(
+        "UPDATE operator_redemptions SET status = 'reversed', reversed_at = $3"
+        " WHERE operator_id = $1 AND operator_order_id = $2 AND status = 'completed' AND created_at > $4"
+        f" RETURNING {REDEMPTION_COLUMNS}",
+        operator_id, operator_order_id, now, made_after,
+    )
+
+
+async def list_redemptions(
+    conn: Conn, operator_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    if after:
+        return await conn.fetch(
+            f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE operator_id = $1"
+            " AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+            operator_id, after[0], after[1], limit + 1,
+        )
+    return await conn.fetch(
+        f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE operator_id = $1"
+        " ORDER BY created_at DESC, id DESC LIMIT $2",
+        operator_id, limit + 1,
+    )

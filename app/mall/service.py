@@ -1,0 +1,505 @@
+"""The rewards mall's rules: items, orders with vouchers, counter redemption, cancellation and expiry,
+operator-mall redemptions, statements and used-points reports.
+
+Lock order (see :mod:`app.mall.models`): order row → the person's account → the item → the
+per-person counter. Placing an order spends the points first (account lock), then takes the stock
+in one statement, so a hot item's row is held for the shortest time. Every exactly-once transition
+is a conditional update of a status; losing a race shows up as "no row" and is answered with the
+code of the state the winner left.
+"""
+
+import csv
+import io
+import json
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.core import audit, clock, db, ratelimit
+from app.core.config import get_settings
+from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.mall import repository as repo
+from app.mall import vouchers
+from app.mall.exceptions import (
+    FieldNotNullable,
+    InvalidItemTransition,
+    InvalidPeriod,
+    InvalidPoints,
+    InvalidQuantity,
+    InvalidSaleWindow,
+    ItemNotFound,
+    ItemPaused,
+    ItemRestricted,
+    NotItemOwner,
+    OperatorOrderConflict,
+    OperatorRequired,
+    OrderNotFound,
+    OutOfStock,
+    OutsideSaleWindow,
+    PerUserLimitExceeded,
+    PriceChanged,
+    RedemptionNotFound,
+    RedemptionReversed,
+    ReversalWindowClosed,
+    SaleEnded,
+    UnknownOperator,
+    VoucherCancelled,
+    VoucherExpired,
+    VoucherNotFound,
+    VoucherRedeemed,
+)
+from app.mall.schemas import ItemCreate, ItemUpdate, OperatorRedemptionCreate
+from app.organizations import service as org_service
+from app.organizations.exceptions import OrganizationNotFound
+from app.points import service as points_service
+
+MAX_QUANTITY = 100
+MAX_POINTS = 1_000_000_000
+MAX_REPORT_DAYS = 366
+NOT_NULLABLE = {"title", "description", "images", "points_price", "voucher_valid_days", "expiry_policy"}
+
+
+# ---- shapes ----------------------------------------------------------------------------------------------
+
+
+def _item_out(row) -> dict[str, Any]:
+    return dict(row)
+
+
+def _order_out(row) -> dict[str, Any]:
+    out = {k: row[k] for k in (
+        "id", "item_id", "merchant_id", "title", "quantity", "unit_price", "points", "status", "expiry_policy",
+        "refunded_points", "created_at", "redeemed_at", "cancelled_at", "expired_at",
+    )}
+    out["voucher"] = {
+        "code": vouchers.unseal(row["voucher_sealed"], row["id"]), "expires_at": row["voucher_expires_at"]
+    }
+    return out
+
+
+def _merchant_order_out(row) -> dict[str, Any]:
+    return {k: row[k] for k in (
+        "id", "item_id", "title", "quantity", "unit_price", "points", "status", "voucher_expires_at",
+        "refunded_points", "created_at", "redeemed_at", "cancelled_at", "expired_at",
+    )}
+
+
+def _redemption_out(row) -> dict[str, Any]:
+    out = {k: row[k] for k in (
+        "id", "operator_id", "operator_order_id", "user_id", "points", "description", "status", "created_at",
+        "reversed_at",
+    )}
+    out["reversible_until"] = row["created_at"] + timedelta(days=get_settings().operator_redemption_reversal_days)
+    return out
+
+
+def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+    except (TypeError, ValueError) as exc:
+        raise InvalidCursor("the cursor is not one this API gave out") from exc
+
+
+def _key(row) -> list[str]:
+    return [row["created_at"].isoformat(), str(row["id"])]
+
+
+# ---- items -----------------------------------------------------------------------------------------------
+
+
+def _check_window(starts: datetime | None, ends: datetime | None) -> None:
+    if starts is not None and ends is not None and ends <= starts:
+        raise InvalidSaleWindow()
+
+
+async def _check_operators(session: AsyncSession, operator_ids: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+    if operator_ids is None:
+        return None
+    unique = sorted(set(operator_ids))
+    if not unique:
+        raise UnknownOperator("name at least one operator, or send null for everyone")
+    for operator_id in unique:
+        try:
+            org = await org_service.get(session, operator_id)
+        except OrganizationNotFound as exc:
+            raise UnknownOperator(f"{operator_id} is not a registered operator") from exc
+        if org.kind != "operator":
+            raise UnknownOperator(f"{operator_id} is not an operator")
+    return unique
+
+
+async def create_item(session: AsyncSession, merchant: Principal, data: ItemCreate) -> dict[str, Any]:
+    _check_window(data.sale_starts_at, data.sale_ends_at)
+    operator_ids = await _check_operators(session, data.operator_ids)
+    conn = await db.raw_connection(session)
+    now = clock.now()
+    row = await repo.insert_item(conn, {
+        "id": uuid.uuid4(), "merchant_id": merchant.org_id, "title": data.title, "description": data.description,
+        "images": json.dumps([str(u) for u in data.images]), "points_price": data.points_price, "stock": data.stock,
+        "per_user_limit": data.per_user_limit, "sale_starts_at": data.sale_starts_at,
+        "sale_ends_at": data.sale_ends_at, "voucher_valid_days": data.voucher_valid_days,
+        "operator_ids": operator_ids, "expiry_policy": data.expiry_policy, "status": "active",
+        "created_at": now, "updated_at": now,
+    })
+    return _item_out(row)
+
+
+async def _own_item(conn, merchant: Principal, item_id: uuid.UUID, *, lock: bool = False):
+    row = await repo.item(conn, item_id, lock=lock)
+    if row is None:
+        raise ItemNotFound()
+    if row["merchant_id"] != merchant.org_id:
+        raise NotItemOwner()
+    return row
+
+
+async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, data: ItemUpdate) -> dict:
+    """Edit an item. Orders already placed keep their own price and terms."""
+    changes = data.model_dump(exclude_unset=True)
+    nulled = sorted(NOT_NULLABLE & {k for k, v in changes.items() if v is None})
+    if nulled:
+        raise FieldNotNullable(f"{', '.join(nulled)} cannot be null")
+    conn = await db.raw_connection(session)
+    row = await _own_item(conn, merchant, item_id, lock=True)
+    if row["status"] == "ended":
+        raise InvalidItemTransition("the sale of this item has ended; list a new item instead")
+    _check_window(
+        changes.get("sale_starts_at", row["sale_starts_at"]), changes.get("sale_ends_at", row["sale_ends_at"])
+    )
+    if "operator_ids" in changes:
+        changes["operator_ids"] = await _check_operators(session, data.operator_ids)
+    if "images" in changes:
+        changes["images"] = json.dumps([str(u) for u in data.images or []])
+    return _item_out(await repo.update_item(conn, item_id, changes, clock.now()))
+
+
+TRANSITIONS = {"pause": (("active",), "paused"), "resume": (("paused",), "active"), "end": (("active", "paused"), "ended")}
+
+
+async def transition_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, action: str) -> dict:
+    sources, target = TRANSITIONS[action]
+    conn = await db.raw_connection(session)
+    row = await repo.transition_item(conn, item_id, merchant.org_id, sources, target, clock.now())
+    if row is None:
+        current = await _own_item(conn, merchant, item_id)
+        raise InvalidItemTransition(f"cannot {action} an item that is {current['status']}")
+    return _item_out(row)
+
+
+async def get_item(session: AsyncSession, item_id: uuid.UUID) -> dict[str, Any]:
+    row = await repo.item(await db.raw_connection(session), item_id)
+    if row is None:
+        raise ItemNotFound()
+    return _item_out(row)
+
+
+async def list_items(
+    session: AsyncSession, *, merchant: Principal | None = None, merchant_id: uuid.UUID | None = None,
+    min_price: int | None = None, max_price: int | None = None, in_stock: bool | None = None,
+    status: str | None = None, limit: int, cursor: str | None,
+) -> dict[str, Any]:
+    """Public: what can be bought (active, sale not over). A merchant: its own items, any status."""
+    rows = await repo.list_items(
+        await db.raw_connection(session), public=merchant is None,
+        merchant_id=merchant.org_id if merchant else merchant_id, min_price=min_price, max_price=max_price,
+        in_stock=in_stock, status=status, now=clock.now(), after=_after(cursor), limit=limit,
+    )
+    return page([_item_out(r) for r in rows], limit, _key)
+
+
+# ---- orders ----------------------------------------------------------------------------------------------
+
+
+def _check_buyable(item, user: Principal, quantity: int, now: datetime) -> None:
+    if item is None:
+        raise ItemNotFound()
+    if item["status"] == "paused":
+        raise ItemPaused()
+    if item["status"] == "ended" or (item["sale_ends_at"] is not None and now >= item["sale_ends_at"]):
+        raise SaleEnded()
+    if item["sale_starts_at"] is not None and now < item["sale_starts_at"]:
+        raise OutsideSaleWindow(f"on sale from {item['sale_starts_at'].isoformat()}")
+    if item["operator_ids"] is not None and user.org_id not in item["operator_ids"]:
+        raise ItemRestricted()
+    if item["stock"] is not None and item["stock"] < quantity:
+        raise OutOfStock(f"{item['stock']} left")
+    if item["per_user_limit"] is not None and quantity > item["per_user_limit"]:
+        raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person")
+
+
+async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> dict[str, Any]:
+    """Spend the points, take the stock, count the person's units, issue the voucher: one transaction.
+
+    Any refusal raises, and the request's transaction rolls back whatever was done before it.
+    """
+    if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidQuantity()
+    conn = await db.raw_connection(session)
+    now = clock.now()
+    item = await repo.item(conn, item_id)
+    _check_buyable(item, user, quantity, now)
+    order_id = uuid.uuid4()
+    code = vouchers.new_code()
+    points = item["points_price"] * quantity
+    spent = await points_service.spend(
+        session, user.subject, points, ref_type="mall_order", ref_id=str(order_id),
+        memo=f"{quantity} × {item['title']}",
+    )
+    expires_at = now + timedelta(days=item["voucher_valid_days"])
+    stocked, placed = await repo.place(
+        conn, item_id=item_id, user_id=user.subject, quantity=quantity, unit_price=item["points_price"], now=now,
+        per_user_limit=item["per_user_limit"], limited_stock=item["stock"] is not None, order_id=order_id,
+        merchant_id=item["merchant_id"], operator_id=user.org_id, title=item["title"], points=points,
+        expiry_policy=item["expiry_policy"], digest=vouchers.digest(code), sealed=vouchers.seal(code, order_id),
+        expires_at=expires_at, spend_entry_id=spent.entry_id,
+    )
+    if not placed:
+        if stocked:
+            held = await repo.purchased(conn, item_id, user.subject)
+            raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person; you hold {held}")
+        current = await repo.item(conn, item_id)
+        _check_buyable(current, user, quantity, now)
+        if current["points_price"] != item["points_price"]:
+            raise PriceChanged(f"the price is now {current['points_price']} points")
+        raise OutOfStock()  # taken by an order that committed after our look
+    return {
+        "id": order_id, "item_id": item_id, "merchant_id": item["merchant_id"], "title": item["title"],
+        "quantity": quantity, "unit_price": item["points_price"], "points": points, "status": "issued",
+        "voucher": {"code": code, "expires_at": expires_at}, "expiry_policy": item["expiry_policy"],
+        "refunded_points": 0, "created_at": now, "redeemed_at": None, "cancelled_at": None, "expired_at": None,
+    }
+
+
+async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> dict[str, Any]:
+    row = await repo.order(await db.raw_connection(session), order_id)
+    if row is None or row["user_id"] != user.subject:
+        raise OrderNotFound()
+    return _order_out(row)
+
+
+async def list_my_orders(
+    session: AsyncSession, user: Principal, *, status: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    rows = await repo.list_orders(
+        await db.raw_connection(session), user_id=user.subject, status=status, after=_after(cursor), limit=limit
+    )
+    return page([_order_out(r) for r in rows], limit, _key)
+
+
+async def list_merchant_orders(
+    session: AsyncSession, merchant: Principal, *, status: str | None, item_id: uuid.UUID | None, limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    rows = await repo.list_orders(
+        await db.raw_connection(session), merchant_id=merchant.org_id, status=status, item_id=item_id,
+        after=_after(cursor), limit=limit,
+    )
+    return page([_merchant_order_out(r) for r in rows], limit, _key)
+
+
+def _closed(order, now: datetime) -> Exception:
+    """The error for an order that is no longer ``issued`` (or whose voucher has run out)."""
+    if order["status"] == "redeemed":
+        return VoucherRedeemed(f"used at {order['redeemed_at'].isoformat()}")
+    if order["status"] == "cancelled":
+        return VoucherCancelled(f"cancelled at {order['cancelled_at'].isoformat()}")
+    return VoucherExpired(f"expired at {order['voucher_expires_at'].isoformat()}")
+
+
+async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) -> dict[str, Any]:
+    """核销: the item's merchant uses a valid voucher, exactly once.
+
+    A code that does not exist and one of another merchant get the same 404; those failures count
+    against the merchant's guessing allowance (``voucher_guess_limit_per_minute``), beyond which
+    every attempt gets 429 until the minute is over.
+    """
+    settings = get_settings()
+    bucket = f"voucher-guess:{merchant.org_id}"
+    await ratelimit.hit(bucket, settings.voucher_guess_limit_per_minute, cost=0)
+    conn = await db.raw_connection(session)
+    now = clock.now()
+    digest = vouchers.digest(code)
+    row = await repo.redeem(conn, digest, merchant.org_id, now) if digest else None
+    if row is None:
+        state = await repo.voucher(conn, digest) if digest else None
+        if state is None or state["merchant_id"] != merchant.org_id:
+            await ratelimit.hit(bucket, settings.voucher_guess_limit_per_minute)
+            raise VoucherNotFound()
+        raise _closed(state, now)
+    audit.record(
+        session, actor=merchant.actor, action="mall.voucher_redeemed", subject_type="mall_order",
+        subject_id=row["id"], data={"merchant_id": str(merchant.org_id), "item_id": str(row["item_id"])},
+    )
+    return {
+        "order_id": row["id"], "item_id": row["item_id"], "title": row["title"], "quantity": row["quantity"],
+        "points": row["points"], "status": "redeemed", "redeemed_at": row["redeemed_at"],
+    }
+
+
+async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> dict[str, Any]:
+    """The buyer cancels an unused voucher: points back to their lots, stock and allowance back. Once."""
+    conn = await db.raw_connection(session)
+    now = clock.now()
+    row = await repo.cancel(conn, order_id, user.subject, now)
+    if row is None:
+        state = await repo.order(conn, order_id)
+        if state is None or state["user_id"] != user.subject:
+            raise OrderNotFound()
+        raise _closed(state, now)
+    await points_service.refund(session, row["spend_entry_id"], ref_type="mall_order", ref_id=str(order_id))
+    await repo.return_stock(conn, [(row["item_id"], row["quantity"])])
+    await repo.release_purchases(conn, [(row["item_id"], row["user_id"], row["quantity"])])
+    audit.record(
+        session, actor=user.actor, action="mall.order_cancelled", subject_type="user", subject_id=user.subject,
+        data={"order_id": str(order_id), "points": row["points"]},
+    )
+    return _order_out(row)
+
+
+async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Expire up to ``limit`` unused vouchers past their time, each exactly once, per its order's policy:
+    ``refund`` gives the points back (accounts locked in ``user_id`` order), ``forfeit`` keeps them
+    spent. Stock goes back either way; the per-person allowance only with the refund."""
+    conn = await db.raw_connection(session)
+    now = now or clock.now()
+    rows = await repo.expire_due(conn, now, limit)
+    if not rows:
+        return {"orders": 0, "refunded": 0, "forfeited": 0, "points_refunded": 0}
+    refunds = sorted((r for r in rows if r["refunded_points"]), key=lambda r: (r["user_id"], r["id"]))
+    for r in refunds:
+        await points_service.refund(session, r["spend_entry_id"], ref_type="mall_order", ref_id=str(r["id"]))
+    await repo.return_stock(conn, [(r["item_id"], r["quantity"]) for r in rows])
+    await repo.release_purchases(conn, [(r["item_id"], r["user_id"], r["quantity"]) for r in refunds])
+    result = {
+        "orders": len(rows), "refunded": len(refunds), "forfeited": len(rows) - len(refunds),
+        "points_refunded": sum(r["points"] for r in refunds),
+    }
+    audit.record(
+        session, actor="platform", action="mall.vouchers_expired", subject_type="mall_expiry",
+        subject_id=now.isoformat(), data=result,
+    )
+    return result
+
+
+# ---- operator-mall redemptions (SZ 23) -------------------------------------------------------------------
+
+
+async def operator_redeem(
+    session: AsyncSession, user: Principal, data: OperatorRedemptionCreate
+) -> tuple[dict[str, Any], bool]:
+    """Points the person used in the operator's own mall, spent and cancelled here; idempotent by the
+    operator's order id (a repeat returns the first result, ``created`` False)."""
+    if user.org_id is None:
+        raise OperatorRequired()
+    if type(data.points) is not int or not 1 <= data.points <= MAX_POINTS:
+        raise InvalidPoints()
+    conn = await db.raw_connection(session)
+    now = clock.now()
+    redemption_id = uuid.uuid4()
+    claimed = await repo.claim_redemption(
+        conn, redemption_id, user.org_id, data.operator_order_id, user.subject, data.points, data.description, now
+    )
+    if not claimed:
+        first = await repo.redemption(conn, user.org_id, data.operator_order_id)
+        if first["user_id"] != user.subject or first["points"] != data.points:
+            raise OperatorOrderConflict()
+        return _redemption_out(first), False
+    spent = await points_service.spend(
+        session, user.subject, data.points, ref_type="operator_redemption", ref_id=str(redemption_id),
+        memo=data.description or None,
+    )
+    row = await repo.set_redemption_entry(conn, redemption_id, spent.entry_id)
+    audit.record(
+        session, actor=user.actor, action="mall.operator_redemption", subject_type="user", subject_id=user.subject,
+        data={"operator_id": str(user.org_id), "operator_order_id": data.operator_order_id, "points": data.points},
+    )
+    return _redemption_out(row), True
+
+
+async def reverse_redemption(session: AsyncSession, operator: Principal, operator_order_id: str) -> dict[str, Any]:
+    """The operator reverses one of its redemptions within the window: the points go back. Once."""
+    conn = await db.raw_connection(session)
+    now = clock.now()
+    window = timedelta(days=get_settings().operator_redemption_reversal_days)
+    row = await repo.reverse_redemption(conn, operator.org_id, operator_order_id, now, now - window)
+    if row is None:
+        state = await repo.redemption(conn, operator.org_id, operator_order_id)
+        if state is None:
+            raise RedemptionNotFound()
+        if state["status"] == "reversed":
+            raise RedemptionReversed(f"reversed at {state['reversed_at'].isoformat()}")
+        raise ReversalWindowClosed(f"reversible until {(state['created_at'] + window).isoformat()}")
+    await points_service.refund(session, row["spend_entry_id"], ref_type="operator_redemption", ref_id=str(row["id"]))
+    audit.record(
+        session, actor=operator.actor, action="mall.operator_redemption_reversed", subject_type="user",
+        subject_id=row["user_id"], data={"operator_order_id": operator_order_id, "points": row["points"]},
+    )
+    return _redemption_out(row)
+
+
+async def list_redemptions(session: AsyncSession, operator: Principal, limit: int, cursor: str | None) -> dict:
+    rows = await repo.list_redemptions(await db.raw_connection(session), operator.org_id, _after(cursor), limit)
+    return page([_redemption_out(r) for r in rows], limit, _key)
+
+
+# ---- statements and reports ------------------------------------------------------------------------------
+
+
+def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """[local midnight of ``first``, local midnight after ``last``) in the platform's time zone."""
+    tz = clock.zone()
+    return datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
+
+
+async def statement(session: AsyncSession, merchant: Principal, day: date) -> dict[str, Any]:
+    start, end = _day_bounds(day, day)
+    lines = await repo.statement(await db.raw_connection(session), merchant.org_id, start, end)
+    out: dict[str, Any] = {"day": day, "timezone": get_settings().timezone, "merchant_id": merchant.org_id}
+    for name in ("ordered", "redeemed", "cancelled", "expired_refunded", "expired_forfeited"):
+        n, q, p = lines.get(name, (0, 0, 0))
+        out[name] = {"count": n, "quantity": q, "points": p}
+    return out
+
+
+async def used_points(
+    session: AsyncSession, principal: Principal, *, group_by: str, first: date, last: date
+) -> dict[str, Any]:
+    """Used points per local day: per merchant (mall orders) or per operator (its own mall's redemptions).
+
+    ``points_used`` counts orders placed that day, ``points_refunded`` what was given back that day
+    (cancellations, refunds on expiry, reversals). A merchant or operator sees only its own rows.
+    """
+    if first > last or (last - first).days >= MAX_REPORT_DAYS:
+        raise InvalidPeriod()
+    start, end = _day_bounds(first, last)
+    own = principal.org_id if principal.role in ("merchant", "operator") else None
+    conn = await db.raw_connection(session)
+    tz = get_settings().timezone
+    if group_by == "merchant":
+        rows = await repo.used_points_by_merchant(conn, start, end, tz, own)
+    else:
+        rows = await repo.used_points_by_operator(conn, start, end, tz, own)
+    out_rows = [
+        {"day": r["day"], f"{group_by}_id": r["key"], "orders": r["orders"], "points_used": r["points_used"],
+         "points_refunded": r["points_refunded"], "net_points": r["points_used"] - r["points_refunded"]}
+        for r in rows
+    ]
+    totals = {k: sum(r[k] for r in out_rows) for k in ("orders", "points_used", "points_refunded", "net_points")}
+    return {"group_by": group_by, "timezone": tz, "from": first, "to": last, "rows": out_rows, "totals": totals}
+
+
+def used_points_csv(report: dict[str, Any]) -> str:
+    key = f"{report['group_by']}_id"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["day", key, "orders", "points_used", "points_refunded", "net_points"])
+    for r in report["rows"]:
+        writer.writerow([r["day"].isoformat(), r[key], r["orders"], r["points_used"], r["points_refunded"],
+                         r["net_points"]])
+    return buffer.getvalue()
