@@ -1,0 +1,387 @@
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ProjectStatusLit = Literal[
+    "publicity",
+    "submitted",
+    "verification",
+    "verified",
+    "under_review",
+    "reviewed",
+    "filed",
+    "issued",
+    "rejected",
+    "frozen",
+]
+SERIAL_DOC = "`{prefix}-{vintage}-{start}-{end}` (a block) or `{prefix}-{vintage}-{n}` (one unit)"
+
+
+# --- projects -------------------------------------------------------------------------------
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    benefit_sharing: str = Field(
+        default="", max_length=5000, description="How the benefits are shared (利益分配), published with the project"
+    )
+    methodology_codes: list[str] = Field(
+        min_length=1, max_length=20, description="Methodology codes whose records the project aggregates"
+    )
+    period_start: date = Field(description="First day of the period (platform time zone)")
+    period_end: date = Field(description="Last day of the period, before today")
+    compiled_by_org_id: uuid.UUID | None = Field(
+        default=None, description="The organisation that compiled the report (it may not verify it)"
+    )
+
+
+class VersionTotal(BaseModel):
+    methodology_version_id: uuid.UUID
+    code: str
+    version: int
+    behaviour_type: str
+    records: int
+    reduction_g: int
+
+
+class MonthTotal(BaseModel):
+    month: str = Field(examples=["2026-11"])
+    records: int
+    reduction_g: int
+
+
+class ReportTotals(BaseModel):
+    records: int
+    reduction_g: int
+    users: int
+
+
+class ProjectReport(BaseModel):
+    project_id: uuid.UUID
+    owner_org_id: uuid.UUID
+    methodology_codes: list[str]
+    period_start: date
+    period_end: date
+    rules: dict[str, Any] = Field(description="cut-off date, region code and time zone the project was built with")
+    totals: ReportTotals
+    by_methodology_version: list[VersionTotal]
+    by_month: list[MonthTotal]
+
+
+class ProjectRead(BaseModel):
+    id: uuid.UUID
+    owner_org_id: uuid.UUID
+    owner_name: str
+    name: str
+    description: str
+    benefit_sharing: str
+    methodology_codes: list[str]
+    period_start: date
+    period_end: date
+    compiled_by_org_id: uuid.UUID | None
+    status: ProjectStatusLit
+    publicity: Literal["in_progress", "ended"] = Field(description="Whether today is within the publicity")
+    publicity_starts_on: date
+    publicity_ends_on: date = Field(description="Last day: the 7th working day after the start day")
+    record_count: int
+    claimed_g: int
+    report: ProjectReport
+    report_sha256: str = Field(description="SHA-256 of the report's canonical JSON (sorted keys, no spaces, UTF-8)")
+    exclusions: dict[str, Any] = Field(
+        description="Records of the period left out: before the cut-off, outside the region, already in a project"
+    )
+    objections: int
+    objections_unanswered: int
+    submitted_at: datetime | None
+    verifier_org_id: uuid.UUID | None
+    verified_g: int | None
+    verification_statement: str | None
+    verification_documents: list[str]
+    verified_at: datetime | None
+    review_panel_id: uuid.UUID | None
+    decision_reason: str | None
+    filed_at: datetime | None
+    issued_at: datetime | None
+    issued_tonnes: int | None
+    frozen_at: datetime | None
+    created_at: datetime
+
+
+class ReportCheck(BaseModel):
+    stored_sha256: str
+    recomputed_sha256: str
+    match: bool
+    report: ProjectReport
+
+
+class ObjectionCreate(BaseModel):
+    name: str | None = Field(default=None, max_length=200, description="Who objects (optional, published)")
+    contact: str | None = Field(default=None, max_length=200, description="Seen by the owner and the authority only")
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class ObjectionRead(BaseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str | None
+    contact: str | None = Field(default=None, description="Only for the owner and the authority")
+    text: str
+    filed_at: datetime
+    answer: str | None
+    answered_at: datetime | None
+
+
+class AnswerIn(BaseModel):
+    answer: str = Field(min_length=1, max_length=5000)
+
+
+class VerifierAssign(BaseModel):
+    verifier_org_id: uuid.UUID
+
+
+class VerificationIn(BaseModel):
+    verified_g: int = Field(ge=0, description="Verified reductions, grams CO2e (≤ claimed)")
+    statement: str = Field(min_length=1, max_length=20000, description="The verification statement (核证结论)")
+    documents: list[str] = Field(default_factory=list, max_length=50, description="Links to the verification report")
+
+
+class ReviewOpen(BaseModel):
+    size: int = Field(default=3, ge=1, le=25)
+    quorum: int | None = Field(default=None, ge=1, le=25)
+    seed: str | None = Field(default=None, min_length=8, max_length=200)
+    exclude_experts: list[uuid.UUID] = Field(default_factory=list, max_length=200)
+
+
+class FilingIn(BaseModel):
+    outcome: Literal["filed", "rejected"]
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+class ClawbackIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+class ClawbackRead(BaseModel):
+    project_id: uuid.UUID
+    status: ProjectStatusLit
+    revoked_tonnes: int
+    revoked_serials: list[str]
+    flagged_retired_tonnes: int
+    holders: list[uuid.UUID]
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+class IssuanceRead(BaseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    project_name: str
+    owner_org_id: uuid.UUID
+    owner_name: str
+    vintage: int
+    verified_g: int
+    carried_in_g: int
+    tonnes: int
+    carried_out_g: int = Field(description="Grams below a tonne carried to the owner's next project")
+    serials: str | None = Field(description=SERIAL_DOC)
+    issued_at: datetime
+
+
+class BlockRead(BaseModel):
+    serial: str
+    vintage: int
+    start: int
+    end: int
+    tonnes: int
+    project_id: uuid.UUID
+    status: Literal["held", "retired", "revoked"]
+    fraud_flagged: bool
+    certificate_number: str | None = None
+
+
+class AccountRead(BaseModel):
+    org_id: uuid.UUID
+    org_name: str
+    opened_at: datetime | None
+    held_tonnes: int
+    retired_tonnes: int
+    revoked_tonnes: int
+    carry_forward_g: int = Field(description="Grams waiting for the owner's next issuance")
+    blocks: list[BlockRead]
+
+
+class TransferCreate(BaseModel):
+    to_org_id: uuid.UUID
+    tonnes: int | None = Field(default=None, ge=1, description="How many units; the oldest first unless `serials`")
+    serials: list[str] | None = Field(
+        default=None, min_length=1, max_length=100, description=f"Exactly which units: {SERIAL_DOC}"
+    )
+    exchange: str | None = Field(default=None, max_length=100, description="Where the trade settled")
+    trade_ref: str | None = Field(default=None, max_length=100)
+    memo: str | None = Field(default=None, max_length=1000)
+
+
+class TransferRead(BaseModel):
+    id: uuid.UUID
+    from_org_id: uuid.UUID
+    to_org_id: uuid.UUID
+    tonnes: int
+    serials: list[str]
+    exchange: str | None
+    trade_ref: str | None
+    memo: str | None
+    created_at: datetime
+
+
+class Beneficiary(BaseModel):
+    kind: Literal["event", "organization", "person"]
+    name: str = Field(max_length=200, description="The event, organisation or person made carbon neutral")
+
+
+class RetirementCreate(BaseModel):
+    tonnes: int | None = Field(default=None, ge=1)
+    serials: list[str] | None = Field(default=None, min_length=1, max_length=100, description=SERIAL_DOC)
+    beneficiary: Beneficiary | None = Field(default=None, description="Required")
+    purpose: str = Field(min_length=1, max_length=2000, examples=["Carbon neutrality of the 2026 Shenzhen marathon"])
+
+
+class RetirementRead(BaseModel):
+    id: uuid.UUID
+    certificate_number: str
+    holder_org_id: uuid.UUID
+    tonnes: int
+    serials: list[str]
+    beneficiary: Beneficiary
+    purpose: str
+    retired_at: datetime
+    content_sha256: str
+    certificate_url: str
+    pdf_url: str
+    fraud_flagged: bool = Field(description="Some units come from a project later found fraudulent")
+
+
+class CertificatePublic(BaseModel):
+    number: str
+    content: dict[str, Any] = Field(description="What the certificate states")
+    content_sha256: str = Field(
+        description="SHA-256 of `content` as canonical JSON (sorted keys, separators , and :, UTF-8); printed on the PDF"
+    )
+    pdf_sha256: str = Field(description="SHA-256 of the PDF file served at `pdf_url`")
+    pdf_url: str
+    fraud_flagged: bool
+
+
+# --- calendar and prices --------------------------------------------------------------------
+
+
+class CalendarEntryIn(BaseModel):
+    date: date
+    workday: bool = Field(description="true: a working day (e.g. an adjusted weekend); false: a day off")
+    note: str = Field(default="", max_length=200)
+
+
+class CalendarDay(BaseModel):
+    date: date
+    workday: bool
+    trading_day: bool
+    source: Literal["table", "chinese_calendar", "weekend_rule"]
+    note: str | None = None
+
+
+class PriceIn(BaseModel):
+    date: date
+    price_fen: int | None = Field(default=None, description="Closing price in fen per tonne")
+    price: str | None = Field(default=None, max_length=20, description="Or in yuan, e.g. \"78.45\"")
+
+
+class PriceRead(BaseModel):
+    date: date
+    price_fen: int
+    price: str
+    recorded_at: datetime
+
+
+class ReferencePrice(BaseModel):
+    on: date
+    average_price: str = Field(description="Exact average, yuan per tonne")
+    average_fen: int = Field(description="The average in fen, rounded down")
+    dates: list[date] = Field(description="The 10 trading days used, most recent first")
+    prices: list[PriceRead]
+
+
+# --- trace and disclosure -------------------------------------------------------------------
+
+
+class TraceVersion(BaseModel):
+    methodology_version_id: uuid.UUID
+    code: str
+    version: int
+    behaviour_type: str
+    net_factor_g: str
+    status: str
+    records: int
+    reduction_g: int
+
+
+class TraceBatch(BaseModel):
+    batch_id: uuid.UUID
+    operator_id: uuid.UUID
+    kid: str
+    body_sha256: str
+    body_hash_ok: bool = Field(description="SHA-256 of the stored body recomputed and equal to body_sha256")
+    signature: str = Field(description="The detached JWS the operator sent (X-Content-Signature)")
+    received_at: datetime
+    records_in_project: int
+
+
+class TraceRecord(BaseModel):
+    id: int
+    record_id: str
+    batch_id: uuid.UUID
+    behaviour_type: str
+    started_at: datetime
+    reduction_g: int
+    methodology_version_id: uuid.UUID
+
+
+class TraceRead(BaseModel):
+    serial: str
+    unit: int
+    block: BlockRead
+    holder_org_id: uuid.UUID
+    issuance: IssuanceRead
+    project: dict[str, Any]
+    records_total: int
+    reduction_g: int
+    methodology_versions: list[TraceVersion]
+    batches_total: int
+    batches: list[TraceBatch]
+    records: list[TraceRecord] = Field(description="The first records of the project (by id), up to records_limit")
+
+
+class PublicRetirement(BaseModel):
+    certificate_number: str
+    tonnes: int
+    serials: list[str]
+    beneficiary: Beneficiary
+    purpose: str
+    retired_at: datetime
+    content_sha256: str
+    certificate_url: str
+    fraud_flagged: bool
+
+
+class Totals(BaseModel):
+    projects: int
+    projects_in_publicity: int
+    claimed_g: int
+    verified_g: int
+    issued_tonnes: int
+    held_tonnes: int
+    retired_tonnes: int
+    revoked_tonnes: int
+    certificates: int
