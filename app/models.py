@@ -10,4 +10,5 @@ from app.experts import models as expert_models  # noqa: F401
 from app.reviews import models as review_models  # noqa: F401
 from app.scenes import models as scene_models  # noqa: F401
 from app.points import models as points_models  # noqa: F401
+from app.cer import models as cer_models  # noqa: F401
 from app.mall import models as mall_models  # noqa: F401

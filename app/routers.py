@@ -1,6 +1,7 @@
 """Every domain's router, in the order they appear in the OpenAPI document."""
 
 from app.auth.router import router as auth_router
+from app.cer.router import certificates_router, public_router as cer_public_router, router as cer_router
 from app.experts.router import public_router as experts_public_router
 from app.experts.router import router as experts_router
 from app.mall.router import router as mall_router
@@ -21,5 +22,6 @@ ROUTERS = [
     users_router,
     points_router,
     experts_router, reviews_router, scenes_router, scenes_public_router, experts_public_router,
+    cer_router, cer_public_router, certificates_router,
     mall_router,
 ]

@@ -1,5 +1,6 @@
 """Every setting of the platform, read from ``CARBON_*`` environment variables and ``.env``."""
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
 
     record_max_age_days: int = 90
     """Behaviour records older than this are refused (``too_old``)."""
+    cer_cutoff_date: date = date(2020, 9, 22)
+    """CER projects count no behaviour before this day (JX 12); ``region_code`` (division-code prefix) bounds scene records; ``cer_serial_prefix`` starts unit serials."""
+    region_code: str = "4403"
+    cer_serial_prefix: str = "CN-SZ-PHCER"
     idempotency_ttl_hours: int = 48
     rate_limit_per_minute: int = 600
     """Requests a minute per organisation (authenticated) or per client IP (anonymous)."""
