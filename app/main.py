@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth import keys
-from app.core import db, embedded, errors, redis
+from app.core import db, embedded, errors, openapi, redis
 from app.core.config import Settings, get_settings
 from app.core.observability import RequestMiddleware, configure_logging
 from app.core.scheduler import Leader
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     errors.install(app)
+    openapi.install(app)
     from app.routers import ROUTERS
 
     for router in ROUTERS:
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
-    app.add_middleware(RequestMiddleware)
+    app.add_middleware(RequestMiddleware, settings=settings)
     return app
 
 

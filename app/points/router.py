@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from app.auth.dependencies import Authority, Operator, Session, User, require
 from app.auth.principal import Principal
 from app.core.errors import responses
+from app.core.openapi import request_body
 from app.core.pagination import Cursor, Limit, Page
 from app.core.routing import CommitRoute
 from app.points import ingestion, service
@@ -44,7 +45,7 @@ def _json(data) -> Response:
     "/v1/operator/behaviour-batches",
     response_model=BatchOut,
     responses=responses(SignatureRequired, InvalidSignature, BatchTooLarge, InvalidBatch, ConcurrentConflict),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+    openapi_extra=request_body(BatchIn),
     summary="Submit up to 1,000 behaviour records (signed, idempotent)",
     description=(
         "Headers: `Idempotency-Key` (required; retry with the same key and the same bytes) and "
