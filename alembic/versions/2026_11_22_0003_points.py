@@ -43,14 +43,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('operator_id', 'record_id', name=op.f('uq_behaviour_records_operator_id_record_id'))
     )
     op.create_index('ix_behaviour_records_user_start', 'behaviour_records', ['user_id', 'started_at', 'id'], unique=False)
-    op.create_table('daily_totals',
-    sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('behaviour_type', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
-    sa.Column('points', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('quantity', sa.Numeric(precision=16, scale=4), server_default='0', nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'day', 'behaviour_type', name=op.f('pk_daily_totals'))
-    )
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
@@ -123,7 +115,6 @@ def downgrade() -> None:
     op.drop_table('lot_allocations')
     op.drop_index('ix_ledger_entries_user_id_id', table_name='ledger_entries')
     op.drop_table('ledger_entries')
-    op.drop_table('daily_totals')
     op.drop_index('ix_behaviour_records_user_start', table_name='behaviour_records')
     op.drop_table('behaviour_records')
     # ### end Alembic commands ###

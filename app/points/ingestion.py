@@ -329,9 +329,13 @@ async def _check_against_history(conn, operator_id, candidates: list[Candidate],
 
 
 async def _daily_totals(conn, candidates: list[Candidate]) -> dict:
-    pairs = sorted({(c.user_id, c.day) for c in candidates})
+    """Points and quantity per person, local day and type so far (``'*'``: all types)."""
+    spans = []
+    for user_id, day in sorted({(c.user_id, c.day) for c in candidates}):
+        start = datetime(day.year, day.month, day.day, tzinfo=clock.zone())
+        spans.append((user_id, day, start, start + timedelta(days=1)))
     totals = {}
-    for r in await repo.daily_totals(conn, pairs):
+    for r in await repo.daily_totals(conn, spans):
         totals[(r["user_id"], r["day"], r["behaviour_type"])] = [r["points"], r["quantity"]]
         overall = totals.setdefault((r["user_id"], r["day"], "*"), [0, Decimal(0)])
         overall[0] += r["points"]
@@ -380,7 +384,7 @@ def lot_expiry(credited_at: datetime, lifetime_days: int) -> datetime:
 
 
 async def _write(conn, operator_id, batch_id, credited: list, balances: dict, now: datetime) -> None:
-    records, per_lot, per_user, per_day = [], defaultdict(int), {}, {}
+    records, per_lot, per_user = [], defaultdict(int), {}
     for c, points, reduction_g, counted, code in credited:
         records.append({
             "record_id": c.record_id, "user_id": c.user_id, "behaviour_type": c.type, "started_at": c.started_at,
@@ -394,12 +398,8 @@ async def _write(conn, operator_id, batch_id, credited: list, balances: dict, no
         totals = per_user.setdefault(c.user_id, [0, 0])
         totals[0] += points
         totals[1] += reduction_g
-        day = per_day.setdefault((c.user_id, c.day, c.type), [0, Decimal(0)])
-        day[0] += points
-        day[1] += counted
     await repo.credit(
         conn, operator_id, batch_id, now, records,
-        [{"u": u, "d": d, "t": t, "p": p, "q": q} for (u, d, t), (p, q) in per_day.items()],
         [{"u": u, "x": x, "p": p} for (u, x), p in per_lot.items()],
         [{"u": u, "p": p, "g": g, "b": balances[u] + p} for u, (p, g) in per_user.items()],
     )

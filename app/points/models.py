@@ -7,7 +7,7 @@ their integrity comes from the code that writes them and is checked by ``ledger 
 """
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -85,18 +85,6 @@ class LotAllocation(SQLModel, table=True):
     lot_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
     user_id: uuid.UUID
     amount: int = Field(sa_column=_big())
-
-
-class DailyTotal(SQLModel, table=True):
-    """What a person earned per local day and behaviour type ('*' = all types): daily caps."""
-
-    __tablename__ = "daily_totals"
-
-    user_id: uuid.UUID = Field(primary_key=True)
-    day: date = Field(primary_key=True)
-    behaviour_type: str = Field(primary_key=True, max_length=50)
-    points: int = Field(default=0, sa_column=_big(server_default="0"))
-    quantity: Decimal = Field(default=0, sa_column=sa.Column(sa.Numeric(16, 4), nullable=False, server_default="0"))
 
 
 class BehaviourBatch(SQLModel, table=True):

@@ -110,11 +110,15 @@ async def overlapping(conn: Conn, candidates) -> list:
     )
 
 
-async def daily_totals(conn: Conn, pairs: list[tuple[uuid.UUID, date]]):
+async def daily_totals(conn: Conn, days: list[tuple[uuid.UUID, date, datetime, datetime]]):
+    """What each person already earned on each local day, by type: summed from their records."""
     return await conn.fetch(
-        "SELECT d.user_id, d.day, d.behaviour_type, d.points, d.quantity FROM daily_totals d"
-        " JOIN json_to_recordset($1::json) AS p(u uuid, d date) ON d.user_id = p.u AND d.day = p.d",
-        as_json([{"u": u, "d": d} for u, d in pairs]),
+        "SELECT p.u AS user_id, p.d AS day, r.behaviour_type, sum(r.points)::bigint AS points,"
+        " sum(r.counted_quantity) AS quantity"
+        " FROM json_to_recordset($1::json) AS p(u uuid, d date, s timestamptz, e timestamptz)"
+        " JOIN behaviour_records r ON r.user_id = p.u AND r.started_at >= p.s AND r.started_at < p.e"
+        " GROUP BY p.u, p.d, r.behaviour_type",
+        as_json([{"u": u, "d": d, "s": s, "e": e} for u, d, s, e in days]),
     )
 
 
@@ -137,15 +141,8 @@ WITH records AS (
     scene_id uuid, evidence_source text, evidence_ref text, methodology_version_id uuid, rule_version_id uuid,
     reduction_g bigint, points bigint, code text)
   RETURNING 1
-), days AS (
-  INSERT INTO daily_totals (user_id, day, behaviour_type, points, quantity)
-  SELECT d.u, d.d, d.t, d.p, d.q FROM json_to_recordset($5::json) AS d(u uuid, d date, t text, p bigint, q numeric)
-  ORDER BY d.u, d.d, d.t
-  ON CONFLICT (user_id, day, behaviour_type) DO UPDATE SET points = daily_totals.points + EXCLUDED.points,
-    quantity = daily_totals.quantity + EXCLUDED.quantity
-  RETURNING 1
 ), lot_rows AS (
-  SELECT * FROM json_to_recordset($6::json) AS l(u uuid, x timestamptz, p bigint)
+  SELECT * FROM json_to_recordset($5::json) AS l(u uuid, x timestamptz, p bigint)
 ), lots AS (
   INSERT INTO point_lots (user_id, expires_at, credited, remaining)
   SELECT u, x, p, p FROM lot_rows ORDER BY u, x
@@ -153,7 +150,7 @@ WITH records AS (
     remaining = point_lots.remaining + EXCLUDED.remaining
   RETURNING id, user_id, expires_at
 ), account_rows AS (
-  SELECT * FROM json_to_recordset($7::json) AS a(u uuid, p bigint, g bigint, b bigint)
+  SELECT * FROM json_to_recordset($6::json) AS a(u uuid, p bigint, g bigint, b bigint)
 ), entries AS (
   INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, created_at)
   SELECT u, 'earn', p, b, 'batch', $2::text, $3 FROM account_rows WHERE p > 0
@@ -175,9 +172,7 @@ SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM allocations), (SELE
 
 async def credit(
     conn: Conn, operator_id: uuid.UUID, batch_id: uuid.UUID, now: datetime,
-    records: list[dict], days: list[dict], lots: list[dict], accounts: list[dict],
+    records: list[dict], lots: list[dict], accounts: list[dict],
 ) -> None:
-    """Records, daily totals, lots, one earn entry per person, allocations, accounts: one statement."""
-    await conn.fetchrow(
-        CREDIT_SQL, operator_id, batch_id, now, as_json(records), as_json(days), as_json(lots), as_json(accounts)
-    )
+    """Records, lots, one earn entry per person, allocations, accounts: one statement."""
+    await conn.fetchrow(CREDIT_SQL, operator_id, batch_id, now, as_json(records), as_json(lots), as_json(accounts))
