@@ -217,6 +217,18 @@ def account(ctx: typer.Context, external_user_id: str) -> None:
     run(go())
 
 
+@app.command("user-token")
+def user_token(ctx: typer.Context, external_user_id: str) -> None:
+    """Print a short-lived user token for one of your users (what your app sends to /v1/me/...)."""
+
+    async def go() -> None:
+        async with ctx.obj.client() as client:
+            token = await client.issue_user_token(external_user_id)
+        typer.echo(token.access_token)
+
+    run(go())
+
+
 # ---------------------------------------------------------------- behaviour batches
 
 
