@@ -15,9 +15,10 @@ from rich.console import Console
 
 from app.core import db, embedded, migrate, redis
 from app.core.config import get_settings
+from app.core.errors import DomainError
 
 T = TypeVar("T")
-console = Console()
+console = Console(soft_wrap=True)  # entry names and URLs stay on one line
 cli = typer.Typer(help="The carbon points platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 keys_cli = typer.Typer(help="The platform's token signing keys.", no_args_is_help=True)
@@ -44,11 +45,17 @@ async def connected():
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine with the database and Redis; a domain error ends the command with exit code 1."""
+
     async def wrapped() -> T:
         async with connected():
             return await fn()
 
-    return asyncio.run(wrapped())
+    try:
+        return asyncio.run(wrapped())
+    except DomainError as exc:
+        console.print(f"[red]{exc.code}[/red]: {exc.detail}")
+        raise typer.Exit(1) from exc
 
 
 @cli.command("migrate")
@@ -89,8 +96,11 @@ def serve(
     os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
     os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
     get_settings.cache_clear()
-    uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
-                access_log=False, lifespan="on", proxy_headers=True)
+    try:
+        uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                    access_log=False, lifespan="on", proxy_headers=True)
+    finally:
+        embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
 
 
 @cli.command("create-admin")
@@ -102,6 +112,9 @@ def create_admin(
     from app.organizations import service as org_service
 
     secret = password or getpass.getpass("password: ")
+    if len(secret) < 8:
+        console.print("[red]the password needs at least 8 characters[/red]")
+        raise typer.Exit(2)
 
     async def create() -> None:
         async with db.session_scope() as session:

@@ -155,3 +155,20 @@ async def staff_token(client: httpx.AsyncClient, org: Org, *, is_org_admin: bool
 
 def random_ip() -> str:
     return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+async def invoke_cli(run_sync, *args: str):
+    """Run the ``carbon-points`` typer app in a thread (``CliRunner``) and return its result.
+
+    A command opens and closes its own engine and Redis client; the test session's are put back.
+    """
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.core import redis
+
+    saved = (db._engine, db._sessionmaker, redis._client)
+    try:
+        return await run_sync(CliRunner().invoke, cli, list(args))
+    finally:
+        db._engine, db._sessionmaker, redis._client = saved

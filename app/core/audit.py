@@ -134,7 +134,12 @@ async def verify(session: AsyncSession) -> VerifyResult:
         )
         problem = None
         if row.seq != last_seq + 1:
-            problem = f"entry {chain}:{row.seq} follows {chain}:{last_seq} (missing entries)"
+            gone = (
+                f"entry {chain}:{last_seq + 1} is missing"
+                if row.seq == last_seq + 2
+                else f"entries {chain}:{last_seq + 1} to {chain}:{row.seq - 1} are missing"
+            )
+            problem = f"{gone} (before {chain}:{row.seq})"
         elif row.prev_hash != prev:
             problem = f"entry {chain}:{row.seq} does not link to the previous entry's hash"
         elif row.hash != expected:

@@ -79,10 +79,16 @@ def sessionmaker() -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def session_scope() -> AsyncIterator[AsyncSession]:
-    """A session committed once at the end (jobs, CLI commands), rolled back on error."""
+    """A session committed once at the end (jobs, CLI commands), rolled back on error.
+
+    Audit entries recorded on it are written just before the commit, as for a request.
+    """
+    from app.core import audit
+
     async with sessionmaker()() as session:
         try:
             yield session
+            await audit.flush(session)
             await session.commit()
         except BaseException:
             await session.rollback()

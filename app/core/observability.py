@@ -13,7 +13,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.errors import problem_response
 
 REQUESTS = Counter("carbon_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -62,22 +62,22 @@ log = logging.getLogger(__name__)
 class RequestMiddleware:
     """Request id, access log and metrics, body-size limit, security headers, and the last-resort 500.
 
-    ``max_body_bytes`` defaults to the live setting (read per request). The limit holds for a
-    declared ``Content-Length`` (refused before the app runs) and for chunked bodies (the app's
-    first read past the limit fails with 413). An exception no handler took becomes a 500 problem
-    here, so it too carries the request id and the security headers.
+    ``settings`` (default: :func:`get_settings`) are read per request, so a changed limit applies
+    at once. The body limit holds for a declared ``Content-Length`` (refused before the app runs)
+    and for chunked bodies (the app's first read past the limit fails with 413). An exception no
+    handler took becomes a 500 problem here, so it too carries the request id and the headers.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None):
+    def __init__(self, app: ASGIApp, settings: Settings | None = None):
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = get_settings()
-        limit = self.max_body_bytes if self.max_body_bytes is not None else settings.max_body_bytes
+        settings = self.settings or get_settings()
+        limit = settings.max_body_bytes
         request_id = None
         declared = None
         for name, value in scope["headers"]:

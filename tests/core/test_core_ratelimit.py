@@ -1,0 +1,101 @@
+"""Rate limits on Redis: per organisation, per client IP for anonymous calls, per IP+username for logins."""
+
+import asyncio
+import time
+
+import pytest
+
+from app.core import ratelimit
+from app.core.errors import RateLimited
+from tests.factories import PASSWORD, application, make_org, random_ip, unique
+
+
+async def fresh_window(seconds: int = 60, margin: float = 3) -> None:
+    """Counts are per fixed window: don't start a counting test right before a window ends."""
+    left = seconds - time.time() % seconds
+    if left < margin:
+        await asyncio.sleep(left + 0.05)
+
+
+def assert_limited(r) -> None:
+    assert r.status_code == 429, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "rate_limited"
+    assert 1 <= int(r.headers["retry-after"]) <= 61
+
+
+class TestPerOrganisation:
+    async def test_the_n_plus_first_request_is_refused(self, client, settings, monkeypatch):
+        org = await make_org(client, "merchant")
+        monkeypatch.setattr(settings, "rate_limit_per_minute", 3)
+        await fresh_window()
+        for _ in range(3):
+            r = await client.get(f"/v1/organizations/{org.id}", headers=org.headers)
+            assert r.status_code == 200, r.text
+        r = await client.get(f"/v1/organizations/{org.id}", headers=org.headers)
+        assert_limited(r)
+        assert r.json()["detail"].startswith("more than 3 requests in 60 s")
+
+    async def test_organisations_have_their_own_budgets(self, client, settings, monkeypatch):
+        first, second = await make_org(client, "merchant"), await make_org(client, "buyer")
+        monkeypatch.setattr(settings, "rate_limit_per_minute", 2)
+        await fresh_window()
+        for _ in range(2):
+            assert (await client.get(f"/v1/organizations/{first.id}", headers=first.headers)).status_code == 200
+        assert_limited(await client.get(f"/v1/organizations/{first.id}", headers=first.headers))
+        assert (await client.get(f"/v1/organizations/{second.id}", headers=second.headers)).status_code == 200
+
+
+class TestAnonymousPerIp:
+    async def test_per_client_ip(self, client_at, settings, monkeypatch):
+        monkeypatch.setattr(settings, "rate_limit_per_minute", 2)
+        await fresh_window()
+        async with client_at(random_ip()) as one, client_at(random_ip()) as other:
+            for _ in range(2):
+                assert (await one.post("/v1/organizations", json=application())).status_code == 201
+            assert_limited(await one.post("/v1/organizations", json=application()))
+            assert (await other.post("/v1/organizations", json=application())).status_code == 201
+
+
+class TestLogin:
+    async def test_per_ip_and_username(self, client_at, client, settings, monkeypatch):
+        org = await make_org(client, "verifier")
+        monkeypatch.setattr(settings, "login_rate_limit_per_minute", 2)
+        await fresh_window()
+        form = {"grant_type": "password", "username": org.admin_username, "password": "wrong-password"}
+        async with client_at(random_ip()) as attacker, client_at(random_ip()) as elsewhere:
+            for _ in range(2):
+                assert (await attacker.post("/v1/auth/token", data=form)).status_code == 400
+            r = await attacker.post("/v1/auth/token", data={**form, "password": PASSWORD})
+            assert_limited(r)  # even the right password: the budget is spent
+            other_user = {**form, "username": unique("someone")}
+            assert (await attacker.post("/v1/auth/token", data=other_user)).status_code == 400
+            r = await elsewhere.post("/v1/auth/token", data={**form, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+
+
+class TestLimiter:
+    async def test_window_and_retry_after(self):
+        bucket = unique("bucket")
+        await fresh_window(10, margin=2)
+        for _ in range(2):
+            await ratelimit.hit(bucket, 2, window_seconds=10)
+        with pytest.raises(RateLimited) as refused:
+            await ratelimit.hit(bucket, 2, window_seconds=10)
+        assert 1 <= int(refused.value.headers["Retry-After"]) <= 11
+
+    async def test_zero_means_unlimited(self):
+        bucket = unique("bucket")
+        for _ in range(5):
+            await ratelimit.hit(bucket, 0)
+
+    async def test_redis_down_lets_requests_through(self, monkeypatch):
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        class Down:
+            def pipeline(self, **_):
+                raise RedisConnectionError("down")
+
+        monkeypatch.setattr(ratelimit.redis, "client", lambda: Down())
+        await ratelimit.hit(unique("bucket"), 1)
+        await ratelimit.hit(unique("bucket"), 1)
