@@ -48,6 +48,10 @@ def live_server(servers):
         proc.wait(timeout=30)
 
 
+def read_csv(path: Path) -> list[dict]:
+    return list(csv.DictReader(path.read_text().splitlines()))
+
+
 def operator_cli(base: str, client_id: str, key: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "CARBON_BASE_URL": base, "CARBON_CLIENT_ID": client_id, "CARBON_OPERATOR_KEY": str(key),
            "COLUMNS": "200", "NO_COLOR": "1"}
@@ -72,14 +76,13 @@ class TestOperatorsFirstDay:
         assert r.returncode == 0, r.stderr
         invalid = int(re.search(r"(\d+) invalid", r.stdout + r.stderr).group(1))
         assert invalid > 0
-        with open(tmp_path / "trips.csv") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_csv(tmp_path / "trips.csv")
         r = await run_sync(cli, "enrol", "people.csv")
         assert r.returncode == 0, r.stderr + r.stdout
 
         r = await run_sync(cli, "submit", "trips.csv")
         assert r.returncode == 0, r.stderr + r.stdout
-        rejected = list(csv.DictReader(open(tmp_path / "trips.rejected.csv"))) if (tmp_path / "trips.rejected.csv").exists() else []
+        rejected = read_csv(tmp_path / "trips.rejected.csv")
         assert len(rejected) == invalid and all(row["code"] for row in rejected)
         assert "1 sent now" in r.stdout + r.stderr
 
