@@ -9,6 +9,7 @@ from app.methodologies.router import router as methodologies_router
 from app.ops.router import router as ops_router
 from app.organizations.router import router as organizations_router
 from app.points.router import router as points_router
+from app.public.router import router as public_router
 from app.reviews.router import router as reviews_router
 from app.scenes.router import public_router as scenes_public_router
 from app.scenes.router import router as scenes_router
@@ -21,6 +22,7 @@ ROUTERS = [
     methodologies_router,
     users_router,
     points_router,
+    public_router,
     experts_router, reviews_router, scenes_router, scenes_public_router, experts_public_router,
     cer_router, cer_public_router, certificates_router,
     mall_router,

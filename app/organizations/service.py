@@ -203,3 +203,31 @@ async def public_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> Oper
 async def authority_exists(session: AsyncSession) -> bool:
     row = (await session.execute(select(StaffUser.id).where(StaffUser.role == "authority").limit(1))).first()
     return row is not None
+
+
+async def public_list(session: AsyncSession, kind: str, limit: int, cursor: str | None) -> dict:
+    """Approved organisations of one kind, by name: what the public may know of them."""
+    query = (
+        select(Organization)
+        .where(Organization.kind == kind, Organization.status == OrgStatus.approved)
+        .order_by(col(Organization.name), col(Organization.id))
+    )
+    after = decode_cursor(cursor, 2)
+    if after:
+        try:
+            query = query.where(sa.tuple_(Organization.name, Organization.id) > (str(after[0]), uuid.UUID(str(after[1]))))
+        except ValueError as exc:
+            from app.core.pagination import InvalidCursor
+
+            raise InvalidCursor("the cursor is not one this API gave out") from exc
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    return page(rows, limit, lambda o: [o.name, str(o.id)])
+
+
+async def count_approved(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        sa.select(Organization.kind, sa.func.count())
+        .where(Organization.status == OrgStatus.approved)
+        .group_by(Organization.kind)
+    )
+    return {kind: n for kind, n in rows.all()}

@@ -291,3 +291,30 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None, max_
         data={"accounts": len(users), "points": points},
     )
     return {"accounts": len(users), "points": points}
+
+
+async def platform_totals(session: AsyncSession) -> dict:
+    """Platform-wide figures for public disclosure (SZ 29): people, behaviours, grams, points by fate."""
+    conn = await db.raw_connection(session)
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM users WHERE deleted_at IS NULL) AS people,"
+        " (SELECT count(*) FROM behaviour_records) AS behaviours,"
+        " (SELECT coalesce(sum(lifetime_reduction_g), 0) FROM point_accounts) AS reduction_g,"
+        " (SELECT coalesce(sum(lifetime_points), 0) FROM point_accounts) AS points_credited"
+    )
+    by_kind = {
+        r["kind"]: -r["total"]
+        for r in await conn.fetch(
+            "SELECT kind, coalesce(sum(amount), 0)::bigint AS total FROM ledger_entries"
+            " WHERE kind IN ('redeem', 'refund', 'expire', 'clawback') GROUP BY kind"
+        )
+    }
+    return {
+        "people": row["people"],
+        "behaviours": row["behaviours"],
+        "reduction_g": int(row["reduction_g"]),
+        "points_credited": int(row["points_credited"]),
+        "points_used": by_kind.get("redeem", 0) + by_kind.get("refund", 0),
+        "points_expired": by_kind.get("expire", 0),
+        "points_clawed_back": by_kind.get("clawback", 0),
+    }

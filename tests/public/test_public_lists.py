@@ -1,0 +1,52 @@
+from datetime import timedelta
+
+from app.core import clock
+from tests.factories import make_operator, make_org
+from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
+
+
+class TestRegisteredOrganisations:
+    async def test_only_approved_organisations_are_listed(self, client):
+        approved = await make_org(client, "verifier")
+        pending = await make_org(client, "verifier", approve=False)
+        names, cursor = {}, None
+        while True:
+            r = await client.get("/v1/public/verifiers", params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+            assert r.status_code == 200
+            assert r.headers["cache-control"] == "public, max-age=60"
+            names.update({o["id"]: o for o in r.json()["items"]})
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                break
+        assert approved.id in names and pending.id not in names
+        assert set(names[approved.id]) == {"id", "kind", "name", "credit_code", "approved_at"}
+
+    async def test_pages_by_name(self, client):
+        for _ in range(5):
+            await make_org(client, "scene_operator")
+        first = (await client.get("/v1/public/scene-operators?limit=2")).json()
+        second = (await client.get(f"/v1/public/scene-operators?limit=2&cursor={first['next_cursor']}")).json()
+        names = [o["name"] for o in first["items"] + second["items"]]
+        assert names == sorted(names) and len(set(names)) == 4
+
+    async def test_a_forged_cursor(self, client):
+        r = await client.get("/v1/public/operators?cursor=WyJ4Iiwibm90LWEtdXVpZCJd")
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
+
+
+class TestTotals:
+    async def test_totals_move_with_a_credited_behaviour(self, client):
+        await ensure_rule()
+        btype = await make_methodology(factor="100")
+        op = await make_operator(client)
+        u = await enrol(client, op)
+        before = (await client.get("/v1/public/totals")).json()
+        r = await submit(client, op, [record(u["external_user_id"], btype, quantity=2.0,
+                                             start=clock.now() - timedelta(hours=3))])
+        assert r.json()["summary"]["accepted"] == 1
+        after = (await client.get("/v1/public/totals")).json()
+        assert after["behaviours"] - before["behaviours"] == 1
+        assert after["reduction_g"] - before["reduction_g"] == 200
+        assert after["points_credited"] - before["points_credited"] == 20
+        assert after["points_used"] == before["points_used"]
+        assert after["organisations"]["operator"] >= 1
