@@ -147,13 +147,21 @@ def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate 
     return Candidate(index, record_id, external_user_id, btype, started_at, ended_at, q, unit, scene_id, source, ref)
 
 
-def _in_force(versions: list, moment: datetime):
-    """The version whose [effective_from, effective_to) holds ``moment`` (versions sorted by from)."""
-    i = bisect_right([v["effective_from"] for v in versions], moment) - 1
-    if i < 0:
-        return None
-    v = versions[i]
-    return v if v["effective_to"] is None or moment < v["effective_to"] else None
+class Timeline:
+    """Versions sorted by ``effective_from``: which one is in force at a moment."""
+
+    __slots__ = ("starts", "versions")
+
+    def __init__(self, versions: list):
+        self.versions = versions
+        self.starts = [v["effective_from"] for v in versions]
+
+    def at(self, moment: datetime):
+        i = bisect_right(self.starts, moment) - 1
+        if i < 0:
+            return None
+        v = self.versions[i]
+        return v if v["effective_to"] is None or moment < v["effective_to"] else None
 
 
 def _version_label(m) -> str:
@@ -253,10 +261,12 @@ async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> l
     entrusted = defaultdict(list)
     for row in await repo.entrustments(conn, operator_id, {c.external_user_id for c in candidates}):
         entrusted[row["external_user_id"]].append(row)
-    methodologies = defaultdict(list)
+    by_type = defaultdict(list)
     for row in await repo.methodology_versions(conn, {c.type for c in candidates}):
-        methodologies[row["behaviour_type"]].append(row)
-    rules = await repo.rule_versions(conn)
+        by_type[row["behaviour_type"]].append(row)
+    methodologies = {t: Timeline(v) for t, v in by_type.items()}
+    rules = Timeline(await repo.rule_versions(conn))
+    zone = clock.zone()
     scene_ids = {c.scene_id for c in candidates if c.scene_id}
     scenes = {row["id"]: row for row in await repo.scenes(conn, scene_ids)} if scene_ids else {}
     kept = []
@@ -272,8 +282,8 @@ async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> l
         elif c.user_id is None:
             code = "not_entrusted"
         else:
-            c.methodology = _in_force(versions, c.started_at)
-            c.rule = _in_force(rules, c.started_at)
+            c.methodology = versions.at(c.started_at)
+            c.rule = rules.at(c.started_at)
             m = c.methodology
             if m is None or c.rule is None:
                 code = "out_of_effective_period"
@@ -290,7 +300,7 @@ async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> l
         if code:
             results[c.index] = _rejected(c.record_id, code)
         else:
-            c.day = clock.local_day(c.started_at)
+            c.day = c.started_at.astimezone(zone).date()
             kept.append(c)
     return kept
 
@@ -384,7 +394,7 @@ def lot_expiry(credited_at: datetime, lifetime_days: int) -> datetime:
 
 
 async def _write(conn, operator_id, batch_id, credited: list, balances: dict, now: datetime) -> None:
-    records, per_lot, per_user = [], defaultdict(int), {}
+    records, per_lot, per_user, expiries = [], defaultdict(int), {}, {}
     for c, points, reduction_g, counted, code in credited:
         records.append({
             "record_id": c.record_id, "user_id": c.user_id, "behaviour_type": c.type, "started_at": c.started_at,
@@ -394,7 +404,10 @@ async def _write(conn, operator_id, batch_id, credited: list, balances: dict, no
             "reduction_g": reduction_g, "points": points, "code": code,
         })
         if points:
-            per_lot[(c.user_id, lot_expiry(now, c.rule["lot_lifetime_days"]))] += points
+            lifetime = c.rule["lot_lifetime_days"]
+            if lifetime not in expiries:
+                expiries[lifetime] = lot_expiry(now, lifetime)
+            per_lot[(c.user_id, expiries[lifetime])] += points
         totals = per_user.setdefault(c.user_id, [0, 0])
         totals[0] += points
         totals[1] += reduction_g

@@ -25,8 +25,9 @@ def _default(value) -> str:
 async def entrustments(conn: Conn, operator_id: uuid.UUID, external_ids: set[str]):
     return await conn.fetch(
         "SELECT external_user_id, user_id, accepted_at, withdrawn_at FROM entrustments"
-        " WHERE operator_id = $1 AND external_user_id = ANY($2::text[]) ORDER BY accepted_at",
-        operator_id, list(external_ids),
+        " JOIN json_array_elements_text($2::json) AS x(id) ON external_user_id = x.id"
+        " WHERE operator_id = $1 ORDER BY accepted_at",
+        operator_id, as_json(list(external_ids)),
     )
 
 
@@ -64,14 +65,16 @@ async def scenes(conn: Conn, scene_ids: set[uuid.UUID]):
 
 async def lock_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     """Create missing accounts, then lock them all in ``user_id`` order (no deadlocks); balances."""
+    ids = as_json(user_ids)
     await conn.execute(
-        "INSERT INTO point_accounts (user_id) SELECT u FROM unnest($1::uuid[]) AS u ORDER BY u"
-        " ON CONFLICT DO NOTHING",
-        user_ids,
+        "INSERT INTO point_accounts (user_id) SELECT u::uuid FROM json_array_elements_text($1::json) AS u"
+        " ORDER BY 1 ON CONFLICT DO NOTHING",
+        ids,
     )
     rows = await conn.fetch(
-        "SELECT user_id, balance FROM point_accounts WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR UPDATE",
-        user_ids,
+        "SELECT a.user_id, a.balance FROM json_array_elements_text($1::json) AS u"
+        " JOIN point_accounts a ON a.user_id = u::uuid ORDER BY a.user_id FOR UPDATE OF a",
+        ids,
     )
     return {r["user_id"]: r["balance"] for r in rows}
 
@@ -82,8 +85,8 @@ async def existing_records(conn: Conn, operator_id: uuid.UUID, record_ids: list[
         " m.version AS methodology_version, x.version AS rule_version"
         " FROM behaviour_records r JOIN methodology_versions m ON m.id = r.methodology_version_id"
         " JOIN exchange_rule_versions x ON x.id = r.rule_version_id"
-        " WHERE r.operator_id = $1 AND r.record_id = ANY($2::text[])",
-        operator_id, record_ids,
+        " JOIN json_array_elements_text($2::json) AS ids(id) ON r.record_id = ids.id WHERE r.operator_id = $1",
+        operator_id, as_json(record_ids),
     )
 
 
