@@ -6,6 +6,8 @@ Each domain adds its own group in ``app/<domain>/cli.py`` and is mounted below.
 import asyncio
 import getpass
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
@@ -77,30 +79,35 @@ def serve(
 
     settings = get_settings()
     u = urls()
-    migrate.upgrade(u.database_url)
-    if demo:
-        from app.demo import load_demo
-
-        run(lambda: load_demo(console, only_if_empty=True))
-    if u.started:
-        console.print(
-            f"[bold]embedded servers[/bold] ({', '.join(u.started)}) keep their data in "
-            f"[cyan]{settings.data_dir.resolve()}[/cyan]\n"
-            f"  PostgreSQL: {u.database_url}\n  Redis: {u.redis_url}\n"
-            f"  psql: {embedded.psql_hint(u.database_url)}"
-        )
-    console.print(f"API on http://{host}:{port}  ·  OpenAPI: http://{host}:{port}/docs")
-    # The embedded servers are shared with the workers through the same data folder.
-    import os
-
-    os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
-    os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
-    get_settings.cache_clear()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; as SystemExit here, so the
+    # embedded servers are stopped cleanly (finally below) instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        migrate.upgrade(u.database_url)
+        if demo:
+            from app.demo import load_demo
+
+            run(lambda: load_demo(console, only_if_empty=True))
+        if u.started:
+            console.print(
+                f"[bold]embedded servers[/bold] ({', '.join(u.started)}) keep their data in "
+                f"[cyan]{settings.data_dir.resolve()}[/cyan]\n"
+                f"  PostgreSQL: {u.database_url}\n  Redis: {u.redis_url}\n"
+                f"  psql: {embedded.psql_hint(u.database_url)}"
+            )
+        console.print(f"API on http://{host}:{port}  ·  OpenAPI: http://{host}:{port}/docs")
+        # The app (and any worker process) uses the servers started here, by URL.
+        os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
+        os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
+        get_settings.cache_clear()
         uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
                     access_log=False, lifespan="on", proxy_headers=True)
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 @cli.command("create-admin")

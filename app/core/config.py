@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     def _refuse_default_secrets(self) -> "Settings":
         if self.environment == "production" and self.identity_hash_key == LOCAL_SECRET:
             raise ValueError("CARBON_IDENTITY_HASH_KEY must be set outside local mode")
-        if self.bootstrap_admin is not None:
+        if self.bootstrap_admin:  # empty means unset (docker-compose passes "" when not given)
             username, _, password = self.bootstrap_admin.partition(":")
             if not username or len(password) < 8:
                 raise ValueError("CARBON_BOOTSTRAP_ADMIN must be username:password (a password of 8+ characters)")

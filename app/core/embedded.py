@@ -45,12 +45,25 @@ def start_postgres(data_dir: Path) -> str:
     if key not in _handles:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         _handles[key] = server
+        _prune_dead_users(server)
         _tune(server)
     server = _handles[key]
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/dir
     parsed = urllib.parse.urlparse(uri)
     host = urllib.parse.parse_qs(parsed.query)["host"][0]
     return f"postgresql://postgres@/carbon?host={host}"
+
+
+def _prune_dead_users(server) -> None:
+    """pgserver stops a server when its last user process leaves, counting users in a file; a
+    process that was killed never left. Forget those, or the server would never be stopped."""
+    import psutil
+
+    with type(server)._lock:
+        pids = server.global_process_id_list.get()
+        live = [pid for pid in pids if psutil.pid_exists(pid)]
+        if live != pids:
+            server.global_process_id_list.put(live)
 
 
 def _tune(server) -> None:
@@ -115,7 +128,8 @@ def _stop(key: str, fast: bool) -> None:
             atexit.unregister(handle._cleanup)
             type(handle)._instances.pop(handle.pgdata, None)
         else:
-            handle.cleanup()  # pg_ctl stop (fast mode: open sessions end, data is checkpointed)
+            _prune_dead_users(handle)
+            handle.cleanup()  # pg_ctl stop unless another live process uses it (data is checkpointed)
     except Exception:  # noqa: BLE001 - best effort at exit
         log.warning("could not stop embedded server %s", key, exc_info=True)
 

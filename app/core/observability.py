@@ -31,7 +31,7 @@ SECURITY_HEADERS = [
 
 
 class JsonFormatter(logging.Formatter):
-    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
