@@ -72,8 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_url="/openapi.json",
     )
+    openapi.install(app)  # first: errors.install wraps it to document every error as problem+json
     errors.install(app)
-    openapi.install(app)
     from app.routers import ROUTERS
 
     for router in ROUTERS:

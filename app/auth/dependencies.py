@@ -11,10 +11,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service
-from app.auth.exceptions import NotAuthenticated, RoleForbidden
+from app.auth.exceptions import InvalidToken, NotAuthenticated, OrganizationNotActive, RoleForbidden
 from app.auth.principal import Principal
 from app.core import idempotency, ratelimit
 from app.core.config import get_settings
+from app.core.errors import RateLimited
 from app.core.routing import get_session
 
 _bearer = HTTPBearer(auto_error=False, description="A platform access token from POST /v1/auth/token")
@@ -34,6 +35,9 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+_IDEMPOTENCY_ERRORS = (idempotency.KeyInUse, idempotency.KeyReused, idempotency.KeyInvalid)
+
+
 def require(*roles: str, idempotency_required: bool = False, admin: bool = False):
     """A dependency: the caller must have one of ``roles`` (any role when none is given)."""
 
@@ -51,6 +55,11 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
             await idempotency.begin(request, session, principal.scope, required=idempotency_required)
         return principal
 
+    dependency.problem_responses = (  # type: ignore[attr-defined] - documented on every route using it
+        NotAuthenticated, InvalidToken, RoleForbidden, OrganizationNotActive, RateLimited,
+        *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
+        *([(idempotency.KeyRequired, {"POST"})] if idempotency_required else []),
+    )
     return dependency
 
 
@@ -62,6 +71,9 @@ async def public_call(request: Request, session: Session) -> None:
         await idempotency.begin(request, session, f"ip:{ip}")
 
 
+public_call.problem_responses = (  # type: ignore[attr-defined]
+    RateLimited, *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
+)
 Public = Depends(public_call)
 AnyCaller = Annotated[Principal, Depends(require())]
 Authority = Annotated[Principal, Depends(require("authority"))]

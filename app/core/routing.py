@@ -10,14 +10,40 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.core import audit, db, idempotency
+from app.core.errors import DomainError, responses
 
 
 class CommitRoute(APIRoute):
+    """Also documents the errors of the route's dependencies: a dependency function carrying
+    ``problem_responses`` (the auth dependencies do) adds them to the route's ``responses``."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
+        super().__init__(path, endpoint, **kwargs)
+        found: list[type[DomainError]] = []
+        for call in _dependency_calls(self.dependant):
+            for err in getattr(call, "problem_responses", ()):
+                if isinstance(err, tuple):  # (error, methods it applies to)
+                    err, methods = err
+                    if not set(methods) & self.methods:
+                        continue
+                if err not in found:
+                    found.append(err)
+        for status, entry in responses(*found).items():
+            mine = self.responses.get(status)
+            if mine is None:
+                if status == 422:  # FastAPI documents its validation 422 only when the route has none
+                    entry["description"] = "`validation_error` " + entry["description"]
+                self.responses[status] = entry
+            else:  # a copy: routes may share the dicts they were declared with
+                codes = [c for c in entry["description"].split() if c not in mine.get("description", "")]
+                self.responses[status] = {**mine, "description": " ".join([mine.get("description", ""), *codes]).strip()}
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -41,6 +67,13 @@ class CommitRoute(APIRoute):
                 return response
 
         return run_in_transaction
+
+
+def _dependency_calls(dependant: Dependant):
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _dependency_calls(sub)
 
 
 def get_session(request: Request) -> AsyncSession:

@@ -52,7 +52,13 @@ async def list_organizations(
     return await service.list_(session, status=status, kind=kind, limit=limit, cursor=cursor)
 
 
-@router.get("/{org_id}", response_model=OrganizationRead, responses=responses(OrganizationNotFound))
+@router.get(
+    "/{org_id}",
+    response_model=OrganizationRead,
+    responses=responses(OrganizationNotFound),
+    summary="An organisation (the authority: any; staff and operators: their own)",
+    description="Another organisation's id answers 404, as if it did not exist.",
+)
 async def get_organization(org_id: uuid.UUID, session: Session, principal: AnyCaller):
     return await service.get_for(session, principal, org_id)
 
@@ -91,7 +97,12 @@ async def register_key(org_id: uuid.UUID, data: KeyCreate, session: Session, pri
     return await service.register_key(session, principal, org_id, data.jwk)
 
 
-@router.get("/{org_id}/keys", response_model=list[KeyRead], responses=responses(NotYourOrganization))
+@router.get(
+    "/{org_id}/keys",
+    response_model=list[KeyRead],
+    responses=responses(NotYourOrganization),
+    summary="The organisation's registered keys, revoked ones included (the organisation's admin)",
+)
 async def list_keys(org_id: uuid.UUID, session: Session, principal: OrgAdmin):
     return await service.list_keys(session, principal, org_id)
 
