@@ -123,3 +123,19 @@ class NotATradingDay(InvalidInput):
 
 class NotEnoughPrices(Conflict):
     code, title = "not_enough_prices", "Fewer than 10 trading days have a recorded closing price"
+
+
+class InvalidDate(InvalidInput):
+    code, title = "invalid_date", "The date is outside what the registry handles (1990–2199)"
+
+
+class InvalidRange(InvalidInput):
+    code, title = "invalid_range", "from … to must span 1 to 366 days"
+
+
+class FutureDate(InvalidInput):
+    code, title = "future_date", "A closing price is recorded once the day is over"
+
+
+class InvalidDocumentLink(InvalidInput):
+    code, title = "invalid_document_link", "Document links must be http(s) URLs"

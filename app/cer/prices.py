@@ -11,15 +11,28 @@ from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.cer import calendar, repository
-from app.cer.exceptions import InvalidPrice, NotATradingDay, NotEnoughPrices
+from app.cer.exceptions import (
+    FutureDate,
+    InvalidDate,
+    InvalidPrice,
+    InvalidRange,
+    NotATradingDay,
+    NotEnoughPrices,
+)
 from app.cer.models import CerCalendarDay, CerPrice
 from app.cer.schemas import CalendarEntryIn, PriceIn
 from app.core import audit, clock
-from app.core.errors import InvalidInput
 
 REFERENCE_DAYS = 10
 MAX_CALENDAR_SPAN = 366
 _YUAN = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
+FIRST_DAY, LAST_DAY = date(1990, 1, 1), date(2199, 12, 31)
+
+
+def _check_days(*days: date) -> None:
+    for day in days:
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidDate(f"{day} is outside {FIRST_DAY} … {LAST_DAY}")
 
 
 # --- calendar -------------------------------------------------------------------------------
@@ -27,6 +40,7 @@ _YUAN = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
 
 async def set_day(session: AsyncSession, principal: Principal, data: CalendarEntryIn) -> dict[str, Any]:
     """Declare a day a working day or a day off; the table wins over the package for that date."""
+    _check_days(data.date)
     previous = await session.get(CerCalendarDay, data.date)
     await session.execute(
         sa.text(
@@ -46,8 +60,9 @@ async def set_day(session: AsyncSession, principal: Principal, data: CalendarEnt
 
 
 async def days(session: AsyncSession, start: date, end: date) -> list[dict[str, Any]]:
+    _check_days(start, end)
     if end < start or (end - start).days >= MAX_CALENDAR_SPAN:
-        raise InvalidInput(f"from … to spans 1 to {MAX_CALENDAR_SPAN} days", code="invalid_range")
+        raise InvalidRange(f"from … to spans 1 to {MAX_CALENDAR_SPAN} days")
     overrides = await repository.calendar_overrides(session, start, end)
     notes = dict(
         (
@@ -103,8 +118,9 @@ def _price_view(p: CerPrice) -> dict[str, Any]:
 async def record_price(session: AsyncSession, principal: Principal, data: PriceIn) -> dict[str, Any]:
     """Record (or correct) a day's closing price; only trading days have one."""
     fen = to_fen(data)
+    _check_days(data.date)
     if data.date > clock.today():
-        raise InvalidInput("a closing price is recorded once the day is over", code="future_date")
+        raise FutureDate(f"{data.date} is not over yet")
     overrides = await repository.calendar_overrides(session, data.date, data.date)
     if not calendar.is_trading_day(data.date, overrides):
         raise NotATradingDay(f"{data.date} is a weekend day or a holiday")
@@ -135,6 +151,7 @@ async def list_prices(session: AsyncSession, start: date, end: date) -> list[dic
 
 async def reference_price(session: AsyncSession, on: date) -> dict[str, Any]:
     """The average closing price of the 10 trading days before ``on`` (HB 17); each needs a price."""
+    _check_days(on)
     overrides = await repository.calendar_overrides(session, *calendar.span_before(on))
     wanted = calendar.trading_days_before(on, REFERENCE_DAYS, overrides)
     rows = await session.execute(select(CerPrice).where(col(CerPrice.day).in_(wanted)))

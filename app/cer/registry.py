@@ -6,6 +6,7 @@ blocks with the pure functions of :mod:`app.cer.blocks`; the database's exclusio
 guarantees no serial is ever in two blocks.
 """
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -464,7 +465,12 @@ async def list_retirements(
     return result
 
 
+CERTIFICATE_NUMBER = re.compile(r"^CERT-\d{4}-\d{6,12}$")
+
+
 async def certificate(session: AsyncSession, number: str) -> CerRetirement:
+    if not CERTIFICATE_NUMBER.match(number):
+        raise CertificateNotFound(f"no certificate {number}")
     row = (
         await session.execute(select(CerRetirement).where(CerRetirement.certificate_number == number))
     ).scalar_one_or_none()

@@ -10,10 +10,14 @@ from app.cer import prices, registry, service
 from app.cer.exceptions import (
     BeneficiaryRequired,
     CertificateNotFound,
+    FutureDate,
     InsufficientUnits,
+    InvalidDate,
+    InvalidDocumentLink,
     InvalidPeriod,
     InvalidPrice,
     InvalidProjectState,
+    InvalidRange,
     InvalidRecipient,
     InvalidSelection,
     InvalidSerial,
@@ -70,10 +74,11 @@ from app.cer.schemas import (
     VerificationIn,
     VerifierAssign,
 )
-from app.core.errors import InvalidInput, responses
+from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
 from app.experts.exceptions import UnknownField
+from app.organizations.exceptions import OrganizationNotFound
 from app.reviews.exceptions import InvalidPanel, NotEnoughExperts, PanelAlreadyOpen, ReviewNotPassed
 from app.reviews.schemas import PanelRead
 
@@ -87,7 +92,6 @@ HolderOrAuthority = Annotated[Principal, Depends(require("authority", "operator"
 StatusFilter = ProjectStatusLit | None
 BlockStatusFilter = Literal["held", "retired", "revoked"] | None
 _SELECTION = (InvalidSerial, InvalidSelection, InsufficientUnits, UnitsNotHeld, UnitsRetired, UnitsRevoked)
-InvalidRange = InvalidInput
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -188,7 +192,9 @@ async def assign_verifier(project_id: uuid.UUID, data: VerifierAssign, session: 
 @router.post(
     "/projects/{project_id}/verification",
     response_model=ProjectRead,
-    responses=responses(ProjectNotFound, NotAssignedVerifier, InvalidProjectState, VerifiedExceedsClaimed),
+    responses=responses(
+        ProjectNotFound, NotAssignedVerifier, InvalidProjectState, VerifiedExceedsClaimed, InvalidDocumentLink
+    ),
     summary="Record the verification (the assigned verifier)",
     description="Verified grams may not exceed the claimed ones (422 `verified_exceeds_claimed`); the "
     "statement and the document links are published with the project.",
@@ -274,7 +280,8 @@ async def my_account(
     return await registry.account(session, principal.org_id, status=status)
 
 
-@router.get("/accounts/{org_id}", response_model=AccountRead, summary="An organisation's holdings (authority)")
+@router.get("/accounts/{org_id}", response_model=AccountRead, responses=responses(OrganizationNotFound),
+            summary="An organisation's holdings (authority)")
 async def org_account(
     org_id: uuid.UUID,
     session: Session,
@@ -345,7 +352,8 @@ async def trace(
 # --- calendar and prices --------------------------------------------------------------------
 
 
-@router.post("/calendar", response_model=CalendarDay, summary="Declare a working day or a day off (authority)",
+@router.post("/calendar", response_model=CalendarDay, responses=responses(InvalidDate),
+             summary="Declare a working day or a day off (authority)",
              description="For years the Chinese calendar package does not know yet (or to correct it): the "
              "table wins for the dates it has. Publicity ends and trading days follow it.")
 async def set_calendar_day(data: CalendarEntryIn, session: Session, principal: Authority):
@@ -355,7 +363,7 @@ async def set_calendar_day(data: CalendarEntryIn, session: Session, principal: A
 @router.get(
     "/calendar",
     response_model=list[CalendarDay],
-    responses=responses(InvalidRange),
+    responses=responses(InvalidRange, InvalidDate),
     dependencies=[Public],
     summary="Working and trading days between two dates, and who says so (anyone)",
 )
@@ -368,7 +376,7 @@ async def get_calendar(
 @router.post(
     "/prices",
     response_model=PriceRead,
-    responses=responses(InvalidPrice, NotATradingDay),
+    responses=responses(InvalidPrice, NotATradingDay, FutureDate, InvalidDate),
     summary="Record the national carbon market's closing price of a day (authority, HB 17)",
     description="`price_fen` (integer) or `price` (yuan as a decimal string, e.g. \"78.45\"). Weekends and "
     "holidays: 422 `not_a_trading_day`. Recording a day again corrects it (audited).",
@@ -386,7 +394,7 @@ async def list_prices(session: Session, from_: Annotated[date, Query(alias="from
 @router.get(
     "/reference-price",
     response_model=ReferencePrice,
-    responses=responses(NotEnoughPrices),
+    responses=responses(NotEnoughPrices, InvalidDate),
     dependencies=[Public],
     summary="The reference price on a date: the average close of the 10 previous trading days (anyone)",
     description="Trading days are strictly before `on`; each needs a recorded price, otherwise 409 "

@@ -1,8 +1,19 @@
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_no_nul)]
+MAX_TONNES = 10**9
 
 ProjectStatusLit = Literal[
     "publicity",
@@ -23,12 +34,12 @@ SERIAL_DOC = "`{prefix}-{vintage}-{start}-{end}` (a block) or `{prefix}-{vintage
 
 
 class ProjectCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
-    benefit_sharing: str = Field(
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=5000)
+    benefit_sharing: Text = Field(
         default="", max_length=5000, description="How the benefits are shared (利益分配), published with the project"
     )
-    methodology_codes: list[str] = Field(
+    methodology_codes: list[Code] = Field(
         min_length=1, max_length=20, description="Methodology codes whose records the project aggregates"
     )
     period_start: date = Field(description="First day of the period (platform time zone)")
@@ -118,9 +129,9 @@ class ReportCheck(BaseModel):
 
 
 class ObjectionCreate(BaseModel):
-    name: str | None = Field(default=None, max_length=200, description="Who objects (optional, published)")
-    contact: str | None = Field(default=None, max_length=200, description="Seen by the owner and the authority only")
-    text: str = Field(min_length=1, max_length=5000)
+    name: Text | None = Field(default=None, max_length=200, description="Who objects (optional, published)")
+    contact: Text | None = Field(default=None, max_length=200, description="Seen by the owner and the authority only")
+    text: Text = Field(min_length=1, max_length=5000)
 
 
 class ObjectionRead(BaseModel):
@@ -135,7 +146,7 @@ class ObjectionRead(BaseModel):
 
 
 class AnswerIn(BaseModel):
-    answer: str = Field(min_length=1, max_length=5000)
+    answer: Text = Field(min_length=1, max_length=5000)
 
 
 class VerifierAssign(BaseModel):
@@ -143,25 +154,25 @@ class VerifierAssign(BaseModel):
 
 
 class VerificationIn(BaseModel):
-    verified_g: int = Field(ge=0, description="Verified reductions, grams CO2e (≤ claimed)")
-    statement: str = Field(min_length=1, max_length=20000, description="The verification statement (核证结论)")
-    documents: list[str] = Field(default_factory=list, max_length=50, description="Links to the verification report")
+    verified_g: int = Field(ge=0, le=10**16, description="Verified reductions, grams CO2e (≤ claimed)")
+    statement: Text = Field(min_length=1, max_length=20000, description="The verification statement (核证结论)")
+    documents: list[Text] = Field(default_factory=list, max_length=50, description="Links to the verification report")
 
 
 class ReviewOpen(BaseModel):
     size: int = Field(default=3, ge=1, le=25)
     quorum: int | None = Field(default=None, ge=1, le=25)
-    seed: str | None = Field(default=None, min_length=8, max_length=200)
+    seed: Text | None = Field(default=None, min_length=8, max_length=200)
     exclude_experts: list[uuid.UUID] = Field(default_factory=list, max_length=200)
 
 
 class FilingIn(BaseModel):
     outcome: Literal["filed", "rejected"]
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Text = Field(min_length=1, max_length=5000)
 
 
 class ClawbackIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Text = Field(min_length=1, max_length=5000)
 
 
 class ClawbackRead(BaseModel):
@@ -216,13 +227,13 @@ class AccountRead(BaseModel):
 
 class TransferCreate(BaseModel):
     to_org_id: uuid.UUID
-    tonnes: int | None = Field(default=None, ge=1, description="How many units; the oldest first unless `serials`")
-    serials: list[str] | None = Field(
+    tonnes: int | None = Field(default=None, ge=1, le=MAX_TONNES, description="How many units; the oldest first unless `serials`")
+    serials: list[Text] | None = Field(
         default=None, min_length=1, max_length=100, description=f"Exactly which units: {SERIAL_DOC}"
     )
-    exchange: str | None = Field(default=None, max_length=100, description="Where the trade settled")
-    trade_ref: str | None = Field(default=None, max_length=100)
-    memo: str | None = Field(default=None, max_length=1000)
+    exchange: Text | None = Field(default=None, max_length=100, description="Where the trade settled")
+    trade_ref: Text | None = Field(default=None, max_length=100)
+    memo: Text | None = Field(default=None, max_length=1000)
 
 
 class TransferRead(BaseModel):
@@ -239,14 +250,14 @@ class TransferRead(BaseModel):
 
 class Beneficiary(BaseModel):
     kind: Literal["event", "organization", "person"]
-    name: str = Field(max_length=200, description="The event, organisation or person made carbon neutral")
+    name: Text = Field(max_length=200, description="The event, organisation or person made carbon neutral")
 
 
 class RetirementCreate(BaseModel):
-    tonnes: int | None = Field(default=None, ge=1)
-    serials: list[str] | None = Field(default=None, min_length=1, max_length=100, description=SERIAL_DOC)
+    tonnes: int | None = Field(default=None, ge=1, le=MAX_TONNES)
+    serials: list[Text] | None = Field(default=None, min_length=1, max_length=100, description=SERIAL_DOC)
     beneficiary: Beneficiary | None = Field(default=None, description="Required")
-    purpose: str = Field(min_length=1, max_length=2000, examples=["Carbon neutrality of the 2026 Shenzhen marathon"])
+    purpose: Text = Field(min_length=1, max_length=2000, examples=["Carbon neutrality of the 2026 Shenzhen marathon"])
 
 
 class RetirementRead(BaseModel):
@@ -281,7 +292,7 @@ class CertificatePublic(BaseModel):
 class CalendarEntryIn(BaseModel):
     date: date
     workday: bool = Field(description="true: a working day (e.g. an adjusted weekend); false: a day off")
-    note: str = Field(default="", max_length=200)
+    note: Text = Field(default="", max_length=200)
 
 
 class CalendarDay(BaseModel):
@@ -294,8 +305,8 @@ class CalendarDay(BaseModel):
 
 class PriceIn(BaseModel):
     date: date
-    price_fen: int | None = Field(default=None, description="Closing price in fen per tonne")
-    price: str | None = Field(default=None, max_length=20, description="Or in yuan, e.g. \"78.45\"")
+    price_fen: int | None = Field(default=None, le=10**12, description="Closing price in fen per tonne")
+    price: Text | None = Field(default=None, max_length=20, description="Or in yuan, e.g. \"78.45\"")
 
 
 class PriceRead(BaseModel):

@@ -33,6 +33,7 @@ from sqlmodel import col, select
 from app.auth.principal import Principal
 from app.cer import calendar, repository
 from app.cer.exceptions import (
+    InvalidDocumentLink,
     InvalidPeriod,
     InvalidProjectState,
     NoEligibleRecords,
@@ -56,7 +57,6 @@ from app.cer.models import CerObjection, CerProject, ProjectStatus
 from app.cer.schemas import ObjectionCreate, ProjectCreate, ReviewOpen, VerificationIn
 from app.core import audit, clock
 from app.core.config import get_settings
-from app.core.errors import InvalidInput
 from app.core.pagination import InvalidCursor, decode_cursor, page
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
@@ -64,6 +64,7 @@ from app.reviews import service as reviews_service
 from app.reviews.models import ReviewPanel
 
 SUBJECT_TYPE = "cer_project"
+EARLIEST_PERIOD_START = date(2000, 1, 1)
 REVIEW_FIELD = "verification"
 
 
@@ -205,6 +206,8 @@ async def create(session: AsyncSession, principal: Principal, data: ProjectCreat
         raise UnknownMethodology("name at least one methodology code")
     if data.period_start > data.period_end:
         raise InvalidPeriod("period_start is after period_end")
+    if data.period_start < EARLIEST_PERIOD_START:
+        raise InvalidPeriod(f"a period starts on {EARLIEST_PERIOD_START} or later")
     if data.period_end >= today:
         raise InvalidPeriod(f"a project covers a period that is over: its last day must be before {today}")
     unknown = sorted(set(codes) - await repository.known_codes(session, codes))
@@ -427,7 +430,7 @@ def _check_links(links: list[str]) -> list[str]:
     for link in links:
         parts = urlsplit(link)
         if parts.scheme not in ("http", "https") or not parts.netloc or len(link) > 2000:
-            raise InvalidInput(f"{link!r} is not an http(s) URL", code="invalid_document_link")
+            raise InvalidDocumentLink(f"{link!r} is not an http(s) URL")
     return links
 
 

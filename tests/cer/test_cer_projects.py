@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -190,6 +190,8 @@ class TestCreationRefusals:
             (project_body(owner, *period(), compiled_by_org_id=str(uuid.uuid4())), 422, "unknown_organization"),
             (project_body(owner, *period(60, 50)), 409, "no_eligible_records"),
             ({**project_body(owner, *period()), "methodology_codes": []}, 422, "validation_error"),
+            (project_body(owner, *period(), name="nul\x00byte"), 422, "validation_error"),
+            (project_body(owner, date(1999, 12, 31), today - timedelta(days=1)), 422, "invalid_period"),
         ]
         for body, status, code in cases:
             r = await client.post("/v1/cer/projects", json=body, headers=owner.headers)
