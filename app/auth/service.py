@@ -122,7 +122,10 @@ async def client_credentials_grant(
         raise InvalidClient("only operators authenticate with client credentials", code="unauthorized_client")
     if row.status != "approved":
         raise OrganizationNotActive(f"the organisation is {row.status}")
-    await _use_jti_once(session, str(client_id), str(verified["jti"]), int(verified["exp"]))
+    jti = verified["jti"]
+    if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
+        raise InvalidClient("jti must be a string of 1 to 200 characters", code="invalid_claims")
+    await _use_jti_once(session, str(client_id), jti, int(verified["exp"]))
     return issue_token(Principal("client", "operator", org_id, org_id))
 
 

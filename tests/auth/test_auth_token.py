@@ -263,6 +263,17 @@ class TestClientAssertionRefusals:
         assert body["detail"] == "claim 'jti' is required"
         await self.refused(client, operator.assertion(sub=str(uuid.uuid4())), 401, "invalid_claims")
 
+    async def test_unusable_jti(self, client, operator):
+        for jti in ("x" * 201, ""):
+            body = await self.refused(client, operator.assertion(jti=jti), 401, "invalid_claims")
+            assert body["detail"] == "jti must be a string of 1 to 200 characters"
+        body = await self.refused(client, operator.assertion(jti=12345), 401, "invalid_claims")
+        assert body["detail"] == "JWT ID must be a string."
+
+    async def test_claims_of_the_wrong_type(self, client, operator):
+        await self.refused(client, operator.assertion(exp="tomorrow"), 401, "invalid_claims")
+        await self.refused(client, operator.assertion(iss=123, sub=123), 401, "unknown_client")
+
     async def test_alg_none(self, client, operator):
         token = b64json({"alg": "none", "typ": "JWT", "kid": operator.kid}) + "." + b64json(claims_for(operator)) + "."
         await self.refused(client, token, 401, "algorithm_not_allowed")
