@@ -3,8 +3,10 @@
 import hashlib
 import io
 import json
+import re
 from datetime import timedelta
 
+import segno
 from pypdf import PdfReader
 
 from app.core import clock
@@ -18,6 +20,22 @@ from tests.factories_cer import (
     review,
     verifier,
 )
+
+
+def qr_modules(pdf: bytes) -> set[tuple[int, int]]:
+    """The dark modules of the QR code drawn on the certificate, as (row, column) from its top-left."""
+    data = PdfReader(io.BytesIO(pdf)).pages[0].get_contents().get_data()
+    squares = [tuple(float(v) for v in m) for m in re.findall(rb"([\d.]+) ([\d.]+) ([\d.]+) [\d.]+ re f", data)]
+    cell = squares[0][2]
+    left, top = min(x for x, _, _ in squares), max(y for _, y, _ in squares)
+    return {(round((top - y) / cell), round((x - left) / cell)) for x, y, _ in squares}
+
+
+def expected_modules(url: str) -> set[tuple[int, int]]:
+    matrix = segno.make(url, error="m").matrix
+    dark = {(r, c) for r, row in enumerate(matrix) for c, v in enumerate(row) if v}
+    top, left = min(r for r, _ in dark), min(c for _, c in dark)
+    return {(r - top, c - left) for r, c in dark}
 
 
 def canonical_sha256(value) -> str:
@@ -165,6 +183,7 @@ class TestProjectToCertificate:
         assert cert["content_sha256"] in text
         assert number in text and retirement["certificate_url"] in text
         assert retirement["serials"][0] in text
+        assert qr_modules(r.content) == expected_modules(cert["content"]["verification_url"])
         r = await client.get("/v1/public/certificates/CERT-1999-000000")
         assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found")
 
