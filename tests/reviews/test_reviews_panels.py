@@ -129,7 +129,7 @@ class TestConflictExclusion:
         r = await client.post(
             "/v1/reviews",
             json={
-                "subject_type": "cer_project",
+                "subject_type": "methodology_version",
                 "subject_id": unique("p"),
                 "field": FIELD,
                 "size": 2,
