@@ -99,11 +99,21 @@ def serve(
         # The app (and any worker process) uses the servers started here, by URL.
         os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
         os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
+        if "CARBON_PUBLIC_BASE_URL" not in os.environ and not _in_dotenv("CARBON_PUBLIC_BASE_URL"):
+            # client assertions name the token URL as their audience: by default, where we serve
+            os.environ["CARBON_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
         get_settings.cache_clear()
         uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
                     access_log=False, lifespan="on", proxy_headers=True)
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
+
+
+def _in_dotenv(name: str) -> bool:
+    from pathlib import Path
+
+    env = Path(".env")
+    return env.exists() and any(line.split("=", 1)[0].strip() == name for line in env.read_text().splitlines())
 
 
 def _exit_on_signal(signum, frame) -> None:
@@ -183,7 +193,9 @@ def _mount_domain_commands() -> None:
         module.register(cli)
 
 
+_mount_domain_commands()  # at import, so ``cli`` is whole for tests (CliRunner) and the console script
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    _mount_domain_commands()
     cli()

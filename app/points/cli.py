@@ -1,7 +1,6 @@
 """``carbon-points points expire`` and ``carbon-points ledger verify``."""
 
 import typer
-from rich.table import Table
 
 from app.core import db
 
@@ -36,8 +35,8 @@ def register(cli: typer.Typer) -> None:
         if not violations:
             console.print(f"[green]ledger intact[/green]: {len(CHECKS)} invariants hold")
             return
-        table = Table("invariant broken", "examples")
         for v in violations:
-            table.add_row(v.check, "\n".join(str(e) for e in v.examples))
-        console.print(table)
+            console.print(f"[red]broken[/red]: {v.check}", soft_wrap=True)
+            for example in v.examples:
+                console.print(f"  {example}", soft_wrap=True, markup=False)
         raise typer.Exit(1)
