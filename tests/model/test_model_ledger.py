@@ -1,0 +1,772 @@
+"""Model-based test: the real API and an in-memory reference model, side by side.
+
+A hypothesis ``RuleBasedStateMachine`` enrols people (one person may be enrolled by two operators:
+one account), submits signed behaviour batches (fresh, retried with the same key, resent with a new
+key, sent twice at once; with duplicate record ids, reused evidence and overlapping times), orders
+mall items, cancels orders, redeems vouchers, withdraws entrustments, claws points back, moves the
+clock forward and runs the points and voucher expiry jobs. Every response is checked against what
+the model says it must be, and after every step: ``ledger verify`` finds nothing, and every
+person's balance, lifetime points, expiry breakdown and newest ledger balance, and every item's
+stock, equal the model's. Each example ends with the audit chain verified.
+
+The app's database pool lives on the test's event loop; hypothesis runs the machine in a worker
+thread and every request goes through :class:`tests.factories_security.Bridge`. The platform's
+clock is frozen (``clock.freeze``) and only moved forward, so lot expiries and voucher deadlines
+are exact; it is released when the test ends.
+"""
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+
+import hypothesis
+import pytest
+import sqlalchemy as sa
+from hypothesis import Phase
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from app.core import audit, clock, db
+from app.mall import tasks as mall_tasks
+from app.points import tasks as points_tasks
+from app.points.verify import verify
+from tests.factories import authority_token, bearer, make_operator, make_org, signed, unique
+from tests.factories_points import ensure_rule, make_methodology
+from tests.factories_security import Bridge
+
+MAX_EXAMPLES = 15
+STEPS = 25
+FACTOR = Decimal("46.7")
+MAX_RECORD = Decimal("60")
+QUANTITIES = [0.5, 1.0, 3.3, 12.4, 30.0, 59.9, 61.0]
+
+STATS = {"examples": 0, "steps": 0, "requests": 0, "checks": 0, "outcomes": {}}
+
+
+def counted(name: str) -> None:
+    STATS["outcomes"][name] = STATS["outcomes"].get(name, 0) + 1
+
+
+def local_midnight_after(moment: datetime, days: int) -> datetime:
+    day = moment.astimezone(clock.zone()).date() + timedelta(days=days)
+    return datetime(day.year, day.month, day.day, tzinfo=clock.zone())
+
+
+def quantized(q: float) -> Decimal:
+    return Decimal(repr(q)).quantize(Decimal("0.0001"), ROUND_DOWN)
+
+
+@dataclass
+class Rule:
+    version: int
+    points_per_gram: Decimal
+    daily_cap: int | None
+    type_caps: dict
+    lifetime_days: int
+    effective_from: datetime
+    effective_to: datetime | None
+
+
+@dataclass
+class Entrustment:
+    operator: str  # "a" | "b"
+    ext: str
+    user: "Person"
+    accepted_at: datetime
+    withdrawn_at: datetime | None = None
+
+
+@dataclass
+class Person:
+    user_id: str
+    headers: dict
+    phone: str
+    lots: dict = field(default_factory=dict)  # expires_at -> remaining
+    ledger: int = 0  # the account's balance: the sum of its entries
+    entries: int = 0
+    lifetime: int = 0
+    spans: list = field(default_factory=list)  # accepted (start, end) of the test's type
+    day_points: dict = field(default_factory=dict)  # local day -> points
+    has_account: bool = False  # the account row appears with the first record that reaches the ledger checks
+
+
+@dataclass
+class Item:
+    id: str
+    price: int
+    stock: int | None
+    per_user_limit: int | None
+    valid_days: int
+    policy: str
+    held: dict = field(default_factory=dict)  # user_id -> units counted against the limit
+
+
+@dataclass
+class Order:
+    id: str
+    code: str
+    item: Item
+    person: Person
+    quantity: int
+    points: int
+    taken: list  # [(lot expires_at, amount)]
+    expires_at: datetime
+    status: str = "issued"
+
+
+class World:
+    """What the whole test shares: operators, merchant, the behaviour type, the rules, the bridge."""
+
+    def __init__(self, client, bridge: Bridge, operators: dict, merchant, authority: str, btype: str, rules):
+        self.client = client
+        self.bridge = bridge
+        self.operators = operators
+        self.merchant = merchant
+        self.authority = authority
+        self.btype = btype
+        self.rules = rules
+        self.moment = clock.now()
+        self.idempotency_ttl_hours = 48
+        self.record_max_age_days = 90
+
+    def request(self, method: str, url: str, **kwargs):
+        STATS["requests"] += 1
+        return self.bridge.run(self.client.request(method, url, **kwargs))
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    world: World  # set by the test
+
+    def __init__(self):
+        super().__init__()
+        w = self.world
+        w.moment = max(w.moment, clock.now()) + timedelta(seconds=1)
+        clock.freeze(w.moment)
+        self.people: list[Person] = []
+        self.entrustments: list[Entrustment] = []
+        self.items: list[Item] = []
+        self.orders: list[Order] = []
+        self.sent: dict[tuple[str, str], dict] = {}  # (operator, record_id) -> first accepted outcome
+        self.claimed: set[tuple[str, str]] = set()
+        self.record_ids: dict[str, list[str]] = {"a": [], "b": []}
+        self.evidence: list[str] = []
+        self.last_batch = None
+        STATS["examples"] += 1
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def now(self) -> datetime:
+        return self.world.moment
+
+    def rule_at(self, moment: datetime) -> Rule | None:
+        for r in self.world.rules:
+            if r.effective_from <= moment and (r.effective_to is None or moment < r.effective_to):
+                return r
+        return None
+
+    def usable(self, p: Person) -> int:
+        return sum(v for x, v in p.lots.items() if x > self.now)
+
+    def _debit(self, p: Person, points: int) -> list:
+        taken, left = [], points
+        for x in sorted(p.lots):
+            if x <= self.now or p.lots[x] <= 0 or left == 0:
+                continue
+            take = min(p.lots[x], left)
+            p.lots[x] -= take
+            taken.append((x, take))
+            left -= take
+        assert left == 0
+        p.ledger -= points
+        p.entries += 1
+        return taken
+
+    def _refund(self, p: Person, taken: list) -> None:
+        points = sum(a for _, a in taken)
+        expired = sum(a for x, a in taken if x <= self.now)
+        for x, a in taken:
+            if x > self.now:
+                p.lots[x] += a
+        p.ledger += points - expired
+        p.entries += 2 if expired else 1
+
+    # ------------------------------------------------------------------ setup
+
+    @initialize()
+    def setup_items(self):
+        w = self.world
+        for price, stock, limit, days, policy in ((40, 3, 2, 5, "refund"), (25, None, None, 40, "forfeit")):
+            body = {"title": unique("model item"), "points_price": price, "stock": stock, "per_user_limit": limit,
+                    "voucher_valid_days": days, "expiry_policy": policy}
+            r = w.request("POST", "/v1/mall/items", json=body, headers=w.merchant.headers)
+            assert r.status_code == 201, r.text
+            self.items.append(Item(r.json()["id"], price, stock, limit, days, policy))
+
+    # ------------------------------------------------------------------ people
+
+    @initialize()
+    def first_people(self):
+        """Three people (two at operator a, one at b) with points to spend."""
+        for operator in ("a", "a", "b"):
+            self._enrol(operator)
+        for operator in ("a", "b"):
+            mine = [e for e in self.entrustments if e.operator == operator]
+            records = []
+            for i, e in enumerate(mine):
+                for hours in (30, 20, 10):
+                    start = self.now - timedelta(hours=hours + i * 0.5)
+                    records.append(self._make_record(e.ext, start, 12.4, unique("ev"), unique("r")))
+            self._submit(operator, records, unique("batch"))
+
+    @precondition(lambda self: len(self.people) < 5)
+    @rule(operator=st.sampled_from(["a", "b"]))
+    def enrol(self, operator):
+        self._enrol(operator)
+
+    def _enrol(self, operator: str) -> None:
+        w = self.world
+        op = w.operators[operator]
+        ext, number = unique("m"), f"+86139{uuid.uuid4().int % 10**8:08d}"  # hypothesis seeds `random`
+        accepted = self.now - timedelta(days=30)
+        r = w.request("POST", "/v1/operator/users", headers=op.headers, json={
+            "external_user_id": ext, "identifier": {"type": "phone", "value": number},
+            "consent": {"agreement_version": "v1", "accepted_at": accepted.isoformat()}})
+        assert r.status_code == 201, r.text
+        user_id = r.json()["user_id"]
+        t = w.request("POST", f"/v1/operator/users/{ext}/tokens", headers=op.headers)
+        assert t.status_code == 200, t.text
+        person = Person(user_id, bearer(t.json()["access_token"]), number)
+        self.people.append(person)
+        self.entrustments.append(Entrustment(operator, ext, person, accepted))
+
+    @precondition(lambda self: self.people)
+    @rule(data=st.data())
+    def enrol_at_the_other_operator(self, data):
+        """The same phone number enrolled by the other operator: the same account."""
+        w = self.world
+        first = data.draw(st.sampled_from([e for e in self.entrustments]))
+        other = "b" if first.operator == "a" else "a"
+        if any(e.user is first.user and e.operator == other for e in self.entrustments):
+            return
+        number = first.user.phone
+        ext = unique("m")
+        accepted = self.now - timedelta(days=30)
+        r = w.request("POST", "/v1/operator/users", headers=w.operators[other].headers, json={
+            "external_user_id": ext, "identifier": {"type": "phone", "value": number},
+            "consent": {"agreement_version": "v1", "accepted_at": accepted.isoformat()}})
+        assert r.status_code == 201, r.text
+        assert r.json()["user_id"] == first.user.user_id
+        counted("same person at a second operator")
+        self.entrustments.append(Entrustment(other, ext, first.user, accepted))
+
+    @precondition(lambda self: sum(e.withdrawn_at is None for e in self.entrustments) > 3)
+    @rule(data=st.data())
+    def withdraw(self, data):
+        w = self.world
+        e = data.draw(st.sampled_from([e for e in self.entrustments if e.withdrawn_at is None]))
+        r = w.request("DELETE", f"/v1/operator/users/{e.ext}", headers=w.operators[e.operator].headers)
+        assert r.status_code == 200, r.text
+        assert datetime.fromisoformat(r.json()["withdrawn_at"]) == self.now
+        e.withdrawn_at = self.now
+        counted("entrustment withdrawn")
+        r = w.request("DELETE", f"/v1/operator/users/{e.ext}", headers=w.operators[e.operator].headers)
+        assert (r.status_code, r.json()["code"]) == (404, "not_entrusted")
+
+    # ------------------------------------------------------------------ behaviour batches
+
+    def _draw_record(self, data, operator: str) -> dict:
+        mine = [e for e in self.entrustments if e.operator == operator]
+        kind = data.draw(st.sampled_from(["fresh"] * 6 + ["stranger", "old_id", "reused_evidence"]))
+        ext = data.draw(st.sampled_from(mine)).ext if mine and kind != "stranger" else unique("stranger")
+        hours = data.draw(st.integers(1, 40))
+        minutes = data.draw(st.sampled_from([0, 5, 30]))
+        start = self.now - timedelta(hours=hours, minutes=minutes)
+        record_id = unique("r")
+        if kind == "old_id" and self.record_ids[operator]:
+            record_id = data.draw(st.sampled_from(self.record_ids[operator]))
+        evidence = unique("ev")
+        if kind == "reused_evidence" and self.evidence:
+            evidence = data.draw(st.sampled_from(self.evidence))
+        return self._make_record(ext, start, data.draw(st.sampled_from(QUANTITIES)), evidence, record_id)
+
+    def _make_record(self, ext: str, start: datetime, quantity: float, evidence: str, record_id: str) -> dict:
+        return {
+            "record_id": record_id, "external_user_id": ext, "type": self.world.btype,
+            "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=10)).isoformat(),
+            "quantity": quantity, "unit": "km", "scene_id": None,
+            "evidence": {"source": "model-card", "ref": evidence},
+        }
+
+    def _submit(self, operator: str, records: list[dict], key: str):
+        body, headers = self._send(operator, records, key)
+        expected, summary = self._expect(operator, records)
+        r = self.world.request("POST", "/v1/operator/behaviour-batches", content=body, headers=headers)
+        self._check(r, expected, summary, records)
+        self.last_batch = (operator, records, body, headers, r.json(), self.now)
+
+    def _expect(self, operator: str, records: list[dict]) -> tuple[list[dict], dict]:
+        """The outcomes the platform must give, in request order, and apply them to the model."""
+        results: list[dict | None] = [None] * len(records)
+        first_index: dict[str, int] = {}
+        dups, candidates = [], []
+        for i, rec in enumerate(records):
+            start, end = datetime.fromisoformat(rec["started_at"]), datetime.fromisoformat(rec["ended_at"])
+            code = "future_time" if end > self.now + timedelta(minutes=5) else (
+                "too_old" if start < self.now - timedelta(days=self.world.record_max_age_days) else None)
+            if code:
+                results[i] = {"status": "rejected", "code": code, "points": 0, "reduction_g": 0}
+                continue
+            if rec["record_id"] in first_index:
+                dups.append((i, first_index[rec["record_id"]]))
+                continue
+            first_index[rec["record_id"]] = i
+            candidates.append(i)
+        kept = []
+        for i in candidates:
+            rec = records[i]
+            start = datetime.fromisoformat(rec["started_at"])
+            person, code = None, None
+            for e in self.entrustments:
+                if e.operator == operator and e.ext == rec["external_user_id"] and e.accepted_at <= start and (
+                        e.withdrawn_at is None or start < e.withdrawn_at):
+                    person = e.user
+                    break
+            rule_ = self.rule_at(start)
+            if person is None:
+                code = "not_entrusted"
+            elif rule_ is None:
+                code = "out_of_effective_period"
+            elif quantized(rec["quantity"]) > MAX_RECORD:
+                code = "implausible_quantity"
+            if code:
+                results[i] = {"status": "rejected", "code": code, "points": 0, "reduction_g": 0}
+                continue
+            kept.append((i, person, rule_, start))
+            person.has_account = True
+        credits: dict[str, list] = {}
+        for i, person, rule_, start in kept:
+            rec = records[i]
+            first = self.sent.get((operator, rec["record_id"]))
+            if first is not None:
+                results[i] = {**first, "status": "duplicate"}
+                continue
+            evidence = ("model-card", rec["evidence"]["ref"])
+            end = start + timedelta(minutes=10)
+            if evidence in self.claimed:
+                results[i] = {"status": "rejected", "code": "evidence_already_claimed", "points": 0, "reduction_g": 0}
+                continue
+            if any(s < end and start < e for s, e in person.spans):
+                results[i] = {"status": "rejected", "code": "overlapping_behaviour", "points": 0, "reduction_g": 0}
+                continue
+            self.claimed.add(evidence)
+            person.spans.append((start, end))
+            reduction = int((quantized(rec["quantity"]) * FACTOR).to_integral_value(ROUND_FLOOR))
+            earned = int((reduction * rule_.points_per_gram).to_integral_value(ROUND_FLOOR))
+            day = start.astimezone(clock.zone()).date()
+            points = earned
+            if rule_.daily_cap is not None:
+                points = min(points, max(0, rule_.daily_cap - person.day_points.get(day, 0)))
+            person.day_points[day] = person.day_points.get(day, 0) + points
+            outcome = {"status": "accepted", "code": "capped" if points < earned else None, "points": points,
+                       "reduction_g": reduction, "methodology_version": f"{self.world.btype}@1",
+                       "rule_version": rule_.version}
+            results[i] = outcome
+            self.sent[(operator, rec["record_id"])] = outcome
+            credits.setdefault(person.user_id, [person, 0, rule_])[1] += points
+            person.lifetime += points
+        for i, first in dups:
+            results[i] = {**results[first], "status": "duplicate"} if results[first]["status"] != "rejected" \
+                else dict(results[first])
+        for person, points, rule_ in credits.values():
+            if points:
+                x = local_midnight_after(self.now, rule_.lifetime_days)
+                person.lots[x] = person.lots.get(x, 0) + points
+                person.ledger += points
+                person.entries += 1
+        for rec in records:
+            if rec["record_id"] not in self.record_ids[operator]:
+                self.record_ids[operator].append(rec["record_id"])
+            self.evidence.append(rec["evidence"]["ref"])
+        summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for r in results:
+            summary[r["status"]] += 1
+        return results, summary
+
+    def _check(self, response, expected: list[dict], summary: dict, records: list[dict]) -> None:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["summary"] == summary, (body, expected)
+        got = body["results"]
+        assert len(got) == len(expected)
+        for rec, g, e in zip(records, got, expected, strict=True):
+            counted(f"record {e['status']}" + (f": {e['code']}" if e["code"] else ""))
+            assert g["record_id"] == rec["record_id"]
+            assert (g["status"], g["code"], g["points"], g["reduction_g"]) == (
+                e["status"], e["code"], e["points"], e["reduction_g"]), (rec, g, e)
+            if e["status"] != "rejected":
+                assert (g["methodology_version"], g["rule_version"]) == (e["methodology_version"], e["rule_version"])
+        STATS["checks"] += len(got)
+
+    def _send(self, operator: str, records: list[dict], key: str):
+        body, headers = signed(self.world.operators[operator], {"records": records})
+        headers["Idempotency-Key"] = key
+        return body, headers
+
+    @rule(operator=st.sampled_from(["a", "b"]), size=st.integers(1, 6), data=st.data(),
+          then=st.sampled_from(["nothing", "retry with the same key", "resend with a new key", "race"]))
+    def submit_batch(self, operator, size, data, then):
+        """A signed batch, and what an operator's client may do next: retry because it never saw the
+        answer (same key), resend the same records (new key), or send them twice at once."""
+        records = [self._draw_record(data, operator) for _ in range(size)]
+        if size > 1 and data.draw(st.booleans()):  # a record twice in one batch
+            records.append(dict(records[0]))
+        if then == "race":
+            self._race(operator, records)
+            return
+        self._submit(operator, records, unique("batch"))
+        if then == "retry with the same key":
+            self._retry()
+        elif then == "resend with a new key":
+            self._submit(operator, records, unique("batch"))
+
+    @precondition(lambda self: self.last_batch is not None)
+    @rule()
+    def retry_the_last_batch(self):
+        """A retry some time later (the clock may have moved past the key's lifetime)."""
+        self._retry()
+
+    def _retry(self) -> None:
+        """The first answer, replayed while the key lives (``idempotency_ttl_hours``); after that the
+        retry is a new request, whose records are duplicates (or too old by now)."""
+        operator, records, body, headers, first, sent_at = self.last_batch
+        r = self.world.request("POST", "/v1/operator/behaviour-batches", content=body, headers=headers)
+        if self.now < sent_at + timedelta(hours=self.world.idempotency_ttl_hours):
+            assert r.status_code == 200, r.text
+            assert r.headers.get("idempotent-replayed") == "true"
+            assert r.json() == first
+            counted("batch replayed")
+        else:
+            assert "idempotent-replayed" not in r.headers
+            expected, summary = self._expect(operator, records)
+            self._check(r, expected, summary, records)
+            counted("batch retried after its key expired")
+            self.last_batch = (operator, records, body, headers, r.json(), self.now)  # the key lives again
+
+    def _race(self, operator: str, records: list[dict]) -> None:
+        """Two requests with the same records race (two keys): one is first, the other sees duplicates."""
+        first = self._send(operator, records, unique("batch"))
+        second = self._send(operator, records, unique("batch"))
+        expected_first, summary_first = self._expect(operator, records)
+        expected_second, summary_second = self._expect(operator, records)
+
+        async def both():
+            post = self.world.client.post
+            return await asyncio.gather(
+                post("/v1/operator/behaviour-batches", content=first[0], headers=first[1]),
+                post("/v1/operator/behaviour-batches", content=second[0], headers=second[1]),
+            )
+
+        STATS["requests"] += 2
+        r1, r2 = self.world.bridge.run(both())
+        assert (r1.status_code, r2.status_code) == (200, 200), (r1.text, r2.text)
+        winner, loser = (r1, r2) if r1.json()["summary"] == summary_first else (r2, r1)
+        counted("batch raced")
+        self._check(winner, expected_first, summary_first, records)
+        self._check(loser, expected_second, summary_second, records)
+
+    # ------------------------------------------------------------------ the mall
+
+    @precondition(lambda self: self.people)
+    @rule(data=st.data(), quantity=st.sampled_from([1, 1, 2]), retry=st.booleans())
+    def order(self, data, quantity, retry):
+        self._order(data.draw(st.sampled_from(self.people)), data.draw(st.sampled_from(self.items)), quantity, retry)
+
+    def _order(self, person: Person, item: Item, quantity: int, retry: bool = False) -> None:
+        w = self.world
+        points = item.price * quantity
+        held = item.held.get(person.user_id, 0)
+        expected = None
+        if item.stock is not None and item.stock < quantity:
+            expected = (409, "out_of_stock")
+        elif item.per_user_limit is not None and quantity > item.per_user_limit:
+            expected = (409, "per_user_limit_exceeded")
+        elif self.usable(person) < points:
+            expected = (409, "insufficient_points")
+        elif item.per_user_limit is not None and held + quantity > item.per_user_limit:
+            expected = (409, "per_user_limit_exceeded")
+        headers = {**person.headers, "Idempotency-Key": unique("order")}
+        body = {"item_id": item.id, "quantity": quantity}
+        r = w.request("POST", "/v1/me/orders", json=body, headers=headers)
+        if expected:
+            assert (r.status_code, r.json()["code"]) == expected, r.text
+            counted(f"order refused: {expected[1]}")
+            return
+        counted("order placed")
+        assert r.status_code == 201, r.text
+        o = r.json()
+        assert (o["points"], o["status"], o["quantity"], o["unit_price"]) == (points, "issued", quantity, item.price)
+        expires = self.now + timedelta(days=item.valid_days)
+        assert datetime.fromisoformat(o["voucher"]["expires_at"]) == expires
+        taken = self._debit(person, points)
+        if item.stock is not None:
+            item.stock -= quantity
+        item.held[person.user_id] = held + quantity
+        self.orders.append(Order(o["id"], o["voucher"]["code"], item, person, quantity, points, taken, expires))
+        if retry:
+            again = w.request("POST", "/v1/me/orders", json=body, headers=headers)
+            assert (again.status_code, again.json()) == (201, o)
+            assert again.headers.get("idempotent-replayed") == "true"
+            counted("order replayed")
+
+    def _closed_code(self, order: Order) -> str | None:
+        if order.status == "redeemed":
+            return "voucher_redeemed"
+        if order.status == "cancelled":
+            return "voucher_cancelled"
+        if order.status == "expired" or order.expires_at <= self.now:
+            return "voucher_expired"
+        return None
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), how=st.sampled_from(["cancel", "cancel", "redeem", "guess"]))
+    def close_an_order(self, data, how):
+        """The buyer cancels, the merchant redeems the voucher at the counter, or someone guesses a code."""
+        if how == "guess":
+            w = self.world
+            r = w.request("POST", "/v1/merchant/vouchers/0000-0000-0000-0000/redeem", headers=w.merchant.headers)
+            assert (r.status_code, r.json()["code"]) == (404, "voucher_not_found")
+            return
+        order = data.draw(st.sampled_from(self.orders))
+        self._cancel(order) if how == "cancel" else self._redeem(order)
+
+    def _cancel(self, order: Order) -> None:
+        r = self.world.request("POST", f"/v1/me/orders/{order.id}/cancel", headers=order.person.headers)
+        closed = self._closed_code(order)
+        if closed:
+            assert (r.status_code, r.json()["code"]) == (409, closed), r.text
+            counted(f"cancel refused: {closed}")
+            return
+        counted("cancelled")
+        assert r.status_code == 200, r.text
+        assert (r.json()["status"], r.json()["refunded_points"]) == ("cancelled", order.points)
+        order.status = "cancelled"
+        self._refund(order.person, order.taken)
+        if order.item.stock is not None:
+            order.item.stock += order.quantity
+        order.item.held[order.person.user_id] -= order.quantity
+
+    def _redeem(self, order: Order) -> None:
+        w = self.world
+        r = w.request("POST", f"/v1/merchant/vouchers/{order.code}/redeem", headers=w.merchant.headers)
+        closed = self._closed_code(order)
+        if closed:
+            assert (r.status_code, r.json()["code"]) == (409, closed), r.text
+            counted(f"redeem refused: {closed}")
+            return
+        counted("redeemed")
+        assert r.status_code == 200, r.text
+        assert (r.json()["order_id"], r.json()["status"], r.json()["points"]) == (order.id, "redeemed", order.points)
+        order.status = "redeemed"
+
+    # ------------------------------------------------------------------ the authority, time, jobs
+
+    @precondition(lambda self: self.people)
+    @rule(data=st.data(), points=st.sampled_from([1, 10, 57, 150, 1000]))
+    def clawback(self, data, points):
+        self._clawback(data.draw(st.sampled_from(self.people)), points)
+
+    def _clawback(self, person: Person, points: int) -> None:
+        w = self.world
+        r = w.request("POST", f"/v1/points/accounts/{person.user_id}/clawback",
+                      json={"points": points, "reason": "model fraud"}, headers=bearer(w.authority))
+        if not person.has_account:
+            assert (r.status_code, r.json()["code"]) == (404, "account_not_found"), r.text
+            counted("clawback refused: account_not_found")
+            return
+        if self.usable(person) < points:
+            assert (r.status_code, r.json()["code"]) == (409, "insufficient_points"), r.text
+            counted("clawback refused: insufficient_points")
+            return
+        counted("clawback")
+        assert r.status_code == 200, r.text
+        self._debit(person, points)
+        assert (r.json()["points"], r.json()["balance_after"]) == (points, person.ledger)
+
+    @rule(days=st.sampled_from([1, 4, 30, 400, 731]), run_jobs=st.booleans())
+    def move_the_clock(self, days, run_jobs):
+        self.world.moment = self.now + timedelta(days=days, minutes=7)
+        clock.freeze(self.world.moment)
+        counted(f"clock moved {days} days")
+        if run_jobs:
+            self.run_the_expiry_jobs()
+
+    @rule()
+    def run_the_expiry_jobs(self):
+        """The points expiry job, then the voucher expiry job, at the (frozen) platform time."""
+        self.world.bridge.run(points_tasks.expire_all())
+        for p in self.people:
+            due = sum(v for x, v in p.lots.items() if x <= self.now and v > 0)
+            for x in p.lots:
+                if x <= self.now:
+                    p.lots[x] = 0
+            if due:
+                counted("lots expired")
+                p.ledger -= due
+                p.entries += 1
+        self.world.bridge.run(mall_tasks.expire_all())
+        for order in self.orders:
+            if order.status != "issued" or order.expires_at > self.now:
+                continue
+            order.status = "expired"
+            counted(f"voucher expired: {order.item.policy}")
+            if order.item.stock is not None:
+                order.item.stock += order.quantity
+            if order.item.policy == "refund":
+                self._refund(order.person, order.taken)
+                order.item.held[order.person.user_id] -= order.quantity
+
+    # ------------------------------------------------------------------ after every step
+
+    @invariant()
+    def ledger_verifies_and_the_model_holds(self):
+        STATS["steps"] += 1
+        w = self.world
+
+        async def violations():
+            async with db.sessionmaker()() as session:
+                found = await verify(session)
+                await session.rollback()
+            return found
+
+        assert w.bridge.run(violations()) == []
+        for p in self.people:
+            r = w.request("GET", "/v1/me/account", headers=p.headers)
+            assert r.status_code == 200, r.text
+            account = r.json()
+            expiring = [(datetime.fromisoformat(e["expires_at"]), e["points"]) for e in account["expiring"]]
+            assert expiring == sorted((x, v) for x, v in p.lots.items() if x > self.now and v > 0)
+            assert (account["balance"], account["lifetime_points"]) == (self.usable(p), p.lifetime)
+            if p.entries:
+                r = w.request("GET", "/v1/me/ledger", params={"limit": 1}, headers=p.headers)
+                assert r.json()["items"][0]["balance_after"] == p.ledger
+        for item in self.items:
+            r = w.request("GET", f"/v1/mall/items/{item.id}")
+            assert r.json()["stock"] == item.stock
+
+    def teardown(self):
+        async def chain():
+            async with db.sessionmaker()() as session:
+                result = await audit.verify(session)
+                await session.rollback()
+            return result
+
+        result = self.world.bridge.run(chain())
+        assert result.ok, result.broken
+
+
+async def _rules() -> list[Rule]:
+    async with db.session_scope() as session:
+        rows = await session.execute(sa.text(
+            "SELECT version, points_per_gram, daily_cap_points, type_daily_caps, lot_lifetime_days, effective_from,"
+            " effective_to FROM exchange_rule_versions WHERE status IN ('published', 'retired')"
+            " ORDER BY effective_from"))
+        return [Rule(r.version, Decimal(r.points_per_gram), r.daily_cap_points, r.type_daily_caps or {},
+                     r.lot_lifetime_days, r.effective_from, r.effective_to) for r in rows]
+
+
+@pytest.fixture
+async def world(client, settings, monkeypatch):
+    """Operators, a merchant and a behaviour type of the test's own; the clock released afterwards."""
+    await ensure_rule()
+    monkeypatch.setattr(settings, "voucher_guess_limit_per_minute", 0)  # guessing is tested in tests/security
+    btype = await make_methodology(factor=str(FACTOR), max_record=str(MAX_RECORD), max_day=None)
+    authority = await authority_token(client)
+    operators = {"a": await make_operator(client, authority), "b": await make_operator(client, authority)}
+    merchant = await make_org(client, "merchant", authority=authority)
+    w = World(client, Bridge(asyncio.get_running_loop()), operators, merchant, authority, btype, await _rules())
+    w.idempotency_ttl_hours = settings.idempotency_ttl_hours
+    w.record_max_age_days = settings.record_max_age_days
+    STATS.update(examples=0, steps=0, requests=0, checks=0, outcomes={})
+    try:
+        yield w
+    finally:
+        clock.freeze(None)
+        clock.set_offset(timedelta(0))
+
+
+async def test_the_api_follows_the_reference_model(world, capsys):
+    machine = type("Machine", (LedgerMachine,), {"world": world})
+    settings_ = hypothesis.settings(
+        max_examples=MAX_EXAMPLES, stateful_step_count=STEPS, derandomize=True, database=None, deadline=None,
+        phases=[Phase.explicit, Phase.generate], suppress_health_check=list(hypothesis.HealthCheck),
+    )
+    await asyncio.to_thread(hypothesis.stateful.run_state_machine_as_test, machine, settings=settings_)
+    with capsys.disabled():
+        print(json.dumps({"model": STATS}, sort_keys=True))
+    assert STATS["steps"] >= MAX_EXAMPLES * 5
+
+
+def _walk(m: LedgerMachine) -> None:
+    """Orders, cancellation, redemption, both expiry jobs and clawback, in an order that reaches every
+    branch: refused orders (limit, stock, points), a refunded and a forfeited voucher expiry, lots
+    expired by time before the job runs, then by the job, and a batch retried after its key died."""
+    step = m.ledger_verifies_and_the_model_holds
+    m.first_people()
+    m.setup_items()
+    step()
+    a0, a1, b0 = m.people
+    limited, open_ = m.items  # 40 points, 3 in stock, 2 a person, 5 days, refund | 25, unlimited, 40 days, forfeit
+    m._order(a0, limited, 2, retry=True)
+    step()
+    m._order(a0, limited, 1)  # per_user_limit_exceeded: a0 holds 2
+    m._order(a1, limited, 2)  # out_of_stock: 1 left
+    m._order(a1, open_, 1)
+    m._order(b0, open_, 1)
+    step()
+    first, a1_open, b0_open = m.orders
+    m._cancel(first)
+    m._order(a0, limited, 1)
+    m._redeem(b0_open)
+    m._cancel(b0_open)  # voucher_redeemed
+    step()
+    m._race("a", [m._make_record(m.entrustments[1].ext, m.now - timedelta(hours=3), 3.3,
+                                 unique("ev"), unique("r"))])
+    m.move_the_clock(days=6, run_jobs=True)  # a0's second limited order expires: refunded
+    step()
+    m._redeem(m.orders[-1])  # voucher_expired
+    m.move_the_clock(days=45, run_jobs=True)  # a1's open order expires: forfeited
+    step()
+    m._cancel(a1_open)  # voucher_expired
+    m._submit("a", [m._make_record(m.entrustments[0].ext, m.now - timedelta(hours=2), 30.0, unique("ev"),
+                                   unique("r"))], unique("batch"))
+    m._clawback(a1, 10)
+    step()
+    m.move_the_clock(days=731, run_jobs=False)  # every lot is past its time; the job has not run
+    step()
+    m._order(a0, open_, 1)  # insufficient_points
+    m._clawback(a0, 1)  # insufficient_points
+    m.run_the_expiry_jobs()
+    step()
+    m._retry()  # the key died long ago: a new request, whose records are too old now
+    m._submit("b", [m._make_record(m.entrustments[2].ext, m.now - timedelta(hours=1), 12.4, unique("ev"),
+                                   unique("r"))], unique("batch"))
+    m._order(b0, open_, 2)
+    step()
+    m.teardown()
+
+
+async def test_a_walk_through_every_branch(world):
+    machine = type("Machine", (LedgerMachine,), {"world": world})()
+    await asyncio.to_thread(_walk, machine)
+    outcomes = STATS["outcomes"]
+    for expected in ("order refused: per_user_limit_exceeded", "order refused: out_of_stock",
+                     "order refused: insufficient_points", "cancel refused: voucher_redeemed",
+                     "redeem refused: voucher_expired", "cancel refused: voucher_expired", "voucher expired: refund",
+                     "voucher expired: forfeit", "lots expired", "clawback", "clawback refused: insufficient_points",
+                     "batch retried after its key expired", "record rejected: too_old", "batch raced",
+                     "order replayed", "cancelled", "redeemed"):
+        assert outcomes.get(expected, 0) >= 1, (expected, outcomes)
