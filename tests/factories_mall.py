@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ class Person:
     user_id: str
     headers: dict[str, str]
     operator: Org
+    days_funded: int = 0  # the days before today whose behaviours earned this person points
 
 
 async def make_merchant(client: httpx.AsyncClient, authority: str | None = None) -> Org:
@@ -49,17 +50,22 @@ async def make_item(client: httpx.AsyncClient, merchant: Org, **overrides) -> di
 
 
 async def fund(client: httpx.AsyncClient, op: Org, btype: str, people: list[Person], points: int) -> None:
-    """Credit each person ``points`` (a multiple of 50) through signed behaviour batches, 200 a day."""
+    """Credit each person ``points`` (a multiple of 50) through signed behaviour batches, 200 a day.
+
+    Each funding uses days before today (by the real time, so that a moved clock still credits new
+    days) that this person has not used yet: no overlap, no daily cap in the way. The points land
+    in the lot of the day the batch is credited (``clock.now()``).
+    """
     assert points % 50 == 0
     records = []
+    today = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)  # noon in Shanghai
     for p in people:
-        left, day = points, 1
+        left = points
         while left > 0:
             take = min(DAILY, left)
-            start = clock.now() - timedelta(days=day, hours=2)
-            records.append(record(p.ext, btype, quantity=take / 100, start=start))
+            p.days_funded += 1
+            records.append(record(p.ext, btype, quantity=take / 100, start=today - timedelta(days=p.days_funded)))
             left -= take
-            day += 1
     for i in range(0, len(records), 1000):
         r = await submit(client, op, records[i : i + 1000])
         assert r.status_code == 200, r.text

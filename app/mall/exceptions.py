@@ -49,10 +49,6 @@ class PerUserLimitExceeded(Conflict):
     code, title = "per_user_limit_exceeded", "This would exceed the item's per-person limit"
 
 
-class PriceChanged(Conflict):
-    code, title = "price_changed", "The item's price changed while ordering; reload it and order again"
-
-
 class OrderNotFound(NotFound):
     code, title = "order_not_found", "No such order"
 

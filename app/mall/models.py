@@ -2,14 +2,24 @@
 
 Concurrency is decided by the database, with row locks always taken in this order:
 
-1. an existing order (or operator redemption) row — cancel, expiry, reversal: conditional update of
-   its ``status``, which makes each of them happen exactly once;
+1. an existing order (or operator redemption) row — cancel, expiry, reversal: a conditional update
+   of its ``status``, which makes each of them happen exactly once;
 2. the person's point account (``points_service.spend`` / ``refund``);
-3. the item row — the stock is a conditional ``UPDATE … SET stock = stock - q WHERE stock >= q``;
+3. stock slots of the item (``mall_item_stock``), see below;
 4. the per-(item, person) counter ``mall_purchases`` — a conditional upsert for the per-person limit.
 
-Placing an order takes 2 → 3 → 4 (the account first, so the hot item's row is held only from the
-stock update to the commit); cancel and expiry take 1 → 2 → 3 → 4; counter redemption takes 1 only.
+Placing an order takes 2 → 3 → 4 (the account first, so a stock slot is held only from the stock
+update to the commit); cancel and expiry take 1 → 2 → 3 → 4; counter redemption takes 1 only; an
+edit of the stock locks the item row, then all its slots in slot order.
+
+A limited item's stock is split over up to 64 slot rows, so that concurrent orders of a hot item
+do not queue on one row through their commits (each commit waits for its WAL flush). An order takes
+its units from one slot with a conditional ``UPDATE … SET remaining = remaining - q`` on a slot
+nobody holds (``FOR UPDATE SKIP LOCKED``), inside a savepoint. If no free slot has enough, it rolls
+back to the savepoint — releasing any slot it locked on the way, since PostgreSQL keeps the lock of
+a row whose re-check failed — and then waits for slots in ascending slot order only (an order
+larger than any slot locks them all, in order): waits never form a cycle, and the answer is exact.
+Units never go below zero (a check constraint besides).
 """
 
 import uuid
@@ -48,14 +58,13 @@ def _big(nullable: bool = False, **kw) -> sa.Column:
 
 
 class MallItem(SQLModel, table=True):
-    """Goods or a service a merchant offers for points. ``stock`` is what is left (NULL: unlimited)."""
+    """Goods or a service a merchant offers for points; a limited item's units left are in its slots."""
 
     __tablename__ = "mall_items"
     __table_args__ = (
         sa.Index("ix_mall_items_merchant_created", "merchant_id", "created_at", "id"),
         sa.Index("ix_mall_items_active_created", "created_at", "id", postgresql_where=sa.text("status = 'active'")),
         sa.CheckConstraint("points_price > 0", name="price_positive"),
-        sa.CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
         sa.CheckConstraint("per_user_limit IS NULL OR per_user_limit > 0", name="limit_positive"),
         sa.CheckConstraint("voucher_valid_days BETWEEN 1 AND 3650", name="validity_days"),
         sa.CheckConstraint(
@@ -71,7 +80,7 @@ class MallItem(SQLModel, table=True):
     description: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     images: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]"))
     points_price: int = Field(sa_column=_big())
-    stock: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    stock_limited: bool = Field(description="False: unlimited; true: the units left are in mall_item_stock")
     per_user_limit: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     sale_starts_at: datetime | None = Field(default=None, sa_column=_ts(True))
     sale_ends_at: datetime | None = Field(default=None, sa_column=_ts(True))
@@ -85,6 +94,17 @@ class MallItem(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_ts())
     updated_at: datetime = Field(sa_column=_ts())
     ended_at: datetime | None = Field(default=None, sa_column=_ts(True))
+
+
+class MallItemStock(SQLModel, table=True):
+    """One slot of a limited item's stock: the item's units left are the sum of its slots."""
+
+    __tablename__ = "mall_item_stock"
+    __table_args__ = (sa.CheckConstraint("remaining >= 0", name="remaining_not_negative"),)
+
+    item_id: uuid.UUID = Field(primary_key=True)
+    slot: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
+    remaining: int
 
 
 class MallOrder(SQLModel, table=True):

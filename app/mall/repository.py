@@ -4,6 +4,7 @@ The order path is two statements here (the item, then stock + counter + order in
 points service's two; every status change is a conditional ``UPDATE … WHERE status = …``.
 """
 
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -13,8 +14,10 @@ import asyncpg
 Conn = asyncpg.Connection
 
 ITEM_COLUMNS = (
-    "id, merchant_id, title, description, images, points_price, stock, per_user_limit, sale_starts_at,"
-    " sale_ends_at, voucher_valid_days, operator_ids, expiry_policy, status, created_at, updated_at, ended_at"
+    "id, merchant_id, title, description, images, points_price, per_user_limit, sale_starts_at, sale_ends_at,"
+    " voucher_valid_days, operator_ids, expiry_policy, status, created_at, updated_at, ended_at,"
+    " CASE WHEN stock_limited THEN (SELECT coalesce(sum(remaining), 0) FROM mall_item_stock s"
+    "  WHERE s.item_id = mall_items.id)::int END AS stock"
 )
 ORDER_COLUMNS = (
     "id, item_id, merchant_id, user_id, operator_id, title, quantity, unit_price, points, status, expiry_policy,"
@@ -25,20 +28,40 @@ REDEMPTION_COLUMNS = (
     "id, operator_id, operator_order_id, user_id, points, description, status, spend_entry_id, created_at, reversed_at"
 )
 UPDATABLE = {
-    "title", "description", "images", "points_price", "stock", "per_user_limit", "sale_starts_at", "sale_ends_at",
+    "title", "description", "images", "points_price", "per_user_limit", "sale_starts_at", "sale_ends_at",
     "voucher_valid_days", "operator_ids", "expiry_policy",
 }
+MAX_SLOTS = 64  # the slot order expressions below use it too
+UNITS_PER_SLOT = 10  # small stocks get fewer slots: 10 units → 1 slot, 640 units or more → 64 slots
 
 
 # ---- items -----------------------------------------------------------------------------------------------
 
 
-async def insert_item(conn: Conn, values: dict[str, Any]) -> asyncpg.Record:
-    names = list(values)
+def slots_for(stock: int) -> list[int]:
+    """``stock`` units spread evenly over the slots (at least one slot, even for zero units)."""
+    n = max(1, min(MAX_SLOTS, stock // UNITS_PER_SLOT))
+    return [stock // n + (1 if i < stock % n else 0) for i in range(n)]
+
+
+async def insert_item(conn: Conn, values: dict[str, Any], stock: int | None) -> asyncpg.Record:
+    names = list(values) + ["stock_limited"]
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    return await conn.fetchrow(
-        f"INSERT INTO mall_items ({', '.join(names)}) VALUES ({placeholders}) RETURNING {ITEM_COLUMNS}",
-        *values.values(),
+    item_id = values["id"]
+    await conn.execute(
+        f"INSERT INTO mall_items ({', '.join(names)}) VALUES ({placeholders})", *values.values(), stock is not None
+    )
+    if stock is not None:
+        await _write_slots(conn, item_id, stock)
+    return await item(conn, item_id)
+
+
+async def _write_slots(conn: Conn, item_id: uuid.UUID, stock: int) -> None:
+    units = slots_for(stock)
+    await conn.execute(
+        "INSERT INTO mall_item_stock (item_id, slot, remaining) SELECT $1, s - 1, r"
+        " FROM unnest($2::int[]) WITH ORDINALITY AS t(r, s)",
+        item_id, units,
     )
 
 
@@ -48,22 +71,35 @@ async def item(conn: Conn, item_id: uuid.UUID, *, lock: bool = False) -> asyncpg
     )
 
 
-async def update_item(conn: Conn, item_id: uuid.UUID, changes: dict[str, Any], now: datetime) -> asyncpg.Record:
+async def update_item(
+    conn: Conn, item_id: uuid.UUID, changes: dict[str, Any], now: datetime, *, set_stock: bool, stock: int | None
+) -> asyncpg.Record:
+    """Apply ``changes`` (the item row is locked). ``set_stock``: the units left become ``stock`` (None:
+    unlimited) — the slots are locked in slot order, then replaced."""
     assert set(changes) <= UPDATABLE
     names = list(changes)
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=3))
-    return await conn.fetchrow(
-        f"UPDATE mall_items SET updated_at = $2{', ' + sets if sets else ''} WHERE id = $1 RETURNING {ITEM_COLUMNS}",
+    if set_stock:
+        await conn.execute(
+            "SELECT 1 FROM mall_item_stock WHERE item_id = $1 ORDER BY slot FOR UPDATE", item_id
+        )
+        await conn.execute("DELETE FROM mall_item_stock WHERE item_id = $1", item_id)
+        if stock is not None:
+            await _write_slots(conn, item_id, stock)
+        sets = ", ".join(filter(None, [sets, f"stock_limited = {'true' if stock is not None else 'false'}"]))
+    await conn.execute(
+        f"UPDATE mall_items SET updated_at = $2{', ' + sets if sets else ''} WHERE id = $1",
         item_id, now, *changes.values(),
     )
+    return await item(conn, item_id)
 
 
 async def transition_item(
     conn: Conn, item_id: uuid.UUID, merchant_id: uuid.UUID, sources: tuple[str, ...], target: str, now: datetime
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "UPDATE mall_items SET status = $4, updated_at = $5,"
-        " ended_at = CASE WHEN $4 = 'ended' THEN $5 ELSE ended_at END"
+        "UPDATE mall_items SET status = $4::text, updated_at = $5,"
+        " ended_at = CASE WHEN $4::text = 'ended' THEN $5 ELSE ended_at END"
         f" WHERE id = $1 AND merchant_id = $2 AND status = ANY($3::text[]) RETURNING {ITEM_COLUMNS}",
         item_id, merchant_id, list(sources), target, now,
     )
@@ -89,10 +125,11 @@ async def list_items(
         where.append(f"points_price >= {arg(min_price)}")
     if max_price is not None:
         where.append(f"points_price <= {arg(max_price)}")
+    has_units = "EXISTS (SELECT 1 FROM mall_item_stock s WHERE s.item_id = mall_items.id AND s.remaining > 0)"
     if in_stock is True:
-        where.append("(stock IS NULL OR stock > 0)")
+        where.append(f"(NOT stock_limited OR {has_units})")
     elif in_stock is False:
-        where.append("stock = 0")
+        where.append(f"(stock_limited AND NOT {has_units})")
     if after:
         where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
     sql = (
@@ -105,13 +142,14 @@ async def list_items(
 # ---- orders ----------------------------------------------------------------------------------------------
 
 PLACE_SQL = """
-WITH item AS (
-  UPDATE mall_items SET stock = stock - $3
-  WHERE $7::bool AND id = $1 AND stock >= $3 AND status = 'active' AND points_price = $4
-    AND (sale_starts_at IS NULL OR sale_starts_at <= $5) AND (sale_ends_at IS NULL OR sale_ends_at > $5)
-  RETURNING id
+WITH slot AS (
+  SELECT slot FROM mall_item_stock WHERE $7::bool AND item_id = $1 AND remaining >= $3
+  ORDER BY (slot + $18::int) % 64 LIMIT 1 FOR UPDATE SKIP LOCKED
+), took AS (
+  UPDATE mall_item_stock s SET remaining = s.remaining - $3 FROM slot WHERE s.item_id = $1 AND s.slot = slot.slot
+  RETURNING s.slot
 ), stocked AS (
-  SELECT id FROM item UNION ALL SELECT $1 WHERE NOT $7::bool
+  SELECT $1::uuid AS id FROM took UNION ALL SELECT $1 WHERE NOT $7::bool
 ), bought AS (
   INSERT INTO mall_purchases AS p (item_id, user_id, quantity)
   SELECT id, $2, $3 FROM stocked WHERE $6::int IS NULL OR $3 <= $6::int
@@ -130,17 +168,67 @@ SELECT (SELECT count(*) FROM stocked) AS stocked, (SELECT count(*) FROM placed) 
 
 async def place(
     conn: Conn, *, item_id: uuid.UUID, user_id: uuid.UUID, quantity: int, unit_price: int, now: datetime,
-    per_user_limit: int | None, limited_stock: bool, order_id: uuid.UUID, merchant_id: uuid.UUID,
+    per_user_limit: int | None, take_stock: bool, order_id: uuid.UUID, merchant_id: uuid.UUID,
     operator_id: uuid.UUID | None, title: str, points: int, expiry_policy: str, digest: bytes, sealed: bytes,
     expires_at: datetime, spend_entry_id: int,
 ) -> tuple[bool, bool]:
-    """Take stock (limited items: a conditional update under the item's row lock), count the person's
-    units (a conditional upsert), insert the order: one statement. Returns (stock taken, order placed)."""
+    """One statement: take ``quantity`` units from a stock slot nobody holds (when ``take_stock``), count
+    the person's units (a conditional upsert), insert the order. Returns (stock taken, order placed);
+    stock not taken means no free slot had enough: see :func:`take_stock_waiting`. Never waits for a slot."""
     row = await conn.fetchrow(
-        PLACE_SQL, item_id, user_id, quantity, unit_price, now, per_user_limit, limited_stock, order_id,
+        PLACE_SQL, item_id, user_id, quantity, unit_price, now, per_user_limit, take_stock, order_id,
         merchant_id, operator_id, title, points, expiry_policy, digest, sealed, expires_at, spend_entry_id,
+        secrets.randbelow(MAX_SLOTS),
     )
     return row["stocked"] == 1, row["placed"] == 1
+
+
+async def savepoint(conn: Conn) -> None:
+    await conn.execute("SAVEPOINT mall_stock")
+
+
+async def rollback_to_savepoint(conn: Conn) -> None:
+    """Undo what followed :func:`savepoint`, releasing the row locks it took (the savepoint stays)."""
+    await conn.execute("ROLLBACK TO SAVEPOINT mall_stock")
+
+
+async def take_stock_waiting(conn: Conn, item_id: uuid.UUID, quantity: int) -> bool:
+    """Take ``quantity`` units, waiting for slots in ascending slot order; False if too few are left.
+
+    Call it holding no slot lock (after :func:`rollback_to_savepoint`). It waits for the lowest slot
+    with enough units; a slot that no longer has enough once free stays locked and the wait moves up,
+    so every wait is for a higher slot than any held: no cycle with another waiter. An order larger
+    than any single slot releases those locks again and locks all the item's slots, in slot order.
+    """
+    taken = await conn.fetchval(
+        "WITH slot AS (SELECT slot FROM mall_item_stock WHERE item_id = $1 AND remaining >= $2"
+        "  ORDER BY slot LIMIT 1 FOR UPDATE)"
+        " UPDATE mall_item_stock s SET remaining = s.remaining - $2 FROM slot WHERE s.item_id = $1"
+        " AND s.slot = slot.slot RETURNING s.slot",
+        item_id, quantity,
+    )
+    if taken is not None:
+        return True
+    if quantity == 1:
+        return False
+    await rollback_to_savepoint(conn)
+    slots = await conn.fetch(
+        "SELECT slot, remaining FROM mall_item_stock WHERE item_id = $1 ORDER BY slot FOR UPDATE", item_id
+    )
+    if sum(r["remaining"] for r in slots) < quantity:
+        return False
+    takes, left = [], quantity
+    for r in slots:
+        if left and r["remaining"]:
+            take = min(left, r["remaining"])
+            takes.append((r["slot"], take))
+            left -= take
+    await conn.execute(
+        "UPDATE mall_item_stock s SET remaining = s.remaining - t.q"
+        " FROM unnest($2::smallint[], $3::int[]) AS t(slot, q) WHERE s.item_id = $1 AND s.slot = t.slot",
+        item_id, [t[0] for t in takes], [t[1] for t in takes],
+    )
+    return True
 
 
 async def purchased(conn: Conn, item_id: uuid.UUID, user_id: uuid.UUID) -> int:
@@ -222,7 +310,8 @@ async def expire_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Reco
 
 
 async def return_stock(conn: Conn, returns: list[tuple[uuid.UUID, int]]) -> None:
-    """Put units back on sale (unlimited items are left alone); item rows locked in id order."""
+    """Put units back on sale, into slot 0 of each limited item (unlimited items have no slots);
+    one slot per item, items in id order."""
     if not returns:
         return
     totals: dict[uuid.UUID, int] = {}
@@ -230,10 +319,11 @@ async def return_stock(conn: Conn, returns: list[tuple[uuid.UUID, int]]) -> None
         totals[item_id] = totals.get(item_id, 0) + quantity
     ids = sorted(totals)
     await conn.execute(
-        "WITH locked AS MATERIALIZED (SELECT id FROM mall_items WHERE id = ANY($1::uuid[]) AND stock IS NOT NULL"
-        "  ORDER BY id FOR UPDATE)"
-        " UPDATE mall_items m SET stock = m.stock + t.q FROM unnest($1::uuid[], $2::int[]) AS t(id, q), locked"
-        " WHERE m.id = t.id AND locked.id = t.id",
+        "WITH locked AS MATERIALIZED (SELECT item_id FROM mall_item_stock WHERE item_id = ANY($1::uuid[])"
+        "  AND slot = 0 ORDER BY item_id FOR UPDATE)"
+        " UPDATE mall_item_stock m SET remaining = m.remaining + t.q"
+        " FROM unnest($1::uuid[], $2::int[]) AS t(id, q), locked"
+        " WHERE m.item_id = t.id AND m.slot = 0 AND locked.item_id = t.id",
         ids, [totals[i] for i in ids],
     )
 

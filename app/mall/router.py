@@ -30,7 +30,6 @@ from app.mall.exceptions import (
     OutOfStock,
     OutsideSaleWindow,
     PerUserLimitExceeded,
-    PriceChanged,
     RedemptionNotFound,
     RedemptionReversed,
     ReversalWindowClosed,
@@ -65,7 +64,7 @@ OrderStatusFilter = Literal["issued", "redeemed", "cancelled", "expired"]
 
 
 def _json(data, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(data, default=str), status_code=status_code, media_type="application/json")
+    return Response(orjson.dumps(data, default=str, option=orjson.OPT_UTC_Z), status_code=status_code, media_type="application/json")
 
 
 def _report(report: dict, fmt: str) -> Response:
@@ -191,7 +190,7 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
     response_model=OrderRead,
     responses=responses(
         KeyRequired, InvalidQuantity, ItemNotFound, ItemPaused, SaleEnded, OutsideSaleWindow, ItemRestricted,
-        OutOfStock, PerUserLimitExceeded, InsufficientPoints, PriceChanged,
+        OutOfStock, PerUserLimitExceeded, InsufficientPoints,
     ),
     summary="Order an item with points (user; Idempotency-Key required)",
     description="One transaction: the points are spent (soonest-expiring lots first), the stock taken, the "

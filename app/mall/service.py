@@ -40,7 +40,6 @@ from app.mall.exceptions import (
     OutOfStock,
     OutsideSaleWindow,
     PerUserLimitExceeded,
-    PriceChanged,
     RedemptionNotFound,
     RedemptionReversed,
     ReversalWindowClosed,
@@ -141,12 +140,12 @@ async def create_item(session: AsyncSession, merchant: Principal, data: ItemCrea
     now = clock.now()
     row = await repo.insert_item(conn, {
         "id": uuid.uuid4(), "merchant_id": merchant.org_id, "title": data.title, "description": data.description,
-        "images": json.dumps([str(u) for u in data.images]), "points_price": data.points_price, "stock": data.stock,
+        "images": json.dumps([str(u) for u in data.images]), "points_price": data.points_price,
         "per_user_limit": data.per_user_limit, "sale_starts_at": data.sale_starts_at,
         "sale_ends_at": data.sale_ends_at, "voucher_valid_days": data.voucher_valid_days,
         "operator_ids": operator_ids, "expiry_policy": data.expiry_policy, "status": "active",
         "created_at": now, "updated_at": now,
-    })
+    }, data.stock)
     return _item_out(row)
 
 
@@ -176,7 +175,9 @@ async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.
         changes["operator_ids"] = await _check_operators(session, data.operator_ids)
     if "images" in changes:
         changes["images"] = json.dumps([str(u) for u in data.images or []])
-    return _item_out(await repo.update_item(conn, item_id, changes, clock.now()))
+    set_stock = "stock" in changes
+    stock = changes.pop("stock", None)
+    return _item_out(await repo.update_item(conn, item_id, changes, clock.now(), set_stock=set_stock, stock=stock))
 
 
 TRANSITIONS = {"pause": (("active",), "paused"), "resume": (("paused",), "active"), "end": (("active", "paused"), "ended")}
@@ -252,22 +253,28 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         memo=f"{quantity} × {item['title']}",
     )
     expires_at = now + timedelta(days=item["voucher_valid_days"])
-    stocked, placed = await repo.place(
-        conn, item_id=item_id, user_id=user.subject, quantity=quantity, unit_price=item["points_price"], now=now,
-        per_user_limit=item["per_user_limit"], limited_stock=item["stock"] is not None, order_id=order_id,
-        merchant_id=item["merchant_id"], operator_id=user.org_id, title=item["title"], points=points,
-        expiry_policy=item["expiry_policy"], digest=vouchers.digest(code), sealed=vouchers.seal(code, order_id),
-        expires_at=expires_at, spend_entry_id=spent.entry_id,
+    terms = dict(
+        item_id=item_id, user_id=user.subject, quantity=quantity, unit_price=item["points_price"], now=now,
+        per_user_limit=item["per_user_limit"], order_id=order_id, merchant_id=item["merchant_id"],
+        operator_id=user.org_id, title=item["title"], points=points, expiry_policy=item["expiry_policy"],
+        digest=vouchers.digest(code), sealed=vouchers.seal(code, order_id), expires_at=expires_at,
+        spend_entry_id=spent.entry_id,
     )
+    limited = item["stock"] is not None
+    if limited:
+        await repo.savepoint(conn)
+    stocked, placed = await repo.place(conn, take_stock=limited, **terms)
+    if not stocked:
+        # No slot nobody held had enough. The attempt may have left locks on slots that turned out
+        # short (PostgreSQL keeps a row lock whose re-check failed): release them all, then wait for
+        # slots in slot order, which cannot deadlock (see repository.take_stock_waiting).
+        await repo.rollback_to_savepoint(conn)
+        if not await repo.take_stock_waiting(conn, item_id, quantity):
+            raise OutOfStock()
+        stocked, placed = await repo.place(conn, take_stock=False, **terms)
     if not placed:
-        if stocked:
-            held = await repo.purchased(conn, item_id, user.subject)
-            raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person; you hold {held}")
-        current = await repo.item(conn, item_id)
-        _check_buyable(current, user, quantity, now)
-        if current["points_price"] != item["points_price"]:
-            raise PriceChanged(f"the price is now {current['points_price']} points")
-        raise OutOfStock()  # taken by an order that committed after our look
+        held = await repo.purchased(conn, item_id, user.subject)
+        raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person; you hold {held}")
     return {
         "id": order_id, "item_id": item_id, "merchant_id": item["merchant_id"], "title": item["title"],
         "quantity": quantity, "unit_price": item["points_price"], "points": points, "status": "issued",
