@@ -46,7 +46,7 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=False,
+        pool_pre_ping=True,  # a restarted or failed-over PostgreSQL leaves dead pooled connections
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "carbon-points"}},
     )
 
