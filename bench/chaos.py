@@ -405,14 +405,12 @@ class Chaos:
                 self.stats.retries += 1
 
     async def chaos_worker(self) -> None:
+        """The events in a random order, each after a random stretch of normal traffic with the server up."""
         events = ["kill"] * self.kills + ["terminate"] * self.terminations
         self.random.shuffle(events)
-        for i, event in enumerate(events):
-            # spread over the run, each at a random point of its own slice
-            slice_ = self.duration / max(1, len(events))
-            await asyncio.sleep(max(0.0, self.started + slice_ * (i + self.random.uniform(0.2, 0.9)) - time.time()))
-            if self.stopping:
-                return
+        gap = self.duration / (len(events) + 1)
+        for event in events:
+            await asyncio.sleep(gap * self.random.uniform(0.5, 1.5))
             if event == "kill":
                 self.up.clear()
                 await asyncio.to_thread(self.server.kill)
@@ -423,8 +421,13 @@ class Chaos:
                 self.up.set()
             else:
                 conn = await asyncpg.connect(self.database_url)
-                try:
-                    self.stats.backends_terminated += await conn.fetchval(TERMINATE)
+                try:  # until a transaction in flight is hit (at most a second)
+                    for _ in range(50):
+                        terminated = await conn.fetchval(TERMINATE)
+                        if terminated:
+                            self.stats.backends_terminated += terminated
+                            break
+                        await asyncio.sleep(0.02)
                     self.stats.terminations += 1
                 finally:
                     await conn.close()
@@ -441,8 +444,9 @@ class Chaos:
             tasks = [asyncio.create_task(w) for w in workers]
             chaos = asyncio.create_task(self.chaos_worker())
             await asyncio.sleep(self.duration)
+            await chaos  # every event has happened (restarts take time) ...
+            await asyncio.sleep(1)  # ... and traffic runs a moment with the server up
             self.stopping = True
-            await chaos
             await asyncio.gather(*tasks)
             self.up.set()
             # every operation that had no answer yet is driven to one

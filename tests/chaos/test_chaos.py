@@ -13,7 +13,7 @@ from tests.factories import authority_token, bearer
 from tests.factories_points import ensure_rule
 
 KILLS = 3
-TERMINATIONS = 4
+TERMINATIONS = 3
 
 
 async def test_nothing_is_lost_or_doubled_through_kills_and_terminated_backends(servers, client, capsys):
@@ -22,7 +22,7 @@ async def test_nothing_is_lost_or_doubled_through_kills_and_terminated_backends(
     server = ChaosServer(servers.database_url, servers.redis_url)
     await asyncio.to_thread(server.start)
     try:
-        run = Chaos(server, servers.database_url, authority, people=12, duration=16, kills=KILLS,
+        run = Chaos(server, servers.database_url, authority, people=12, duration=10, kills=KILLS,
                     terminations=TERMINATIONS, seed=20261122, run_job=voucher_expiry_in_two_days)
         report = await run.run()
     finally:

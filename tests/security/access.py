@@ -155,4 +155,10 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/public/cer/totals"): PUBLIC,
     ("GET", "/v1/public/certificates/{number}.pdf"): PUBLIC,
     ("GET", "/v1/public/certificates/{number}"): PUBLIC,
+    # disclosure
+    ("GET", "/v1/public/operators"): PUBLIC,
+    ("GET", "/v1/public/merchants"): PUBLIC,
+    ("GET", "/v1/public/scene-operators"): PUBLIC,
+    ("GET", "/v1/public/verifiers"): PUBLIC,
+    ("GET", "/v1/public/totals"): PUBLIC,
 }
