@@ -60,3 +60,15 @@ class Bridge:
 
     def run(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+
+
+def hold_the_rate_window(monkeypatch) -> float:
+    """Hold the rate limiter's clock in the middle of a minute: no window ends during the test."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    from app.core import ratelimit
+
+    moment = (real_time.time() // 60) * 60 + 30.0
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: moment))
+    return moment

@@ -154,3 +154,80 @@ class TestExpertsSeeOnlyTheirPanels:
         r = await client.get(f"/v1/reviews/{panel['id']}", headers=member.headers)
         assert r.status_code == 200
         assert [m["submitted"] for m in r.json()["members"]] == [False]
+
+
+class TestPeopleSeeOnlyTheirOwnOrders:
+    async def test_another_persons_order(self, client):
+        from tests.factories_mall import item as read_item
+        from tests.factories_mall import make_item, make_merchant, people, place
+
+        btype = await make_methodology(factor="1000")
+        op = await make_operator(client)
+        alice, mallory = await people(client, op, btype, 2, points=200)
+        merchant = await make_merchant(client)
+        item = await make_item(client, merchant, points_price=50, stock=5)
+        r = await place(client, alice, item["id"])
+        assert r.status_code == 201, r.text
+        order = r.json()
+        r = await client.get(f"/v1/me/orders/{order['id']}", headers=mallory.headers)
+        assert (r.status_code, r.json()["code"]) == (404, "order_not_found")
+        r = await client.post(f"/v1/me/orders/{order['id']}/cancel", headers=mallory.headers)
+        assert (r.status_code, r.json()["code"]) == (404, "order_not_found")
+        r = await client.get("/v1/me/orders", headers=mallory.headers)
+        assert r.json()["items"] == []
+        r = await client.get("/v1/me/ledger", headers=mallory.headers)
+        assert [e["kind"] for e in r.json()["items"]] == ["earn"]
+        r = await client.get(f"/v1/me/orders/{order['id']}", headers=alice.headers)
+        assert r.json()["status"] == "issued"
+        assert (await read_item(client, item["id"]))["stock"] == 4
+
+
+class TestMerchantsSeeOnlyTheirOwn:
+    async def test_another_merchants_item_vouchers_and_orders(self, client):
+        from tests.factories_mall import make_item, make_merchant, people, place
+
+        btype = await make_methodology(factor="1000")
+        op = await make_operator(client)
+        (buyer,) = await people(client, op, btype, 1, points=200)
+        mine, rival = await make_merchant(client), await make_merchant(client)
+        item = await make_item(client, mine, points_price=50, stock=5)
+        order = (await place(client, buyer, item["id"])).json()
+        for method, path, body in (
+            ("PATCH", f"/v1/mall/items/{item['id']}", {"points_price": 1}),
+            ("POST", f"/v1/mall/items/{item['id']}/pause", None),
+            ("POST", f"/v1/mall/items/{item['id']}/end", None),
+        ):
+            r = await client.request(method, path, json=body, headers=rival.headers)
+            assert r.status_code in (403, 404), (method, path, r.text)
+        r = await client.post(f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=rival.headers)
+        assert (r.status_code, r.json()["code"]) == (404, "voucher_not_found")
+        r = await client.get("/v1/merchant/orders", headers=rival.headers)
+        assert r.json()["items"] == []
+        r = await client.get("/v1/merchant/orders", headers=mine.headers)
+        assert [o["id"] for o in r.json()["items"]] == [order["id"]]
+        assert "voucher" not in r.json()["items"][0] and order["voucher"]["code"] not in r.text
+        r = await client.get(f"/v1/mall/items/{item['id']}")
+        assert (r.json()["points_price"], r.json()["status"]) == (50, "active")
+        r = await client.post(f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=mine.headers)
+        assert r.status_code == 200
+
+
+class TestOperatorsSeeOnlyTheirOwnProjects:
+    async def test_another_owners_cer_project(self, client):
+        from tests.factories import authority_token
+        from tests.factories_cer import add_records, create_project, days_ago, make_owner
+
+        authority = await authority_token(client)
+        owner = await make_owner(client, authority)
+        await add_records(client, owner, [(3, 2.0)])
+        project = await create_project(client, owner, days_ago(5).date(), days_ago(1).date())
+        rival = await make_operator(client, authority)
+        for method, path in (("GET", f"/v1/cer/projects/{project['id']}"),
+                             ("GET", f"/v1/cer/projects/{project['id']}/objections"),
+                             ("POST", f"/v1/cer/projects/{project['id']}/submit")):
+            r = await client.request(method, path, headers=rival.headers)
+            assert r.status_code in (403, 404), (method, path, r.text)
+        r = await client.get("/v1/cer/projects", headers=rival.headers)
+        assert project["id"] not in [p["id"] for p in r.json()["items"]]
+        r = await client.get(f"/v1/cer/projects/{project['id']}", headers=owner.headers)
+        assert r.status_code == 200
