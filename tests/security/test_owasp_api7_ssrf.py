@@ -14,6 +14,7 @@ import pytest
 
 from app.core import clock
 from tests.factories import make_operator, make_org
+from tests.factories_mall import item_body, make_item, make_merchant
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
 from tests.factories_scenes import make_scene, scene_body
 
@@ -78,11 +79,26 @@ class TestStoredNeverFetched:
         assert r.status_code == 200, r.text
         assert _outbound(network) == []
 
+    async def test_mall_item_images(self, client, network):
+        merchant = await make_merchant(client)
+        network.clear()
+        item = await make_item(client, merchant, images=TARGETS)
+        assert item["images"] == TARGETS
+        r = await client.patch(f"/v1/mall/items/{item['id']}", json={"images": TARGETS[:2]}, headers=merchant.headers)
+        assert (r.status_code, r.json()["images"]) == (200, TARGETS[:2])
+        r = await client.get("/v1/mall/items", params={"merchant_id": merchant.id})
+        assert r.status_code == 200
+        assert _outbound(network) == []
+
     async def test_links_that_are_not_http_are_refused(self, client):
         so = await make_org(client, "scene_operator")
         for link in ("file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "ftp://x/y", "//no-scheme/x"):
             r = await client.post("/v1/scenes", json=_scene(evidence_links=[link]), headers=so.headers)
             assert (r.status_code, r.json()["code"]) == (422, "invalid_evidence_link"), link
+        merchant = await make_merchant(client)
+        for link in ("file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "ftp://x/y", "javascript:alert(1)"):
+            r = await client.post("/v1/mall/items", json=item_body(images=[link]), headers=merchant.headers)
+            assert (r.status_code, r.json()["code"]) == (422, "validation_error"), link
 
     async def test_behaviour_evidence_references(self, client, network):
         btype = await make_methodology()
