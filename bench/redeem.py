@@ -12,7 +12,9 @@ connections:
   ``--hot-stock`` units (per-person limit 1): attempts/s, p50/p99 latency, what was sold;
 * ``spread``: ``--spread-orders`` orders over all the people and ``--items`` items: orders/s, p50/p99;
 * ``healthz``: as many ``GET /healthz`` as hot attempts, the same way: the bare cost of a request
-  on this machine at this moment, so ``ratio_to_healthz`` says what the order path itself costs.
+  on this machine at this moment, so ``ratio_to_healthz`` says what the order path itself costs;
+  and ``me_account``: ``GET /v1/me/account`` (a user token checked, a session, two reads), the
+  floor of any authenticated call.
 
 After every run it checks in the database that nothing was oversold or overspent: the hot item's
 units sold equal the orders that succeeded and never exceed its stock, no balance is negative,
@@ -225,15 +227,17 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
         for n in random.sample(range(args.spread_orders), args.spread_orders)
     ]
     health_calls = [("GET", "/healthz", b"", b"")] * len(hot_calls)
+    account_calls = [("GET", "/v1/me/account", users[i], b"") for i in attempts]
     host, port = server.base_url.removeprefix("http://").split(":")
     async with RawClient(host, int(port), args.connections) as raw:
         healthz = summary(await timed(raw, health_calls, args.connections), "requests_per_s")
+        account = summary(await timed(raw, account_calls, args.connections), "requests_per_s")
         hot_result = await timed(raw, hot_calls, args.connections)
         spread = summary(await timed(raw, spread_calls, args.connections), "orders_per_s")
     hot_summary = summary(hot_result, "attempts_per_s")
     sold = sum(1 for s in hot_result["statuses"] if s == 201)
     hot_summary["sold"] = sold
-    return {"hot": hot_summary, "spread": spread, "healthz": healthz,
+    return {"hot": hot_summary, "spread": spread, "healthz": healthz, "me_account": account,
             "checks": await check(server.urls.database_url, hot, args.hot_stock, sold)}
 
 
@@ -267,6 +271,7 @@ async def main() -> None:
             "spread_p50_ms": statistics.median(r["spread"]["p50_ms"] for r in runs),
             "spread_p99_ms": statistics.median(r["spread"]["p99_ms"] for r in runs),
             "healthz_requests_per_s": statistics.median(r["healthz"]["requests_per_s"] for r in runs),
+            "me_account_requests_per_s": statistics.median(r["me_account"]["requests_per_s"] for r in runs),
         }
         print(dumps({
             "benchmark": "redeem",

@@ -146,7 +146,8 @@ WITH slot AS (
   SELECT slot FROM mall_item_stock WHERE $7::bool AND item_id = $1 AND remaining >= $3
   ORDER BY (slot + $18::int) % 64 LIMIT 1 FOR UPDATE SKIP LOCKED
 ), took AS (
-  UPDATE mall_item_stock s SET remaining = s.remaining - $3 FROM slot WHERE s.item_id = $1 AND s.slot = slot.slot
+  UPDATE mall_item_stock s SET remaining = s.remaining - $3 FROM slot
+  WHERE s.item_id = $1 AND s.slot = slot.slot AND s.remaining >= $3
   RETURNING s.slot
 ), stocked AS (
   SELECT $1::uuid AS id FROM took UNION ALL SELECT $1 WHERE NOT $7::bool
@@ -204,7 +205,7 @@ async def take_stock_waiting(conn: Conn, item_id: uuid.UUID, quantity: int) -> b
         "WITH slot AS (SELECT slot FROM mall_item_stock WHERE item_id = $1 AND remaining >= $2"
         "  ORDER BY slot LIMIT 1 FOR UPDATE)"
         " UPDATE mall_item_stock s SET remaining = s.remaining - $2 FROM slot WHERE s.item_id = $1"
-        " AND s.slot = slot.slot RETURNING s.slot",
+        " AND s.slot = slot.slot AND s.remaining >= $2 RETURNING s.slot",
         item_id, quantity,
     )
     if taken is not None:
