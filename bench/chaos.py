@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -396,7 +397,7 @@ class Chaos:
     async def expiry_worker(self) -> None:
         """The voucher expiry job, as if two days had passed: it races the cancellations and redemptions."""
         while not self.stopping:
-            await asyncio.sleep(self.random.uniform(0.5, 1.5))
+            await asyncio.sleep(self.random.uniform(1.0, 3.0))
             try:
                 done = await self.run_job()
                 self.stats.expiry_runs += 1
@@ -586,12 +587,9 @@ async def voucher_expiry_in_two_days() -> dict:
     return await mall_tasks.expire_all(datetime.now(UTC) + timedelta(days=2))
 
 
-async def main_async(args) -> dict:
-    from app.core import embedded, migrate, redis
+async def main_async(args, urls) -> dict:
+    from app.core import redis
 
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="carbon-chaos-"))
-    urls = embedded.ensure_servers(None, None, data_dir)
-    migrate.upgrade(urls.database_url)
     db.init(urls.database_url, 5)
     redis.init(urls.redis_url)
     server = ChaosServer(urls.database_url, urls.redis_url, bootstrap_admin="chaos-admin:chaos-admin-pw")
@@ -606,10 +604,9 @@ async def main_async(args) -> dict:
                     run_job=voucher_expiry_in_two_days)
         return await run.run()
     finally:
-        server.stop()
+        await asyncio.to_thread(server.stop)
         await db.dispose()
         await redis.close()
-        embedded.stop_all(fast=True)
 
 
 def main() -> None:
@@ -620,7 +617,18 @@ def main() -> None:
     parser.add_argument("--terminations", type=int, default=12)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--data-dir", default=None)
-    report = asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    from app.core import embedded, migrate
+
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="carbon-chaos-"))
+    urls = embedded.ensure_servers(None, None, data_dir)
+    try:
+        migrate.upgrade(urls.database_url)
+        report = asyncio.run(main_async(args, urls))
+    finally:
+        embedded.stop_all(fast=True)
+        if not args.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(report, indent=2))
     sys.exit(1 if report["violations"] else 0)
 
