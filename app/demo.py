@@ -2,11 +2,15 @@
 
 import importlib
 
+import sqlalchemy as sa
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
 from app.core import db
 from app.organizations import service as org_service
+from app.organizations.models import Organization
+from app.organizations.schemas import AdminAccount, OrganizationCreate
 
 DEMO_ADMIN = ("authority", "authority-demo-pw")
 DOMAINS = ("methodologies", "points", "mall", "scenes", "cer")
@@ -34,3 +38,30 @@ async def _load_domain(session: AsyncSession, name: str) -> list[str]:
             return []
         raise
     return list(await module.load(session))
+
+
+async def authority(session: AsyncSession) -> Principal:
+    """The first authority account, acting in a domain's demo."""
+    staff_id = (
+        await session.execute(
+            sa.text("SELECT id FROM staff_users WHERE role = 'authority' ORDER BY created_at LIMIT 1")
+        )
+    ).scalar_one()
+    return Principal("staff", "authority", staff_id)
+
+
+async def approved_org(
+    session: AsyncSession, *, kind: str, name: str, credit_code: str, admin: tuple[str, str]
+) -> tuple[Organization, Principal]:
+    """An organisation applied for and approved through the services; its admin as a principal."""
+    org = await org_service.apply(
+        session,
+        OrganizationCreate(
+            kind=kind, name=name, credit_code=credit_code, admin=AdminAccount(username=admin[0], password=admin[1])
+        ),
+    )
+    await org_service.decide(session, await authority(session), org.id, "approve", "demo")
+    admin_id = (
+        await session.execute(sa.text("SELECT id FROM staff_users WHERE username = :u"), {"u": admin[0]})
+    ).scalar_one()
+    return org, Principal("staff", kind, admin_id, org.id, True)

@@ -1,7 +1,6 @@
 """Demo data of the points engine: an operator with a key, three people and a week of behaviours."""
 
 import os
-import uuid
 from datetime import timedelta
 
 import orjson
@@ -11,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import clock, security
 from app.core.config import get_settings
+from app.demo import approved_org
 from app.organizations import service as org_service
-from app.organizations.schemas import AdminAccount, OrganizationCreate
 from app.points import ingestion
 from app.users import service as users_service
 from app.users.schemas import Consent, EnrolUser, Identifier
@@ -28,16 +27,9 @@ async def load(session: AsyncSession) -> list[str]:
     ).scalar()
     if existing:
         return [f"demo operator already there: client id {existing}"]
-    org = await org_service.apply(
-        session,
-        OrganizationCreate(
-            kind="operator", name="深圳低碳出行 (demo)", credit_code="91440300MA5DEM0001",
-            admin=AdminAccount(username=OPERATOR[0], password=OPERATOR[1]),
-        ),
+    org, admin = await approved_org(
+        session, kind="operator", name="深圳低碳出行 (demo)", credit_code="91440300MA5DEM0001", admin=OPERATOR
     )
-    authority = Principal("staff", "authority", uuid.UUID(int=0))
-    await org_service.decide(session, authority, org.id, "approve", "demo")
-    admin = Principal("staff", "operator", uuid.UUID(int=0), org.id, True)
     pem = security.generate_es256_pem()
     key = await org_service.register_key(session, admin, org.id, security.public_jwk_from_pem(pem))
     key_path = get_settings().data_dir.resolve() / "demo-operator-key.pem"

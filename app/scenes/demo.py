@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
+from app.demo import approved_org
+from app.demo import authority as demo_authority
 from app.experts import service as experts_service
 from app.experts.schemas import Affiliation, ExpertAccount, ExpertCreate
-from app.organizations import service as org_service
-from app.organizations.schemas import AdminAccount, OrganizationCreate
 from app.reviews import service as reviews_service
 from app.scenes import service
 from app.scenes.schemas import SceneCreate, SceneReview
@@ -75,27 +75,11 @@ async def load(session: AsyncSession) -> list[str]:
     ).first()
     if exists:
         return ["scenes: demo scenes already there — GET /v1/public/scenes"]
-    authority_id = (
-        await session.execute(
-            sa.text("SELECT id FROM staff_users WHERE role = 'authority' ORDER BY created_at LIMIT 1")
-        )
-    ).scalar_one()
-    authority = Principal("staff", "authority", authority_id)
-
-    org = await org_service.apply(
-        session,
-        OrganizationCreate(
-            kind="scene_operator",
-            name="Shenzhen Green Venues Co., Ltd",
-            credit_code=OPERATOR_CREDIT_CODE,
-            admin=AdminAccount(username=OPERATOR[0], password=OPERATOR[1]),
-        ),
+    authority = await demo_authority(session)
+    org, operator = await approved_org(
+        session, kind="scene_operator", name="Shenzhen Green Venues Co., Ltd", credit_code=OPERATOR_CREDIT_CODE,
+        admin=OPERATOR,
     )
-    await org_service.decide(session, authority, org.id, "approve", "demo")
-    admin_id = (
-        await session.execute(sa.text("SELECT id FROM staff_users WHERE username = :u"), {"u": OPERATOR[0]})
-    ).scalar_one()
-    operator = Principal("staff", "scene_operator", admin_id, org.id, True)
 
     experts: dict[str, Principal] = {}
     for username, name, fields, affiliation in EXPERTS:
