@@ -76,6 +76,6 @@ def _dependency_calls(dependant: Dependant):
         yield from _dependency_calls(sub)
 
 
-def get_session(request: Request) -> AsyncSession:
-    """The request's session (opened by :class:`CommitRoute`)."""
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session (opened by :class:`CommitRoute`); async, so no thread hop per request."""
     return request.state.session
