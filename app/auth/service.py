@@ -203,8 +203,9 @@ async def _check_still_allowed(session: AsyncSession, p: Principal) -> None:
         row = (
             await session.execute(
                 sa.text(
-                    "SELECT u.deleted_at, o.status FROM users u, organizations o"
-                    " WHERE u.id = :uid AND o.id = :org"
+                    "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
+                    " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
+                    " FROM users u, organizations o WHERE u.id = :uid AND o.id = :org"
                 ),
                 {"uid": p.subject, "org": p.org_id},
             )
@@ -213,5 +214,7 @@ async def _check_still_allowed(session: AsyncSession, p: Principal) -> None:
             raise InvalidToken("this account no longer exists")
         if row.status != "approved":
             raise OrganizationNotActive(f"the operator is {row.status}")
+        if not row.entrusted:  # the person withdrew the entrustment: the operator's app no longer acts for them
+            raise InvalidToken("the entrustment of this operator was withdrawn", code="entrustment_withdrawn")
     else:
         raise InvalidToken("unknown token type")

@@ -144,3 +144,15 @@ class TestUserTokenAndDeletion:
         assert (r.status_code, r.json()["code"]) == (401, "invalid_token")
         again = await enrol(client, op, number=number)
         assert again["user_id"] != u["user_id"]
+
+
+class TestWithdrawalEndsUserTokens:
+    async def test_a_user_token_stops_when_the_entrustment_is_withdrawn(self, client):
+        op = await make_operator(client)
+        u = await enrol(client, op)
+        h = await user_headers(client, op, u["external_user_id"])
+        assert (await client.get("/v1/me/account", headers=h)).status_code == 200
+        r = await client.delete(f"/v1/operator/users/{u['external_user_id']}", headers=op.headers)
+        assert r.status_code == 200
+        r = await client.get("/v1/me/account", headers=h)
+        assert (r.status_code, r.json()["code"]) == (401, "entrustment_withdrawn")
