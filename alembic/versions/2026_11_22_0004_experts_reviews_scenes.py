@@ -1,7 +1,7 @@
 """Experts, review panels and scenes
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-22 10:56:14.367170
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 from sqlalchemy.dialects import postgresql
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

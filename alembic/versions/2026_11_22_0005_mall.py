@@ -1,7 +1,7 @@
 """mall: items with stock slots, orders with vouchers, per-person counters, operator-mall redemptions
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-22 11:33:08.453152
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 from sqlalchemy.dialects import postgresql
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """CER registry: projects, publicity, verification, issuance in serial blocks, transfers, retirements, prices
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-22 11:19:54.870994
 """
 from alembic import op
@@ -10,9 +10,9 @@ import sqlmodel
 from sqlalchemy.dialects import postgresql
 
 revision = '0006'
-down_revision = '0003'
+down_revision = '0005'
 branch_labels = None
-depends_on = '0004'  # review_panels (cer_projects.review_panel_id) and scenes (region rule)
+depends_on = None
 
 
 def upgrade() -> None:
