@@ -1,7 +1,9 @@
 """Every domain's router, in the order they appear in the OpenAPI document."""
 
 from app.auth.router import router as auth_router
-from app.cer.router import certificates_router, public_router as cer_public_router, router as cer_router
+from app.cer.router import certificates_router
+from app.cer.router import public_router as cer_public_router
+from app.cer.router import router as cer_router
 from app.experts.router import public_router as experts_public_router
 from app.experts.router import router as experts_router
 from app.mall.router import router as mall_router

@@ -6,6 +6,7 @@ this router adds the registered organisations and the platform-wide totals.
 
 import uuid
 from datetime import datetime
+
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
