@@ -31,6 +31,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('chain', 'seq', name=op.f('pk_audit_entries'))
     )
     op.create_index(op.f('ix_audit_entries_action'), 'audit_entries', ['action'], unique=False)
+    heads = op.create_table('audit_chain_heads',
+    sa.Column('chain', sa.SmallInteger(), autoincrement=False, nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('chain', name=op.f('pk_audit_chain_heads'))
+    )
+    op.bulk_insert(heads, [{'chain': c, 'seq': 0, 'hash': '0' * 64} for c in range(16)])  # app.core.audit.CHAINS
     op.create_table('idempotency_records',
     sa.Column('scope', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -143,6 +150,7 @@ def downgrade() -> None:
     op.drop_table('organizations')
     op.drop_index(op.f('ix_idempotency_records_expires_at'), table_name='idempotency_records')
     op.drop_table('idempotency_records')
+    op.drop_table('audit_chain_heads')
     op.drop_index(op.f('ix_audit_entries_action'), table_name='audit_entries')
     op.drop_table('audit_entries')
     # ### end Alembic commands ###

@@ -4,6 +4,9 @@ Services call :func:`record`; entries are buffered on the session and written by
 :func:`flush` right before the request's commit, so the chain lock is held for a moment only.
 The log is split into ``CHAINS`` independent chains (by subject) so concurrent requests don't
 queue on one lock; each entry's hash covers the previous hash of its chain and its own content.
+``audit_chain_heads`` holds each chain's newest sequence number and hash: appending locks that row
+(two statements a chain), and verification compares the chain's end with it, so deleting the newest
+entries is caught too.
 """
 
 import hashlib
@@ -18,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 
 CHAINS = 16
-_LOCK_BASE = 0x0A0D17_0000
 GENESIS = "0" * 64
 
 
@@ -70,34 +72,40 @@ async def flush(session: AsyncSession) -> None:
     for item in pending:
         by_chain.setdefault(_chain_of(item[2], item[3]), []).append(item)
     for chain in sorted(by_chain):  # fixed lock order: no deadlock between two flushes
-        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_BASE + chain})
-        last = (
+        entries = by_chain[chain]
+        # Locks the chain's head row until commit and reads the newest committed head.
+        head = (
             await session.execute(
-                sa.text("SELECT seq, hash FROM audit_entries WHERE chain = :c ORDER BY seq DESC LIMIT 1"),
-                {"c": chain},
+                sa.text(
+                    "UPDATE audit_chain_heads SET seq = seq + :n WHERE chain = :c RETURNING seq - :n AS seq, hash"
+                ),
+                {"n": len(entries), "c": chain},
             )
-        ).first()
-        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+        ).one()
+        seq, prev = head.seq, head.hash
         rows = []
         at = clock.now()
-        for actor, action, subject_type, subject_id, data in by_chain[chain]:
+        for actor, action, subject_type, subject_id, data in entries:
             seq += 1
             h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)
             rows.append(
                 {
-                    "chain": chain, "seq": seq, "at": at, "actor": actor, "action": action,
-                    "subject_type": subject_type, "subject_id": subject_id,
-                    "data": json.dumps(data), "prev_hash": prev, "hash": h,
+                    "chain": chain, "seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
+                    "subject_type": subject_type, "subject_id": subject_id, "data": data, "prev_hash": prev,
+                    "hash": h,
                 }
             )
             prev = h
         await session.execute(
             sa.text(
-                "INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
-                " prev_hash, hash) VALUES (:chain, :seq, :at, :actor, :action, :subject_type, :subject_id,"
-                " CAST(:data AS jsonb), :prev_hash, :hash)"
+                "WITH added AS ("
+                " INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
+                " prev_hash, hash) SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(chain smallint,"
+                " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
+                " data jsonb, prev_hash text, hash text) RETURNING 1"
+                ") UPDATE audit_chain_heads SET hash = :h WHERE chain = :c AND (SELECT count(*) FROM added) = :n"
             ),
-            rows,
+            {"rows": json.dumps(rows, ensure_ascii=False), "h": prev, "c": chain, "n": len(entries)},
         )
 
 
@@ -112,7 +120,15 @@ class VerifyResult:
 
 
 async def verify(session: AsyncSession) -> VerifyResult:
-    """Re-hash every chain; name the first broken entry of each chain."""
+    """Re-hash every chain; name the first broken entry of each chain, or a chain cut short.
+
+    The heads are read first: entries appended while we read lie beyond them and are checked too.
+    """
+    heads = {
+        row.chain: (row.seq, row.hash)
+        for row in await session.execute(sa.text("SELECT chain, seq, hash FROM audit_chain_heads"))
+    }
+    at_head: dict[int, str] = {}
     result = await session.stream(
         sa.text(
             "SELECT chain, seq, at, actor, action, subject_type, subject_id, data, prev_hash, hash"
@@ -149,4 +165,19 @@ async def verify(session: AsyncSession) -> VerifyResult:
             bad_chains.add(chain)
             continue
         state[chain] = (row.seq, row.hash)
+        if row.seq == heads.get(chain, (0, GENESIS))[0]:
+            at_head[chain] = row.hash
+    for chain, (head_seq, head_hash) in sorted(heads.items()):
+        if chain in bad_chains or head_seq == 0:
+            continue
+        last_seq = state.get(chain, (0, GENESIS))[0]
+        if last_seq < head_seq:
+            gone = (
+                f"entry {chain}:{head_seq} is missing"
+                if last_seq + 1 == head_seq
+                else f"entries {chain}:{last_seq + 1} to {chain}:{head_seq} are missing"
+            )
+            broken.append(f"{gone} (the end of the chain)")
+        elif at_head.get(chain) != head_hash:
+            broken.append(f"entry {chain}:{head_seq} does not match the chain's recorded head")
     return VerifyResult(count, broken)

@@ -32,3 +32,13 @@ class AuditEntry(SQLModel, table=True):
     data: dict = Field(sa_column=sa.Column(sa.dialects.postgresql.JSONB, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The newest entry of each audit chain: locked to append, compared to verify."""
+
+    __tablename__ = "audit_chain_heads"
+
+    chain: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    hash: str = Field(max_length=64)

@@ -164,6 +164,18 @@ class TestVerify:
         assert (await verify()).ok
 
 
+    async def test_deleting_the_newest_entries_is_caught_by_the_chain_head(self, org_entries):
+        _, (applied, approved) = org_entries  # approved is the newest entry of its chain
+        await execute("DELETE FROM audit_entries WHERE chain = :c AND seq = :s", {"c": approved.chain, "s": approved.seq})
+        try:
+            assert (await verify()).broken == [
+                f"entry {approved.chain}:{approved.seq} is missing (the end of the chain)"
+            ]
+        finally:
+            await restore(approved)
+        assert (await verify()).ok
+
+
 class TestConcurrentAppends:
     async def test_thirty_concurrent_applications_and_approvals_keep_every_chain(self, client, authority):
         bodies = [application("buyer") for _ in range(30)]
