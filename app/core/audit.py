@@ -3,7 +3,8 @@
 Services call :func:`record`; entries are buffered on the session and written by
 :func:`flush` right before the request's commit, so the chain lock is held for a moment only.
 The log is split into ``CHAINS`` independent chains (by subject) so concurrent requests don't
-queue on one lock; each entry's hash covers the previous hash of its chain and its own content.
+queue on one lock; all entries of one transaction go to one chain (so it takes one lock); each
+entry's hash covers the previous hash of its chain and its own content.
 ``audit_chain_heads`` holds each chain's newest sequence number and hash: appending locks that row
 (two statements a chain), and verification compares the chain's end with it, so deleting the newest
 entries is caught too.
@@ -68,45 +69,42 @@ async def flush(session: AsyncSession) -> None:
     pending = session.info.pop("audit", None)
     if not pending:
         return
-    by_chain: dict[int, list] = {}
-    for item in pending:
-        by_chain.setdefault(_chain_of(item[2], item[3]), []).append(item)
-    for chain in sorted(by_chain):  # fixed lock order: no deadlock between two flushes
-        entries = by_chain[chain]
-        # Locks the chain's head row until commit and reads the newest committed head.
-        head = (
-            await session.execute(
-                sa.text(
-                    "UPDATE audit_chain_heads SET seq = seq + :n WHERE chain = :c RETURNING seq - :n AS seq, hash"
-                ),
-                {"n": len(entries), "c": chain},
-            )
-        ).one()
-        seq, prev = head.seq, head.hash
-        rows = []
-        at = clock.now()
-        for actor, action, subject_type, subject_id, data in entries:
-            seq += 1
-            h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)
-            rows.append(
-                {
-                    "chain": chain, "seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
-                    "subject_type": subject_type, "subject_id": subject_id, "data": data, "prev_hash": prev,
-                    "hash": h,
-                }
-            )
-            prev = h
+    # One chain per transaction (picked by its first entry's subject): one lock, two statements.
+    chain, entries = _chain_of(pending[0][2], pending[0][3]), pending
+    # Locks the chain's head row until commit and reads the newest committed head.
+    head = (
         await session.execute(
             sa.text(
-                "WITH added AS ("
-                " INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
-                " prev_hash, hash) SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(chain smallint,"
-                " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
-                " data jsonb, prev_hash text, hash text) RETURNING 1"
-                ") UPDATE audit_chain_heads SET hash = :h WHERE chain = :c AND (SELECT count(*) FROM added) = :n"
+                "UPDATE audit_chain_heads SET seq = seq + :n WHERE chain = :c RETURNING seq - :n AS seq, hash"
             ),
-            {"rows": json.dumps(rows, ensure_ascii=False), "h": prev, "c": chain, "n": len(entries)},
+            {"n": len(entries), "c": chain},
         )
+    ).one()
+    seq, prev = head.seq, head.hash
+    rows = []
+    at = clock.now()
+    for actor, action, subject_type, subject_id, data in entries:
+        seq += 1
+        h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)
+        rows.append(
+            {
+                "chain": chain, "seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
+                "subject_type": subject_type, "subject_id": subject_id, "data": data, "prev_hash": prev,
+                "hash": h,
+            }
+        )
+        prev = h
+    await session.execute(
+        sa.text(
+            "WITH added AS ("
+            " INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
+            " prev_hash, hash) SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(chain smallint,"
+            " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
+            " data jsonb, prev_hash text, hash text) RETURNING 1"
+            ") UPDATE audit_chain_heads SET hash = :h WHERE chain = :c AND (SELECT count(*) FROM added) = :n"
+        ),
+        {"rows": json.dumps(rows, ensure_ascii=False), "h": prev, "c": chain, "n": len(entries)},
+    )
 
 
 @dataclass
