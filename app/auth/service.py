@@ -18,7 +18,7 @@ from app.auth.exceptions import (
     OrganizationNotActive,
 )
 from app.auth.principal import Principal
-from app.core import clock, passwords, redis, security
+from app.core import clock, db, passwords, redis, security
 from app.core.config import get_settings
 
 ISSUER = "carbon-points"
@@ -179,42 +179,34 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
 
 
 async def _check_still_allowed(session: AsyncSession, p: Principal) -> None:
+    """One indexed read per request, on asyncpg directly (every authenticated call comes here)."""
+    conn = await db.raw_connection(session)
     if p.kind == "staff":
-        row = (
-            await session.execute(
-                sa.text(
-                    "SELECT s.disabled_at, o.status FROM staff_users s"
-                    " LEFT JOIN organizations o ON o.id = s.org_id WHERE s.id = :id"
-                ),
-                {"id": p.subject},
-            )
-        ).first()
-        if row is None or row.disabled_at is not None:
+        row = await conn.fetchrow(
+            "SELECT s.disabled_at, o.status FROM staff_users s LEFT JOIN organizations o ON o.id = s.org_id"
+            " WHERE s.id = $1",
+            p.subject,
+        )
+        if row is None or row["disabled_at"] is not None:
             raise InvalidToken("this account no longer exists")
-        if p.org_id and row.status != "approved":
-            raise OrganizationNotActive(f"the organisation is {row.status}")
+        if p.org_id and row["status"] != "approved":
+            raise OrganizationNotActive(f"the organisation is {row['status']}")
     elif p.kind == "client":
-        status = (
-            await session.execute(sa.text("SELECT status FROM organizations WHERE id = :id"), {"id": p.org_id})
-        ).scalar()
+        status = await conn.fetchval("SELECT status FROM organizations WHERE id = $1", p.org_id)
         if status != "approved":
             raise OrganizationNotActive(f"the organisation is {status}")
     elif p.kind == "user":
-        row = (
-            await session.execute(
-                sa.text(
-                    "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
-                    " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
-                    " FROM users u, organizations o WHERE u.id = :uid AND o.id = :org"
-                ),
-                {"uid": p.subject, "org": p.org_id},
-            )
-        ).first()
-        if row is None or row.deleted_at is not None:
+        row = await conn.fetchrow(
+            "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
+            " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
+            " FROM users u, organizations o WHERE u.id = $1 AND o.id = $2",
+            p.subject, p.org_id,
+        )
+        if row is None or row["deleted_at"] is not None:
             raise InvalidToken("this account no longer exists")
-        if row.status != "approved":
-            raise OrganizationNotActive(f"the operator is {row.status}")
-        if not row.entrusted:  # the person withdrew the entrustment: the operator's app no longer acts for them
+        if row["status"] != "approved":
+            raise OrganizationNotActive(f"the operator is {row['status']}")
+        if not row["entrusted"]:  # the person withdrew the entrustment: the operator's app no longer acts for them
             raise InvalidToken("the entrustment of this operator was withdrawn", code="entrustment_withdrawn")
     else:
         raise InvalidToken("unknown token type")

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
+from app.core import clock, db
 
 CHAINS = 16
 GENESIS = "0" * 64
@@ -71,16 +71,13 @@ async def flush(session: AsyncSession) -> None:
         return
     # One chain per transaction (picked by its first entry's subject): one lock, two statements.
     chain, entries = _chain_of(pending[0][2], pending[0][3]), pending
+    conn = await db.raw_connection(session)  # on every write request: asyncpg directly, not the ORM
     # Locks the chain's head row until commit and reads the newest committed head.
-    head = (
-        await session.execute(
-            sa.text(
-                "UPDATE audit_chain_heads SET seq = seq + :n WHERE chain = :c RETURNING seq - :n AS seq, hash"
-            ),
-            {"n": len(entries), "c": chain},
-        )
-    ).one()
-    seq, prev = head.seq, head.hash
+    head = await conn.fetchrow(
+        "UPDATE audit_chain_heads SET seq = seq + $1 WHERE chain = $2 RETURNING seq - $1 AS seq, hash",
+        len(entries), chain,
+    )
+    seq, prev = head["seq"], head["hash"]
     rows = []
     at = clock.now()
     for actor, action, subject_type, subject_id, data in entries:
@@ -94,16 +91,14 @@ async def flush(session: AsyncSession) -> None:
             }
         )
         prev = h
-    await session.execute(
-        sa.text(
-            "WITH added AS ("
-            " INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
-            " prev_hash, hash) SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(chain smallint,"
-            " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
-            " data jsonb, prev_hash text, hash text) RETURNING 1"
-            ") UPDATE audit_chain_heads SET hash = :h WHERE chain = :c AND (SELECT count(*) FROM added) = :n"
-        ),
-        {"rows": json.dumps(rows, ensure_ascii=False), "h": prev, "c": chain, "n": len(entries)},
+    await conn.execute(
+        "WITH added AS ("
+        " INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
+        " prev_hash, hash) SELECT * FROM json_to_recordset($1::json) AS r(chain smallint,"
+        " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
+        " data jsonb, prev_hash text, hash text) RETURNING 1"
+        ") UPDATE audit_chain_heads SET hash = $2 WHERE chain = $3 AND (SELECT count(*) FROM added) = $4",
+        json.dumps(rows, ensure_ascii=False), prev, chain, len(entries),
     )
 
 

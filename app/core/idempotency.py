@@ -17,7 +17,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from app.core import clock
+from app.core import clock, db
 from app.core.config import get_settings
 from app.core.errors import Conflict, DomainError, InvalidInput
 
@@ -71,26 +71,22 @@ async def begin(request: Request, session: AsyncSession, scope: str, *, required
     fingerprint = hashlib.sha256(
         b"\x00".join([request.method.encode(), request.url.path.encode(), body])
     ).hexdigest()
-    got = (await session.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(scope, key)})).scalar()
-    if not got:
+    conn = await db.raw_connection(session)  # on every POST: asyncpg directly, not the ORM
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_key(scope, key)):
         raise KeyInUse("the first request with this key has not finished; retry shortly", headers={"Retry-After": "1"})
-    row = (
-        await session.execute(
-            sa.text(
-                "SELECT fingerprint, status_code, body, content_type FROM idempotency_records"
-                " WHERE scope = :s AND key = :k AND expires_at > :now"
-            ),
-            {"s": scope, "k": key, "now": clock.now()},
-        )
-    ).first()
+    row = await conn.fetchrow(
+        "SELECT fingerprint, status_code, body, content_type FROM idempotency_records"
+        " WHERE scope = $1 AND key = $2 AND expires_at > $3",
+        scope, key, clock.now(),
+    )
     if row is not None:
-        if row.fingerprint != fingerprint:
+        if row["fingerprint"] != fingerprint:
             raise KeyReused("this key was first used with another body or path")
         raise Replay(
             Response(
-                content=row.body,
-                status_code=row.status_code,
-                media_type=row.content_type,
+                content=row["body"],
+                status_code=row["status_code"],
+                media_type=row["content_type"],
                 headers={"Idempotent-Replayed": "true"},
             )
         )
@@ -102,24 +98,16 @@ async def finish(request: Request, session: AsyncSession, response: Response) ->
     if pending is None or response.status_code >= 400:
         return
     now = clock.now()
-    await session.execute(
-        sa.text(
-            "INSERT INTO idempotency_records (scope, key, fingerprint, status_code, body, content_type,"
-            " created_at, expires_at) VALUES (:s, :k, :f, :st, :b, :ct, :now, :exp)"
-            " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
-            " status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,"
-            " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
-        ),
-        {
-            "s": pending.scope,
-            "k": pending.key,
-            "f": pending.fingerprint,
-            "st": response.status_code,
-            "b": bytes(response.body),
-            "ct": response.headers.get("content-type", "application/json"),
-            "now": now,
-            "exp": now + timedelta(hours=get_settings().idempotency_ttl_hours),
-        },
+    conn = await db.raw_connection(session)
+    await conn.execute(
+        "INSERT INTO idempotency_records (scope, key, fingerprint, status_code, body, content_type,"
+        " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+        " status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,"
+        " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
+        pending.scope, pending.key, pending.fingerprint, response.status_code, bytes(response.body),
+        response.headers.get("content-type", "application/json"), now,
+        now + timedelta(hours=get_settings().idempotency_ttl_hours),
     )
 
 
