@@ -22,10 +22,10 @@ async def hit(bucket: str, limit: int, window_seconds: int = 60, *, cost: int = 
     window = int(now // window_seconds)
     key = f"rl:{bucket}:{window}"
     try:
-        pipe = redis.client().pipeline(transaction=False)
-        pipe.incrby(key, cost)
-        pipe.expire(key, window_seconds + 1)
-        count, _ = await pipe.execute()
+        client = redis.client()
+        count = await client.incrby(key, cost)
+        if count == cost:  # the window's first hit sets its lifetime
+            await client.expire(key, window_seconds + 1)
     except RedisError:
         log.warning("rate limiter unavailable; letting the request through", extra={"bucket": bucket})
         return

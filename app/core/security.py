@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -150,6 +151,19 @@ def unverified_claims(token: str) -> dict[str, Any]:
         raise JoseError("malformed_token", "not a JWT") from exc
 
 
+@lru_cache(maxsize=4096)
+def _verifier(jwk_json: str, algorithm: str):
+    """The key object for a public JWK, built once (building it costs more than verifying)."""
+    return jose_jwk.construct(json.loads(jwk_json), algorithm=algorithm)
+
+
+def _key(public_jwk: dict[str, Any], algorithm: str):
+    try:
+        return _verifier(json.dumps(public_jwk, sort_keys=True), algorithm)
+    except (JOSEError, ValueError, TypeError) as exc:
+        raise JoseError("invalid_jwk", "the registered key cannot be used") from exc
+
+
 def verify_jwt(
     token: str,
     public_jwk: dict[str, Any],
@@ -166,7 +180,8 @@ def verify_jwt(
     options = {"verify_aud": audience is not None, "require_" + "exp": "exp" in require}
     try:
         claims = jose_jwt.decode(
-            token, public_jwk, algorithms=[algorithm], audience=audience, issuer=issuer, options=options
+            token, _key(public_jwk, algorithm), algorithms=[algorithm], audience=audience, issuer=issuer,
+            options=options,
         )
     except ExpiredSignatureError as exc:
         raise JoseError("token_expired", "the token has expired") from exc
@@ -210,6 +225,6 @@ def verify_detached(signature: str, body: bytes, public_jwk: dict[str, Any], alg
         raise JoseError("malformed_signature", "unencoded payloads (b64=false) are not accepted")
     head, _, sig = signature.split(".")
     try:
-        jose_jws.verify(f"{head}.{b64url(body)}.{sig}", public_jwk, algorithms=[algorithm])
+        jose_jws.verify(f"{head}.{b64url(body)}.{sig}", _key(public_jwk, algorithm), algorithms=[algorithm])
     except JOSEError as exc:
         raise JoseError("invalid_signature", "X-Content-Signature does not match the body") from exc

@@ -93,7 +93,7 @@ class TestLimiter:
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         class Down:
-            def pipeline(self, **_):
+            async def incrby(self, *_):
                 raise RedisConnectionError("down")
 
         monkeypatch.setattr(ratelimit.redis, "client", lambda: Down())
