@@ -12,16 +12,20 @@ the same rows into a bare table (no index, no constraint): the ceiling of the ma
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import asyncpg
 import httpx
 import orjson
 
-from app.core import db
-from bench._server import Server, dumps, enrol_many, percentile, seed_operator, sign
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.core import db  # noqa: E402
+from bench._server import Server, dumps, enrol_many, percentile, seed_operator, sign  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
 
