@@ -230,17 +230,17 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
     if candidates:
         candidates, balances = await _check_against_history(conn, operator_id, candidates, results)
     credited = _compute(candidates, results, await _daily_totals(conn, candidates)) if candidates else []
-    for i, first in in_batch_duplicates:
-        results[i] = {**results[first], "status": "duplicate"} if results[first]["status"] != "rejected" else {
-            **results[first]}
+    for i, first in in_batch_duplicates:  # the same record twice in one batch: the first one's outcome
+        repeat = dict(results[first])
+        if repeat["status"] == "accepted":
+            repeat["status"] = "duplicate"
+        results[i] = repeat
     summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for r in results:
         summary[r["status"]] += 1
+    body_sha256 = hashlib.sha256(body).hexdigest()
     try:
-        await repo.insert_batch(
-            conn, batch_id, operator_id, kid, signature, body, hashlib.sha256(body).hexdigest(), now,
-            len(raw_records), summary,
-        )
+        await repo.insert_batch(conn, batch_id, operator_id, kid, signature, body, body_sha256, now, len(raw_records), summary)
         if credited:
             await _write(conn, operator_id, batch_id, credited, balances, now)
     except asyncpg.UniqueViolationError as exc:
@@ -250,7 +250,7 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
             session, actor=operator.actor, action="points.batch_credited", subject_type="batch", subject_id=batch_id,
             data={
                 "records": len(raw_records), **summary,
-                "points": sum(c[1] for c in credited), "body_sha256": hashlib.sha256(body).hexdigest(),
+                "points": sum(c[1] for c in credited), "body_sha256": body_sha256,
             },
         )
     return {"batch_id": str(batch_id), "results": results, "summary": summary}
