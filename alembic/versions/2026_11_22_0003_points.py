@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('operator_id', 'record_id', name=op.f('uq_behaviour_records_operator_id_record_id'))
     )
     op.create_index('ix_behaviour_records_user_start', 'behaviour_records', ['user_id', 'started_at', 'id'], unique=False)
+    op.create_index('ix_behaviour_records_started_brin', 'behaviour_records', ['started_at'], unique=False, postgresql_using='brin')
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
@@ -115,6 +116,7 @@ def downgrade() -> None:
     op.drop_table('lot_allocations')
     op.drop_index('ix_ledger_entries_user_id_id', table_name='ledger_entries')
     op.drop_table('ledger_entries')
+    op.drop_index('ix_behaviour_records_started_brin', table_name='behaviour_records', postgresql_using='brin')
     op.drop_index('ix_behaviour_records_user_start', table_name='behaviour_records')
     op.drop_table('behaviour_records')
     # ### end Alembic commands ###
