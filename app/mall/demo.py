@@ -6,11 +6,9 @@ Everything goes through the services (the same rules as the HTTP routes). Loadin
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import Principal
+from app.demo import approved_org
 from app.mall import service
 from app.mall.schemas import ItemCreate
-from app.organizations import service as org_service
-from app.organizations.schemas import AdminAccount, OrganizationCreate
 
 MERCHANT = ("mall-demo", "mall-demo-pw")
 MERCHANT_CREDIT_CODE = "91440300MA5MALL01X"
@@ -60,26 +58,10 @@ async def load(session: AsyncSession) -> list[str]:
             f"mall: demo merchant already there — login {MERCHANT[0]} / {MERCHANT[1]}; GET /v1/mall/items"
             f"?merchant_id={existing}"
         ]
-    authority_id = (
-        await session.execute(
-            sa.text("SELECT id FROM staff_users WHERE role = 'authority' ORDER BY created_at LIMIT 1")
-        )
-    ).scalar_one()
-    authority = Principal("staff", "authority", authority_id)
-    org = await org_service.apply(
-        session,
-        OrganizationCreate(
-            kind="merchant",
-            name="Green Bean Rewards (demo merchant)",
-            credit_code=MERCHANT_CREDIT_CODE,
-            admin=AdminAccount(username=MERCHANT[0], password=MERCHANT[1]),
-        ),
+    org, merchant = await approved_org(
+        session, kind="merchant", name="Green Bean Rewards (demo merchant)", credit_code=MERCHANT_CREDIT_CODE,
+        admin=MERCHANT,
     )
-    await org_service.decide(session, authority, org.id, "approve", "demo")
-    admin_id = (
-        await session.execute(sa.text("SELECT id FROM staff_users WHERE username = :u"), {"u": MERCHANT[0]})
-    ).scalar_one()
-    merchant = Principal("staff", "merchant", admin_id, org.id, True)
     lines = [f"merchant login: {MERCHANT[0]} / {MERCHANT[1]} (merchant id {org.id})"]
     for data in ITEMS:
         item = await service.create_item(session, merchant, data)
