@@ -25,7 +25,11 @@ ISSUER = "carbon-points"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-_ASSERTION_CODES = {"token_expired": "assertion_expired", "malformed_token": "malformed_assertion"}
+_ASSERTION_CODES = {
+    "token_expired": "assertion_expired",
+    "not_yet_valid": "assertion_not_yet_valid",
+    "malformed_token": "malformed_assertion",
+}
 
 
 def issue_token(principal: Principal, ttl_seconds: int | None = None) -> dict[str, Any]:
@@ -111,7 +115,8 @@ async def client_credentials_grant(
         raise InvalidClient("this key was revoked", code="key_revoked")
     try:
         verified = security.verify_jwt(
-            assertion, row.jwk, row.algorithm, audience=settings.token_url, require=("exp", "jti", "iat")
+            assertion, row.jwk, row.algorithm, audience=settings.token_url, require=("exp", "jti", "iat"),
+            refuse_future_iat=True,
         )
     except security.JoseError as exc:
         raise InvalidClient(exc.detail, code=_ASSERTION_CODES.get(exc.code, exc.code)) from exc

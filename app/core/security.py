@@ -8,6 +8,8 @@ HMAC-signed-with-a-public-key are refused by construction.
 import base64
 import hashlib
 import json
+import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk as jose_jwk
 from jose import jws as jose_jws
 from jose import jwt as jose_jwt
-from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
+from jose.exceptions import JOSEError, JWTClaimsError
 
 ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
 
@@ -172,29 +174,71 @@ def verify_jwt(
     audience: str | None = None,
     issuer: str | None = None,
     require: tuple[str, ...] = ("exp",),
+    refuse_future_iat: bool = False,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """Verify signature and claims with exactly ``algorithm``; return the claims."""
+    """Verify signature and claims with exactly ``algorithm``; return the claims.
+
+    Naming an ``audience`` makes ``aud`` required (a token that names no audience is nobody's).
+    The times (``exp``, ``nbf``, ``iat``) are checked here rather than by python-jose, so their
+    codes are stable and a non-finite number is refused: ``exp`` must lie ahead of ``now`` (the
+    wall clock unless given), ``nbf`` — and ``iat`` when ``refuse_future_iat`` — at most
+    ``CLOCK_SKEW_SECONDS`` beyond it.
+    """
     header = unverified_header(token)
     if header.get("alg") != algorithm:
         raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
-    options = {"verify_aud": audience is not None, "require_" + "exp": "exp" in require}
+    options = {"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False}
     try:
         claims = jose_jwt.decode(
-            token, _key(public_jwk, algorithm), algorithms=[algorithm], audience=audience, issuer=issuer,
-            options=options,
+            token, _key(public_jwk, algorithm), algorithms=[algorithm], issuer=issuer, options=options
         )
-    except ExpiredSignatureError as exc:
-        raise JoseError("token_expired", "the token has expired") from exc
     except JWTClaimsError as exc:
-        if "audience" in str(exc).lower():
-            raise JoseError("invalid_audience", f"aud must be {audience}") from exc
         raise JoseError("invalid_claims", str(exc)) from exc
     except JOSEError as exc:
         raise JoseError("invalid_signature", "the signature does not verify") from exc
+    if audience is not None:
+        _check_audience(claims, audience)
     for claim in require:
         if claim not in claims:
             raise JoseError("invalid_claims", f"claim {claim!r} is required")
+    _check_times(claims, time.time() if now is None else now, refuse_future_iat=refuse_future_iat)
     return claims
+
+
+CLOCK_SKEW_SECONDS = 30
+"""How far in the future ``nbf`` (and a checked ``iat``) may lie: two servers' clocks differ a little."""
+
+
+def _check_audience(claims: dict[str, Any], audience: str) -> None:
+    """RFC 7519 §4.1.3: ``aud`` is one string or a list of strings, and one of them is ours."""
+    if "aud" not in claims:
+        raise JoseError("invalid_audience", f"aud is required and must be {audience}")
+    aud = claims["aud"]
+    values = [aud] if isinstance(aud, str) else aud
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values) or audience not in values:
+        raise JoseError("invalid_audience", f"aud must be {audience}")
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+    """A NumericDate claim (RFC 7519 §2): a finite number of seconds, or ``None`` when absent."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise JoseError("invalid_claims", f"{name} must be a NumericDate (seconds since the epoch)")
+    return value
+
+
+def _check_times(claims: dict[str, Any], now: float, *, refuse_future_iat: bool) -> None:
+    exp, nbf, iat = (_numeric_date(claims, name) for name in ("exp", "nbf", "iat"))
+    if exp is not None and exp <= now:
+        raise JoseError("token_expired", "the token has expired")
+    skew = f"({CLOCK_SKEW_SECONDS} seconds of clock skew are allowed)"
+    if nbf is not None and nbf > now + CLOCK_SKEW_SECONDS:
+        raise JoseError("not_yet_valid", f"nbf is in the future {skew}")
+    if refuse_future_iat and iat is not None and iat > now + CLOCK_SKEW_SECONDS:
+        raise JoseError("not_yet_valid", f"iat is in the future {skew}")
 
 
 # ---------------------------------------------------------------- detached JWS (RFC 7515 app. F)
