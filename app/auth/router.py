@@ -38,7 +38,8 @@ class TokenResponse(BaseModel):
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and `client_assertion`: operators (RFC 7523 "
         "`private_key_jwt`). The assertion is signed (ES256 or RS256) with a key registered at "
         "`POST /v1/organizations/{id}/keys`, `kid` in its header; claims `iss`=`sub`=the organisation id, "
-        "`aud`=this URL, a `jti` used once, `exp` at most 5 minutes ahead."
+        "`aud`=this URL (required), `iat` (required), a `jti` used once, `exp` at most 5 minutes ahead; "
+        "an `nbf` or `iat` more than 30 s ahead is refused (`assertion_not_yet_valid`)."
     ),
 )
 async def token(
@@ -54,7 +55,7 @@ async def token(
     if grant_type == "password":
         if not username or password is None:
             raise InvalidGrant("username and password are required")
-        await ratelimit.hit(f"login:{client_ip(request)}:{username}", settings.login_rate_limit_per_minute)
+        await service.limit_login_attempts(client_ip(request), username)
         return await service.password_grant(session, username, password)
     if grant_type == "client_credentials":
         await ratelimit.hit(f"login:{client_ip(request)}", settings.rate_limit_per_minute)
