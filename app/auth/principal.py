@@ -14,8 +14,13 @@ class Principal:
 
     @property
     def scope(self) -> str:
-        """Namespace for idempotency keys: one client's keys never meet another's."""
-        return f"{self.kind}:{self.subject}"
+        """Namespace for idempotency keys: who acts, and for which organisation.
+
+        One person entrusting two operators is one account, but a user token acts through the
+        operator it was issued to: the same key sent through another operator is another request.
+        Every kind names its organisation (``-`` for none) and its subject, so no two callers meet.
+        """
+        return f"{self.kind}:{self.org_id or '-'}:{self.subject}"
 
     @property
     def actor(self) -> str:
