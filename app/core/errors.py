@@ -2,15 +2,23 @@
 
 Domains raise subclasses of :class:`DomainError` (in their ``exceptions.py``) with a status and
 a code; the handlers below render every error, validation and unexpected ones included.
+
+Errors are declared once and collected: a class names its code and the more precise ``variants``
+a raise may give with ``code=``; :func:`responses` documents all of them on a route (the schema's
+``code`` is an ``enum`` of them, so a response conformance check catches an undocumented code),
+and the document gets what every route can answer (validation, body limit, internal error).
+``tests/core/test_core_openapi.py`` reads the code to hold routes to it.
 """
 
 import logging
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -27,6 +35,11 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    variants: ClassVar[tuple[str, ...]] = ()  # the more precise codes a raise may give with ``code=``
+
+    @classmethod
+    def codes(cls) -> tuple[str, ...]:
+        return (cls.code, *(v for v in cls.variants if v != cls.code))
 
     def __init__(
         self,
@@ -114,14 +127,37 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def problem_entry(codes: Iterable[str]) -> dict[str, Any]:
+    """A documented error response: problem+json whose ``code`` is one of ``codes``."""
+    codes = list(dict.fromkeys(codes))
+    schema = {"allOf": [{"$ref": PROBLEM_REF}, {"type": "object", "properties": {"code": {"enum": codes}}}]}
+    return {"description": " ".join(f"`{c}`" for c in codes), "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
+def documented_codes(entry: dict[str, Any] | None) -> list[str]:
+    """The codes a response entry (of ``responses=`` or of the OpenAPI document) lists."""
+    schema = (((entry or {}).get("content") or {}).get(PROBLEM_JSON) or {}).get("schema") or {}
+    for part in schema.get("allOf", ()):
+        enum = part.get("properties", {}).get("code", {}).get("enum")
+        if enum:
+            return list(enum)
+    return []
+
+
+def with_codes(entry: dict[str, Any] | None, codes: Iterable[str]) -> dict[str, Any]:
+    """``entry`` (an error response, or none) listing ``codes`` too; a copy, entries may be shared."""
+    return {**(entry or {}), **problem_entry([*documented_codes(entry), *codes])}
+
+
 def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: each status with the codes it may carry."""
-    out: dict[int | str, dict[str, Any]] = {}
+    """``responses=`` for a route: each status with the codes it may carry, variants included."""
+    by_status: dict[int, list[str]] = {}
     for err in errors:
-        entry = out.setdefault(err.status, {"model": Problem, "description": ""})
-        entry["description"] = (entry["description"] + f" `{err.code}`").strip()
-        entry["content"] = {PROBLEM_JSON: {}}
-    return out
+        by_status.setdefault(err.status, []).extend(err.codes())
+    return {status: problem_entry(codes) for status, codes in by_status.items()}
 
 
 _STARLETTE_CODES = {
@@ -154,7 +190,9 @@ _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def _document_problems(app: FastAPI) -> None:
-    """Every error response in the OpenAPI document is what the handlers send: ``Problem`` as problem+json.
+    """Every error response in the OpenAPI document is what the handlers send: ``Problem`` as problem+json,
+    its ``code`` one of those listed; and every operation lists what any route may answer
+    (:func:`answered_by_every_route`).
 
     FastAPI documents its 422 as ``HTTPValidationError`` in ``application/json`` and a ``responses=``
     model under ``application/json``; clients and schema checks would be told the wrong shape.
@@ -165,15 +203,24 @@ def _document_problems(app: FastAPI) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         schema = build()
-        problem_ref = {"$ref": "#/components/schemas/Problem"}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                for status, response in (operation.get("responses") or {}).items():
-                    if not str(status).isdigit() or int(status) < 400:
-                        continue
-                    if response.get("description") == "Validation Error":
-                        response["description"] = "`validation_error`: the request does not match the schema"
-                    response["content"] = {PROBLEM_JSON: {"schema": problem_ref}}
+        routes = {  # as get_openapi sees them (included routers are expanded lazily)
+            (route.path_format, method.lower()): route
+            for route in iter_route_contexts(app.routes) if isinstance(route.original_route, APIRoute)
+            for method in route.methods or ()
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                documented = operation.setdefault("responses", {})
+                for status, codes in answered_by_every_route(operation, routes.get((path, method))).items():
+                    documented[str(status)] = with_codes(documented.get(str(status)), codes)
+                for status, response in documented.items():
+                    if str(status).isdigit() and int(status) >= 400:
+                        codes = documented_codes(response)
+                        if codes:
+                            response.update(problem_entry(codes))
+                        else:  # tests/core/test_core_openapi.py refuses an error response without codes
+                            response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+                operation["responses"] = dict(sorted(documented.items()))
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
         text = str(schema.get("paths"))
@@ -184,6 +231,24 @@ def _document_problems(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def answered_by_every_route(operation: dict[str, Any], route: Any) -> dict[int, list[str]]:
+    """What an operation may answer whatever its own code says, by status.
+
+    * 413 ``payload_too_large``: the body limit of ``RequestMiddleware`` holds for every request;
+    * 500 ``internal_error``: the last resort, for any route;
+    * 422 ``validation_error`` when FastAPI validates a parameter or a body (the handler above);
+    * 400 when FastAPI reads a body: ``malformed_json`` (JSON that does not decode) and ``bad_request``
+      (a body it cannot read at all, such as bytes that are not UTF-8).
+    """
+    out: dict[int, list[str]] = {413: ["payload_too_large"], 500: ["internal_error"]}
+    body = route.body_field if route is not None else None
+    if operation.get("parameters") or body is not None:
+        out[422] = ["validation_error"]
+    if body is not None:
+        out[400] = ["bad_request"] if isinstance(body.field_info, params.Form) else ["malformed_json", "bad_request"]
+    return out
 
 
 def install(app: FastAPI) -> None:

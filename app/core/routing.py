@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.core import audit, db, idempotency
-from app.core.errors import DomainError, responses
+from app.core.errors import DomainError, documented_codes, responses, with_codes
 
 
 class CommitRoute(APIRoute):
@@ -34,15 +34,8 @@ class CommitRoute(APIRoute):
                         continue
                 if err not in found:
                     found.append(err)
-        for status, entry in responses(*found).items():
-            mine = self.responses.get(status)
-            if mine is None:
-                if status == 422:  # FastAPI documents its validation 422 only when the route has none
-                    entry["description"] = "`validation_error` " + entry["description"]
-                self.responses[status] = entry
-            else:  # a copy: routes may share the dicts they were declared with
-                codes = [c for c in entry["description"].split() if c not in mine.get("description", "")]
-                self.responses[status] = {**mine, "description": " ".join([mine.get("description", ""), *codes]).strip()}
+        for status, entry in responses(*found).items():  # a copy: routes may share the dicts they were declared with
+            self.responses[status] = with_codes(self.responses.get(status), documented_codes(entry))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
