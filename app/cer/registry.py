@@ -47,7 +47,7 @@ from app.cer.models import (
 from app.cer.schemas import RetirementCreate, TransferCreate
 from app.core import audit, clock
 from app.core.config import get_settings
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import keyset, page
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 
@@ -329,22 +329,11 @@ async def list_transfers(
         query = query.where(
             sa.or_(CerTransfer.from_org_id == principal.org_id, CerTransfer.to_org_id == principal.org_id)
         )
-    query = _after(query, CerTransfer.created_at, CerTransfer.id, cursor)
+    query = keyset(query, cursor, (CerTransfer.created_at, datetime), (CerTransfer.id, uuid.UUID), descending=True)
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    result = page(rows, limit, lambda t: [t.created_at.isoformat(), str(t.id)])
+    result = page(rows, limit, lambda t: [t.created_at, t.id])
     result["items"] = [_transfer_view(t) for t in result["items"]]
     return result
-
-
-def _after(query, at_col, id_col, cursor: str | None):
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            key = (datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1])))
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
-        query = query.where(sa.tuple_(at_col, id_col) < key)
-    return query.order_by(col(at_col).desc(), col(id_col).desc())
 
 
 # --- retirement and certificates ------------------------------------------------------------
@@ -457,9 +446,9 @@ async def list_retirements(
     query = select(CerRetirement)
     if principal is not None and principal.role != "authority":
         query = query.where(CerRetirement.holder_org_id == principal.org_id)
-    query = _after(query, CerRetirement.retired_at, CerRetirement.id, cursor)
+    query = keyset(query, cursor, (CerRetirement.retired_at, datetime), (CerRetirement.id, uuid.UUID), descending=True)
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    result = page(rows, limit, lambda r: [r.retired_at.isoformat(), str(r.id)])
+    result = page(rows, limit, lambda r: [r.retired_at, r.id])
     flagged = await repository.flagged_retirements(session, [r.id for r in result["items"]])
     result["items"] = [_retirement_view(r, flagged=r.id in flagged) for r in result["items"]]
     return result
@@ -661,9 +650,11 @@ async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100,
 
 
 async def list_issuances(session: AsyncSession, *, limit: int, cursor: str | None) -> dict[str, Any]:
-    query = _after(select(CerIssuance), CerIssuance.issued_at, CerIssuance.id, cursor)
+    query = keyset(
+        select(CerIssuance), cursor, (CerIssuance.issued_at, datetime), (CerIssuance.id, uuid.UUID), descending=True
+    )
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    result = page(rows, limit, lambda i: [i.issued_at.isoformat(), str(i.id)])
+    result = page(rows, limit, lambda i: [i.issued_at, i.id])
     result["items"] = await _issuance_views(session, result["items"])
     return result
 

@@ -57,7 +57,7 @@ from app.cer.models import CerObjection, CerProject, ProjectStatus
 from app.cer.schemas import ObjectionCreate, ProjectCreate, ReviewOpen, VerificationIn
 from app.core import audit, clock
 from app.core.config import get_settings
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import keyset, page
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 from app.reviews import service as reviews_service
@@ -155,16 +155,9 @@ async def list_(
         query = query.where(CerProject.status == status)
     if owner_org_id:
         query = query.where(CerProject.owner_org_id == owner_org_id)
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            key = (datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1])))
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
-        query = query.where(sa.tuple_(CerProject.created_at, CerProject.id) < key)
-    query = query.order_by(col(CerProject.created_at).desc(), col(CerProject.id).desc()).limit(limit + 1)
-    rows = list((await session.execute(query)).scalars())
-    result = page(rows, limit, lambda p: [p.created_at.isoformat(), str(p.id)])
+    query = keyset(query, cursor, (CerProject.created_at, datetime), (CerProject.id, uuid.UUID), descending=True)
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    result = page(rows, limit, lambda p: [p.created_at, p.id])
     result["items"] = await views(session, result["items"])
     return result
 

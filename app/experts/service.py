@@ -5,13 +5,12 @@ import unicodedata
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import keyset, page
 from app.experts.exceptions import ExpertNotFound, UnknownAffiliationOrg, UnknownField
 from app.experts.models import Expert
 from app.experts.schemas import Affiliation, ExpertCreate, ExpertUpdate
@@ -203,13 +202,6 @@ async def list_(
         query = query.where(col(Expert.fields).contains([check_field(field)]))  # type: ignore[attr-defined]
     if active is not None:
         query = query.where(Expert.active.is_(active))
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            after_id = uuid.UUID(str(after[1]))
-        except ValueError as exc:
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
-        query = query.where(sa.tuple_(Expert.name, Expert.id) > (str(after[0]), after_id))
-    query = query.order_by(col(Expert.name), col(Expert.id)).limit(limit + 1)
-    rows = [view(e, username) for e, username in (await session.execute(query)).all()]
-    return page(rows, limit, lambda v: [v["name"], str(v["id"])])
+    query = keyset(query, cursor, (Expert.name, str), (Expert.id, uuid.UUID))
+    rows = [view(e, username) for e, username in (await session.execute(query.limit(limit + 1))).all()]
+    return page(rows, limit, lambda v: [v["name"], v["id"]])

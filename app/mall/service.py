@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import audit, clock, db, ratelimit
 from app.core.config import get_settings
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import decode_cursor, page
 from app.mall import repository as repo
 from app.mall import vouchers
 from app.mall.exceptions import (
@@ -96,17 +96,11 @@ def _redemption_out(row) -> dict[str, Any]:
 
 
 def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
-    except (TypeError, ValueError) as exc:
-        raise InvalidCursor("the cursor is not one this API gave out") from exc
+    return decode_cursor(cursor, datetime, uuid.UUID)
 
 
-def _key(row) -> list[str]:
-    return [row["created_at"].isoformat(), str(row["id"])]
+def _key(row) -> list:
+    return [row["created_at"], row["id"]]
 
 
 # ---- items -----------------------------------------------------------------------------------------------

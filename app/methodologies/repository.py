@@ -62,7 +62,7 @@ async def page_of(
     model: VersionModel,
     filters: list[Any],
     order: list[Any],
-    after: list[Any] | None,
+    after: tuple[Any, ...] | None,
     limit: int,
 ) -> list[Version]:
     """``limit + 1`` rows ordered by ``order`` (ascending), starting after the cursor values."""

@@ -35,7 +35,7 @@ from app.auth.principal import Principal
 from app.core import audit, clock
 from app.core.db import advisory_xact_lock
 from app.core.errors import NotFound
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import decode_cursor, page
 from app.methodologies import repository as repo
 from app.methodologies.exceptions import (
     BaselineBelowProject,
@@ -353,13 +353,6 @@ def _status_filter(principal: Principal | None, status: str) -> None:
         raise DraftsHidden(f"{status} versions are visible to the authority only")
 
 
-def _cursor(cursor: str | None, types: tuple[type, ...]) -> list[Any] | None:
-    values = decode_cursor(cursor, len(types))
-    if values is not None and not all(type(v) is t for v, t in zip(values, types, strict=True)):
-        raise InvalidCursor("the cursor is not one this API gave out")
-    return values
-
-
 # ---------------------------------------------------------------- methodologies
 
 
@@ -480,7 +473,7 @@ async def list_methodologies(
     if code is not None:
         filters.append(MethodologyVersion.code == code)
     order = [MethodologyVersion.code, MethodologyVersion.version]
-    rows = await repo.page_of(session, MethodologyVersion, filters, order, _cursor(cursor, (str, int)), limit)
+    rows = await repo.page_of(session, MethodologyVersion, filters, order, decode_cursor(cursor, str, int), limit)
     return page(rows, limit, lambda r: [r.code, r.version])
 
 
@@ -575,7 +568,7 @@ async def list_exchange_rules(
     _status_filter(principal, status)
     filters = [ExchangeRuleVersion.status == status]
     order = [ExchangeRuleVersion.version]
-    rows = await repo.page_of(session, ExchangeRuleVersion, filters, order, _cursor(cursor, (int,)), limit)
+    rows = await repo.page_of(session, ExchangeRuleVersion, filters, order, decode_cursor(cursor, int), limit)
     return page(rows, limit, lambda r: [r.version])
 
 

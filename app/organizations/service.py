@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock, passwords, security
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import keyset, page
 from app.organizations.exceptions import (
     DuplicateOrganization,
     InvalidKey,
@@ -127,20 +127,14 @@ async def decide(
 async def list_(
     session: AsyncSession, *, status: str | None, kind: str | None, limit: int, cursor: str | None
 ) -> dict:
-    query = select(Organization).order_by(col(Organization.created_at).desc(), col(Organization.id).desc())
+    query = select(Organization)
     if status:
         query = query.where(Organization.status == status)
     if kind:
         query = query.where(Organization.kind == kind)
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            created_at, org_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
-        query = query.where(sa.tuple_(Organization.created_at, Organization.id) < (created_at, org_id))
+    query = keyset(query, cursor, (Organization.created_at, datetime), (Organization.id, uuid.UUID), descending=True)
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    return page(rows, limit, lambda o: [o.created_at.isoformat(), str(o.id)])
+    return page(rows, limit, lambda o: [o.created_at, o.id])
 
 
 def _own_org(principal: Principal, org_id: uuid.UUID) -> None:
@@ -207,21 +201,10 @@ async def authority_exists(session: AsyncSession) -> bool:
 
 async def public_list(session: AsyncSession, kind: str, limit: int, cursor: str | None) -> dict:
     """Approved organisations of one kind, by name: what the public may know of them."""
-    query = (
-        select(Organization)
-        .where(Organization.kind == kind, Organization.status == OrgStatus.approved)
-        .order_by(col(Organization.name), col(Organization.id))
-    )
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            query = query.where(sa.tuple_(Organization.name, Organization.id) > (str(after[0]), uuid.UUID(str(after[1]))))
-        except ValueError as exc:
-            from app.core.pagination import InvalidCursor
-
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
+    query = select(Organization).where(Organization.kind == kind, Organization.status == OrgStatus.approved)
+    query = keyset(query, cursor, (Organization.name, str), (Organization.id, uuid.UUID))
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    return page(rows, limit, lambda o: [o.name, str(o.id)])
+    return page(rows, limit, lambda o: [o.name, o.id])
 
 
 async def count_approved(session: AsyncSession) -> dict[str, int]:

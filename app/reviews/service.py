@@ -11,7 +11,7 @@ same transaction.
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import keyset, page
 from app.experts import service as experts_service
 from app.experts.service import normalise_affiliation
 from app.reviews.draw import ALGORITHM, draw
@@ -435,15 +435,8 @@ async def list_(
         query = query.where(ReviewPanel.subject_id == subject_id)
     if status:
         query = query.where(ReviewPanel.status == status)
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            key = (datetime.fromisoformat(str(after[0])).astimezone(UTC), uuid.UUID(str(after[1])))
-        except (ValueError, TypeError) as exc:
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
-        query = query.where(sa.tuple_(ReviewPanel.created_at, ReviewPanel.id) < key)
-    query = query.order_by(col(ReviewPanel.created_at).desc(), col(ReviewPanel.id).desc()).limit(limit + 1)
-    panels = list((await session.execute(query)).scalars())
-    result = page(panels, limit, lambda p: [p.created_at.isoformat(), str(p.id)])
+    query = keyset(query, cursor, (ReviewPanel.created_at, datetime), (ReviewPanel.id, uuid.UUID), descending=True)
+    panels = list((await session.execute(query.limit(limit + 1))).scalars())
+    result = page(panels, limit, lambda p: [p.created_at, p.id])
     result["items"] = await _views(session, principal, result["items"])
     return result

@@ -10,7 +10,7 @@ drives the scene through the hooks registered with :mod:`app.reviews.service` at
 import math
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock
-from app.core.pagination import InvalidCursor, decode_cursor, page
+from app.core.pagination import decode_cursor, keyset, page
 from app.organizations import service as org_service
 from app.reviews import service as reviews_service
 from app.reviews.models import ReviewPanel
@@ -211,17 +211,8 @@ async def list_(
         query = query.where(Scene.operator_id == principal.org_id)
     if status:
         query = query.where(Scene.status == status)
-    after = decode_cursor(cursor, 2)
-    if after:
-        try:
-            key = (datetime.fromisoformat(str(after[0])).astimezone(UTC), uuid.UUID(str(after[1])))
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("the cursor is not one this API gave out") from exc
-        query = query.where(sa.tuple_(Scene.created_at, Scene.id) < key)
-    query = query.order_by(col(Scene.created_at).desc(), col(Scene.id).desc()).limit(limit + 1)
-    result = page(
-        list((await session.execute(query)).scalars()), limit, lambda s: [s.created_at.isoformat(), str(s.id)]
-    )
+    query = keyset(query, cursor, (Scene.created_at, datetime), (Scene.id, uuid.UUID), descending=True)
+    result = page(list((await session.execute(query.limit(limit + 1))).scalars()), limit, lambda s: [s.created_at, s.id])
     result["items"] = await _views(session, result["items"])
     return result
 
@@ -490,10 +481,8 @@ async def public_list(
         "behaviour_type": behaviour_type,
     }
     if lat is None and lng is None and radius_m is None:
-        after = decode_cursor(cursor, 1)
-        rows = await repository.public_list(
-            session, **filters, after_label=str(after[0]) if after else None, limit=limit + 1
-        )
+        after = decode_cursor(cursor, str)
+        rows = await repository.public_list(session, **filters, after_label=after[0] if after else None, limit=limit + 1)
         return page(rows, limit, lambda r: [r["label_code"]])
     if lat is None or lng is None:
         raise IncompleteNearQuery("near me needs lat and lng (and optionally radius_m)")
@@ -501,15 +490,11 @@ async def public_list(
     radius = DEFAULT_RADIUS_M if radius_m is None else radius_m
     if not (math.isfinite(radius) and 1 <= radius <= MAX_RADIUS_M):
         raise InvalidRadius(f"radius_m {radius_m} is not within 1…{MAX_RADIUS_M}")
-    after = decode_cursor(cursor, 2)
-    try:
-        after_key = (float(after[0]), uuid.UUID(str(after[1]))) if after else None
-    except (TypeError, ValueError) as exc:
-        raise InvalidCursor("the cursor is not one this API gave out") from exc
     rows = await repository.public_near(
-        session, lat=lat, lng=lng, radius_m=radius, **filters, after=after_key, limit=limit + 1
+        session, lat=lat, lng=lng, radius_m=radius, **filters, after=decode_cursor(cursor, float, uuid.UUID),
+        limit=limit + 1,
     )
-    result = page(rows, limit, lambda r: [r["distance_m"], str(r["id"])])
+    result = page(rows, limit, lambda r: [r["distance_m"], r["id"]])
     for item in result["items"]:
         item["distance_m"] = round(item["distance_m"])
     return result

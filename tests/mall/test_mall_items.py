@@ -161,7 +161,7 @@ class TestCatalogue:
                 break
         assert seen == newest_first
         r = await client.get("/v1/mall/items", params={"cursor": "garbage"})
-        assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor")
         r = await client.get("/v1/merchant/items", params={"status": "paused"}, headers=merchant.headers)
         assert [i["id"] for i in r.json()["items"]] == [paused["id"]]
         r = await client.get("/v1/merchant/items", headers=merchant.headers)

@@ -301,7 +301,7 @@ class TestVisibility:
             cursor = body["next_cursor"]
         assert (seen, cursor) == (ids, None)
         r = await client.get(M, params={"cursor": "bm90LWEtY3Vyc29y"})
-        assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor")
 
 
 class TestAccess:

@@ -159,7 +159,7 @@ class TestDecisions:
         assert all(o["kind"] == "scene_operator" and o["status"] == "pending" for o in first["items"] + second["items"])
         assert seen[:3] == ids[::-1]
         r = await client.get("/v1/organizations?cursor=garbage!", headers=bearer(authority))
-        assert_problem(r, 422, "invalid_cursor")
+        assert_problem(r, 400, "invalid_cursor")
 
 
 class TestOperatorKeys:

@@ -154,7 +154,7 @@ class TestViews:
         op, u, _ = await person(client)
         h = await user_headers(client, op, u["external_user_id"])
         r = await client.get("/v1/me/ledger?cursor=nonsense", headers=h)
-        assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor")
 
 
 class TestVerify:

@@ -31,7 +31,7 @@ class TestRegisteredOrganisations:
 
     async def test_a_forged_cursor(self, client):
         r = await client.get("/v1/public/operators?cursor=WyJ4Iiwibm90LWEtdXVpZCJd")
-        assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor")
 
 
 class TestTotals:
