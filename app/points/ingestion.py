@@ -4,7 +4,7 @@ The hot path. Per batch: verify the detached JWS over the exact body, parse, che
 (cheap checks in Python first), then a fixed sequence of set-based statements on the raw asyncpg
 connection of the request's transaction — about twenty round trips whatever the batch size:
 
-1. entrustments, methodology and exchange-rule versions, scenes of the batch;
+1. live entrustments, methodology and exchange-rule versions, scenes of the batch;
 2. lock the people's accounts in one sorted order (concurrent batches never deadlock, and a
    retried batch waits for its twin, then sees its records as duplicates);
 3. earlier records with the same ids (duplicates), the same evidence, overlapping times;
@@ -257,10 +257,16 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
 
 
 async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> list[Candidate]:
-    """Entrustment at the record's time, methodology and rule in force, unit, bounds, scene."""
-    entrusted = defaultdict(list)
-    for row in await repo.entrustments(conn, operator_id, {c.external_user_id for c in candidates}):
-        entrusted[row["external_user_id"]].append(row)
+    """Entrustment, methodology and rule in force, unit, bounds, scene.
+
+    Only a live entrustment counts, from its consent on: once withdrawn, no record of that person
+    from this operator is credited, whenever the behaviour happened (a re-enrolment is a new
+    entrustment, with a consent given after the withdrawal).
+    """
+    entrusted = {
+        row["external_user_id"]: row
+        for row in await repo.live_entrustments(conn, operator_id, {c.external_user_id for c in candidates})
+    }
     by_type = defaultdict(list)
     for row in await repo.methodology_versions(conn, {c.type for c in candidates}):
         by_type[row["behaviour_type"]].append(row)
@@ -273,10 +279,9 @@ async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> l
     for c in candidates:
         code = None
         versions = methodologies.get(c.type)
-        for e in entrusted.get(c.external_user_id, ()):
-            if e["accepted_at"] <= c.started_at and (e["withdrawn_at"] is None or c.started_at < e["withdrawn_at"]):
-                c.user_id = e["user_id"]
-                break
+        e = entrusted.get(c.external_user_id)
+        if e is not None and e["accepted_at"] <= c.started_at:
+            c.user_id = e["user_id"]
         if not versions:
             code = "unknown_type"
         elif c.user_id is None:

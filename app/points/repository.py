@@ -22,11 +22,12 @@ def _default(value) -> str:
     return str(value)  # Decimal, and asyncpg's own UUID type (orjson knows only uuid.UUID)
 
 
-async def entrustments(conn: Conn, operator_id: uuid.UUID, external_ids: set[str]):
+async def live_entrustments(conn: Conn, operator_id: uuid.UUID, external_ids: set[str]):
+    """The operator's entrustments not withdrawn (at most one per external id), by external id."""
     return await conn.fetch(
-        "SELECT external_user_id, user_id, accepted_at, withdrawn_at FROM entrustments"
+        "SELECT external_user_id, user_id, accepted_at FROM entrustments"
         " JOIN json_array_elements_text($2::json) AS x(id) ON external_user_id = x.id"
-        " WHERE operator_id = $1 ORDER BY accepted_at",
+        " WHERE operator_id = $1 AND withdrawn_at IS NULL",
         operator_id, as_json(list(external_ids)),
     )
 

@@ -48,6 +48,18 @@ async def enrol(session: AsyncSession, operator: Principal, data: EnrolUser) -> 
         if row.external_user_id == data.external_user_id:
             raise ExternalIdTaken("this external_user_id is enrolled for another person; withdraw it first")
         raise AlreadyEntrusted(f"this person is enrolled here as {row.external_user_id!r}")
+    withdrawn_at = (
+        await session.execute(
+            sa.text("SELECT max(withdrawn_at) FROM entrustments WHERE user_id = :uid AND operator_id = :op"),
+            {"uid": user_id, "op": operator.org_id},
+        )
+    ).scalar()
+    if withdrawn_at is not None and data.consent.accepted_at <= withdrawn_at:
+        # a withdrawal ends every earlier consent: a re-enrolment never reaches back before it
+        raise InvalidConsent(
+            "consent.accepted_at must be after the withdrawal of the previous entrustment"
+            f" ({withdrawn_at.isoformat()})"
+        )
     inserted = await session.execute(
         sa.text(
             "INSERT INTO entrustments (operator_id, user_id, external_user_id, agreement_version, accepted_at,"

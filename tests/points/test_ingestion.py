@@ -110,7 +110,8 @@ class TestCrediting:
             r = await submit(client, op, [inside, after])
         finally:
             clock.set_offset(timedelta(0))
-        assert [(x["status"], x["code"]) for x in r.json()["results"]] == [("accepted", None), ("rejected", "not_entrusted")]
+        # withdrawn: no more submissions, even for a behaviour the entrustment covered
+        assert [(x["status"], x["code"]) for x in r.json()["results"]] == [("rejected", "not_entrusted")] * 2
 
 
 class TestDailyLimits:
