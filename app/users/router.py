@@ -42,6 +42,12 @@ async def enrol(data: EnrolUser, session: Session, operator: Operator, response:
     response_model=Withdrawal,
     responses=responses(NotEntrusted),
     summary="The person withdrew the entrustment: no more submissions for them",
+    description=(
+        "From now on every record of this person from you is `not_entrusted`, whenever the behaviour "
+        "happened, and their user tokens issued through you stop. Enrolling them again is a new "
+        "entrustment: its `consent.accepted_at` must be after this withdrawal (else 422 `invalid_consent`), "
+        "and it counts behaviours from that moment on."
+    ),
 )
 async def withdraw(external_user_id: ExternalUserId, session: Session, operator: Operator):
     return await service.withdraw(session, operator, external_user_id)
