@@ -9,6 +9,7 @@ app's database pool lives.
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 
@@ -62,13 +63,10 @@ class Bridge:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
 
 
-def hold_the_rate_window(monkeypatch) -> float:
-    """Hold the rate limiter's clock in the middle of a minute: no window ends during the test."""
-    import time as real_time
-    from types import SimpleNamespace
+def hold_the_rate_window(monkeypatch) -> datetime:
+    """Hold the platform clock in the middle of a minute: no rate window ends during the test."""
+    from app.core import clock
 
-    from app.core import ratelimit
-
-    moment = (real_time.time() // 60) * 60 + 30.0
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: moment))
+    moment = clock.now().replace(second=30, microsecond=0)
+    monkeypatch.setattr(clock, "_frozen", moment)  # monkeypatch lets the clock run again afterwards
     return moment

@@ -1,15 +1,15 @@
 """Fixed-window rate limits on Redis: ``hit(bucket, limit)`` or 429 with ``Retry-After``.
 
-If Redis is unreachable the request is let through (and logged): rate limits protect the
+Windows follow the platform clock (:mod:`app.core.clock`), so a test moves to the next window by
+moving the clock. If Redis is unreachable the request is let through (and logged): rate limits protect the
 platform, they must not take it down.
 """
 
 import logging
-import time
 
 from redis.exceptions import RedisError
 
-from app.core import redis
+from app.core import clock, redis
 from app.core.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 async def hit(bucket: str, limit: int, window_seconds: int = 60, *, cost: int = 1) -> None:
     if limit <= 0:
         return
-    now = time.time()
+    now = clock.now().timestamp()
     window = int(now // window_seconds)
     key = f"rl:{bucket}:{window}"
     try:

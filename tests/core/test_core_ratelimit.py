@@ -1,34 +1,34 @@
 """Rate limits on Redis: per organisation, per client IP for anonymous calls, per IP+username for logins."""
 
-import asyncio
-import time
+from datetime import timedelta
 
 import pytest
 
-from app.core import ratelimit
+from app.core import clock, ratelimit
 from app.core.errors import RateLimited
 from tests.factories import PASSWORD, application, make_org, random_ip, unique
 
 
-async def fresh_window(seconds: int = 60, margin: float = 3) -> None:
-    """Counts are per fixed window: don't start a counting test right before a window ends."""
-    left = seconds - time.time() % seconds
-    if left < margin:
-        await asyncio.sleep(left + 0.05)
+@pytest.fixture(autouse=True)
+def mid_minute():
+    """Counts are per fixed window of the platform clock: hold it 30 s into a minute (no window ends)."""
+    moment = clock.now().replace(second=30, microsecond=0)
+    clock.freeze(moment)
+    yield moment
+    clock.freeze(None)
 
 
 def assert_limited(r) -> None:
     assert r.status_code == 429, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "rate_limited"
-    assert 1 <= int(r.headers["retry-after"]) <= 61
+    assert r.headers["retry-after"] == "31"
 
 
 class TestPerOrganisation:
     async def test_the_n_plus_first_request_is_refused(self, client, settings, monkeypatch):
         org = await make_org(client, "merchant")
         monkeypatch.setattr(settings, "rate_limit_per_minute", 3)
-        await fresh_window()
         for _ in range(3):
             r = await client.get(f"/v1/organizations/{org.id}", headers=org.headers)
             assert r.status_code == 200, r.text
@@ -39,7 +39,6 @@ class TestPerOrganisation:
     async def test_organisations_have_their_own_budgets(self, client, settings, monkeypatch):
         first, second = await make_org(client, "merchant"), await make_org(client, "buyer")
         monkeypatch.setattr(settings, "rate_limit_per_minute", 2)
-        await fresh_window()
         for _ in range(2):
             assert (await client.get(f"/v1/organizations/{first.id}", headers=first.headers)).status_code == 200
         assert_limited(await client.get(f"/v1/organizations/{first.id}", headers=first.headers))
@@ -49,7 +48,6 @@ class TestPerOrganisation:
 class TestAnonymousPerIp:
     async def test_per_client_ip(self, client_at, settings, monkeypatch):
         monkeypatch.setattr(settings, "rate_limit_per_minute", 2)
-        await fresh_window()
         async with client_at(random_ip()) as one, client_at(random_ip()) as other:
             for _ in range(2):
                 assert (await one.post("/v1/organizations", json=application())).status_code == 201
@@ -61,7 +59,6 @@ class TestLogin:
     async def test_per_ip_and_username(self, client_at, client, settings, monkeypatch):
         org = await make_org(client, "verifier")
         monkeypatch.setattr(settings, "login_rate_limit_per_minute", 2)
-        await fresh_window()
         form = {"grant_type": "password", "username": org.admin_username, "password": "wrong-password"}
         async with client_at(random_ip()) as attacker, client_at(random_ip()) as elsewhere:
             for _ in range(2):
@@ -77,12 +74,25 @@ class TestLogin:
 class TestLimiter:
     async def test_window_and_retry_after(self):
         bucket = unique("bucket")
-        await fresh_window(10, margin=2)
         for _ in range(2):
             await ratelimit.hit(bucket, 2, window_seconds=10)
         with pytest.raises(RateLimited) as refused:
             await ratelimit.hit(bucket, 2, window_seconds=10)
-        assert 1 <= int(refused.value.headers["Retry-After"]) <= 11
+        assert refused.value.headers["Retry-After"] == "11"  # the window ends in 10 s; one more for safety
+
+    async def test_the_window_moves_with_the_platform_clock(self, mid_minute):
+        bucket = unique("bucket")
+        for _ in range(2):
+            await ratelimit.hit(bucket, 2)
+        clock.freeze(mid_minute + timedelta(seconds=29))
+        with pytest.raises(RateLimited) as refused:
+            await ratelimit.hit(bucket, 2)
+        assert refused.value.headers["Retry-After"] == "2"
+        clock.freeze(mid_minute + timedelta(seconds=30))  # the next minute: a fresh budget
+        for _ in range(2):
+            await ratelimit.hit(bucket, 2)
+        with pytest.raises(RateLimited):
+            await ratelimit.hit(bucket, 2)
 
     async def test_zero_means_unlimited(self):
         bucket = unique("bucket")
