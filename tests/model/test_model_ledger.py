@@ -352,8 +352,9 @@ class LedgerMachine(RuleBasedStateMachine):
             start = datetime.fromisoformat(rec["started_at"])
             person, code = None, None
             for e in self.entrustments:
+                # only a live entrustment credits: once withdrawn, none of the person's records counts
                 if e.operator == operator and e.ext == rec["external_user_id"] and e.accepted_at <= start and (
-                        e.withdrawn_at is None or start < e.withdrawn_at):
+                        e.withdrawn_at is None):
                     person = e.user
                     break
             rule_ = self.rule_at(start)
