@@ -103,8 +103,10 @@ def serve(
             # client assertions name the token URL as their audience: by default, where we serve
             os.environ["CARBON_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
         get_settings.cache_clear()
+        # No proxy headers in uvicorn (it would believe X-Forwarded-For from loopback): the app reads
+        # them itself, from the proxies in CARBON_TRUSTED_PROXIES only (app.core.proxies).
         uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
-                    access_log=False, lifespan="on", proxy_headers=True)
+                    access_log=False, lifespan="on", proxy_headers=False)
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
 

@@ -5,8 +5,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core import proxies
 
 LOCAL_SECRET = "local-development-secret-change-me"
 
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     """Comma-separated browser origins allowed by CORS (``https://a.example,https://b.example``); empty: none."""
     hsts_seconds: int = 0
     """When > 0, HTTPS responses carry ``Strict-Transport-Security: max-age=…`` (behind a TLS proxy)."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses and networks (``10.0.0.5,10.1.0.0/16``) of the reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; empty: nobody's (:mod:`app.core.proxies`)."""
     voucher_guess_limit_per_minute: int = 20
     """Failed voucher look-ups a merchant may make a minute before redemption answers 429."""
     operator_redemption_reversal_days: int = 7
@@ -55,6 +60,15 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     scheduler_enabled: bool = True
     log_level: str = "INFO"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        try:
+            proxies.networks(value)
+        except ValueError as exc:
+            raise ValueError(f"CARBON_TRUSTED_PROXIES: {exc} (addresses and networks, comma-separated)") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> "Settings":

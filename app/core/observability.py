@@ -1,4 +1,4 @@
-"""Request ids, structured JSON logs, Prometheus metrics, body-size limit and security headers.
+"""Request ids, structured JSON logs, Prometheus metrics, body-size limit, security headers, client address.
 
 One pure-ASGI middleware (cheaper than ``BaseHTTPMiddleware`` on hot paths).
 """
@@ -13,6 +13,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core import proxies
 from app.core.config import Settings, get_settings
 from app.core.errors import problem_response
 
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 class RequestMiddleware:
     """Request id, access log and metrics, body-size limit, security headers, and the last-resort 500.
 
+    The client address and scheme come from ``X-Forwarded-*`` only when the peer is a trusted proxy.
+
     ``settings`` (default: :func:`get_settings`) are read per request, so a changed limit applies
     at once. The body limit holds for a declared ``Content-Length`` (refused before the app runs)
     and for chunked bodies (the app's first read past the limit fails with 413). An exception no
@@ -80,11 +83,19 @@ class RequestMiddleware:
         limit = settings.max_body_bytes
         request_id = None
         declared = None
+        forwarded_for: list[bytes] = []
+        forwarded_proto = None
         for name, value in scope["headers"]:
             if name == b"x-request-id" and 0 < len(value) <= 100:
                 request_id = _clean_request_id(value)
             elif name == b"content-length":
                 declared = value
+            elif name == b"x-forwarded-for":
+                forwarded_for.append(value)
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value
+        if forwarded_for or forwarded_proto is not None:
+            _believe_trusted_proxies(scope, settings, forwarded_for, forwarded_proto)
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         extra_headers = list(SECURITY_HEADERS)
@@ -143,6 +154,20 @@ class RequestMiddleware:
                     "status": status_holder[0], "ms": round(elapsed * 1000, 2),
                 },
             )
+
+
+def _believe_trusted_proxies(
+    scope: Scope, settings: Settings, forwarded_for: list[bytes], forwarded_proto: bytes | None
+) -> None:
+    """The client's address and scheme as a trusted proxy forwarded them (:mod:`app.core.proxies`)."""
+    peer = scope.get("client")
+    client, scheme = proxies.resolve(
+        peer[0] if peer else None, forwarded_for, forwarded_proto, proxies.networks(settings.trusted_proxies)
+    )
+    if client is not None:
+        scope["client"] = (client, 0)
+    if scheme is not None:
+        scope["scheme"] = scheme
 
 
 def _clean_request_id(value: bytes) -> str | None:
