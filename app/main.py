@@ -11,6 +11,7 @@ from app.core import db, embedded, errors, openapi, redis
 from app.core.config import Settings, get_settings
 from app.core.observability import RequestMiddleware, configure_logging
 from app.core.scheduler import Leader
+from app.web import install as install_web
 
 log = logging.getLogger(__name__)
 BOOTSTRAP_LOCK = 0x0A0D17_3000
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # /docs and /redoc come from app.web, on vendored files (no CDN)
+        redoc_url=None,
     )
     openapi.install(app)  # first: errors.install wraps it to document every error as problem+json
     errors.install(app)
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    install_web(app)  # pages, /static, /docs and /redoc, HTML error pages for browsers
     if settings.cors_origin_list:  # server-to-server and native apps need none: off unless configured
         app.add_middleware(
             CORSMiddleware,

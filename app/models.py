@@ -12,3 +12,4 @@ from app.points import models as points_models  # noqa: F401
 from app.reviews import models as review_models  # noqa: F401
 from app.scenes import models as scene_models  # noqa: F401
 from app.users import models as user_models  # noqa: F401
+from app.web import models as web_models  # noqa: F401

@@ -18,7 +18,7 @@ from app.auth.exceptions import (
     OrganizationNotActive,
 )
 from app.auth.principal import Principal
-from app.core import clock, db, passwords, redis, security
+from app.core import clock, db, passwords, ratelimit, redis, security
 from app.core.config import get_settings
 
 ISSUER = "carbon-points"
@@ -53,6 +53,16 @@ def issue_token(principal: Principal, ttl_seconds: int | None = None) -> dict[st
 
 
 async def password_grant(session: AsyncSession, username: str, password: str) -> dict[str, Any]:
+    return issue_token(await check_password(session, username, password))
+
+
+async def limit_login_attempts(ip: str, username: str) -> None:
+    """One budget of password attempts a minute per client IP and username: the grant and the sign-in page."""
+    await ratelimit.hit(f"login:{ip}:{username}", get_settings().login_rate_limit_per_minute)
+
+
+async def check_password(session: AsyncSession, username: str, password: str) -> Principal:
+    """A staff account's username and password → who it is (the password grant and the sign-in page)."""
     row = (
         await session.execute(
             sa.text(
@@ -70,8 +80,7 @@ async def password_grant(session: AsyncSession, username: str, password: str) ->
     role = row.org_kind if row.role == "org" else row.role
     if row.role == "org" and row.org_status != "approved":
         raise OrganizationNotActive(f"the organisation is {row.org_status}")
-    principal = Principal("staff", role, row.id, row.org_id, row.is_org_admin)
-    return issue_token(principal)
+    return Principal("staff", role, row.id, row.org_id, row.is_org_admin)
 
 
 async def client_credentials_grant(

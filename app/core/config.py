@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 600
     """Requests a minute per organisation (authenticated) or per client IP (anonymous)."""
     login_rate_limit_per_minute: int = 30
+    web_session_idle_minutes: int = 60
+    """A browser session ends after this long without a request, and ``web_session_max_hours`` after sign-in."""
+    web_session_max_hours: int = 12
     max_body_bytes: int = 2_000_000
     """Largest request body accepted (413 ``payload_too_large`` beyond), declared or chunked."""
     cors_origins: str = ""

@@ -1,0 +1,42 @@
+"""Statuses shown as badges: each with its label (translated when shown) and a tone for its colour.
+
+Domains' statuses share one table so the same word always looks the same; a status missing here
+is shown as it is, in the neutral tone.
+"""
+
+from dataclasses import dataclass
+
+from app.web.i18n import N_, gettext
+
+GOOD, WAITING, BAD, NEUTRAL = "good", "waiting", "bad", "neutral"
+
+STATUSES: dict[str, tuple[str, str]] = {
+    "pending": (N_("Pending"), WAITING),
+    "approved": (N_("Approved"), GOOD),
+    "rejected": (N_("Rejected"), BAD),
+    "suspended": (N_("Suspended"), BAD),
+    "active": (N_("Active"), GOOD),
+    "published": (N_("Published"), GOOD),
+    "draft": (N_("Draft"), NEUTRAL),
+    "publicity": (N_("In publicity"), WAITING),
+    "issued": (N_("Issued"), GOOD),
+    "held": (N_("Held"), GOOD),
+    "retired": (N_("Retired"), NEUTRAL),
+    "revoked": (N_("Revoked"), BAD),
+    "valid": (N_("Valid"), GOOD),
+    "flagged": (N_("Flagged"), BAD),
+    "redeemed": (N_("Redeemed"), NEUTRAL),
+    "expired": (N_("Expired"), NEUTRAL),
+    "cancelled": (N_("Cancelled"), NEUTRAL),
+}
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    tone: str
+
+
+def status_badge(status: str) -> Badge:
+    label, tone = STATUSES.get(status, (status, NEUTRAL))
+    return Badge(gettext(label) if status in STATUSES else label, tone)

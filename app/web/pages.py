@@ -1,0 +1,118 @@
+"""The pages every actor shares: sign-in and sign-out, the language switch, and the API reference
+(``/docs`` with Swagger UI, ``/redoc`` with ReDoc, both from vendored files)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from app.auth.dependencies import Session, client_ip
+from app.auth.exceptions import InvalidGrant, OrganizationNotActive
+from app.core.errors import RateLimited
+from app.web import i18n, sessions
+from app.web.dependencies import Page, is_https, page_router, safe_next
+from app.web.i18n import gettext as _
+from app.web.middleware import CSP, cookie_header
+from app.web.templating import environment, render
+
+router = page_router()
+docs_router = APIRouter(include_in_schema=False)
+
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/sign-in", name="sign_in")
+async def sign_in_form(request: Request, state: Page, next: str | None = None):
+    if state.viewer is not None:
+        return _see_other(safe_next(next))
+    return render(request, "web/sign_in.html", {"next": safe_next(next), "username": "", "errors": {}})
+
+
+@router.post("/sign-in")
+async def sign_in(
+    request: Request,
+    session: Session,
+    state: Page,
+    username: Annotated[str, Form(max_length=100)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+):
+    username = username.strip()
+    errors: dict[str, str] = {}
+    if not username:
+        errors["username"] = _("Enter your username.")
+    if not password:
+        errors["password"] = _("Enter your password.")
+    status = 400
+    headers = None
+    if not errors:
+        try:
+            new = await sessions.sign_in(
+                session, username, password, ip=client_ip(request),
+                user_agent=request.headers.get("user-agent", ""), replacing=state.session_token,
+            )
+        except InvalidGrant:
+            errors["form"] = _("The username or password is wrong.")
+        except OrganizationNotActive:
+            errors["form"] = _("Your organisation is not approved at the moment, so its accounts cannot sign in.")
+            status = 403
+        except RateLimited as exc:
+            errors["form"] = _("Too many sign-in attempts. Please wait a minute and try again.")
+            status, headers = 429, {"Retry-After": exc.headers.get("Retry-After", "60")}
+        else:
+            response = _see_other(safe_next(next))
+            response.headers.append(
+                "set-cookie",
+                cookie_header(sessions.COOKIE, new.token, https=is_https(request), max_age=new.max_age_seconds),
+            )
+            return response
+    return render(
+        request, "web/sign_in.html", {"next": safe_next(next), "username": username, "errors": errors},
+        status_code=status, headers=headers,
+    )
+
+
+@router.post("/sign-out", name="sign_out")
+async def sign_out(request: Request, session: Session, state: Page):
+    await sessions.sign_out(session, state.session_token)
+    response = _see_other("/")
+    response.headers.append("set-cookie", cookie_header(sessions.COOKIE, "", https=is_https(request), max_age=0))
+    return response
+
+
+@router.post("/language", name="language")
+async def switch_language(
+    request: Request,
+    state: Page,
+    lang: Annotated[str, Form(max_length=10)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+):
+    language = i18n.language_for(lang)
+    response = _see_other(safe_next(next))
+    response.headers.append(
+        "set-cookie",
+        cookie_header(i18n.COOKIE, language.tag, https=is_https(request), max_age=LANGUAGE_COOKIE_MAX_AGE),
+    )
+    return response
+
+
+# The API reference: the vendored bundles need inline styles (Swagger UI's and ReDoc's components set
+# them), and ReDoc starts its search worker from a blob; scripts stay 'self' only.
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+REDOC_CSP = DOCS_CSP.replace("worker-src 'self'", "worker-src 'self' blob:")
+
+
+@docs_router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    html = environment.get_template("web/swagger_ui.html").render(openapi_url=request.app.openapi_url)
+    return HTMLResponse(html, headers={"content-security-policy": DOCS_CSP})
+
+
+@docs_router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    html = environment.get_template("web/redoc.html").render(openapi_url=request.app.openapi_url)
+    return HTMLResponse(html, headers={"content-security-policy": REDOC_CSP})
