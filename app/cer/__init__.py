@@ -1,0 +1,1 @@
+"""Certified emission reductions: projects, verification, issuance, the unit registry and certificates."""
