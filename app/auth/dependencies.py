@@ -11,7 +11,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service
-from app.auth.exceptions import InvalidToken, NotAuthenticated, OrganizationNotActive, RoleForbidden
+from app.auth.exceptions import (
+    AdminRequired,
+    InvalidToken,
+    NotAuthenticated,
+    OrganizationNotActive,
+    RoleForbidden,
+)
 from app.auth.principal import Principal
 from app.core import idempotency, ratelimit
 from app.core.config import get_settings
@@ -29,6 +35,9 @@ async def optional_principal(
     if credentials is None:
         return None
     return await service.authenticate(session, credentials.credentials)
+
+
+optional_principal.problem_responses = (InvalidToken, OrganizationNotActive)  # type: ignore[attr-defined]
 
 
 def client_ip(request: Request) -> str:
@@ -49,14 +58,15 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
         if roles and principal.role not in roles:
             raise RoleForbidden(f"this needs the role {' or '.join(roles)}")
         if admin and not principal.is_org_admin:
-            raise RoleForbidden("this needs the organisation's admin account", code="admin_required")
+            raise AdminRequired("this needs the organisation's admin account")
         await ratelimit.hit(principal.rate_bucket, get_settings().rate_limit_per_minute)
         if request.method == "POST":
             await idempotency.begin(request, session, principal.scope, required=idempotency_required)
         return principal
 
     dependency.problem_responses = (  # type: ignore[attr-defined] - documented on every route using it
-        NotAuthenticated, InvalidToken, RoleForbidden, OrganizationNotActive, RateLimited,
+        NotAuthenticated, InvalidToken, RoleForbidden, *([AdminRequired] if admin else []), OrganizationNotActive,
+        RateLimited,
         *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
         *([(idempotency.KeyRequired, {"POST"})] if idempotency_required else []),
     )

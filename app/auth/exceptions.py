@@ -11,6 +11,11 @@ class UnsupportedGrant(DomainError):
 
 class InvalidClient(Unauthorized):
     code, title = "invalid_client", "Client authentication failed"
+    variants = (
+        "malformed_assertion", "unknown_client", "unknown_kid", "key_revoked", "invalid_claims", "invalid_audience",
+        "invalid_signature", "invalid_jwk", "algorithm_not_allowed", "assertion_expired", "assertion_not_yet_valid",
+        "assertion_too_long", "unauthorized_client",
+    )
 
 
 class AssertionReplayed(Unauthorized):
@@ -23,10 +28,15 @@ class NotAuthenticated(Unauthorized):
 
 class InvalidToken(Unauthorized):
     code, title = "invalid_token", "Invalid or expired token"
+    variants = ("token_expired", "entrustment_withdrawn")
 
 
 class RoleForbidden(Forbidden):
     code, title = "forbidden_role", "Your role may not do this"
+
+
+class AdminRequired(RoleForbidden):
+    code = "admin_required"
 
 
 class OrganizationNotActive(Forbidden):

@@ -214,7 +214,7 @@ def _document_problems(app: FastAPI) -> None:
                 for status, codes in answered_by_every_route(operation, routes.get((path, method))).items():
                     documented[str(status)] = with_codes(documented.get(str(status)), codes)
                 for status, response in documented.items():
-                    if str(status).isdigit() and int(status) >= 400:
+                    if str(status).isdigit() and int(status) >= 400 and not _a_body_of_its_own(response):
                         codes = documented_codes(response)
                         if codes:
                             response.update(problem_entry(codes))
@@ -231,6 +231,13 @@ def _document_problems(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _a_body_of_its_own(response: dict[str, Any]) -> bool:
+    """An error status a route answers with a model of its own, not a problem (readiness: its checks)."""
+    refs = {media.get("schema", {}).get("$ref") for media_type, media in (response.get("content") or {}).items()
+            if media_type != PROBLEM_JSON}
+    return bool(refs - {None, PROBLEM_REF, "#/components/schemas/HTTPValidationError"})
 
 
 def answered_by_every_route(operation: dict[str, Any], route: Any) -> dict[int, list[str]]:

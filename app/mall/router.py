@@ -67,6 +67,10 @@ def _json(data, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data, default=str, option=orjson.OPT_UTC_Z), status_code=status_code, media_type="application/json")
 
 
+_REPORT_FORMATS = {200: {"description": "The report: JSON, or with `format=csv` CSV with a header row",
+                         "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
 def _report(report: dict, fmt: str) -> Response:
     if fmt == "csv":
         name = f"used-points-{report['group_by']}-{report['from']}-{report['to']}.csv"
@@ -281,7 +285,7 @@ async def merchant_statement(session: Session, merchant: Merchant, day: date):
 @router.get(
     "/v1/merchant/reports/used-points",
     response_model=UsedPointsReport,
-    responses=responses(InvalidPeriod),
+    responses={**_REPORT_FORMATS, **responses(InvalidPeriod)},
     summary="Used points per day of the merchant's items (JSON or CSV)",
 )
 async def merchant_used_points(session: Session, merchant: Merchant, from_: From, to: To, format: Format = "json"):
@@ -296,7 +300,8 @@ async def merchant_used_points(session: Session, merchant: Merchant, from_: From
     "/v1/me/operator-redemptions",
     status_code=status.HTTP_201_CREATED,
     response_model=OperatorRedemptionRead,
-    responses=responses(OperatorRequired, InvalidPoints, InsufficientPoints, OperatorOrderConflict),
+    responses={200: {"model": OperatorRedemptionRead, "description": "A repeat of the operator's order id"},
+               **responses(OperatorRequired, InvalidPoints, InsufficientPoints, OperatorOrderConflict)},
     summary="Points used in the operator's own mall, spent and cancelled (注销) here (user)",
     description="With the user token the operator issued (`POST /v1/operator/users/{id}/tokens`): the "
     "redemption belongs to that operator. Idempotent by the operator's order id: a repeat answers 200 with "
@@ -334,7 +339,7 @@ async def list_redemptions(session: Session, operator: Operator, limit: Limit = 
 @router.get(
     "/v1/operator/reports/used-points",
     response_model=UsedPointsReport,
-    responses=responses(InvalidPeriod),
+    responses={**_REPORT_FORMATS, **responses(InvalidPeriod)},
     summary="Used points per day in the operator's own mall (JSON or CSV)",
 )
 async def operator_used_points(session: Session, operator: Operator, from_: From, to: To, format: Format = "json"):
@@ -345,7 +350,7 @@ async def operator_used_points(session: Session, operator: Operator, from_: From
 @router.get(
     "/v1/reports/used-points",
     response_model=UsedPointsReport,
-    responses=responses(InvalidPeriod),
+    responses={**_REPORT_FORMATS, **responses(InvalidPeriod)},
     summary="Used points per day, platform-wide, per merchant or per operator (authority; JSON or CSV)",
     description="`group_by=merchant`: the platform mall's orders per merchant; `group_by=operator`: the "
     "redemptions operators reported from their own malls (SZ 23).",

@@ -1,13 +1,20 @@
 import asyncio
+from typing import Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from app.core import db, redis
 
 router = APIRouter(tags=["ops"])
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -15,7 +22,12 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: PostgreSQL and Redis are reachable")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "PostgreSQL or Redis is unreachable (not a problem: the checks)"}},
+    summary="Readiness: PostgreSQL and Redis are reachable",
+)
 async def readyz() -> JSONResponse:
     checks: dict[str, str] = {}
 
@@ -33,6 +45,11 @@ async def readyz() -> JSONResponse:
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"description": "The Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

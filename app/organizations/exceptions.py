@@ -27,6 +27,7 @@ class KeyExists(Conflict):
 
 class InvalidKey(DomainError):
     status, code, title = 422, "invalid_jwk", "The key is not an acceptable public JWK"
+    variants = ("unsupported_key", "weak_key", "private_key_material")
 
 
 class NotYourOrganization(Forbidden):

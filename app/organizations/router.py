@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, status
 from app.auth.dependencies import AnyCaller, Authority, Public, Session, require
 from app.auth.principal import Principal
 from app.core.errors import responses
-from app.core.pagination import Cursor, Limit, Page
+from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
 from app.organizations import service
 from app.organizations.exceptions import (
@@ -40,7 +40,8 @@ async def apply(data: OrganizationCreate, session: Session):
     return await service.apply(session, data)
 
 
-@router.get("", response_model=Page[OrganizationRead], summary="List organisations (authority)")
+@router.get("", response_model=Page[OrganizationRead], responses=responses(InvalidCursor),
+            summary="List organisations (authority)")
 async def list_organizations(
     session: Session,
     _: Authority,

@@ -7,6 +7,7 @@ class SignatureRequired(Unauthorized):
 
 class InvalidSignature(Unauthorized):
     code, title = "invalid_signature", "The content signature does not verify"
+    variants = ("malformed_signature", "unknown_kid")
 
 
 class BatchTooLarge(DomainError):
@@ -15,6 +16,7 @@ class BatchTooLarge(DomainError):
 
 class InvalidBatch(DomainError):
     status, code, title = 422, "invalid_batch", "The batch is not {\"records\": [...]}"
+    variants = ("malformed_json", "empty_batch")
 
 
 class ConcurrentConflict(Conflict):

@@ -9,7 +9,7 @@ from app.auth.dependencies import Authority, Operator, Session, User, require
 from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.openapi import request_body
-from app.core.pagination import Cursor, Limit, Page
+from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
 from app.points import ingestion, service
 from app.points.exceptions import (
@@ -82,12 +82,14 @@ async def my_account(session: Session, user: User):
     return await service.account(session, user.subject)
 
 
-@router.get("/v1/me/ledger", response_model=Page[LedgerEntryRead], summary="My ledger entries, newest first")
+@router.get("/v1/me/ledger", response_model=Page[LedgerEntryRead], responses=responses(InvalidCursor),
+            summary="My ledger entries, newest first")
 async def my_ledger(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
     return await service.ledger(session, user.subject, limit, cursor)
 
 
-@router.get("/v1/me/behaviours", response_model=Page[BehaviourRead], summary="My accepted behaviours, newest first")
+@router.get("/v1/me/behaviours", response_model=Page[BehaviourRead], responses=responses(InvalidCursor),
+            summary="My accepted behaviours, newest first")
 async def my_behaviours(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
     return await service.behaviours(session, user.subject, limit, cursor)
 
