@@ -43,25 +43,16 @@ def list_versions(
     all_states: Annotated[bool, typer.Option("--all", help="Also drafts and versions under review")] = False,
 ) -> None:
     """Methodology and exchange-rule versions (published and retired unless --all)."""
-    from sqlmodel import col, select
-
     from app.cli import console, run
     from app.core import clock, db
-    from app.methodologies.models import ExchangeRuleVersion, MethodologyVersion
-    from app.methodologies.service import PUBLIC_STATUSES
+    from app.methodologies import service
 
-    async def fetch():
+    async def fetch() -> service.Listing:
         async with db.session_scope() as session:
-            ms = select(MethodologyVersion).order_by(
-                MethodologyVersion.behaviour_type, MethodologyVersion.version
-            )
-            rs = select(ExchangeRuleVersion).order_by(ExchangeRuleVersion.version)
-            if not all_states:
-                ms = ms.where(col(MethodologyVersion.status).in_(PUBLIC_STATUSES))
-                rs = rs.where(col(ExchangeRuleVersion.status).in_(PUBLIC_STATUSES))
-            return list((await session.execute(ms)).scalars()), list((await session.execute(rs)).scalars())
+            return await service.listing(session, all_states=all_states)
 
-    methodologies, rules = run(fetch)
+    listing = run(fetch)
+    methodologies, rules = listing.methodologies, listing.exchange_rules
 
     def period(v) -> str:
         def local(t) -> str:

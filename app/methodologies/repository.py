@@ -2,16 +2,18 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.core.pagination import keyset
 from app.methodologies.models import ExchangeRuleVersion, MethodologyVersion, VersionStatus
 
 Version = MethodologyVersion | ExchangeRuleVersion
 VersionModel = type[MethodologyVersion] | type[ExchangeRuleVersion]
+V = TypeVar("V", MethodologyVersion, ExchangeRuleVersion)
 
 # Versions whose period counts: a retired version still computes the records of its period.
 COUNTED = (VersionStatus.published, VersionStatus.retired)
@@ -57,19 +59,21 @@ async def overlapping(
     return list((await session.execute(stmt)).scalars())
 
 
-async def page_of(
-    session: AsyncSession,
-    model: VersionModel,
-    filters: list[Any],
-    order: list[Any],
-    after: tuple[Any, ...] | None,
-    limit: int,
-) -> list[Version]:
-    """``limit + 1`` rows ordered by ``order`` (ascending), starting after the cursor values."""
-    stmt = select(model).where(*filters)
-    if after is not None:
-        stmt = stmt.where(sa.tuple_(*order) > sa.tuple_(*after))
-    stmt = stmt.order_by(*order).limit(limit + 1)
+async def insert(session: AsyncSession, row: Version) -> None:
+    """Insert a new version in a savepoint: a taken ``code`` + ``version`` raises IntegrityError, the
+    transaction goes on."""
+    session.add(row)
+    async with session.begin_nested():
+        await session.flush()
+
+
+async def listing(
+    session: AsyncSession, model: type[V], order: list[Any], statuses: tuple[str, ...] | None = None
+) -> list[V]:
+    """Every version of ``model`` (only those in ``statuses`` if given), in ``order``."""
+    stmt = select(model).order_by(*order)
+    if statuses is not None:
+        stmt = stmt.where(col(model.status).in_(statuses))
     return list((await session.execute(stmt)).scalars())
 
 
@@ -96,6 +100,36 @@ async def methodology_by_code(session: AsyncSession, code: str, version: int) ->
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def methodology_page(
+    session: AsyncSession,
+    *,
+    status: str,
+    behaviour_type: str | None,
+    code: str | None,
+    cursor: str | None,
+    limit: int,
+) -> list[MethodologyVersion]:
+    """``limit + 1`` versions in ``status`` by code, then version, after the cursor's."""
+    stmt = select(MethodologyVersion).where(MethodologyVersion.status == status)
+    if behaviour_type is not None:
+        stmt = stmt.where(MethodologyVersion.behaviour_type == behaviour_type)
+    if code is not None:
+        stmt = stmt.where(MethodologyVersion.code == code)
+    stmt = keyset(stmt, cursor, (MethodologyVersion.code, str), (MethodologyVersion.version, int))
+    return list((await session.execute(stmt.limit(limit + 1))).scalars())
+
+
+async def published_behaviour_types(session: AsyncSession, category: str) -> list[str]:
+    """The behaviour types of the published versions of ``category``, sorted."""
+    stmt = (
+        select(MethodologyVersion.behaviour_type)
+        .where(MethodologyVersion.category == category, MethodologyVersion.status == VersionStatus.published)
+        .distinct()
+        .order_by(MethodologyVersion.behaviour_type)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def methodology_in_force(
     session: AsyncSession, behaviour_type: str, at: datetime
 ) -> MethodologyVersion | None:
@@ -118,6 +152,13 @@ async def max_rule_version(session: AsyncSession) -> int:
 async def rule_by_version(session: AsyncSession, version: int) -> ExchangeRuleVersion | None:
     stmt = select(ExchangeRuleVersion).where(ExchangeRuleVersion.version == version)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def rule_page(session: AsyncSession, *, status: str, cursor: str | None, limit: int) -> list[ExchangeRuleVersion]:
+    """``limit + 1`` versions in ``status`` by version number, after the cursor's."""
+    stmt = select(ExchangeRuleVersion).where(ExchangeRuleVersion.status == status)
+    stmt = keyset(stmt, cursor, (ExchangeRuleVersion.version, int))
+    return list((await session.execute(stmt.limit(limit + 1))).scalars())
 
 
 async def rule_in_force(session: AsyncSession, at: datetime) -> ExchangeRuleVersion | None:

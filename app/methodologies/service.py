@@ -35,7 +35,7 @@ from app.auth.principal import Principal
 from app.core import audit, clock
 from app.core.db import advisory_xact_lock
 from app.core.errors import NotFound
-from app.core.pagination import decode_cursor, page
+from app.core.pagination import Page, page
 from app.methodologies import repository as repo
 from app.methodologies.exceptions import (
     BaselineBelowProject,
@@ -376,10 +376,8 @@ async def draft_methodology(
     row = MethodologyVersion(
         **values, version=version or latest + 1, status=VersionStatus.draft, created_at=clock.now()
     )
-    session.add(row)
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await repo.insert(session, row)
     except IntegrityError as exc:
         raise VersionExists(f"{data.code} v{row.version} exists") from exc
     _audit(
@@ -464,17 +462,13 @@ async def list_methodologies(
     code: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> Page[MethodologyVersion]:
     """By code, then version."""
     _status_filter(principal, status)
-    filters: list[Any] = [MethodologyVersion.status == status]
-    if behaviour_type is not None:
-        filters.append(MethodologyVersion.behaviour_type == behaviour_type)
-    if code is not None:
-        filters.append(MethodologyVersion.code == code)
-    order = [MethodologyVersion.code, MethodologyVersion.version]
-    rows = await repo.page_of(session, MethodologyVersion, filters, order, decode_cursor(cursor, str, int), limit)
-    return page(rows, limit, lambda r: [r.code, r.version])
+    rows = await repo.methodology_page(
+        session, status=status, behaviour_type=behaviour_type, code=code, cursor=cursor, limit=limit
+    )
+    return Page[MethodologyVersion](**page(rows, limit, lambda r: [r.code, r.version]))
 
 
 async def methodology_for(
@@ -483,6 +477,11 @@ async def methodology_for(
     """The version of ``behaviour_type`` in force at ``at`` (published or retired, period containing it)."""
     _check_moment(at)
     return await repo.methodology_in_force(session, behaviour_type, at)
+
+
+async def published_behaviour_types(session: AsyncSession, category: str) -> list[str]:
+    """The behaviour types of ``category`` (``travel`` | ``scene``) with a published version, sorted."""
+    return await repo.published_behaviour_types(session, category)
 
 
 # ---------------------------------------------------------------- exchange rules
@@ -506,10 +505,8 @@ async def draft_exchange_rule(
         status=VersionStatus.draft,
         created_at=clock.now(),
     )
-    session.add(row)
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await repo.insert(session, row)
     except IntegrityError as exc:
         raise VersionExists(f"exchange rule v{row.version} exists") from exc
     _audit(session, actor, EXCHANGE_RULE, "create", row.id, version=row.version)
@@ -563,13 +560,11 @@ async def list_exchange_rules(
     status: str = VersionStatus.published,
     limit: int = 50,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> Page[ExchangeRuleVersion]:
     """By version number."""
     _status_filter(principal, status)
-    filters = [ExchangeRuleVersion.status == status]
-    order = [ExchangeRuleVersion.version]
-    rows = await repo.page_of(session, ExchangeRuleVersion, filters, order, decode_cursor(cursor, int), limit)
-    return page(rows, limit, lambda r: [r.version])
+    rows = await repo.rule_page(session, status=status, cursor=cursor, limit=limit)
+    return Page[ExchangeRuleVersion](**page(rows, limit, lambda r: [r.version]))
 
 
 async def current_exchange_rule(session: AsyncSession, at: datetime) -> ExchangeRuleVersion | None:
@@ -583,3 +578,24 @@ async def exchange_rule_in_force_now(session: AsyncSession) -> ExchangeRuleVersi
     if rule is None:
         raise NoRuleInForce("no exchange-rule version is in force now")
     return rule
+
+
+# ---------------------------------------------------------------- the whole catalogue
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every methodology version (by behaviour type, then version) and exchange-rule version."""
+
+    methodologies: list[MethodologyVersion]
+    exchange_rules: list[ExchangeRuleVersion]
+
+
+async def listing(session: AsyncSession, *, all_states: bool = False) -> Listing:
+    """Published and retired versions; with ``all_states`` drafts and versions under review too."""
+    statuses = None if all_states else PUBLIC_STATUSES
+    methodologies = await repo.listing(
+        session, MethodologyVersion, [MethodologyVersion.behaviour_type, MethodologyVersion.version], statuses
+    )
+    rules = await repo.listing(session, ExchangeRuleVersion, [ExchangeRuleVersion.version], statuses)
+    return Listing(methodologies, rules)
