@@ -19,7 +19,7 @@ from app.auth.exceptions import (
     RoleForbidden,
 )
 from app.auth.principal import Principal
-from app.core import idempotency, ratelimit
+from app.core import caching, idempotency, ratelimit
 from app.core.config import get_settings
 from app.core.errors import RateLimited
 from app.core.routing import get_session
@@ -84,7 +84,21 @@ async def public_call(request: Request, session: Session) -> None:
 public_call.problem_responses = (  # type: ignore[attr-defined]
     RateLimited, *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
 )
+public_call.cache_control = caching.cache_control(caching.DEFAULT_MAX_AGE)  # type: ignore[attr-defined]
 Public = Depends(public_call)
+
+
+def public(max_age: int, *, immutable: bool = False):
+    """``Public`` whose answers anyone may keep ``max_age`` seconds (``Public``'s: a minute; :mod:`app.core.caching`)."""
+
+    async def public_for(request: Request, session: Session) -> None:
+        await public_call(request, session)
+
+    public_for.problem_responses = public_call.problem_responses  # type: ignore[attr-defined]
+    public_for.cache_control = caching.cache_control(max_age, immutable=immutable)  # type: ignore[attr-defined]
+    return Depends(public_for)
+
+
 AnyCaller = Annotated[Principal, Depends(require())]
 Authority = Annotated[Principal, Depends(require("authority"))]
 Operator = Annotated[Principal, Depends(require("operator"))]

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel
 
 from app.auth import keys, service
-from app.auth.dependencies import Session, client_ip
+from app.auth.dependencies import Session, client_ip, public
 from app.auth.exceptions import (
     AssertionReplayed,
     InvalidClient,
@@ -63,6 +63,10 @@ async def token(
     raise UnsupportedGrant("grant_type must be password or client_credentials")
 
 
-@router.get("/.well-known/jwks.json", summary="The platform's token verification keys (JWKS)")
+@router.get(
+    "/.well-known/jwks.json",
+    dependencies=[public(300)],  # a rotated key is seen within five minutes
+    summary="The platform's token verification keys (JWKS)",
+)
 async def jwks() -> dict:
     return keys.jwks()

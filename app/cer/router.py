@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.auth.dependencies import Authority, Operator, Public, Session, Verifier, require
+from app.auth.dependencies import Authority, Operator, Public, Session, Verifier, public, require
 from app.auth.principal import Principal
 from app.cer import prices, registry, service
 from app.cer.exceptions import (
@@ -478,7 +478,7 @@ async def public_totals(session: Session):
 @certificates_router.get(
     "/{number}.pdf",
     response_class=Response,
-    dependencies=[Public],
+    dependencies=[public(3600)],  # a certificate never changes
     responses={200: {"content": {"application/pdf": {}}}, **responses(CertificateNotFound)},
     summary="The certificate as PDF (public)",
 )
@@ -487,15 +487,14 @@ async def certificate_pdf(number: str, session: Session):
     return Response(
         row.pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{row.certificate_number}.pdf"',
-                 "Cache-Control": "public, max-age=3600"},
+        headers={"Content-Disposition": f'inline; filename="{row.certificate_number}.pdf"'},
     )
 
 
 @certificates_router.get(
     "/{number}",
     response_model=CertificatePublic,
-    dependencies=[Public],
+    dependencies=[public(3600)],
     responses=responses(CertificateNotFound),
     summary="Verify a retirement certificate (public): its content and SHA-256",
     description="Recompute SHA-256 over `content` as canonical JSON (sorted keys, separators `,` and `:`, "

@@ -15,13 +15,14 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from app.core import audit, db, idempotency
+from app.core import audit, caching, db, idempotency
 from app.core.errors import DomainError, documented_codes, responses, with_codes
 
 
 class CommitRoute(APIRoute):
     """Also documents the errors of the route's dependencies: a dependency function carrying
-    ``problem_responses`` (the auth dependencies do) adds them to the route's ``responses``."""
+    ``problem_responses`` (the auth dependencies do) adds them to the route's ``responses``; one
+    carrying ``cache_control`` makes the route's anonymous answers cacheable (:mod:`app.core.caching`)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
         super().__init__(path, endpoint, **kwargs)
@@ -36,6 +37,12 @@ class CommitRoute(APIRoute):
                     found.append(err)
         for status, entry in responses(*found).items():  # a copy: routes may share the dicts they were declared with
             self.responses[status] = with_codes(self.responses.get(status), documented_codes(entry))
+        self.cache_control: str | None = None  # public GETs: see app.core.caching
+        if "GET" in self.methods:
+            for call in _dependency_calls(self.dependant):  # the route's own come after its router's
+                self.cache_control = getattr(call, "cache_control", None) or self.cache_control
+        if self.cache_control is not None:
+            caching.document(self.responses)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -57,6 +64,8 @@ class CommitRoute(APIRoute):
                 await idempotency.finish(request, session, response)
                 await audit.flush(session)
                 await session.commit()
+                if self.cache_control is not None:
+                    return caching.answer(request, response, self.cache_control)
                 return response
 
         return run_in_transaction

@@ -1,9 +1,9 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 
-from app.auth.dependencies import Authority, Public, Session
+from app.auth.dependencies import Authority, Session, public
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
@@ -70,14 +70,13 @@ async def update_expert(expert_id: uuid.UUID, data: ExpertUpdate, session: Sessi
 @public_router.get(
     "",
     response_model=Page[ExpertPublic],
-    dependencies=[Public],
+    dependencies=[public(300)],
     responses=responses(UnknownField, InvalidCursor),
     summary="The expert pool, as disclosed to the public (SZ 29)",
     description="Active experts with their fields and affiliations, by name. The ids are those that appear "
     "in the review draws (`GET /v1/reviews/{id}/draw`).",
 )
 async def public_experts(
-    session: Session, response: Response, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None
+    session: Session, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None
 ):
-    response.headers["Cache-Control"] = "public, max-age=300"
     return await service.list_(session, field=field, active=True, limit=limit, cursor=cursor, public=True)

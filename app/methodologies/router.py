@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import Authority, Public, Session, optional_principal
 from app.auth.exceptions import NotAuthenticated, RoleForbidden
@@ -55,7 +55,6 @@ StatusQuery = Annotated[
     Literal["draft", "under_review", "published", "retired"],
     Query(description="Versions in this state; `draft` and `under_review` need the authority's token"),
 ]
-PUBLIC_CACHE = "public, max-age=60"
 
 METHODOLOGY_RULES = (
     InvalidCode,
@@ -79,11 +78,6 @@ RULE_RULES = (
     NaiveDatetime,
     InvalidPeriod,
 )
-
-
-def _cache_if_public(response: Response, viewer: Principal | None) -> None:
-    if viewer is None:
-        response.headers["Cache-Control"] = PUBLIC_CACHE
 
 
 # ---------------------------------------------------------------- methodologies
@@ -118,14 +112,12 @@ async def create_methodology(data: MethodologyCreate, session: Session, principa
 async def list_methodologies(
     session: Session,
     viewer: Viewer,
-    response: Response,
     limit: Limit = 50,
     cursor: Cursor = None,
     status: StatusQuery = "published",
     behaviour_type: Annotated[str | None, Query(max_length=50)] = None,
     code: Annotated[str | None, Query(max_length=50)] = None,
 ):
-    _cache_if_public(response, viewer)
     return await service.list_methodologies(
         session, viewer, status=status, behaviour_type=behaviour_type, code=code, limit=limit, cursor=cursor
     )
@@ -139,8 +131,7 @@ async def list_methodologies(
     responses=responses(MethodologyNotFound),
     summary="One methodology version (public once published)",
 )
-async def get_methodology(version_id: uuid.UUID, session: Session, viewer: Viewer, response: Response):
-    _cache_if_public(response, viewer)
+async def get_methodology(version_id: uuid.UUID, session: Session, viewer: Viewer):
     return await service.get_methodology(session, viewer, version_id)
 
 
@@ -192,12 +183,10 @@ async def create_exchange_rule(data: ExchangeRuleCreate, session: Session, princ
 async def list_exchange_rules(
     session: Session,
     viewer: Viewer,
-    response: Response,
     limit: Limit = 50,
     cursor: Cursor = None,
     status: StatusQuery = "published",
 ):
-    _cache_if_public(response, viewer)
     return await service.list_exchange_rules(session, viewer, status=status, limit=limit, cursor=cursor)
 
 
@@ -209,8 +198,7 @@ async def list_exchange_rules(
     responses=responses(NoRuleInForce),
     summary="The exchange-rule version in force now (public)",
 )
-async def current_exchange_rule(session: Session, response: Response):
-    response.headers["Cache-Control"] = PUBLIC_CACHE
+async def current_exchange_rule(session: Session):
     return await service.exchange_rule_in_force_now(session)
 
 
@@ -222,8 +210,7 @@ async def current_exchange_rule(session: Session, response: Response):
     responses=responses(ExchangeRuleNotFound),
     summary="One exchange-rule version (public once published)",
 )
-async def get_exchange_rule(version_id: uuid.UUID, session: Session, viewer: Viewer, response: Response):
-    _cache_if_public(response, viewer)
+async def get_exchange_rule(version_id: uuid.UUID, session: Session, viewer: Viewer):
     return await service.get_exchange_rule(session, viewer, version_id)
 
 

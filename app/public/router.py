@@ -7,7 +7,7 @@ this router adds the registered organisations and the platform-wide totals.
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from app.auth.dependencies import Public, Session
@@ -18,7 +18,6 @@ from app.organizations import service as org_service
 from app.points import service as points_service
 
 router = APIRouter(prefix="/v1/public", route_class=CommitRoute, tags=["public"], dependencies=[Public])
-PUBLIC_CACHE = "public, max-age=60"
 KINDS = {"operators": "operator", "merchants": "merchant", "scene-operators": "scene_operator",
          "verifiers": "verifier"}
 
@@ -43,9 +42,8 @@ class Totals(BaseModel):
 
 
 def _list_route(path: str, kind: str) -> None:
-    async def public_organizations(session: Session, response: Response, limit: Limit = 50, cursor: Cursor = None):
+    async def public_organizations(session: Session, limit: Limit = 50, cursor: Cursor = None):
         result = await org_service.public_list(session, kind, limit, cursor)
-        response.headers["Cache-Control"] = PUBLIC_CACHE
         return {
             "items": [
                 {"id": o.id, "kind": o.kind, "name": o.name, "credit_code": o.credit_code, "approved_at": o.decided_at}
@@ -66,8 +64,7 @@ for _path, _kind in KINDS.items():
 
 
 @router.get("/totals", response_model=Totals, summary="Platform-wide totals: people, behaviours, grams, points")
-async def totals(session: Session, response: Response) -> dict:
-    response.headers["Cache-Control"] = PUBLIC_CACHE
+async def totals(session: Session) -> dict:
     return {"organisations": await org_service.count_approved(session), **await points_service.platform_totals(session)}
 
 

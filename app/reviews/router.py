@@ -1,9 +1,9 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, status
 
-from app.auth.dependencies import Authority, Expert, Public, Session, require
+from app.auth.dependencies import Authority, Expert, Session, public, require
 from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
@@ -89,14 +89,13 @@ async def get_panel(panel_id: uuid.UUID, session: Session, principal: AuthorityO
 @router.get(
     "/{panel_id}/draw",
     response_model=DrawRecord,
-    dependencies=[Public],
+    dependencies=[public(86400, immutable=True)],  # a draw never changes
     responses=responses(ReviewNotFound),
     summary="How the panel was drawn (public)",
     description="Seed, sorted candidate ids, algorithm and the chosen experts: re-running "
     "`draw(seed, candidates, size)` (rank by HMAC-SHA256(seed, id)) gives the same panel.",
 )
-async def get_draw(panel_id: uuid.UUID, session: Session, response: Response):
-    response.headers["Cache-Control"] = "public, max-age=86400, immutable"  # a draw never changes
+async def get_draw(panel_id: uuid.UUID, session: Session):
     return await service.draw_record(session, panel_id)
 
 

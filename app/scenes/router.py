@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import Authority, Public, SceneOperator, Session, require
 from app.auth.principal import Principal
@@ -37,7 +37,6 @@ from app.scenes.schemas import (
 router = APIRouter(prefix="/v1/scenes", route_class=CommitRoute, tags=["scenes"])
 public_router = APIRouter(prefix="/v1/public/scenes", route_class=CommitRoute, tags=["public"])
 AuthorityOrOperator = Annotated[Principal, Depends(require("authority", "scene_operator"))]
-PUBLIC_CACHE = "public, max-age=60"
 StatusFilter = Literal["draft", "submitted", "under_review", "approved", "rejected", "suspended", "revoked"]
 _INVALID = (
     UnknownCategory,
@@ -160,7 +159,6 @@ _decision_route("revoke", "Revoke an approved or suspended scene, for good (auth
 )
 async def public_scenes(
     session: Session,
-    response: Response,
     city_code: Annotated[str | None, Query(max_length=6)] = None,
     district_code: Annotated[str | None, Query(max_length=6)] = None,
     category: Annotated[str | None, Query(max_length=30)] = None,
@@ -171,7 +169,6 @@ async def public_scenes(
     limit: Limit = 50,
     cursor: Cursor = None,
 ):
-    response.headers["Cache-Control"] = PUBLIC_CACHE
     return await service.public_list(
         session,
         city_code=city_code,
@@ -192,8 +189,7 @@ async def public_scenes(
     dependencies=[Public],
     summary="The behaviour types a scene may record (public)",
 )
-async def behaviour_types(session: Session, response: Response):
-    response.headers["Cache-Control"] = PUBLIC_CACHE
+async def behaviour_types(session: Session):
     types, source = await service.accepted_behaviour_types(session)
     return {"behaviour_types": types, "source": source}
 
@@ -205,6 +201,5 @@ async def behaviour_types(session: Session, response: Response):
     responses=responses(SceneNotFound),
     summary="An approved scene (public)",
 )
-async def public_scene(scene_id: uuid.UUID, session: Session, response: Response):
-    response.headers["Cache-Control"] = PUBLIC_CACHE
+async def public_scene(scene_id: uuid.UUID, session: Session):
     return await service.public_get(session, scene_id)
