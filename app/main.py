@@ -26,6 +26,11 @@ The unified carbon-inclusion platform (碳普惠统一管理平台) of a city.
 
 Errors are RFC 9457 `application/problem+json` with a stable `code`. Every POST honours `Idempotency-Key`
 (required on behaviour batches and orders). Lists page by cursor (`?limit=&cursor=`).
+
+Public reads, called without a token, may be cached: `Cache-Control: public, max-age=…` (60 s for lists,
+records and totals; 300 s for the expert pool and the JWKS; an hour for certificates; a day, immutable, for
+a review's draw), a strong `ETag` over the body, and `304 Not Modified` for a matching `If-None-Match`.
+Everything else is `no-store`.
 """
 
 
