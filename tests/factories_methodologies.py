@@ -2,8 +2,8 @@
 
 Every methodology test uses a behaviour type of its own (``new_type()``), so the overlap rule of
 one test never meets another's. The exchange rule is one per platform: tests take their periods
-from ``rule_years()``, far in the future and increasing, so they never touch the rule in force now
-and never overlap one another.
+from ``rule_years()``, far in the future (within the platform's years, up to 2200) and increasing,
+so they never touch the rule in force now and never overlap one another.
 """
 
 import itertools
@@ -17,7 +17,7 @@ from app.core import security
 from tests.factories import bearer
 
 CST = timezone(timedelta(hours=8))
-_years = itertools.count(3000, 10)
+_years = itertools.count(2050, 10)
 
 
 def new_type() -> str:
@@ -63,7 +63,7 @@ def rule_body(**overrides: Any) -> dict[str, Any]:
         "daily_cap_points": 200,
         "type_daily_caps": {"walking": 50},
         "lot_lifetime_days": 730,
-        "effective_from": at(3000),
+        "effective_from": at(2050),
         "effective_to": None,
     }
     body.update(overrides)

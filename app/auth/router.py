@@ -16,6 +16,7 @@ from app.core import ratelimit
 from app.core.config import get_settings
 from app.core.errors import RateLimited, responses
 from app.core.routing import CommitRoute
+from app.core.types import Text
 
 router = APIRouter(route_class=CommitRoute, tags=["auth"])
 
@@ -45,11 +46,11 @@ class TokenResponse(BaseModel):
 async def token(
     request: Request,
     session: Session,
-    grant_type: Annotated[str, Form()],
-    username: Annotated[str | None, Form()] = None,
-    password: Annotated[str | None, Form()] = None,
-    client_assertion_type: Annotated[str | None, Form()] = None,
-    client_assertion: Annotated[str | None, Form()] = None,
+    grant_type: Annotated[Text, Form()],
+    username: Annotated[Text | None, Form()] = None,
+    password: Annotated[Text | None, Form()] = None,
+    client_assertion_type: Annotated[Text | None, Form()] = None,
+    client_assertion: Annotated[Text | None, Form()] = None,
 ) -> dict:
     settings = get_settings()
     if grant_type == "password":

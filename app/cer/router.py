@@ -1,5 +1,4 @@
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -77,6 +76,7 @@ from app.cer.schemas import (
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Day, Int32, Text
 from app.experts.exceptions import UnknownField
 from app.organizations.exceptions import OrganizationNotFound
 from app.reviews.exceptions import InvalidPanel, NotEnoughExperts, PanelAlreadyOpen, ReviewNotPassed
@@ -340,11 +340,11 @@ async def list_retirements(session: Session, principal: HolderOrAuthority, limit
     "batch shows its key id, stored body hash and whether the stored body still hashes to it.",
 )
 async def trace(
-    serial: str,
+    serial: Text,
     session: Session,
     principal: Authority,
-    records_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
-    batches_limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    records_limit: Annotated[Int32, Query(ge=0, le=1000)] = 100,
+    batches_limit: Annotated[Int32, Query(ge=1, le=5000)] = 500,
 ):
     return await registry.trace(session, serial, records_limit=records_limit, batches_limit=batches_limit)
 
@@ -368,7 +368,7 @@ async def set_calendar_day(data: CalendarEntryIn, session: Session, principal: A
     summary="Working and trading days between two dates, and who says so (anyone)",
 )
 async def get_calendar(
-    session: Session, from_: Annotated[date, Query(alias="from")], to: Annotated[date, Query()]
+    session: Session, from_: Annotated[Day, Query(alias="from")], to: Annotated[Day, Query()]
 ):
     return await prices.days(session, from_, to)
 
@@ -387,7 +387,7 @@ async def record_price(data: PriceIn, session: Session, principal: Authority):
 
 @router.get("/prices", response_model=list[PriceRead], dependencies=[Public],
             summary="Recorded closing prices between two dates, newest first (anyone)")
-async def list_prices(session: Session, from_: Annotated[date, Query(alias="from")], to: Annotated[date, Query()]):
+async def list_prices(session: Session, from_: Annotated[Day, Query(alias="from")], to: Annotated[Day, Query()]):
     return await prices.list_prices(session, from_, to)
 
 
@@ -400,7 +400,7 @@ async def list_prices(session: Session, from_: Annotated[date, Query(alias="from
     description="Trading days are strictly before `on`; each needs a recorded price, otherwise 409 "
     "`not_enough_prices` naming the missing days.",
 )
-async def reference_price(session: Session, on: date):
+async def reference_price(session: Session, on: Day):
     return await prices.reference_price(session, on)
 
 
@@ -482,7 +482,7 @@ async def public_totals(session: Session):
     responses={200: {"content": {"application/pdf": {}}}, **responses(CertificateNotFound)},
     summary="The certificate as PDF (public)",
 )
-async def certificate_pdf(number: str, session: Session):
+async def certificate_pdf(number: Text, session: Session):
     row = await registry.certificate(session, number)
     return Response(
         row.pdf,
@@ -500,5 +500,5 @@ async def certificate_pdf(number: str, session: Session):
     description="Recompute SHA-256 over `content` as canonical JSON (sorted keys, separators `,` and `:`, "
     "UTF-8, non-ASCII kept) and compare with `content_sha256` and the hash printed on the PDF.",
 )
-async def certificate(number: str, session: Session):
+async def certificate(number: Text, session: Session):
     return await registry.public_certificate(session, number)

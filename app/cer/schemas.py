@@ -2,17 +2,11 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from app.core.types import Day, Int32, Int64, Text
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("text may not contain NUL characters")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_no_nul)]
+Code = Annotated[Text, StringConstraints(min_length=1, max_length=50)]
 MAX_TONNES = 10**9
 
 ProjectStatusLit = Literal[
@@ -42,8 +36,8 @@ class ProjectCreate(BaseModel):
     methodology_codes: list[Code] = Field(
         min_length=1, max_length=20, description="Methodology codes whose records the project aggregates"
     )
-    period_start: date = Field(description="First day of the period (platform time zone)")
-    period_end: date = Field(description="Last day of the period, before today")
+    period_start: Day = Field(description="First day of the period (platform time zone)")
+    period_end: Day = Field(description="Last day of the period, before today")
     compiled_by_org_id: uuid.UUID | None = Field(
         default=None, description="The organisation that compiled the report (it may not verify it)"
     )
@@ -154,14 +148,14 @@ class VerifierAssign(BaseModel):
 
 
 class VerificationIn(BaseModel):
-    verified_g: int = Field(ge=0, le=10**16, description="Verified reductions, grams CO2e (≤ claimed)")
+    verified_g: Int64 = Field(ge=0, le=10**16, description="Verified reductions, grams CO2e (≤ claimed)")
     statement: Text = Field(min_length=1, max_length=20000, description="The verification statement (核证结论)")
     documents: list[Text] = Field(default_factory=list, max_length=50, description="Links to the verification report")
 
 
 class ReviewOpen(BaseModel):
-    size: int = Field(default=3, ge=1, le=25)
-    quorum: int | None = Field(default=None, ge=1, le=25)
+    size: Int32 = Field(default=3, ge=1, le=25)
+    quorum: Int32 | None = Field(default=None, ge=1, le=25)
     seed: Text | None = Field(default=None, min_length=8, max_length=200)
     exclude_experts: list[uuid.UUID] = Field(default_factory=list, max_length=200)
 
@@ -227,7 +221,7 @@ class AccountRead(BaseModel):
 
 class TransferCreate(BaseModel):
     to_org_id: uuid.UUID
-    tonnes: int | None = Field(default=None, ge=1, le=MAX_TONNES, description="How many units; the oldest first unless `serials`")
+    tonnes: Int64 | None = Field(default=None, ge=1, le=MAX_TONNES, description="How many units; the oldest first unless `serials`")
     serials: list[Text] | None = Field(
         default=None, min_length=1, max_length=100, description=f"Exactly which units: {SERIAL_DOC}"
     )
@@ -254,7 +248,7 @@ class Beneficiary(BaseModel):
 
 
 class RetirementCreate(BaseModel):
-    tonnes: int | None = Field(default=None, ge=1, le=MAX_TONNES)
+    tonnes: Int64 | None = Field(default=None, ge=1, le=MAX_TONNES)
     serials: list[Text] | None = Field(default=None, min_length=1, max_length=100, description=SERIAL_DOC)
     beneficiary: Beneficiary | None = Field(default=None, description="Required")
     purpose: Text = Field(min_length=1, max_length=2000, examples=["Carbon neutrality of the 2026 Shenzhen marathon"])
@@ -290,7 +284,7 @@ class CertificatePublic(BaseModel):
 
 
 class CalendarEntryIn(BaseModel):
-    date: date
+    date: Day
     workday: bool = Field(description="true: a working day (e.g. an adjusted weekend); false: a day off")
     note: Text = Field(default="", max_length=200)
 
@@ -304,8 +298,8 @@ class CalendarDay(BaseModel):
 
 
 class PriceIn(BaseModel):
-    date: date
-    price_fen: int | None = Field(default=None, le=10**12, description="Closing price in fen per tonne")
+    date: Day
+    price_fen: Int64 | None = Field(default=None, le=10**12, description="Closing price in fen per tonne")
     price: Text | None = Field(default=None, max_length=20, description="Or in yuan, e.g. \"78.45\"")
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from app.core.config import get_settings
 from app.core.errors import InvalidInput
-from app.core.types import MAX_YEAR, MIN_YEAR, holds_nul
+from app.core.types import MAX_YEAR, MIN_YEAR, Int32, holds_nul
 
 T = TypeVar("T")
 MAX_LIMIT = 200
@@ -115,7 +115,7 @@ def keyset(query, cursor: str | None, *order: tuple[Any, type], descending: bool
     return query.order_by(*(column.desc() if descending else column.asc() for column in columns))
 
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1–200)")]
+Limit = Annotated[Int32, Query(ge=1, le=MAX_LIMIT, description="Page size (1–200)")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page (opaque)")]
 
 

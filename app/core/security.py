@@ -21,6 +21,8 @@ from jose import jws as jose_jws
 from jose import jwt as jose_jwt
 from jose.exceptions import JOSEError, JWTClaimsError
 
+from app.core.types import holds_nul
+
 ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
 
 
@@ -139,16 +141,23 @@ def sign_jwt(claims: dict[str, Any], key: SigningKey) -> str:
     return jose_jwt.encode(claims, key.private_pem, algorithm=key.algorithm, headers={"kid": key.kid})
 
 
+def _readable(members: dict[str, Any], code: str) -> dict[str, Any]:
+    """A JOSE header or claims set whose strings can be looked up and stored (no NUL, e.g. in ``kid``, ``jti``)."""
+    if holds_nul(members):
+        raise JoseError(code, "a JOSE header or claim holds the NUL character")
+    return members
+
+
 def unverified_header(token: str) -> dict[str, Any]:
     try:
-        return jose_jwt.get_unverified_header(token)
+        return _readable(jose_jwt.get_unverified_header(token), "malformed_token")
     except JOSEError as exc:
         raise JoseError("malformed_token", "not a JWT") from exc
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
     try:
-        return jose_jwt.get_unverified_claims(token)
+        return _readable(jose_jwt.get_unverified_claims(token), "malformed_token")
     except JOSEError as exc:
         raise JoseError("malformed_token", "not a JWT") from exc
 
@@ -203,7 +212,7 @@ def verify_jwt(
         if claim not in claims:
             raise JoseError("invalid_claims", f"claim {claim!r} is required")
     _check_times(claims, time.time() if now is None else now, refuse_future_iat=refuse_future_iat)
-    return claims
+    return _readable(claims, "invalid_claims")
 
 
 CLOCK_SKEW_SECONDS = 30
@@ -256,9 +265,12 @@ def detached_header(signature: str) -> dict[str, Any]:
     if len(parts) != 3 or parts[1] != "":
         raise JoseError("malformed_signature", "X-Content-Signature must be a detached JWS: header..signature")
     try:
-        return json.loads(b64url_decode(parts[0]))
+        header = json.loads(b64url_decode(parts[0]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise JoseError("malformed_signature", "the JWS header is not base64url JSON") from exc
+    if not isinstance(header, dict):
+        raise JoseError("malformed_signature", "the JWS header is not a JSON object")
+    return _readable(header, "malformed_signature")
 
 
 def verify_detached(signature: str, body: bytes, public_jwk: dict[str, Any], algorithm: str) -> None:

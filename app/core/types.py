@@ -9,14 +9,15 @@ Python cannot take is answered 422 ``validation_error`` before any code runs:
 * ``Moment``: an RFC 3339 time with an offset, ``Day``: a calendar day, both within the years
   ``MIN_YEAR``–``MAX_YEAR`` (as written, before any conversion). Outside them a time cannot be
   a behaviour, a sale or a period of this platform, and near year 1 or 9999 converting it to
-  UTC or to the platform's zone overflows.
+  UTC or to the platform's zone overflows. ``AnyMoment``: the same range, the offset left for
+  the domain to require with its own code (methodologies: ``naive_datetime``).
 * ``Int32``, ``Int64``: integers that fit the PostgreSQL ``integer`` and ``bigint`` they end in;
   a field adds its own bounds (``Field(ge=1, le=1000)``).
 * ``JsonObject``: a JSON object (e.g. a JWK) with no NUL in any key or string inside.
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, Field, GetCoreSchemaHandler
@@ -73,6 +74,7 @@ Moment = Annotated[
     AfterValidator(in_platform_years),
     Field(description=f"RFC 3339 with an offset, years {MIN_YEAR}–{MAX_YEAR}"),
 ]
+AnyMoment = Annotated[datetime, AfterValidator(in_platform_years)]
 Day = Annotated[date, AfterValidator(in_platform_years), Field(description=f"A day, years {MIN_YEAR}–{MAX_YEAR}")]
 Int32 = Annotated[int, Fits(-(2**31), 2**31 - 1)]
 Int64 = Annotated[int, Fits(-(2**63), 2**63 - 1)]

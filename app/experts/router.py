@@ -7,6 +7,7 @@ from app.auth.dependencies import Authority, Session, public
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Text
 from app.experts import service
 from app.experts.exceptions import ExpertNotFound, UnknownAffiliationOrg, UnknownField
 from app.experts.schemas import ExpertCreate, ExpertPublic, ExpertRead, ExpertUpdate
@@ -15,7 +16,7 @@ from app.organizations.exceptions import UsernameTaken
 router = APIRouter(prefix="/v1/experts", route_class=CommitRoute, tags=["experts"])
 public_router = APIRouter(prefix="/v1/public/experts", route_class=CommitRoute, tags=["public"])
 
-FieldQuery = Annotated[str | None, Query(max_length=30, description="Only experts of this field")]
+FieldQuery = Annotated[Text | None, Query(max_length=30, description="Only experts of this field")]
 
 
 @router.post(

@@ -3,22 +3,24 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.core.types import Text
+
 
 class Affiliation(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="The organisation the expert works for")
+    name: Text = Field(min_length=1, max_length=200, description="The organisation the expert works for")
     org_id: uuid.UUID | None = Field(
         default=None, description="Its id, when it is an organisation registered on this platform"
     )
 
 
 class ExpertAccount(BaseModel):
-    username: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=10, max_length=200)
+    username: Text = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: Text = Field(min_length=10, max_length=200)
 
 
 class ExpertCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    fields: list[str] = Field(
+    name: Text = Field(min_length=1, max_length=200)
+    fields: list[Text] = Field(
         min_length=1,
         max_length=10,
         description="Fields of expertise: travel, buildings, energy, forestry, retail, waste, agriculture, "
@@ -30,8 +32,8 @@ class ExpertCreate(BaseModel):
 
 
 class ExpertUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    fields: list[str] | None = Field(default=None, min_length=1, max_length=10)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    fields: list[Text] | None = Field(default=None, min_length=1, max_length=10)
     affiliation: Affiliation | None = None
     active: bool | None = Field(default=None, description="Inactive experts are never drawn")
 

@@ -1,5 +1,4 @@
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 import orjson
@@ -12,6 +11,7 @@ from app.core.errors import RateLimited, responses
 from app.core.idempotency import KeyRequired
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Day, Int64, Text
 from app.mall import service
 from app.mall.exceptions import (
     FieldNotNullable,
@@ -58,8 +58,8 @@ from app.points.exceptions import InsufficientPoints
 router = APIRouter(route_class=CommitRoute, tags=["mall"])
 Buyer = Annotated[Principal, Depends(require("user", idempotency_required=True))]
 Format = Annotated[Literal["json", "csv"], Query(description="`csv`: one row per day and organisation, with a header")]
-From = Annotated[date, Query(alias="from", description="First local day (platform time zone)")]
-To = Annotated[date, Query(description="Last local day, inclusive (at most 366 days after `from`)")]
+From = Annotated[Day, Query(alias="from", description="First local day (platform time zone)")]
+To = Annotated[Day, Query(description="Last local day, inclusive (at most 366 days after `from`)")]
 OrderStatusFilter = Literal["issued", "redeemed", "cancelled", "expired"]
 
 
@@ -99,8 +99,8 @@ _ITEM_INVALID = (InvalidSaleWindow, UnknownOperator)
 async def list_items(
     session: Session,
     merchant_id: uuid.UUID | None = None,
-    min_price: Annotated[int | None, Query(ge=0)] = None,
-    max_price: Annotated[int | None, Query(ge=0)] = None,
+    min_price: Annotated[Int64 | None, Query(ge=0)] = None,
+    max_price: Annotated[Int64 | None, Query(ge=0)] = None,
     in_stock: bool | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -247,7 +247,7 @@ async def cancel_order(order_id: uuid.UUID, session: Session, user: User):
     "minute is over.",
 )
 async def redeem_voucher(
-    code: Annotated[str, Path(max_length=40)], session: Session, merchant: Merchant
+    code: Annotated[Text, Path(max_length=40)], session: Session, merchant: Merchant
 ):
     return await service.redeem_voucher(session, merchant, code)
 
@@ -278,7 +278,7 @@ async def merchant_orders(
     description="Orders placed, vouchers redeemed, orders cancelled and vouchers expired (refunded or "
     "forfeited) during the local day: count, units and points of each.",
 )
-async def merchant_statement(session: Session, merchant: Merchant, day: date):
+async def merchant_statement(session: Session, merchant: Merchant, day: Day):
     return await service.statement(session, merchant, day)
 
 
@@ -321,7 +321,7 @@ async def operator_redemption(data: OperatorRedemptionCreate, session: Session, 
     "back to the lots they came from (a share whose lot has expired is expired at once). Once.",
 )
 async def reverse_redemption(
-    operator_order_id: Annotated[str, Path(max_length=100)], session: Session, operator: Operator
+    operator_order_id: Annotated[Text, Path(max_length=100)], session: Session, operator: Operator
 ):
     return await service.reverse_redemption(session, operator, operator_order_id)
 

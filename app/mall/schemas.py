@@ -2,14 +2,16 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
-Price = Annotated[int, Field(gt=0, le=1_000_000_000, description="Points per unit (whole points)")]
-Stock = Annotated[int, Field(ge=0, le=100_000_000)]
-Limit = Annotated[int, Field(gt=0, le=10_000)]
-ValidDays = Annotated[int, Field(ge=1, le=3650, description="A voucher is valid this many days after the order")]
+from app.core.types import Int32, Int64, Moment, Text
+
+Title = Annotated[Text, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Description = Annotated[Text, StringConstraints(max_length=5000)]
+Price = Annotated[Int64, Field(gt=0, le=1_000_000_000, description="Points per unit (whole points)")]
+Stock = Annotated[Int64, Field(ge=0, le=100_000_000)]
+Limit = Annotated[Int32, Field(gt=0, le=10_000)]
+ValidDays = Annotated[Int32, Field(ge=1, le=3650, description="A voucher is valid this many days after the order")]
 ExpiryPolicy = Literal["refund", "forfeit"]
 ImageUrl = Annotated[HttpUrl, Field(description="http(s) URL of a picture")]
 
@@ -28,8 +30,8 @@ class ItemCreate(BaseModel):
     points_price: Price
     stock: Stock | None = Field(default=None, description="Units for sale; null: unlimited")
     per_user_limit: Limit | None = Field(default=None, description="Units one person may hold; null: no limit")
-    sale_starts_at: AwareDatetime | None = Field(default=None, description="null: on sale at once")
-    sale_ends_at: AwareDatetime | None = Field(default=None, description="null: until the merchant ends it")
+    sale_starts_at: Moment | None = Field(default=None, description="null: on sale at once")
+    sale_ends_at: Moment | None = Field(default=None, description="null: until the merchant ends it")
     voucher_valid_days: ValidDays = 30
     operator_ids: list[uuid.UUID] | None = Field(
         default=None, max_length=100,
@@ -48,8 +50,8 @@ class ItemUpdate(BaseModel):
     points_price: Price | None = None
     stock: Stock | None = Field(default=None, description="Units left for sale from now on; null: unlimited")
     per_user_limit: Limit | None = None
-    sale_starts_at: AwareDatetime | None = None
-    sale_ends_at: AwareDatetime | None = None
+    sale_starts_at: Moment | None = None
+    sale_ends_at: Moment | None = None
     voucher_valid_days: ValidDays | None = None
     operator_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
     expiry_policy: ExpiryPolicy | None = None
@@ -78,7 +80,7 @@ class ItemRead(BaseModel):
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item_id: uuid.UUID
-    quantity: int = Field(default=1, description="1 to 100 units (anything else: 422 `invalid_quantity`)")
+    quantity: Int64 = Field(default=1, description="1 to 100 units (anything else: 422 `invalid_quantity`)")
 
 
 class Voucher(BaseModel):
@@ -154,11 +156,11 @@ class Statement(BaseModel):
 
 class OperatorRedemptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operator_order_id: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")] = (
+    operator_order_id: Annotated[Text, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")] = (
         Field(description="The order's id in the operator's mall; a repeat returns the first result")
     )
-    points: int = Field(description="Whole points, 1 to 1,000,000,000 (else 422 `invalid_points`)")
-    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    points: Int64 = Field(description="Whole points, 1 to 1,000,000,000 (else 422 `invalid_points`)")
+    description: Annotated[Text, StringConstraints(max_length=500)] = ""
 
 
 class OperatorRedemptionRead(BaseModel):

@@ -9,6 +9,7 @@ from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Text
 from app.methodologies import service
 from app.methodologies.exceptions import (
     BaselineBelowProject,
@@ -115,8 +116,8 @@ async def list_methodologies(
     limit: Limit = 50,
     cursor: Cursor = None,
     status: StatusQuery = "published",
-    behaviour_type: Annotated[str | None, Query(max_length=50)] = None,
-    code: Annotated[str | None, Query(max_length=50)] = None,
+    behaviour_type: Annotated[Text | None, Query(max_length=50)] = None,
+    code: Annotated[Text | None, Query(max_length=50)] = None,
 ):
     return await service.list_methodologies(
         session, viewer, status=status, behaviour_type=behaviour_type, code=code, limit=limit, cursor=cursor

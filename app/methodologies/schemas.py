@@ -12,19 +12,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
 
+from app.core import types
+from app.core.types import AnyMoment, Int64
+
 # Grams CO2e per unit and quantities: NUMERIC(14, 4) in the database. Sent back as JSON numbers.
 _AsNumber = PlainSerializer(float, return_type=float, when_used="json")
 Amount = Annotated[Decimal, Field(max_digits=14, decimal_places=4, allow_inf_nan=False)]
 AmountOut = Annotated[Decimal, _AsNumber]
 Rate = Annotated[Decimal, Field(max_digits=14, decimal_places=6, allow_inf_nan=False)]
-Text = Annotated[str, StringConstraints(max_length=10_000)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Text = Annotated[types.Text, StringConstraints(max_length=10_000)]
+Name = Annotated[types.Text, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Unit = Annotated[
-    str,
+    types.Text,
     StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,19}$"),
     Field(description="What `quantity` counts: `km` (person-km), `item`, `kWh`, `trip` …"),
 ]
-Identifier = Annotated[str, StringConstraints(max_length=200)]
+Identifier = Annotated[types.Text, StringConstraints(max_length=200)]
 Category = Literal["travel", "scene"]
 
 _PERIOD_DOC = (
@@ -57,8 +60,8 @@ class _MethodologyFields(BaseModel):
     illustrative: bool = Field(
         False, description="True when the factors are our estimate, not an official figure"
     )
-    effective_from: datetime = Field(description=_PERIOD_DOC)
-    effective_to: datetime | None = None
+    effective_from: AnyMoment = Field(description=_PERIOD_DOC)
+    effective_to: AnyMoment | None = None
 
 
 class MethodologyCreate(_MethodologyFields):
@@ -100,8 +103,8 @@ class MethodologyUpdate(BaseModel):
     citation: Text | None = None
     derivation: Text | None = None
     illustrative: bool | None = None
-    effective_from: datetime | None = None
-    effective_to: datetime | None = None
+    effective_from: AnyMoment | None = None
+    effective_to: AnyMoment | None = None
 
     @model_validator(mode="after")
     def _required_fields_not_null(self):
@@ -145,15 +148,15 @@ class _RuleFields(BaseModel):
 
     name: Name
     points_per_gram: Rate = Field(description="Points per gram CO2e (> 0); points = floor(grams × this)")
-    daily_cap_points: int | None = Field(None, description="Most points one person earns a day, all types")
-    type_daily_caps: dict[Identifier, int] = Field(
+    daily_cap_points: Int64 | None = Field(None, description="Most points one person earns a day, all types")
+    type_daily_caps: dict[Identifier, Int64] = Field(
         default_factory=dict, description="`{behaviour_type: points}`: most points a day per behaviour type"
     )
-    lot_lifetime_days: int = Field(
+    lot_lifetime_days: Int64 = Field(
         description="Points expire this many days after crediting: 1–3650 (at most 10 years, SZ 22)"
     )
-    effective_from: datetime = Field(description=_PERIOD_DOC)
-    effective_to: datetime | None = None
+    effective_from: AnyMoment = Field(description=_PERIOD_DOC)
+    effective_to: AnyMoment | None = None
 
 
 class ExchangeRuleCreate(_RuleFields):
@@ -170,11 +173,11 @@ class ExchangeRuleUpdate(BaseModel):
 
     name: Name | None = None
     points_per_gram: Rate | None = None
-    daily_cap_points: int | None = None
-    type_daily_caps: dict[Identifier, int] | None = None
-    lot_lifetime_days: int | None = None
-    effective_from: datetime | None = None
-    effective_to: datetime | None = None
+    daily_cap_points: Int64 | None = None
+    type_daily_caps: dict[Identifier, Int64] | None = None
+    lot_lifetime_days: Int64 | None = None
+    effective_from: AnyMoment | None = None
+    effective_to: AnyMoment | None = None
 
     @model_validator(mode="after")
     def _required_fields_not_null(self):

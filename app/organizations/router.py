@@ -8,6 +8,7 @@ from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Text
 from app.organizations import service
 from app.organizations.exceptions import (
     DuplicateOrganization,
@@ -114,5 +115,5 @@ async def list_keys(org_id: uuid.UUID, session: Session, principal: OrgAdmin):
     responses=responses(KeyNotFound, NotYourOrganization),
     summary="Revoke a key: assertions and batches signed with it are refused from now on",
 )
-async def revoke_key(org_id: uuid.UUID, kid: str, session: Session, principal: OrgAdmin):
+async def revoke_key(org_id: uuid.UUID, kid: Text, session: Session, principal: OrgAdmin):
     return await service.revoke_key(session, principal, org_id, kid)

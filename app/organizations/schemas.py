@@ -4,10 +4,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-Username = Annotated[str, StringConstraints(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
+from app.core.types import JsonObject, Text
+
+Username = Annotated[Text, StringConstraints(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Password = Annotated[Text, StringConstraints(min_length=8, max_length=200)]
 CreditCode = Annotated[
-    str,
+    Text,
     BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
     StringConstraints(pattern=r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$"),
     Field(description="Unified social credit code (统一社会信用代码), 18 characters"),
@@ -23,7 +25,7 @@ class AdminAccount(BaseModel):
 class OrganizationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["operator", "merchant", "scene_operator", "verifier", "buyer"]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     credit_code: CreditCode
     admin: AdminAccount
 
@@ -42,12 +44,12 @@ class OrganizationRead(BaseModel):
 
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    reason: Annotated[Text, StringConstraints(max_length=1000)] | None = None
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    jwk: dict[str, Any] = Field(description="The public JWK: EC P-256 (ES256) or RSA ≥ 2048 bits (RS256)")
+    jwk: JsonObject = Field(description="The public JWK: EC P-256 (ES256) or RSA ≥ 2048 bits (RS256)")
 
 
 class KeyRead(BaseModel):

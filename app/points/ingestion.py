@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import audit, clock, db, security
 from app.core.config import get_settings
+from app.core.types import holds_nul
 from app.organizations import service as org_service
 from app.points import repository as repo
 from app.points.exceptions import (
@@ -82,8 +83,9 @@ def _rejected(record_id, code: str, message: str | None = None) -> dict:
 
 
 def _text(raw: dict, name: str, max_length: int) -> str | None:
+    """The field as ``Text`` of 1 to ``max_length`` characters (no NUL), or None."""
     value = raw.get(name)
-    if isinstance(value, str) and 0 < len(value) <= max_length:
+    if isinstance(value, str) and 0 < len(value) <= max_length and not holds_nul(value):
         return value
     return None
 

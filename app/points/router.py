@@ -11,6 +11,7 @@ from app.core.errors import responses
 from app.core.openapi import request_body
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Text
 from app.points import ingestion, service
 from app.points.exceptions import (
     AccountNotFound,
@@ -32,6 +33,7 @@ from app.points.schemas import (
 )
 from app.users import service as users_service
 from app.users.exceptions import NotEntrusted
+from app.users.schemas import ExternalUserId
 
 router = APIRouter(route_class=CommitRoute, tags=["points"])
 BatchOperator = Annotated[Principal, Depends(require("operator", idempotency_required=True))]
@@ -60,7 +62,7 @@ async def submit_batch(
     request: Request,
     session: Session,
     operator: BatchOperator,
-    x_content_signature: Annotated[str | None, Header()] = None,
+    x_content_signature: Annotated[Text | None, Header()] = None,
 ):
     body = await request.body()
     return _json(await ingestion.ingest(session, operator, body, x_content_signature))
@@ -72,7 +74,7 @@ async def submit_batch(
     responses=responses(NotEntrusted),
     summary="A user's balance, for display in the operator's app",
 )
-async def operator_user_account(external_user_id: str, session: Session, operator: Operator):
+async def operator_user_account(external_user_id: ExternalUserId, session: Session, operator: Operator):
     user_id = await users_service.entrusted_user(session, operator.org_id, external_user_id)
     return await service.account(session, user_id)
 

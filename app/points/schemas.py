@@ -5,22 +5,26 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.types import Int64, Moment, Text
+
 
 class Evidence(BaseModel):
-    source: str = Field(max_length=100, description="Where the proof lives, e.g. 'sz-metro-card'")
-    ref: str = Field(max_length=200, description="Its id there; unique across all operators")
+    source: Text = Field(max_length=100, description="Where the proof lives, e.g. 'sz-metro-card'")
+    ref: Text = Field(max_length=200, description="Its id there; unique across all operators")
 
 
 class BehaviourRecordIn(BaseModel):
     """One behaviour. A record that breaks a rule is rejected alone; the rest of the batch is kept."""
 
-    record_id: str = Field(max_length=100, description="Your id; unique per operator (a retry is `duplicate`)")
-    external_user_id: str = Field(max_length=100)
-    type: str = Field(description="Behaviour type of a published methodology: metro, bus, cycling, walking, nev, own_cup …")
-    started_at: datetime = Field(description="RFC 3339 with offset; not in the future, not older than the window")
-    ended_at: datetime
-    quantity: float = Field(gt=0, description="In the methodology's unit (km, item …)")
-    unit: str
+    record_id: Text = Field(max_length=100, description="Your id; unique per operator (a retry is `duplicate`)")
+    external_user_id: Text = Field(max_length=100)
+    type: Text = Field(
+        max_length=50, description="Behaviour type of a published methodology: metro, bus, cycling, walking, nev, own_cup …"
+    )
+    started_at: Moment = Field(description="RFC 3339 with offset; not in the future, not older than the window")
+    ended_at: Moment
+    quantity: float = Field(gt=0, le=1e9, allow_inf_nan=False, description="In the methodology's unit (km, item …)")
+    unit: Text = Field(max_length=20)
     scene_id: uuid.UUID | None = Field(default=None, description="An approved scene recording this type")
     evidence: Evidence
 
@@ -102,8 +106,8 @@ class BehaviourRead(BaseModel):
 
 class ClawbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    points: int = Field(gt=0)
-    reason: Annotated[str, StringConstraints(min_length=3, max_length=500)]
+    points: Int64 = Field(gt=0)
+    reason: Annotated[Text, StringConstraints(min_length=3, max_length=500)]
 
 
 class ClawbackOut(BaseModel):

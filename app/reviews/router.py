@@ -8,6 +8,7 @@ from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Text
 from app.experts.exceptions import UnknownField
 from app.reviews import service
 from app.reviews.exceptions import (
@@ -56,8 +57,8 @@ async def list_panels(
     session: Session,
     principal: AuthorityOrExpert,
     mine: bool = False,
-    subject_type: Annotated[str | None, Query(max_length=50)] = None,
-    subject_id: Annotated[str | None, Query(max_length=100)] = None,
+    subject_type: Annotated[Text | None, Query(max_length=50)] = None,
+    subject_id: Annotated[Text | None, Query(max_length=100)] = None,
     status: Literal["open", "decided"] | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,

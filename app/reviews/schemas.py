@@ -4,20 +4,22 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.types import Int32, Text
+
 
 class PanelOpen(BaseModel):
     """Open a panel on any subject (a methodology version, a CER project…)."""
 
-    subject_type: str = Field(
+    subject_type: Text = Field(
         min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$", examples=["methodology_version"]
     )
-    subject_id: str = Field(min_length=1, max_length=100)
-    field: str = Field(max_length=30, description="The field of expertise to draw from", examples=["travel"])
-    size: int = Field(default=3, ge=1, le=25, description="How many experts to draw")
-    quorum: int | None = Field(
+    subject_id: Text = Field(min_length=1, max_length=100)
+    field: Text = Field(max_length=30, description="The field of expertise to draw from", examples=["travel"])
+    size: Int32 = Field(default=3, ge=1, le=25, description="How many experts to draw")
+    quorum: Int32 | None = Field(
         default=None, ge=1, le=25, description="Opinions needed to decide (default: all)"
     )
-    exclude_affiliations: list[str] = Field(
+    exclude_affiliations: list[Text] = Field(
         default_factory=list,
         max_length=50,
         description="Applicant affiliations: organisation ids and/or names. Experts affiliated with any of them "
@@ -28,7 +30,7 @@ class PanelOpen(BaseModel):
         max_length=200,
         description="Experts excluded explicitly (e.g. declared conflicts)",
     )
-    seed: str | None = Field(
+    seed: Text | None = Field(
         default=None,
         min_length=8,
         max_length=200,
@@ -38,13 +40,13 @@ class PanelOpen(BaseModel):
 
 class Opinion(BaseModel):
     verdict: Literal["pass", "fail"]
-    score: int = Field(ge=0, le=100)
-    text: str = Field(min_length=1, max_length=20000)
+    score: Int32 = Field(ge=0, le=100)
+    text: Text = Field(min_length=1, max_length=20000)
 
 
 class DecisionIn(BaseModel):
     outcome: Literal["pass", "fail"]
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Text = Field(min_length=1, max_length=5000)
 
 
 class MemberRead(BaseModel):

@@ -8,6 +8,7 @@ from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
+from app.core.types import Text
 from app.experts.exceptions import UnknownField
 from app.reviews.exceptions import InvalidPanel, NotEnoughExperts, PanelAlreadyOpen
 from app.reviews.schemas import PanelRead
@@ -159,10 +160,10 @@ _decision_route("revoke", "Revoke an approved or suspended scene, for good (auth
 )
 async def public_scenes(
     session: Session,
-    city_code: Annotated[str | None, Query(max_length=6)] = None,
-    district_code: Annotated[str | None, Query(max_length=6)] = None,
-    category: Annotated[str | None, Query(max_length=30)] = None,
-    behaviour_type: Annotated[str | None, Query(max_length=50)] = None,
+    city_code: Annotated[Text | None, Query(max_length=6)] = None,
+    district_code: Annotated[Text | None, Query(max_length=6)] = None,
+    category: Annotated[Text | None, Query(max_length=30)] = None,
+    behaviour_type: Annotated[Text | None, Query(max_length=50)] = None,
     lat: float | None = None,
     lng: float | None = None,
     radius_m: float | None = None,

@@ -4,19 +4,21 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.types import Int32, Text
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holidays"]
-OpeningHours = str | dict[Weekday, str]
+OpeningHours = Text | dict[Weekday, Text]
 CATEGORY_DOC = "business_premises (经营场所) | public_place (公共场所) | public_institution (公共机构)"
 
 
 class SceneFields(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    category: str = Field(max_length=30, description=CATEGORY_DOC)
-    address: str = Field(min_length=1, max_length=500)
-    city_code: str = Field(
+    name: Text = Field(min_length=1, max_length=200)
+    category: Text = Field(max_length=30, description=CATEGORY_DOC)
+    address: Text = Field(min_length=1, max_length=500)
+    city_code: Text = Field(
         max_length=6, description="6-digit administrative division code, e.g. 440300 (Shenzhen)"
     )
-    district_code: str = Field(
+    district_code: Text = Field(
         max_length=6, description="6-digit code within the city, e.g. 440305 (Nanshan)"
     )
     lat: float = Field(description="WGS-84 latitude, −90…90")
@@ -25,14 +27,14 @@ class SceneFields(BaseModel):
         default=None,
         description='Free text ("daily 07:00-22:00") or {"mon": "07:00-22:00", …, "holidays": …}',
     )
-    behaviour_types: list[str] = Field(
+    behaviour_types: list[Text] = Field(
         min_length=1,
         max_length=20,
         description="Behaviour types recorded here: those of published scene methodologies (see "
         "`GET /v1/public/scenes/behaviour-types`)",
     )
-    description: str = Field(default="", max_length=5000)
-    evidence_links: list[str] = Field(default_factory=list, max_length=20, description="http(s) URLs")
+    description: Text = Field(default="", max_length=5000)
+    evidence_links: list[Text] = Field(default_factory=list, max_length=20, description="http(s) URLs")
 
 
 class SceneCreate(SceneFields):
@@ -42,17 +44,17 @@ class SceneCreate(SceneFields):
 class SceneUpdate(BaseModel):
     """Only the fields to change. On an approved scene this proposes a change that is reviewed again."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    category: str | None = Field(default=None, max_length=30)
-    address: str | None = Field(default=None, min_length=1, max_length=500)
-    city_code: str | None = Field(default=None, max_length=6)
-    district_code: str | None = Field(default=None, max_length=6)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    category: Text | None = Field(default=None, max_length=30)
+    address: Text | None = Field(default=None, min_length=1, max_length=500)
+    city_code: Text | None = Field(default=None, max_length=6)
+    district_code: Text | None = Field(default=None, max_length=6)
     lat: float | None = None
     lng: float | None = None
     opening_hours: OpeningHours | None = None
-    behaviour_types: list[str] | None = Field(default=None, min_length=1, max_length=20)
-    description: str | None = Field(default=None, max_length=5000)
-    evidence_links: list[str] | None = Field(default=None, max_length=20)
+    behaviour_types: list[Text] | None = Field(default=None, min_length=1, max_length=20)
+    description: Text | None = Field(default=None, max_length=5000)
+    evidence_links: list[Text] | None = Field(default=None, max_length=20)
 
 
 class SceneChangeRead(BaseModel):
@@ -83,19 +85,19 @@ class SceneRead(SceneFields):
 
 
 class SceneReview(BaseModel):
-    size: int = Field(default=3, ge=1, le=25)
-    field: str | None = Field(
+    size: Int32 = Field(default=3, ge=1, le=25)
+    field: Text | None = Field(
         default=None,
         max_length=30,
         description="Field to draw from; default by category (public_institution: buildings, others: retail)",
     )
-    quorum: int | None = Field(default=None, ge=1, le=25)
-    seed: str | None = Field(default=None, min_length=8, max_length=200)
+    quorum: Int32 | None = Field(default=None, ge=1, le=25)
+    seed: Text | None = Field(default=None, min_length=8, max_length=200)
     exclude_experts: list[uuid.UUID] = Field(default_factory=list, max_length=200)
 
 
 class SceneDecision(BaseModel):
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Text = Field(min_length=1, max_length=5000)
 
 
 class PublicScene(BaseModel):

@@ -2,23 +2,25 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-ExternalUserId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+from app.core.types import Moment, Text
+
+ExternalUserId = Annotated[Text, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
 
 
 class Identifier(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["phone"]
-    value: Annotated[str, StringConstraints(min_length=3, max_length=40)] = Field(
+    value: Annotated[Text, StringConstraints(min_length=3, max_length=40)] = Field(
         description="The phone number, any common notation; normalised to E.164 and hashed, never stored"
     )
 
 
 class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    agreement_version: Annotated[str, StringConstraints(min_length=1, max_length=50)]
-    accepted_at: AwareDatetime = Field(description="When the person accepted the entrustment agreement (with offset)")
+    agreement_version: Annotated[Text, StringConstraints(min_length=1, max_length=50)]
+    accepted_at: Moment = Field(description="When the person accepted the entrustment agreement (with offset)")
 
 
 class EnrolUser(BaseModel):

@@ -62,7 +62,7 @@ class TestClosingPrices:
         r = await client.get("/v1/cer/reference-price", params={"on": "2024-03-04"})
         assert (r.status_code, r.json()["code"]) == (409, "not_enough_prices")
         assert len(r.json()["missing"]) == 10
-        r = await client.get("/v1/cer/reference-price", params={"on": "0001-01-01"})
+        r = await client.get("/v1/cer/reference-price", params={"on": "2200-01-01"})
         assert (r.status_code, r.json()["code"]) == (422, "invalid_date")
 
 

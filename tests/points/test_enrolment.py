@@ -81,7 +81,7 @@ class TestEnrolmentBadInput:
     async def test_consent_in_the_future_or_without_offset(self, client):
         op = await make_operator(client)
         body = {"external_user_id": "x2", "identifier": {"type": "phone", "value": phone()},
-                "consent": {"agreement_version": "v1", "accepted_at": "2999-01-01T00:00:00+08:00"}}
+                "consent": {"agreement_version": "v1", "accepted_at": "2199-01-01T00:00:00+08:00"}}
         r = await client.post("/v1/operator/users", json=body, headers=op.headers)
         assert (r.status_code, r.json()["code"]) == (422, "invalid_consent")
         body["consent"]["accepted_at"] = "2026-01-01T00:00:00"
