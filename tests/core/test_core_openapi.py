@@ -9,11 +9,19 @@ codes once (``DomainError.variants``); every error response in the document is p
 
 import inspect
 import types
+from contextlib import nullcontext
 from datetime import date
 
+import httpx
 import pytest
+import schemathesis
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.routing import APIRoute, iter_route_contexts
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from app.core import errors
 from app.core.errors import PROBLEM_JSON, PROBLEM_REF, Conflict, NotFound, documented_codes, responses
@@ -176,6 +184,11 @@ class TestTheDocument:
             if operation.get("parameters"):
                 assert "validation_error" in documented_codes(documented.get("422")), (method, path)
 
+    def test_a_cacheable_route_documents_its_304(self, app):
+        wrong = [f"{method} {path}" for method, path, route, operation in operations(app)
+                 if getattr(route, "cache_control", None) and "304" not in operation["responses"]]
+        assert wrong == []
+
     def test_a_json_body_may_be_malformed(self, app):
         operation = app.openapi()["paths"]["/v1/organizations"]["post"]
         assert {"malformed_json", "bad_request"} <= set(documented_codes(operation["responses"]["400"]))
@@ -271,3 +284,35 @@ _TRANSLATED = {"not_found": "because"}
 
 def _refuse() -> None:
     raise NotFound("nothing here")
+
+
+class TestTheFuzzersChecksCatch:
+    """What ``tests/fuzz/test_fuzz_api.py`` checks every response with refuses what the document does not name."""
+
+    @pytest.mark.parametrize(("what", "refused"), [
+        ("fine", False), ("conflict", False), ("code", True), ("status", True), ("csv", True),
+    ])
+    async def test_an_undocumented_code_status_or_media_type(self, what, refused):
+        probe = FastAPI()
+        errors.install(probe)
+
+        @probe.get("/probe/{what}", responses=responses(Conflict), summary="probe")
+        async def answer(what: str):
+            if what == "conflict":
+                raise Conflict("no")
+            if what == "code":
+                raise Conflict("no", code="undeclared")
+            if what == "status":
+                raise NotFound()
+            if what == "csv":
+                return Response("a,b\n", media_type="text/csv")
+            return {}
+
+        [operation] = [r.ok() for r in schemathesis.openapi.from_dict(probe.openapi()).get_all_operations()]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=probe), base_url="http://test") as c:
+            response = await c.get(f"/probe/{what}")
+        case = operation.Case(path_parameters={"what": what})
+        with pytest.raises(BaseException) if refused else nullcontext():  # schemathesis' FailureGroup
+            case.validate_response(
+                response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance]
+            )
