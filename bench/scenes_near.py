@@ -21,7 +21,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -69,31 +68,23 @@ async def seed(database_url: str, scenes: int) -> float:
 
 
 async def explain(database_url: str, lat: float, lng: float, radius: float) -> dict:
-    engine = db.create_engine(database_url, pool_size=1)
-    where = ["s.status = 'approved'"]
-    params = {
-        **repository.bounding_box(lat, lng, radius),
-        "lat": lat,
-        "lng": lng,
-        "radius": radius,
-        "limit": 51,
-    }
+    sql, args = repository.near_query(lat=lat, lng=lng, radius_m=radius, limit=51)
+    conn = await asyncpg.connect(db.plain_url(database_url))
     out = {}
     try:
-        async with engine.connect() as conn:
-            for label, settings in (
-                ("with_index", []),
-                ("without_index", ["enable_indexscan", "enable_bitmapscan"]),
-            ):
-                for name in settings:
-                    await conn.execute(sa.text(f"SET LOCAL {name} = off"))
-                rows = await conn.execute(
-                    sa.text("EXPLAIN (ANALYZE, BUFFERS) " + repository.near_sql(where)), params
-                )
-                out[label] = [r[0] for r in rows]
-                await conn.rollback()
+        for label, settings in (
+            ("with_index", []),
+            ("without_index", ["enable_indexscan", "enable_bitmapscan"]),
+        ):
+            transaction = conn.transaction()
+            await transaction.start()
+            for name in settings:
+                await conn.execute(f"SET LOCAL {name} = off")
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+            out[label] = [r[0] for r in rows]
+            await transaction.rollback()
     finally:
-        await engine.dispose()
+        await conn.close()
     return out
 
 

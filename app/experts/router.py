@@ -80,4 +80,4 @@ async def update_expert(expert_id: uuid.UUID, data: ExpertUpdate, session: Sessi
 async def public_experts(
     session: Session, limit: Limit = 50, cursor: Cursor = None, field: FieldQuery = None
 ):
-    return await service.list_(session, field=field, active=True, limit=limit, cursor=cursor, public=True)
+    return await service.public_list(session, field=field, limit=limit, cursor=cursor)

@@ -6,17 +6,16 @@ import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock
-from app.core.pagination import keyset, page
+from app.core.pagination import Page, page
+from app.experts import repository
 from app.experts.exceptions import ExpertNotFound, UnknownAffiliationOrg, UnknownField
 from app.experts.models import Expert
-from app.experts.schemas import Affiliation, ExpertCreate, ExpertUpdate
+from app.experts.schemas import Affiliation, ExpertCreate, ExpertPublic, ExpertRead, ExpertUpdate
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
-from app.organizations.models import StaffUser
 
 FIELDS = (
     "travel",
@@ -63,26 +62,38 @@ async def _affiliation(session: AsyncSession, aff: Affiliation) -> dict[str, Any
     }
 
 
-def view(expert: Expert, username: str | None = None) -> dict[str, Any]:
-    return {
-        "id": expert.id,
-        "name": expert.name,
-        "fields": expert.fields,
-        "affiliation": {"name": expert.affiliation_name, "org_id": expert.affiliation_org_id},
-        "active": expert.active,
-        "username": username,
-        "created_at": expert.created_at,
-        "updated_at": expert.updated_at,
-    }
+def _affiliation_of(expert: Expert) -> Affiliation:
+    return Affiliation(name=expert.affiliation_name, org_id=expert.affiliation_org_id)
 
 
-async def _username(session: AsyncSession, expert: Expert) -> str:
-    return (
-        await session.execute(select(StaffUser.username).where(StaffUser.id == expert.staff_user_id))
-    ).scalar_one()
+def _public(expert: Expert) -> ExpertPublic:
+    return ExpertPublic(
+        id=expert.id, name=expert.name, fields=expert.fields, affiliation=_affiliation_of(expert)
+    )
 
 
-async def create(session: AsyncSession, principal: Principal, data: ExpertCreate) -> dict[str, Any]:
+def _view(expert: Expert, username: str) -> ExpertRead:
+    return ExpertRead(
+        id=expert.id,
+        name=expert.name,
+        fields=expert.fields,
+        affiliation=_affiliation_of(expert),
+        active=expert.active,
+        username=username,
+        created_at=expert.created_at,
+        updated_at=expert.updated_at,
+    )
+
+
+async def _views(session: AsyncSession, experts: list[Expert]) -> list[ExpertRead]:
+    """The experts with their logins' usernames (the organisations domain keeps the logins)."""
+    if not experts:
+        return []
+    usernames = await org_service.usernames(session, [e.staff_user_id for e in experts])
+    return [_view(e, usernames[e.staff_user_id]) for e in experts]
+
+
+async def create(session: AsyncSession, principal: Principal, data: ExpertCreate) -> ExpertRead:
     fields = _check_fields(data.fields)
     aff = await _affiliation(session, data.affiliation)
     user = await org_service.create_staff_user(
@@ -98,8 +109,7 @@ async def create(session: AsyncSession, principal: Principal, data: ExpertCreate
         updated_at=now,
         **aff,
     )
-    session.add(expert)
-    await session.flush()
+    await repository.insert(session, expert)
     audit.record(
         session,
         actor=principal.actor,
@@ -115,29 +125,24 @@ async def create(session: AsyncSession, principal: Principal, data: ExpertCreate
             "username": user.username,
         },
     )
-    return view(expert, user.username)
+    return _view(expert, user.username)
 
 
-async def get(session: AsyncSession, expert_id: uuid.UUID) -> Expert:
-    expert = await session.get(Expert, expert_id)
+async def get(session: AsyncSession, expert_id: uuid.UUID, *, lock: bool = False) -> Expert:
+    expert = await repository.get(session, expert_id, lock=lock)
     if expert is None:
         raise ExpertNotFound()
     return expert
 
 
-async def read(session: AsyncSession, expert_id: uuid.UUID) -> dict[str, Any]:
-    expert = await get(session, expert_id)
-    return view(expert, await _username(session, expert))
+async def read(session: AsyncSession, expert_id: uuid.UUID) -> ExpertRead:
+    return (await _views(session, [await get(session, expert_id)]))[0]
 
 
 async def update(
     session: AsyncSession, principal: Principal, expert_id: uuid.UUID, data: ExpertUpdate
-) -> dict:
-    expert = (
-        await session.execute(select(Expert).where(Expert.id == expert_id).with_for_update())
-    ).scalar_one_or_none()
-    if expert is None:
-        raise ExpertNotFound()
+) -> ExpertRead:
+    expert = await get(session, expert_id, lock=True)
     changes: dict[str, Any] = {}
     if data.name is not None:
         changes["name"] = data.name.strip()
@@ -162,46 +167,39 @@ async def update(
             subject_id=expert.id,
             data=changes,
         )
-    return view(expert, await _username(session, expert))
+    return (await _views(session, [expert]))[0]
 
 
 async def for_staff_user(session: AsyncSession, staff_user_id: uuid.UUID) -> Expert | None:
-    return (
-        await session.execute(select(Expert).where(Expert.staff_user_id == staff_user_id))
-    ).scalar_one_or_none()
+    return await repository.for_staff_user(session, staff_user_id)
 
 
 async def active_in_field(session: AsyncSession, field: str) -> list[Expert]:
     """The pool a review draws from: active experts of ``field``."""
-    result = await session.execute(
-        select(Expert).where(Expert.active.is_(True), col(Expert.fields).contains([field]))  # type: ignore[attr-defined]
-    )
-    return list(result.scalars())
+    return await repository.active_in_field(session, field)
 
 
 async def names(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
-    rows = await session.execute(select(Expert.id, Expert.name).where(col(Expert.id).in_(ids)))
-    return {r.id: r.name for r in rows}
+    return await repository.names(session, ids)
 
 
 async def list_(
-    session: AsyncSession,
-    *,
-    field: str | None,
-    active: bool | None,
-    limit: int,
-    cursor: str | None,
-    public: bool = False,
-) -> dict[str, Any]:
-    query = select(Expert, StaffUser.username).join(StaffUser, StaffUser.id == Expert.staff_user_id)
-    if public:
-        active = True
+    session: AsyncSession, *, field: str | None, active: bool | None, limit: int, cursor: str | None
+) -> Page[ExpertRead]:
+    """The pool, by name (the authority's list, with logins)."""
     if field is not None:
-        query = query.where(col(Expert.fields).contains([check_field(field)]))  # type: ignore[attr-defined]
-    if active is not None:
-        query = query.where(Expert.active.is_(active))
-    query = keyset(query, cursor, (Expert.name, str), (Expert.id, uuid.UUID))
-    rows = [view(e, username) for e, username in (await session.execute(query.limit(limit + 1))).all()]
-    return page(rows, limit, lambda v: [v["name"], v["id"]])
+        check_field(field)
+    experts = await repository.page(session, field=field, active=active, cursor=cursor, limit=limit)
+    result = page(experts, limit, lambda e: [e.name, e.id])
+    return Page[ExpertRead](items=await _views(session, result["items"]), next_cursor=result["next_cursor"])
+
+
+async def public_list(session: AsyncSession, *, field: str | None, limit: int, cursor: str | None) -> Page[ExpertPublic]:
+    """Active experts by name, as disclosed to the public (SZ 29): no logins."""
+    if field is not None:
+        check_field(field)
+    experts = await repository.page(session, field=field, active=True, cursor=cursor, limit=limit)
+    result = page(experts, limit, lambda e: [e.name, e.id])
+    return Page[ExpertPublic](items=[_public(e) for e in result["items"]], next_cursor=result["next_cursor"])

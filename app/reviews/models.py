@@ -14,6 +14,13 @@ class PanelStatus(StrEnum):
     decided = "decided"
 
 
+class Verdict(StrEnum):
+    """A member's verdict, and the panel's outcome."""
+
+    passed = "pass"
+    failed = "fail"
+
+
 def _ts(nullable: bool = False) -> sa.Column:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 

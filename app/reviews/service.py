@@ -11,19 +11,17 @@ same transaction.
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.core import audit, clock
-from app.core.pagination import keyset, page
+from app.core.pagination import Page, page
 from app.experts import service as experts_service
 from app.experts.service import normalise_affiliation
+from app.reviews import repository
 from app.reviews.draw import ALGORITHM, draw
 from app.reviews.exceptions import (
     InvalidPanel,
@@ -38,11 +36,28 @@ from app.reviews.exceptions import (
     ReviewNotPassed,
     SubjectManagedElsewhere,
 )
-from app.reviews.models import PanelMember, PanelStatus, ReviewPanel
-from app.reviews.schemas import PanelOpen
+from app.reviews.models import PanelMember, PanelStatus, ReviewPanel, Verdict
+from app.reviews.schemas import DrawRecord, MemberRead, PanelOpen, PanelRead
 
 Panel = ReviewPanel
-DecisionHook = Callable[[AsyncSession, Principal, ReviewPanel], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PanelDecision:
+    """What a subject domain's hook learns of the decision on its subject."""
+
+    id: uuid.UUID
+    subject_type: str
+    subject_id: str
+    outcome: str
+    reason: str
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == Verdict.passed
+
+
+DecisionHook = Callable[[AsyncSession, Principal, PanelDecision], Awaitable[None]]
 _hooks: dict[str, DecisionHook] = {}
 
 
@@ -122,7 +137,7 @@ async def open_panel(
         )
     chosen = draw(seed, candidates, size)
 
-    if await _open_panel_of(session, subject_type, subject_id) is not None:
+    if await repository.open_panel_of(session, subject_type, subject_id) is not None:
         raise PanelAlreadyOpen(f"{subject_type} {subject_id} already has an open panel")
     panel = ReviewPanel(
         subject_type=subject_type,
@@ -140,16 +155,10 @@ async def open_panel(
         created_at=clock.now(),
     )
     try:
-        async with session.begin_nested():
-            session.add(panel)
-            await session.flush()
+        await repository.insert_panel(session, panel)
     except IntegrityError as exc:
         raise PanelAlreadyOpen(f"{subject_type} {subject_id} already has an open panel") from exc
-    session.add_all(
-        PanelMember(panel_id=panel.id, expert_id=uuid.UUID(eid), position=i)
-        for i, eid in enumerate(chosen, 1)
-    )
-    await session.flush()
+    await repository.insert_members(session, panel.id, [uuid.UUID(eid) for eid in chosen])
     audit.record(
         session,
         actor=principal.actor,
@@ -173,7 +182,7 @@ async def open_panel(
     return panel
 
 
-async def open_from_request(session: AsyncSession, principal: Principal, data: PanelOpen) -> dict[str, Any]:
+async def open_from_request(session: AsyncSession, principal: Principal, data: PanelOpen) -> PanelRead:
     if data.subject_type in _hooks:
         raise SubjectManagedElsewhere(
             f"open {data.subject_type} reviews through the {data.subject_type} routes"
@@ -193,40 +202,12 @@ async def open_from_request(session: AsyncSession, principal: Principal, data: P
     return await view(session, principal, panel)
 
 
-async def _open_panel_of(session: AsyncSession, subject_type: str, subject_id: str) -> ReviewPanel | None:
-    return (
-        await session.execute(
-            select(ReviewPanel).where(
-                ReviewPanel.subject_type == subject_type,
-                ReviewPanel.subject_id == subject_id,
-                ReviewPanel.status == PanelStatus.open,
-            )
-        )
-    ).scalar_one_or_none()
-
-
 async def get(session: AsyncSession, panel_id: uuid.UUID, *, lock: str | None = None) -> ReviewPanel:
-    query = select(ReviewPanel).where(ReviewPanel.id == panel_id).execution_options(populate_existing=True)
-    if lock == "update":
-        query = query.with_for_update()
-    elif lock == "share":
-        query = query.with_for_update(read=True)
-    panel = (await session.execute(query)).scalar_one_or_none()
+    """The panel; ``lock``: ``"update"`` or ``"share"`` locks its row."""
+    panel = await repository.get(session, panel_id, lock=lock)
     if panel is None:
         raise ReviewNotFound()
     return panel
-
-
-async def _members(session: AsyncSession, panel_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[PanelMember]]:
-    result = await session.execute(
-        select(PanelMember)
-        .where(col(PanelMember.panel_id).in_(panel_ids))
-        .order_by(col(PanelMember.panel_id), col(PanelMember.position))
-    )
-    out: dict[uuid.UUID, list[PanelMember]] = {pid: [] for pid in panel_ids}
-    for m in result.scalars():
-        out[m.panel_id].append(m)
-    return out
 
 
 async def _caller_expert_id(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
@@ -236,13 +217,26 @@ async def _caller_expert_id(session: AsyncSession, principal: Principal) -> uuid
     return expert.id if expert else None
 
 
-async def _views(
-    session: AsyncSession, principal: Principal, panels: list[ReviewPanel]
-) -> list[dict[str, Any]]:
+def _member(m: PanelMember, name: str, *, with_opinion: bool) -> MemberRead:
+    if not with_opinion:
+        return MemberRead(expert_id=m.expert_id, name=name, position=m.position, submitted=m.submitted_at is not None)
+    return MemberRead(
+        expert_id=m.expert_id,
+        name=name,
+        position=m.position,
+        submitted=m.submitted_at is not None,
+        verdict=m.verdict,  # type: ignore[arg-type]  # the column holds pass | fail
+        score=m.score,
+        text=m.text,
+        submitted_at=m.submitted_at,
+    )
+
+
+async def _views(session: AsyncSession, principal: Principal, panels: list[ReviewPanel]) -> list[PanelRead]:
     """Panels as the caller may see them: the authority sees every opinion, a member only their own."""
     if not panels:
         return []
-    by_panel = await _members(session, [p.id for p in panels])
+    by_panel = await repository.members(session, [p.id for p in panels])
     me = await _caller_expert_id(session, principal)
     names = await experts_service.names(session, list({m.expert_id for ms in by_panel.values() for m in ms}))
     out = []
@@ -250,68 +244,61 @@ async def _views(
         members = by_panel[panel.id]
         if principal.role != "authority" and me not in {m.expert_id for m in members}:
             raise ReviewNotFound()
-        shown = []
-        for m in members:
-            item: dict[str, Any] = {
-                "expert_id": m.expert_id,
-                "name": names.get(m.expert_id, ""),
-                "position": m.position,
-                "submitted": m.submitted_at is not None,
-            }
-            if principal.role == "authority" or m.expert_id == me:
-                item.update(verdict=m.verdict, score=m.score, text=m.text, submitted_at=m.submitted_at)
-            shown.append(item)
+        shown = [
+            _member(m, names.get(m.expert_id, ""), with_opinion=principal.role == "authority" or m.expert_id == me)
+            for m in members
+        ]
         out.append(
-            {
-                "id": panel.id,
-                "subject_type": panel.subject_type,
-                "subject_id": panel.subject_id,
-                "field": panel.field,
-                "size": panel.size,
-                "quorum": panel.quorum,
-                "status": panel.status,
-                "opinions_in": sum(1 for m in members if m.submitted_at is not None),
-                "members": shown,
-                "outcome": panel.outcome,
-                "reason": panel.reason,
-                "opened_by": panel.opened_by,
-                "created_at": panel.created_at,
-                "decided_by": panel.decided_by,
-                "decided_at": panel.decided_at,
-            }
+            PanelRead(
+                id=panel.id,
+                subject_type=panel.subject_type,
+                subject_id=panel.subject_id,
+                field=panel.field,
+                size=panel.size,
+                quorum=panel.quorum,
+                status=panel.status,  # type: ignore[arg-type]  # a PanelStatus
+                opinions_in=sum(1 for m in members if m.submitted_at is not None),
+                members=shown,
+                outcome=panel.outcome,  # type: ignore[arg-type]  # a Verdict
+                reason=panel.reason,
+                opened_by=panel.opened_by,
+                created_at=panel.created_at,
+                decided_by=panel.decided_by,
+                decided_at=panel.decided_at,
+            )
         )
     return out
 
 
-async def view(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> dict[str, Any]:
+async def view(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> PanelRead:
     return (await _views(session, principal, [panel]))[0]
 
 
-async def read(session: AsyncSession, principal: Principal, panel_id: uuid.UUID) -> dict[str, Any]:
+async def read(session: AsyncSession, principal: Principal, panel_id: uuid.UUID) -> PanelRead:
     return await view(session, principal, await get(session, panel_id))
 
 
-async def draw_record(session: AsyncSession, panel_id: uuid.UUID) -> dict[str, Any]:
+async def draw_record(session: AsyncSession, panel_id: uuid.UUID) -> DrawRecord:
     panel = await get(session, panel_id)
-    return {
-        "panel_id": panel.id,
-        "subject_type": panel.subject_type,
-        "subject_id": panel.subject_id,
-        "field": panel.field,
-        "algorithm": panel.algorithm,
-        "seed": panel.seed,
-        "size": panel.size,
-        "candidates": panel.candidates,
-        "chosen": panel.chosen,
-        "excluded": panel.excluded,
-        "exclude_affiliations": panel.exclude_affiliations,
-        "created_at": panel.created_at,
-    }
+    return DrawRecord(
+        panel_id=panel.id,
+        subject_type=panel.subject_type,
+        subject_id=panel.subject_id,
+        field=panel.field,
+        algorithm=panel.algorithm,
+        seed=panel.seed,
+        size=panel.size,
+        candidates=panel.candidates,
+        chosen=panel.chosen,
+        excluded=panel.excluded,
+        exclude_affiliations=panel.exclude_affiliations,
+        created_at=panel.created_at,
+    )
 
 
 async def submit_opinion(
     session: AsyncSession, principal: Principal, panel_id: uuid.UUID, *, verdict: str, score: int, text: str
-) -> dict[str, Any]:
+) -> PanelRead:
     """One opinion per member, once. The panel row is share-locked so a decision cannot slip between."""
     panel = await get(session, panel_id, lock="share")
     me = await _caller_expert_id(session, principal)
@@ -319,19 +306,8 @@ async def submit_opinion(
         raise NotOnPanel("your account is not linked to an expert of the pool")
     if panel.status != PanelStatus.open:
         raise PanelClosed("the panel has been decided; opinions are closed")
-    result = await session.execute(
-        sa.update(PanelMember)
-        .where(
-            PanelMember.panel_id == panel_id,
-            PanelMember.expert_id == me,
-            col(PanelMember.submitted_at).is_(None),
-        )
-        .values(verdict=verdict, score=score, text=text, submitted_at=clock.now())
-        .returning(PanelMember.expert_id)
-    )
-    if result.first() is None:
-        member = await session.get(PanelMember, (panel_id, me))
-        if member is None:
+    if not await repository.record_opinion(session, panel_id, me, verdict=verdict, score=score, text=text, at=clock.now()):
+        if await repository.member(session, panel_id, me) is None:
             raise NotOnPanel()
         raise OpinionAlreadySubmitted()
     audit.record(
@@ -347,12 +323,12 @@ async def submit_opinion(
 
 async def decide(
     session: AsyncSession, principal: Principal, panel_id: uuid.UUID, *, outcome: str, reason: str
-) -> dict[str, Any]:
+) -> PanelRead:
     """The authority's decision, once the quorum of opinions is in; the subject's hook runs with it."""
     panel = await get(session, panel_id, lock="update")
     if panel.status != PanelStatus.open:
         raise PanelClosed(f"the panel was already decided: {panel.outcome}")
-    members = (await _members(session, [panel_id]))[panel_id]
+    members = (await repository.members(session, [panel_id]))[panel_id]
     opinions = [m for m in members if m.submitted_at is not None]
     if len(opinions) < panel.quorum:
         raise OpinionsMissing(
@@ -384,19 +360,13 @@ async def decide(
     )
     hook = _hooks.get(panel.subject_type)
     if hook is not None:
-        await hook(session, principal, panel)
+        decision = PanelDecision(panel.id, panel.subject_type, panel.subject_id, outcome, reason)
+        await hook(session, principal, decision)
     return await view(session, principal, panel)
 
 
 async def latest_panel(session: AsyncSession, subject_type: str, subject_id: str) -> ReviewPanel | None:
-    return (
-        await session.execute(
-            select(ReviewPanel)
-            .where(ReviewPanel.subject_type == subject_type, ReviewPanel.subject_id == subject_id)
-            .order_by(col(ReviewPanel.created_at).desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    return await repository.latest_panel(session, subject_type, subject_id)
 
 
 async def require_passed(session: AsyncSession, subject_type: str, subject_id: str) -> None:
@@ -406,7 +376,7 @@ async def require_passed(session: AsyncSession, subject_type: str, subject_id: s
         raise ReviewNotPassed(f"{subject_type} {subject_id} has not been reviewed by an expert panel")
     if panel.status != PanelStatus.decided:
         raise ReviewNotPassed(f"the expert review of {subject_type} {subject_id} is still open")
-    if panel.outcome != "pass":
+    if panel.outcome != Verdict.passed:
         raise ReviewNotPassed(f"the expert review of {subject_type} {subject_id} failed: {panel.reason}")
 
 
@@ -420,23 +390,20 @@ async def list_(
     status: str | None,
     limit: int,
     cursor: str | None,
-) -> dict[str, Any]:
-    query = select(ReviewPanel)
+) -> Page[PanelRead]:
+    me = None
     if principal.role == "expert" or mine:
         me = await _caller_expert_id(session, principal)
         if me is None:
             raise NotAnExpert()
-        query = query.join(PanelMember, PanelMember.panel_id == ReviewPanel.id).where(
-            PanelMember.expert_id == me
-        )
-    if subject_type:
-        query = query.where(ReviewPanel.subject_type == subject_type)
-    if subject_id:
-        query = query.where(ReviewPanel.subject_id == subject_id)
-    if status:
-        query = query.where(ReviewPanel.status == status)
-    query = keyset(query, cursor, (ReviewPanel.created_at, datetime), (ReviewPanel.id, uuid.UUID), descending=True)
-    panels = list((await session.execute(query.limit(limit + 1))).scalars())
+    panels = await repository.page(
+        session,
+        member_id=me,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        status=status,
+        cursor=cursor,
+        limit=limit,
+    )
     result = page(panels, limit, lambda p: [p.created_at, p.id])
-    result["items"] = await _views(session, principal, result["items"])
-    return result
+    return Page[PanelRead](items=await _views(session, principal, result["items"]), next_cursor=result["next_cursor"])

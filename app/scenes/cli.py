@@ -16,8 +16,9 @@ def verify_draw(panel_id: Annotated[uuid.UUID, typer.Argument(help="The review p
     from app.core.errors import DomainError
     from app.reviews import service as reviews_service
     from app.reviews.draw import draw
+    from app.reviews.schemas import DrawRecord
 
-    async def load() -> dict:
+    async def load() -> DrawRecord:
         async with db.session_scope() as session:
             return await reviews_service.draw_record(session, panel_id)
 
@@ -26,13 +27,11 @@ def verify_draw(panel_id: Annotated[uuid.UUID, typer.Argument(help="The review p
     except DomainError as exc:
         console.print(f"[red]{exc.code}[/red]: {exc.detail}")
         raise typer.Exit(1) from exc
-    again = draw(record["seed"], record["candidates"], record["size"])
-    console.print(
-        f"{record['subject_type']} {record['subject_id']} · {record['algorithm']} · seed {record['seed']}"
-    )
-    console.print(f"{len(record['candidates'])} candidates, drawn: {', '.join(again)}")
-    if again != record["chosen"]:
-        console.print(f"[red]differs from the record[/red]: {', '.join(record['chosen'])}")
+    again = draw(record.seed, record.candidates, record.size)
+    console.print(f"{record.subject_type} {record.subject_id} · {record.algorithm} · seed {record.seed}")
+    console.print(f"{len(record.candidates)} candidates, drawn: {', '.join(again)}")
+    if again != record.chosen:
+        console.print(f"[red]differs from the record[/red]: {', '.join(record.chosen)}")
         raise typer.Exit(1)
     console.print("[green]the recorded panel is the draw's result[/green]")
 

@@ -4,7 +4,6 @@ Everything goes through the services (the same rules as the HTTP routes): the sc
 for, submitted, reviewed by a panel drawn with a fixed seed, and approved by the authority.
 """
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -12,6 +11,7 @@ from app.demo import approved_org
 from app.demo import authority as demo_authority
 from app.experts import service as experts_service
 from app.experts.schemas import Affiliation, ExpertAccount, ExpertCreate
+from app.organizations import service as org_service
 from app.reviews import service as reviews_service
 from app.scenes import service
 from app.scenes.schemas import SceneCreate, SceneReview
@@ -67,13 +67,7 @@ def _scenes(behaviour_type: str) -> list[SceneCreate]:
 
 
 async def load(session: AsyncSession) -> list[str]:
-    exists = (
-        await session.execute(
-            sa.text("SELECT 1 FROM organizations WHERE credit_code = :c AND kind = 'scene_operator'"),
-            {"c": OPERATOR_CREDIT_CODE},
-        )
-    ).first()
-    if exists:
+    if await org_service.registered(session, "scene_operator", OPERATOR_CREDIT_CODE):
         return ["scenes: demo scenes already there — GET /v1/public/scenes"]
     authority = await demo_authority(session)
     org, operator = await approved_org(
@@ -93,17 +87,17 @@ async def load(session: AsyncSession) -> list[str]:
                 account=ExpertAccount(username=username, password=EXPERT_PASSWORD),
             ),
         )
-        expert = await experts_service.get(session, created["id"])
+        expert = await experts_service.get(session, created.id)
         experts[str(expert.id)] = Principal("staff", "expert", expert.staff_user_id)
 
-    accepted, _ = await service.accepted_behaviour_types(session)
+    accepted = (await service.accepted_behaviour_types(session)).behaviour_types
     lines = [
         f"scene operator login: {OPERATOR[0]} / {OPERATOR[1]}",
         f"expert logins: {', '.join(e[0] for e in EXPERTS)} (password {EXPERT_PASSWORD})",
     ]
     for i, data in enumerate(_scenes("own_cup" if "own_cup" in accepted else accepted[0])):
         scene = await service.create(session, operator, data)
-        await service.submit(session, operator, scene["id"])
+        await service.submit(session, operator, scene.id)
         # only the demo's experts (whose logins it prints) are drawn, from the retail field
         others = [
             e.id for e in await experts_service.active_in_field(session, "retail") if str(e.id) not in experts
@@ -111,14 +105,14 @@ async def load(session: AsyncSession) -> list[str]:
         panel = await service.open_review(
             session,
             authority,
-            scene["id"],
+            scene.id,
             SceneReview(size=2, field="retail", seed=f"demo-scene-seed-{i + 1}", exclude_experts=others),
         )
-        for member in panel["members"]:
+        for member in panel.members:
             await reviews_service.submit_opinion(
                 session,
-                experts[str(member["expert_id"])],
-                panel["id"],
+                experts[str(member.expert_id)],
+                panel.id,
                 verdict="pass",
                 score=88,
                 text="Meets the scene creation guidelines; evidence checked.",
@@ -126,14 +120,12 @@ async def load(session: AsyncSession) -> list[str]:
         await reviews_service.decide(
             session,
             authority,
-            panel["id"],
+            panel.id,
             outcome="pass",
             reason="Approved on the panel's unanimous opinion.",
         )
-        approved = await service.read(session, authority, scene["id"])
-        lines.append(
-            f"scene {approved['label_code']}: {approved['name']} ({', '.join(approved['behaviour_types'])})"
-        )
+        approved = await service.read(session, authority, scene.id)
+        lines.append(f"scene {approved.label_code}: {approved.name} ({', '.join(approved.behaviour_types)})")
     lines.append(
         "near me: GET /v1/public/scenes?lat=22.541&lng=113.953&radius_m=3000 · experts: GET /v1/public/experts"
     )

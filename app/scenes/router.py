@@ -191,8 +191,7 @@ async def public_scenes(
     summary="The behaviour types a scene may record (public)",
 )
 async def behaviour_types(session: Session):
-    types, source = await service.accepted_behaviour_types(session)
-    return {"behaviour_types": types, "source": source}
+    return await service.accepted_behaviour_types(session)
 
 
 @public_router.get(

@@ -10,20 +10,21 @@ drives the scene through the hooks registered with :mod:`app.reviews.service` at
 import math
 import re
 import uuid
-from datetime import datetime
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from app.auth.principal import Principal
-from app.core import audit, clock
-from app.core.pagination import decode_cursor, keyset, page
+from app.core import audit, clock, db
+from app.core.pagination import Page, decode_cursor, page
+from app.methodologies import service as methodologies_service
 from app.organizations import service as org_service
 from app.reviews import service as reviews_service
-from app.reviews.models import ReviewPanel
+from app.reviews.schemas import PanelRead
 from app.scenes import repository
 from app.scenes.exceptions import (
     ChangeUnderReview,
@@ -38,7 +39,16 @@ from app.scenes.exceptions import (
     UnknownCategory,
 )
 from app.scenes.models import ChangeStatus, Scene, SceneChange, SceneStatus
-from app.scenes.schemas import SceneCreate, SceneFields, SceneReview, SceneUpdate
+from app.scenes.schemas import (
+    BehaviourTypes,
+    PublicScene,
+    SceneChangeRead,
+    SceneCreate,
+    SceneFields,
+    SceneRead,
+    SceneReview,
+    SceneUpdate,
+)
 
 CATEGORIES = ("business_premises", "public_place", "public_institution")
 CATEGORY_FIELD = {"business_premises": "retail", "public_place": "retail", "public_institution": "buildings"}
@@ -57,6 +67,7 @@ MAX_RADIUS_M = 50_000
 DEFAULT_RADIUS_M = 5_000
 _DIVISION = re.compile(r"^\d{6}$")
 _SCENE_TYPE, _CHANGE_TYPE = "scene", "scene_change"
+_REVOKED = "the scene was revoked"
 
 # action → (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -69,11 +80,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 # --- validation -----------------------------------------------------------------------------
 
 
-async def accepted_behaviour_types(session: AsyncSession) -> tuple[list[str], str]:
-    published = await repository.published_scene_behaviour_types(session)
+async def accepted_behaviour_types(session: AsyncSession) -> BehaviourTypes:
+    """Those of the published scene methodologies; the defaults while none is published."""
+    published = await methodologies_service.published_behaviour_types(session, "scene")
     if published:
-        return published, "methodologies"
-    return list(DEFAULT_BEHAVIOUR_TYPES), "default"
+        return BehaviourTypes(behaviour_types=published, source="methodologies")
+    return BehaviourTypes(behaviour_types=list(DEFAULT_BEHAVIOUR_TYPES), source="default")
 
 
 def check_category(category: str) -> str:
@@ -108,7 +120,7 @@ async def _validated(session: AsyncSession, values: dict[str, Any]) -> dict[str,
     check_category(values["category"])
     check_coordinates(values["lat"], values["lng"])
     _check_divisions(values["city_code"], values["district_code"])
-    accepted, _ = await accepted_behaviour_types(session)
+    accepted = (await accepted_behaviour_types(session)).behaviour_types
     types = list(dict.fromkeys(values["behaviour_types"]))
     unknown = [t for t in types if t not in accepted]
     if unknown:
@@ -131,21 +143,21 @@ async def _validated(session: AsyncSession, values: dict[str, Any]) -> dict[str,
 # --- reading --------------------------------------------------------------------------------
 
 
-def _change_view(change: SceneChange | None) -> dict[str, Any] | None:
+def _change_view(change: SceneChange | None) -> SceneChangeRead | None:
     if change is None:
         return None
-    return {
-        "id": change.id,
-        "status": change.status,
-        "proposed": change.proposed,
-        "reason": change.reason,
-        "review_panel_id": change.review_panel_id,
-        "created_at": change.created_at,
-        "decided_at": change.decided_at,
-    }
+    return SceneChangeRead(
+        id=change.id,
+        status=change.status,  # type: ignore[arg-type]  # a ChangeStatus
+        proposed=change.proposed,
+        reason=change.reason,
+        review_panel_id=change.review_panel_id,
+        created_at=change.created_at,
+        decided_at=change.decided_at,
+    )
 
 
-def _view(scene: Scene, change: SceneChange | None) -> dict[str, Any]:
+def _view(scene: Scene, change: SceneChange | None) -> SceneRead:
     out = {
         name: getattr(scene, name)
         for name in (
@@ -163,24 +175,13 @@ def _view(scene: Scene, change: SceneChange | None) -> dict[str, Any]:
             "decided_at",
         )
     }
-    out["change"] = _change_view(change)
-    return out
+    return SceneRead(**out, change=_change_view(change))
 
 
-async def _latest_changes(session: AsyncSession, scene_ids: list[uuid.UUID]) -> dict[uuid.UUID, SceneChange]:
-    if not scene_ids:
-        return {}
-    result = await session.execute(
-        select(SceneChange)
-        .where(col(SceneChange.scene_id).in_(scene_ids))
-        .order_by(col(SceneChange.scene_id), col(SceneChange.created_at).desc())
-        .distinct(col(SceneChange.scene_id))
-    )
-    return {c.scene_id: c for c in result.scalars()}
-
-
-async def _views(session: AsyncSession, scenes: list[Scene]) -> list[dict[str, Any]]:
-    changes = await _latest_changes(session, [s.id for s in scenes])
+async def _views(session: AsyncSession, scenes: list[Scene]) -> list[SceneRead]:
+    if not scenes:
+        return []
+    changes = await repository.latest_changes(session, [s.id for s in scenes])
     return [_view(s, changes.get(s.id)) for s in scenes]
 
 
@@ -188,10 +189,7 @@ async def _get(
     session: AsyncSession, principal: Principal | None, scene_id: uuid.UUID, *, lock: bool = False
 ) -> Scene:
     """The scene, if the caller may see it: the authority any, a scene operator only its own (else 404)."""
-    query = select(Scene).where(Scene.id == scene_id).execution_options(populate_existing=True)
-    if lock:
-        query = query.with_for_update()
-    scene = (await session.execute(query)).scalar_one_or_none()
+    scene = await repository.get(session, scene_id, lock=lock)
     if scene is None or (
         principal is not None and principal.role != "authority" and scene.operator_id != principal.org_id
     ):
@@ -199,33 +197,28 @@ async def _get(
     return scene
 
 
-async def read(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> dict[str, Any]:
+async def read(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> SceneRead:
     return (await _views(session, [await _get(session, principal, scene_id)]))[0]
 
 
 async def list_(
     session: AsyncSession, principal: Principal, *, status: str | None, limit: int, cursor: str | None
-) -> dict[str, Any]:
-    query = select(Scene)
-    if principal.role != "authority":
-        query = query.where(Scene.operator_id == principal.org_id)
-    if status:
-        query = query.where(Scene.status == status)
-    query = keyset(query, cursor, (Scene.created_at, datetime), (Scene.id, uuid.UUID), descending=True)
-    result = page(list((await session.execute(query.limit(limit + 1))).scalars()), limit, lambda s: [s.created_at, s.id])
-    result["items"] = await _views(session, result["items"])
-    return result
+) -> Page[SceneRead]:
+    """Newest first: the authority's all, a scene operator's its own."""
+    operator_id = None if principal.role == "authority" else principal.org_id
+    scenes = await repository.page(session, operator_id=operator_id, status=status, cursor=cursor, limit=limit)
+    result = page(scenes, limit, lambda s: [s.created_at, s.id])
+    return Page[SceneRead](items=await _views(session, result["items"]), next_cursor=result["next_cursor"])
 
 
 # --- the operator's side --------------------------------------------------------------------
 
 
-async def create(session: AsyncSession, principal: Principal, data: SceneCreate) -> dict[str, Any]:
+async def create(session: AsyncSession, principal: Principal, data: SceneCreate) -> SceneRead:
     values = await _validated(session, data.model_dump())
     now = clock.now()
     scene = Scene(operator_id=principal.org_id, created_at=now, updated_at=now, **values)
-    session.add(scene)
-    await session.flush()
+    await repository.insert(session, scene)
     audit.record(
         session,
         actor=principal.actor,
@@ -237,7 +230,9 @@ async def create(session: AsyncSession, principal: Principal, data: SceneCreate)
     return _view(scene, None)
 
 
-async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneUpdate) -> dict:
+async def update(
+    session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneUpdate
+) -> SceneRead:
     """Draft or rejected: edited in place. Approved: the change is proposed and reviewed again.
 
     A second edit of an approved scene before its review starts amends the pending proposal.
@@ -262,27 +257,18 @@ async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
         return (await _views(session, [scene]))[0]
     if scene.status != SceneStatus.approved:
         raise InvalidTransition(f"a scene that is {scene.status} cannot be edited")
-    live = (
-        await session.execute(
-            select(SceneChange)
-            .where(
-                SceneChange.scene_id == scene.id,
-                col(SceneChange.status).in_([ChangeStatus.submitted, ChangeStatus.under_review]),
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+    live = await repository.live_change(session, scene.id, [ChangeStatus.submitted, ChangeStatus.under_review])
     if live is not None and live.status == ChangeStatus.under_review:
         raise ChangeUnderReview("wait for the decision on the change under review")
     base = live.proposed if live is not None else {k: getattr(scene, k) for k in EDITABLE}
     merged = await _validated(session, {**base, **patch})
     if live is None:
         live = SceneChange(scene_id=scene.id, proposed=merged, created_at=now, updated_at=now)
-        session.add(live)
+        await repository.insert(session, live)
     else:
         live.proposed = merged
         live.updated_at = now
-    await session.flush()
+        await session.flush()
     audit.record(
         session,
         actor=principal.actor,
@@ -294,7 +280,7 @@ async def update(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
     return _view(scene, live)
 
 
-async def submit(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> dict[str, Any]:
+async def submit(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> SceneRead:
     scene = await _get(session, principal, scene_id, lock=True)
     if scene.status not in (SceneStatus.draft, SceneStatus.rejected):
         raise InvalidTransition(f"a scene that is {scene.status} cannot be submitted")
@@ -318,20 +304,14 @@ async def submit(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
 
 async def open_review(
     session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneReview
-) -> dict[str, Any]:
+) -> PanelRead:
     """Draw the panel for what awaits review: the application, or a proposed change of an approved scene."""
     scene = await _get(session, principal, scene_id, lock=True)
     change: SceneChange | None = None
     if scene.status == SceneStatus.submitted:
         subject_type, subject_id, category = _SCENE_TYPE, str(scene.id), scene.category
     elif scene.status == SceneStatus.approved:
-        change = (
-            await session.execute(
-                select(SceneChange)
-                .where(SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
+        change = await repository.live_change(session, scene.id, [ChangeStatus.submitted])
         if change is None:
             raise InvalidTransition("the approved scene has no proposed change awaiting review")
         subject_type, subject_id, category = _CHANGE_TYPE, str(change.id), change.proposed["category"]
@@ -370,7 +350,7 @@ async def open_review(
 
 async def decide(
     session: AsyncSession, principal: Principal, scene_id: uuid.UUID, action: str, reason: str
-) -> dict[str, Any]:
+) -> SceneRead:
     sources, target = TRANSITIONS[action]
     scene = await _get(session, principal, scene_id, lock=True)
     if scene.status not in sources:
@@ -379,13 +359,7 @@ async def decide(
     previous = scene.status
     scene.status, scene.reason, scene.decided_at, scene.updated_at = target, reason, now, now
     if target == SceneStatus.revoked:
-        await session.execute(
-            sa.update(SceneChange)
-            .where(SceneChange.scene_id == scene.id, SceneChange.status == ChangeStatus.submitted)
-            .values(
-                status=ChangeStatus.rejected, reason="the scene was revoked", decided_at=now, updated_at=now
-            )
-        )
+        await repository.reject_submitted_changes(session, scene.id, _REVOKED, now)
     await session.flush()
     audit.record(
         session,
@@ -403,13 +377,15 @@ async def _grant_label(session: AsyncSession) -> str:
 
 
 @reviews_service.on_decision(_SCENE_TYPE)
-async def _application_decided(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> None:
+async def _application_decided(
+    session: AsyncSession, principal: Principal, panel: reviews_service.PanelDecision
+) -> None:
     scene = await _get(session, None, uuid.UUID(panel.subject_id), lock=True)
     if scene.review_panel_id != panel.id or scene.status != SceneStatus.under_review:
         return
     now = clock.now()
     scene.reason, scene.decided_at, scene.updated_at = panel.reason, now, now
-    if panel.outcome == "pass":
+    if panel.passed:
         scene.status = SceneStatus.approved
         scene.label_code = scene.label_code or await _grant_label(session)
         scene.approved_at = scene.approved_at or now
@@ -427,19 +403,17 @@ async def _application_decided(session: AsyncSession, principal: Principal, pane
 
 
 @reviews_service.on_decision(_CHANGE_TYPE)
-async def _change_decided(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> None:
-    change = (
-        await session.execute(
-            select(SceneChange).where(SceneChange.id == uuid.UUID(panel.subject_id)).with_for_update()
-        )
-    ).scalar_one_or_none()
+async def _change_decided(
+    session: AsyncSession, principal: Principal, panel: reviews_service.PanelDecision
+) -> None:
+    change = await repository.change(session, uuid.UUID(panel.subject_id))
     if change is None or change.review_panel_id != panel.id or change.status != ChangeStatus.under_review:
         return
     scene = await _get(session, None, change.scene_id, lock=True)
     now = clock.now()
-    passed = panel.outcome == "pass" and scene.status != SceneStatus.revoked
+    passed = panel.passed and scene.status != SceneStatus.revoked
     change.status = ChangeStatus.approved if passed else ChangeStatus.rejected
-    change.reason = panel.reason if scene.status != SceneStatus.revoked else "the scene was revoked"
+    change.reason = panel.reason if scene.status != SceneStatus.revoked else _REVOKED
     change.decided_at, change.updated_at = now, now
     if passed:
         for k in EDITABLE:
@@ -459,6 +433,10 @@ async def _change_decided(session: AsyncSession, principal: Principal, panel: Re
 # --- the public map -------------------------------------------------------------------------
 
 
+def _public(row: asyncpg.Record, **extra: Any) -> PublicScene:
+    return PublicScene(**{**row, **extra})
+
+
 async def public_list(
     session: AsyncSession,
     *,
@@ -471,7 +449,8 @@ async def public_list(
     radius_m: float | None,
     limit: int,
     cursor: str | None,
-) -> dict[str, Any]:
+) -> Page[PublicScene]:
+    """Approved scenes by label code; near me (``lat``, ``lng``, ``radius_m``): nearest first."""
     if category is not None:
         check_category(category)
     filters = {
@@ -481,27 +460,51 @@ async def public_list(
         "behaviour_type": behaviour_type,
     }
     if lat is None and lng is None and radius_m is None:
-        after = decode_cursor(cursor, str)
-        rows = await repository.public_list(session, **filters, after_label=after[0] if after else None, limit=limit + 1)
-        return page(rows, limit, lambda r: [r["label_code"]])
+        label = decode_cursor(cursor, str)
+        conn = await db.raw_connection(session)
+        rows = await repository.public_list(conn, **filters, after_label=label[0] if label else None, limit=limit + 1)
+        result = page(rows, limit, lambda r: [r["label_code"]])
+        return Page[PublicScene](items=[_public(r) for r in result["items"]], next_cursor=result["next_cursor"])
     if lat is None or lng is None:
         raise IncompleteNearQuery("near me needs lat and lng (and optionally radius_m)")
     check_coordinates(lat, lng)
     radius = DEFAULT_RADIUS_M if radius_m is None else radius_m
     if not (math.isfinite(radius) and 1 <= radius <= MAX_RADIUS_M):
         raise InvalidRadius(f"radius_m {radius_m} is not within 1…{MAX_RADIUS_M}")
-    rows = await repository.public_near(
-        session, lat=lat, lng=lng, radius_m=radius, **filters, after=decode_cursor(cursor, float, uuid.UUID),
-        limit=limit + 1,
-    )
+    after = decode_cursor(cursor, float, uuid.UUID)
+    conn = await db.raw_connection(session)
+    rows = await repository.public_near(conn, lat=lat, lng=lng, radius_m=radius, **filters, after=after, limit=limit + 1)
     result = page(rows, limit, lambda r: [r["distance_m"], r["id"]])
-    for item in result["items"]:
-        item["distance_m"] = round(item["distance_m"])
-    return result
+    return Page[PublicScene](
+        items=[_public(r, distance_m=round(r["distance_m"])) for r in result["items"]],
+        next_cursor=result["next_cursor"],
+    )
 
 
-async def public_get(session: AsyncSession, scene_id: uuid.UUID) -> dict[str, Any]:
-    row = await repository.public_one(session, scene_id)
+async def public_get(session: AsyncSession, scene_id: uuid.UUID) -> PublicScene:
+    row = await repository.public_one(await db.raw_connection(session), scene_id)
     if row is None:
         raise SceneNotFound()
-    return row
+    return _public(row)
+
+
+# --- what batch ingestion asks (points) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SceneState:
+    """A scene as ingestion checks a record made there: its status and the behaviour types it records."""
+
+    id: uuid.UUID
+    status: str
+    behaviour_types: list[str] | None
+
+    def accepts(self, behaviour_type: str) -> bool:
+        """Whether a record of ``behaviour_type`` made here counts: the scene is approved and records it."""
+        return self.status == SceneStatus.approved and behaviour_type in (self.behaviour_types or ())
+
+
+async def scene_states(session: AsyncSession, scene_ids: Collection[uuid.UUID]) -> list[SceneState]:
+    """These scenes (those that exist), one statement on the transaction's connection."""
+    rows = await repository.scene_states(await db.raw_connection(session), list(scene_ids))
+    return [SceneState(r["id"], r["status"], r["behaviour_types"]) for r in rows]

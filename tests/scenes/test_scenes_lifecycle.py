@@ -439,8 +439,8 @@ class TestBehaviourTypes:
                     ),
                     {"id": uuid.uuid4(), "code": f"t-{uuid.uuid4().hex[:8]}"},
                 )
-                types, source = await scenes_service.accepted_behaviour_types(session)
-                assert source == "methodologies" and "refill_bottle" in types
+                accepted = await scenes_service.accepted_behaviour_types(session)
+                assert accepted.source == "methodologies" and "refill_bottle" in accepted.behaviour_types
                 with pytest.raises(UnknownBehaviourType):
                     await scenes_service._validated(
                         session, {**scene_body(behaviour_types=["reusable_bag_xyz"])}
