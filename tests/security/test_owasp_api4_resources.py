@@ -22,7 +22,7 @@ from tests.factories import (
     unique,
 )
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
-from tests.factories_security import make_cast
+from tests.factories_security import hold_the_rate_window, make_cast
 from tests.security.access import ACCESS
 
 MAX_PAGE = 200
@@ -134,15 +134,8 @@ class TestPages:
 
 @pytest.fixture
 def mid_window(monkeypatch):
-    """The rate limiter's clock held in the middle of a minute: no window ends during a test."""
-    import time as real_time
-    from types import SimpleNamespace
-
-    from app.core import ratelimit
-
-    moment = (real_time.time() // 60) * 60 + 30.0
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: moment))
-    return moment
+    """The platform clock held in the middle of a minute: no rate window ends during a test."""
+    return hold_the_rate_window(monkeypatch)
 
 
 class TestRateLimits:
