@@ -38,7 +38,7 @@ class CommitRoute(APIRoute):
         for status, entry in responses(*found).items():  # a copy: routes may share the dicts they were declared with
             self.responses[status] = with_codes(self.responses.get(status), documented_codes(entry))
         self.cache_control: str | None = None  # public GETs: see app.core.caching
-        if "GET" in self.methods:
+        if "GET" in (self.methods or ()):
             for call in _dependency_calls(self.dependant):  # the route's own come after its router's
                 self.cache_control = getattr(call, "cache_control", None) or self.cache_control
         if self.cache_control is not None:
