@@ -3,12 +3,12 @@
 Everything goes through the services (the same rules as the HTTP routes). Loading twice adds nothing.
 """
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.demo import approved_org
 from app.mall import service
 from app.mall.schemas import ItemCreate
+from app.organizations import service as org_service
 
 MERCHANT = ("mall-demo", "mall-demo-pw")
 MERCHANT_CREDIT_CODE = "91440300MA5MALL01X"
@@ -47,12 +47,7 @@ ITEMS = [
 
 
 async def load(session: AsyncSession) -> list[str]:
-    existing = (
-        await session.execute(
-            sa.text("SELECT id FROM organizations WHERE credit_code = :c AND kind = 'merchant'"),
-            {"c": MERCHANT_CREDIT_CODE},
-        )
-    ).scalar()
+    existing = await org_service.staff_org_id(session, MERCHANT[0])  # the demo merchant's admin login
     if existing is not None:
         return [
             f"mall: demo merchant already there — login {MERCHANT[0]} / {MERCHANT[1]}; GET /v1/mall/items"
@@ -65,8 +60,8 @@ async def load(session: AsyncSession) -> list[str]:
     lines = [f"merchant login: {MERCHANT[0]} / {MERCHANT[1]} (merchant id {org.id})"]
     for data in ITEMS:
         item = await service.create_item(session, merchant, data)
-        stock = "unlimited" if item["stock"] is None else f"{item['stock']} in stock"
-        lines.append(f"  item {item['id']}: {item['title']} — {item['points_price']} points, {stock}")
+        stock = "unlimited" if item.stock is None else f"{item.stock} in stock"
+        lines.append(f"  item {item.id}: {item.title} — {item.points_price} points, {stock}")
     lines.append(
         "order: POST /v1/me/orders {item_id, quantity} with a user token and an Idempotency-Key;"
         " redeem: POST /v1/merchant/vouchers/{code}/redeem with the merchant's token"

@@ -364,39 +364,32 @@ async def statement(conn: Conn, merchant_id: uuid.UUID, start: datetime, end: da
     return {r["line"]: (r["n"], r["q"], r["p"]) for r in rows}
 
 
-async def used_points_by_merchant(
-    conn: Conn, start: datetime, end: datetime, tz: str, merchant_id: uuid.UUID | None
+# Where the used points of each grouping are: (table, key column, when given back, how many given back).
+# A merchant's are its items' orders; an operator's, the redemptions reported from its own mall (SZ 23).
+_USED_POINTS = {
+    "merchant": ("mall_orders", "merchant_id", "refunded_at", "refunded_points"),
+    "operator": ("operator_redemptions", "operator_id", "reversed_at", "points"),
+}
+
+
+async def used_points(
+    conn: Conn, group_by: str, start: datetime, end: datetime, tz: str, only: uuid.UUID | None
 ) -> list[asyncpg.Record]:
-    only = "AND merchant_id = $4" if merchant_id else "AND $4::uuid IS NULL"
+    """Per local day (in ``tz``) and merchant or operator (``group_by``): orders placed in [start, end),
+    the points they used, and the points given back that day; ``only`` one organisation's rows."""
+    table, key, given_back_at, given_back = _USED_POINTS[group_by]
+    own = f"AND {key} = $4" if only else "AND $4::uuid IS NULL"
     return await conn.fetch(
         "SELECT day, key, sum(orders)::bigint AS orders, sum(used)::bigint AS points_used,"
         " sum(refunded)::bigint AS points_refunded FROM ("
-        "  SELECT (created_at AT TIME ZONE $3)::date AS day, merchant_id AS key, count(*) AS orders,"
+        f"  SELECT (created_at AT TIME ZONE $3)::date AS day, {key} AS key, count(*) AS orders,"
         "   sum(points) AS used, 0 AS refunded"
-        f"  FROM mall_orders WHERE created_at >= $1 AND created_at < $2 {only} GROUP BY 1, 2"
+        f"  FROM {table} WHERE created_at >= $1 AND created_at < $2 {own} GROUP BY 1, 2"
         "  UNION ALL"
-        "  SELECT (refunded_at AT TIME ZONE $3)::date, merchant_id, 0, 0, sum(refunded_points)"
-        f"  FROM mall_orders WHERE refunded_at >= $1 AND refunded_at < $2 {only} GROUP BY 1, 2"
+        f"  SELECT ({given_back_at} AT TIME ZONE $3)::date, {key}, 0, 0, sum({given_back})"
+        f"  FROM {table} WHERE {given_back_at} >= $1 AND {given_back_at} < $2 {own} GROUP BY 1, 2"
         " ) t GROUP BY day, key ORDER BY day, key",
-        start, end, tz, merchant_id,
-    )
-
-
-async def used_points_by_operator(
-    conn: Conn, start: datetime, end: datetime, tz: str, operator_id: uuid.UUID | None
-) -> list[asyncpg.Record]:
-    only = "AND operator_id = $4" if operator_id else "AND $4::uuid IS NULL"
-    return await conn.fetch(
-        "SELECT day, key, sum(orders)::bigint AS orders, sum(used)::bigint AS points_used,"
-        " sum(refunded)::bigint AS points_refunded FROM ("
-        "  SELECT (created_at AT TIME ZONE $3)::date AS day, operator_id AS key, count(*) AS orders,"
-        "   sum(points) AS used, 0 AS refunded"
-        f"  FROM operator_redemptions WHERE created_at >= $1 AND created_at < $2 {only} GROUP BY 1, 2"
-        "  UNION ALL"
-        "  SELECT (reversed_at AT TIME ZONE $3)::date, operator_id, 0, 0, sum(points)"
-        f"  FROM operator_redemptions WHERE reversed_at >= $1 AND reversed_at < $2 {only} GROUP BY 1, 2"
-        " ) t GROUP BY day, key ORDER BY day, key",
-        start, end, tz, operator_id,
+        start, end, tz, only,
     )
 
 

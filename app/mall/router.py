@@ -71,14 +71,14 @@ _REPORT_FORMATS = {200: {"description": "The report: JSON, or with `format=csv` 
                          "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
-def _report(report: dict, fmt: str) -> Response:
+def _report(report: UsedPointsReport, fmt: str) -> Response:
     if fmt == "csv":
-        name = f"used-points-{report['group_by']}-{report['from']}-{report['to']}.csv"
+        name = f"used-points-{report.group_by}-{report.from_}-{report.to}.csv"
         return Response(
             service.used_points_csv(report), media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return _json(report)
+    return _json(service.used_points_json(report))
 
 
 # ---- items -----------------------------------------------------------------------------------------------
@@ -203,7 +203,8 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
     "get the same order back.",
 )
 async def place_order(data: OrderCreate, session: Session, user: Buyer):
-    return _json(await service.place_order(session, user, data.item_id, data.quantity), status.HTTP_201_CREATED)
+    order = await service.place_order(session, user, data.item_id, data.quantity)
+    return _json(order.model_dump(), status.HTTP_201_CREATED)
 
 
 @router.get("/v1/me/orders", response_model=Page[OrderRead], responses=responses(InvalidCursor),
@@ -308,8 +309,8 @@ async def merchant_used_points(session: Session, merchant: Merchant, from_: From
     "the first result; the same id with another person or amount is 409 `operator_order_conflict`.",
 )
 async def operator_redemption(data: OperatorRedemptionCreate, session: Session, user: User):
-    result, created = await service.operator_redeem(session, user, data)
-    return _json(result, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    result = await service.operator_redeem(session, user, data)
+    return _json(result.redemption.model_dump(), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
 @router.post(

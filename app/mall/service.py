@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -50,7 +51,20 @@ from app.mall.exceptions import (
     VoucherNotFound,
     VoucherRedeemed,
 )
-from app.mall.schemas import ItemCreate, ItemUpdate, OperatorRedemptionCreate
+from app.mall.schemas import (
+    ItemCreate,
+    ItemRead,
+    ItemUpdate,
+    MerchantOrderRead,
+    OperatorRedemptionCreate,
+    OperatorRedemptionRead,
+    OrderRead,
+    RedeemedVoucher,
+    Statement,
+    StatementLine,
+    UsedPointsReport,
+    UsedPointsRow,
+)
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 from app.points import service as points_service
@@ -64,11 +78,29 @@ NOT_NULLABLE = {"title", "description", "images", "points_price", "voucher_valid
 # ---- shapes ----------------------------------------------------------------------------------------------
 
 
-def _item_out(row) -> dict[str, Any]:
-    return dict(row)
+@dataclass(frozen=True)
+class Redemption:
+    """An operator-mall redemption; ``created`` False when it repeats an earlier one."""
+
+    redemption: OperatorRedemptionRead
+    created: bool
 
 
-def _order_out(row) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VoucherExpiry:
+    """What one run of the voucher expiry did."""
+
+    orders: int
+    refunded: int
+    forfeited: int
+    points_refunded: int
+
+
+def _item_out(row: Any) -> ItemRead:
+    return ItemRead.model_validate(dict(row))
+
+
+def _order_out(row: Any) -> OrderRead:
     out = {k: row[k] for k in (
         "id", "item_id", "merchant_id", "title", "quantity", "unit_price", "points", "status", "expiry_policy",
         "refunded_points", "created_at", "redeemed_at", "cancelled_at", "expired_at",
@@ -76,31 +108,31 @@ def _order_out(row) -> dict[str, Any]:
     out["voucher"] = {
         "code": vouchers.unseal(row["voucher_sealed"], row["id"]), "expires_at": row["voucher_expires_at"]
     }
-    return out
+    return OrderRead.model_validate(out)
 
 
-def _merchant_order_out(row) -> dict[str, Any]:
-    return {k: row[k] for k in (
+def _merchant_order_out(row: Any) -> MerchantOrderRead:
+    return MerchantOrderRead.model_validate({k: row[k] for k in (
         "id", "item_id", "title", "quantity", "unit_price", "points", "status", "voucher_expires_at",
         "refunded_points", "created_at", "redeemed_at", "cancelled_at", "expired_at",
-    )}
+    )})
 
 
-def _redemption_out(row) -> dict[str, Any]:
+def _redemption_out(row: Any) -> OperatorRedemptionRead:
     out = {k: row[k] for k in (
         "id", "operator_id", "operator_order_id", "user_id", "points", "description", "status", "created_at",
         "reversed_at",
     )}
     out["reversible_until"] = row["created_at"] + timedelta(days=get_settings().operator_redemption_reversal_days)
-    return out
+    return OperatorRedemptionRead.model_validate(out)
 
 
 def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     return decode_cursor(cursor, datetime, uuid.UUID)
 
 
-def _key(row) -> list:
-    return [row["created_at"], row["id"]]
+def _key(read: ItemRead | OrderRead | MerchantOrderRead | OperatorRedemptionRead) -> list[Any]:
+    return [read.created_at, read.id]
 
 
 # ---- items -----------------------------------------------------------------------------------------------
@@ -127,7 +159,7 @@ async def _check_operators(session: AsyncSession, operator_ids: list[uuid.UUID] 
     return unique
 
 
-async def create_item(session: AsyncSession, merchant: Principal, data: ItemCreate) -> dict[str, Any]:
+async def create_item(session: AsyncSession, merchant: Principal, data: ItemCreate) -> ItemRead:
     _check_window(data.sale_starts_at, data.sale_ends_at)
     operator_ids = await _check_operators(session, data.operator_ids)
     conn = await db.raw_connection(session)
@@ -152,7 +184,7 @@ async def _own_item(conn, merchant: Principal, item_id: uuid.UUID, *, lock: bool
     return row
 
 
-async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, data: ItemUpdate) -> dict:
+async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, data: ItemUpdate) -> ItemRead:
     """Edit an item. Orders already placed keep their own price and terms."""
     changes = data.model_dump(exclude_unset=True)
     nulled = sorted(NOT_NULLABLE & {k for k, v in changes.items() if v is None})
@@ -177,7 +209,7 @@ async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.
 TRANSITIONS = {"pause": (("active",), "paused"), "resume": (("paused",), "active"), "end": (("active", "paused"), "ended")}
 
 
-async def transition_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, action: str) -> dict:
+async def transition_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, action: str) -> ItemRead:
     sources, target = TRANSITIONS[action]
     conn = await db.raw_connection(session)
     row = await repo.transition_item(conn, item_id, merchant.org_id, sources, target, clock.now())
@@ -187,7 +219,7 @@ async def transition_item(session: AsyncSession, merchant: Principal, item_id: u
     return _item_out(row)
 
 
-async def get_item(session: AsyncSession, item_id: uuid.UUID) -> dict[str, Any]:
+async def get_item(session: AsyncSession, item_id: uuid.UUID) -> ItemRead:
     row = await repo.item(await db.raw_connection(session), item_id)
     if row is None:
         raise ItemNotFound()
@@ -198,7 +230,7 @@ async def list_items(
     session: AsyncSession, *, merchant: Principal | None = None, merchant_id: uuid.UUID | None = None,
     min_price: int | None = None, max_price: int | None = None, in_stock: bool | None = None,
     status: str | None = None, limit: int, cursor: str | None,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # a page of ItemRead
     """Public: what can be bought (active, sale not over). A merchant: its own items, any status."""
     rows = await repo.list_items(
         await db.raw_connection(session), public=merchant is None,
@@ -228,7 +260,7 @@ def _check_buyable(item, user: Principal, quantity: int, now: datetime) -> None:
         raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person")
 
 
-async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> dict[str, Any]:
+async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> OrderRead:
     """Spend the points, take the stock, count the person's units, issue the voucher: one transaction.
 
     Any refusal raises, and the request's transaction rolls back whatever was done before it.
@@ -269,15 +301,15 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     if not placed:
         held = await repo.purchased(conn, item_id, user.subject)
         raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person; you hold {held}")
-    return {
+    return OrderRead.model_validate({
         "id": order_id, "item_id": item_id, "merchant_id": item["merchant_id"], "title": item["title"],
         "quantity": quantity, "unit_price": item["points_price"], "points": points, "status": "issued",
         "voucher": {"code": code, "expires_at": expires_at}, "expiry_policy": item["expiry_policy"],
         "refunded_points": 0, "created_at": now, "redeemed_at": None, "cancelled_at": None, "expired_at": None,
-    }
+    })
 
 
-async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> dict[str, Any]:
+async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> OrderRead:
     row = await repo.order(await db.raw_connection(session), order_id)
     if row is None or row["user_id"] != user.subject:
         raise OrderNotFound()
@@ -313,7 +345,7 @@ def _closed(order, now: datetime) -> Exception:
     return VoucherExpired(f"expired at {order['voucher_expires_at'].isoformat()}")
 
 
-async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) -> dict[str, Any]:
+async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) -> RedeemedVoucher:
     """核销: the item's merchant uses a valid voucher, exactly once.
 
     A code that does not exist and one of another merchant get the same 404; those failures count
@@ -337,13 +369,13 @@ async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) 
         session, actor=merchant.actor, action="mall.voucher_redeemed", subject_type="mall_order",
         subject_id=row["id"], data={"merchant_id": str(merchant.org_id), "item_id": str(row["item_id"])},
     )
-    return {
-        "order_id": row["id"], "item_id": row["item_id"], "title": row["title"], "quantity": row["quantity"],
-        "points": row["points"], "status": "redeemed", "redeemed_at": row["redeemed_at"],
-    }
+    return RedeemedVoucher(
+        order_id=row["id"], item_id=row["item_id"], title=row["title"], quantity=row["quantity"],
+        points=row["points"], status="redeemed", redeemed_at=row["redeemed_at"],
+    )
 
 
-async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> dict[str, Any]:
+async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> OrderRead:
     """The buyer cancels an unused voucher: points back to their lots, stock and allowance back. Once."""
     conn = await db.raw_connection(session)
     now = clock.now()
@@ -363,7 +395,7 @@ async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UU
     return _order_out(row)
 
 
-async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> VoucherExpiry:
     """Expire up to ``limit`` unused vouchers past their time, each exactly once, per its order's policy:
     ``refund`` gives the points back (accounts locked in ``user_id`` order), ``forfeit`` keeps them
     spent. Stock goes back either way; the per-person allowance only with the refund."""
@@ -371,19 +403,19 @@ async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None,
     now = now or clock.now()
     rows = await repo.expire_due(conn, now, limit)
     if not rows:
-        return {"orders": 0, "refunded": 0, "forfeited": 0, "points_refunded": 0}
+        return VoucherExpiry(0, 0, 0, 0)
     refunds = sorted((r for r in rows if r["refunded_points"]), key=lambda r: (r["user_id"], r["id"]))
     for r in refunds:
         await points_service.refund(session, r["spend_entry_id"], ref_type="mall_order", ref_id=str(r["id"]))
     await repo.return_stock(conn, [(r["item_id"], r["quantity"]) for r in rows])
     await repo.release_purchases(conn, [(r["item_id"], r["user_id"], r["quantity"]) for r in refunds])
-    result = {
-        "orders": len(rows), "refunded": len(refunds), "forfeited": len(rows) - len(refunds),
-        "points_refunded": sum(r["points"] for r in refunds),
-    }
+    result = VoucherExpiry(
+        orders=len(rows), refunded=len(refunds), forfeited=len(rows) - len(refunds),
+        points_refunded=sum(r["points"] for r in refunds),
+    )
     audit.record(
         session, actor="platform", action="mall.vouchers_expired", subject_type="mall_expiry",
-        subject_id=now.isoformat(), data=result,
+        subject_id=now.isoformat(), data=asdict(result),
     )
     return result
 
@@ -391,9 +423,7 @@ async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None,
 # ---- operator-mall redemptions (SZ 23) -------------------------------------------------------------------
 
 
-async def operator_redeem(
-    session: AsyncSession, user: Principal, data: OperatorRedemptionCreate
-) -> tuple[dict[str, Any], bool]:
+async def operator_redeem(session: AsyncSession, user: Principal, data: OperatorRedemptionCreate) -> Redemption:
     """Points the person used in the operator's own mall, spent and cancelled here; idempotent by the
     operator's order id (a repeat returns the first result, ``created`` False)."""
     if user.org_id is None:
@@ -410,7 +440,7 @@ async def operator_redeem(
         first = await repo.redemption(conn, user.org_id, data.operator_order_id)
         if first["user_id"] != user.subject or first["points"] != data.points:
             raise OperatorOrderConflict()
-        return _redemption_out(first), False
+        return Redemption(_redemption_out(first), created=False)
     spent = await points_service.spend(
         session, user.subject, data.points, ref_type="operator_redemption", ref_id=str(redemption_id),
         memo=data.description or None,
@@ -420,10 +450,12 @@ async def operator_redeem(
         session, actor=user.actor, action="mall.operator_redemption", subject_type="user", subject_id=user.subject,
         data={"operator_id": str(user.org_id), "operator_order_id": data.operator_order_id, "points": data.points},
     )
-    return _redemption_out(row), True
+    return Redemption(_redemption_out(row), created=True)
 
 
-async def reverse_redemption(session: AsyncSession, operator: Principal, operator_order_id: str) -> dict[str, Any]:
+async def reverse_redemption(
+    session: AsyncSession, operator: Principal, operator_order_id: str
+) -> OperatorRedemptionRead:
     """The operator reverses one of its redemptions within the window: the points go back. Once."""
     conn = await db.raw_connection(session)
     now = clock.now()
@@ -458,19 +490,24 @@ def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     return datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
 
 
-async def statement(session: AsyncSession, merchant: Principal, day: date) -> dict[str, Any]:
+async def statement(session: AsyncSession, merchant: Principal, day: date) -> Statement:
     start, end = _day_bounds(day, day)
     lines = await repo.statement(await db.raw_connection(session), merchant.org_id, start, end)
-    out: dict[str, Any] = {"day": day, "timezone": get_settings().timezone, "merchant_id": merchant.org_id}
-    for name in ("ordered", "redeemed", "cancelled", "expired_refunded", "expired_forfeited"):
+
+    def line(name: str) -> StatementLine:
         n, q, p = lines.get(name, (0, 0, 0))
-        out[name] = {"count": n, "quantity": q, "points": p}
-    return out
+        return StatementLine(count=n, quantity=q, points=p)
+
+    return Statement(
+        day=day, timezone=get_settings().timezone, merchant_id=merchant.org_id, ordered=line("ordered"),
+        redeemed=line("redeemed"), cancelled=line("cancelled"), expired_refunded=line("expired_refunded"),
+        expired_forfeited=line("expired_forfeited"),
+    )
 
 
 async def used_points(
     session: AsyncSession, principal: Principal, *, group_by: str, first: date, last: date
-) -> dict[str, Any]:
+) -> UsedPointsReport:
     """Used points per local day: per merchant (mall orders) or per operator (its own mall's redemptions).
 
     ``points_used`` counts orders placed that day, ``points_refunded`` what was given back that day
@@ -480,27 +517,34 @@ async def used_points(
         raise InvalidPeriod()
     start, end = _day_bounds(first, last)
     own = principal.org_id if principal.role in ("merchant", "operator") else None
-    conn = await db.raw_connection(session)
     tz = get_settings().timezone
-    if group_by == "merchant":
-        rows = await repo.used_points_by_merchant(conn, start, end, tz, own)
-    else:
-        rows = await repo.used_points_by_operator(conn, start, end, tz, own)
-    out_rows = [
-        {"day": r["day"], f"{group_by}_id": r["key"], "orders": r["orders"], "points_used": r["points_used"],
-         "points_refunded": r["points_refunded"], "net_points": r["points_used"] - r["points_refunded"]}
+    rows = await repo.used_points(await db.raw_connection(session), group_by, start, end, tz, own)
+    out_rows = [  # only the row's own key is set: the JSON holds merchant_id or operator_id, not both
+        UsedPointsRow.model_validate({
+            "day": r["day"], f"{group_by}_id": r["key"], "orders": r["orders"], "points_used": r["points_used"],
+            "points_refunded": r["points_refunded"], "net_points": r["points_used"] - r["points_refunded"],
+        })
         for r in rows
     ]
-    totals = {k: sum(r[k] for r in out_rows) for k in ("orders", "points_used", "points_refunded", "net_points")}
-    return {"group_by": group_by, "timezone": tz, "from": first, "to": last, "rows": out_rows, "totals": totals}
+    totals = {
+        k: sum(getattr(r, k) for r in out_rows) for k in ("orders", "points_used", "points_refunded", "net_points")
+    }
+    return UsedPointsReport.model_validate(
+        {"group_by": group_by, "timezone": tz, "from": first, "to": last, "rows": out_rows, "totals": totals}
+    )
 
 
-def used_points_csv(report: dict[str, Any]) -> str:
-    key = f"{report['group_by']}_id"
+def used_points_json(report: UsedPointsReport) -> dict[str, Any]:
+    """The report as the JSON body: ``from`` by its name, each row with its own key only."""
+    return report.model_dump(by_alias=True, exclude_unset=True)
+
+
+def used_points_csv(report: UsedPointsReport) -> str:
+    key = f"{report.group_by}_id"
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["day", key, "orders", "points_used", "points_refunded", "net_points"])
-    for r in report["rows"]:
-        writer.writerow([r["day"].isoformat(), r[key], r["orders"], r["points_used"], r["points_refunded"],
-                         r["net_points"]])
+    for r in report.rows:
+        writer.writerow([r.day.isoformat(), getattr(r, key), r.orders, r.points_used, r.points_refunded,
+                         r.net_points])
     return buffer.getvalue()

@@ -15,8 +15,8 @@ async def expire_all(now: datetime | None = None) -> dict[str, int]:
         async with db.session_scope() as session:
             done = await service.expire_vouchers(session, now=now)
         for key in total:
-            total[key] += done[key]
-        if done["orders"] == 0:
+            total[key] += getattr(done, key)
+        if done.orders == 0:
             return total
 
 

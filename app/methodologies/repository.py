@@ -4,10 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.core.db import Conn
 from app.core.pagination import keyset
 from app.methodologies.models import ExchangeRuleVersion, MethodologyVersion, VersionStatus
 
@@ -169,3 +171,54 @@ async def rule_in_force(session: AsyncSession, at: datetime) -> ExchangeRuleVers
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# ---- what batch ingestion and the ledger ask (points) ----------------------------------------------------
+# On the ingestion transaction's asyncpg connection: set-based reads, one round trip each.
+
+
+async def counted_methodologies(conn: Conn, behaviour_types: list[str]) -> list[asyncpg.Record]:
+    """Published and retired methodology versions of these behaviour types, by type then start of period."""
+    return await conn.fetch(
+        "SELECT id, code, version, behaviour_type, category, unit, net_factor_g, max_quantity_per_record,"
+        " max_quantity_per_day, effective_from, effective_to FROM methodology_versions"
+        " WHERE behaviour_type = ANY($1::text[]) AND status IN ('published', 'retired')"
+        " ORDER BY behaviour_type, effective_from",
+        behaviour_types,
+    )
+
+
+async def counted_exchange_rules(conn: Conn) -> list[asyncpg.Record]:
+    """Published and retired exchange-rule versions, by start of period."""
+    return await conn.fetch(
+        "SELECT id, version, points_per_gram, daily_cap_points, type_daily_caps, lot_lifetime_days,"
+        " effective_from, effective_to FROM exchange_rule_versions"
+        " WHERE status IN ('published', 'retired') ORDER BY effective_from"
+    )
+
+
+async def version_labels(
+    conn: Conn, methodology_ids: list[uuid.UUID], rule_ids: list[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """(kind, id, label) of these versions: ``m`` with ``code@version``, ``x`` with the rule's version."""
+    return await conn.fetch(
+        "SELECT 'm' AS kind, id, code || '@' || version AS label FROM methodology_versions WHERE id = ANY($1::uuid[])"
+        " UNION ALL SELECT 'x', id, version::text FROM exchange_rule_versions WHERE id = ANY($2::uuid[])",
+        methodology_ids, rule_ids,
+    )
+
+
+# ---- what the CER registry asks
+
+
+async def methodology_versions(
+    session: AsyncSession, *, codes: list[str] | None = None, ids: list[uuid.UUID] | None = None
+) -> list[MethodologyVersion]:
+    """The versions of ``codes`` (any status), or the versions ``ids``; by code and version."""
+    stmt = select(MethodologyVersion)
+    if codes is not None:
+        stmt = stmt.where(col(MethodologyVersion.code).in_(codes))
+    if ids is not None:
+        stmt = stmt.where(col(MethodologyVersion.id).in_(ids))
+    stmt = stmt.order_by(col(MethodologyVersion.code), col(MethodologyVersion.version))
+    return list((await session.execute(stmt)).scalars())

@@ -22,17 +22,18 @@ Services flush, never commit; every authority decision is audited.
 import hashlib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock
+from app.core import audit, clock, db
 from app.core.db import advisory_xact_lock
 from app.core.errors import NotFound
 from app.core.pagination import Page, page
@@ -599,3 +600,97 @@ async def listing(session: AsyncSession, *, all_states: bool = False) -> Listing
     )
     rules = await repo.listing(session, ExchangeRuleVersion, [ExchangeRuleVersion.version], statuses)
     return Listing(methodologies, rules)
+
+
+# ---------------------------------------------------------------- what batch ingestion and the ledger ask (points)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodologyTerms:
+    """A published or retired methodology version as a record is computed with it."""
+
+    id: uuid.UUID
+    code: str
+    version: int
+    behaviour_type: str
+    category: str
+    unit: str
+    net_factor_g: Decimal
+    max_quantity_per_record: Decimal
+    max_quantity_per_day: Decimal | None
+    effective_from: datetime
+    effective_to: datetime | None
+
+    @property
+    def label(self) -> str:
+        """``{code}@{version}``, as records and their outcomes name it."""
+        return f"{self.code}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTerms:
+    """A published or retired exchange-rule version as a record's points are computed with it."""
+
+    id: uuid.UUID
+    version: int
+    points_per_gram: Decimal
+    daily_cap_points: int | None
+    type_daily_caps: dict[str, int] | None
+    lot_lifetime_days: int
+    effective_from: datetime
+    effective_to: datetime | None
+
+
+@dataclass(frozen=True)
+class VersionLabels:
+    """Methodology versions by id as ``{code}@{version}``, exchange-rule versions by id as their version."""
+
+    methodologies: dict[uuid.UUID, str]
+    rules: dict[uuid.UUID, int]
+
+
+async def counted_methodologies(session: AsyncSession, behaviour_types: Collection[str]) -> list[MethodologyTerms]:
+    """The versions that compute records of these types (published or retired), by type then period."""
+    rows = await repo.counted_methodologies(await db.raw_connection(session), list(behaviour_types))
+    return [MethodologyTerms(*r) for r in rows]
+
+
+async def counted_exchange_rules(session: AsyncSession) -> list[RuleTerms]:
+    """The exchange-rule versions that compute points (published or retired), by period."""
+    rows = await repo.counted_exchange_rules(await db.raw_connection(session))
+    return [
+        RuleTerms(
+            r["id"], r["version"], r["points_per_gram"], r["daily_cap_points"],
+            orjson.loads(r["type_daily_caps"]) if isinstance(r["type_daily_caps"], str | bytes) else r["type_daily_caps"],
+            r["lot_lifetime_days"], r["effective_from"], r["effective_to"],
+        )
+        for r in rows
+    ]
+
+
+async def version_labels(
+    session: AsyncSession, methodology_ids: Collection[uuid.UUID], rule_ids: Collection[uuid.UUID]
+) -> VersionLabels:
+    """How records name the versions that computed them (one statement for both kinds)."""
+    labels = VersionLabels({}, {})
+    for kind, version_id, label in await repo.version_labels(
+        await db.raw_connection(session), list(methodology_ids), list(rule_ids)
+    ):
+        if kind == "m":
+            labels.methodologies[version_id] = label
+        else:
+            labels.rules[version_id] = int(label)
+    return labels
+
+
+# ---- what the CER registry asks
+
+
+async def versions_by_code(session: AsyncSession, codes: Collection[str]) -> list[MethodologyVersion]:
+    """Every version of the methodologies ``codes``, whatever its status, by code and version."""
+    return await repo.methodology_versions(session, codes=list(codes)) if codes else []
+
+
+async def versions_by_id(session: AsyncSession, ids: Collection[uuid.UUID]) -> list[MethodologyVersion]:
+    """The methodology versions ``ids``, by code and version (the order a project's report lists them in)."""
+    return await repo.methodology_versions(session, ids=list(ids)) if ids else []

@@ -4,7 +4,6 @@ import os
 from datetime import timedelta
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -22,9 +21,7 @@ TRIPS = [("metro", 12.4), ("bus", 6.0), ("cycling", 3.2), ("walking", 2.5)]
 
 
 async def load(session: AsyncSession) -> list[str]:
-    existing = (
-        await session.execute(sa.text("SELECT org_id FROM staff_users WHERE username = :u"), {"u": OPERATOR[0]})
-    ).scalar()
+    existing = await org_service.staff_org_id(session, OPERATOR[0])
     if existing:
         return [f"demo operator already there: client id {existing}"]
     org, admin = await approved_org(
@@ -58,11 +55,11 @@ async def load(session: AsyncSession) -> list[str]:
             })
     body = orjson.dumps({"records": records})
     result = await ingestion.ingest(session, operator, body, security.sign_detached(body, pem, "ES256", key.kid))
-    summary = result["summary"]
+    summary = result.summary
     return [
         f"operator '{org.name}': admin login {OPERATOR[0]} / {OPERATOR[1]}, client id {org.id}",
         f"  its private key (ES256, kid {key.kid}): {key_path}",
-        f"  people: {', '.join(p[0] for p in PEOPLE)}; a week of trips: {summary['accepted']} accepted",
+        f"  people: {', '.join(p[0] for p in PEOPLE)}; a week of trips: {summary.accepted} accepted",
         "  try the operator CLI: carbon-operator --client-id "
         f"{org.id} --key {key_path} account demo-alice",
     ]

@@ -4,7 +4,8 @@ The hot path. Per batch: verify the detached JWS over the exact body, parse, che
 (cheap checks in Python first), then a fixed sequence of set-based statements on the raw asyncpg
 connection of the request's transaction — about twenty round trips whatever the batch size:
 
-1. live entrustments, methodology and exchange-rule versions, scenes of the batch;
+1. live entrustments, methodology and exchange-rule versions, scenes of the batch (asked of the
+   users, methodologies and scenes services, on the same connection);
 2. lock the people's accounts in one sorted order (concurrent batches never deadlock, and a
    retried batch waits for its twin, then sees its records as duplicates);
 3. earlier records with the same ids (duplicates), the same evidence, overlapping times;
@@ -19,10 +20,11 @@ import hashlib
 import math
 import uuid
 from bisect import bisect_right
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Generic, TypeVar
 
 import asyncpg
 import orjson
@@ -32,6 +34,8 @@ from app.auth.principal import Principal
 from app.core import audit, clock, db, security
 from app.core.config import get_settings
 from app.core.types import holds_nul
+from app.methodologies import service as methodologies_service
+from app.methodologies.service import MethodologyTerms, RuleTerms, VersionLabels
 from app.organizations import service as org_service
 from app.points import repository as repo
 from app.points.exceptions import (
@@ -41,6 +45,9 @@ from app.points.exceptions import (
     InvalidSignature,
     SignatureRequired,
 )
+from app.points.models import CapCode, RecordStatus, RejectCode
+from app.scenes import service as scenes_service
+from app.users import service as users_service
 
 MAX_RECORDS = 1000
 MAX_DURATION = timedelta(hours=24)
@@ -63,23 +70,60 @@ class Candidate:
     evidence_source: str
     evidence_ref: str
     user_id: uuid.UUID | None = None
-    methodology: asyncpg.Record | None = None
-    rule: asyncpg.Record | None = None
+    methodology: MethodologyTerms | None = None
+    rule: RuleTerms | None = None
     day: date | None = None
 
 
-def _outcome(record_id, status, code=None, reduction_g=0, points=0, methodology_version=None, rule_version=None):
-    return {
-        "record_id": record_id, "status": status, "code": code, "reduction_g": reduction_g, "points": points,
-        "methodology_version": methodology_version, "rule_version": rule_version,
-    }
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one record (``RecordOutcome`` in the API)."""
+
+    record_id: str | None
+    status: RecordStatus
+    code: RejectCode | CapCode | None = None
+    reduction_g: int = 0
+    points: int = 0
+    methodology_version: str | None = None
+    rule_version: int | None = None
 
 
-def _rejected(record_id, code: str, message: str | None = None) -> dict:
-    out = _outcome(record_id, "rejected", code)
-    if message:
-        out["message"] = message
-    return out
+@dataclass(frozen=True, slots=True)
+class Explained(Outcome):
+    """A rejection found before the database is asked, with what to fix in words."""
+
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The answer to a batch (``BatchOut`` in the API): one outcome per record, in request order."""
+
+    batch_id: uuid.UUID
+    results: list[Outcome]
+    summary: Summary
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """An accepted record as it is written: what it earned, the quantity counted, why it was capped."""
+
+    candidate: Candidate
+    points: int
+    reduction_g: int
+    counted: Decimal
+    code: CapCode | None
+
+
+def _rejected(record_id: str | None, code: RejectCode, message: str) -> Explained:
+    return Explained(record_id, RecordStatus.rejected, code, message=message)
 
 
 def _text(raw: dict, name: str, max_length: int) -> str | None:
@@ -100,40 +144,40 @@ def _time(value) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate | dict:
-    """Checks that need no database: shape, times, quantity. A ``dict`` is a rejection."""
+def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate | Explained:
+    """Checks that need no database: shape, times, quantity. An :class:`Explained` is a rejection."""
     if not isinstance(raw, dict):
-        return _rejected(None, "invalid_record", "a record is a JSON object")
+        return _rejected(None, RejectCode.invalid_record, "a record is a JSON object")
     record_id = _text(raw, "record_id", 100)
     if record_id is None:
         return _rejected(raw.get("record_id") if isinstance(raw.get("record_id"), str) else None,
-                         "invalid_record", "record_id: 1–100 characters")
+                         RejectCode.invalid_record, "record_id: 1–100 characters")
     external_user_id = _text(raw, "external_user_id", 100)
     btype = _text(raw, "type", 50)
     unit = _text(raw, "unit", 20)
     if external_user_id is None or btype is None or unit is None:
-        return _rejected(record_id, "invalid_record", "external_user_id, type and unit are required strings")
+        return _rejected(record_id, RejectCode.invalid_record, "external_user_id, type and unit are required strings")
     evidence = raw.get("evidence")
     if not isinstance(evidence, dict):
-        return _rejected(record_id, "invalid_record", "evidence {source, ref} is required")
+        return _rejected(record_id, RejectCode.invalid_record, "evidence {source, ref} is required")
     source, ref = _text(evidence, "source", 100), _text(evidence, "ref", 200)
     if source is None or ref is None:
-        return _rejected(record_id, "invalid_record", "evidence.source (≤ 100) and evidence.ref (≤ 200) are required")
+        return _rejected(record_id, RejectCode.invalid_record, "evidence.source (≤ 100) and evidence.ref (≤ 200) are required")
     scene_id = None
     if raw.get("scene_id") is not None:
         try:
             scene_id = uuid.UUID(str(raw["scene_id"]))
         except ValueError:
-            return _rejected(record_id, "invalid_record", "scene_id must be a UUID or null")
+            return _rejected(record_id, RejectCode.invalid_record, "scene_id must be a UUID or null")
     started_at, ended_at = _time(raw.get("started_at")), _time(raw.get("ended_at"))
     if started_at is None or ended_at is None:
-        return _rejected(record_id, "invalid_time", "started_at and ended_at are RFC 3339 times with an offset")
+        return _rejected(record_id, RejectCode.invalid_time, "started_at and ended_at are RFC 3339 times with an offset")
     if ended_at < started_at or ended_at - started_at > MAX_DURATION:
-        return _rejected(record_id, "invalid_time", "ended_at must follow started_at within 24 hours")
+        return _rejected(record_id, RejectCode.invalid_time, "ended_at must follow started_at within 24 hours")
     if ended_at > now + CLOCK_SKEW:
-        return _rejected(record_id, "future_time", "the behaviour ends in the future")
+        return _rejected(record_id, RejectCode.future_time, "the behaviour ends in the future")
     if started_at < oldest:
-        return _rejected(record_id, "too_old", "the behaviour is older than the submission window")
+        return _rejected(record_id, RejectCode.too_old, "the behaviour is older than the submission window")
     quantity = raw.get("quantity")
     if (
         isinstance(quantity, bool)
@@ -142,32 +186,31 @@ def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate 
         or quantity <= 0
         or quantity > MAX_QUANTITY
     ):
-        return _rejected(record_id, "implausible_quantity", "quantity must be a positive finite number")
+        return _rejected(record_id, RejectCode.implausible_quantity, "quantity must be a positive finite number")
     q = Decimal(repr(quantity) if isinstance(quantity, float) else quantity).quantize(QUANTUM, ROUND_DOWN)
     if q <= 0:
-        return _rejected(record_id, "implausible_quantity", "quantity rounds down to zero")
+        return _rejected(record_id, RejectCode.implausible_quantity, "quantity rounds down to zero")
     return Candidate(index, record_id, external_user_id, btype, started_at, ended_at, q, unit, scene_id, source, ref)
 
 
-class Timeline:
+V = TypeVar("V", MethodologyTerms, RuleTerms)
+
+
+class Timeline(Generic[V]):
     """Versions sorted by ``effective_from``: which one is in force at a moment."""
 
     __slots__ = ("starts", "versions")
 
-    def __init__(self, versions: list):
+    def __init__(self, versions: list[V]):
         self.versions = versions
-        self.starts = [v["effective_from"] for v in versions]
+        self.starts = [v.effective_from for v in versions]
 
-    def at(self, moment: datetime):
+    def at(self, moment: datetime) -> V | None:
         i = bisect_right(self.starts, moment) - 1
         if i < 0:
             return None
         v = self.versions[i]
-        return v if v["effective_to"] is None or moment < v["effective_to"] else None
-
-
-def _version_label(m) -> str:
-    return f"{m['code']}@{m['version']}"
+        return v if v.effective_to is None or moment < v.effective_to else None
 
 
 async def verify_signature(session: AsyncSession, operator_id: uuid.UUID, body: bytes, signature: str | None):
@@ -202,19 +245,19 @@ def parse_body(body: bytes) -> list:
     return records
 
 
-async def ingest(session: AsyncSession, operator: Principal, body: bytes, signature: str | None) -> dict:
+async def ingest(session: AsyncSession, operator: Principal, body: bytes, signature: str | None) -> BatchResult:
     kid = await verify_signature(session, operator.org_id, body, signature)
     raw_records = parse_body(body)
     settings = get_settings()
     now = clock.now()
     oldest = now - timedelta(days=settings.record_max_age_days)
-    results: list[dict | None] = [None] * len(raw_records)
+    results: list[Outcome | None] = [None] * len(raw_records)
     candidates: list[Candidate] = []
     first_index: dict[str, int] = {}
     in_batch_duplicates: list[tuple[int, int]] = []
     for i, raw in enumerate(raw_records):
         parsed = parse_record(i, raw, now, oldest)
-        if isinstance(parsed, dict):
+        if isinstance(parsed, Explained):
             results[i] = parsed
             continue
         if parsed.record_id in first_index:
@@ -226,96 +269,114 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
     conn = await db.raw_connection(session)
     operator_id = operator.org_id
     batch_id = uuid.uuid4()
+    balances: dict[uuid.UUID, int] = {}
     if candidates:
-        candidates = await _resolve(conn, operator_id, candidates, results)
-    balances: dict = {}
-    if candidates:
-        candidates, balances = await _check_against_history(conn, operator_id, candidates, results)
+        candidates, labels = await _resolve(session, operator_id, candidates, results)
+        if candidates:
+            candidates, balances = await _check_against_history(session, conn, operator_id, candidates, results, labels)
     credited = _compute(candidates, results, await _daily_totals(conn, candidates)) if candidates else []
     for i, first in in_batch_duplicates:  # the same record twice in one batch: the first one's outcome
-        repeat = dict(results[first])
-        if repeat["status"] == "accepted":
-            repeat["status"] = "duplicate"
-        results[i] = repeat
-    summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for r in results:
-        summary[r["status"]] += 1
+        repeat = results[first]
+        assert repeat is not None
+        results[i] = replace(repeat, status=RecordStatus.duplicate) if repeat.status == RecordStatus.accepted else repeat
+    outcomes = [r for r in results if r is not None]
+    counts = Counter(r.status for r in outcomes)
+    summary = Summary(counts[RecordStatus.accepted], counts[RecordStatus.duplicate], counts[RecordStatus.rejected])
     body_sha256 = hashlib.sha256(body).hexdigest()
     try:
-        await repo.insert_batch(conn, batch_id, operator_id, kid, signature, body, body_sha256, now, len(raw_records), summary)
+        await repo.insert_batch(
+            conn, batch_id, operator_id, kid, signature, body, body_sha256, now, len(raw_records),
+            summary.accepted, summary.duplicate, summary.rejected,
+        )
         if credited:
             await _write(conn, operator_id, batch_id, credited, balances, now)
     except asyncpg.UniqueViolationError as exc:
         raise ConcurrentConflict("another batch claimed one of these records or evidence at the same time") from exc
-    if summary["accepted"]:
+    if summary.accepted:
         audit.record(
             session, actor=operator.actor, action="points.batch_credited", subject_type="batch", subject_id=batch_id,
             data={
-                "records": len(raw_records), **summary,
-                "points": sum(c[1] for c in credited), "body_sha256": body_sha256,
+                "records": len(raw_records), "accepted": summary.accepted, "duplicate": summary.duplicate,
+                "rejected": summary.rejected, "points": sum(c.points for c in credited), "body_sha256": body_sha256,
             },
         )
-    return {"batch_id": str(batch_id), "results": results, "summary": summary}
+    return BatchResult(batch_id, outcomes, summary)
 
 
-async def _resolve(conn, operator_id, candidates: list[Candidate], results) -> list[Candidate]:
-    """Entrustment, methodology and rule in force, unit, bounds, scene.
+async def _resolve(
+    session: AsyncSession, operator_id: uuid.UUID, candidates: list[Candidate], results: list[Outcome | None]
+) -> tuple[list[Candidate], VersionLabels]:
+    """Entrustment, methodology and rule in force, unit, bounds, scene; the labels of the versions read.
 
     Only a live entrustment counts, from its consent on: once withdrawn, no record of that person
     from this operator is credited, whenever the behaviour happened (a re-enrolment is a new
     entrustment, with a consent given after the withdrawal).
     """
     entrusted = {
-        row["external_user_id"]: row
-        for row in await repo.live_entrustments(conn, operator_id, {c.external_user_id for c in candidates})
+        e.external_user_id: e
+        for e in await users_service.live_entrustments(session, operator_id, {c.external_user_id for c in candidates})
     }
-    by_type = defaultdict(list)
-    for row in await repo.methodology_versions(conn, {c.type for c in candidates}):
-        by_type[row["behaviour_type"]].append(row)
+    by_type: defaultdict[str, list[MethodologyTerms]] = defaultdict(list)
+    for m in await methodologies_service.counted_methodologies(session, {c.type for c in candidates}):
+        by_type[m.behaviour_type].append(m)
     methodologies = {t: Timeline(v) for t, v in by_type.items()}
-    rules = Timeline(await repo.rule_versions(conn))
+    rule_versions = await methodologies_service.counted_exchange_rules(session)
+    rules = Timeline(rule_versions)
     zone = clock.zone()
     scene_ids = {c.scene_id for c in candidates if c.scene_id}
-    scenes = {row["id"]: row for row in await repo.scenes(conn, scene_ids)} if scene_ids else {}
+    scenes = {s.id: s for s in await scenes_service.scene_states(session, scene_ids)} if scene_ids else {}
     kept = []
     for c in candidates:
         code = None
         versions = methodologies.get(c.type)
         e = entrusted.get(c.external_user_id)
-        if e is not None and e["accepted_at"] <= c.started_at:
-            c.user_id = e["user_id"]
+        if e is not None and e.accepted_at <= c.started_at:
+            c.user_id = e.user_id
         if not versions:
-            code = "unknown_type"
+            code = RejectCode.unknown_type
         elif c.user_id is None:
-            code = "not_entrusted"
+            code = RejectCode.not_entrusted
         else:
             c.methodology = versions.at(c.started_at)
             c.rule = rules.at(c.started_at)
             m = c.methodology
             if m is None or c.rule is None:
-                code = "out_of_effective_period"
-            elif c.unit != m["unit"]:
-                code = "unit_mismatch"
-            elif c.quantity > m["max_quantity_per_record"]:
-                code = "implausible_quantity"
+                code = RejectCode.out_of_effective_period
+            elif c.unit != m.unit:
+                code = RejectCode.unit_mismatch
+            elif c.quantity > m.max_quantity_per_record:
+                code = RejectCode.implausible_quantity
             elif c.scene_id is not None:
                 scene = scenes.get(c.scene_id)
-                if scene is None or scene["status"] != "approved" or c.type not in (scene["behaviour_types"] or ()):
-                    code = "scene_not_approved"
-            elif m["category"] == "scene":
-                code = "scene_required"
+                if scene is None or not scene.accepts(c.type):
+                    code = RejectCode.scene_not_approved
+            elif m.category == "scene":
+                code = RejectCode.scene_required
         if code:
-            results[c.index] = _rejected(c.record_id, code)
+            results[c.index] = Outcome(c.record_id, RecordStatus.rejected, code)
         else:
             c.day = c.started_at.astimezone(zone).date()
             kept.append(c)
-    return kept
+    labels = VersionLabels(
+        {m.id: m.label for versions in by_type.values() for m in versions}, {r.id: r.version for r in rule_versions}
+    )
+    return kept, labels
 
 
-async def _check_against_history(conn, operator_id, candidates: list[Candidate], results) -> list[Candidate]:
+async def _check_against_history(
+    session: AsyncSession, conn: repo.Conn, operator_id: uuid.UUID, candidates: list[Candidate],
+    results: list[Outcome | None], labels: VersionLabels,
+) -> tuple[list[Candidate], dict[uuid.UUID, int]]:
     """After locking the accounts: duplicates, claimed evidence, overlapping behaviours."""
-    balances = await repo.lock_accounts(conn, sorted({c.user_id for c in candidates}))
+    balances = await repo.lock_accounts(conn, sorted({c.user_id for c in candidates if c.user_id}))
     previous = {r["record_id"]: r for r in await repo.existing_records(conn, operator_id, [c.record_id for c in candidates])}
+    unknown = (
+        {r["methodology_version_id"] for r in previous.values()} - labels.methodologies.keys(),
+        {r["rule_version_id"] for r in previous.values()} - labels.rules.keys(),
+    )
+    if unknown[0] or unknown[1]:  # a record sent again with another type: the first one's versions
+        more = await methodologies_service.version_labels(session, *unknown)
+        labels = VersionLabels(labels.methodologies | more.methodologies, labels.rules | more.rules)
     claimed = {
         (r["evidence_source"], r["evidence_ref"])
         for r in await repo.claimed_evidence(conn, [(c.evidence_source, c.evidence_ref) for c in candidates])
@@ -327,17 +388,18 @@ async def _check_against_history(conn, operator_id, candidates: list[Candidate],
     for c in candidates:
         first = previous.get(c.record_id)
         if first is not None:
-            results[c.index] = _outcome(
-                c.record_id, "duplicate", first["code"], first["reduction_g"], first["points"],
-                f"{first['methodology_code']}@{first['methodology_version']}", first["rule_version"],
+            results[c.index] = Outcome(
+                c.record_id, RecordStatus.duplicate, CapCode(first["code"]) if first["code"] else None,
+                first["reduction_g"], first["points"], labels.methodologies[first["methodology_version_id"]],
+                labels.rules[first["rule_version_id"]],
             )
             continue
         if (c.evidence_source, c.evidence_ref) in claimed:
-            results[c.index] = _rejected(c.record_id, "evidence_already_claimed")
+            results[c.index] = Outcome(c.record_id, RecordStatus.rejected, RejectCode.evidence_already_claimed)
             continue
         spans = history[(c.user_id, c.type)]
         if any(s < c.ended_at and c.started_at < e for s, e in spans):
-            results[c.index] = _rejected(c.record_id, "overlapping_behaviour")
+            results[c.index] = Outcome(c.record_id, RecordStatus.rejected, RejectCode.overlapping_behaviour)
             continue
         claimed.add((c.evidence_source, c.evidence_ref))
         spans.append((c.started_at, c.ended_at))
@@ -345,7 +407,7 @@ async def _check_against_history(conn, operator_id, candidates: list[Candidate],
     return kept, balances
 
 
-async def _daily_totals(conn, candidates: list[Candidate]) -> dict:
+async def _daily_totals(conn: repo.Conn, candidates: list[Candidate]) -> dict:
     """Points and quantity per person, local day and type so far (``'*'``: all types)."""
     spans = []
     for user_id, day in sorted({(c.user_id, c.day) for c in candidates}):
@@ -359,38 +421,39 @@ async def _daily_totals(conn, candidates: list[Candidate]) -> dict:
     return totals
 
 
-def _compute(candidates: list[Candidate], results, totals: dict) -> list:
+def _compute(candidates: list[Candidate], results: list[Outcome | None], totals: dict) -> list[Credit]:
     """Quantity and points in request order, with the daily limits; rounding always down."""
     credited = []
     for c in candidates:
         m, rule = c.methodology, c.rule
+        assert m is not None and rule is not None
         by_type = totals.setdefault((c.user_id, c.day, c.type), [0, Decimal(0)])
         overall = totals.setdefault((c.user_id, c.day, "*"), [0, Decimal(0)])
         counted = c.quantity
         code = None
-        if m["max_quantity_per_day"] is not None:
-            allowance = m["max_quantity_per_day"] - by_type[1]
+        if m.max_quantity_per_day is not None:
+            allowance = m.max_quantity_per_day - by_type[1]
             if allowance <= 0:
-                results[c.index] = _rejected(c.record_id, "daily_limit_reached")
+                results[c.index] = Outcome(c.record_id, RecordStatus.rejected, RejectCode.daily_limit_reached)
                 continue
             if counted > allowance:
-                counted, code = allowance, "quantity_capped"
-        reduction_g = int((counted * m["net_factor_g"]).to_integral_value(ROUND_FLOOR))
-        points = int((reduction_g * rule["points_per_gram"]).to_integral_value(ROUND_FLOOR))
+                counted, code = allowance, CapCode.quantity_capped
+        reduction_g = int((counted * m.net_factor_g).to_integral_value(ROUND_FLOOR))
+        points = int((reduction_g * rule.points_per_gram).to_integral_value(ROUND_FLOOR))
         earned = points
-        type_cap = (rule["type_daily_caps"] or {}).get(c.type)
+        type_cap = (rule.type_daily_caps or {}).get(c.type)
         if type_cap is not None:
             points = min(points, max(0, int(type_cap) - by_type[0]))
-        if rule["daily_cap_points"] is not None:
-            points = min(points, max(0, rule["daily_cap_points"] - overall[0]))
+        if rule.daily_cap_points is not None:
+            points = min(points, max(0, rule.daily_cap_points - overall[0]))
         if points < earned:
-            code = "capped"
+            code = CapCode.capped
         by_type[0] += points
         by_type[1] += counted
         overall[0] += points
         overall[1] += counted
-        results[c.index] = _outcome(c.record_id, "accepted", code, reduction_g, points, _version_label(m), rule["version"])
-        credited.append((c, points, reduction_g, counted, code))
+        results[c.index] = Outcome(c.record_id, RecordStatus.accepted, code, reduction_g, points, m.label, rule.version)
+        credited.append(Credit(c, points, reduction_g, counted, code))
     return credited
 
 
@@ -400,18 +463,26 @@ def lot_expiry(credited_at: datetime, lifetime_days: int) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=clock.zone())
 
 
-async def _write(conn, operator_id, batch_id, credited: list, balances: dict, now: datetime) -> None:
-    records, per_lot, per_user, expiries = [], defaultdict(int), {}, {}
-    for c, points, reduction_g, counted, code in credited:
+async def _write(
+    conn: repo.Conn, operator_id: uuid.UUID, batch_id: uuid.UUID, credited: list[Credit],
+    balances: dict[uuid.UUID, int], now: datetime,
+) -> None:
+    records = []
+    per_lot: defaultdict[tuple[uuid.UUID, datetime], int] = defaultdict(int)
+    per_user: dict[uuid.UUID, list[int]] = {}
+    expiries: dict[int, datetime] = {}
+    for credit in credited:
+        c, points, reduction_g = credit.candidate, credit.points, credit.reduction_g
+        assert c.user_id is not None and c.methodology is not None and c.rule is not None
         records.append({
             "record_id": c.record_id, "user_id": c.user_id, "behaviour_type": c.type, "started_at": c.started_at,
-            "ended_at": c.ended_at, "quantity": c.quantity, "counted_quantity": counted, "unit": c.unit,
+            "ended_at": c.ended_at, "quantity": c.quantity, "counted_quantity": credit.counted, "unit": c.unit,
             "scene_id": c.scene_id, "evidence_source": c.evidence_source, "evidence_ref": c.evidence_ref,
-            "methodology_version_id": c.methodology["id"], "rule_version_id": c.rule["id"],
-            "reduction_g": reduction_g, "points": points, "code": code,
+            "methodology_version_id": c.methodology.id, "rule_version_id": c.rule.id,
+            "reduction_g": reduction_g, "points": points, "code": credit.code,
         })
         if points:
-            lifetime = c.rule["lot_lifetime_days"]
+            lifetime = c.rule.lot_lifetime_days
             if lifetime not in expiries:
                 expiries[lifetime] = lot_expiry(now, lifetime)
             per_lot[(c.user_id, expiries[lifetime])] += points

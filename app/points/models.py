@@ -9,9 +9,54 @@ their integrity comes from the code that writes them and is checked by ``ledger 
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+
+class RecordStatus(StrEnum):
+    """What became of a submitted behaviour record."""
+
+    accepted = "accepted"
+    duplicate = "duplicate"  # its record_id was accepted before: the first outcome is repeated
+    rejected = "rejected"
+
+
+class RejectCode(StrEnum):
+    """Why a record was rejected (in the order the checks run)."""
+
+    invalid_record = "invalid_record"
+    invalid_time = "invalid_time"
+    future_time = "future_time"
+    too_old = "too_old"
+    unknown_type = "unknown_type"
+    not_entrusted = "not_entrusted"
+    out_of_effective_period = "out_of_effective_period"
+    unit_mismatch = "unit_mismatch"
+    implausible_quantity = "implausible_quantity"
+    daily_limit_reached = "daily_limit_reached"
+    scene_required = "scene_required"
+    scene_not_approved = "scene_not_approved"
+    evidence_already_claimed = "evidence_already_claimed"
+    overlapping_behaviour = "overlapping_behaviour"
+
+
+class CapCode(StrEnum):
+    """Why an accepted record earned less than its quantity would (``behaviour_records.code``)."""
+
+    capped = "capped"  # a daily points cap cut the points
+    quantity_capped = "quantity_capped"  # the daily quantity bound cut the quantity counted
+
+
+class EntryKind(StrEnum):
+    """The kinds of ledger entries: ``earn`` and ``refund`` add points, the others take them."""
+
+    earn = "earn"
+    redeem = "redeem"
+    refund = "refund"
+    expire = "expire"
+    clawback = "clawback"
 
 
 def _ts(nullable: bool = False) -> sa.Column:

@@ -3,10 +3,15 @@
 Sets of rows travel as one JSON parameter read with ``json_to_recordset``: PostgreSQL parses it
 in C, and asyncpg need not inspect every element of a dozen arrays (measured: the array path
 cost a quarter of a batch's CPU).
+
+Every change to a person's points locks their account row first (see :mod:`app.points.service`);
+the statements here assume that lock is held where they say so.
 """
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -14,54 +19,15 @@ import orjson
 Conn = asyncpg.Connection
 
 
-def as_json(rows) -> str:
+def as_json(rows: Any) -> str:
     return orjson.dumps(rows, default=_default).decode()
 
 
-def _default(value) -> str:
+def _default(value: Any) -> str:
     return str(value)  # Decimal, and asyncpg's own UUID type (orjson knows only uuid.UUID)
 
 
-async def live_entrustments(conn: Conn, operator_id: uuid.UUID, external_ids: set[str]):
-    """The operator's entrustments not withdrawn (at most one per external id), by external id."""
-    return await conn.fetch(
-        "SELECT external_user_id, user_id, accepted_at FROM entrustments"
-        " JOIN json_array_elements_text($2::json) AS x(id) ON external_user_id = x.id"
-        " WHERE operator_id = $1 AND withdrawn_at IS NULL",
-        operator_id, as_json(list(external_ids)),
-    )
-
-
-async def methodology_versions(conn: Conn, types: set[str]):
-    return await conn.fetch(
-        "SELECT id, code, version, behaviour_type, category, unit, net_factor_g, max_quantity_per_record,"
-        " max_quantity_per_day, effective_from, effective_to FROM methodology_versions"
-        " WHERE behaviour_type = ANY($1::text[]) AND status IN ('published', 'retired')"
-        " ORDER BY behaviour_type, effective_from",
-        list(types),
-    )
-
-
-async def rule_versions(conn: Conn) -> list:
-    rows = await conn.fetch(
-        "SELECT id, version, points_per_gram, daily_cap_points, type_daily_caps, lot_lifetime_days,"
-        " effective_from, effective_to FROM exchange_rule_versions"
-        " WHERE status IN ('published', 'retired') ORDER BY effective_from"
-    )
-    out = []
-    for r in rows:
-        caps = r["type_daily_caps"]
-        out.append({**dict(r), "type_daily_caps": orjson.loads(caps) if isinstance(caps, str | bytes) else caps})
-    return out
-
-
-async def scenes(conn: Conn, scene_ids: set[uuid.UUID]):
-    exists = await conn.fetchval("SELECT to_regclass('scenes') IS NOT NULL")
-    if not exists:
-        return []
-    return await conn.fetch(
-        "SELECT id, status, behaviour_types FROM scenes WHERE id = ANY($1::uuid[])", list(scene_ids)
-    )
+# ---- ingestion -------------------------------------------------------------------------------------------
 
 
 async def lock_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -80,12 +46,11 @@ async def lock_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> dict[uuid.UUID
     return {r["user_id"]: r["balance"] for r in rows}
 
 
-async def existing_records(conn: Conn, operator_id: uuid.UUID, record_ids: list[str]):
+async def existing_records(conn: Conn, operator_id: uuid.UUID, record_ids: list[str]) -> list[asyncpg.Record]:
+    """The operator's records accepted before under these ids, with the versions that computed them."""
     return await conn.fetch(
-        "SELECT r.record_id, r.code, r.reduction_g, r.points, m.code AS methodology_code,"
-        " m.version AS methodology_version, x.version AS rule_version"
-        " FROM behaviour_records r JOIN methodology_versions m ON m.id = r.methodology_version_id"
-        " JOIN exchange_rule_versions x ON x.id = r.rule_version_id"
+        "SELECT r.record_id, r.code, r.reduction_g, r.points, r.methodology_version_id, r.rule_version_id"
+        " FROM behaviour_records r"
         " JOIN json_array_elements_text($2::json) AS ids(id) ON r.record_id = ids.id WHERE r.operator_id = $1",
         operator_id, as_json(record_ids),
     )
@@ -126,12 +91,14 @@ async def daily_totals(conn: Conn, days: list[tuple[uuid.UUID, date, datetime, d
     )
 
 
-async def insert_batch(conn: Conn, batch_id, operator_id, kid, signature, body, sha, now, count, summary) -> None:
+async def insert_batch(
+    conn: Conn, batch_id: uuid.UUID, operator_id: uuid.UUID, kid: str, signature: str, body: bytes, sha: str,
+    now: datetime, count: int, accepted: int, duplicate: int, rejected: int,
+) -> None:
     await conn.execute(
         "INSERT INTO behaviour_batches (id, operator_id, kid, signature, body, body_sha256, received_at, records,"
         " accepted, duplicate, rejected) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        batch_id, operator_id, kid, signature, body, sha, now, count,
-        summary["accepted"], summary["duplicate"], summary["rejected"],
+        batch_id, operator_id, kid, signature, body, sha, now, count, accepted, duplicate, rejected,
     )
 
 
@@ -180,3 +147,333 @@ async def credit(
 ) -> None:
     """Records, lots, one earn entry per person, allocations, accounts: one statement."""
     await conn.fetchrow(CREDIT_SQL, operator_id, batch_id, now, as_json(records), as_json(lots), as_json(accounts))
+
+
+# ---- people's views --------------------------------------------------------------------------------------
+
+
+async def account_totals(conn: Conn, user_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT lifetime_points, lifetime_reduction_g FROM point_accounts WHERE user_id = $1", user_id
+    )
+
+
+async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
+    """Points left in lots not yet expired, per expiry moment, soonest first."""
+    return await conn.fetch(
+        "SELECT expires_at, sum(remaining)::bigint AS points FROM point_lots"
+        " WHERE user_id = $1 AND remaining > 0 AND expires_at > $2 GROUP BY expires_at ORDER BY expires_at",
+        user_id, now,
+    )
+
+
+async def entries(conn: Conn, user_id: uuid.UUID, before_id: int | None, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` of the person's entries older than ``before_id``, newest first."""
+    return await conn.fetch(
+        "SELECT id, kind, amount, balance_after, ref_type, ref_id, memo, created_at FROM ledger_entries"
+        " WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        user_id, before_id if before_id is not None else 2**63 - 1, limit,
+    )
+
+
+_RECORD_COLUMNS = (
+    "id, record_id, operator_id, behaviour_type, started_at, ended_at, quantity, counted_quantity, unit, scene_id,"
+    " reduction_g, points, code, methodology_version_id, rule_version_id"
+)
+
+
+async def records(
+    conn: Conn, user_id: uuid.UUID, after: tuple[datetime, int] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` of the person's records before ``after`` (started_at, id), latest first."""
+    if after is None:
+        return await conn.fetch(
+            f"SELECT {_RECORD_COLUMNS} FROM behaviour_records WHERE user_id = $1"
+            " ORDER BY started_at DESC, id DESC LIMIT $2",
+            user_id, limit,
+        )
+    return await conn.fetch(
+        f"SELECT {_RECORD_COLUMNS} FROM behaviour_records WHERE user_id = $1 AND (started_at, id) < ($2, $3)"
+        " ORDER BY started_at DESC, id DESC LIMIT $4",
+        user_id, after[0], after[1], limit,
+    )
+
+
+# ---- the ledger: spend, refund, clawback, expiry ---------------------------------------------------------
+
+
+async def lock_balance(conn: Conn, user_id: uuid.UUID) -> int | None:
+    """Lock the person's account row; its balance, or None if they have no account."""
+    return await conn.fetchval("SELECT balance FROM point_accounts WHERE user_id = $1 FOR UPDATE", user_id)
+
+
+async def account_exists(conn: Conn, user_id: uuid.UUID) -> bool:
+    return await conn.fetchval("SELECT 1 FROM point_accounts WHERE user_id = $1", user_id) is not None
+
+
+DEBIT_SQL = """
+WITH candidates AS (
+  SELECT id, remaining, sum(remaining) OVER (ORDER BY expires_at, id) AS running FROM point_lots
+  WHERE user_id = $1 AND remaining > 0 AND expires_at > $3
+), chosen AS (
+  SELECT id, least(remaining, $2::bigint - (running - remaining))::bigint AS take FROM candidates
+  WHERE running - remaining < $2::bigint
+), enough AS (
+  SELECT coalesce(sum(take), 0) = $2::bigint AS ok FROM chosen
+), lots AS (
+  UPDATE point_lots l SET remaining = l.remaining - c.take FROM chosen c, enough e
+  WHERE e.ok AND l.id = c.id RETURNING l.id, c.take
+), entry AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  SELECT $1, $4, -$2::bigint, $5, $6, $7, $8, $3 FROM enough WHERE ok RETURNING id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, lots.id, $1, lots.take FROM entry, lots
+), account AS (
+  UPDATE point_accounts SET balance = balance - $2::bigint WHERE user_id = $1 AND (SELECT ok FROM enough)
+)
+SELECT id FROM entry
+"""
+
+
+async def debit(
+    conn: Conn, user_id: uuid.UUID, points: int, kind: str, balance_after: int, ref_type: str, ref_id: str,
+    memo: str | None, now: datetime,
+) -> int | None:
+    """Take ``points`` from the soonest-expiring unexpired lots (the account locked): lots, entry,
+    allocations, account in one statement. The entry's id, or None (nothing changed) if too few."""
+    return await conn.fetchval(DEBIT_SQL, user_id, points, now, kind, balance_after, ref_type, ref_id, memo)
+
+
+async def lock_spend(conn: Conn, entry_id: int) -> asyncpg.Record | None:
+    """A ``redeem`` or ``clawback`` entry (user_id, amount) with its account locked (balance)."""
+    return await conn.fetchrow(
+        "SELECT e.user_id, e.amount, a.balance FROM ledger_entries e JOIN point_accounts a ON a.user_id = e.user_id"
+        " WHERE e.id = $1 AND e.kind IN ('redeem', 'clawback') FOR UPDATE OF a",
+        entry_id,
+    )
+
+
+REFUND_SQL = """
+WITH lots AS (
+  UPDATE point_lots l SET remaining = l.remaining + a.amount FROM lot_allocations a
+  WHERE a.entry_id = $1 AND l.id = a.lot_id RETURNING l.id, a.amount, l.expires_at
+), entry AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  VALUES ($2, 'refund', $3, $4, $5, $6, $7, $8) RETURNING id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, lots.id, $2, lots.amount FROM entry, lots
+), account AS (
+  UPDATE point_accounts SET balance = $4 WHERE user_id = $2
+)
+SELECT id, amount, expires_at FROM lots
+"""
+
+
+async def refund(
+    conn: Conn, spend_entry_id: int, user_id: uuid.UUID, points: int, balance_after: int, ref_type: str,
+    ref_id: str, memo: str, now: datetime,
+) -> list[asyncpg.Record]:
+    """Put a spend back into the lots it came from (the account locked): lots, a ``refund`` entry,
+    allocations, account in one statement. The lots refilled: id, amount, expires_at."""
+    return await conn.fetch(REFUND_SQL, spend_entry_id, user_id, points, balance_after, ref_type, ref_id, memo, now)
+
+
+EXPIRE_SHARES_SQL = """
+WITH shares AS (
+  SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS t(lot_id, amount)
+), lots AS (
+  UPDATE point_lots l SET remaining = l.remaining - s.amount FROM shares s WHERE l.id = s.lot_id
+), entry AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  VALUES ($1, 'expire', -$4::bigint, $5::bigint - $4::bigint, $6, $7, 'lot expired', $8) RETURNING id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, s.lot_id, $1, s.amount FROM entry, shares s
+), account AS (
+  UPDATE point_accounts SET balance = $5::bigint - $4::bigint WHERE user_id = $1
+)
+SELECT id FROM entry
+"""
+
+
+async def expire_shares(
+    conn: Conn, user_id: uuid.UUID, shares: list[tuple[int, int]], balance: int, now: datetime, ref_type: str,
+    ref_id: str,
+) -> int:
+    """Expire (lot id, amount) shares at once (the account locked, ``balance`` before): lots, one
+    ``expire`` entry, allocations, account in one statement. The entry's id."""
+    return await conn.fetchval(
+        EXPIRE_SHARES_SQL, user_id, [s[0] for s in shares], [s[1] for s in shares], sum(a for _, a in shares),
+        balance, ref_type, ref_id, now,
+    )
+
+
+async def people_with_due_lots(conn: Conn, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Up to ``limit`` people with points in lots expired at ``now``, in ``user_id`` order."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 ORDER BY user_id LIMIT $2",
+        now, limit,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def lock_existing_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> None:
+    """Lock these accounts in ``user_id`` order (no deadlock with another locker of several)."""
+    await conn.execute(
+        "SELECT 1 FROM point_accounts WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR UPDATE", user_ids
+    )
+
+
+EXPIRE_LOTS_SQL = """
+WITH due AS (
+  UPDATE point_lots SET remaining = 0 FROM (
+    SELECT id, remaining AS amount FROM point_lots
+    WHERE user_id = ANY($1::uuid[]) AND expires_at <= $2 AND remaining > 0
+  ) d WHERE point_lots.id = d.id RETURNING point_lots.id, point_lots.user_id, d.amount
+), per_user AS (
+  SELECT user_id, sum(amount)::bigint AS total FROM due GROUP BY user_id
+), accounts AS (
+  UPDATE point_accounts a SET balance = a.balance - p.total FROM per_user p WHERE a.user_id = p.user_id
+  RETURNING a.user_id, a.balance, p.total
+), entries AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
+  SELECT user_id, 'expire', -total, balance, 'expiry', $3, 'lots expired', $2 FROM accounts
+  RETURNING id, user_id
+), allocations AS (
+  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount)
+  SELECT e.id, d.id, d.user_id, d.amount FROM due d JOIN entries e ON e.user_id = d.user_id
+  RETURNING amount
+)
+SELECT coalesce(sum(amount), 0)::bigint FROM allocations
+"""
+
+
+async def expire_lots(conn: Conn, user_ids: list[uuid.UUID], now: datetime) -> int:
+    """Empty these people's lots expired at ``now`` (accounts locked): one ``expire`` entry per person,
+    allocations per lot, balances, in one statement. The points expired."""
+    return await conn.fetchval(EXPIRE_LOTS_SQL, user_ids, now, now.isoformat())
+
+
+# ---- records and batches for other domains (certified reductions) ----------------------------------------
+
+_FACT_COLUMNS = (
+    "id, record_id, batch_id, user_id, behaviour_type, started_at, scene_id, methodology_version_id, reduction_g"
+)
+
+
+async def records_of_period(
+    conn: Conn, operator_id: uuid.UUID, methodology_version_ids: Sequence[uuid.UUID], start: datetime,
+    end: datetime,
+) -> list[asyncpg.Record]:
+    """The operator's records computed by these methodology versions that started in [start, end)."""
+    return await conn.fetch(
+        f"SELECT {_FACT_COLUMNS} FROM behaviour_records WHERE operator_id = $1"
+        " AND methodology_version_id = ANY($2::uuid[]) AND started_at >= $3 AND started_at < $4 ORDER BY id",
+        operator_id, list(methodology_version_ids), start, end,
+    )
+
+
+async def records_by_id(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_FACT_COLUMNS} FROM behaviour_records WHERE id = ANY($1::bigint[]) ORDER BY id", list(ids)
+    )
+
+
+async def batches(conn: Conn, batch_ids: Sequence[uuid.UUID], limit: int | None = None) -> list[asyncpg.Record]:
+    """Signed batches with whether their stored body still hashes to the recorded SHA-256 (the first
+    ``limit`` by receipt: only their bodies are hashed)."""
+    return await conn.fetch(
+        "SELECT id, operator_id, kid, body_sha256, encode(sha256(body), 'hex') = body_sha256 AS body_hash_ok,"
+        " signature, received_at FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id"
+        " LIMIT $2",
+        list(batch_ids), limit,
+    )
+
+
+async def methodology_versions_used(conn: Conn, operator_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT methodology_version_id FROM behaviour_records WHERE operator_id = $1", operator_id
+    )
+    return [r[0] for r in rows]
+
+
+# ---- disclosure and checks -------------------------------------------------------------------------------
+
+
+async def totals(conn: Conn) -> asyncpg.Record:
+    """Behaviours, grams and points credited; points by the kind of entry that took or gave them back."""
+    return await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM behaviour_records) AS behaviours,"
+        " (SELECT coalesce(sum(lifetime_reduction_g), 0) FROM point_accounts) AS reduction_g,"
+        " (SELECT coalesce(sum(lifetime_points), 0) FROM point_accounts) AS points_credited,"
+        " k.redeem, k.refund, k.expire, k.clawback FROM ("
+        "  SELECT coalesce(sum(amount) FILTER (WHERE kind = 'redeem'), 0)::bigint AS redeem,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0)::bigint AS refund,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'expire'), 0)::bigint AS expire,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'clawback'), 0)::bigint AS clawback"
+        "  FROM ledger_entries WHERE kind IN ('redeem', 'refund', 'expire', 'clawback')) k"
+    )
+
+
+LEDGER_CHECKS: list[tuple[str, str]] = [
+    (
+        "account balance equals the sum of its entries",
+        "SELECT a.user_id::text, a.balance, coalesce(e.total, 0) FROM point_accounts a"
+        " LEFT JOIN (SELECT user_id, sum(amount) AS total FROM ledger_entries GROUP BY user_id) e"
+        " ON e.user_id = a.user_id WHERE a.balance <> coalesce(e.total, 0)",
+    ),
+    (
+        "account balance equals the sum of its lots' remainders",
+        "SELECT a.user_id::text, a.balance, coalesce(l.total, 0) FROM point_accounts a"
+        " LEFT JOIN (SELECT user_id, sum(remaining) AS total FROM point_lots GROUP BY user_id) l"
+        " ON l.user_id = a.user_id WHERE a.balance <> coalesce(l.total, 0)",
+    ),
+    (
+        "entries exist only for accounts",
+        "SELECT DISTINCT e.user_id::text FROM ledger_entries e"
+        " LEFT JOIN point_accounts a ON a.user_id = e.user_id WHERE a.user_id IS NULL",
+    ),
+    ("no lot is negative or over-full", "SELECT id, remaining, credited FROM point_lots WHERE remaining < 0 OR remaining > credited"),
+    ("no account is negative", "SELECT user_id::text, balance FROM point_accounts WHERE balance < 0"),
+    (
+        "each entry's balance_after follows the one before it",
+        "SELECT id, user_id::text, balance_after, running FROM ("
+        " SELECT id, user_id, balance_after, sum(amount) OVER (PARTITION BY user_id ORDER BY id) AS running"
+        " FROM ledger_entries) t WHERE balance_after <> running",
+    ),
+    (
+        "each entry's allocations add up to its amount",
+        "SELECT e.id, e.amount, coalesce(s.total, 0) FROM ledger_entries e"
+        " LEFT JOIN (SELECT entry_id, sum(amount) AS total FROM lot_allocations GROUP BY entry_id) s"
+        " ON s.entry_id = e.id WHERE abs(e.amount) <> coalesce(s.total, 0)",
+    ),
+    (
+        "allocations belong to the entry's own account",
+        "SELECT a.entry_id, a.lot_id FROM lot_allocations a JOIN ledger_entries e ON e.id = a.entry_id"
+        " JOIN point_lots l ON l.id = a.lot_id WHERE e.user_id <> a.user_id OR l.user_id <> a.user_id",
+    ),
+    (
+        "each lot's remainder equals what was put in minus what was taken",
+        "SELECT l.id, l.remaining, coalesce(m.net, 0), l.credited, coalesce(m.credited, 0) FROM point_lots l"
+        " LEFT JOIN (SELECT a.lot_id, sum(CASE WHEN e.amount > 0 THEN a.amount ELSE -a.amount END) AS net,"
+        "   sum(CASE WHEN e.kind = 'earn' THEN a.amount ELSE 0 END) AS credited"
+        "   FROM lot_allocations a JOIN ledger_entries e ON e.id = a.entry_id GROUP BY a.lot_id) m"
+        " ON m.lot_id = l.id WHERE l.remaining <> coalesce(m.net, 0) OR l.credited <> coalesce(m.credited, 0)",
+    ),
+    (
+        "lifetime points equal the points of the accepted records",
+        "SELECT a.user_id::text, a.lifetime_points, coalesce(r.total, 0) FROM point_accounts a"
+        " LEFT JOIN (SELECT user_id, sum(points) AS total FROM behaviour_records GROUP BY user_id) r"
+        " ON r.user_id = a.user_id WHERE a.lifetime_points <> coalesce(r.total, 0)",
+    ),
+]
+"""Every invariant of the ledger: (what must hold, a query for the rows that break it)."""
+
+
+async def broken_invariants(conn: Conn, examples: int) -> list[tuple[str, list[tuple]]]:
+    """Each check of :data:`LEDGER_CHECKS` that finds rows, with up to ``examples`` of them."""
+    broken = []
+    for name, sql in LEDGER_CHECKS:
+        rows = await conn.fetch(f"{sql} LIMIT {int(examples)}")
+        if rows:
+            broken.append((name, [tuple(r) for r in rows]))
+    return broken

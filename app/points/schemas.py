@@ -1,11 +1,18 @@
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from app.core.types import Int64, Moment, Text
+from app.points.models import CapCode, EntryKind, RecordStatus, RejectCode
+
+
+def _inline(codes: type[StrEnum], title: str) -> WithJsonSchema:
+    """The enum's values written in place, as a ``Literal`` of them would be (no separate component)."""
+    return WithJsonSchema({"enum": [c.value for c in codes], "title": title, "type": "string"})
 
 
 class Evidence(BaseModel):
@@ -35,12 +42,10 @@ class BatchIn(BaseModel):
 
 class RecordOutcome(BaseModel):
     record_id: str | None
-    status: Literal["accepted", "duplicate", "rejected"]
+    status: Annotated[RecordStatus, _inline(RecordStatus, "Status")]
     code: str | None = Field(
-        description="Why, for `rejected`: invalid_record, invalid_time, future_time, too_old, unknown_type, "
-        "not_entrusted, out_of_effective_period, unit_mismatch, implausible_quantity, daily_limit_reached, "
-        "scene_required, scene_not_approved, evidence_already_claimed, overlapping_behaviour. For accepted: "
-        "`capped` when a daily points cap cut the points, `quantity_capped` when the daily quantity bound did."
+        description=f"Why, for `rejected`: {', '.join(RejectCode)}. For accepted: `{CapCode.capped}` when a daily "
+        f"points cap cut the points, `{CapCode.quantity_capped}` when the daily quantity bound did."
     )
     reduction_g: int
     points: int
@@ -77,7 +82,7 @@ class AccountRead(BaseModel):
 class LedgerEntryRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    kind: Literal["earn", "redeem", "refund", "expire", "clawback"]
+    kind: Annotated[EntryKind, _inline(EntryKind, "Kind")]
     amount: int
     balance_after: int
     ref_type: str

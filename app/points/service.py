@@ -4,19 +4,26 @@ Every change locks the person's account row first (one account at a time, or sev
 ``user_id`` order), appends signed ledger entries with the balance after them, and records in
 ``lot_allocations`` which lots each entry touched. Balances are never set, only moved by entries.
 Other domains (the mall) call :func:`spend` and :func:`refund` inside their own transaction.
+The SQL is in :mod:`app.points.repository`.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import audit, clock, db
 from app.core.pagination import decode_cursor, page
-from app.points.exceptions import EntryNotFound, InsufficientPoints, InvalidAmount
+from app.methodologies import service as methodologies_service
+from app.points import repository as repo
+from app.points.exceptions import AccountNotFound, EntryNotFound, InsufficientPoints, InvalidAmount
+from app.points.models import CapCode, EntryKind
+from app.users import service as users_service
 
 
 @dataclass(frozen=True)
@@ -26,104 +33,150 @@ class Spend:
     balance_after: int
 
 
-async def account(session: AsyncSession, user_id: uuid.UUID) -> dict:
+@dataclass(frozen=True)
+class Refund:
+    refunded: int
+    expired: int = 0  # of them, expired at once: their lot had expired meanwhile
+    balance: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    expires_at: datetime
+    points: int
+
+
+@dataclass(frozen=True)
+class Account:
+    """Balance usable now (lots not yet expired), broken down by expiry, soonest first."""
+
+    user_id: uuid.UUID
+    balance: int
+    lifetime_points: int
+    lifetime_reduction_g: int
+    expiring: list[Expiring]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A ledger entry: ``amount`` signed, ``balance_after`` the account's balance after it."""
+
+    id: int
+    kind: EntryKind
+    amount: int
+    balance_after: int
+    ref_type: str
+    ref_id: str
+    memo: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """An accepted behaviour record with what it earned, and by which versions."""
+
+    id: int
+    record_id: str
+    operator_id: uuid.UUID
+    type: str
+    started_at: datetime
+    ended_at: datetime
+    quantity: Decimal
+    counted_quantity: Decimal
+    unit: str
+    scene_id: uuid.UUID | None
+    reduction_g: int
+    points: int
+    code: CapCode | None
+    methodology_version: str
+    rule_version: int
+
+
+@dataclass(frozen=True)
+class Expiry:
+    accounts: int
+    points: int
+
+
+@dataclass(frozen=True)
+class PlatformTotals:
+    """Platform-wide figures for public disclosure (SZ 29)."""
+
+    people: int
+    behaviours: int
+    reduction_g: int
+    points_credited: int
+    points_used: int
+    points_expired: int
+    points_clawed_back: int
+
+
+# ---- people's views --------------------------------------------------------------------------------------
+
+
+async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:
     """Balance usable now (lots not yet expired), broken down by expiry, soonest first."""
     conn = await db.raw_connection(session)
-    now = clock.now()
-    totals = await conn.fetchrow(
-        "SELECT lifetime_points, lifetime_reduction_g FROM point_accounts WHERE user_id = $1", user_id
+    totals = await repo.account_totals(conn, user_id)
+    expiring = [Expiring(r["expires_at"], r["points"]) for r in await repo.usable_lots(conn, user_id, clock.now())]
+    return Account(
+        user_id=user_id,
+        balance=sum(e.points for e in expiring),
+        lifetime_points=totals["lifetime_points"] if totals else 0,
+        lifetime_reduction_g=totals["lifetime_reduction_g"] if totals else 0,
+        expiring=expiring,
     )
-    lots = await conn.fetch(
-        "SELECT expires_at, sum(remaining)::bigint AS points FROM point_lots"
-        " WHERE user_id = $1 AND remaining > 0 AND expires_at > $2 GROUP BY expires_at ORDER BY expires_at",
-        user_id, now,
-    )
-    expiring = [{"expires_at": r["expires_at"], "points": r["points"]} for r in lots]
-    return {
-        "user_id": user_id,
-        "balance": sum(e["points"] for e in expiring),
-        "lifetime_points": totals["lifetime_points"] if totals else 0,
-        "lifetime_reduction_g": totals["lifetime_reduction_g"] if totals else 0,
-        "expiring": expiring,
-    }
 
 
-async def ledger(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict:
+async def ledger(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+    """A page of the person's entries (:class:`Entry`), newest first."""
     after = decode_cursor(cursor, int)
-    rows = (
-        await session.execute(
-            sa.text(
-                "SELECT id, kind, amount, balance_after, ref_type, ref_id, memo, created_at FROM ledger_entries"
-                " WHERE user_id = :u AND id < :after ORDER BY id DESC LIMIT :n"
-            ),
-            {"u": user_id, "after": after[0] if after else 2**63 - 1, "n": limit + 1},
-        )
-    ).all()
-    return page([dict(r._mapping) for r in rows], limit, lambda r: [r["id"]])
+    rows = await repo.entries(await db.raw_connection(session), user_id, after[0] if after else None, limit + 1)
+    items = [
+        Entry(r["id"], EntryKind(r["kind"]), r["amount"], r["balance_after"], r["ref_type"], r["ref_id"], r["memo"],
+              r["created_at"])
+        for r in rows
+    ]
+    return page(items, limit, lambda e: [e.id])
 
 
-async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict:
+async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+    """A page of the person's accepted behaviours (:class:`Behaviour`), latest first."""
     after = decode_cursor(cursor, datetime, int)
-    params = {"u": user_id, "n": limit + 1}
-    where = ""
-    if after:
-        where = " AND (r.started_at, r.id) < (:s, :i)"
-        params.update(s=after[0], i=after[1])
-    rows = (
-        await session.execute(
-            sa.text(
-                "SELECT r.id, r.record_id, r.operator_id, r.behaviour_type AS type, r.started_at, r.ended_at,"
-                " r.quantity, r.counted_quantity, r.unit, r.scene_id, r.reduction_g, r.points, r.code,"
-                " m.code || '@' || m.version AS methodology_version, x.version AS rule_version"
-                " FROM behaviour_records r JOIN methodology_versions m ON m.id = r.methodology_version_id"
-                " JOIN exchange_rule_versions x ON x.id = r.rule_version_id"
-                f" WHERE r.user_id = :u{where} ORDER BY r.started_at DESC, r.id DESC LIMIT :n"
-            ),
-            params,
+    rows = await repo.records(await db.raw_connection(session), user_id, after, limit + 1)
+    if not rows:
+        return page([], limit, lambda b: [b.started_at, b.id])
+    labels = await methodologies_service.version_labels(
+        session, {r["methodology_version_id"] for r in rows}, {r["rule_version_id"] for r in rows}
+    )
+    items = [
+        Behaviour(
+            r["id"], r["record_id"], r["operator_id"], r["behaviour_type"], r["started_at"], r["ended_at"],
+            r["quantity"], r["counted_quantity"], r["unit"], r["scene_id"], r["reduction_g"], r["points"],
+            CapCode(r["code"]) if r["code"] else None, labels.methodologies[r["methodology_version_id"]],
+            labels.rules[r["rule_version_id"]],
         )
-    ).all()
-    return page([dict(r._mapping) for r in rows], limit, lambda r: [r["started_at"], r["id"]])
+        for r in rows
+    ]
+    return page(items, limit, lambda b: [b.started_at, b.id])
 
 
-async def _lock(conn, user_id: uuid.UUID) -> int:
-    balance = await conn.fetchval("SELECT balance FROM point_accounts WHERE user_id = $1 FOR UPDATE", user_id)
-    return balance if balance is not None else 0
+# ---- spending and giving back ----------------------------------------------------------------------------
 
 
-_DEBIT_SQL = """
-WITH candidates AS (
-  SELECT id, remaining, sum(remaining) OVER (ORDER BY expires_at, id) AS running FROM point_lots
-  WHERE user_id = $1 AND remaining > 0 AND expires_at > $3
-), chosen AS (
-  SELECT id, least(remaining, $2::bigint - (running - remaining))::bigint AS take FROM candidates
-  WHERE running - remaining < $2::bigint
-), enough AS (
-  SELECT coalesce(sum(take), 0) = $2::bigint AS ok FROM chosen
-), lots AS (
-  UPDATE point_lots l SET remaining = l.remaining - c.take FROM chosen c, enough e
-  WHERE e.ok AND l.id = c.id RETURNING l.id, c.take
-), entry AS (
-  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
-  SELECT $1, $4, -$2::bigint, $5, $6, $7, $8, $3 FROM enough WHERE ok RETURNING id
-), allocations AS (
-  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, lots.id, $1, lots.take FROM entry, lots
-), account AS (
-  UPDATE point_accounts SET balance = balance - $2::bigint WHERE user_id = $1 AND (SELECT ok FROM enough)
-)
-SELECT id FROM entry
-"""
-
-
-async def _debit(conn, user_id: uuid.UUID, points: int, kind: str, ref_type: str, ref_id: str, memo, now) -> Spend:
+async def _debit(
+    conn: repo.Conn, user_id: uuid.UUID, points: int, kind: EntryKind, ref_type: str, ref_id: str,
+    memo: str | None, now: datetime,
+) -> Spend:
     """Take ``points`` from the soonest-expiring unexpired lots: lock the account, then one statement.
 
     The statement runs after the lock is held, so its snapshot sees every committed change to the
     person's lots (all writers lock the account first). Not enough points: nothing is changed.
     """
-    balance = await _lock(conn, user_id)
+    balance = await repo.lock_balance(conn, user_id) or 0
     if balance < points:  # the balance may still count lots expired but not yet swept: a bound, not the answer
         raise InsufficientPoints(f"{points} points needed")
-    entry_id = await conn.fetchval(_DEBIT_SQL, user_id, points, now, kind, balance - points, ref_type, ref_id, memo)
+    entry_id = await repo.debit(conn, user_id, points, kind, balance - points, ref_type, ref_id, memo, now)
     if entry_id is None:
         raise InsufficientPoints(f"{points} points needed")
     return Spend(entry_id, points, balance - points)
@@ -136,7 +189,7 @@ async def spend(
     if not isinstance(points, int) or points <= 0:
         raise InvalidAmount()
     conn = await db.raw_connection(session)
-    result = await _debit(conn, user_id, points, "redeem", ref_type, ref_id, memo, clock.now())
+    result = await _debit(conn, user_id, points, EntryKind.redeem, ref_type, ref_id, memo, clock.now())
     audit.record(
         session, actor=f"user:{user_id}", action="points.redeemed", subject_type="user", subject_id=user_id,
         data={"points": points, "ref_type": ref_type, "ref_id": ref_id, "entry_id": result.entry_id},
@@ -144,23 +197,7 @@ async def spend(
     return result
 
 
-_REFUND_SQL = """
-WITH lots AS (
-  UPDATE point_lots l SET remaining = l.remaining + a.amount FROM lot_allocations a
-  WHERE a.entry_id = $1 AND l.id = a.lot_id RETURNING l.id, a.amount, l.expires_at
-), entry AS (
-  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
-  VALUES ($2, 'refund', $3, $4, $5, $6, $7, $8) RETURNING id
-), allocations AS (
-  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, lots.id, $2, lots.amount FROM entry, lots
-), account AS (
-  UPDATE point_accounts SET balance = $4 WHERE user_id = $2
-)
-SELECT id, amount, expires_at FROM lots
-"""
-
-
-async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, ref_id: str) -> dict:
+async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, ref_id: str) -> Refund:
     """Give a spend back to the lots it came from, with their original expiry.
 
     A share whose lot has expired in the meantime is expired at once (a ``refund`` then an
@@ -170,55 +207,25 @@ async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, r
     """
     conn = await db.raw_connection(session)
     now = clock.now()
-    spent = await conn.fetchrow(
-        "SELECT e.user_id, e.amount, a.balance FROM ledger_entries e JOIN point_accounts a ON a.user_id = e.user_id"
-        " WHERE e.id = $1 AND e.kind IN ('redeem', 'clawback') FOR UPDATE OF a",
-        spend_entry_id,
-    )
+    spent = await repo.lock_spend(conn, spend_entry_id)
     if spent is None:
         raise EntryNotFound()
     user_id, points, balance = spent["user_id"], -spent["amount"], spent["balance"]
-    lots = await conn.fetch(
-        _REFUND_SQL, spend_entry_id, user_id, points, balance + points, ref_type, ref_id,
+    lots = await repo.refund(
+        conn, spend_entry_id, user_id, points, balance + points, ref_type, ref_id,
         f"refund of entry {spend_entry_id}", now,
     )
     balance += points
     expired = [(r["id"], r["amount"]) for r in lots if r["expires_at"] <= now]
     expired_points = sum(a for _, a in expired)
     if expired_points:
-        await _expire_shares(conn, user_id, expired, balance, now, ref_type, ref_id)
+        await repo.expire_shares(conn, user_id, expired, balance, now, ref_type, ref_id)
         balance -= expired_points
     audit.record(
         session, actor="platform", action="points.refunded", subject_type="user", subject_id=user_id,
         data={"points": points, "expired_at_once": expired_points, "of_entry": spend_entry_id, "ref_id": ref_id},
     )
-    return {"refunded": points, "expired": expired_points, "balance": balance}
-
-
-_EXPIRE_SHARES_SQL = """
-WITH shares AS (
-  SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS t(lot_id, amount)
-), lots AS (
-  UPDATE point_lots l SET remaining = l.remaining - s.amount FROM shares s WHERE l.id = s.lot_id
-), entry AS (
-  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)
-  VALUES ($1, 'expire', -$4::bigint, $5::bigint - $4::bigint, $6, $7, 'lot expired', $8) RETURNING id
-), allocations AS (
-  INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount) SELECT entry.id, s.lot_id, $1, s.amount FROM entry, shares s
-), account AS (
-  UPDATE point_accounts SET balance = $5::bigint - $4::bigint WHERE user_id = $1
-)
-SELECT id FROM entry
-"""
-
-
-async def _expire_shares(conn, user_id, shares: list[tuple[int, int]], balance: int, now, ref_type, ref_id) -> int:
-    """Expire refunded shares of lots that have expired: lots, entry, allocations, account in one statement."""
-    total = sum(a for _, a in shares)
-    return await conn.fetchval(
-        _EXPIRE_SHARES_SQL, user_id, [s[0] for s in shares], [s[1] for s in shares], total, balance, ref_type,
-        ref_id, now,
-    )
+    return Refund(points, expired_points, balance)
 
 
 async def clawback(session: AsyncSession, authority: Principal, user_id: uuid.UUID, points: int, reason: str) -> Spend:
@@ -226,12 +233,11 @@ async def clawback(session: AsyncSession, authority: Principal, user_id: uuid.UU
     if points <= 0:
         raise InvalidAmount()
     conn = await db.raw_connection(session)
-    exists = await conn.fetchval("SELECT 1 FROM point_accounts WHERE user_id = $1", user_id)
-    if not exists:
-        from app.points.exceptions import AccountNotFound
-
+    if not await repo.account_exists(conn, user_id):
         raise AccountNotFound()
-    result = await _debit(conn, user_id, points, "clawback", "clawback", str(uuid.uuid4()), reason, clock.now())
+    result = await _debit(
+        conn, user_id, points, EntryKind.clawback, "clawback", str(uuid.uuid4()), reason, clock.now()
+    )
     audit.record(
         session, actor=authority.actor, action="points.clawback", subject_type="user", subject_id=user_id,
         data={"points": points, "reason": reason, "entry_id": result.entry_id},
@@ -239,7 +245,7 @@ async def clawback(session: AsyncSession, authority: Principal, user_id: uuid.UU
     return result
 
 
-async def expire_due(session: AsyncSession, *, now: datetime | None = None, max_accounts: int = 5000) -> dict:
+async def expire_due(session: AsyncSession, *, now: datetime | None = None, max_accounts: int = 5000) -> Expiry:
     """Expire every lot whose time has come, for up to ``max_accounts`` people: set-based.
 
     One ``expire`` entry per person with allocations per lot. Accounts are locked in ``user_id``
@@ -247,69 +253,93 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None, max_
     """
     conn = await db.raw_connection(session)
     now = now or clock.now()
-    users = [
-        r["user_id"]
-        for r in await conn.fetch(
-            "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0"
-            " ORDER BY user_id LIMIT $2",
-            now, max_accounts,
-        )
-    ]
+    users = await repo.people_with_due_lots(conn, now, max_accounts)
     if not users:
-        return {"accounts": 0, "points": 0}
-    await conn.execute(
-        "SELECT 1 FROM point_accounts WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR UPDATE", users
-    )
-    rows = await conn.fetch(
-        "WITH due AS ("
-        "  UPDATE point_lots SET remaining = 0 FROM ("
-        "    SELECT id, remaining AS amount FROM point_lots"
-        "    WHERE user_id = ANY($1::uuid[]) AND expires_at <= $2 AND remaining > 0"
-        "  ) d WHERE point_lots.id = d.id RETURNING point_lots.id, point_lots.user_id, d.amount"
-        "), per_user AS ("
-        "  SELECT user_id, sum(amount)::bigint AS total FROM due GROUP BY user_id"
-        "), accounts AS ("
-        "  UPDATE point_accounts a SET balance = a.balance - p.total FROM per_user p WHERE a.user_id = p.user_id"
-        "  RETURNING a.user_id, a.balance, p.total"
-        "), entries AS ("
-        "  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, ref_type, ref_id, memo, created_at)"
-        "  SELECT user_id, 'expire', -total, balance, 'expiry', $3, 'lots expired', $2 FROM accounts"
-        "  RETURNING id, user_id"
-        ") INSERT INTO lot_allocations (entry_id, lot_id, user_id, amount)"
-        " SELECT e.id, d.id, d.user_id, d.amount FROM due d JOIN entries e ON e.user_id = d.user_id"
-        " RETURNING amount",
-        users, now, now.isoformat(),
-    )
-    points = sum(r["amount"] for r in rows)
+        return Expiry(0, 0)
+    await repo.lock_existing_accounts(conn, users)
+    points = await repo.expire_lots(conn, users, now)
     audit.record(
         session, actor="platform", action="points.expired", subject_type="expiry", subject_id=now.isoformat(),
         data={"accounts": len(users), "points": points},
     )
-    return {"accounts": len(users), "points": points}
+    return Expiry(len(users), points)
 
 
-async def platform_totals(session: AsyncSession) -> dict:
-    """Platform-wide figures for public disclosure (SZ 29): people, behaviours, grams, points by fate."""
+# ---- records and batches for certified reductions (the CER registry) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """What a certified-reduction project needs of an accepted record."""
+
+    id: int
+    record_id: str
+    batch_id: uuid.UUID
+    user_id: uuid.UUID
+    behaviour_type: str
+    started_at: datetime
+    scene_id: uuid.UUID | None
+    methodology_version_id: uuid.UUID
+    reduction_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFacts:
+    """A signed batch as received; ``body_hash_ok``: its stored body still hashes to ``body_sha256``."""
+
+    id: uuid.UUID
+    operator_id: uuid.UUID
+    kid: str
+    body_sha256: str
+    body_hash_ok: bool
+    signature: str
+    received_at: datetime
+
+
+def _facts(rows: list[Any]) -> list[RecordFacts]:
+    return [RecordFacts(*r) for r in rows]
+
+
+async def records_of_period(
+    session: AsyncSession, operator_id: uuid.UUID, methodology_version_ids: Sequence[uuid.UUID], start: datetime,
+    end: datetime,
+) -> list[RecordFacts]:
+    """The records of a period: the operator's, computed by these methodology versions, started in
+    [start, end), by id."""
     conn = await db.raw_connection(session)
-    row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM users WHERE deleted_at IS NULL) AS people,"
-        " (SELECT count(*) FROM behaviour_records) AS behaviours,"
-        " (SELECT coalesce(sum(lifetime_reduction_g), 0) FROM point_accounts) AS reduction_g,"
-        " (SELECT coalesce(sum(lifetime_points), 0) FROM point_accounts) AS points_credited"
+    return _facts(await repo.records_of_period(conn, operator_id, methodology_version_ids, start, end))
+
+
+async def records_by_id(session: AsyncSession, ids: Sequence[int]) -> list[RecordFacts]:
+    """These records (by ``behaviour_records.id``), by id; ids that do not exist are left out."""
+    return _facts(await repo.records_by_id(await db.raw_connection(session), ids))
+
+
+async def batches(
+    session: AsyncSession, batch_ids: Sequence[uuid.UUID], *, limit: int | None = None
+) -> list[BatchFacts]:
+    """These signed batches (the first ``limit``), by time of receipt, each with whether its body still
+    matches its hash."""
+    return [BatchFacts(*r) for r in await repo.batches(await db.raw_connection(session), batch_ids, limit)]
+
+
+async def methodology_versions_used(session: AsyncSession, operator_id: uuid.UUID) -> list[uuid.UUID]:
+    """The methodology versions that computed any of the operator's records."""
+    return await repo.methodology_versions_used(await db.raw_connection(session), operator_id)
+
+
+# ---- disclosure ------------------------------------------------------------------------------------------
+
+
+async def platform_totals(session: AsyncSession) -> PlatformTotals:
+    """Platform-wide figures for public disclosure (SZ 29): people, behaviours, grams, points by fate."""
+    row = await repo.totals(await db.raw_connection(session))
+    return PlatformTotals(
+        people=await users_service.count_people(session),
+        behaviours=row["behaviours"],
+        reduction_g=int(row["reduction_g"]),
+        points_credited=int(row["points_credited"]),
+        points_used=-row["redeem"] - row["refund"],
+        points_expired=-row["expire"],
+        points_clawed_back=-row["clawback"],
     )
-    by_kind = {
-        r["kind"]: -r["total"]
-        for r in await conn.fetch(
-            "SELECT kind, coalesce(sum(amount), 0)::bigint AS total FROM ledger_entries"
-            " WHERE kind IN ('redeem', 'refund', 'expire', 'clawback') GROUP BY kind"
-        )
-    }
-    return {
-        "people": row["people"],
-        "behaviours": row["behaviours"],
-        "reduction_g": int(row["reduction_g"]),
-        "points_credited": int(row["points_credited"]),
-        "points_used": by_kind.get("redeem", 0) + by_kind.get("refund", 0),
-        "points_expired": by_kind.get("expire", 0),
-        "points_clawed_back": by_kind.get("clawback", 0),
-    }

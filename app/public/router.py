@@ -5,6 +5,7 @@ this router adds the registered organisations and the platform-wide totals.
 """
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 
 from fastapi import APIRouter
@@ -65,6 +66,6 @@ for _path, _kind in KINDS.items():
 
 @router.get("/totals", response_model=Totals, summary="Platform-wide totals: people, behaviours, grams, points")
 async def totals(session: Session) -> dict:
-    return {"organisations": await org_service.count_approved(session), **await points_service.platform_totals(session)}
+    return {"organisations": await org_service.count_approved(session), **asdict(await points_service.platform_totals(session))}
 
 

@@ -29,12 +29,12 @@ async def portal_totals(session: AsyncSession) -> PortalTotals:
     cer = await cer_registry.totals(session)
     return PortalTotals(
         organisations=await org_service.count_approved(session),
-        people=points["people"],
-        behaviours=points["behaviours"],
-        reduction_g=points["reduction_g"],
-        points_credited=points["points_credited"],
-        points_used=points["points_used"],
-        points_expired=points["points_expired"],
+        people=points.people,
+        behaviours=points.behaviours,
+        reduction_g=points.reduction_g,
+        points_credited=points.points_credited,
+        points_used=points.points_used,
+        points_expired=points.points_expired,
         cer_issued_tonnes=cer["issued_tonnes"],
         cer_retired_tonnes=cer["retired_tonnes"],
     )

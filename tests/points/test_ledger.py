@@ -88,7 +88,7 @@ class TestLots:
         assert await _entries(u["user_id"]) == [("earn", 30, 30)]
         async with db.session_scope() as session:
             done = await service.expire_due(session, now=expires)
-        assert done["points"] >= 30 and before["points"] >= 0
+        assert done.points >= 30 and before.points >= 0
         assert await _entries(u["user_id"]) == [("earn", 30, 30), ("expire", -30, 0)]
 
 
@@ -104,7 +104,7 @@ class TestRefund:
         clock.freeze(first)  # lot A has expired since
         async with db.session_scope() as session:
             result = await service.refund(session, spent.entry_id, ref_type="test", ref_id="r")
-        assert result == {"refunded": 40, "expired": 30, "balance": 50}
+        assert result == service.Refund(refunded=40, expired=30, balance=50)
         assert (await _entries(u["user_id"]))[-3:] == [("redeem", -40, 40), ("refund", 40, 80), ("expire", -30, 50)]
         assert (await account(client, op, ext))["balance"] == 50
 
