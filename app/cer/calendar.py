@@ -15,20 +15,22 @@ from datetime import date, timedelta
 
 import chinese_calendar
 
+from app.cer.models import DaySource
+
 PUBLICITY_WORKING_DAYS = 7
 LOOKAHEAD_DAYS = 366
 """How far any search through the calendar goes (no year has that many days off in a row)."""
 
 
-def source(day: date, overrides: Mapping[date, bool]) -> str:
+def source(day: date, overrides: Mapping[date, bool]) -> DaySource:
     """Who says whether ``day`` is a working day: ``table``, ``chinese_calendar`` or ``weekend_rule``."""
     if day in overrides:
-        return "table"
+        return DaySource.table
     try:
         chinese_calendar.is_workday(day)
     except NotImplementedError:
-        return "weekend_rule"
-    return "chinese_calendar"
+        return DaySource.weekend_rule
+    return DaySource.chinese_calendar
 
 
 def is_workday(day: date, overrides: Mapping[date, bool]) -> bool:

@@ -6,7 +6,6 @@ Small on purpose: the project stays in publicity (7 working days) like a real on
 import uuid
 from datetime import timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -14,17 +13,16 @@ from app.cer import calendar, prices, registry, repository, service
 from app.cer.schemas import PriceIn, ProjectCreate
 from app.core import clock
 from app.core.errors import DomainError
+from app.methodologies import service as methodologies_service
+from app.organizations import service as org_service
+from app.points import service as points_service
 
 OPERATOR_USERNAME = "demo-operator"  # made by app/points/demo.py
 PRICES_FEN = [9012, 9105, 8987, 9230, 9318, 9264, 9401, 9377, 9452, 9510]
 
 
 async def load(session: AsyncSession) -> list[str]:
-    org_id = (
-        await session.execute(
-            sa.text("SELECT org_id FROM staff_users WHERE username = :u"), {"u": OPERATOR_USERNAME}
-        )
-    ).scalar()
+    org_id = await org_service.staff_org_id(session, OPERATOR_USERNAME)
     if org_id is None:
         return []
     operator = Principal("client", "operator", org_id, org_id)
@@ -38,16 +36,8 @@ async def load(session: AsyncSession) -> list[str]:
         await prices.record_price(session, authority, PriceIn(date=day, price_fen=fen))
     lines.append(f"CER: reference price GET /v1/cer/reference-price?on={today}")
 
-    codes = [
-        r[0]
-        for r in await session.execute(
-            sa.text(
-                "SELECT DISTINCT m.code FROM behaviour_records r JOIN methodology_versions m"
-                " ON m.id = r.methodology_version_id WHERE r.operator_id = :o ORDER BY 1"
-            ),
-            {"o": org_id},
-        )
-    ]
+    used = await points_service.methodology_versions_used(session, org_id)
+    codes = sorted({v.code for v in await methodologies_service.versions_by_id(session, used)})
     if codes:
         try:
             async with session.begin_nested():
@@ -67,7 +57,7 @@ async def load(session: AsyncSession) -> list[str]:
             lines.append(f"CER: no new demo project ({exc.code})")
         else:
             lines.append(
-                f"CER: project {project['id']} in publicity until {project['publicity_ends_on']} "
-                f"({project['record_count']} records, {project['claimed_g']} g) — GET /v1/public/cer/projects"
+                f"CER: project {project.id} in publicity until {project.publicity_ends_on} "
+                f"({project.record_count} records, {project.claimed_g} g) — GET /v1/public/cer/projects"
             )
     return lines

@@ -36,6 +36,21 @@ class BlockStatus(StrEnum):
     revoked = "revoked"
 
 
+class Publicity(StrEnum):
+    """Whether today is within a project's publicity."""
+
+    in_progress = "in_progress"
+    ended = "ended"
+
+
+class DaySource(StrEnum):
+    """Who says whether a day is a working day (:func:`app.cer.calendar.source`)."""
+
+    table = "table"
+    chinese_calendar = "chinese_calendar"
+    weekend_rule = "weekend_rule"
+
+
 def _ts(nullable: bool = False) -> sa.Column:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.cer import blocks, certificates, repository
@@ -35,21 +33,35 @@ from app.cer.exceptions import (
 )
 from app.cer.models import (
     BlockStatus,
-    CerAccount,
     CerBlock,
-    CerCarryForward,
     CerIssuance,
-    CerProject,
     CerRetirement,
     CerTransfer,
     ProjectStatus,
 )
-from app.cer.schemas import RetirementCreate, TransferCreate
-from app.core import audit, clock
+from app.cer.schemas import (
+    AccountRead,
+    BlockRead,
+    CertificatePublic,
+    ClawbackRead,
+    IssuanceRead,
+    RetirementCreate,
+    RetirementRead,
+    Totals,
+    TraceBatch,
+    TraceRead,
+    TraceRecord,
+    TraceVersion,
+    TransferCreate,
+    TransferRead,
+)
+from app.core import audit, clock, db
 from app.core.config import get_settings
-from app.core.pagination import keyset, page
+from app.core.pagination import Page, decode_cursor, page
+from app.methodologies import service as methodologies_service
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
+from app.points import service as points_service
 
 TONNE_G = 1_000_000
 ACCOUNT_KINDS = ("operator", "buyer")
@@ -68,40 +80,18 @@ def certificate_url(number: str) -> str:
 
 
 async def ensure_account(session: AsyncSession, org_id: uuid.UUID) -> None:
-    await session.execute(
-        sa.text("INSERT INTO cer_accounts (org_id, opened_at) VALUES (:org, :now) ON CONFLICT DO NOTHING"),
-        {"org": org_id, "now": clock.now()},
-    )
+    await repository.ensure_account(session, org_id, clock.now())
 
 
 # --- issuance -------------------------------------------------------------------------------
 
 
-async def _carry(session: AsyncSession, owner_id: uuid.UUID) -> CerCarryForward:
-    await session.execute(
-        sa.text(
-            "INSERT INTO cer_carry_forward (owner_org_id, grams, updated_at) VALUES (:o, 0, :now)"
-            " ON CONFLICT DO NOTHING"
-        ),
-        {"o": owner_id, "now": clock.now()},
-    )
-    carry = (
-        await session.execute(
-            select(CerCarryForward)
-            .where(CerCarryForward.owner_org_id == owner_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    return carry
-
-
-async def issue(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> dict[str, Any]:
+async def issue(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> IssuanceRead:
     """floor((verified + carried in) / 1 t) units to the owner's account, serials continuing the sequence."""
     await repository.lock_registry(session)
     project = await projects.project_to_issue(session, project_id)
     assert project.verified_g is not None
-    carry = await _carry(session, project.owner_org_id)
+    carry = await repository.carry(session, project.owner_org_id, clock.now())
     carried_in = carry.grams
     tonnes, remainder = divmod(project.verified_g + carried_in, TONNE_G)
     now = clock.now()
@@ -117,27 +107,26 @@ async def issue(session: AsyncSession, principal: Principal, project_id: uuid.UU
         issued_by=principal.actor,
         issued_at=now,
     )
+    first = await repository.take_counter(session, "serial", tonnes) if tonnes else 0
     if tonnes:
-        first = await repository.take_counter(session, "serial", tonnes)
         issuance.serial_start, issuance.serial_end = first, first + tonnes - 1
-    session.add(issuance)
     carry.grams, carry.updated_at = remainder, now
     project.status, project.issued_at, project.updated_at = ProjectStatus.issued, now, now
-    await session.flush()
+    await repository.add(session, issuance)
     if tonnes:
         await ensure_account(session, project.owner_org_id)
-        session.add(
+        await repository.add(
+            session,
             CerBlock(
                 project_id=project.id,
                 issuance_id=issuance.id,
                 vintage=vintage,
-                serial_start=issuance.serial_start,
-                serial_end=issuance.serial_end,
+                serial_start=first,
+                serial_end=first + tonnes - 1,
                 holder_org_id=project.owner_org_id,
                 updated_at=now,
-            )
+            ),
         )
-        await session.flush()
     audit.record(
         session,
         actor=principal.actor,
@@ -162,19 +151,18 @@ def _issuance_serial(issuance: CerIssuance) -> str | None:
     return blocks.format_block(prefix(), issuance.vintage, Range(issuance.serial_start, issuance.serial_end))
 
 
-async def _issuance_views(session: AsyncSession, issuances: Sequence[CerIssuance]) -> list[dict[str, Any]]:
-    project_ids = [i.project_id for i in issuances]
-    names = await repository.org_names(session, [i.owner_org_id for i in issuances])
-    titles = dict(
-        (await session.execute(select(CerProject.id, CerProject.name).where(col(CerProject.id).in_(project_ids)))).all()
-    ) if project_ids else {}
+async def _issuance_views(session: AsyncSession, issuances: Sequence[CerIssuance]) -> list[IssuanceRead]:
+    names = await org_service.names(session, [i.owner_org_id for i in issuances])
+    titles = await repository.project_names(session, [i.project_id for i in issuances])
     return [
-        {
-            **i.model_dump(),
-            "project_name": titles.get(i.project_id, ""),
-            "owner_name": names.get(i.owner_org_id, ""),
-            "serials": _issuance_serial(i),
-        }
+        IssuanceRead.model_validate(
+            {
+                **i.model_dump(),
+                "project_name": titles.get(i.project_id, ""),
+                "owner_name": names.get(i.owner_org_id, ""),
+                "serials": _issuance_serial(i),
+            }
+        )
         for i in issuances
     ]
 
@@ -275,7 +263,7 @@ def _serials(pieces: Sequence[tuple[CerBlock, Range]]) -> list[str]:
     return [blocks.format_block(prefix(), b.vintage, r) for b, r in pieces]
 
 
-async def transfer(session: AsyncSession, principal: Principal, data: TransferCreate) -> dict[str, Any]:
+async def transfer(session: AsyncSession, principal: Principal, data: TransferCreate) -> TransferRead:
     holder_id = principal.org_id
     assert holder_id is not None
     if data.to_org_id == holder_id:
@@ -303,8 +291,7 @@ async def transfer(session: AsyncSession, principal: Principal, data: TransferCr
         created_by=principal.actor,
         created_at=clock.now(),
     )
-    session.add(record)
-    await session.flush()
+    await repository.add(session, record)
     audit.record(
         session,
         actor=principal.actor,
@@ -317,29 +304,27 @@ async def transfer(session: AsyncSession, principal: Principal, data: TransferCr
     return _transfer_view(record)
 
 
-def _transfer_view(t: CerTransfer) -> dict[str, Any]:
-    return {**t.model_dump(), "serials": [r["serial"] for r in t.ranges]}
+def _transfer_view(t: CerTransfer) -> TransferRead:
+    return TransferRead.model_validate({**t.model_dump(), "serials": [r["serial"] for r in t.ranges]})
 
 
 async def list_transfers(
     session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
-) -> dict[str, Any]:
-    query = select(CerTransfer)
-    if principal.role != "authority":
-        query = query.where(
-            sa.or_(CerTransfer.from_org_id == principal.org_id, CerTransfer.to_org_id == principal.org_id)
-        )
-    query = keyset(query, cursor, (CerTransfer.created_at, datetime), (CerTransfer.id, uuid.UUID), descending=True)
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+) -> Page[TransferRead]:
+    rows = await repository.transfers_page(
+        session,
+        party=principal.org_id if principal.role != "authority" else None,
+        after=decode_cursor(cursor, datetime, uuid.UUID),
+        limit=limit,
+    )
     result = page(rows, limit, lambda t: [t.created_at, t.id])
-    result["items"] = [_transfer_view(t) for t in result["items"]]
-    return result
+    return Page(items=[_transfer_view(t) for t in result["items"]], next_cursor=result["next_cursor"])
 
 
 # --- retirement and certificates ------------------------------------------------------------
 
 
-async def retire(session: AsyncSession, principal: Principal, data: RetirementCreate) -> dict[str, Any]:
+async def retire(session: AsyncSession, principal: Principal, data: RetirementCreate) -> RetirementRead:
     holder_id = principal.org_id
     assert holder_id is not None
     if data.beneficiary is None or not data.beneficiary.name.strip():
@@ -367,8 +352,7 @@ async def retire(session: AsyncSession, principal: Principal, data: RetirementCr
         retired_by=principal.actor,
         retired_at=now,
     )
-    session.add(retirement)
-    await session.flush()
+    await repository.add(session, retirement)
     await _apply(session, by_id, plan, {"status": BlockStatus.retired, "retirement_id": retirement.id})
     audit.record(
         session,
@@ -390,12 +374,10 @@ async def _certificate_content(
     data: RetirementCreate,
     now: datetime,
 ) -> dict[str, Any]:
-    assert data.beneficiary is not None
+    assert data.beneficiary is not None and principal.org_id is not None
     project_ids = sorted({b.project_id for b, _ in pieces})
-    rows = list(
-        (await session.execute(select(CerProject).where(col(CerProject.id).in_(project_ids)))).scalars()
-    )
-    owners = await repository.org_names(session, [p.owner_org_id for p in rows] + [principal.org_id])
+    rows = await repository.projects_by_ids(session, project_ids)
+    owners = await org_service.names(session, [p.owner_org_id for p in rows] + [principal.org_id])
     return {
         "certificate_number": number,
         "tonnes": sum(r.count for _, r in pieces),
@@ -423,8 +405,8 @@ async def _certificate_content(
     }
 
 
-def _retirement_view(r: CerRetirement, *, flagged: bool) -> dict[str, Any]:
-    return {
+def _retirement_view(r: CerRetirement, *, flagged: bool) -> RetirementRead:
+    return RetirementRead.model_validate({
         "id": r.id,
         "certificate_number": r.certificate_number,
         "holder_org_id": r.holder_org_id,
@@ -437,21 +419,24 @@ def _retirement_view(r: CerRetirement, *, flagged: bool) -> dict[str, Any]:
         "certificate_url": certificate_url(r.certificate_number),
         "pdf_url": certificate_url(r.certificate_number) + ".pdf",
         "fraud_flagged": flagged,
-    }
+    })
 
 
 async def list_retirements(
     session: AsyncSession, principal: Principal | None, *, limit: int, cursor: str | None
-) -> dict[str, Any]:
-    query = select(CerRetirement)
-    if principal is not None and principal.role != "authority":
-        query = query.where(CerRetirement.holder_org_id == principal.org_id)
-    query = keyset(query, cursor, (CerRetirement.retired_at, datetime), (CerRetirement.id, uuid.UUID), descending=True)
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+) -> Page[RetirementRead]:
+    rows = await repository.retirements_page(
+        session,
+        holder=principal.org_id if principal is not None and principal.role != "authority" else None,
+        after=decode_cursor(cursor, datetime, uuid.UUID),
+        limit=limit,
+    )
     result = page(rows, limit, lambda r: [r.retired_at, r.id])
     flagged = await repository.flagged_retirements(session, [r.id for r in result["items"]])
-    result["items"] = [_retirement_view(r, flagged=r.id in flagged) for r in result["items"]]
-    return result
+    return Page(
+        items=[_retirement_view(r, flagged=r.id in flagged) for r in result["items"]],
+        next_cursor=result["next_cursor"],
+    )
 
 
 CERTIFICATE_NUMBER = re.compile(r"^CERT-\d{4}-\d{6,12}$")
@@ -460,64 +445,55 @@ CERTIFICATE_NUMBER = re.compile(r"^CERT-\d{4}-\d{6,12}$")
 async def certificate(session: AsyncSession, number: str) -> CerRetirement:
     if not CERTIFICATE_NUMBER.match(number):
         raise CertificateNotFound(f"no certificate {number}")
-    row = (
-        await session.execute(select(CerRetirement).where(CerRetirement.certificate_number == number))
-    ).scalar_one_or_none()
+    row = await repository.retirement_by_number(session, number)
     if row is None:
         raise CertificateNotFound(f"no certificate {number}")
     return row
 
 
-async def public_certificate(session: AsyncSession, number: str) -> dict[str, Any]:
+async def public_certificate(session: AsyncSession, number: str) -> CertificatePublic:
     row = await certificate(session, number)
     flagged = await repository.flagged_retirements(session, [row.id])
-    return {
-        "number": row.certificate_number,
-        "content": row.content,
-        "content_sha256": row.content_sha256,
-        "pdf_sha256": row.pdf_sha256,
-        "pdf_url": certificate_url(row.certificate_number) + ".pdf",
-        "fraud_flagged": row.id in flagged,
-    }
+    return CertificatePublic(
+        number=row.certificate_number,
+        content=row.content,
+        content_sha256=row.content_sha256,
+        pdf_sha256=row.pdf_sha256,
+        pdf_url=certificate_url(row.certificate_number) + ".pdf",
+        fraud_flagged=row.id in flagged,
+    )
 
 
 # --- accounts -------------------------------------------------------------------------------
 
 
-async def account(session: AsyncSession, org_id: uuid.UUID, *, status: str | None) -> dict[str, Any]:
+ACCOUNT_BLOCKS = 1000  # the blocks an account view lists, lowest serials first
+
+
+async def account(session: AsyncSession, org_id: uuid.UUID, *, status: str | None) -> AccountRead:
     org = await org_service.get(session, org_id)
-    opened = await session.get(CerAccount, org_id)
-    query = select(CerBlock).where(CerBlock.holder_org_id == org_id).order_by(col(CerBlock.serial_start))
-    if status:
-        query = query.where(CerBlock.status == status)
-    rows = list((await session.execute(query.limit(1000))).scalars())
+    opened_at = await repository.account_opened_at(session, org_id)
+    rows = await repository.blocks_of(session, org_id, status, ACCOUNT_BLOCKS)
     numbers = await _certificate_numbers(session, [b.retirement_id for b in rows if b.retirement_id])
     tonnes = await repository.account_tonnes(session, org_id)
-    carry = await session.get(CerCarryForward, org_id)
-    return {
-        "org_id": org.id,
-        "org_name": org.name,
-        "opened_at": opened.opened_at if opened else None,
-        "held_tonnes": tonnes["held"],
-        "retired_tonnes": tonnes["retired"],
-        "revoked_tonnes": tonnes["revoked"],
-        "carry_forward_g": carry.grams if carry else 0,
-        "blocks": [_block_view(b, numbers) for b in rows],
-    }
+    return AccountRead(
+        org_id=org.id,
+        org_name=org.name,
+        opened_at=opened_at,
+        held_tonnes=tonnes[BlockStatus.held],
+        retired_tonnes=tonnes[BlockStatus.retired],
+        revoked_tonnes=tonnes[BlockStatus.revoked],
+        carry_forward_g=await repository.carried_grams(session, org_id),
+        blocks=[_block_view(b, numbers) for b in rows],
+    )
 
 
 async def _certificate_numbers(session: AsyncSession, ids: Sequence[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    wanted = sorted({i for i in ids if i})
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(CerRetirement.id, CerRetirement.certificate_number).where(col(CerRetirement.id).in_(wanted))
-    )
-    return dict(rows.all())
+    return await repository.certificate_numbers(session, sorted({i for i in ids if i}))
 
 
-def _block_view(b: CerBlock, numbers: dict[uuid.UUID, str]) -> dict[str, Any]:
-    return {
+def _block_view(b: CerBlock, numbers: dict[uuid.UUID, str]) -> BlockRead:
+    return BlockRead.model_validate({
         "serial": block_serial(b),
         "vintage": b.vintage,
         "start": b.serial_start,
@@ -527,10 +503,10 @@ def _block_view(b: CerBlock, numbers: dict[uuid.UUID, str]) -> dict[str, Any]:
         "status": b.status,
         "fraud_flagged": b.fraud_flagged,
         "certificate_number": numbers.get(b.retirement_id) if b.retirement_id else None,
-    }
+    })
 
 
-async def open_account(session: AsyncSession, principal: Principal) -> dict[str, Any]:
+async def open_account(session: AsyncSession, principal: Principal) -> AccountRead:
     assert principal.org_id is not None
     await ensure_account(session, principal.org_id)
     return await account(session, principal.org_id, status=None)
@@ -539,7 +515,7 @@ async def open_account(session: AsyncSession, principal: Principal) -> dict[str,
 # --- clawback -------------------------------------------------------------------------------
 
 
-async def clawback(session: AsyncSession, principal: Principal, project_id: uuid.UUID, reason: str) -> dict[str, Any]:
+async def clawback(session: AsyncSession, principal: Principal, project_id: uuid.UUID, reason: str) -> ClawbackRead:
     """Revoke the project's units still held, flag its retired ones, freeze the project (JX 26).
 
     The owner's carried-forward remainder (under a tonne) is forfeited with it.
@@ -549,30 +525,11 @@ async def clawback(session: AsyncSession, principal: Principal, project_id: uuid
     if project.status == ProjectStatus.frozen:
         raise InvalidProjectState("the project is frozen already", status_now=project.status)
     now = clock.now()
-    revoked = list(
-        (
-            await session.execute(
-                sa.update(CerBlock)
-                .where(CerBlock.project_id == project.id, CerBlock.status == BlockStatus.held)
-                .values(status=BlockStatus.revoked, fraud_flagged=True, updated_at=now)
-                .returning(CerBlock)
-                .execution_options(synchronize_session=False)
-            )
-        ).scalars()
-    )
-    flagged = (
-        await session.execute(
-            sa.text(
-                "UPDATE cer_blocks SET fraud_flagged = true, updated_at = :now"
-                " WHERE project_id = :p AND status = 'retired'"
-                " RETURNING serial_end - serial_start + 1"
-            ),
-            {"p": project.id, "now": now},
-        )
-    ).scalars().all()
+    revoked = await repository.revoke_held(session, project.id, now)
+    flagged = await repository.flag_retired(session, project.id, now)
     forfeited = 0
     if project.status == ProjectStatus.issued:
-        carry = await _carry(session, project.owner_org_id)
+        carry = await repository.carry(session, project.owner_org_id, clock.now())
         forfeited, carry.grams, carry.updated_at = carry.grams, 0, now
     previous = project.status
     project.status, project.frozen_at, project.decision_reason, project.updated_at = (
@@ -596,14 +553,18 @@ async def clawback(session: AsyncSession, principal: Principal, project_id: uuid
         subject_id=project.id,
         data={**result, "reason": reason, "previous_status": previous, "forfeited_carry_g": forfeited},
     )
-    return result
+    return ClawbackRead.model_validate(result)
 
 
 # --- trace ----------------------------------------------------------------------------------
 
 
-async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100, batches_limit: int = 500) -> dict[str, Any]:
-    """Re-derive a unit: its block, issuance, project, records, methodology versions and signed batches."""
+async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100, batches_limit: int = 500) -> TraceRead:
+    """Re-derive a unit: its block, issuance, project, records, methodology versions and signed batches.
+
+    The records, their methodology versions and the signed batches come from the domains that own
+    them (points, methodologies); the registry knows which records the project counted.
+    """
     try:
         vintage, unit = blocks.parse(prefix(), serial)
     except ValueError as exc:
@@ -611,13 +572,53 @@ async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100,
     block = await repository.block_at(session, unit.start)
     if block is None or block.vintage != vintage:
         raise SerialNotFound(f"no unit {serial}")
-    issuance = await session.get(CerIssuance, block.issuance_id)
+    issuance = await repository.issuance(session, block.issuance_id)
     project = await projects.get(session, block.project_id)
     assert issuance is not None
     numbers = await _certificate_numbers(session, [block.retirement_id])
-    versions = await repository.trace_versions(session, project.id)
-    batches_total, batches = await repository.trace_batches(session, project.id, batches_limit)
-    return {
+    conn = await db.raw_connection(session)
+    counts = {v.methodology_version_id: v for v in await repository.by_version(conn, project.id)}
+    versions = [
+        TraceVersion(
+            methodology_version_id=m.id,
+            code=m.code,
+            version=m.version,
+            behaviour_type=m.behaviour_type,
+            net_factor_g=format(m.net_factor_g, "f"),
+            status=m.status,
+            records=counts[m.id].records,
+            reduction_g=counts[m.id].reduction_g,
+        )
+        for m in await methodologies_service.versions_by_id(session, list(counts))  # by code, version
+    ]
+    per_batch = await repository.by_batch(conn, project.id)
+    batches = [
+        TraceBatch(
+            batch_id=b.id,
+            operator_id=b.operator_id,
+            kid=b.kid,
+            body_sha256=b.body_sha256,
+            body_hash_ok=b.body_hash_ok,
+            signature=b.signature,
+            received_at=b.received_at,
+            records_in_project=per_batch[b.id],
+        )
+        for b in await points_service.batches(session, list(per_batch), limit=batches_limit)  # oldest first
+    ]
+    record_ids = await repository.first_record_ids(session, project.id, records_limit)
+    records = [
+        TraceRecord(
+            id=r.id,
+            record_id=r.record_id,
+            batch_id=r.batch_id,
+            behaviour_type=r.behaviour_type,
+            started_at=r.started_at,
+            reduction_g=r.reduction_g,
+            methodology_version_id=r.methodology_version_id,
+        )
+        for r in (await points_service.records_by_id(session, record_ids) if record_ids else [])  # by id
+    ]
+    return TraceRead.model_validate({
         "serial": blocks.format_unit(prefix(), vintage, unit.start),
         "unit": unit.start,
         "block": _block_view(block, numbers),
@@ -640,24 +641,20 @@ async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100,
         "records_total": project.record_count,
         "reduction_g": project.claimed_g,
         "methodology_versions": versions,
-        "batches_total": batches_total,
+        "batches_total": len(per_batch),
         "batches": batches,
-        "records": await repository.trace_records(session, project.id, records_limit),
-    }
+        "records": records,
+    })
 
 
 # --- disclosure -----------------------------------------------------------------------------
 
 
-async def list_issuances(session: AsyncSession, *, limit: int, cursor: str | None) -> dict[str, Any]:
-    query = keyset(
-        select(CerIssuance), cursor, (CerIssuance.issued_at, datetime), (CerIssuance.id, uuid.UUID), descending=True
-    )
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+async def list_issuances(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[IssuanceRead]:
+    rows = await repository.issuances_page(session, after=decode_cursor(cursor, datetime, uuid.UUID), limit=limit)
     result = page(rows, limit, lambda i: [i.issued_at, i.id])
-    result["items"] = await _issuance_views(session, result["items"])
-    return result
+    return Page(items=await _issuance_views(session, result["items"]), next_cursor=result["next_cursor"])
 
 
-async def totals(session: AsyncSession) -> dict[str, int]:
-    return await repository.totals(session, clock.today())
+async def totals(session: AsyncSession) -> Totals:
+    return Totals.model_validate(await repository.totals(await db.raw_connection(session), clock.today()))

@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from app.cer.models import DaySource, Publicity
 from app.core.types import Day, Int32, Int64, Text
 
 Code = Annotated[Text, StringConstraints(min_length=1, max_length=50)]
@@ -88,7 +89,7 @@ class ProjectRead(BaseModel):
     period_end: date
     compiled_by_org_id: uuid.UUID | None
     status: ProjectStatusLit
-    publicity: Literal["in_progress", "ended"] = Field(description="Whether today is within the publicity")
+    publicity: Publicity = Field(description="Whether today is within the publicity")
     publicity_starts_on: date
     publicity_ends_on: date = Field(description="Last day: the 7th working day after the start day")
     record_count: int
@@ -293,7 +294,7 @@ class CalendarDay(BaseModel):
     date: date
     workday: bool
     trading_day: bool
-    source: Literal["table", "chinese_calendar", "weekend_rule"]
+    source: DaySource
     note: str | None = None
 
 

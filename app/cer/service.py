@@ -22,13 +22,12 @@ Design choices:
 import hashlib
 import json
 import uuid
+from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from app.auth.principal import Principal
 from app.cer import calendar, repository
@@ -53,15 +52,24 @@ from app.cer.exceptions import (
     UnknownOrganization,
     VerifiedExceedsClaimed,
 )
-from app.cer.models import CerObjection, CerProject, ProjectStatus
-from app.cer.schemas import ObjectionCreate, ProjectCreate, ReviewOpen, VerificationIn
-from app.core import audit, clock
+from app.cer.models import CerObjection, CerProject, ProjectStatus, Publicity
+from app.cer.schemas import (
+    ObjectionCreate,
+    ObjectionRead,
+    ProjectCreate,
+    ProjectRead,
+    ReportCheck,
+    ReviewOpen,
+    VerificationIn,
+)
+from app.core import audit, clock, db
 from app.core.config import get_settings
-from app.core.pagination import keyset, page
+from app.core.pagination import Page, decode_cursor, page
+from app.methodologies import service as methodologies_service
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 from app.reviews import service as reviews_service
-from app.reviews.models import ReviewPanel
+from app.reviews.schemas import PanelRead
 
 SUBJECT_TYPE = "cer_project"
 EARLIEST_PERIOD_START = date(2000, 1, 1)
@@ -87,10 +95,7 @@ async def get(
     session: AsyncSession, project_id: uuid.UUID, *, principal: Principal | None = None, lock: bool = False
 ) -> CerProject:
     """The project; with ``principal``, only if the caller may act on it (authority, owner, its verifier)."""
-    query = select(CerProject).where(CerProject.id == project_id).execution_options(populate_existing=True)
-    if lock:
-        query = query.with_for_update()
-    project = (await session.execute(query)).scalar_one_or_none()
+    project = await repository.project(session, project_id, lock=lock)
     if project is None:
         raise ProjectNotFound()
     if principal is not None and principal.role != "authority" and principal.org_id not in (
@@ -101,14 +106,14 @@ async def get(
     return project
 
 
-def publicity_state(project: CerProject, today: date) -> str:
+def publicity_state(project: CerProject, today: date) -> Publicity:
     in_progress = project.status == ProjectStatus.publicity and today <= project.publicity_ends_on
-    return "in_progress" if in_progress else "ended"
+    return Publicity.in_progress if in_progress else Publicity.ended
 
 
-async def views(session: AsyncSession, projects: list[CerProject]) -> list[dict[str, Any]]:
+async def views(session: AsyncSession, projects: list[CerProject]) -> list[ProjectRead]:
     ids = [p.id for p in projects]
-    names = await repository.org_names(session, [p.owner_org_id for p in projects])
+    names = await org_service.names(session, [p.owner_org_id for p in projects])
     objections = await repository.objection_counts(session, ids)
     issued = await repository.issued_tonnes(session, ids)
     today = clock.today()
@@ -116,23 +121,25 @@ async def views(session: AsyncSession, projects: list[CerProject]) -> list[dict[
     for p in projects:
         total, unanswered = objections.get(p.id, (0, 0))
         out.append(
-            {
-                **p.model_dump(),
-                "owner_name": names.get(p.owner_org_id, ""),
-                "publicity": publicity_state(p, today),
-                "objections": total,
-                "objections_unanswered": unanswered,
-                "issued_tonnes": issued.get(p.id),
-            }
+            ProjectRead.model_validate(
+                {
+                    **p.model_dump(),
+                    "owner_name": names.get(p.owner_org_id, ""),
+                    "publicity": publicity_state(p, today),
+                    "objections": total,
+                    "objections_unanswered": unanswered,
+                    "issued_tonnes": issued.get(p.id),
+                }
+            )
         )
     return out
 
 
-async def view(session: AsyncSession, project: CerProject) -> dict[str, Any]:
+async def view(session: AsyncSession, project: CerProject) -> ProjectRead:
     return (await views(session, [project]))[0]
 
 
-async def read(session: AsyncSession, principal: Principal | None, project_id: uuid.UUID) -> dict[str, Any]:
+async def read(session: AsyncSession, principal: Principal | None, project_id: uuid.UUID) -> ProjectRead:
     return await view(session, await get(session, project_id, principal=principal))
 
 
@@ -144,22 +151,19 @@ async def list_(
     owner_org_id: uuid.UUID | None,
     limit: int,
     cursor: str | None,
-) -> dict[str, Any]:
+) -> Page[ProjectRead]:
     """Newest first. ``principal`` None: the public list (every project is public from its publicity on)."""
-    query = select(CerProject)
-    if principal is not None and principal.role != "authority":
-        query = query.where(
-            sa.or_(CerProject.owner_org_id == principal.org_id, CerProject.verifier_org_id == principal.org_id)
-        )
-    if status:
-        query = query.where(CerProject.status == status)
-    if owner_org_id:
-        query = query.where(CerProject.owner_org_id == owner_org_id)
-    query = keyset(query, cursor, (CerProject.created_at, datetime), (CerProject.id, uuid.UUID), descending=True)
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    party = principal.org_id if principal is not None and principal.role != "authority" else None
+    rows = await repository.projects_page(
+        session,
+        party=party,
+        status=status,
+        owner_org_id=owner_org_id,
+        after=decode_cursor(cursor, datetime, uuid.UUID),
+        limit=limit,
+    )
     result = page(rows, limit, lambda p: [p.created_at, p.id])
-    result["items"] = await views(session, result["items"])
-    return result
+    return Page(items=await views(session, result["items"]), next_cursor=result["next_cursor"])
 
 
 # --- creation and the report ----------------------------------------------------------------
@@ -175,10 +179,13 @@ async def _approved_org(session: AsyncSession, org_id: uuid.UUID) -> Any:
     return org
 
 
-async def compute_report(session: AsyncSession, project: CerProject) -> dict[str, Any]:
-    """The report, from the stored membership and the rules the project was built with."""
+async def _compute_report(session: AsyncSession, project: CerProject) -> dict[str, Any]:
+    """The report (the JSON document its SHA-256 is over), from the stored membership and the
+    rules the project was built with."""
     rules = {k: project.exclusions[k] for k in ("cutoff_date", "region_code", "timezone")}
-    rows = await repository.report_rows(session, project.id, rules["timezone"])
+    counts = await repository.report_counts(await db.raw_connection(session), project.id, rules["timezone"])
+    by_version = {v.methodology_version_id: v for v in counts.by_version}
+    versions = await methodologies_service.versions_by_id(session, list(by_version))  # by code, version
     return {
         "project_id": str(project.id),
         "owner_org_id": str(project.owner_org_id),
@@ -186,11 +193,23 @@ async def compute_report(session: AsyncSession, project: CerProject) -> dict[str
         "period_start": project.period_start.isoformat(),
         "period_end": project.period_end.isoformat(),
         "rules": rules,
-        **rows,
+        "totals": {"records": counts.records, "reduction_g": counts.reduction_g, "users": counts.users},
+        "by_methodology_version": [
+            {
+                "methodology_version_id": str(m.id),
+                "code": m.code,
+                "version": int(m.version),
+                "behaviour_type": m.behaviour_type,
+                "records": by_version[m.id].records,
+                "reduction_g": by_version[m.id].reduction_g,
+            }
+            for m in versions
+        ],
+        "by_month": [{"month": m.month, "records": m.records, "reduction_g": m.reduction_g} for m in counts.by_month],
     }
 
 
-async def create(session: AsyncSession, principal: Principal, data: ProjectCreate) -> dict[str, Any]:
+async def create(session: AsyncSession, principal: Principal, data: ProjectCreate) -> ProjectRead:
     owner_id = principal.org_id
     assert owner_id is not None
     codes = sorted({c.strip() for c in data.methodology_codes if c.strip()})
@@ -203,7 +222,9 @@ async def create(session: AsyncSession, principal: Principal, data: ProjectCreat
         raise InvalidPeriod(f"a period starts on {EARLIEST_PERIOD_START} or later")
     if data.period_end >= today:
         raise InvalidPeriod(f"a project covers a period that is over: its last day must be before {today}")
-    unknown = sorted(set(codes) - await repository.known_codes(session, codes))
+    versions = await methodologies_service.versions_by_code(session, codes)
+    known = {v.code for v in versions if v.status in methodologies_service.PUBLIC_STATUSES}
+    unknown = sorted(set(codes) - known)
     if unknown:
         raise UnknownMethodology(f"no published methodology has the code {', '.join(unknown)}", codes=unknown)
     if data.compiled_by_org_id is not None:
@@ -242,22 +263,28 @@ async def create(session: AsyncSession, principal: Principal, data: ProjectCreat
         created_at=now,
         updated_at=now,
     )
-    session.add(project)
-    await session.flush()
+    await repository.add(session, project)
     counts = await repository.aggregate(
-        session,
+        await db.raw_connection(session),
         project.id,
         owner_id,
-        codes,
+        [v.id for v in versions],
         local_midnight(data.period_start),
         local_midnight(data.period_end + timedelta(days=1)),
         local_midnight(settings.cer_cutoff_date),
         settings.region_code,
     )
-    if counts["included"] == 0:
-        raise NoEligibleRecords("none of your records of the period is eligible", **counts)
-    report = await compute_report(session, project)
-    project.exclusions = {**project.exclusions, **counts}
+    if counts.included == 0:
+        raise NoEligibleRecords(
+            "none of your records of the period is eligible",
+            candidates=counts.candidates,
+            before_cutoff=counts.before_cutoff,
+            outside_region=counts.outside_region,
+            included=counts.included,
+            in_other_projects=counts.in_other_projects,
+        )
+    report = await _compute_report(session, project)
+    project.exclusions = {**project.exclusions, **asdict(counts)}
     project.report = report
     project.report_sha256 = sha256_of(report)
     project.record_count = report["totals"]["records"]
@@ -282,37 +309,38 @@ async def create(session: AsyncSession, principal: Principal, data: ProjectCreat
     return await view(session, project)
 
 
-async def check_report(session: AsyncSession, principal: Principal | None, project_id: uuid.UUID) -> dict[str, Any]:
+async def check_report(session: AsyncSession, principal: Principal | None, project_id: uuid.UUID) -> ReportCheck:
     project = await get(session, project_id, principal=principal)
-    report = await compute_report(session, project)
+    report = await _compute_report(session, project)
     recomputed = sha256_of(report)
-    return {
-        "stored_sha256": project.report_sha256,
-        "recomputed_sha256": recomputed,
-        "match": recomputed == project.report_sha256,
-        "report": report,
-    }
+    return ReportCheck.model_validate(
+        {
+            "stored_sha256": project.report_sha256,
+            "recomputed_sha256": recomputed,
+            "match": recomputed == project.report_sha256,
+            "report": report,
+        }
+    )
 
 
 # --- publicity and objections ---------------------------------------------------------------
 
 
-def _objection_view(o: CerObjection, *, private: bool) -> dict[str, Any]:
-    return {**o.model_dump(), "contact": o.contact if private else None}
+def _objection_view(o: CerObjection, *, private: bool) -> ObjectionRead:
+    return ObjectionRead.model_validate({**o.model_dump(), "contact": o.contact if private else None})
 
 
 async def file_objection(
     session: AsyncSession, project_id: uuid.UUID, data: ObjectionCreate, actor: str
-) -> dict[str, Any]:
+) -> ObjectionRead:
     """Anyone may object while the project is in publicity."""
     project = await get(session, project_id)
-    if publicity_state(project, clock.today()) != "in_progress":
+    if publicity_state(project, clock.today()) != Publicity.in_progress:
         raise PublicityClosed(f"the publicity ended on {project.publicity_ends_on}")
     objection = CerObjection(
         project_id=project.id, name=data.name, contact=data.contact, text=data.text, filed_at=clock.now()
     )
-    session.add(objection)
-    await session.flush()
+    await repository.add(session, objection)
     audit.record(
         session, actor=actor, action="cer.objection_filed", subject_type=SUBJECT_TYPE, subject_id=project.id,
         data={"objection_id": str(objection.id)},
@@ -322,13 +350,10 @@ async def file_objection(
 
 async def list_objections(
     session: AsyncSession, principal: Principal | None, project_id: uuid.UUID
-) -> list[dict[str, Any]]:
+) -> list[ObjectionRead]:
     project = await get(session, project_id, principal=principal)
-    rows = await session.execute(
-        select(CerObjection).where(CerObjection.project_id == project.id).order_by(col(CerObjection.filed_at))
-    )
     private = principal is not None and principal.role in ("authority", "operator")
-    return [_objection_view(o, private=private) for o in rows.scalars()]
+    return [_objection_view(o, private=private) for o in await repository.objections(session, project.id)]
 
 
 def _require_owner(principal: Principal, project: CerProject) -> None:
@@ -338,21 +363,14 @@ def _require_owner(principal: Principal, project: CerProject) -> None:
 
 async def answer_objection(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, objection_id: uuid.UUID, answer: str
-) -> dict[str, Any]:
+) -> ObjectionRead:
     project = await get(session, project_id, principal=principal)
     _require_owner(principal, project)
-    result = await session.execute(
-        sa.update(CerObjection)
-        .where(
-            CerObjection.id == objection_id,
-            CerObjection.project_id == project.id,
-            col(CerObjection.answered_at).is_(None),
-        )
-        .values(answer=answer, answered_by=principal.actor, answered_at=clock.now())
-        .returning(CerObjection.id)
+    objection = await repository.answer_objection(
+        session, project.id, objection_id, answer, principal.actor, clock.now()
     )
-    if result.first() is None:
-        existing = await session.get(CerObjection, objection_id)
+    if objection is None:
+        existing = await repository.objection(session, objection_id)
         if existing is None or existing.project_id != project.id:
             raise ObjectionNotFound()
         raise ObjectionAlreadyAnswered()
@@ -360,8 +378,6 @@ async def answer_objection(
         session, actor=principal.actor, action="cer.objection_answered", subject_type=SUBJECT_TYPE,
         subject_id=project.id, data={"objection_id": str(objection_id), "answer": answer},
     )
-    objection = await session.get(CerObjection, objection_id, populate_existing=True)
-    assert objection is not None
     return _objection_view(objection, private=True)
 
 
@@ -381,7 +397,7 @@ def _touch(project: CerProject, **changes: Any) -> None:
     project.updated_at = clock.now()
 
 
-async def submit(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> dict[str, Any]:
+async def submit(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> ProjectRead:
     project = await get(session, project_id, principal=principal, lock=True)
     _require_owner(principal, project)
     _require_state(project, ProjectStatus.publicity)
@@ -399,7 +415,7 @@ async def submit(session: AsyncSession, principal: Principal, project_id: uuid.U
 
 async def assign_verifier(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, verifier_org_id: uuid.UUID
-) -> dict[str, Any]:
+) -> ProjectRead:
     project = await get(session, project_id, lock=True)
     _require_state(project, ProjectStatus.submitted, ProjectStatus.verification)
     try:
@@ -429,7 +445,7 @@ def _check_links(links: list[str]) -> list[str]:
 
 async def record_verification(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: VerificationIn
-) -> dict[str, Any]:
+) -> ProjectRead:
     project = await get(session, project_id, principal=principal, lock=True)
     if principal.org_id is None or principal.org_id != project.verifier_org_id:
         raise NotAssignedVerifier()
@@ -454,11 +470,11 @@ async def record_verification(
 
 async def open_review(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: ReviewOpen
-) -> dict[str, Any]:
+) -> PanelRead:
     project = await get(session, project_id, lock=True)
     _require_state(project, ProjectStatus.verified)
     involved = [project.owner_org_id, project.verifier_org_id, project.compiled_by_org_id]
-    names = await repository.org_names(session, involved)
+    names = await org_service.names(session, involved)
     affiliations = {str(i) for i in involved if i} | set(names.values())
     panel = await reviews_service.open_panel(
         session,
@@ -480,24 +496,26 @@ async def open_review(
 
 
 @reviews_service.on_decision(SUBJECT_TYPE)
-async def _on_review_decided(session: AsyncSession, principal: Principal, panel: ReviewPanel) -> None:
-    project = await get(session, uuid.UUID(panel.subject_id), lock=True)
+async def _on_review_decided(
+    session: AsyncSession, principal: Principal, decision: reviews_service.PanelDecision
+) -> None:
+    project = await get(session, uuid.UUID(decision.subject_id), lock=True)
     if project.status != ProjectStatus.under_review:
         return
-    if panel.outcome == "pass":
+    if decision.passed:
         _touch(project, status=ProjectStatus.reviewed)
     else:
-        _touch(project, status=ProjectStatus.rejected, decision_reason=panel.reason)
+        _touch(project, status=ProjectStatus.rejected, decision_reason=decision.reason)
     await session.flush()
 
 
 async def file(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, outcome: str, reason: str
-) -> dict[str, Any]:
+) -> ProjectRead:
     """The authority's filing decision (备案): filed needs the expert review passed."""
     project = await get(session, project_id, lock=True)
     _require_state(project, ProjectStatus.verified, ProjectStatus.under_review, ProjectStatus.reviewed)
-    if outcome == "filed":
+    if outcome == ProjectStatus.filed:
         await reviews_service.require_passed(session, SUBJECT_TYPE, str(project.id))
         _touch(project, status=ProjectStatus.filed, filed_at=clock.now(), decision_reason=reason)
     else:

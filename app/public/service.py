@@ -35,6 +35,6 @@ async def portal_totals(session: AsyncSession) -> PortalTotals:
         points_credited=points.points_credited,
         points_used=points.points_used,
         points_expired=points.points_expired,
-        cer_issued_tonnes=cer["issued_tonnes"],
-        cer_retired_tonnes=cer["retired_tonnes"],
+        cer_issued_tonnes=cer.issued_tonnes,
+        cer_retired_tonnes=cer.retired_tonnes,
     )

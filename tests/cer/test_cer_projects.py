@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from app.cer import repository
 from app.cer.models import CerProject
 from app.core import clock, db
+from app.methodologies import service as methodologies_service
 from tests.factories import bearer, make_org
 from tests.factories_cer import (
     add_records,
@@ -145,7 +146,7 @@ class TestOneProjectPerRecord:
         start, end = period()
         owner_id = uuid.UUID(owner.org.id)
 
-        async def aggregate_in_own_transaction() -> tuple[uuid.UUID, dict]:
+        async def aggregate_in_own_transaction() -> tuple[uuid.UUID, repository.Aggregation]:
             async with db.session_scope() as session:
                 now = clock.now()
                 project = CerProject(
@@ -155,15 +156,17 @@ class TestOneProjectPerRecord:
                 )
                 session.add(project)
                 await session.flush()
+                versions = await methodologies_service.versions_by_code(session, [owner.code])
                 counts = await repository.aggregate(
-                    session, project.id, owner_id, [owner.code], days_ago(10), days_ago(0, 0), days_ago(400), "",
+                    await db.raw_connection(session), project.id, owner_id, [v.id for v in versions], days_ago(10),
+                    days_ago(0, 0), days_ago(400), "",
                 )
                 await asyncio.sleep(0.05)  # hold the transaction open while the other one runs
                 return project.id, counts
 
         results = await asyncio.gather(aggregate_in_own_transaction(), aggregate_in_own_transaction())
-        assert sorted(c["included"] for _, c in results) == [0, 3]
-        assert sorted(c["in_other_projects"] for _, c in results) == [0, 3]
+        assert sorted(c.included for _, c in results) == [0, 3]
+        assert sorted(c.in_other_projects for _, c in results) == [0, 3]
         together = [rid for pid, _ in results for rid in await members(str(pid))]
         assert sorted(together) == await record_ids(owner)
         async with db.session_scope() as session:
