@@ -3,12 +3,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth.dependencies import Session, client_ip
 from app.auth.exceptions import InvalidGrant, OrganizationNotActive
 from app.core.errors import RateLimited
+from app.core.types import Text
 from app.web import i18n, sessions
 from app.web.dependencies import Page, is_https, page_router, safe_next
 from app.web.i18n import gettext as _
@@ -26,7 +27,7 @@ def _see_other(url: str) -> RedirectResponse:
 
 
 @router.get("/sign-in", name="sign_in")
-async def sign_in_form(request: Request, state: Page, next: str | None = None):
+async def sign_in_form(request: Request, state: Page, next: Annotated[Text | None, Query(max_length=2000)] = None):
     if state.viewer is not None:
         return _see_other(safe_next(next))
     return render(request, "web/sign_in.html", {"next": safe_next(next), "username": "", "errors": {}})
@@ -37,9 +38,9 @@ async def sign_in(
     request: Request,
     session: Session,
     state: Page,
-    username: Annotated[str, Form(max_length=100)] = "",
-    password: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
+    username: Annotated[Text, Form(max_length=100)] = "",
+    password: Annotated[Text, Form(max_length=200)] = "",
+    next: Annotated[Text, Form(max_length=2000)] = "/",
 ):
     username = username.strip()
     errors: dict[str, str] = {}
@@ -88,8 +89,8 @@ async def sign_out(request: Request, session: Session, state: Page):
 async def switch_language(
     request: Request,
     state: Page,
-    lang: Annotated[str, Form(max_length=10)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
+    lang: Annotated[Text, Form(max_length=10)] = "",
+    next: Annotated[Text, Form(max_length=2000)] = "/",
 ):
     language = i18n.language_for(lang)
     response = _see_other(safe_next(next))

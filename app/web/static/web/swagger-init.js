@@ -6,6 +6,7 @@ window.addEventListener("DOMContentLoaded", function () {
     dom_id: "#swagger-ui",
     layout: "BaseLayout",
     deepLinking: true,
+    docExpansion: "none",
     showExtensions: true,
     showCommonExtensions: true,
     validatorUrl: null,
