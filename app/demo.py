@@ -2,15 +2,14 @@
 
 import importlib
 
-import sqlalchemy as sa
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import Principal
+from app.auth.principal import CallerKind, Principal
 from app.core import db
 from app.organizations import service as org_service
 from app.organizations.models import Organization
-from app.organizations.schemas import AdminAccount, OrganizationCreate
+from app.organizations.schemas import AdminAccount, OrganizationCreate, OrgDecision, StaffRole
 
 DEMO_ADMIN = ("authority", "authority-demo-pw")
 DOMAINS = ("methodologies", "points", "mall", "scenes", "cer")
@@ -21,7 +20,7 @@ async def load_demo(console: Console, *, only_if_empty: bool) -> None:
         if only_if_empty and await org_service.authority_exists(session):
             return
         if not await org_service.authority_exists(session):
-            await org_service.create_staff_user(session, *DEMO_ADMIN, "authority")
+            await org_service.create_staff_user(session, *DEMO_ADMIN, StaffRole.authority)
         notes = [f"authority login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}"]
         for name in DOMAINS:
             notes += await _load_domain(session, name)
@@ -42,12 +41,10 @@ async def _load_domain(session: AsyncSession, name: str) -> list[str]:
 
 async def authority(session: AsyncSession) -> Principal:
     """The first authority account, acting in a domain's demo."""
-    staff_id = (
-        await session.execute(
-            sa.text("SELECT id FROM staff_users WHERE role = 'authority' ORDER BY created_at LIMIT 1")
-        )
-    ).scalar_one()
-    return Principal("staff", "authority", staff_id)
+    staff_id = await org_service.first_authority_id(session)
+    if staff_id is None:
+        raise RuntimeError("the demo needs an authority account; load_demo creates it first")
+    return Principal(CallerKind.staff, StaffRole.authority, staff_id)
 
 
 async def approved_org(
@@ -60,8 +57,7 @@ async def approved_org(
             kind=kind, name=name, credit_code=credit_code, admin=AdminAccount(username=admin[0], password=admin[1])
         ),
     )
-    await org_service.decide(session, await authority(session), org.id, "approve", "demo")
-    admin_id = (
-        await session.execute(sa.text("SELECT id FROM staff_users WHERE username = :u"), {"u": admin[0]})
-    ).scalar_one()
-    return org, Principal("staff", kind, admin_id, org.id, True)
+    await org_service.decide(session, await authority(session), org.id, OrgDecision.approve, "demo")
+    admin_id = await org_service.staff_id(session, admin[0])
+    assert admin_id is not None  # apply() created the admin account
+    return org, Principal(CallerKind.staff, kind, admin_id, org.id, True)

@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.session_scope() as session:
             await keys.ensure(session)
         await bootstrap_admin(settings)
-        leader = Leader(urls.database_url)
+        from app import tasks  # every domain's jobs, imported here as the routers are in create_app
+
+        leader = Leader(urls.database_url, tasks.jobs())
         if settings.scheduler_enabled:
             leader.start()
         app.state.leader = leader

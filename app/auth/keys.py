@@ -1,14 +1,14 @@
 """The platform's own signing keys: created on first start, rotated without logging anyone out."""
 
-import json
 import logging
 import time
 from datetime import timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock, security
+from app.auth import repository
+from app.auth.models import PlatformSigningKey
+from app.core import clock, db, security
 from app.core.config import get_settings
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,7 @@ async def load(session: AsyncSession) -> None:
     global _active, _loaded_at
     _loaded_at = time.monotonic()
     grace = timedelta(seconds=max(get_settings().token_ttl_seconds, get_settings().user_token_ttl_seconds))
-    rows = (
-        await session.execute(
-            sa.text(
-                "SELECT kid, algorithm, private_pem, public_jwk, retired_at FROM platform_signing_keys"
-                " WHERE retired_at IS NULL OR retired_at > :cutoff ORDER BY created_at"
-            ),
-            {"cutoff": clock.now() - grace},
-        )
-    ).all()
+    rows = await repository.verification_keys(session, clock.now() - grace)
     _keys.clear()
     _active = None
     for row in rows:
@@ -46,22 +38,16 @@ async def load(session: AsyncSession) -> None:
 
 async def ensure(session: AsyncSession) -> None:
     """Create a signing key if there is none (once, whichever process gets here first)."""
-    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROTATE_LOCK})
-    active = (
-        await session.execute(sa.text("SELECT 1 FROM platform_signing_keys WHERE retired_at IS NULL"))
-    ).first()
-    if active is None:
+    await db.advisory_xact_lock(session, _ROTATE_LOCK)
+    if not await repository.has_active_key(session):
         await _insert_new(session)
     await load(session)
 
 
 async def rotate(session: AsyncSession) -> str:
     """Retire the active key (it still verifies until its tokens expire) and sign with a new one."""
-    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROTATE_LOCK})
-    await session.execute(
-        sa.text("UPDATE platform_signing_keys SET retired_at = :now WHERE retired_at IS NULL"),
-        {"now": clock.now()},
-    )
+    await db.advisory_xact_lock(session, _ROTATE_LOCK)
+    await repository.retire_active_keys(session, clock.now())
     kid = await _insert_new(session)
     await load(session)
     return kid
@@ -71,12 +57,8 @@ async def _insert_new(session: AsyncSession) -> str:
     pem = security.generate_es256_pem()
     jwk = security.public_jwk_from_pem(pem)
     kid = security.thumbprint(jwk)
-    await session.execute(
-        sa.text(
-            "INSERT INTO platform_signing_keys (kid, algorithm, private_pem, public_jwk, created_at)"
-            " VALUES (:kid, :alg, :pem, CAST(:jwk AS jsonb), :now)"
-        ),
-        {"kid": kid, "alg": ALGORITHM, "pem": pem, "jwk": json.dumps(jwk), "now": clock.now()},
+    await repository.insert_key(
+        session, PlatformSigningKey(kid=kid, algorithm=ALGORITHM, private_pem=pem, public_jwk=jwk, created_at=clock.now())
     )
     return kid
 

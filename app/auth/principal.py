@@ -1,12 +1,21 @@
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CallerKind(StrEnum):
+    """The kinds of platform token (``typ``): a staff login, an operator's client, a person via their operator."""
+
+    staff = "staff"
+    client = "client"
+    user = "user"
 
 
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: from a verified platform token, checked against the database."""
 
-    kind: str  # staff | client | user
+    kind: str  # a CallerKind: staff | client | user
     role: str  # authority | expert | operator | merchant | scene_operator | verifier | buyer | user
     subject: uuid.UUID  # staff user id, operator org id, or person (user) id
     org_id: uuid.UUID | None = None  # the organisation (staff of an org, operator client, user's operator)

@@ -2,14 +2,13 @@
 
 import asyncio
 import uuid
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import keys
+from app.auth import keys, repository
 from app.auth.exceptions import (
     AssertionReplayed,
     InvalidClient,
@@ -17,9 +16,12 @@ from app.auth.exceptions import (
     InvalidToken,
     OrganizationNotActive,
 )
-from app.auth.principal import Principal
-from app.core import clock, db, passwords, ratelimit, redis, security
+from app.auth.principal import CallerKind, Principal
+from app.core import clock, passwords, ratelimit, redis, security
 from app.core.config import get_settings
+from app.organizations import service as organizations_service
+from app.organizations.schemas import OrgKind, OrgStatus, StaffRole
+from app.users import service as users_service
 
 ISSUER = "carbon-points"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -32,9 +34,19 @@ _ASSERTION_CODES = {
 }
 
 
-def issue_token(principal: Principal, ttl_seconds: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token as ``POST /v1/auth/token`` answers it."""
+
+    access_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+def issue_token(principal: Principal, ttl_seconds: int | None = None) -> IssuedToken:
     settings = get_settings()
-    ttl = ttl_seconds or (settings.user_token_ttl_seconds if principal.kind == "user" else settings.token_ttl_seconds)
+    user = principal.kind == CallerKind.user
+    ttl = ttl_seconds or (settings.user_token_ttl_seconds if user else settings.token_ttl_seconds)
     now = clock.now()
     claims = {
         "iss": ISSUER,
@@ -49,10 +61,10 @@ def issue_token(principal: Principal, ttl_seconds: int | None = None) -> dict[st
         claims["org"] = str(principal.org_id)
     if principal.is_org_admin:
         claims["adm"] = True
-    return {"access_token": security.sign_jwt(claims, keys.active()), "token_type": "bearer", "expires_in": ttl}
+    return IssuedToken(access_token=security.sign_jwt(claims, keys.active()), expires_in=ttl)
 
 
-async def password_grant(session: AsyncSession, username: str, password: str) -> dict[str, Any]:
+async def password_grant(session: AsyncSession, username: str, password: str) -> IssuedToken:
     return issue_token(await check_password(session, username, password))
 
 
@@ -63,29 +75,21 @@ async def limit_login_attempts(ip: str, username: str) -> None:
 
 async def check_password(session: AsyncSession, username: str, password: str) -> Principal:
     """A staff account's username and password → who it is (the password grant and the sign-in page)."""
-    row = (
-        await session.execute(
-            sa.text(
-                "SELECT s.id, s.password_hash, s.role, s.org_id, s.is_org_admin, s.disabled_at,"
-                " o.kind AS org_kind, o.status AS org_status"
-                " FROM staff_users s LEFT JOIN organizations o ON o.id = s.org_id WHERE s.username = :u"
-            ),
-            {"u": username},
-        )
-    ).first()
+    row = await organizations_service.staff_login(session, username)
     # argon2 takes tens of milliseconds of CPU: off the event loop (it releases the GIL)
     valid = await asyncio.to_thread(passwords.verify_password, row.password_hash if row else None, password)
-    if not valid or row.disabled_at:
+    if row is None or not valid or row.disabled_at:
         raise InvalidGrant("wrong username or password")
-    role = row.org_kind if row.role == "org" else row.role
-    if row.role == "org" and row.org_status != "approved":
+    role = row.org_kind if row.role == StaffRole.org else row.role
+    if row.role == StaffRole.org and row.org_status != OrgStatus.approved:
         raise OrganizationNotActive(f"the organisation is {row.org_status}")
-    return Principal("staff", role, row.id, row.org_id, row.is_org_admin)
+    assert role is not None  # staff of an organisation: the organisation exists (foreign key)
+    return Principal(CallerKind.staff, role, row.id, row.org_id, row.is_org_admin)
 
 
 async def client_credentials_grant(
     session: AsyncSession, assertion_type: str | None, assertion: str | None
-) -> dict[str, Any]:
+) -> IssuedToken:
     settings = get_settings()
     if assertion_type != CLIENT_ASSERTION_TYPE or not assertion:
         raise InvalidClient(
@@ -107,18 +111,10 @@ async def client_credentials_grant(
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise InvalidClient("the assertion header needs the kid of a registered key", code="unknown_kid")
-    row = (
-        await session.execute(
-            sa.text(
-                "SELECT k.algorithm, k.jwk, k.revoked_at, o.kind, o.status FROM organizations o"
-                " LEFT JOIN operator_keys k ON k.org_id = o.id AND k.kid = :kid WHERE o.id = :org"
-            ),
-            {"kid": kid, "org": org_id},
-        )
-    ).first()
+    row = await organizations_service.client_key(session, org_id, kid)
     if row is None:
         raise InvalidClient("unknown client", code="unknown_client")
-    if row.jwk is None:
+    if row.jwk is None or row.algorithm is None:
         raise InvalidClient("no key with this kid is registered", code="unknown_kid")
     if row.revoked_at is not None:
         raise InvalidClient("this key was revoked", code="key_revoked")
@@ -132,15 +128,15 @@ async def client_credentials_grant(
     now = clock.now().timestamp()
     if verified["exp"] - now > settings.client_assertion_max_lifetime_seconds + 5:
         raise InvalidClient("client assertions live at most 5 minutes", code="assertion_too_long")
-    if row.kind != "operator":
+    if row.kind != OrgKind.operator:
         raise InvalidClient("only operators authenticate with client credentials", code="unauthorized_client")
-    if row.status != "approved":
+    if row.status != OrgStatus.approved:
         raise OrganizationNotActive(f"the organisation is {row.status}")
     jti = verified["jti"]
     if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
         raise InvalidClient("jti must be a string of 1 to 200 characters", code="invalid_claims")
     await _use_jti_once(session, str(client_id), jti, int(verified["exp"]))
-    return issue_token(Principal("client", "operator", org_id, org_id))
+    return issue_token(Principal(CallerKind.client, OrgKind.operator, org_id, org_id))
 
 
 async def _use_jti_once(session: AsyncSession, client_id: str, jti: str, exp: int) -> None:
@@ -152,22 +148,21 @@ async def _use_jti_once(session: AsyncSession, client_id: str, jti: str, exp: in
             raise AssertionReplayed()
     except RedisError:
         pass
-    result = await session.execute(
-        sa.text(
-            "INSERT INTO used_client_assertions (client_id, jti, expires_at)"
-            " VALUES (:c, :j, to_timestamp(:e) + interval '60 seconds') ON CONFLICT DO NOTHING"
-        ),
-        {"c": client_id, "j": jti, "e": exp},
-    )
-    if result.rowcount == 0:
+    expires_at = datetime.fromtimestamp(exp, UTC) + timedelta(seconds=60)
+    if not await repository.use_assertion(session, client_id, jti, expires_at):
         raise AssertionReplayed()
 
 
 async def purge_used_assertions(session: AsyncSession) -> int:
-    result = await session.execute(
-        sa.text("DELETE FROM used_client_assertions WHERE expires_at < :now"), {"now": clock.now()}
-    )
-    return result.rowcount or 0
+    """Forget the client assertions past their expiry (a replay of one is refused as expired); how many."""
+    return await repository.purge_used_assertions(session, clock.now())
+
+
+async def issue_user_token(session: AsyncSession, operator: Principal, external_user_id: str) -> IssuedToken:
+    """A user token for the person the operator enrolled as ``external_user_id`` (``not_entrusted`` if none)."""
+    assert operator.org_id is not None  # an operator's client token names its organisation
+    user_id = await users_service.entrusted_user(session, operator.org_id, external_user_id)
+    return issue_token(Principal(CallerKind.user, CallerKind.user, user_id, operator.org_id))
 
 
 async def authenticate(session: AsyncSession, token: str) -> Principal:
@@ -194,33 +189,23 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
 
 async def _check_still_allowed(session: AsyncSession, p: Principal) -> None:
     """One indexed read per request, on asyncpg directly (every authenticated call comes here)."""
-    conn = await db.raw_connection(session)
-    if p.kind == "staff":
-        row = await conn.fetchrow(
-            "SELECT s.disabled_at, o.status FROM staff_users s LEFT JOIN organizations o ON o.id = s.org_id"
-            " WHERE s.id = $1",
-            p.subject,
-        )
-        if row is None or row["disabled_at"] is not None:
+    if p.kind == CallerKind.staff:
+        staff = await organizations_service.staff_standing(session, p.subject)
+        if staff is None or staff.disabled:
             raise InvalidToken("this account no longer exists")
-        if p.org_id and row["status"] != "approved":
-            raise OrganizationNotActive(f"the organisation is {row['status']}")
-    elif p.kind == "client":
-        status = await conn.fetchval("SELECT status FROM organizations WHERE id = $1", p.org_id)
-        if status != "approved":
+        if p.org_id and staff.org_status != OrgStatus.approved:
+            raise OrganizationNotActive(f"the organisation is {staff.org_status}")
+    elif p.kind == CallerKind.client:
+        status = await organizations_service.status_of(session, p.org_id)
+        if status != OrgStatus.approved:
             raise OrganizationNotActive(f"the organisation is {status}")
-    elif p.kind == "user":
-        row = await conn.fetchrow(
-            "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
-            " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
-            " FROM users u, organizations o WHERE u.id = $1 AND o.id = $2",
-            p.subject, p.org_id,
-        )
-        if row is None or row["deleted_at"] is not None:
+    elif p.kind == CallerKind.user:
+        user = await users_service.standing(session, p.subject, p.org_id)
+        if user is None or user.deleted:
             raise InvalidToken("this account no longer exists")
-        if row["status"] != "approved":
-            raise OrganizationNotActive(f"the operator is {row['status']}")
-        if not row["entrusted"]:  # the person withdrew the entrustment: the operator's app no longer acts for them
+        if user.operator_status != OrgStatus.approved:
+            raise OrganizationNotActive(f"the operator is {user.operator_status}")
+        if not user.entrusted:  # the person withdrew the entrustment: the operator's app no longer acts for them
             raise InvalidToken("the entrustment of this operator was withdrawn", code="entrustment_withdrawn")
     else:
         raise InvalidToken("unknown token type")

@@ -7,7 +7,7 @@ connection of the *same* transaction with :func:`raw_connection`.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -97,19 +97,38 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
             raise
 
 
-async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under ``session``, inside the session's open transaction."""
-    conn = await session.connection()
-    adapted = (await conn.get_raw_connection()).dbapi_connection
-    if getattr(adapted, "_transaction", None) is None:
-        # SQLAlchemy begins the asyncpg transaction lazily on its first statement; a raw
-        # statement before that would run in autocommit, outside this request's transaction.
+Conn = asyncpg.Connection
+"""The asyncpg connection of a session's transaction: what tier-2 repository functions take first."""
+
+
+async def raw_connection(session: AsyncSession) -> Conn:
+    """The asyncpg connection under ``session``, inside the session's open transaction.
+
+    No round trip of its own: the first call of a transaction sends the ``BEGIN`` SQLAlchemy would
+    have sent with the session's first statement; later calls cost nothing.
+    """
+    fairy = await (await session.connection()).get_raw_connection()
+    await _begin_now(fairy.dbapi_connection)
+    return fairy.driver_connection
+
+
+async def _begin_now(adapted: Any) -> None:
+    """Begin the asyncpg transaction SQLAlchemy's adapter would begin on the session's first statement.
+
+    SQLAlchemy's asyncpg adapter begins its transaction lazily, with the first statement it runs
+    itself; a raw statement sent before that would run in autocommit, outside the session's
+    transaction. SQLAlchemy has no public call to begin it now, so this — and only this — touches the
+    adapter's private ``_transaction`` / ``_start_transaction`` (``AsyncAdapt_asyncpg_connection``;
+    ``tests/core/test_core_db.py`` fails if a SQLAlchemy release changes them).
+    """
+    if adapted._transaction is None:
         await adapted._start_transaction()
-    return adapted._connection
 
 
-def utcnow_column(**kw) -> sa.Column:
-    return sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now(), **kw)
+async def ping() -> None:
+    """One round trip to PostgreSQL on a pooled connection (readiness)."""
+    async with engine().connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
 
 
 async def advisory_xact_lock(session: AsyncSession, key: int, *, wait: bool = True) -> bool:
@@ -118,11 +137,3 @@ async def advisory_xact_lock(session: AsyncSession, key: int, *, wait: bool = Tr
     result = await session.execute(sa.text(f"SELECT {fn}(:k)"), {"k": key})
     value = result.scalar()
     return True if wait else bool(value)
-
-
-def as_utc(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime")
-    return moment.astimezone(UTC)

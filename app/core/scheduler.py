@@ -1,12 +1,14 @@
 """APScheduler 3.x in exactly one process: the one holding a PostgreSQL advisory lock.
 
-Domains register jobs with :func:`job` in their ``tasks.py``; every job opens its own session,
-commits once, and is idempotent, so a job that runs twice (e.g. after a failover) does no harm.
+Domains register jobs with :func:`job` in their ``tasks.py``; ``app.tasks`` imports them all and
+``app.main`` hands them to the :class:`Leader` (this module imports no domain). Every job opens its
+own session, commits once, and is idempotent, so a job that runs twice (e.g. after a failover) does
+no harm.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -27,6 +29,7 @@ class Job:
 
 
 JOBS: list[Job] = []
+"""Every job :func:`job` registered, in the order their modules were imported."""
 
 
 def job(trigger: str, **trigger_kwargs):
@@ -47,8 +50,9 @@ class Leader:
     gone too, so the scheduler stops and the campaign starts again — never two schedulers.
     """
 
-    def __init__(self, database_url: str, retry_seconds: float = 30):
+    def __init__(self, database_url: str, jobs: Sequence[Job], retry_seconds: float = 30):
         self.database_url = database_url
+        self.jobs = list(jobs)
         self.retry_seconds = retry_seconds
         self.scheduler: AsyncIOScheduler | None = None
         self._conn: asyncpg.Connection | None = None
@@ -108,16 +112,14 @@ class Leader:
                 return
 
     def _start_scheduler(self) -> None:
-        from app import tasks  # noqa: F401 - imports every domain's tasks.py, registering jobs
-
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        for j in JOBS:
+        for j in self.jobs:
             self.scheduler.add_job(
                 _guarded(j), j.trigger, id=j.name, name=j.name, replace_existing=True,
                 coalesce=True, max_instances=1, misfire_grace_time=3600, **j.kwargs,
             )
         self.scheduler.start()
-        log.info("scheduler started in this process", extra={"jobs": [j.name for j in JOBS]})
+        log.info("scheduler started in this process", extra={"jobs": [j.name for j in self.jobs]})
 
     async def _step_down(self) -> None:
         if self.scheduler is not None:

@@ -1,6 +1,5 @@
-"""Housekeeping jobs of the shared plumbing."""
+"""Housekeeping jobs of the shared plumbing (its own tables only: ``app.core`` imports no domain)."""
 
-from app.auth import service as auth_service
 from app.core import db, idempotency
 from app.core.scheduler import job
 
@@ -9,9 +8,3 @@ from app.core.scheduler import job
 async def purge_expired_idempotency_keys() -> int:
     async with db.session_scope() as session:
         return await idempotency.purge_expired(session)
-
-
-@job("interval", minutes=30)
-async def purge_used_client_assertions() -> int:
-    async with db.session_scope() as session:
-        return await auth_service.purge_used_assertions(session)

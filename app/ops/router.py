@@ -1,7 +1,6 @@
 import asyncio
 from typing import Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,12 +29,7 @@ async def healthz() -> dict:
 )
 async def readyz() -> JSONResponse:
     checks: dict[str, str] = {}
-
-    async def check_db() -> None:
-        async with db.engine().connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    for name, probe in (("postgresql", check_db), ("redis", lambda: redis.client().ping())):
+    for name, probe in (("postgresql", db.ping), ("redis", lambda: redis.client().ping())):
         try:
             await asyncio.wait_for(probe(), timeout=2)
             checks[name] = "ok"

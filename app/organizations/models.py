@@ -1,25 +1,12 @@
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-
-class OrgKind(StrEnum):
-    operator = "operator"
-    merchant = "merchant"
-    scene_operator = "scene_operator"
-    verifier = "verifier"
-    buyer = "buyer"
-
-
-class OrgStatus(StrEnum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-    suspended = "suspended"
+# The columns' values are defined with the schemas, where other domains may read them.
+from app.organizations.schemas import OrgKind, OrgStatus, StaffRole  # noqa: F401
 
 
 def _ts(nullable: bool = False, **kw) -> sa.Column:

@@ -1,10 +1,44 @@
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from app.core.types import JsonObject, Text
+
+
+class OrgKind(StrEnum):
+    operator = "operator"
+    merchant = "merchant"
+    scene_operator = "scene_operator"
+    verifier = "verifier"
+    buyer = "buyer"
+
+
+class OrgStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    suspended = "suspended"
+
+
+class OrgDecision(StrEnum):
+    """What the authority decides about an organisation (``POST /v1/organizations/{id}/<decision>``)."""
+
+    approve = "approve"
+    reject = "reject"
+    suspend = "suspend"
+    reinstate = "reinstate"
+
+
+class StaffRole(StrEnum):
+    """``staff_users.role``: the authority's staff, experts, or staff of an organisation (its kind is the role)."""
+
+    authority = "authority"
+    expert = "expert"
+    org = "org"
+
 
 Username = Annotated[Text, StringConstraints(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
 Password = Annotated[Text, StringConstraints(min_length=8, max_length=200)]

@@ -2,16 +2,18 @@
 
 import asyncio
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from app.auth.principal import Principal
-from app.core import audit, clock, passwords, security
-from app.core.pagination import keyset, page
+from app.core import audit, clock, db, passwords, security
+from app.core.pagination import page
+from app.organizations import repository
 from app.organizations.exceptions import (
     DuplicateOrganization,
     InvalidKey,
@@ -23,16 +25,49 @@ from app.organizations.exceptions import (
     OrganizationNotFound,
     UsernameTaken,
 )
-from app.organizations.models import OperatorKey, Organization, OrgStatus, StaffUser
-from app.organizations.schemas import OrganizationCreate
+from app.organizations.models import OperatorKey, Organization, StaffUser
+from app.organizations.schemas import OrganizationCreate, OrgDecision, OrgStatus, StaffRole
 
 # decision → (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "approve": ((OrgStatus.pending,), OrgStatus.approved),
-    "reject": ((OrgStatus.pending,), OrgStatus.rejected),
-    "suspend": ((OrgStatus.approved,), OrgStatus.suspended),
-    "reinstate": ((OrgStatus.suspended,), OrgStatus.approved),
+    OrgDecision.approve: ((OrgStatus.pending,), OrgStatus.approved),
+    OrgDecision.reject: ((OrgStatus.pending,), OrgStatus.rejected),
+    OrgDecision.suspend: ((OrgStatus.approved,), OrgStatus.suspended),
+    OrgDecision.reinstate: ((OrgStatus.suspended,), OrgStatus.approved),
 }
+
+
+@dataclass(frozen=True)
+class StaffLogin:
+    """A staff account as the password check reads it, with its organisation's kind and status."""
+
+    id: uuid.UUID
+    password_hash: str
+    role: str
+    org_id: uuid.UUID | None
+    is_org_admin: bool
+    disabled_at: datetime | None
+    org_kind: str | None
+    org_status: str | None
+
+
+@dataclass(frozen=True)
+class StaffStanding:
+    """What every request of a staff token checks: the account is live, and its organisation's status."""
+
+    disabled: bool
+    org_status: str | None  # None for staff of no organisation
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """An organisation asking for a client token, with its key ``kid`` (``jwk`` None when it has none)."""
+
+    kind: str
+    status: str
+    algorithm: str | None
+    jwk: dict[str, Any] | None
+    revoked_at: datetime | None
 
 
 async def create_staff_user(
@@ -43,8 +78,7 @@ async def create_staff_user(
     org_id: uuid.UUID | None = None,
     is_org_admin: bool = False,
 ) -> StaffUser:
-    taken = (await session.execute(select(StaffUser.id).where(StaffUser.username == username))).first()
-    if taken:
+    if await repository.username_taken(session, username):
         raise UsernameTaken(f"the username {username!r} is taken")
     user = StaffUser(
         username=username,
@@ -54,33 +88,23 @@ async def create_staff_user(
         is_org_admin=is_org_admin,
         created_at=clock.now(),
     )
-    session.add(user)
     try:
-        await session.flush()
+        return await repository.insert_staff_user(session, user)
     except IntegrityError as exc:
         raise UsernameTaken(f"the username {username!r} is taken") from exc
-    return user
 
 
 async def apply(session: AsyncSession, data: OrganizationCreate) -> Organization:
-    existing = (
-        await session.execute(
-            select(Organization.id).where(
-                Organization.kind == data.kind,
-                Organization.credit_code == data.credit_code,
-                Organization.status != OrgStatus.rejected,
-            )
-        )
-    ).first()
-    if existing:
+    if await repository.live_application_exists(session, data.kind, data.credit_code):
         raise DuplicateOrganization()
     org = Organization(kind=data.kind, name=data.name, credit_code=data.credit_code, created_at=clock.now())
-    session.add(org)
     try:
-        await session.flush()
+        await repository.insert(session, org)
     except IntegrityError as exc:
         raise DuplicateOrganization() from exc
-    await create_staff_user(session, data.admin.username, data.admin.password, "org", org.id, is_org_admin=True)
+    await create_staff_user(
+        session, data.admin.username, data.admin.password, StaffRole.org, org.id, is_org_admin=True
+    )
     audit.record(
         session, actor="public", action="organization.applied", subject_type="organization",
         subject_id=org.id, data={"kind": org.kind, "name": org.name, "credit_code": org.credit_code},
@@ -89,7 +113,7 @@ async def apply(session: AsyncSession, data: OrganizationCreate) -> Organization
 
 
 async def get(session: AsyncSession, org_id: uuid.UUID) -> Organization:
-    org = await session.get(Organization, org_id)
+    org = await repository.get(session, org_id)
     if org is None:
         raise OrganizationNotFound()
     return org
@@ -97,7 +121,7 @@ async def get(session: AsyncSession, org_id: uuid.UUID) -> Organization:
 
 async def get_for(session: AsyncSession, principal: Principal, org_id: uuid.UUID) -> Organization:
     """The authority sees any organisation; staff only their own (others: 404, not 403)."""
-    if principal.role != "authority" and principal.org_id != org_id:
+    if principal.role != StaffRole.authority and principal.org_id != org_id:
         raise OrganizationNotFound()
     return await get(session, org_id)
 
@@ -106,20 +130,14 @@ async def decide(
     session: AsyncSession, principal: Principal, org_id: uuid.UUID, decision: str, reason: str | None
 ) -> Organization:
     sources, target = TRANSITIONS[decision]
-    result = await session.execute(
-        sa.update(Organization)
-        .where(Organization.id == org_id, col(Organization.status).in_(sources))
-        .values(status=target, reason=reason, decided_at=clock.now())
-        .returning(Organization.id)
-    )
-    if result.first() is None:
+    if not await repository.set_status(session, org_id, sources, target, reason, clock.now()):
         org = await get(session, org_id)
         raise InvalidTransition(f"cannot {decision} an organisation that is {org.status}")
     audit.record(
         session, actor=principal.actor, action=f"organization.{decision}", subject_type="organization",
         subject_id=org_id, data={"to": str(target), "reason": reason},
     )
-    org = await session.get(Organization, org_id, populate_existing=True)
+    org = await repository.get(session, org_id, fresh=True)
     assert org is not None
     return org
 
@@ -127,13 +145,7 @@ async def decide(
 async def list_(
     session: AsyncSession, *, status: str | None, kind: str | None, limit: int, cursor: str | None
 ) -> dict:
-    query = select(Organization)
-    if status:
-        query = query.where(Organization.status == status)
-    if kind:
-        query = query.where(Organization.kind == kind)
-    query = keyset(query, cursor, (Organization.created_at, datetime), (Organization.id, uuid.UUID), descending=True)
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    rows = await repository.list_(session, status=status, kind=kind, limit=limit, cursor=cursor)
     return page(rows, limit, lambda o: [o.created_at, o.id])
 
 
@@ -153,11 +165,11 @@ async def register_key(
     except security.JoseError as exc:
         raise InvalidKey(exc.detail, code=exc.code if exc.code != "unsupported_key" else "unsupported_key") from exc
     kid = security.thumbprint(public)
-    if await session.get(OperatorKey, (org_id, kid)) is not None:
+    if await repository.key(session, org_id, kid) is not None:
         raise KeyExists(f"the key {kid} is already registered")
-    key = OperatorKey(org_id=org_id, kid=kid, algorithm=algorithm, jwk=public, created_at=clock.now())
-    session.add(key)
-    await session.flush()
+    key = await repository.insert_key(
+        session, OperatorKey(org_id=org_id, kid=kid, algorithm=algorithm, jwk=public, created_at=clock.now())
+    )
     audit.record(
         session, actor=principal.actor, action="key.registered", subject_type="organization",
         subject_id=org_id, data={"kid": kid, "algorithm": algorithm},
@@ -167,15 +179,12 @@ async def register_key(
 
 async def list_keys(session: AsyncSession, principal: Principal, org_id: uuid.UUID) -> list[OperatorKey]:
     _own_org(principal, org_id)
-    result = await session.execute(
-        select(OperatorKey).where(OperatorKey.org_id == org_id).order_by(col(OperatorKey.created_at))
-    )
-    return list(result.scalars())
+    return await repository.keys(session, org_id)
 
 
 async def revoke_key(session: AsyncSession, principal: Principal, org_id: uuid.UUID, kid: str) -> OperatorKey:
     _own_org(principal, org_id)
-    key = await session.get(OperatorKey, (org_id, kid))
+    key = await repository.key(session, org_id, kid)
     if key is None:
         raise KeyNotFound()
     if key.revoked_at is None:
@@ -190,27 +199,87 @@ async def revoke_key(session: AsyncSession, principal: Principal, org_id: uuid.U
 
 async def public_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> OperatorKey | None:
     """A live key of ``org_id`` (for verifying signed submissions), or None."""
-    key = await session.get(OperatorKey, (org_id, kid))
+    key = await repository.key(session, org_id, kid)
     return key if key is not None and key.revoked_at is None else None
 
 
 async def authority_exists(session: AsyncSession) -> bool:
-    row = (await session.execute(select(StaffUser.id).where(StaffUser.role == "authority").limit(1))).first()
-    return row is not None
+    return await repository.first_authority_id(session) is not None
+
+
+async def first_authority_id(session: AsyncSession) -> uuid.UUID | None:
+    """The oldest authority account (the demo acts as it), or None."""
+    return await repository.first_authority_id(session)
+
+
+async def staff_id(session: AsyncSession, username: str) -> uuid.UUID | None:
+    """The id of the staff account ``username``, or None."""
+    return await repository.staff_id(session, username)
 
 
 async def public_list(session: AsyncSession, kind: str, limit: int, cursor: str | None) -> dict:
     """Approved organisations of one kind, by name: what the public may know of them."""
-    query = select(Organization).where(Organization.kind == kind, Organization.status == OrgStatus.approved)
-    query = keyset(query, cursor, (Organization.name, str), (Organization.id, uuid.UUID))
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    rows = await repository.list_approved(session, kind, limit, cursor)
     return page(rows, limit, lambda o: [o.name, o.id])
 
 
 async def count_approved(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        sa.select(Organization.kind, sa.func.count())
-        .where(Organization.status == OrgStatus.approved)
-        .group_by(Organization.kind)
-    )
-    return {kind: n for kind, n in rows.all()}
+    """Approved organisations by kind (kinds with none are absent)."""
+    return await repository.count_approved(session)
+
+
+# ---- what the auth domain asks --------------------------------------------------------------------------
+
+
+async def staff_login(session: AsyncSession, username: str) -> StaffLogin | None:
+    """The account ``username`` for the password check, or None."""
+    row = await repository.staff_login(session, username)
+    return None if row is None else StaffLogin(**row._asdict())
+
+
+async def staff_standing(session: AsyncSession, staff_id: uuid.UUID) -> StaffStanding | None:
+    """The standing of a staff account per request (one indexed read on asyncpg), or None when it is gone."""
+    row = await repository.staff_standing(await db.raw_connection(session), staff_id)
+    return None if row is None else StaffStanding(disabled=row["disabled_at"] is not None, org_status=row["status"])
+
+
+async def status_of(session: AsyncSession, org_id: uuid.UUID | None) -> str | None:
+    """The organisation's status per request of its client token (one indexed read on asyncpg), or None."""
+    return await repository.status(await db.raw_connection(session), org_id)
+
+
+async def client_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> ClientKey | None:
+    """The organisation ``org_id`` with its key ``kid`` (for a client assertion), or None when it does not exist."""
+    row = await repository.client_key(session, org_id, kid)
+    return None if row is None else ClientKey(**row._asdict())
+
+
+# ---- what other domains ask (experts, the scenes demo) ----------------------------------------------------
+
+
+async def usernames(session: AsyncSession, staff_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The usernames of these staff accounts, by id (the expert pool shows its experts' logins)."""
+    if not staff_ids:
+        return {}
+    return await repository.usernames(session, staff_ids)
+
+
+async def registered(session: AsyncSession, kind: str, credit_code: str) -> bool:
+    """Whether an organisation of ``kind`` with this credit code exists, whatever its status."""
+    return await repository.registered(session, kind, credit_code)
+
+
+# ---- what the CER registry asks ---------------------------------------------------------------------------
+
+
+async def names(session: AsyncSession, org_ids: Sequence[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    """The names of these organisations, by id (None and unknown ids are left out)."""
+    wanted = list({i for i in org_ids if i is not None})
+    if not wanted:
+        return {}
+    return await repository.names(session, wanted)
+
+
+async def staff_org_id(session: AsyncSession, username: str) -> uuid.UUID | None:
+    """The organisation of the staff account ``username`` (None: no such account, or of no organisation)."""
+    return await repository.staff_org_id(session, username)

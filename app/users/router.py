@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Response, status
 
+from app.auth import service as auth_service
 from app.auth.dependencies import Operator, Session, User
 from app.auth.router import TokenResponse
 from app.core.errors import responses
@@ -33,7 +34,7 @@ router = APIRouter(route_class=CommitRoute, tags=["users"])
 )
 async def enrol(data: EnrolUser, session: Session, operator: Operator, response: Response):
     result = await service.enrol(session, operator, data)
-    if not result["created"]:
+    if not result.created:
         response.status_code = status.HTTP_200_OK
     return result
 
@@ -61,7 +62,7 @@ async def withdraw(external_user_id: ExternalUserId, session: Session, operator:
     summary="A short-lived user token for your app to call /v1/me/…",
 )
 async def user_token(external_user_id: ExternalUserId, session: Session, operator: Operator):
-    return await service.issue_user_token(session, operator, external_user_id)
+    return await auth_service.issue_user_token(session, operator, external_user_id)
 
 
 @router.get("/v1/me/export", summary="Everything the platform holds about me (data export)")
@@ -84,4 +85,5 @@ async def export(session: Session, user: User) -> dict:
     "totals and the certified-reduction accounting stay intact. Tokens stop working at once.",
 )
 async def delete_me(session: Session, user: User) -> dict:
-    return await service.delete_account(session, user)
+    # the body as it always was; documenting AccountDeletion would publish ``deleted_at`` in the schema
+    return (await service.delete_account(session, user)).model_dump()

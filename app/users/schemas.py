@@ -51,3 +51,8 @@ class EntrustmentRead(BaseModel):
     agreement_version: str
     accepted_at: datetime
     withdrawn_at: datetime | None
+
+
+class AccountDeletion(BaseModel):
+    user_id: uuid.UUID
+    deleted_at: datetime

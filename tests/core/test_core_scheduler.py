@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-import app.tasks  # noqa: F401 - the real jobs are registered before a test swaps the list
+from app import tasks
 from app.core import db, scheduler
 from app.core.scheduler import Leader
 
@@ -22,8 +22,8 @@ async def eventually(condition, within: float = 5) -> None:
 async def leaders(servers):
     made: list[Leader] = []
 
-    def make() -> Leader:
-        leader = Leader(servers.database_url, retry_seconds=0.1)
+    def make(jobs: list[scheduler.Job] | None = None) -> Leader:
+        leader = Leader(servers.database_url, jobs or [], retry_seconds=0.1)
         made.append(leader)
         return leader
 
@@ -84,15 +84,20 @@ class TestJobs:
         scheduler.job("interval", seconds=0.1)(failing)
         scheduler.job("interval", seconds=0.1)(working)
         assert [j.name for j in scheduler.JOBS] == [f"{__name__}.failing", f"{__name__}.working"]
-        leader = leaders()
+        leader = leaders(scheduler.JOBS)
         leader.start()
         await eventually(lambda: leader.is_leader)
         await asyncio.wait_for(ran.wait(), timeout=5)
         assert {j.id for j in leader.scheduler.get_jobs()} == {f"{__name__}.failing", f"{__name__}.working"}
 
     def test_domain_jobs_are_registered(self):
-        names = {j.name for j in scheduler.JOBS}
+        names = {j.name for j in tasks.jobs()}
         assert {
             "app.core.tasks.purge_expired_idempotency_keys",
-            "app.core.tasks.purge_used_client_assertions",
+            "app.auth.tasks.purge_used_client_assertions",
+            "app.mall.tasks.expire_vouchers",
+            "app.points.tasks.expire_points",
         } <= names
+
+    async def test_the_application_hands_the_domains_jobs_to_its_leader(self, app):
+        assert [j.name for j in app.state.leader.jobs] == [j.name for j in tasks.jobs()]

@@ -1,0 +1,68 @@
+"""All SQL of the auth domain: the platform's signing keys and the client assertions already used.
+
+Both are the long tail (a key rotation, one token grant): SQLAlchemy statements on the session.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.auth.models import PlatformSigningKey, UsedAssertion
+
+# ---- platform signing keys -------------------------------------------------------------------------------
+
+
+async def verification_keys(session: AsyncSession, retired_after: datetime) -> Sequence[PlatformSigningKey]:
+    """The keys that still verify (unretired, or retired after ``retired_after``), oldest first."""
+    query = (
+        select(PlatformSigningKey)
+        .where(
+            col(PlatformSigningKey.retired_at).is_(None)
+            | (col(PlatformSigningKey.retired_at) > retired_after)
+        )
+        .order_by(col(PlatformSigningKey.created_at))
+        .execution_options(populate_existing=True)  # as stored now, whatever this session read before
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def has_active_key(session: AsyncSession) -> bool:
+    query = select(PlatformSigningKey.kid).where(col(PlatformSigningKey.retired_at).is_(None)).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+async def retire_active_keys(session: AsyncSession, now: datetime) -> None:
+    await session.execute(
+        update(PlatformSigningKey).where(col(PlatformSigningKey.retired_at).is_(None)).values(retired_at=now)
+    )
+
+
+async def insert_key(session: AsyncSession, key: PlatformSigningKey) -> None:
+    session.add(key)
+    await session.flush()
+
+
+# ---- used client assertions ------------------------------------------------------------------------------
+
+
+async def use_assertion(session: AsyncSession, client_id: str, jti: str, expires_at: datetime) -> bool:
+    """Remember ``jti`` of ``client_id`` until ``expires_at``; False when it was used before."""
+    statement = (
+        insert(UsedAssertion)
+        .values(client_id=client_id, jti=jti, expires_at=expires_at)
+        .on_conflict_do_nothing()
+        .returning(UsedAssertion.jti)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def purge_used_assertions(session: AsyncSession, now: datetime) -> int:
+    """Forget the assertions that expired before ``now``; how many."""
+    statement = delete(UsedAssertion).where(col(UsedAssertion.expires_at) < now)
+    result = cast(CursorResult[Any], await session.execute(statement))
+    return result.rowcount or 0

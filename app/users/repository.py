@@ -1,0 +1,164 @@
+"""All SQL of the users domain: ``users`` (people, by identity hash) and ``entrustments``.
+
+Enrolments, withdrawals and deletions are the long tail: SQLAlchemy statements on the request's
+session. The per-request standing of a user token is the hot path: one indexed statement on the
+transaction's asyncpg connection.
+"""
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.core.db import Conn
+from app.users.models import Entrustment, User
+
+
+async def upsert_person(session: AsyncSession, identity_hash: bytes, now: datetime) -> uuid.UUID:
+    """The person with this identity hash, created if new (one account whichever operator enrols first)."""
+    statement = insert(User).values(id=uuid.uuid4(), identity_hash=identity_hash, created_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["identity_hash"], set_={"identity_hash": statement.excluded.identity_hash}
+    ).returning(User.id)
+    return (await session.execute(statement)).scalar_one()
+
+
+async def live_entrustments_locked(
+    session: AsyncSession, operator_id: uuid.UUID, external_user_id: str, user_id: uuid.UUID
+) -> list[Entrustment]:
+    """The operator's live entrustments under this external id or of this person, locked (FOR UPDATE)."""
+    query = (
+        select(Entrustment)
+        .where(
+            col(Entrustment.operator_id) == operator_id,
+            col(Entrustment.withdrawn_at).is_(None),
+            sa.or_(
+                col(Entrustment.external_user_id) == external_user_id, col(Entrustment.user_id) == user_id
+            ),
+        )
+        .with_for_update()
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def last_withdrawal(
+    session: AsyncSession, user_id: uuid.UUID, operator_id: uuid.UUID
+) -> datetime | None:
+    """When the person last withdrew an entrustment of the operator, or None."""
+    query = sa.select(sa.func.max(Entrustment.withdrawn_at)).where(
+        col(Entrustment.user_id) == user_id, col(Entrustment.operator_id) == operator_id
+    )
+    return (await session.execute(query)).scalar()
+
+
+async def insert_entrustment(
+    session: AsyncSession,
+    operator_id: uuid.UUID,
+    user_id: uuid.UUID,
+    external_user_id: str,
+    agreement_version: str,
+    accepted_at: datetime,
+    now: datetime,
+) -> bool:
+    """Write a live entrustment; False when a concurrent one took the external id (or the person) first."""
+    statement = (
+        insert(Entrustment)
+        .values(
+            operator_id=operator_id,
+            user_id=user_id,
+            external_user_id=external_user_id,
+            agreement_version=agreement_version,
+            accepted_at=accepted_at,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(Entrustment.id)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def entrusted_user(
+    session: AsyncSession, operator_id: uuid.UUID, external_user_id: str
+) -> uuid.UUID | None:
+    """The person of the operator's live entrustment under ``external_user_id``, or None."""
+    query = select(Entrustment.user_id).where(
+        col(Entrustment.operator_id) == operator_id,
+        col(Entrustment.external_user_id) == external_user_id,
+        col(Entrustment.withdrawn_at).is_(None),
+    )
+    return (await session.execute(query)).scalar()
+
+
+async def withdraw(
+    session: AsyncSession, operator_id: uuid.UUID, external_user_id: str, now: datetime
+) -> uuid.UUID | None:
+    """End the operator's live entrustment under ``external_user_id``; its person, or None when there is none."""
+    statement = (
+        sa.update(Entrustment)
+        .where(
+            col(Entrustment.operator_id) == operator_id,
+            col(Entrustment.external_user_id) == external_user_id,
+            col(Entrustment.withdrawn_at).is_(None),
+        )
+        .values(withdrawn_at=now)
+        .returning(Entrustment.user_id)
+    )
+    return (await session.execute(statement)).scalar()
+
+
+async def entrustments(session: AsyncSession, user_id: uuid.UUID) -> list[Entrustment]:
+    """Every entrustment of the person, live or withdrawn, in the order they were made."""
+    query = select(Entrustment).where(col(Entrustment.user_id) == user_id).order_by(col(Entrustment.id))
+    return list((await session.execute(query)).scalars())
+
+
+async def anonymise(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    """Erase the person's identity hash, mark the account deleted and end every live entrustment."""
+    await session.execute(
+        sa.update(User).where(col(User.id) == user_id).values(identity_hash=None, deleted_at=now)
+    )
+    await session.execute(
+        sa.update(Entrustment)
+        .where(col(Entrustment.user_id) == user_id, col(Entrustment.withdrawn_at).is_(None))
+        .values(withdrawn_at=now)
+    )
+
+
+async def standing(conn: Conn, user_id: uuid.UUID, operator_id: uuid.UUID | None) -> asyncpg.Record | None:
+    """Per request of a user token, one indexed read: the person, their operator's status, a live entrustment.
+
+    Reads ``organizations`` (the organizations domain's table) in the same statement: every user call
+    comes here, and one round trip is the budget.
+    """
+    return await conn.fetchrow(
+        "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
+        " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
+        " FROM users u, organizations o WHERE u.id = $1 AND o.id = $2",
+        user_id,
+        operator_id,
+    )
+
+
+# ---- what other domains ask (points) ---------------------------------------------------------------------
+
+
+async def live_entrustments(conn: Conn, operator_id: uuid.UUID, external_ids: list[str]) -> list[asyncpg.Record]:
+    """The operator's live entrustments (at most one per external id) under these external ids: batch
+    ingestion's first read, on its transaction's connection."""
+    return await conn.fetch(
+        "SELECT external_user_id, user_id, accepted_at FROM entrustments"
+        " JOIN json_array_elements_text($2::json) AS x(id) ON external_user_id = x.id"
+        " WHERE operator_id = $1 AND withdrawn_at IS NULL",
+        operator_id, orjson.dumps(external_ids).decode(),
+    )
+
+
+async def count_people(session: AsyncSession) -> int:
+    """People with an account not deleted."""
+    query = sa.select(sa.func.count()).select_from(User).where(col(User.deleted_at).is_(None))
+    return (await session.execute(query)).scalar_one()

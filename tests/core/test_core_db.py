@@ -1,0 +1,56 @@
+"""The raw asyncpg connection of a session is the session's transaction: one commit, one rollback."""
+
+import uuid
+
+import asyncpg
+import sqlalchemy as sa
+
+from app.core import db
+
+
+async def table_exists(servers, name: str) -> bool:
+    conn = await asyncpg.connect(db.plain_url(servers.database_url))
+    try:
+        return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+    finally:
+        await conn.close()
+
+
+class TestRawConnection:
+    async def test_a_raw_statement_before_any_other_runs_in_the_sessions_transaction(self, app):
+        async with db.sessionmaker()() as session:
+            conn = await db.raw_connection(session)  # the session has run nothing yet
+            raw_xact = await conn.fetchval("SELECT pg_current_xact_id()::text")
+            session_xact = (await session.execute(sa.text("SELECT pg_current_xact_id()::text"))).scalar()
+            assert conn.is_in_transaction()
+            assert raw_xact == session_xact
+            await session.rollback()
+
+    async def test_a_raw_statement_is_rolled_back_with_the_session(self, app, servers):
+        name = f"raw_probe_{uuid.uuid4().hex}"
+        async with db.sessionmaker()() as session:
+            conn = await db.raw_connection(session)
+            await conn.execute(f"CREATE TABLE {name} (x int)")
+            await conn.execute(f"INSERT INTO {name} VALUES (1)")
+            seen = (await session.execute(sa.text(f"SELECT x FROM {name}"))).scalar()
+            await session.rollback()
+        assert (seen, await table_exists(servers, name)) == (1, False)
+
+    async def test_a_raw_statement_is_committed_with_the_session(self, app, servers):
+        name = f"raw_probe_{uuid.uuid4().hex}"
+        try:
+            async with db.sessionmaker()() as session:
+                await (await db.raw_connection(session)).execute(f"CREATE TABLE {name} (x int)")
+                await session.commit()
+            assert await table_exists(servers, name)
+        finally:
+            async with db.sessionmaker()() as session:
+                await (await db.raw_connection(session)).execute(f"DROP TABLE IF EXISTS {name}")
+                await session.commit()
+
+    async def test_the_connection_is_the_same_for_every_call_of_a_transaction(self, app):
+        async with db.sessionmaker()() as session:
+            first = await db.raw_connection(session)
+            await session.execute(sa.text("SELECT 1"))
+            assert await db.raw_connection(session) is first
+            await session.rollback()
