@@ -131,9 +131,6 @@ async def ping() -> None:
         await conn.execute(sa.text("SELECT 1"))
 
 
-async def advisory_xact_lock(session: AsyncSession, key: int, *, wait: bool = True) -> bool:
-    """A transaction-scoped advisory lock; ``wait=False`` tries once and returns whether held."""
-    fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-    result = await session.execute(sa.text(f"SELECT {fn}(:k)"), {"k": key})
-    value = result.scalar()
-    return True if wait else bool(value)
+async def advisory_xact_lock(session: AsyncSession, key: int) -> None:
+    """Wait for the transaction-scoped advisory lock ``key`` (released at commit or rollback)."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

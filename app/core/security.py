@@ -23,8 +23,6 @@ from jose.exceptions import JOSEError, JWTClaimsError
 
 from app.core.types import holds_nul
 
-ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
-
 
 class JoseError(Exception):
     """A token, signature or key was refused. ``code`` says why, for the problem+json."""
