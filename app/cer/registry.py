@@ -318,7 +318,7 @@ async def list_transfers(
         limit=limit,
     )
     result = page(rows, limit, lambda t: [t.created_at, t.id])
-    return Page(items=[_transfer_view(t) for t in result["items"]], next_cursor=result["next_cursor"])
+    return Page[TransferRead](items=[_transfer_view(t) for t in result["items"]], next_cursor=result["next_cursor"])
 
 
 # --- retirement and certificates ------------------------------------------------------------
@@ -433,7 +433,7 @@ async def list_retirements(
     )
     result = page(rows, limit, lambda r: [r.retired_at, r.id])
     flagged = await repository.flagged_retirements(session, [r.id for r in result["items"]])
-    return Page(
+    return Page[RetirementRead](
         items=[_retirement_view(r, flagged=r.id in flagged) for r in result["items"]],
         next_cursor=result["next_cursor"],
     )
@@ -653,7 +653,7 @@ async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100,
 async def list_issuances(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[IssuanceRead]:
     rows = await repository.issuances_page(session, after=decode_cursor(cursor, datetime, uuid.UUID), limit=limit)
     result = page(rows, limit, lambda i: [i.issued_at, i.id])
-    return Page(items=await _issuance_views(session, result["items"]), next_cursor=result["next_cursor"])
+    return Page[IssuanceRead](items=await _issuance_views(session, result["items"]), next_cursor=result["next_cursor"])
 
 
 async def totals(session: AsyncSession) -> Totals:

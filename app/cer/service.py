@@ -163,7 +163,7 @@ async def list_(
         limit=limit,
     )
     result = page(rows, limit, lambda p: [p.created_at, p.id])
-    return Page(items=await views(session, result["items"]), next_cursor=result["next_cursor"])
+    return Page[ProjectRead](items=await views(session, result["items"]), next_cursor=result["next_cursor"])
 
 
 # --- creation and the report ----------------------------------------------------------------
