@@ -185,7 +185,7 @@ def keys_rotate() -> None:
 def _mount_domain_commands() -> None:
     import importlib
 
-    for name in ("points", "methodologies", "mall", "scenes", "cer"):
+    for name in ("points", "methodologies", "mall", "scenes", "cer", "web"):
         try:
             module = importlib.import_module(f"app.{name}.cli")
         except ModuleNotFoundError as exc:

@@ -47,6 +47,13 @@ async def delete_for_staff(conn: Conn, staff_user_id: uuid.UUID) -> int:
     return int(status.split()[-1])
 
 
+async def delete_for_username(conn: Conn, username: str) -> int:
+    status = await conn.execute(
+        "DELETE FROM web_sessions w USING staff_users s WHERE s.id = w.staff_user_id AND s.username = $1", username
+    )
+    return int(status.split()[-1])
+
+
 async def purge(conn: Conn, now: datetime, idle_before: datetime) -> int:
     status = await conn.execute(
         "DELETE FROM web_sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, idle_before

@@ -107,6 +107,11 @@ async def end_all(session: AsyncSession, staff_user_id: uuid.UUID) -> int:
     return await repository.delete_for_staff(await db.raw_connection(session), staff_user_id)
 
 
+async def end_all_of(session: AsyncSession, username: str) -> int:
+    """Revokes every browser session of the account with this username; how many ended."""
+    return await repository.delete_for_username(await db.raw_connection(session), username)
+
+
 async def exists(session: AsyncSession, session_id: uuid.UUID) -> bool:
     return await repository.exists(await db.raw_connection(session), session_id)
 

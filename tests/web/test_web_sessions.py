@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.core import clock, db
-from tests.factories import authority_token, bearer, make_org
+from tests.factories import authority_token, bearer, invoke_cli, make_org
 from tests.web.helpers import HTML, csrf_token, make_authority_account, make_org_staff, page_token, sign_in
 
 SESSION = "cp_session"
@@ -195,3 +195,12 @@ class TestSessionEnds:
         assert r.status_code == 303
         assert await _rows(first) == []
         assert len(await _rows(second)) == 1
+
+    async def test_the_command_line_ends_every_session_of_an_account(self, browser_client, app, run_sync):
+        username = await make_authority_account()
+        await sign_in(browser_client, username)
+        result = await invoke_cli(run_sync, "web", "sign-out", username)
+        assert result.exit_code == 0, result.output
+        assert f"ended 1 browser sessions of {username}" in result.output
+        assert await _rows(username) == []
+        assert not await _signed_in_as(browser_client)

@@ -17,6 +17,17 @@ def render(source: str, **values) -> str:
     return environment.from_string(source).render(**values)
 
 
+def test_a_block_renders_alone_for_htmx(chinese):
+    from jinja2_fragments import render_block
+
+    html = render_block(
+        environment, "web/sign_in.html", "content",
+        {"next": "/", "username": "", "errors": {"form": "x"}, "csrf_token": "t", "path": "/sign-in"},
+    )
+    assert html.lstrip().startswith('<section class="panel panel--narrow">')
+    assert "<html" not in html and 'name="csrf_token" value="t"' in html
+
+
 def test_every_template_compiles():
     names = environment.list_templates(extensions=["html"])
     assert {"web/base.html", "web/error.html", "web/sign_in.html", "public/home.html"} <= set(names)
