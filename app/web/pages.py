@@ -101,10 +101,12 @@ async def switch_language(
     return response
 
 
-# The API reference: the vendored bundles need inline styles (Swagger UI's and ReDoc's components set
-# them), and ReDoc starts its search worker from a blob; scripts stay 'self' only.
-DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
-REDOC_CSP = DOCS_CSP.replace("worker-src 'self'", "worker-src 'self' blob:")
+# The API reference: Swagger UI runs under the pages' policy; ReDoc injects <style> elements
+# (styled-components) and starts its search worker from a blob. Scripts stay 'self' only.
+DOCS_CSP = CSP
+REDOC_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "worker-src 'self'", "worker-src 'self' blob:"
+)
 
 
 @docs_router.get("/docs")

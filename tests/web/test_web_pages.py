@@ -206,6 +206,7 @@ class TestStaticAndDocs:
             assert sources and all(s.startswith("/static/") for s in sources), sources
             assert any(bundle in s for s in sources)
             assert "script-src 'self';" in r.headers["content-security-policy"]
+            assert ("unsafe-inline" in r.headers["content-security-policy"]) == (path == "/redoc")
             for source in sources:
                 assert (await browser_client.get(source)).status_code == 200, source
         spec = (await browser_client.get("/openapi.json")).json()
