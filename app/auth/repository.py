@@ -56,7 +56,7 @@ async def use_assertion(session: AsyncSession, client_id: str, jti: str, expires
         insert(UsedAssertion)
         .values(client_id=client_id, jti=jti, expires_at=expires_at)
         .on_conflict_do_nothing()
-        .returning(UsedAssertion.jti)
+        .returning(col(UsedAssertion.jti))
     )
     return (await session.execute(statement)).first() is not None
 

@@ -51,7 +51,7 @@ async def token(
     password: Annotated[Text | None, Form()] = None,
     client_assertion_type: Annotated[Text | None, Form()] = None,
     client_assertion: Annotated[Text | None, Form()] = None,
-) -> dict:
+) -> service.IssuedToken:
     settings = get_settings()
     if grant_type == "password":
         if not username or password is None:

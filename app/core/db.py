@@ -7,7 +7,7 @@ connection of the *same* transaction with :func:`raw_connection`.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import sqlalchemy as sa
@@ -109,7 +109,7 @@ async def raw_connection(session: AsyncSession) -> Conn:
     """
     fairy = await (await session.connection()).get_raw_connection()
     await _begin_now(fairy.dbapi_connection)
-    return fairy.driver_connection
+    return cast(Conn, fairy.driver_connection)
 
 
 async def _begin_now(adapted: Any) -> None:

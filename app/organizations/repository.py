@@ -56,7 +56,7 @@ async def set_status(
         sa.update(Organization)
         .where(col(Organization.id) == org_id, col(Organization.status).in_(sources))
         .values(status=target, reason=reason, decided_at=now)
-        .returning(Organization.id)
+        .returning(col(Organization.id))
     )
     return result.first() is not None
 
@@ -89,7 +89,7 @@ async def list_approved(
 
 async def count_approved(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
-        sa.select(Organization.kind, sa.func.count())
+        sa.select(col(Organization.kind), sa.func.count())
         .where(col(Organization.status) == OrgStatus.approved)
         .group_by(Organization.kind)
     )
@@ -136,14 +136,14 @@ async def staff_login(session: AsyncSession, username: str) -> sa.Row | None:
     """The account ``username`` with its organisation's kind and status (None for staff of no organisation)."""
     query = (
         sa.select(
-            StaffUser.id,
-            StaffUser.password_hash,
-            StaffUser.role,
-            StaffUser.org_id,
-            StaffUser.is_org_admin,
-            StaffUser.disabled_at,
-            col(Organization.kind).label("org_kind"),
-            col(Organization.status).label("org_status"),
+            col(StaffUser.id),
+            col(StaffUser.password_hash),
+            col(StaffUser.role),
+            col(StaffUser.org_id),
+            col(StaffUser.is_org_admin),
+            col(StaffUser.disabled_at),
+            sa.label("org_kind", col(Organization.kind)),
+            sa.label("org_status", col(Organization.status)),
         )
         .select_from(StaffUser)
         .outerjoin(Organization, col(Organization.id) == col(StaffUser.org_id))
@@ -184,11 +184,11 @@ async def client_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> sa.R
     """The organisation's kind and status with its key ``kid`` (key columns None when it has no such key)."""
     query = (
         sa.select(
-            OperatorKey.algorithm,
-            OperatorKey.jwk,
-            OperatorKey.revoked_at,
-            Organization.kind,
-            Organization.status,
+            col(OperatorKey.algorithm),
+            col(OperatorKey.jwk),
+            col(OperatorKey.revoked_at),
+            col(Organization.kind),
+            col(Organization.status),
         )
         .select_from(Organization)
         .outerjoin(

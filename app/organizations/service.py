@@ -137,9 +137,9 @@ async def decide(
         session, actor=principal.actor, action=f"organization.{decision}", subject_type="organization",
         subject_id=org_id, data={"to": str(target), "reason": reason},
     )
-    org = await repository.get(session, org_id, fresh=True)
-    assert org is not None
-    return org
+    decided = await repository.get(session, org_id, fresh=True)
+    assert decided is not None
+    return decided
 
 
 async def list_(

@@ -21,10 +21,10 @@ from app.users.models import Entrustment, User
 
 async def upsert_person(session: AsyncSession, identity_hash: bytes, now: datetime) -> uuid.UUID:
     """The person with this identity hash, created if new (one account whichever operator enrols first)."""
-    statement = insert(User).values(id=uuid.uuid4(), identity_hash=identity_hash, created_at=now)
-    statement = statement.on_conflict_do_update(
-        index_elements=["identity_hash"], set_={"identity_hash": statement.excluded.identity_hash}
-    ).returning(User.id)
+    person = insert(User).values(id=uuid.uuid4(), identity_hash=identity_hash, created_at=now)
+    statement = person.on_conflict_do_update(
+        index_elements=["identity_hash"], set_={"identity_hash": person.excluded.identity_hash}
+    ).returning(col(User.id))
     return (await session.execute(statement)).scalar_one()
 
 
@@ -77,7 +77,7 @@ async def insert_entrustment(
             created_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(Entrustment.id)
+        .returning(col(Entrustment.id))
     )
     return (await session.execute(statement)).first() is not None
 
@@ -106,7 +106,7 @@ async def withdraw(
             col(Entrustment.withdrawn_at).is_(None),
         )
         .values(withdrawn_at=now)
-        .returning(Entrustment.user_id)
+        .returning(col(Entrustment.user_id))
     )
     return (await session.execute(statement)).scalar()
 
