@@ -53,7 +53,7 @@ async def insert_item(conn: Conn, values: dict[str, Any], stock: int | None) -> 
     )
     if stock is not None:
         await _write_slots(conn, item_id, stock)
-    return await item(conn, item_id)
+    return await _written(conn, item_id)
 
 
 async def _write_slots(conn: Conn, item_id: uuid.UUID, stock: int) -> None:
@@ -69,6 +69,13 @@ async def item(conn: Conn, item_id: uuid.UUID, *, lock: bool = False) -> asyncpg
     return await conn.fetchrow(
         f"SELECT {ITEM_COLUMNS} FROM mall_items WHERE id = $1{' FOR UPDATE' if lock else ''}", item_id
     )
+
+
+async def _written(conn: Conn, item_id: uuid.UUID) -> asyncpg.Record:
+    """The item this transaction has just written."""
+    row = await item(conn, item_id)
+    assert row is not None
+    return row
 
 
 async def update_item(
@@ -91,7 +98,7 @@ async def update_item(
         f"UPDATE mall_items SET updated_at = $2{', ' + sets if sets else ''} WHERE id = $1",
         item_id, now, *changes.values(),
     )
-    return await item(conn, item_id)
+    return await _written(conn, item_id)
 
 
 async def transition_item(
@@ -181,6 +188,7 @@ async def place(
         merchant_id, operator_id, title, points, expiry_policy, digest, sealed, expires_at, spend_entry_id,
         secrets.randbelow(MAX_SLOTS),
     )
+    assert row is not None  # the statement always answers one row
     return row["stocked"] == 1, row["placed"] == 1
 
 
@@ -411,10 +419,13 @@ async def claim_redemption(
 
 
 async def set_redemption_entry(conn: Conn, redemption_id: uuid.UUID, entry_id: int) -> asyncpg.Record:
-    return await conn.fetchrow(
+    """Note the spend of a redemption this transaction has just claimed."""
+    row = await conn.fetchrow(
         f"UPDATE operator_redemptions SET spend_entry_id = $2 WHERE id = $1 RETURNING {REDEMPTION_COLUMNS}",
         redemption_id, entry_id,
     )
+    assert row is not None
+    return row
 
 
 async def redemption(conn: Conn, operator_id: uuid.UUID, operator_order_id: str) -> asyncpg.Record | None:

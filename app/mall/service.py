@@ -127,6 +127,12 @@ def _redemption_out(row: Any) -> OperatorRedemptionRead:
     return OperatorRedemptionRead.model_validate(out)
 
 
+def _org(principal: Principal) -> uuid.UUID:
+    """The merchant or operator a token acts for (the routes let no other role in)."""
+    assert principal.org_id is not None
+    return principal.org_id
+
+
 def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     return decode_cursor(cursor, datetime, uuid.UUID)
 
@@ -212,7 +218,7 @@ TRANSITIONS = {"pause": (("active",), "paused"), "resume": (("paused",), "active
 async def transition_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, action: str) -> ItemRead:
     sources, target = TRANSITIONS[action]
     conn = await db.raw_connection(session)
-    row = await repo.transition_item(conn, item_id, merchant.org_id, sources, target, clock.now())
+    row = await repo.transition_item(conn, item_id, _org(merchant), sources, target, clock.now())
     if row is None:
         current = await _own_item(conn, merchant, item_id)
         raise InvalidItemTransition(f"cannot {action} an item that is {current['status']}")
@@ -243,7 +249,8 @@ async def list_items(
 # ---- orders ----------------------------------------------------------------------------------------------
 
 
-def _check_buyable(item, user: Principal, quantity: int, now: datetime) -> None:
+def _check_buyable(item: Any, user: Principal, quantity: int, now: datetime) -> Any:
+    """The item, if ``user`` may buy ``quantity`` of it at ``now``; else the reason why not."""
     if item is None:
         raise ItemNotFound()
     if item["status"] == "paused":
@@ -258,6 +265,7 @@ def _check_buyable(item, user: Principal, quantity: int, now: datetime) -> None:
         raise OutOfStock(f"{item['stock']} left")
     if item["per_user_limit"] is not None and quantity > item["per_user_limit"]:
         raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person")
+    return item
 
 
 async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> OrderRead:
@@ -269,8 +277,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         raise InvalidQuantity()
     conn = await db.raw_connection(session)
     now = clock.now()
-    item = await repo.item(conn, item_id)
-    _check_buyable(item, user, quantity, now)
+    item = _check_buyable(await repo.item(conn, item_id), user, quantity, now)
     order_id = uuid.uuid4()
     code = vouchers.new_code()
     points = item["points_price"] * quantity
@@ -358,7 +365,7 @@ async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) 
     conn = await db.raw_connection(session)
     now = clock.now()
     digest = vouchers.digest(code)
-    row = await repo.redeem(conn, digest, merchant.org_id, now) if digest else None
+    row = await repo.redeem(conn, digest, _org(merchant), now) if digest else None
     if row is None:
         state = await repo.voucher(conn, digest) if digest else None
         if state is None or state["merchant_id"] != merchant.org_id:
@@ -426,7 +433,8 @@ async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None,
 async def operator_redeem(session: AsyncSession, user: Principal, data: OperatorRedemptionCreate) -> Redemption:
     """Points the person used in the operator's own mall, spent and cancelled here; idempotent by the
     operator's order id (a repeat returns the first result, ``created`` False)."""
-    if user.org_id is None:
+    operator_id = user.org_id
+    if operator_id is None:
         raise OperatorRequired()
     if type(data.points) is not int or not 1 <= data.points <= MAX_POINTS:
         raise InvalidPoints()
@@ -434,10 +442,11 @@ async def operator_redeem(session: AsyncSession, user: Principal, data: Operator
     now = clock.now()
     redemption_id = uuid.uuid4()
     claimed = await repo.claim_redemption(
-        conn, redemption_id, user.org_id, data.operator_order_id, user.subject, data.points, data.description, now
+        conn, redemption_id, operator_id, data.operator_order_id, user.subject, data.points, data.description, now
     )
     if not claimed:
-        first = await repo.redemption(conn, user.org_id, data.operator_order_id)
+        first = await repo.redemption(conn, operator_id, data.operator_order_id)
+        assert first is not None  # claimed before, and redemptions are never deleted
         if first["user_id"] != user.subject or first["points"] != data.points:
             raise OperatorOrderConflict()
         return Redemption(_redemption_out(first), created=False)
@@ -460,9 +469,9 @@ async def reverse_redemption(
     conn = await db.raw_connection(session)
     now = clock.now()
     window = timedelta(days=get_settings().operator_redemption_reversal_days)
-    row = await repo.reverse_redemption(conn, operator.org_id, operator_order_id, now, now - window)
+    row = await repo.reverse_redemption(conn, _org(operator), operator_order_id, now, now - window)
     if row is None:
-        state = await repo.redemption(conn, operator.org_id, operator_order_id)
+        state = await repo.redemption(conn, _org(operator), operator_order_id)
         if state is None:
             raise RedemptionNotFound()
         if state["status"] == "reversed":
@@ -477,7 +486,7 @@ async def reverse_redemption(
 
 
 async def list_redemptions(session: AsyncSession, operator: Principal, limit: int, cursor: str | None) -> dict:
-    rows = await repo.list_redemptions(await db.raw_connection(session), operator.org_id, _after(cursor), limit)
+    rows = await repo.list_redemptions(await db.raw_connection(session), _org(operator), _after(cursor), limit)
     return page([_redemption_out(r) for r in rows], limit, _key)
 
 
@@ -492,14 +501,14 @@ def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 async def statement(session: AsyncSession, merchant: Principal, day: date) -> Statement:
     start, end = _day_bounds(day, day)
-    lines = await repo.statement(await db.raw_connection(session), merchant.org_id, start, end)
+    lines = await repo.statement(await db.raw_connection(session), _org(merchant), start, end)
 
     def line(name: str) -> StatementLine:
         n, q, p = lines.get(name, (0, 0, 0))
         return StatementLine(count=n, quantity=q, points=p)
 
     return Statement(
-        day=day, timezone=get_settings().timezone, merchant_id=merchant.org_id, ordered=line("ordered"),
+        day=day, timezone=get_settings().timezone, merchant_id=_org(merchant), ordered=line("ordered"),
         redeemed=line("redeemed"), cancelled=line("cancelled"), expired_refunded=line("expired_refunded"),
         expired_forfeited=line("expired_forfeited"),
     )

@@ -200,6 +200,8 @@ class Timeline(Generic[V]):
     """Versions sorted by ``effective_from``: which one is in force at a moment."""
 
     __slots__ = ("starts", "versions")
+    versions: list[V]
+    starts: list[datetime]
 
     def __init__(self, versions: list[V]):
         self.versions = versions
@@ -246,7 +248,10 @@ def parse_body(body: bytes) -> list:
 
 
 async def ingest(session: AsyncSession, operator: Principal, body: bytes, signature: str | None) -> BatchResult:
-    kid = await verify_signature(session, operator.org_id, body, signature)
+    operator_id = operator.org_id
+    assert operator_id is not None  # an operator's client token names its organisation
+    kid = await verify_signature(session, operator_id, body, signature)
+    assert signature is not None  # verified
     raw_records = parse_body(body)
     settings = get_settings()
     now = clock.now()
@@ -267,7 +272,6 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
         candidates.append(parsed)
 
     conn = await db.raw_connection(session)
-    operator_id = operator.org_id
     batch_id = uuid.uuid4()
     balances: dict[uuid.UUID, int] = {}
     if candidates:
@@ -317,11 +321,11 @@ async def _resolve(
         for e in await users_service.live_entrustments(session, operator_id, {c.external_user_id for c in candidates})
     }
     by_type: defaultdict[str, list[MethodologyTerms]] = defaultdict(list)
-    for m in await methodologies_service.counted_methodologies(session, {c.type for c in candidates}):
-        by_type[m.behaviour_type].append(m)
+    for version in await methodologies_service.counted_methodologies(session, {c.type for c in candidates}):
+        by_type[version.behaviour_type].append(version)
     methodologies = {t: Timeline(v) for t, v in by_type.items()}
     rule_versions = await methodologies_service.counted_exchange_rules(session)
-    rules = Timeline(rule_versions)
+    rules: Timeline[RuleTerms] = Timeline(rule_versions)
     zone = clock.zone()
     scene_ids = {c.scene_id for c in candidates if c.scene_id}
     scenes = {s.id: s for s in await scenes_service.scene_states(session, scene_ids)} if scene_ids else {}
@@ -410,10 +414,10 @@ async def _check_against_history(
 async def _daily_totals(conn: repo.Conn, candidates: list[Candidate]) -> dict:
     """Points and quantity per person, local day and type so far (``'*'``: all types)."""
     spans = []
-    for user_id, day in sorted({(c.user_id, c.day) for c in candidates}):
+    for user_id, day in sorted({(c.user_id, c.day) for c in candidates if c.user_id and c.day}):
         start = datetime(day.year, day.month, day.day, tzinfo=clock.zone())
         spans.append((user_id, day, start, start + timedelta(days=1)))
-    totals = {}
+    totals: dict = {}
     for r in await repo.daily_totals(conn, spans):
         totals[(r["user_id"], r["day"], r["behaviour_type"])] = [r["points"], r["quantity"]]
         overall = totals.setdefault((r["user_id"], r["day"], "*"), [0, Decimal(0)])

@@ -401,7 +401,7 @@ async def methodology_versions_used(conn: Conn, operator_id: uuid.UUID) -> list[
 
 async def totals(conn: Conn) -> asyncpg.Record:
     """Behaviours, grams and points credited; points by the kind of entry that took or gave them back."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM behaviour_records) AS behaviours,"
         " (SELECT coalesce(sum(lifetime_reduction_g), 0) FROM point_accounts) AS reduction_g,"
         " (SELECT coalesce(sum(lifetime_points), 0) FROM point_accounts) AS points_credited,"
@@ -412,6 +412,8 @@ async def totals(conn: Conn) -> asyncpg.Record:
         "   coalesce(sum(amount) FILTER (WHERE kind = 'clawback'), 0)::bigint AS clawback"
         "  FROM ledger_entries WHERE kind IN ('redeem', 'refund', 'expire', 'clawback')) k"
     )
+    assert row is not None  # aggregates: always one row
+    return row
 
 
 LEDGER_CHECKS: list[tuple[str, str]] = [
