@@ -75,8 +75,8 @@ async def load(session: AsyncSession, path: Path | None = None) -> LoadResult:
         if await repo.rule_by_version(session, version) is not None:
             result.existing.append(label)
             continue
-        row = await service.draft_exchange_rule(session, ACTOR, entry, version)
-        await _publish(session, service.EXCHANGE_RULE, row)
+        rule = await service.draft_exchange_rule(session, ACTOR, entry, version)
+        await _publish(session, service.EXCHANGE_RULE, rule)
         result.created.append(label)
     return result
 

@@ -39,8 +39,6 @@ from app.reviews.exceptions import (
 from app.reviews.models import PanelMember, PanelStatus, ReviewPanel, Verdict
 from app.reviews.schemas import DrawRecord, MemberRead, PanelOpen, PanelRead
 
-Panel = ReviewPanel
-
 
 @dataclass(frozen=True)
 class PanelDecision:
@@ -98,7 +96,7 @@ async def open_panel(
     seed: str | None = None,
     quorum: int | None = None,
     exclude_experts: set[str] | None = None,
-) -> Panel:
+) -> ReviewPanel:
     """Draw ``size`` experts of ``field`` for the subject and open the panel.
 
     ``exclude_affiliations`` holds the applicant's organisation ids and/or names: experts affiliated
