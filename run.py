@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The two commands of the README, on a machine that has nothing but Python ≥ 3.11.
+"""The commands of the README, on a machine that has nothing but Python ≥ 3.11.
 
     python3 run.py serve    # virtualenv, install, migrate, embedded servers, demo data, serve
     python3 run.py test     # the whole test suite, against real (embedded) PostgreSQL and Redis
+    python3 run.py check    # format, lint, import contracts and types (what CI runs before the tests)
 
 Anything else is passed to the ``carbon-points`` command line inside the virtualenv:
 ``python3 run.py ledger verify``.
@@ -22,7 +23,7 @@ INSTALLED_FROM = [ROOT / "pyproject.toml", ROOT / "operators" / "pyproject.toml"
 
 
 def ensure_virtualenv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run.py starts under any python3 and says why it stops
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"creating the virtualenv in {VENV}", flush=True)
@@ -41,10 +42,35 @@ def ensure_virtualenv() -> None:
     stamp.write_text(digest)
 
 
+CHECKS = [
+    ("format", ["ruff", "format", "--check", "."]),
+    ("lint", ["ruff", "check", "."]),
+    ("import contracts", ["lint-imports"]),
+    ("types", ["mypy"]),
+]
+"""The static checks, in order; their settings live in pyproject.toml and .importlinter."""
+
+
+def check() -> int:
+    """Run every check (a failure does not hide the later ones); 0 when all pass."""
+    failed = []
+    for name, (tool, *tool_args) in CHECKS:
+        print(f"== {name}: {tool} {' '.join(tool_args)}".rstrip(), flush=True)
+        if subprocess.run([str(BIN / tool), *tool_args]).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print("all checks passed")
+    return 0
+
+
 def main() -> None:
     args = sys.argv[1:] or ["serve"]
     ensure_virtualenv()
     os.chdir(ROOT)
+    if args[0] == "check":
+        sys.exit(check())
     if args[0] == "test":
         command = [str(BIN / "python"), "-m", "pytest", *args[1:]]
     elif args[0] == "serve":
