@@ -96,6 +96,8 @@ async def probe(app):
     transport = httpx.ASGITransport(app=probe_app(), client=("127.0.0.1", 50001))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+    async with db.session_scope() as session:
+        await session.execute(sa.text("DROP TABLE probe_rows"))
 
 
 async def probe_rows(value: int) -> int:
