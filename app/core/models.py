@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -29,7 +30,7 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=100, index=True)
     subject_type: str = Field(max_length=50)
     subject_id: str = Field(max_length=100)
-    data: dict = Field(sa_column=sa.Column(sa.dialects.postgresql.JSONB, nullable=False))
+    data: dict = Field(sa_column=sa.Column(JSONB, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 

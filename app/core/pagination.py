@@ -13,6 +13,7 @@ import hmac
 import json
 import math
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
@@ -26,6 +27,7 @@ from app.core.errors import InvalidInput
 from app.core.types import MAX_YEAR, MIN_YEAR, Int32, holds_nul
 
 T = TypeVar("T")
+S = TypeVar("S", bound=sa.Select[*tuple[Any, ...]])
 MAX_LIMIT = 200
 MAX_CURSOR_LENGTH = 1000
 VERSION = "v1"
@@ -105,7 +107,7 @@ def _typed(value: Any, kind: type) -> Any:
     raise ValueError(f"a cursor value is not a {kind.__name__}")
 
 
-def keyset(query, cursor: str | None, *order: tuple[Any, type], descending: bool = False):
+def keyset(query: S, cursor: str | None, *order: tuple[Any, type], descending: bool = False) -> S:
     """An ORM ``query`` in ``order`` — ``(column, type of its cursor value)`` pairs — after the cursor's row."""
     columns = [column for column, _ in order]
     after = decode_cursor(cursor, *(kind for _, kind in order))
@@ -119,7 +121,7 @@ Limit = Annotated[Int32, Query(ge=1, le=MAX_LIMIT, description="Page size (1–2
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page (opaque)")]
 
 
-def page(items: list[Any], limit: int, key) -> dict[str, Any]:
+def page(items: list[Any], limit: int, key: Callable[[Any], list[Any]]) -> dict[str, Any]:
     """Build a page from ``limit + 1`` fetched rows; ``key(row)`` gives the cursor values."""
     more = len(items) > limit
     items = items[:limit]

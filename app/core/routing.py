@@ -31,7 +31,7 @@ class CommitRoute(APIRoute):
             for err in getattr(call, "problem_responses", ()):
                 if isinstance(err, tuple):  # (error, methods it applies to)
                     err, methods = err
-                    if not set(methods) & self.methods:
+                    if not set(methods) & (self.methods or set()):
                         continue
                 if err not in found:
                     found.append(err)

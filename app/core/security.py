@@ -79,9 +79,9 @@ def public_jwk_from_pem(private_pem: str) -> dict[str, Any]:
             "y": b64url(numbers.y.to_bytes(32, "big")),
         }
     if isinstance(pub, rsa.RSAPublicKey):
-        numbers = pub.public_numbers()
-        n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
-        e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
+        rsa_numbers = pub.public_numbers()
+        n = rsa_numbers.n.to_bytes((rsa_numbers.n.bit_length() + 7) // 8, "big")
+        e = rsa_numbers.e.to_bytes((rsa_numbers.e.bit_length() + 7) // 8, "big")
         return {"kty": "RSA", "n": b64url(n), "e": b64url(e)}
     raise JoseError("unsupported_key", "only EC P-256 and RSA keys are supported")
 
@@ -120,7 +120,7 @@ def validate_public_jwk(jwk: dict[str, Any]) -> tuple[dict[str, Any], str]:
         raise JoseError("invalid_jwk", "the JWK misses members")
     if kty == "RSA":
         try:
-            modulus = int.from_bytes(b64url_decode(public["n"]), "big")
+            modulus = int.from_bytes(b64url_decode(jwk["n"]), "big")  # a non-empty str, checked above
         except ValueError as exc:
             raise JoseError("invalid_jwk", "n is not base64url") from exc
         if modulus.bit_length() < 2048:  # leading zero bytes don't make a key longer

@@ -18,7 +18,7 @@ Python cannot take is answered 422 ``validation_error`` before any code runs:
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import AfterValidator, AwareDatetime, Field, GetCoreSchemaHandler
 from pydantic_core import CoreSchema
@@ -63,8 +63,9 @@ class Fits:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         schema = handler(source)
-        schema["ge"] = max(schema.get("ge", self.low), self.low)  # type: ignore[typeddict-unknown-key]
-        schema["le"] = min(schema.get("le", self.high), self.high)  # type: ignore[typeddict-unknown-key]
+        bounds = cast(dict[str, Any], schema)  # an int schema, whose ge/le this narrows
+        bounds["ge"] = max(bounds.get("ge", self.low), self.low)
+        bounds["le"] = min(bounds.get("le", self.high), self.high)
         return schema
 
 
