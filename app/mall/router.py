@@ -1,5 +1,5 @@
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -67,7 +67,7 @@ def _json(data, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data, default=str, option=orjson.OPT_UTC_Z), status_code=status_code, media_type="application/json")
 
 
-_REPORT_FORMATS = {200: {"description": "The report: JSON, or with `format=csv` CSV with a header row",
+_REPORT_FORMATS: dict[int | str, dict[str, Any]] = {200: {"description": "The report: JSON, or with `format=csv` CSV with a header row",
                          "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
