@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from app.core import db
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[[], Awaitable[object]])
 LEADER_LOCK = 0x0A0D17_2000
 
 
@@ -25,17 +27,17 @@ class Job:
     name: str
     func: Callable[[], Awaitable[object]]
     trigger: str
-    kwargs: dict
+    kwargs: dict[str, Any]
 
 
 JOBS: list[Job] = []
 """Every job :func:`job` registered, in the order their modules were imported."""
 
 
-def job(trigger: str, **trigger_kwargs):
+def job(trigger: str, **trigger_kwargs: Any) -> Callable[[F], F]:
     """Register ``func`` as a scheduled job: ``@job("cron", hour=0, minute=5)``."""
 
-    def register(func):
+    def register(func: F) -> F:
         JOBS.append(Job(func.__module__ + "." + func.__name__, func, trigger, trigger_kwargs))
         return func
 
