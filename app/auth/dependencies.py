@@ -64,7 +64,7 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
             await idempotency.begin(request, session, principal.scope, required=idempotency_required)
         return principal
 
-    dependency.problem_responses = (  # type: ignore[attr-defined] - documented on every route using it
+    dependency.problem_responses = (  # type: ignore[attr-defined]  # documented on every route using it
         NotAuthenticated, InvalidToken, RoleForbidden, *([AdminRequired] if admin else []), OrganizationNotActive,
         RateLimited,
         *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),

@@ -1,4 +1,5 @@
 import uuid
+from enum import Enum
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
@@ -48,7 +49,8 @@ from app.reviews.exceptions import ReviewNotPassed
 
 router = APIRouter(route_class=CommitRoute)
 M, R = "/v1/methodologies", "/v1/exchange-rules"
-M_TAGS, R_TAGS = ["methodologies"], ["exchange rules"]
+M_TAGS: list[str | Enum] = ["methodologies"]  # the element type FastAPI declares for tags
+R_TAGS: list[str | Enum] = ["exchange rules"]
 
 # The caller if a token was sent: the authority also sees drafts and versions under review.
 Viewer = Annotated[Principal | None, Depends(optional_principal)]
@@ -251,7 +253,7 @@ _ACTIONS = {
 }
 
 
-def _action_route(prefix: str, tags: list[str], action: str, fn, read, not_found, scope: str, extra=()) -> None:
+def _action_route(prefix: str, tags: list[str | Enum], action: str, fn, read, not_found, scope: str, extra=()) -> None:
     summary, errors, description = _ACTIONS[action]
     errors = (*errors, *extra)
 
@@ -267,7 +269,7 @@ def _action_route(prefix: str, tags: list[str], action: str, fn, read, not_found
         responses=responses(*AUTHORITY_ONLY, not_found, *errors),
         summary=summary,
         description=description.format(scope=scope),
-        name=f"{tags[0].replace(' ', '_')}_{action}",
+        name=f"{str(tags[0]).replace(' ', '_')}_{action}",
     )
 
 

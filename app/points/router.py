@@ -75,6 +75,7 @@ async def submit_batch(
     summary="A user's balance, for display in the operator's app",
 )
 async def operator_user_account(external_user_id: ExternalUserId, session: Session, operator: Operator):
+    assert operator.org_id is not None  # an operator's client token names its organisation
     user_id = await users_service.entrusted_user(session, operator.org_id, external_user_id)
     return await service.account(session, user_id)
 
