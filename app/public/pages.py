@@ -24,4 +24,6 @@ ORG_KINDS = (
 async def home(request: Request, session: Session):
     totals = await service.portal_totals(session)
     org_kinds = [(kind, gettext(label)) for kind, label in ORG_KINDS]
-    return render(request, "public/home.html", {"totals": totals, "org_kinds": org_kinds, "as_of": clock.now()})
+    return render(
+        request, "public/home.html", {"totals": totals, "org_kinds": org_kinds, "as_of": clock.now()}
+    )

@@ -34,7 +34,7 @@ def _key(secret: str) -> bytes:
 def seed(request: Request) -> str:
     """This browser's random value: its cookie, or a new one the response will set."""
     state = request.scope.setdefault("state", {})
-    value = state.get("csrf_seed")
+    value: str | None = state.get("csrf_seed")
     if value is None:
         cookie = request.cookies.get(COOKIE, "")
         if _SEED.match(cookie):

@@ -6,6 +6,7 @@ and refuses a state-changing request without its CSRF token. Pages add ``Viewer`
 ``require_viewer(...)`` (signed-in staff, with a role) to their parameters.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -44,7 +45,7 @@ async def page_context(request: Request, session: Session) -> WebState:
 Page = Annotated[WebState, Depends(page_context)]
 
 
-def require_viewer(*roles: str):
+def require_viewer(*roles: str) -> Callable[..., Awaitable[sessions.Viewer]]:
     """A dependency: a signed-in staff account (with one of ``roles`` when given)."""
 
     async def dependency(request: Request, state: Page) -> sessions.Viewer:
@@ -75,6 +76,11 @@ def is_https(request: Request) -> bool:
 
 def safe_next(value: str | None, default: str = "/") -> str:
     """A local path to return to after a form; anything else (other hosts, schemes) → ``default``."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")) or any(c in value for c in "\r\n\\"):
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or any(c in value for c in "\r\n\\")
+    ):
         return default
     return value[:2000]

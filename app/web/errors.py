@@ -8,7 +8,7 @@ of :mod:`app.core.errors`, whose handlers these wrap.
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,16 +30,26 @@ API_PREFIXES = ("/v1/", "/.well-known/", "/openapi.json", "/healthz", "/readyz",
 MESSAGES: dict[int, tuple[str, str]] = {
     400: (N_("The request could not be understood"), N_("Check what you entered and try again.")),
     403: (N_("Not allowed"), N_("Your account may not open this page or do this.")),
-    404: (N_("Page not found"), N_("There is no page at this address. Check the link, or start again from the home page.")),
+    404: (
+        N_("Page not found"),
+        N_("There is no page at this address. Check the link, or start again from the home page."),
+    ),
     405: (N_("Not allowed"), N_("This page cannot be used this way.")),
     413: (N_("Too much data"), N_("What was sent is larger than this platform accepts.")),
     422: (N_("The request could not be understood"), N_("Check what you entered and try again.")),
     429: (N_("Too many requests"), N_("Please wait a minute and try again.")),
-    500: (N_("Something went wrong"), N_("An error occurred on our side. Try again later; if it happens again, quote the request id below.")),
+    500: (
+        N_("Something went wrong"),
+        N_(
+            "An error occurred on our side. Try again later; if it happens again, quote the request id below."
+        ),
+    ),
 }
 CSRF_MESSAGE = (
     N_("This form has expired"),
-    N_("The form was not sent from a page of this site, or the page was open too long. Go back, reload the page and send the form again."),
+    N_(
+        "The form was not sent from a page of this site, or the page was open too long. Go back, reload the page and send the form again."
+    ),
 )
 
 
@@ -72,16 +82,25 @@ async def _attach_viewer(request: Request) -> None:
     request.state.web = WebState(viewer, token if viewer else None)
 
 
-async def error_page(request: Request, status: int, *, resolve_viewer: bool = True,
-                     headers: dict[str, str] | None = None, csrf: bool = False) -> Response:
+async def error_page(
+    request: Request,
+    status: int,
+    *,
+    resolve_viewer: bool = True,
+    headers: dict[str, str] | None = None,
+    csrf: bool = False,
+) -> Response:
     from app.web.templating import render
 
     if resolve_viewer:
         await _attach_viewer(request)
     title, message = CSRF_MESSAGE if csrf else MESSAGES.get(status, MESSAGES[500 if status >= 500 else 400])
     return render(
-        request, "web/error.html", {"status": status, "title": gettext(title), "message": gettext(message)},
-        status_code=status, headers=headers,
+        request,
+        "web/error.html",
+        {"status": status, "title": gettext(title), "message": gettext(message)},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -122,4 +141,5 @@ def install(app: FastAPI) -> None:
         StarletteHTTPException: _http_page,
     }
     for key, html in pages.items():
-        app.exception_handlers[key] = _html_or(app.exception_handlers[key], html)
+        original = cast(Handler, app.exception_handlers[key])  # core's handlers are all async
+        app.exception_handlers[key] = _html_or(original, html)

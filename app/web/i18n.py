@@ -7,7 +7,7 @@ from the ``lang`` cookie (Chinese when there is none).
 """
 
 import gettext as _gettext_module
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -48,12 +48,12 @@ def language_for(tag: str | None) -> Language:
     return _BY_TAG.get((tag or "").strip().lower(), DEFAULT)
 
 
-def use(language: Language):
+def use(language: Language) -> Token[Language]:
     """Make ``language`` the current one (returns the token to reset it)."""
     return _current.set(language)
 
 
-def reset(token) -> None:
+def reset(token: Token[Language]) -> None:
     _current.reset(token)
 
 

@@ -31,7 +31,9 @@ HTML_HEADERS = {
 }
 
 
-def cookie_header(name: str, value: str, *, https: bool, max_age: int | None = None, http_only: bool = True) -> str:
+def cookie_header(
+    name: str, value: str, *, https: bool, max_age: int | None = None, http_only: bool = True
+) -> str:
     cookie: SimpleCookie = SimpleCookie()
     cookie[name] = value
     morsel = cookie[name]
@@ -86,7 +88,9 @@ class WebMiddleware:
         except Exception:
             if started or not wants_html(Request(scope)):
                 raise
-            log.exception("unhandled error", extra={"request_id": state.get("request_id"), "path": scope["path"]})
+            log.exception(
+                "unhandled error", extra={"request_id": state.get("request_id"), "path": scope["path"]}
+            )
             response = await error_page(Request(scope), 500, resolve_viewer=False)
             await response(scope, receive, send_with_headers)
         finally:

@@ -4,7 +4,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.auth.dependencies import Session, client_ip
 from app.auth.exceptions import InvalidGrant, OrganizationNotActive
@@ -27,7 +27,9 @@ def _see_other(url: str) -> RedirectResponse:
 
 
 @router.get("/sign-in", name="sign_in")
-async def sign_in_form(request: Request, state: Page, next: Annotated[Text | None, Query(max_length=2000)] = None):
+async def sign_in_form(
+    request: Request, state: Page, next: Annotated[Text | None, Query(max_length=2000)] = None
+) -> Response:
     if state.viewer is not None:
         return _see_other(safe_next(next))
     return render(request, "web/sign_in.html", {"next": safe_next(next), "username": "", "errors": {}})
@@ -41,7 +43,7 @@ async def sign_in(
     username: Annotated[Text, Form(max_length=100)] = "",
     password: Annotated[Text, Form(max_length=200)] = "",
     next: Annotated[Text, Form(max_length=2000)] = "/",
-):
+) -> Response:
     username = username.strip()
     errors: dict[str, str] = {}
     if not username:
@@ -53,13 +55,19 @@ async def sign_in(
     if not errors:
         try:
             new = await sessions.sign_in(
-                session, username, password, ip=client_ip(request),
-                user_agent=request.headers.get("user-agent", ""), replacing=state.session_token,
+                session,
+                username,
+                password,
+                ip=client_ip(request),
+                user_agent=request.headers.get("user-agent", ""),
+                replacing=state.session_token,
             )
         except InvalidGrant:
             errors["form"] = _("The username or password is wrong.")
         except OrganizationNotActive:
-            errors["form"] = _("Your organisation is not approved at the moment, so its accounts cannot sign in.")
+            errors["form"] = _(
+                "Your organisation is not approved at the moment, so its accounts cannot sign in."
+            )
             status = 403
         except RateLimited as exc:
             errors["form"] = _("Too many sign-in attempts. Please wait a minute and try again.")
@@ -68,20 +76,27 @@ async def sign_in(
             response = _see_other(safe_next(next))
             response.headers.append(
                 "set-cookie",
-                cookie_header(sessions.COOKIE, new.token, https=is_https(request), max_age=new.max_age_seconds),
+                cookie_header(
+                    sessions.COOKIE, new.token, https=is_https(request), max_age=new.max_age_seconds
+                ),
             )
             return response
     return render(
-        request, "web/sign_in.html", {"next": safe_next(next), "username": username, "errors": errors},
-        status_code=status, headers=headers,
+        request,
+        "web/sign_in.html",
+        {"next": safe_next(next), "username": username, "errors": errors},
+        status_code=status,
+        headers=headers,
     )
 
 
 @router.post("/sign-out", name="sign_out")
-async def sign_out(request: Request, session: Session, state: Page):
+async def sign_out(request: Request, session: Session, state: Page) -> Response:
     await sessions.sign_out(session, state.session_token)
     response = _see_other("/")
-    response.headers.append("set-cookie", cookie_header(sessions.COOKIE, "", https=is_https(request), max_age=0))
+    response.headers.append(
+        "set-cookie", cookie_header(sessions.COOKIE, "", https=is_https(request), max_age=0)
+    )
     return response
 
 
@@ -91,7 +106,7 @@ async def switch_language(
     state: Page,
     lang: Annotated[Text, Form(max_length=10)] = "",
     next: Annotated[Text, Form(max_length=2000)] = "/",
-):
+) -> Response:
     language = i18n.language_for(lang)
     response = _see_other(safe_next(next))
     response.headers.append(

@@ -14,13 +14,25 @@ Conn = asyncpg.Connection
 
 
 async def insert(
-    conn: Conn, session_id: uuid.UUID, token_sha256: bytes, staff_user_id: uuid.UUID, now: datetime,
-    expires_at: datetime, ip: str, user_agent: str,
+    conn: Conn,
+    session_id: uuid.UUID,
+    token_sha256: bytes,
+    staff_user_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+    ip: str,
+    user_agent: str,
 ) -> None:
     await conn.execute(
         "INSERT INTO web_sessions (id, token_sha256, staff_user_id, created_at, last_seen_at, expires_at, ip,"
         " user_agent) VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
-        session_id, token_sha256, staff_user_id, now, expires_at, ip, user_agent,
+        session_id,
+        token_sha256,
+        staff_user_id,
+        now,
+        expires_at,
+        ip,
+        user_agent,
     )
 
 
@@ -49,7 +61,8 @@ async def delete_for_staff(conn: Conn, staff_user_id: uuid.UUID) -> int:
 
 async def delete_for_username(conn: Conn, username: str) -> int:
     status = await conn.execute(
-        "DELETE FROM web_sessions w USING staff_users s WHERE s.id = w.staff_user_id AND s.username = $1", username
+        "DELETE FROM web_sessions w USING staff_users s WHERE s.id = w.staff_user_id AND s.username = $1",
+        username,
     )
     return int(status.split()[-1])
 

@@ -46,7 +46,12 @@ def _digest(token: str) -> bytes:
 
 
 async def sign_in(
-    session: AsyncSession, username: str, password: str, *, ip: str, user_agent: str,
+    session: AsyncSession,
+    username: str,
+    password: str,
+    *,
+    ip: str,
+    user_agent: str,
     replacing: str | None = None,
 ) -> NewSession:
     """A new session for a staff account, or the password grant's error (wrong password, rate limit,

@@ -17,8 +17,12 @@ from tests.web.helpers import HTML
 
 CHROMIUM = os.environ.get("CARBON_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SHOTS = Path("/tmp/shots")
 
@@ -44,9 +48,21 @@ def live_server(servers):
     log = tempfile.NamedTemporaryFile(prefix="carbon-live-server-", suffix=".log", delete=False)
     env = {**os.environ, "CARBON_DATABASE_URL": servers.database_url, "CARBON_REDIS_URL": servers.redis_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -102,7 +118,10 @@ async def page(browser, live_server):
     tab = await context.new_page()
     record = PageRecord()
     tab.on("request", lambda request: record.requests.append(request.url))
-    tab.on("console", lambda m: record.console_errors.append(f"{tab.url}: {m.text}") if m.type == "error" else None)
+    tab.on(
+        "console",
+        lambda m: record.console_errors.append(f"{tab.url}: {m.text}") if m.type == "error" else None,
+    )
     tab.on("pageerror", lambda exc: record.console_errors.append(f"{tab.url}: {exc}"))
     tab.record = record
     yield tab
@@ -111,7 +130,8 @@ async def page(browser, live_server):
     foreign = [u for u in record.requests if urlsplit(u)[:2] != own and not u.startswith(("data:", "blob:"))]
     assert foreign == [], "requests to other origins"
     errors = [
-        e for e in record.console_errors
+        e
+        for e in record.console_errors
         if not (record.error_status_expected and "Failed to load resource" in e)
     ]
     assert errors == [], "errors logged by the page"

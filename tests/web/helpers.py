@@ -39,9 +39,12 @@ async def make_org_staff(org_id: str) -> str:
     return username
 
 
-async def sign_in(client: httpx.AsyncClient, username: str, password: str = PASSWORD, next: str = "/") -> httpx.Response:
+async def sign_in(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD, next: str = "/"
+) -> httpx.Response:
     token = await page_token(client, "/sign-in")
     return await client.post(
-        "/sign-in", data={"csrf_token": token, "username": username, "password": password, "next": next},
+        "/sign-in",
+        data={"csrf_token": token, "username": username, "password": password, "next": next},
         headers=HTML,
     )

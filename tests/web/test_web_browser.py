@@ -24,16 +24,22 @@ async def axe_violations(page) -> list[str]:
     result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     return [
         f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
     ]
 
 
 async def session_rows(username: str) -> int:
     async with db.session_scope() as session:
-        return (await session.execute(
-            sa.text("SELECT count(*) FROM web_sessions w JOIN staff_users s ON s.id = w.staff_user_id"
-                    " WHERE s.username = :u"), {"u": username},
-        )).scalar_one()
+        return (
+            await session.execute(
+                sa.text(
+                    "SELECT count(*) FROM web_sessions w JOIN staff_users s ON s.id = w.staff_user_id"
+                    " WHERE s.username = :u"
+                ),
+                {"u": username},
+            )
+        ).scalar_one()
 
 
 async def sign_in(page, username: str, password: str = PASSWORD) -> None:
@@ -57,7 +63,9 @@ class TestHomePage:
         grouped = lambda n: format_decimal(n, locale="zh_CN")  # noqa: E731
         assert await shown("people") == grouped(totals["people"])
         assert await shown("behaviours") == grouped(totals["behaviours"])
-        assert await shown("reduction") == format_decimal(totals["reduction_g"] / 10**6, "#,##0.000", locale="zh_CN")
+        assert await shown("reduction") == format_decimal(
+            totals["reduction_g"] / 10**6, "#,##0.000", locale="zh_CN"
+        )
         assert await shown("points-issued") == grouped(totals["points_credited"])
         assert await shown("points-spent") == grouped(totals["points_used"])
         assert await shown("points-expired") == grouped(totals["points_expired"])

@@ -29,7 +29,9 @@ class TestHomePage:
         grouped = lambda n: format_decimal(n, locale="zh_CN")  # noqa: E731
         assert _total(html, "people") == grouped(api["people"])
         assert _total(html, "behaviours") == grouped(api["behaviours"])
-        assert _total(html, "reduction") == format_decimal(api["reduction_g"] / 10**6, "#,##0.000", locale="zh_CN")
+        assert _total(html, "reduction") == format_decimal(
+            api["reduction_g"] / 10**6, "#,##0.000", locale="zh_CN"
+        )
         assert _total(html, "points-issued") == grouped(api["points_credited"])
         assert _total(html, "points-spent") == grouped(api["points_used"])
         assert _total(html, "points-expired") == grouped(api["points_expired"])
@@ -78,7 +80,9 @@ class TestCsrf:
         assert "lang=" not in r.headers.get("set-cookie", "")
 
     async def test_a_token_of_another_browser_is_refused(self, app, browser_client):
-        other = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", headers=HTML)
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", headers=HTML
+        )
         async with other:
             foreign = await page_token(other)
         await browser_client.get("/")
@@ -100,7 +104,9 @@ class TestCsrf:
 class TestLanguage:
     async def test_the_switch_is_remembered(self, browser_client):
         token = await page_token(browser_client)
-        r = await browser_client.post("/language", data={"lang": "en", "next": "/sign-in", "csrf_token": token})
+        r = await browser_client.post(
+            "/language", data={"lang": "en", "next": "/sign-in", "csrf_token": token}
+        )
         assert r.status_code == 303
         assert r.headers["location"] == "/sign-in"
         cookie = r.headers["set-cookie"]
@@ -179,7 +185,9 @@ class TestErrorPages:
             return "ok"
 
         other.include_router(router)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://test", headers=HTML) as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=other), base_url="http://test", headers=HTML
+        ) as c:
             r = await c.get("/staff-only?x=1")
         assert r.status_code == 303
         assert r.headers["location"] == "/sign-in?next=%2Fstaff-only%3Fx%3D1"
@@ -210,7 +218,11 @@ class TestStaticAndDocs:
             for source in sources:
                 assert (await browser_client.get(source)).status_code == 200, source
         spec = (await browser_client.get("/openapi.json")).json()
-        assert not [p for p in spec["paths"] if not p.startswith(("/v1/", "/.well-known/", "/healthz", "/readyz", "/metrics"))]
+        assert not [
+            p
+            for p in spec["paths"]
+            if not p.startswith(("/v1/", "/.well-known/", "/healthz", "/readyz", "/metrics"))
+        ]
 
 
 class TestFormatting:

@@ -60,9 +60,14 @@ class TestSignIn:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="https://test", headers=HTML) as client:
             form = await client.get("/sign-in")
-            r = await client.post("/sign-in", data={
-                "csrf_token": csrf_token(form.text), "username": username, "password": "correct-horse-battery",
-            })
+            r = await client.post(
+                "/sign-in",
+                data={
+                    "csrf_token": csrf_token(form.text),
+                    "username": username,
+                    "password": "correct-horse-battery",
+                },
+            )
         assert r.status_code == 303
         assert "secure" in {a.strip().lower() for a in _set_cookie(r, SESSION).split(";")}
         assert "secure" in {a.strip().lower() for a in _set_cookie(form, "cp_csrf").split(";")}
@@ -94,12 +99,15 @@ class TestSignIn:
         assert r.status_code == 403
         assert "您的机构目前未处于已批准状态" in r.text
 
-    async def test_sign_in_shares_the_password_grants_rate_limit(self, client, browser_client, settings, monkeypatch):
+    async def test_sign_in_shares_the_password_grants_rate_limit(
+        self, client, browser_client, settings, monkeypatch
+    ):
         monkeypatch.setattr(settings, "login_rate_limit_per_minute", 2)
         username = await make_authority_account()
         for _ in range(2):
             r = await client.post(
-                "/v1/auth/token", data={"grant_type": "password", "username": username, "password": "wrong-pw"}
+                "/v1/auth/token",
+                data={"grant_type": "password", "username": username, "password": "wrong-pw"},
             )
             assert r.status_code == 400
         r = await sign_in(browser_client, username)
@@ -127,7 +135,9 @@ class TestSessionEnds:
         username = await make_org_staff(org.id)
         await sign_in(browser_client, username)
         assert await _signed_in_as(browser_client)
-        r = await client.post(f"/v1/organizations/{org.id}/suspend", json={"reason": "test"}, headers=bearer(authority))
+        r = await client.post(
+            f"/v1/organizations/{org.id}/suspend", json={"reason": "test"}, headers=bearer(authority)
+        )
         assert r.status_code == 200, r.text
         r = await browser_client.get("/", headers=HTML)
         assert 'action="/sign-out"' not in r.text
@@ -138,7 +148,9 @@ class TestSessionEnds:
         username = await make_authority_account()
         await sign_in(browser_client, username)
         async with db.session_scope() as session:
-            await session.execute(sa.text("UPDATE staff_users SET disabled_at = now() WHERE username = :u"), {"u": username})
+            await session.execute(
+                sa.text("UPDATE staff_users SET disabled_at = now() WHERE username = :u"), {"u": username}
+            )
         assert not await _signed_in_as(browser_client)
         assert await _rows(username) == []
 
@@ -156,7 +168,9 @@ class TestSessionEnds:
             clock.set_offset(timedelta(0))
         assert await _rows(username) == []
 
-    async def test_a_session_ends_at_its_absolute_lifetime_however_busy(self, browser_client, settings, monkeypatch):
+    async def test_a_session_ends_at_its_absolute_lifetime_however_busy(
+        self, browser_client, settings, monkeypatch
+    ):
         monkeypatch.setattr(settings, "web_session_idle_minutes", 24 * 60)
         username = await make_authority_account()
         await sign_in(browser_client, username)

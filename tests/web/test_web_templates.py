@@ -21,7 +21,9 @@ def test_a_block_renders_alone_for_htmx(chinese):
     from jinja2_fragments import render_block
 
     html = render_block(
-        environment, "web/sign_in.html", "content",
+        environment,
+        "web/sign_in.html",
+        "content",
         {"next": "/", "username": "", "errors": {"form": "x"}, "csrf_token": "t", "path": "/sign-in"},
     )
     assert html.lstrip().startswith('<section class="panel panel--narrow">')
@@ -39,15 +41,24 @@ class TestField:
     SOURCE = '{% from "web/includes/field.html" import field %}{{ field(**args) }}'
 
     def test_user_input_is_escaped(self):
-        html = render(self.SOURCE, args={"name": "title", "label": "Title", "value": '<script>alert("x")</script>'})
+        html = render(
+            self.SOURCE, args={"name": "title", "label": "Title", "value": '<script>alert("x")</script>'}
+        )
         assert "<script>" not in html
         assert 'value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"' in html
 
     def test_the_label_hint_and_error_are_tied_to_the_input(self):
-        html = render(self.SOURCE, args={
-            "name": "code", "label": "Code", "hint": "12 digits", "error": "Too short", "required": True,
-            "inputmode": "numeric",
-        })
+        html = render(
+            self.SOURCE,
+            args={
+                "name": "code",
+                "label": "Code",
+                "hint": "12 digits",
+                "error": "Too short",
+                "required": True,
+                "inputmode": "numeric",
+            },
+        )
         assert '<label for="f-code">Code<span class="required" aria-hidden="true"> *</span></label>' in html
         assert '<p class="field__hint" id="f-code-hint">12 digits</p>' in html
         assert '<p class="field__error" id="f-code-error">Too short</p>' in html
@@ -55,15 +66,26 @@ class TestField:
         assert 'inputmode="numeric"' in html and " required" in html
 
     def test_a_password_is_never_echoed(self):
-        html = render(self.SOURCE, args={"name": "pw", "label": "Password", "type": "password", "value": "secret"})
+        html = render(
+            self.SOURCE, args={"name": "pw", "label": "Password", "type": "password", "value": "secret"}
+        )
         assert "secret" not in html
 
     def test_select_and_textarea(self):
-        html = render(self.SOURCE, args={
-            "name": "kind", "label": "Kind", "kind": "select", "value": "b", "options": [("a", "A"), ("b", "B")],
-        })
+        html = render(
+            self.SOURCE,
+            args={
+                "name": "kind",
+                "label": "Kind",
+                "kind": "select",
+                "value": "b",
+                "options": [("a", "A"), ("b", "B")],
+            },
+        )
         assert '<option value="b" selected>B</option>' in html
-        html = render(self.SOURCE, args={"name": "about", "label": "About", "kind": "textarea", "value": "<b>hi</b>"})
+        html = render(
+            self.SOURCE, args={"name": "about", "label": "About", "kind": "textarea", "value": "<b>hi</b>"}
+        )
         assert ">&lt;b&gt;hi&lt;/b&gt;</textarea>" in html
 
 
@@ -71,12 +93,20 @@ class TestPagedTable:
     SOURCE = '{% from "web/includes/table.html" import paged_table %}{{ paged_table(**args) }}'
 
     def test_rows_and_paging(self, chinese):
-        html = render(self.SOURCE, args={
-            "caption": "商户", "headers": ["名称", "状态"], "rows": [["<i>甲</i>", "已批准"]],
-            "next_url": "/x?cursor=abc&limit=50", "first_url": "/x",
-        })
+        html = render(
+            self.SOURCE,
+            args={
+                "caption": "商户",
+                "headers": ["名称", "状态"],
+                "rows": [["<i>甲</i>", "已批准"]],
+                "next_url": "/x?cursor=abc&limit=50",
+                "first_url": "/x",
+            },
+        )
         assert '<th scope="row">&lt;i&gt;甲&lt;/i&gt;</th><td>已批准</td>' in html
-        assert '<a class="button button--quiet" href="/x?cursor=abc&amp;limit=50" rel="next">下一页</a>' in html
+        assert (
+            '<a class="button button--quiet" href="/x?cursor=abc&amp;limit=50" rel="next">下一页</a>' in html
+        )
         assert ">第一页</a>" in html
         assert 'role="region" aria-label="商户"' in html
 
@@ -90,8 +120,13 @@ class TestBadge:
     SOURCE = '{% from "web/includes/badge.html" import badge %}{{ badge(status) }}'
 
     def test_a_known_status_is_translated_with_its_tone(self, chinese):
-        assert render(self.SOURCE, status="approved").strip() == '<span class="badge badge--good">已批准</span>'
+        assert (
+            render(self.SOURCE, status="approved").strip() == '<span class="badge badge--good">已批准</span>'
+        )
         assert 'badge--bad">已暂停<' in render(self.SOURCE, status="suspended")
 
     def test_an_unknown_status_is_shown_as_it_is(self):
-        assert render(self.SOURCE, status="<odd>").strip() == '<span class="badge badge--neutral">&lt;odd&gt;</span>'
+        assert (
+            render(self.SOURCE, status="<odd>").strip()
+            == '<span class="badge badge--neutral">&lt;odd&gt;</span>'
+        )
