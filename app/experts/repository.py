@@ -27,9 +27,7 @@ async def for_staff_user(session: AsyncSession, staff_user_id: uuid.UUID) -> Exp
 
 
 async def active_in_field(session: AsyncSession, field: str) -> list[Expert]:
-    stmt = select(Expert).where(
-        col(Expert.active).is_(True), col(Expert.fields).contains([field])  # type: ignore[attr-defined]
-    )
+    stmt = select(Expert).where(col(Expert.active).is_(True), col(Expert.fields).contains([field]))
     return list((await session.execute(stmt)).scalars())
 
 
@@ -44,7 +42,7 @@ async def page(
     """``limit + 1`` experts by name, then id, after the cursor's."""
     stmt = select(Expert)
     if field is not None:
-        stmt = stmt.where(col(Expert.fields).contains([field]))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(Expert.fields).contains([field]))
     if active is not None:
         stmt = stmt.where(col(Expert.active).is_(active))
     stmt = keyset(stmt, cursor, (Expert.name, str), (Expert.id, uuid.UUID))

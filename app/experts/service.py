@@ -196,7 +196,9 @@ async def list_(
     return Page[ExpertRead](items=await _views(session, result["items"]), next_cursor=result["next_cursor"])
 
 
-async def public_list(session: AsyncSession, *, field: str | None, limit: int, cursor: str | None) -> Page[ExpertPublic]:
+async def public_list(
+    session: AsyncSession, *, field: str | None, limit: int, cursor: str | None
+) -> Page[ExpertPublic]:
     """Active experts by name, as disclosed to the public (SZ 29): no logins."""
     if field is not None:
         check_field(field)

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import sqlalchemy as sa
@@ -54,11 +54,11 @@ async def overlapping(
             sa.or_(col(model.effective_to).is_(None), col(model.effective_to) > model.effective_from),
             sa.or_(col(model.effective_to).is_(None), col(model.effective_to) > start),
         )
-        .order_by(model.effective_from)
+        .order_by(col(model.effective_from))
     )
     if end is not None:
         stmt = stmt.where(model.effective_from < end)
-    return list((await session.execute(stmt)).scalars())
+    return cast(list[Version], list((await session.execute(stmt)).scalars()))
 
 
 async def insert(session: AsyncSession, row: Version) -> None:
@@ -156,7 +156,9 @@ async def rule_by_version(session: AsyncSession, version: int) -> ExchangeRuleVe
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def rule_page(session: AsyncSession, *, status: str, cursor: str | None, limit: int) -> list[ExchangeRuleVersion]:
+async def rule_page(
+    session: AsyncSession, *, status: str, cursor: str | None, limit: int
+) -> list[ExchangeRuleVersion]:
     """``limit + 1`` versions in ``status`` by version number, after the cursor's."""
     stmt = select(ExchangeRuleVersion).where(ExchangeRuleVersion.status == status)
     stmt = keyset(stmt, cursor, (ExchangeRuleVersion.version, int))

@@ -21,7 +21,8 @@ async def insert_panel(session: AsyncSession, panel: ReviewPanel) -> None:
 async def insert_members(session: AsyncSession, panel_id: uuid.UUID, expert_ids: list[uuid.UUID]) -> None:
     """The panel's members, in drawn order."""
     session.add_all(
-        PanelMember(panel_id=panel_id, expert_id=expert_id, position=i) for i, expert_id in enumerate(expert_ids, 1)
+        PanelMember(panel_id=panel_id, expert_id=expert_id, position=i)
+        for i, expert_id in enumerate(expert_ids, 1)
     )
     await session.flush()
 
@@ -106,7 +107,7 @@ async def page(
     cursor: str | None,
     limit: int,
 ) -> list[ReviewPanel]:
-    """``limit + 1`` panels, newest first, after the cursor's; ``member_id``: only those the expert sits on."""
+    """``limit + 1`` panels, newest first, after the cursor's; ``member_id``: those the expert sits on."""
     stmt = select(ReviewPanel)
     if member_id is not None:
         stmt = stmt.join(PanelMember, col(PanelMember.panel_id) == col(ReviewPanel.id)).where(
@@ -118,5 +119,7 @@ async def page(
         stmt = stmt.where(ReviewPanel.subject_id == subject_id)
     if status:
         stmt = stmt.where(ReviewPanel.status == status)
-    stmt = keyset(stmt, cursor, (ReviewPanel.created_at, datetime), (ReviewPanel.id, uuid.UUID), descending=True)
+    stmt = keyset(
+        stmt, cursor, (ReviewPanel.created_at, datetime), (ReviewPanel.id, uuid.UUID), descending=True
+    )
     return list((await session.execute(stmt.limit(limit + 1))).scalars())

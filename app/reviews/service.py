@@ -217,13 +217,15 @@ async def _caller_expert_id(session: AsyncSession, principal: Principal) -> uuid
 
 def _member(m: PanelMember, name: str, *, with_opinion: bool) -> MemberRead:
     if not with_opinion:
-        return MemberRead(expert_id=m.expert_id, name=name, position=m.position, submitted=m.submitted_at is not None)
+        return MemberRead(
+            expert_id=m.expert_id, name=name, position=m.position, submitted=m.submitted_at is not None
+        )
     return MemberRead(
         expert_id=m.expert_id,
         name=name,
         position=m.position,
         submitted=m.submitted_at is not None,
-        verdict=m.verdict,  # type: ignore[arg-type]  # the column holds pass | fail
+        verdict=m.verdict,
         score=m.score,
         text=m.text,
         submitted_at=m.submitted_at,
@@ -236,14 +238,15 @@ async def _views(session: AsyncSession, principal: Principal, panels: list[Revie
         return []
     by_panel = await repository.members(session, [p.id for p in panels])
     me = await _caller_expert_id(session, principal)
+    sees_all = principal.role == "authority"
     names = await experts_service.names(session, list({m.expert_id for ms in by_panel.values() for m in ms}))
     out = []
     for panel in panels:
         members = by_panel[panel.id]
-        if principal.role != "authority" and me not in {m.expert_id for m in members}:
+        if not sees_all and me not in {m.expert_id for m in members}:
             raise ReviewNotFound()
         shown = [
-            _member(m, names.get(m.expert_id, ""), with_opinion=principal.role == "authority" or m.expert_id == me)
+            _member(m, names.get(m.expert_id, ""), with_opinion=sees_all or m.expert_id == me)
             for m in members
         ]
         out.append(
@@ -254,10 +257,10 @@ async def _views(session: AsyncSession, principal: Principal, panels: list[Revie
                 field=panel.field,
                 size=panel.size,
                 quorum=panel.quorum,
-                status=panel.status,  # type: ignore[arg-type]  # a PanelStatus
+                status=panel.status,
                 opinions_in=sum(1 for m in members if m.submitted_at is not None),
                 members=shown,
-                outcome=panel.outcome,  # type: ignore[arg-type]  # a Verdict
+                outcome=panel.outcome,
                 reason=panel.reason,
                 opened_by=panel.opened_by,
                 created_at=panel.created_at,
@@ -304,7 +307,10 @@ async def submit_opinion(
         raise NotOnPanel("your account is not linked to an expert of the pool")
     if panel.status != PanelStatus.open:
         raise PanelClosed("the panel has been decided; opinions are closed")
-    if not await repository.record_opinion(session, panel_id, me, verdict=verdict, score=score, text=text, at=clock.now()):
+    recorded = await repository.record_opinion(
+        session, panel_id, me, verdict=verdict, score=score, text=text, at=clock.now()
+    )
+    if not recorded:
         if await repository.member(session, panel_id, me) is None:
             raise NotOnPanel()
         raise OpinionAlreadySubmitted()
@@ -404,4 +410,5 @@ async def list_(
         limit=limit,
     )
     result = page(panels, limit, lambda p: [p.created_at, p.id])
-    return Page[PanelRead](items=await _views(session, principal, result["items"]), next_cursor=result["next_cursor"])
+    items = await _views(session, principal, result["items"])
+    return Page[PanelRead](items=items, next_cursor=result["next_cursor"])

@@ -30,9 +30,8 @@ EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
 
 
-
 def haversine_sql(lat: str, lng: str) -> str:
-    """The great-circle distance in metres from the point (``lat``, ``lng``: SQL expressions) to scene ``s``."""
+    """The great-circle distance in metres from (``lat``, ``lng``: SQL expressions) to scene ``s``."""
     return (
         f"2 * {EARTH_RADIUS_M} * asin(least(1, sqrt("
         f"power(sin(radians(s.lat - {lat}) / 2), 2)"
@@ -191,7 +190,8 @@ async def public_near(
 
 async def public_one(conn: db.Conn, scene_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {_PUBLIC_COLUMNS} FROM {_PUBLIC_FROM} WHERE s.id = $1 AND s.status = '{SceneStatus.approved}'", scene_id
+        f"SELECT {_PUBLIC_COLUMNS} FROM {_PUBLIC_FROM} WHERE s.id = $1 AND s.status = '{SceneStatus.approved}'",
+        scene_id,
     )
 
 
@@ -212,7 +212,12 @@ async def get(session: AsyncSession, scene_id: uuid.UUID, *, lock: bool = False)
 
 
 async def page(
-    session: AsyncSession, *, operator_id: uuid.UUID | None, status: str | None, cursor: str | None, limit: int
+    session: AsyncSession,
+    *,
+    operator_id: uuid.UUID | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
 ) -> list[Scene]:
     """``limit + 1`` scenes, newest first, after the cursor's; ``operator_id``: only that operator's."""
     stmt = select(Scene)
@@ -224,7 +229,9 @@ async def page(
     return list((await session.execute(stmt.limit(limit + 1))).scalars())
 
 
-async def latest_changes(session: AsyncSession, scene_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, SceneChange]:
+async def latest_changes(
+    session: AsyncSession, scene_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, SceneChange]:
     """The latest proposed change of each scene that has one."""
     result = await session.execute(
         select(SceneChange)
@@ -253,7 +260,9 @@ async def change(session: AsyncSession, change_id: uuid.UUID) -> SceneChange | N
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def reject_submitted_changes(session: AsyncSession, scene_id: uuid.UUID, reason: str, at: datetime) -> None:
+async def reject_submitted_changes(
+    session: AsyncSession, scene_id: uuid.UUID, reason: str, at: datetime
+) -> None:
     """Every change of the scene still waiting for its review is rejected."""
     await session.execute(
         sa.update(SceneChange)

@@ -148,7 +148,7 @@ def _change_view(change: SceneChange | None) -> SceneChangeRead | None:
         return None
     return SceneChangeRead(
         id=change.id,
-        status=change.status,  # type: ignore[arg-type]  # a ChangeStatus
+        status=change.status,
         proposed=change.proposed,
         reason=change.reason,
         review_panel_id=change.review_panel_id,
@@ -206,7 +206,9 @@ async def list_(
 ) -> Page[SceneRead]:
     """Newest first: the authority's all, a scene operator's its own."""
     operator_id = None if principal.role == "authority" else principal.org_id
-    scenes = await repository.page(session, operator_id=operator_id, status=status, cursor=cursor, limit=limit)
+    scenes = await repository.page(
+        session, operator_id=operator_id, status=status, cursor=cursor, limit=limit
+    )
     result = page(scenes, limit, lambda s: [s.created_at, s.id])
     return Page[SceneRead](items=await _views(session, result["items"]), next_cursor=result["next_cursor"])
 
@@ -214,10 +216,16 @@ async def list_(
 # --- the operator's side --------------------------------------------------------------------
 
 
+def _operator_of(principal: Principal) -> uuid.UUID:
+    """The caller's organisation: the routes let only staff of an approved scene operator apply."""
+    assert principal.org_id is not None
+    return principal.org_id
+
+
 async def create(session: AsyncSession, principal: Principal, data: SceneCreate) -> SceneRead:
     values = await _validated(session, data.model_dump())
     now = clock.now()
-    scene = Scene(operator_id=principal.org_id, created_at=now, updated_at=now, **values)
+    scene = Scene(operator_id=_operator_of(principal), created_at=now, updated_at=now, **values)
     await repository.insert(session, scene)
     audit.record(
         session,
@@ -257,7 +265,9 @@ async def update(
         return (await _views(session, [scene]))[0]
     if scene.status != SceneStatus.approved:
         raise InvalidTransition(f"a scene that is {scene.status} cannot be edited")
-    live = await repository.live_change(session, scene.id, [ChangeStatus.submitted, ChangeStatus.under_review])
+    live = await repository.live_change(
+        session, scene.id, [ChangeStatus.submitted, ChangeStatus.under_review]
+    )
     if live is not None and live.status == ChangeStatus.under_review:
         raise ChangeUnderReview("wait for the decision on the change under review")
     base = live.proposed if live is not None else {k: getattr(scene, k) for k in EDITABLE}
@@ -462,9 +472,13 @@ async def public_list(
     if lat is None and lng is None and radius_m is None:
         label = decode_cursor(cursor, str)
         conn = await db.raw_connection(session)
-        rows = await repository.public_list(conn, **filters, after_label=label[0] if label else None, limit=limit + 1)
+        rows = await repository.public_list(
+            conn, **filters, after_label=label[0] if label else None, limit=limit + 1
+        )
         result = page(rows, limit, lambda r: [r["label_code"]])
-        return Page[PublicScene](items=[_public(r) for r in result["items"]], next_cursor=result["next_cursor"])
+        return Page[PublicScene](
+            items=[_public(r) for r in result["items"]], next_cursor=result["next_cursor"]
+        )
     if lat is None or lng is None:
         raise IncompleteNearQuery("near me needs lat and lng (and optionally radius_m)")
     check_coordinates(lat, lng)
@@ -473,7 +487,9 @@ async def public_list(
         raise InvalidRadius(f"radius_m {radius_m} is not within 1…{MAX_RADIUS_M}")
     after = decode_cursor(cursor, float, uuid.UUID)
     conn = await db.raw_connection(session)
-    rows = await repository.public_near(conn, lat=lat, lng=lng, radius_m=radius, **filters, after=after, limit=limit + 1)
+    rows = await repository.public_near(
+        conn, lat=lat, lng=lng, radius_m=radius, **filters, after=after, limit=limit + 1
+    )
     result = page(rows, limit, lambda r: [r["distance_m"], r["id"]])
     return Page[PublicScene](
         items=[_public(r, distance_m=round(r["distance_m"])) for r in result["items"]],
