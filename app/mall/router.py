@@ -221,6 +221,35 @@ async def my_order(order_id: uuid.UUID, session: Session, user: User):
     return await service.get_order(session, user, order_id)
 
 
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _voucher_image(kind: str, media_type: str):
+    @router.get(
+        f"/v1/me/orders/{{order_id}}/voucher.{kind}",
+        response_class=Response,
+        responses={
+            200: {"description": f"The voucher code as a QR code ({kind.upper()}), not to be cached",
+                  "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}},
+            **responses(OrderNotFound),
+        },
+        summary=f"My order's voucher code as a QR image ({kind.upper()}) to show at the counter",
+        description="The code of `GET /v1/me/orders/{order_id}` encoded as a QR code (error correction M, "
+        "8 px a module, a 4-module quiet zone) that the merchant's till scans. Only the order's owner; "
+        "another person's order is 404 `order_not_found`. Answered with `Cache-Control: no-store`.",
+        name=f"my_order_voucher_{kind}",
+    )
+    async def voucher_image(order_id: uuid.UUID, session: Session, user: User) -> Response:
+        image = await service.voucher_qr(session, user, order_id, kind)
+        return Response(image, media_type=media_type, headers=_NO_STORE)
+
+    return voucher_image
+
+
+_voucher_image("svg", "image/svg+xml")
+_voucher_image("png", "image/png")
+
+
 @router.post(
     "/v1/me/orders/{order_id}/cancel",
     response_model=OrderRead,

@@ -137,6 +137,18 @@ class RedeemedVoucher(BaseModel):
     redeemed_at: datetime
 
 
+class VoucherPreview(BaseModel):
+    """What a valid voucher of the merchant buys, shown at the counter before it is used (no personal data)."""
+
+    order_id: uuid.UUID
+    item_id: uuid.UUID
+    title: str
+    quantity: int
+    points: int
+    ordered_at: datetime
+    expires_at: datetime
+
+
 class StatementLine(BaseModel):
     count: int
     quantity: int

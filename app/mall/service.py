@@ -64,6 +64,7 @@ from app.mall.schemas import (
     StatementLine,
     UsedPointsReport,
     UsedPointsRow,
+    VoucherPreview,
 )
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
@@ -343,6 +344,20 @@ async def list_merchant_orders(
     return page([_merchant_order_out(r) for r in rows], limit, _key)
 
 
+async def get_merchant_order(session: AsyncSession, merchant: Principal, order_id: uuid.UUID) -> MerchantOrderRead:
+    """One order of the merchant's items (no voucher code); another merchant's is not found."""
+    row = await repo.order(await db.raw_connection(session), order_id)
+    if row is None or row["merchant_id"] != merchant.org_id:
+        raise OrderNotFound()
+    return _merchant_order_out(row)
+
+
+async def voucher_qr(session: AsyncSession, user: Principal, order_id: uuid.UUID, kind: str) -> bytes:
+    """The voucher code of the person's own order as a QR image (``svg`` or ``png``) for the counter to scan."""
+    order = await get_order(session, user, order_id)
+    return vouchers.qr_image(order.voucher.code, kind)
+
+
 def _closed(order, now: datetime) -> Exception:
     """The error for an order that is no longer ``issued`` (or whose voucher has run out)."""
     if order["status"] == "redeemed":
@@ -352,6 +367,34 @@ def _closed(order, now: datetime) -> Exception:
     return VoucherExpired(f"expired at {order['voucher_expires_at'].isoformat()}")
 
 
+async def _guess_allowed(merchant: Principal) -> None:
+    """429 once the merchant has used up its allowance of wrong codes this minute."""
+    await ratelimit.hit(f"voucher-guess:{merchant.org_id}", get_settings().voucher_guess_limit_per_minute, cost=0)
+
+
+async def _not_found(merchant: Principal) -> VoucherNotFound:
+    """A wrong code (or another merchant's): it counts against the guessing allowance."""
+    await ratelimit.hit(f"voucher-guess:{merchant.org_id}", get_settings().voucher_guess_limit_per_minute)
+    return VoucherNotFound()
+
+
+async def look_up_voucher(session: AsyncSession, merchant: Principal, code: str) -> VoucherPreview:
+    """What a voucher buys, for the counter to show before using it: the same answers as
+    :func:`redeem_voucher` (another merchant's code is not found, and counts as a wrong guess)."""
+    await _guess_allowed(merchant)
+    digest = vouchers.digest(code)
+    state = await repo.voucher(await db.raw_connection(session), digest) if digest else None
+    if state is None or state["merchant_id"] != merchant.org_id:
+        raise await _not_found(merchant)
+    now = clock.now()
+    if state["status"] != "issued" or state["voucher_expires_at"] <= now:
+        raise _closed(state, now)
+    return VoucherPreview(
+        order_id=state["id"], item_id=state["item_id"], title=state["title"], quantity=state["quantity"],
+        points=state["points"], ordered_at=state["created_at"], expires_at=state["voucher_expires_at"],
+    )
+
+
 async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) -> RedeemedVoucher:
     """核销: the item's merchant uses a valid voucher, exactly once.
 
@@ -359,9 +402,7 @@ async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) 
     against the merchant's guessing allowance (``voucher_guess_limit_per_minute``), beyond which
     every attempt gets 429 until the minute is over.
     """
-    settings = get_settings()
-    bucket = f"voucher-guess:{merchant.org_id}"
-    await ratelimit.hit(bucket, settings.voucher_guess_limit_per_minute, cost=0)
+    await _guess_allowed(merchant)
     conn = await db.raw_connection(session)
     now = clock.now()
     digest = vouchers.digest(code)
@@ -369,8 +410,7 @@ async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) 
     if row is None:
         state = await repo.voucher(conn, digest) if digest else None
         if state is None or state["merchant_id"] != merchant.org_id:
-            await ratelimit.hit(bucket, settings.voucher_guess_limit_per_minute)
-            raise VoucherNotFound()
+            raise await _not_found(merchant)
         raise _closed(state, now)
     audit.record(
         session, actor=merchant.actor, action="mall.voucher_redeemed", subject_type="mall_order",

@@ -11,8 +11,11 @@ of the database alone cannot redeem anything.
 
 import hashlib
 import hmac
+import io
 import secrets
 import uuid
+
+import segno
 
 from app.core.config import get_settings
 
@@ -69,3 +72,14 @@ def seal(code: str, order_id: uuid.UUID) -> bytes:
 def unseal(sealed: bytes, order_id: uuid.UUID) -> str:
     raw = bytes(a ^ b for a, b in zip(sealed, _pad(order_id), strict=True))
     return _format(int.from_bytes(raw, "big"))
+
+
+def qr_image(code: str, kind: str) -> bytes:
+    """``code`` as a QR code (alphanumeric mode, error correction M, 4-module quiet zone): ``svg`` or ``png``."""
+    qr = segno.make(code, error="m", boost_error=False)
+    buffer = io.BytesIO()
+    if kind == "svg":
+        qr.save(buffer, kind="svg", scale=8, border=4, xmldecl=False, title="voucher")
+    else:
+        qr.save(buffer, kind="png", scale=8, border=4)
+    return buffer.getvalue()

@@ -113,6 +113,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/me/orders"): USER,
     ("GET", "/v1/me/orders"): USER,
     ("GET", "/v1/me/orders/{order_id}"): USER,
+    ("GET", "/v1/me/orders/{order_id}/voucher.svg"): USER,
+    ("GET", "/v1/me/orders/{order_id}/voucher.png"): USER,
     ("POST", "/v1/me/orders/{order_id}/cancel"): USER,
     ("POST", "/v1/me/operator-redemptions"): USER,
     ("POST", "/v1/operator/redemptions/{operator_order_id}/reverse"): OPERATOR,
