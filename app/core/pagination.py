@@ -14,7 +14,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -100,10 +100,6 @@ def _typed(value: Any, kind: type) -> Any:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is not None and MIN_YEAR <= moment.year <= MAX_YEAR:
             return moment
-    if kind is date and isinstance(value, str):
-        day = date.fromisoformat(value)
-        if MIN_YEAR <= day.year <= MAX_YEAR:
-            return day
     raise ValueError(f"a cursor value is not a {kind.__name__}")
 
 
