@@ -4,12 +4,14 @@ The certificate states its ``content`` (number, tonnes, serial ranges, projects,
 beneficiary, purpose, date); the SHA-256 printed on it is over that content's canonical JSON, the
 same hash ``GET /v1/public/certificates/{number}`` serves, so anyone holding the paper can check
 it. The PDF is rendered with reportlab's invariant mode (no timestamps, fixed document id), so
-the same content always gives the same bytes. Chinese text uses the CID font STSong-Light, which
-every PDF reader has; ASCII text uses Helvetica.
+the same content always gives the same bytes. Chinese text uses Droid Sans Fallback, a TrueType font
+shipped in ``app/cer/fonts`` and embedded (subset to the characters drawn), so readers without
+Chinese fonts show it too; ASCII text uses Helvetica.
 """
 
 import hashlib
 import io
+from pathlib import Path
 from typing import Any
 
 import segno
@@ -17,10 +19,11 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-CJK = "STSong-Light"
+CJK = "DroidSansFallback"
+CJK_FILE = Path(__file__).parent / "fonts" / "DroidSansFallback.ttf"
 LATIN = "Helvetica"
 _registered = False
 
@@ -34,21 +37,46 @@ def sha256(data: bytes) -> str:
 def _fonts() -> None:
     global _registered
     if not _registered:
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK))
+        pdfmetrics.registerFont(TTFont(CJK, str(CJK_FILE)))
         _registered = True
 
 
-def _font_for(text: str) -> str:
-    return LATIN if text.isascii() else CJK
+def _font_for(ch: str) -> str:
+    """Helvetica for the characters it has (Latin-1), the CJK font for the rest (it has no Latin letters)."""
+    return LATIN if ord(ch) < 0x100 or ch in "–—‘’“”•…" else CJK
 
 
-def _lines(text: str, font: str, size: float, width: float) -> list[str]:
-    if font == LATIN:
-        return simpleSplit(text, font, size, width) or [""]
+def _runs(text: str) -> list[tuple[str, str]]:
+    """``text`` cut into pieces of one font each: ``[(font, piece), ...]``."""
+    runs: list[tuple[str, str]] = []
+    for ch in text:
+        font = _font_for(ch)
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + ch)
+        else:
+            runs.append((font, ch))
+    return runs
+
+
+def _width(text: str, size: float) -> float:
+    return sum(pdfmetrics.stringWidth(piece, font, size) for font, piece in _runs(text))
+
+
+def _draw(canvas: Canvas, x: float, y: float, text: str, size: float) -> None:
+    """Draw mixed Chinese and Latin text, each piece in its font."""
+    for font, piece in _runs(text):
+        canvas.setFont(font, size)
+        canvas.drawString(x, y, piece)
+        x += pdfmetrics.stringWidth(piece, font, size)
+
+
+def _lines(text: str, size: float, width: float) -> list[str]:
+    if all(_font_for(ch) == LATIN for ch in text):
+        return simpleSplit(text, LATIN, size, width) or [""]
     # CJK text has no spaces to break at: cut by measured width
     lines, line = [], ""
     for ch in text:
-        if pdfmetrics.stringWidth(line + ch, font, size) > width:
+        if _width(line + ch, size) > width:
             lines.append(line)
             line = ""
         line += ch
@@ -78,8 +106,8 @@ def render(content: dict[str, Any], content_sha256: str) -> bytes:
     left, right = 22 * mm, width - 22 * mm
     y = height - 30 * mm
 
-    canvas.setFont(CJK, 20)
-    canvas.drawCentredString(width / 2, y, "碳普惠核证减排量注销证明")
+    title = "碳普惠核证减排量注销证明"
+    _draw(canvas, (width - _width(title, 20)) / 2, y, title, 20)
     y -= 9 * mm
     canvas.setFont(LATIN, 13)
     canvas.drawCentredString(width / 2, y, "Certificate of Retirement of Certified Emission Reductions")
@@ -103,13 +131,9 @@ def render(content: dict[str, Any], content_sha256: str) -> bytes:
     label_width = 58 * mm
     value_width = right - left - label_width
     for label, value in rows:
-        canvas.setFont(CJK, 9.5)
-        canvas.drawString(left, y, label)
-        font = _font_for(value)
-        lines = _lines(value, font, 10, value_width)
-        canvas.setFont(font, 10)
-        for line in lines:
-            canvas.drawString(left + label_width, y, line)
+        _draw(canvas, left, y, label, 9.5)
+        for line in _lines(value, 10, value_width):
+            _draw(canvas, left + label_width, y, line, 10)
             y -= 5.5 * mm
         y -= 1.5 * mm
         if y < 80 * mm:  # a very long list of serials: the rest is on the public page
@@ -121,16 +145,15 @@ def render(content: dict[str, Any], content_sha256: str) -> bytes:
     qr_size = 42 * mm
     qr_y = 22 * mm
     _qr(canvas, content["verification_url"], right - qr_size, qr_y, qr_size)
+    canvas.linkURL(content["verification_url"], (right - qr_size, qr_y, right, qr_y + qr_size), relative=0)
     text_y = qr_y + qr_size - 4 * mm
-    canvas.setFont(CJK, 9.5)
-    canvas.drawString(left, text_y, "验证 Verify this certificate:")
+    _draw(canvas, left, text_y, "验证 Verify this certificate:", 9.5)
     canvas.setFont(LATIN, 8.5)
     for line in simpleSplit(content["verification_url"], LATIN, 8.5, right - left - qr_size - 6 * mm):
         text_y -= 5 * mm
         canvas.drawString(left, text_y, line)
     text_y -= 8 * mm
-    canvas.setFont(CJK, 9.5)
-    canvas.drawString(left, text_y, "内容哈希 SHA-256 of the content:")
+    _draw(canvas, left, text_y, "内容哈希 SHA-256 of the content:", 9.5)
     canvas.setFont("Courier", 7.5)
     text_y -= 5 * mm
     canvas.drawString(left, text_y, content_sha256)

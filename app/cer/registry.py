@@ -76,7 +76,13 @@ def block_serial(block: CerBlock) -> str:
 
 
 def certificate_url(number: str) -> str:
+    """The certificate as JSON, for API clients."""
     return f"{get_settings().public_base_url.rstrip('/')}/v1/public/certificates/{number}"
+
+
+def verification_page_url(number: str) -> str:
+    """The certificate's public page (HTML), where its QR code points."""
+    return f"{get_settings().public_base_url.rstrip('/')}/certificates/{number}"
 
 
 async def ensure_account(session: AsyncSession, org_id: uuid.UUID) -> None:
@@ -401,7 +407,7 @@ async def _certificate_content(
         "retired_by": {"org_id": str(principal.org_id), "name": owners.get(principal.org_id, "")},
         "retired_on": clock.local_day(now).isoformat(),
         "retired_at": now.isoformat(),
-        "verification_url": certificate_url(number),
+        "verification_url": verification_page_url(number),
     }
 
 

@@ -175,13 +175,13 @@ class TestProjectToCertificate:
             1, "深圳马拉松 2026", "Carbon neutrality of the 2026 Shenzhen marathon")
         assert content["projects"][0]["id"] == pid
         assert content["projects"][0]["methodologies"] == [f"{owner.code}@1"]
-        assert content["verification_url"] == retirement["certificate_url"]
+        assert content["verification_url"] == f"http://test/certificates/{number}"  # the public page
         r = await client.get(f"/v1/public/certificates/{number}.pdf")
         assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
         assert r.content.startswith(b"%PDF") and hashlib.sha256(r.content).hexdigest() == cert["pdf_sha256"]
         text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(r.content)).pages)
         assert cert["content_sha256"] in text
-        assert number in text and retirement["certificate_url"] in text
+        assert number in text and content["verification_url"] in text
         assert retirement["serials"][0] in text
         assert qr_modules(r.content) == expected_modules(cert["content"]["verification_url"])
         r = await client.get("/v1/public/certificates/CERT-1999-000000")
