@@ -43,3 +43,17 @@ class AuditChainHead(SQLModel, table=True):
     chain: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     hash: str = Field(max_length=64)
+
+
+class SmsOutboxMessage(SQLModel, table=True):
+    """A text message the development SMS backend kept instead of sending (``CARBON_SMS_BACKEND=outbox``).
+
+    Local and test environments only; the number is kept masked (``+86138****8000``), never whole.
+    """
+
+    __tablename__ = "sms_outbox"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    recipient: str = Field(max_length=40, index=True)
+    body: str = Field(max_length=500)
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))

@@ -36,3 +36,15 @@ class NotYourOrganization(Forbidden):
 
 class NotAnOperator(Forbidden):
     code, title = "not_an_operator", "Only operators register keys"
+
+
+class InvalidRedirectUri(DomainError):
+    status, code, title = 422, "invalid_redirect_uri", "Not an acceptable redirect URI"
+
+
+class RedirectUriExists(Conflict):
+    code, title = "redirect_uri_exists", "This redirect URI is already registered"
+
+
+class RedirectUriNotFound(NotFound):
+    code, title = "redirect_uri_not_found", "No such redirect URI"

@@ -58,3 +58,15 @@ class OperatorKey(SQLModel, table=True):
     jwk: dict = Field(sa_column=sa.Column(JSONB, nullable=False))
     created_at: datetime = Field(sa_column=_ts())
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(True))
+
+
+class RedirectUri(SQLModel, table=True):
+    """An exact redirect URI an operator registered for the authorization code flow (RFC 6749 §3.1.2)."""
+
+    __tablename__ = "operator_redirect_uris"
+    __table_args__ = (sa.UniqueConstraint("org_id", "uri"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    uri: str = Field(max_length=2000)
+    created_at: datetime = Field(sa_column=_ts())

@@ -10,12 +10,13 @@ from datetime import datetime
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.core.db import Conn
 from app.core.pagination import keyset
-from app.organizations.models import OperatorKey, Organization, StaffUser
+from app.organizations.models import OperatorKey, Organization, RedirectUri, StaffUser
 from app.organizations.schemas import OrgStatus, StaffRole
 
 # ---- organisations ---------------------------------------------------------------------------------------
@@ -227,3 +228,39 @@ async def names(session: AsyncSession, org_ids: list[uuid.UUID]) -> dict[uuid.UU
 async def staff_org_id(session: AsyncSession, username: str) -> uuid.UUID | None:
     query = select(StaffUser.org_id).where(col(StaffUser.username) == username)
     return (await session.execute(query)).scalar()
+
+
+# ---- redirect URIs of operators (the authorization code flow) --------------------------------------------
+
+
+async def redirect_uris(session: AsyncSession, org_id: uuid.UUID) -> list[RedirectUri]:
+    """The operator's registered redirect URIs, oldest first."""
+    query = select(RedirectUri).where(col(RedirectUri.org_id) == org_id).order_by(col(RedirectUri.id))
+    return list((await session.execute(query)).scalars())
+
+
+async def insert_redirect_uri(session: AsyncSession, org_id: uuid.UUID, uri: str, now: datetime) -> RedirectUri | None:
+    """Register ``uri`` for ``org_id``; None when it is registered already."""
+    statement = (
+        pg_insert(RedirectUri)
+        .values(org_id=org_id, uri=uri, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(RedirectUri)
+    )
+    return (await session.execute(statement)).scalars().first()
+
+
+async def delete_redirect_uri(session: AsyncSession, org_id: uuid.UUID, uri_id: int) -> RedirectUri | None:
+    """Remove the operator's redirect URI ``uri_id``; the removed row, or None."""
+    statement = (
+        sa.delete(RedirectUri)
+        .where(col(RedirectUri.org_id) == org_id, col(RedirectUri.id) == uri_id)
+        .returning(RedirectUri)
+    )
+    return (await session.execute(statement)).scalars().first()
+
+
+async def redirect_uri_registered(session: AsyncSession, org_id: uuid.UUID, uri: str) -> bool:
+    """Whether ``uri`` is, exactly, one of the operator's registered redirect URIs."""
+    query = select(RedirectUri.id).where(col(RedirectUri.org_id) == org_id, col(RedirectUri.uri) == uri)
+    return (await session.execute(query)).first() is not None

@@ -13,15 +13,26 @@ from app.organizations import service
 from app.organizations.exceptions import (
     DuplicateOrganization,
     InvalidKey,
+    InvalidRedirectUri,
     InvalidTransition,
     KeyExists,
     KeyNotFound,
     NotAnOperator,
     NotYourOrganization,
     OrganizationNotFound,
+    RedirectUriExists,
+    RedirectUriNotFound,
     UsernameTaken,
 )
-from app.organizations.schemas import Decision, KeyCreate, KeyRead, OrganizationCreate, OrganizationRead
+from app.organizations.schemas import (
+    Decision,
+    KeyCreate,
+    KeyRead,
+    OrganizationCreate,
+    OrganizationRead,
+    RedirectUriCreate,
+    RedirectUriRead,
+)
 
 router = APIRouter(prefix="/v1/organizations", route_class=CommitRoute, tags=["organizations"])
 OrgAdmin = Annotated[Principal, Depends(require(admin=True))]
@@ -117,3 +128,39 @@ async def list_keys(org_id: uuid.UUID, session: Session, principal: OrgAdmin):
 )
 async def revoke_key(org_id: uuid.UUID, kid: Text, session: Session, principal: OrgAdmin):
     return await service.revoke_key(session, principal, org_id, kid)
+
+
+@router.post(
+    "/{org_id}/redirect-uris",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RedirectUriRead,
+    responses=responses(InvalidRedirectUri, RedirectUriExists, NotYourOrganization, NotAnOperator),
+    summary="Register a redirect URI for the authorization code flow (the operator's admin)",
+    description="People who authorise your app at `/oauth/authorize` are sent back only to a URI registered "
+    "here, compared as an exact string (RFC 9700 §4.1.3). `https` only in production; outside it also "
+    "`http` on a loopback address. Audited; the authority sees every operator's list.",
+)
+async def add_redirect_uri(org_id: uuid.UUID, data: RedirectUriCreate, session: Session, principal: OrgAdmin):
+    return await service.add_redirect_uri(session, principal, org_id, data.uri)
+
+
+@router.get(
+    "/{org_id}/redirect-uris",
+    response_model=list[RedirectUriRead],
+    responses=responses(NotYourOrganization),
+    summary="An operator's registered redirect URIs (its admin, the authority)",
+)
+async def list_redirect_uris(
+    org_id: uuid.UUID, session: Session, principal: Annotated[Principal, Depends(require("authority", "operator"))]
+):
+    return await service.list_redirect_uris(session, principal, org_id)
+
+
+@router.delete(
+    "/{org_id}/redirect-uris/{uri_id}",
+    response_model=RedirectUriRead,
+    responses=responses(RedirectUriNotFound, NotYourOrganization, NotAnOperator),
+    summary="Remove a redirect URI: the authorization flow no longer returns to it (the operator's admin)",
+)
+async def remove_redirect_uri(org_id: uuid.UUID, uri_id: int, session: Session, principal: OrgAdmin):
+    return await service.remove_redirect_uri(session, principal, org_id, uri_id)

@@ -93,3 +93,19 @@ class KeyRead(BaseModel):
     jwk: dict[str, Any]
     created_at: datetime
     revoked_at: datetime | None
+
+
+class RedirectUriCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uri: Annotated[Text, StringConstraints(min_length=8, max_length=2000)] = Field(
+        description="The exact URI the platform may send a person back to with an authorization code: "
+        "`https://…` (outside production also `http://127.0.0.1`, `http://[::1]` or `http://localhost`, any "
+        "port). Compared as an exact string; no wildcards, no fragment, no user info."
+    )
+
+
+class RedirectUriRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    uri: str
+    created_at: datetime

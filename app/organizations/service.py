@@ -6,26 +6,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import audit, clock, db, passwords, security
+from app.core.config import get_settings
 from app.core.pagination import page
 from app.organizations import repository
 from app.organizations.exceptions import (
     DuplicateOrganization,
     InvalidKey,
+    InvalidRedirectUri,
     InvalidTransition,
     KeyExists,
     KeyNotFound,
     NotAnOperator,
     NotYourOrganization,
     OrganizationNotFound,
+    RedirectUriExists,
+    RedirectUriNotFound,
     UsernameTaken,
 )
-from app.organizations.models import OperatorKey, Organization, StaffUser
+from app.organizations.models import OperatorKey, Organization, RedirectUri, StaffUser
 from app.organizations.schemas import OrganizationCreate, OrgDecision, OrgStatus, StaffRole
 
 # decision → (states it may start from, state it leads to)
@@ -110,6 +115,32 @@ async def apply(session: AsyncSession, data: OrganizationCreate) -> Organization
         subject_id=org.id, data={"kind": org.kind, "name": org.name, "credit_code": org.credit_code},
     )
     return org
+
+
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_check_digit_ok(code: str) -> bool:
+    """Whether an 18-character unified social credit code ends in its check character (GB 32100-2015).
+
+    The registration page checks it so a mistyped code is caught at once; the API checks the format.
+    """
+    code = code.strip().upper()
+    if len(code) != 18 or any(c not in CREDIT_CODE_ALPHABET for c in code):
+        return False
+    total = sum(CREDIT_CODE_ALPHABET.index(c) * w for c, w in zip(code, _CREDIT_CODE_WEIGHTS, strict=False))
+    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31] == code[17]
+
+
+async def application_of(session: AsyncSession, username: str) -> Organization | None:
+    """The organisation of the staff account ``username`` (its application and status), or None.
+
+    The sign-in page shows it to an organisation's staff whose password was right but whose
+    organisation is not approved (pending, rejected with the reason, suspended).
+    """
+    org_id = await repository.staff_org_id(session, username)
+    return None if org_id is None else await repository.get(session, org_id)
 
 
 async def get(session: AsyncSession, org_id: uuid.UUID) -> Organization:
@@ -283,3 +314,82 @@ async def names(session: AsyncSession, org_ids: Sequence[uuid.UUID | None]) -> d
 async def staff_org_id(session: AsyncSession, username: str) -> uuid.UUID | None:
     """The organisation of the staff account ``username`` (None: no such account, or of no organisation)."""
     return await repository.staff_org_id(session, username)
+
+
+# ---- redirect URIs of operators (the authorization code flow, RFC 6749 §3.1.2, RFC 9700 §4.1) ------------
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def check_redirect_uri(uri: str) -> str:
+    """``uri`` if it may be registered: absolute, https (loopback http outside production), no fragment,
+    no user info, no wildcard, no whitespace; else ``invalid_redirect_uri`` saying why."""
+    if uri != uri.strip() or any(c.isspace() or ord(c) < 0x20 or c in "*\\" for c in uri):
+        raise InvalidRedirectUri("no spaces, control characters, backslashes or wildcards")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018  # raises on a port that is not a number
+    except ValueError as exc:
+        raise InvalidRedirectUri(f"not a URI: {exc}") from exc
+    if parts.fragment or "#" in uri:
+        raise InvalidRedirectUri("a redirect URI has no fragment")
+    if "@" in parts.netloc:
+        raise InvalidRedirectUri("a redirect URI has no user info")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidRedirectUri("a redirect URI names its host")
+    if parts.scheme == "https":
+        return uri
+    loopback = f"[{host}]" in LOOPBACK_HOSTS or host in LOOPBACK_HOSTS
+    if parts.scheme == "http" and loopback and get_settings().environment != "production":
+        return uri
+    raise InvalidRedirectUri(
+        "a redirect URI uses https"
+        + ("" if get_settings().environment == "production" else " (or http on a loopback address)")
+    )
+
+
+def _own_operator(principal: Principal, org_id: uuid.UUID) -> None:
+    if principal.org_id != org_id:
+        raise NotYourOrganization("only the organisation's own admin manages its redirect URIs")
+    if principal.role != "operator":
+        raise NotAnOperator("redirect URIs belong to operators (the apps people sign in through)")
+
+
+async def add_redirect_uri(session: AsyncSession, principal: Principal, org_id: uuid.UUID, uri: str) -> RedirectUri:
+    _own_operator(principal, org_id)
+    check_redirect_uri(uri)
+    row = await repository.insert_redirect_uri(session, org_id, uri, clock.now())
+    if row is None:
+        raise RedirectUriExists()
+    audit.record(
+        session, actor=principal.actor, action="redirect_uri.registered", subject_type="organization",
+        subject_id=org_id, data={"uri": uri},
+    )
+    return row
+
+
+async def list_redirect_uris(session: AsyncSession, principal: Principal, org_id: uuid.UUID) -> list[RedirectUri]:
+    """The operator's redirect URIs: for its own admin, and for the authority (which sees every operator's)."""
+    if principal.role != "authority" and (principal.org_id != org_id or not principal.is_org_admin):
+        raise NotYourOrganization("only the organisation's own admin and the authority see its redirect URIs")
+    return await repository.redirect_uris(session, org_id)
+
+
+async def remove_redirect_uri(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID, uri_id: int
+) -> RedirectUri:
+    _own_operator(principal, org_id)
+    row = await repository.delete_redirect_uri(session, org_id, uri_id)
+    if row is None:
+        raise RedirectUriNotFound()
+    audit.record(
+        session, actor=principal.actor, action="redirect_uri.removed", subject_type="organization",
+        subject_id=org_id, data={"uri": row.uri},
+    )
+    return row
+
+
+async def redirect_uri_registered(session: AsyncSession, org_id: uuid.UUID, uri: str) -> bool:
+    """Whether ``uri`` is exactly one of the operator's registered redirect URIs (the authorize endpoint)."""
+    return await repository.redirect_uri_registered(session, org_id, uri)

@@ -43,3 +43,24 @@ class Entrustment(SQLModel, table=True):
     accepted_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     withdrawn_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    confirmed_by: str = Field(
+        default="operator_asserted",
+        sa_column=sa.Column(sa.String(20), nullable=False, server_default="operator_asserted"),
+    )
+    """How the entrustment was confirmed: ``operator_asserted`` (the operator's word) or ``person_otp``
+    (the person, with a one-time code sent to their phone, on the platform's consent page)."""
+    confirmed_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+
+
+class OneTimeCode(SQLModel, table=True):
+    """A 6-digit code sent to a phone: only its HMAC is kept, and the phone only as its identity hash."""
+
+    __tablename__ = "one_time_codes"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    identity_hash: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False, index=True))
+    code_hmac: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="0"))
+    used_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))

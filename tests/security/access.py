@@ -44,6 +44,9 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("GET", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("DELETE", "/v1/organizations/{org_id}/keys/{kid}"): ORG_ADMIN,
+    ("POST", "/v1/organizations/{org_id}/redirect-uris"): ORG_ADMIN,  # then: an operator's own admin
+    ("GET", "/v1/organizations/{org_id}/redirect-uris"): AUTHORITY | OPERATOR,  # object-level: the authority, its admin
+    ("DELETE", "/v1/organizations/{org_id}/redirect-uris/{uri_id}"): ORG_ADMIN,
     # methodologies and exchange rules: the authority writes, anyone reads
     ("POST", "/v1/methodologies"): AUTHORITY,
     ("GET", "/v1/methodologies"): PUBLIC,
