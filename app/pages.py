@@ -1,7 +1,23 @@
 """Every domain's page router (HTML, out of the OpenAPI document), mounted by :func:`app.web.install`."""
 
+from app.cer.pages import router as cer_pages
+from app.experts.pages import router as expert_pages
+from app.mall.pages import router as mall_pages
+from app.mall.public_pages import router as mall_public_pages
+from app.methodologies.pages import router as methodology_pages
+from app.organizations.pages import router as organization_pages
 from app.public.pages import router as public_pages
+from app.scenes.pages import router as scene_pages
+from app.scenes.public_pages import router as scene_public_pages
 
 PAGE_ROUTERS = [
     public_pages,
+    organization_pages,
+    scene_pages,
+    mall_pages,
+    methodology_pages,
+    expert_pages,
+    scene_public_pages,
+    cer_pages,
+    mall_public_pages,
 ]

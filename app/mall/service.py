@@ -226,6 +226,11 @@ async def transition_item(session: AsyncSession, merchant: Principal, item_id: u
     return _item_out(row)
 
 
+async def get_own_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID) -> ItemRead:
+    """One of the merchant's own items, whatever its status (another merchant's: ``not_item_owner``)."""
+    return _item_out(await _own_item(await db.raw_connection(session), merchant, item_id))
+
+
 async def get_item(session: AsyncSession, item_id: uuid.UUID) -> ItemRead:
     row = await repo.item(await db.raw_connection(session), item_id)
     if row is None:

@@ -12,10 +12,14 @@ GOOD, WAITING, BAD, NEUTRAL = "good", "waiting", "bad", "neutral"
 
 STATUSES: dict[str, tuple[str, str]] = {
     "pending": (N_("Pending"), WAITING),
+    "submitted": (N_("Submitted"), WAITING),
+    "under_review": (N_("Under review"), WAITING),
     "approved": (N_("Approved"), GOOD),
     "rejected": (N_("Rejected"), BAD),
     "suspended": (N_("Suspended"), BAD),
     "active": (N_("Active"), GOOD),
+    "paused": (N_("Paused"), WAITING),
+    "ended": (N_("Ended"), NEUTRAL),
     "published": (N_("Published"), GOOD),
     "draft": (N_("Draft"), NEUTRAL),
     "publicity": (N_("In publicity"), WAITING),
