@@ -1,14 +1,23 @@
-"""Demo data of the mall: an approved merchant with its admin login and three items on sale.
+"""Demo data of the mall: an approved merchant with its admin login and three items on sale, and
+(when the points demo has enrolled its people) two orders: one voucher already used at the counter,
+one waiting for the till (its code is printed).
 
 Everything goes through the services (the same rules as the HTTP routes). Loading twice adds nothing.
 """
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
 from app.demo import approved_org
 from app.mall import service
 from app.mall.schemas import ItemCreate
 from app.organizations import service as org_service
+from app.points.exceptions import InsufficientPoints
+from app.users import service as users_service
+from app.users.exceptions import NotEntrusted
+
+DEMO_OPERATOR = "demo-operator"  # made by app/points/demo.py, which loads first
+BUYERS = ("demo-bob", "demo-alice")  # Bob's voucher is used at the counter; Alice's waits for the till
 
 MERCHANT = ("mall-demo", "mall-demo-pw")
 MERCHANT_CREDIT_CODE = "91440300MA5MALL01X"
@@ -66,4 +75,30 @@ async def load(session: AsyncSession) -> list[str]:
         "order: POST /v1/me/orders {item_id, quantity} with a user token and an Idempotency-Key;"
         " redeem: POST /v1/merchant/vouchers/{code}/redeem with the merchant's token"
     )
+    lines += await _orders(session, merchant)
+    return lines
+
+
+async def _orders(session: AsyncSession, merchant: Principal) -> list[str]:
+    """An Americano for Bob, used at the counter, and one for Alice, still to be used."""
+    operator_id = await org_service.staff_org_id(session, DEMO_OPERATOR)
+    if operator_id is None:
+        return []
+    coffee = next(i for i in (await service.list_items(session, merchant=merchant, limit=10, cursor=None))["items"]
+                  if i.title == ITEMS[0].title)
+    lines = []
+    for external_id in BUYERS:
+        try:
+            user_id = await users_service.entrusted_user(session, operator_id, external_id)
+            buyer = Principal("user", "user", user_id, operator_id)
+            order = await service.place_order(session, buyer, coffee.id, 1)
+        except (NotEntrusted, InsufficientPoints):
+            continue
+        if external_id == BUYERS[0]:
+            await service.redeem_voucher(session, merchant, order.voucher.code)
+        else:
+            lines.append(
+                f"  {external_id} ordered '{coffee.title}': voucher {order.voucher.code}, not used yet — redeem it at "
+                f"the till: sign in at /merchant as {MERCHANT[0]} / {MERCHANT[1]}"
+            )
     return lines

@@ -10,9 +10,10 @@ from html import unescape
 import pytest
 import sqlalchemy as sa
 
+from app.auth.principal import Principal
 from app.core import clock, db
+from app.organizations import service as org_service
 from tests.factories import PASSWORD, bearer, login
-from tests.factories_mall import make_merchant
 from tests.web.helpers import HTML, csrf_token, make_authority_account, page_token, sign_in
 from tests.web.merchant_helpers import mall_world, shop, voucher
 
@@ -324,5 +325,30 @@ class TestBackOffice:
         assert field_error(r.text, "from").startswith("Enter a date such as ")
 
 
-async def test_make_merchant_is_exported(client, world):  # the helper the browser tests share
-    assert (await make_merchant(client, world.authority)).kind == "merchant"
+class TestDemo:
+    async def test_the_demo_merchant_has_items_and_a_voucher_waiting_for_the_till(self, browser_client):
+        from app.mall import demo as mall_demo
+        from app.methodologies import demo as methodologies_demo
+        from app.points import demo as points_demo
+
+        await make_authority_account()  # the demo acts as the first authority account
+        for module in (methodologies_demo, points_demo, mall_demo):
+            async with db.session_scope() as session:
+                lines = await module.load(session)
+        if lines[0].startswith("mall: demo merchant already there"):  # loaded earlier without the people
+            async with db.session_scope() as session:
+                merchant_id = await org_service.staff_org_id(session, mall_demo.MERCHANT[0])
+                admin_id = await org_service.staff_id(session, mall_demo.MERCHANT[0])
+                assert merchant_id and admin_id
+                lines = await mall_demo._orders(session, Principal("staff", "merchant", admin_id, merchant_id))
+        [waiting] = [line for line in lines if "not used yet" in line]
+        code = re.search(r"voucher ([0-9A-Z-]{19})", waiting).group(1)
+        browser_client.cookies.set("lang", "en")
+        await sign_in(browser_client, *mall_demo.MERCHANT)
+        r = await browser_client.get("/merchant/items")
+        assert [unescape(t) for t in re.findall(r'<th scope="row">([^<]*)</th>', r.text)][-3:] == [
+            i.title for i in reversed(mall_demo.ITEMS)
+        ]
+        r = await check(browser_client, code)
+        assert r.status_code == 200
+        assert "Americano in your own cup" in r.text
