@@ -22,8 +22,15 @@ SECURITY_HEADERS = {
 FOREIGN = "https://evil.example"
 
 
+# HTML pages (the API reference among them) keep the referrer within the site: a page's links to
+# the platform's other pages may tell where they came from; nothing leaves the site.
+HTML_REFERRER_POLICY = "same-origin"
+
+
 def assert_hardened(r: httpx.Response) -> None:
-    for name, value in SECURITY_HEADERS.items():
+    html = r.headers.get("content-type", "").startswith("text/html")
+    expected = {**SECURITY_HEADERS, **({"referrer-policy": HTML_REFERRER_POLICY} if html else {})}
+    for name, value in expected.items():
         assert r.headers.get(name) == value, (str(r.url), r.status_code, name)
     assert r.headers.get("x-request-id"), str(r.url)
     assert "access-control-allow-origin" not in r.headers

@@ -9,10 +9,15 @@ Old or guessed paths are 404.
 import pytest
 from fastapi.routing import APIRoute
 
+from app.pages import PAGE_ROUTERS
 from app.routers import ROUTERS
+from app.web import pages as web_pages
 from tests.security.access import ACCESS, OPS_PATHS
 
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+STATIC = "/static"
+# HTML: the web foundation's pages (sign-in, language, docs) and every domain's pages, all out of the document.
+HTML_ROUTERS = [web_pages.router, web_pages.docs_router, *PAGE_ROUTERS]
 
 
 def _operations(app) -> dict[tuple[str, str], dict]:
@@ -33,9 +38,17 @@ def test_the_app_mounts_only_routers_and_docs(app):
     for route in app.router.routes:
         included = getattr(route, "original_router", None)  # an include_router() entry
         if included is not None:
-            assert included in ROUTERS
+            assert included in ROUTERS or included in HTML_ROUTERS, route.path
         else:
-            assert route.path in DOCS, route.path
+            assert route.path in DOCS or route.path == STATIC, route.path
+
+
+def test_pages_stay_out_of_the_document(app):
+    documented = {path for path in app.openapi()["paths"]}
+    for router in HTML_ROUTERS:
+        for route in router.routes:
+            assert not getattr(route, "include_in_schema", False) or route.path in DOCS, route.path
+            assert route.path not in documented, route.path
 
 
 def test_everything_is_versioned_except_operations(app):
