@@ -389,6 +389,44 @@ async def batches(conn: Conn, batch_ids: Sequence[uuid.UUID], limit: int | None 
     )
 
 
+async def scene_activity(conn: Conn, scene_id: uuid.UUID, since: datetime, timezone: str) -> list[asyncpg.Record]:
+    """The records made at a scene since ``since``, by month (in ``timezone``) and behaviour type."""
+    return await conn.fetch(
+        "SELECT to_char(started_at AT TIME ZONE $3, 'YYYY-MM') AS month, behaviour_type, count(*) AS records,"
+        " coalesce(sum(reduction_g), 0)::bigint AS reduction_g, coalesce(sum(points), 0)::bigint AS points"
+        " FROM behaviour_records WHERE scene_id = $1 AND started_at >= $2"
+        " GROUP BY 1, 2 ORDER BY 1 DESC, 2",
+        scene_id, since, timezone,
+    )
+
+
+async def methodology_versions_used(conn: Conn, operator_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT methodology_version_id FROM behaviour_records WHERE operator_id = $1", operator_id
+    )
+    return [r[0] for r in rows]
+
+
+# ---- disclosure and checks -------------------------------------------------------------------------------
+
+
+async def totals(conn: Conn) -> asyncpg.Record:
+    """Behaviours, grams and points credited; points by the kind of entry that took or gave them back."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM behaviour_records) AS behaviours,"
+        " (SELECT coalesce(sum(lifetime_reduction_g), 0) FROM point_accounts) AS reduction_g,"
+        " (SELECT coalesce(sum(lifetime_points), 0) FROM point_accounts) AS points_credited,"
+        " k.redeem, k.refund, k.expire, k.clawback FROM ("
+        "  SELECT coalesce(sum(amount) FILTER (WHERE kind = 'redeem'), 0)::bigint AS redeem,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0)::bigint AS refund,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'expire'), 0)::bigint AS expire,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'clawback'), 0)::bigint AS clawback"
+        "  FROM ledger_entries WHERE kind IN ('redeem', 'refund', 'expire', 'clawback')) k"
+    )
+    assert row is not None  # aggregates: always one row
+    return row
+
+
 async def methodology_versions_used(conn: Conn, operator_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await conn.fetch(
         "SELECT DISTINCT methodology_version_id FROM behaviour_records WHERE operator_id = $1", operator_id

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import audit, clock, db
+from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.methodologies import service as methodologies_service
 from app.points import repository as repo
@@ -326,6 +328,57 @@ async def batches(
 async def methodology_versions_used(session: AsyncSession, operator_id: uuid.UUID) -> list[uuid.UUID]:
     """The methodology versions that computed any of the operator's records."""
     return await repo.methodology_versions_used(await db.raw_connection(session), operator_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    month: str  # YYYY-MM in the platform's time zone
+    behaviour_type: str
+    records: int
+    reduction_g: int
+    points: int
+
+
+@dataclass(frozen=True)
+class SceneActivity:
+    """What was recorded at a scene in the last months: by month and behaviour type, and in all."""
+
+    since: datetime
+    rows: list[ActivityRow]
+    records: int
+    reduction_g: int
+    points: int
+    by_type: dict[str, tuple[int, int]]  # behaviour type → (records, grams)
+
+
+SCENE_ACTIVITY_MONTHS = 12
+
+
+async def scene_activity(session: AsyncSession, scene_id: uuid.UUID) -> SceneActivity:
+    """The records made at ``scene_id`` since the first day of the month 11 months ago (platform time)."""
+    tz = ZoneInfo(get_settings().timezone)
+    today = clock.now().astimezone(tz)
+    month_index = today.year * 12 + today.month - 1 - (SCENE_ACTIVITY_MONTHS - 1)
+    since = datetime(month_index // 12, month_index % 12 + 1, 1, tzinfo=tz)
+    rows = [
+        ActivityRow(r["month"], r["behaviour_type"], r["records"], int(r["reduction_g"]), int(r["points"]))
+        for r in await repo.scene_activity(await db.raw_connection(session), scene_id, since, str(tz))
+    ]
+    by_type: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        n, g = by_type.get(r.behaviour_type, (0, 0))
+        by_type[r.behaviour_type] = (n + r.records, g + r.reduction_g)
+    return SceneActivity(
+        since=since,
+        rows=rows,
+        records=sum(r.records for r in rows),
+        reduction_g=sum(r.reduction_g for r in rows),
+        points=sum(r.points for r in rows),
+        by_type=by_type,
+    )
+
+
+# ---- disclosure ------------------------------------------------------------------------------------------
 
 
 # ---- disclosure ------------------------------------------------------------------------------------------

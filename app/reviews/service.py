@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -367,6 +368,38 @@ async def decide(
         decision = PanelDecision(panel.id, panel.subject_type, panel.subject_id, outcome, reason)
         await hook(session, principal, decision)
     return await view(session, principal, panel)
+
+
+@dataclass(frozen=True)
+class PanelProgress:
+    """How far a review has come, as the applicant may follow it: no expert is named, no opinion shown."""
+
+    id: uuid.UUID
+    size: int
+    quorum: int
+    opinions_in: int
+    status: str
+    outcome: str | None
+    reason: str | None
+    opened_at: datetime
+    decided_at: datetime | None
+
+
+async def progress(session: AsyncSession, panel_id: uuid.UUID) -> PanelProgress:
+    """The panel's progress for the applicant (scene operators follow their scene's review with it)."""
+    panel = await get(session, panel_id)
+    members = (await repository.members(session, [panel_id]))[panel_id]
+    return PanelProgress(
+        id=panel.id,
+        size=panel.size,
+        quorum=panel.quorum,
+        opinions_in=sum(1 for m in members if m.submitted_at is not None),
+        status=panel.status,
+        outcome=panel.outcome,
+        reason=panel.reason,
+        opened_at=panel.created_at,
+        decided_at=panel.decided_at,
+    )
 
 
 async def latest_panel(session: AsyncSession, subject_type: str, subject_id: str) -> ReviewPanel | None:

@@ -23,6 +23,7 @@ from app.core import audit, clock, db
 from app.core.pagination import Page, decode_cursor, page
 from app.methodologies import service as methodologies_service
 from app.organizations import service as org_service
+from app.points import service as points_service
 from app.reviews import service as reviews_service
 from app.reviews.schemas import PanelRead
 from app.scenes import repository
@@ -307,6 +308,43 @@ async def submit(session: AsyncSession, principal: Principal, scene_id: uuid.UUI
         data={"from": str(previous)},
     )
     return (await _views(session, [scene]))[0]
+
+
+async def apply(session: AsyncSession, principal: Principal, data: SceneCreate) -> SceneRead:
+    """Create the application and submit it to the authority at once (the portal's "apply")."""
+    scene = await create(session, principal, data)
+    return await submit(session, principal, scene.id)
+
+
+async def revise(
+    session: AsyncSession, principal: Principal, scene_id: uuid.UUID, data: SceneUpdate
+) -> SceneRead:
+    """The portal's edit: a draft or rejected application is corrected and submitted again; on an
+    approved scene the edit is proposed as a change for review (see :func:`update`)."""
+    scene = await update(session, principal, scene_id, data)
+    if scene.status in (SceneStatus.draft, SceneStatus.rejected):
+        return await submit(session, principal, scene_id)
+    return scene
+
+
+@dataclass(frozen=True)
+class OperatorOverview:
+    """A scene as its operator follows it: the application, its reviews' progress (no expert named)
+    and what was recorded there."""
+
+    scene: SceneRead
+    review: reviews_service.PanelProgress | None
+    change_review: reviews_service.PanelProgress | None
+    activity: points_service.SceneActivity
+
+
+async def operator_overview(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> OperatorOverview:
+    """The operator's own scene (else 404) with its review, its proposed change's review, its records."""
+    scene = await read(session, principal, scene_id)
+    review = None if scene.review_panel_id is None else await reviews_service.progress(session, scene.review_panel_id)
+    change_panel = scene.change.review_panel_id if scene.change else None
+    change_review = None if change_panel is None else await reviews_service.progress(session, change_panel)
+    return OperatorOverview(scene, review, change_review, await points_service.scene_activity(session, scene.id))
 
 
 # --- the authority's side -------------------------------------------------------------------

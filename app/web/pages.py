@@ -10,6 +10,7 @@ from app.auth.dependencies import Session, client_ip
 from app.auth.exceptions import InvalidGrant, OrganizationNotActive
 from app.core.errors import RateLimited
 from app.core.types import Text
+from app.organizations import service as org_service
 from app.web import i18n, sessions
 from app.web.dependencies import Page, is_https, page_router, safe_next
 from app.web.i18n import gettext as _
@@ -52,6 +53,7 @@ async def sign_in(
         errors["password"] = _("Enter your password.")
     status = 400
     headers = None
+    application = None
     if not errors:
         try:
             new = await sessions.sign_in(
@@ -69,6 +71,8 @@ async def sign_in(
                 "Your organisation is not approved at the moment, so its accounts cannot sign in."
             )
             status = 403
+            # the password was right: show where the organisation's application stands
+            application = await org_service.application_of(session, username)
         except RateLimited as exc:
             errors["form"] = _("Too many sign-in attempts. Please wait a minute and try again.")
             status, headers = 429, {"Retry-After": exc.headers.get("Retry-After", "60")}
@@ -84,7 +88,7 @@ async def sign_in(
     return render(
         request,
         "web/sign_in.html",
-        {"next": safe_next(next), "username": username, "errors": errors},
+        {"next": safe_next(next), "username": username, "errors": errors, "application": application},
         status_code=status,
         headers=headers,
     )
