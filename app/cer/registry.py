@@ -9,7 +9,7 @@ guarantees no serial is ever in two blocks.
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -660,6 +660,12 @@ async def list_issuances(session: AsyncSession, *, limit: int, cursor: str | Non
     rows = await repository.issuances_page(session, after=decode_cursor(cursor, datetime, uuid.UUID), limit=limit)
     result = page(rows, limit, lambda i: [i.issued_at, i.id])
     return Page[IssuanceRead](items=await _issuance_views(session, result["items"]), next_cursor=result["next_cursor"])
+
+
+async def daily_tonnes(session: AsyncSession, first: date, last: date) -> list[tuple[date, int, int]]:
+    """(day, tonnes issued, tonnes retired) for every day from ``first`` to ``last``, in the platform's time zone."""
+    rows = await repository.daily_tonnes(await db.raw_connection(session), first, last, get_settings().timezone)
+    return [(r["day"], r["issued"], r["retired"]) for r in rows]
 
 
 async def totals(session: AsyncSession) -> Totals:

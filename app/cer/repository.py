@@ -537,6 +537,22 @@ async def flagged_retirements(session: AsyncSession, retirement_ids: Sequence[uu
 # --- disclosure (tier 2) --------------------------------------------------------------------
 
 
+async def daily_tonnes(conn: Conn, first: date, last: date, zone: str) -> list[Any]:
+    """Tonnes issued and retired per local day from ``first`` to ``last`` (time zone ``zone``)."""
+    return await conn.fetch(
+        "WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),"
+        " i AS (SELECT (issued_at AT TIME ZONE $3)::date AS day, sum(tonnes) AS t FROM cer_issuances"
+        "   WHERE issued_at >= ($1::date::timestamp AT TIME ZONE $3) GROUP BY 1),"
+        " r AS (SELECT (retired_at AT TIME ZONE $3)::date AS day, sum(tonnes) AS t FROM cer_retirements"
+        "   WHERE retired_at >= ($1::date::timestamp AT TIME ZONE $3) GROUP BY 1)"
+        " SELECT days.day, coalesce(i.t, 0)::bigint AS issued, coalesce(r.t, 0)::bigint AS retired"
+        " FROM days LEFT JOIN i ON i.day = days.day LEFT JOIN r ON r.day = days.day ORDER BY days.day",
+        first,
+        last,
+        zone,
+    )
+
+
 async def totals(conn: Conn, today: date) -> dict[str, int]:
     row = await conn.fetchrow(
         """

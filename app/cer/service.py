@@ -356,6 +356,13 @@ async def list_objections(
     return [_objection_view(o, private=private) for o in await repository.objections(session, project.id)]
 
 
+async def public_project(session: AsyncSession, project_id: uuid.UUID) -> tuple[ProjectRead, list[ObjectionRead]]:
+    """A project as the public sees it, with its objections and the owner's answers (no contacts)."""
+    project = await get(session, project_id)
+    objections = [_objection_view(o, private=False) for o in await repository.objections(session, project.id)]
+    return await view(session, project), objections
+
+
 def _require_owner(principal: Principal, project: CerProject) -> None:
     if principal.org_id != project.owner_org_id:
         raise NotOwner()

@@ -427,31 +427,29 @@ async def totals(conn: Conn) -> asyncpg.Record:
     return row
 
 
-async def methodology_versions_used(conn: Conn, operator_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await conn.fetch(
-        "SELECT DISTINCT methodology_version_id FROM behaviour_records WHERE operator_id = $1", operator_id
+async def platform_days(conn: Conn, first: date, last: date, zone: str) -> list[asyncpg.Record]:
+    """Per local day from ``first`` to ``last`` (time zone ``zone``): behaviours and grams (by when they
+    happened), points earned, spent (net of refunds) and expired (by when they were entered)."""
+    return await conn.fetch(
+        "WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),"
+        " b AS (SELECT (started_at AT TIME ZONE $3)::date AS day, count(*) AS behaviours,"
+        "   sum(reduction_g) AS reduction_g FROM behaviour_records"
+        "   WHERE started_at >= ($1::date::timestamp AT TIME ZONE $3)"
+        "   AND started_at < (($2::date + 1)::timestamp AT TIME ZONE $3) GROUP BY 1),"
+        " l AS (SELECT (created_at AT TIME ZONE $3)::date AS day,"
+        "   sum(amount) FILTER (WHERE kind = 'earn') AS earned,"
+        "   -sum(amount) FILTER (WHERE kind IN ('redeem', 'refund')) AS spent,"
+        "   -sum(amount) FILTER (WHERE kind = 'expire') AS expired FROM ledger_entries"
+        "   WHERE created_at >= ($1::date::timestamp AT TIME ZONE $3)"
+        "   AND created_at < (($2::date + 1)::timestamp AT TIME ZONE $3) GROUP BY 1)"
+        " SELECT days.day, coalesce(b.behaviours, 0)::bigint AS behaviours,"
+        " coalesce(b.reduction_g, 0)::bigint AS reduction_g, coalesce(l.earned, 0)::bigint AS earned,"
+        " coalesce(l.spent, 0)::bigint AS spent, coalesce(l.expired, 0)::bigint AS expired"
+        " FROM days LEFT JOIN b ON b.day = days.day LEFT JOIN l ON l.day = days.day ORDER BY days.day",
+        first,
+        last,
+        zone,
     )
-    return [r[0] for r in rows]
-
-
-# ---- disclosure and checks -------------------------------------------------------------------------------
-
-
-async def totals(conn: Conn) -> asyncpg.Record:
-    """Behaviours, grams and points credited; points by the kind of entry that took or gave them back."""
-    row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM behaviour_records) AS behaviours,"
-        " (SELECT coalesce(sum(lifetime_reduction_g), 0) FROM point_accounts) AS reduction_g,"
-        " (SELECT coalesce(sum(lifetime_points), 0) FROM point_accounts) AS points_credited,"
-        " k.redeem, k.refund, k.expire, k.clawback FROM ("
-        "  SELECT coalesce(sum(amount) FILTER (WHERE kind = 'redeem'), 0)::bigint AS redeem,"
-        "   coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0)::bigint AS refund,"
-        "   coalesce(sum(amount) FILTER (WHERE kind = 'expire'), 0)::bigint AS expire,"
-        "   coalesce(sum(amount) FILTER (WHERE kind = 'clawback'), 0)::bigint AS clawback"
-        "  FROM ledger_entries WHERE kind IN ('redeem', 'refund', 'expire', 'clawback')) k"
-    )
-    assert row is not None  # aggregates: always one row
-    return row
 
 
 LEDGER_CHECKS: list[tuple[str, str]] = [

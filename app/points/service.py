@@ -10,7 +10,7 @@ The SQL is in :mod:`app.points.repository`.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -381,7 +381,24 @@ async def scene_activity(session: AsyncSession, scene_id: uuid.UUID) -> SceneAct
 # ---- disclosure ------------------------------------------------------------------------------------------
 
 
-# ---- disclosure ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DailyTotals:
+    """One local day of the platform: behaviours and grams by when they happened, points by when entered."""
+
+    day: date
+    behaviours: int
+    reduction_g: int
+    points_earned: int
+    points_spent: int
+    points_expired: int
+
+
+async def platform_days(session: AsyncSession, first: date, last: date) -> list[DailyTotals]:
+    """Every day from ``first`` to ``last`` (the platform's time zone), days without anything as zeros."""
+    rows = await repo.platform_days(await db.raw_connection(session), first, last, get_settings().timezone)
+    return [
+        DailyTotals(r["day"], r["behaviours"], r["reduction_g"], r["earned"], r["spent"], r["expired"]) for r in rows
+    ]
 
 
 async def platform_totals(session: AsyncSession) -> PlatformTotals:

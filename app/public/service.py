@@ -1,10 +1,12 @@
 """Platform-wide figures for disclosure, gathered from the domains that own them."""
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cer import registry as cer_registry
+from app.core import clock
 from app.organizations import service as org_service
 from app.points import service as points_service
 
@@ -38,3 +40,40 @@ async def portal_totals(session: AsyncSession) -> PortalTotals:
         cer_issued_tonnes=cer.issued_tonnes,
         cer_retired_tonnes=cer.retired_tonnes,
     )
+
+
+CHART_DAYS = 30
+
+
+@dataclass(frozen=True)
+class PortalDay:
+    """One day of the portal's charts."""
+
+    day: date
+    behaviours: int
+    reduction_g: int
+    points_earned: int
+    points_spent: int
+    points_expired: int
+    cer_issued_tonnes: int
+    cer_retired_tonnes: int
+
+
+async def portal_days(session: AsyncSession, days: int = CHART_DAYS) -> list[PortalDay]:
+    """The last ``days`` local days up to today, oldest first: what the home page's charts draw."""
+    last = clock.today()
+    first = last - timedelta(days=days - 1)
+    points = await points_service.platform_days(session, first, last)
+    cer = {day: (issued, retired) for day, issued, retired in await cer_registry.daily_tonnes(session, first, last)}
+    return [
+        PortalDay(
+            p.day, p.behaviours, p.reduction_g, p.points_earned, p.points_spent, p.points_expired,
+            *cer.get(p.day, (0, 0)),
+        )
+        for p in points
+    ]
+
+
+async def portal_home(session: AsyncSession) -> tuple[PortalTotals, list[PortalDay]]:
+    """The home page's figures: the totals now and the last days for the charts."""
+    return await portal_totals(session), await portal_days(session)

@@ -91,8 +91,12 @@ def _filters(
     district_code: str | None,
     category: str | None,
     behaviour_type: str | None,
+    name: str | None = None,
 ) -> list[str]:
     where = [f"s.status = '{SceneStatus.approved}'"]  # a literal, so the partial indexes apply
+    if name:
+        pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(f"s.name ILIKE {args(pattern)}")
     if city_code:
         where.append(f"s.city_code = {args(city_code)}")
     if district_code:
@@ -113,10 +117,11 @@ async def public_list(
     behaviour_type: str | None,
     after_label: str | None,
     limit: int,
+    name: str | None = None,
 ) -> list[asyncpg.Record]:
-    """Approved scenes by label code, after ``after_label``."""
+    """Approved scenes by label code, after ``after_label``; ``name``: whose name contains it."""
     args = _Args()
-    where = _filters(args, city_code, district_code, category, behaviour_type)
+    where = _filters(args, city_code, district_code, category, behaviour_type, name)
     if after_label is not None:
         where.append(f"s.label_code > {args(after_label)}")
     sql = (
@@ -137,6 +142,7 @@ def near_query(
     behaviour_type: str | None = None,
     after: tuple[float, uuid.UUID] | None = None,
     limit: int,
+    name: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The near-me statement and its arguments: approved scenes within ``radius_m``, nearest first."""
     args = _Args()
@@ -147,7 +153,7 @@ def near_query(
         f"s.lng BETWEEN {args(box['lng_min'])} AND {args(box['lng_max'])}",
         f"s.lat BETWEEN {args(box['lat_min'])} AND {args(box['lat_max'])}",
         f"d.distance_m <= {args(radius_m)}",
-        *_filters(args, city_code, district_code, category, behaviour_type),
+        *_filters(args, city_code, district_code, category, behaviour_type, name),
     ]
     if after is not None:
         where.append(f"(d.distance_m, s.id) > ({args(after[0])}::double precision, {args(after[1])}::uuid)")
@@ -172,9 +178,11 @@ async def public_near(
     behaviour_type: str | None,
     after: tuple[float, uuid.UUID] | None,
     limit: int,
+    name: str | None = None,
 ) -> list[asyncpg.Record]:
     """Approved scenes within ``radius_m``, nearest first, after ``after`` (distance, id): one statement."""
     sql, args = near_query(
+        name=name,
         lat=lat,
         lng=lng,
         radius_m=radius_m,

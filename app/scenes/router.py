@@ -154,7 +154,8 @@ _decision_route("revoke", "Revoke an approved or suspended scene, for good (auth
         UnknownCategory, CoordinatesOutOfRange, IncompleteNearQuery, InvalidRadius, InvalidCursor
     ),
     summary="Approved scenes, for maps and apps (public)",
-    description="Filter by `city_code`, `district_code`, `category`, `behaviour_type`; by label code. "
+    description="Filter by `name` (contains, any case), `city_code`, `district_code`, `category`, `behaviour_type`; "
+    "by label code. "
     "Near me: `lat` and `lng` (and `radius_m`, default 5,000, at most 50,000) list the scenes within the "
     "radius, nearest first, each with `distance_m` (great circle, rounded to the metre).",
 )
@@ -169,9 +170,11 @@ async def public_scenes(
     radius_m: float | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    name: Annotated[Text | None, Query(max_length=100)] = None,
 ):
     return await service.public_list(
         session,
+        name=name,
         city_code=city_code,
         district_code=district_code,
         category=category,

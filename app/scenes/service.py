@@ -497,11 +497,14 @@ async def public_list(
     radius_m: float | None,
     limit: int,
     cursor: str | None,
+    name: str | None = None,
 ) -> Page[PublicScene]:
-    """Approved scenes by label code; near me (``lat``, ``lng``, ``radius_m``): nearest first."""
+    """Approved scenes by label code; near me (``lat``, ``lng``, ``radius_m``): nearest first.
+    ``name``: scenes whose name contains it (any case)."""
     if category is not None:
         check_category(category)
     filters = {
+        "name": name.strip() or None if name else None,
         "city_code": city_code,
         "district_code": district_code,
         "category": category,
