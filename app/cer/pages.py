@@ -60,26 +60,40 @@ async def projects(request: Request, session: Session):
     columns = [
         Column(gettext("Project"), lambda p: _link(f"/cer/projects/{p.id}", p.name), lambda p: p.name),
         Column(gettext("Owner"), lambda p: p.owner_name),
-        Column(gettext("Period"), lambda p: f"{date_(p.period_start)} – {date_(p.period_end)}",
-               lambda p: f"{p.period_start.isoformat()}/{p.period_end.isoformat()}"),
+        Column(
+            gettext("Period"),
+            lambda p: f"{date_(p.period_start)} – {date_(p.period_end)}",
+            lambda p: f"{p.period_start.isoformat()}/{p.period_end.isoformat()}",
+        ),
         Column(gettext("Methodologies"), lambda p: ", ".join(p.methodology_codes)),
         Column(gettext("Claimed reduction (t CO₂e)"), lambda p: tonnes(p.claimed_g), lambda p: p.claimed_g),
         Column(gettext("Status"), lambda p: _status(p.status), lambda p: p.status),
-        Column(gettext("Publicity"), lambda p: f"{date_(p.publicity_starts_on)} – {date_(p.publicity_ends_on)}",
-               lambda p: f"{p.publicity_starts_on.isoformat()}/{p.publicity_ends_on.isoformat()}"),
+        Column(
+            gettext("Publicity"),
+            lambda p: f"{date_(p.publicity_starts_on)} – {date_(p.publicity_ends_on)}",
+            lambda p: f"{p.publicity_starts_on.isoformat()}/{p.publicity_ends_on.isoformat()}",
+        ),
         Column(gettext("Objections"), lambda p: number(p.objections), lambda p: p.objections),
     ]
     return await respond(
         request,
         "cer/projects.html",
         columns,
-        lambda cursor, limit: service.list_(session, None, status=None, owner_org_id=None, limit=limit, cursor=cursor),
+        lambda cursor, limit: service.list_(
+            session, None, status=None, owner_org_id=None, limit=limit, cursor=cursor
+        ),
         Listing(gettext("CER projects"), "cer-projects.csv"),
     )
 
 
-def _project_page(request: Request, project: Any, objections: list[Any], values: dict[str, Any],
-                  errors: dict[str, str], status_code: int = 200) -> Response:
+def _project_page(
+    request: Request,
+    project: Any,
+    objections: list[Any],
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
     return render(
         request,
         "cer/project.html",
@@ -130,8 +144,11 @@ async def object_to(
 async def issuances(request: Request, session: Session):
     columns = [
         Column(gettext("Serial numbers"), lambda i: i.serials or "—", lambda i: i.serials or ""),
-        Column(gettext("Project"), lambda i: _link(f"/cer/projects/{i.project_id}", i.project_name),
-               lambda i: i.project_name),
+        Column(
+            gettext("Project"),
+            lambda i: _link(f"/cer/projects/{i.project_id}", i.project_name),
+            lambda i: i.project_name,
+        ),
         Column(gettext("Owner"), lambda i: i.owner_name),
         Column(gettext("Vintage"), lambda i: i.vintage),
         Column(gettext("Tonnes issued (t CO₂e)"), lambda i: number(i.tonnes), lambda i: i.tonnes),
@@ -149,15 +166,21 @@ async def issuances(request: Request, session: Session):
 @router.get("/cer/retirements", name="public_cer_retirements")
 async def retirements(request: Request, session: Session):
     columns = [
-        Column(gettext("Certificate"), lambda r: _link(f"/certificates/{r.certificate_number}", r.certificate_number),
-               lambda r: r.certificate_number),
+        Column(
+            gettext("Certificate"),
+            lambda r: _link(f"/certificates/{r.certificate_number}", r.certificate_number),
+            lambda r: r.certificate_number,
+        ),
         Column(gettext("Tonnes retired (t CO₂e)"), lambda r: number(r.tonnes), lambda r: r.tonnes),
         Column(gettext("Beneficiary"), lambda r: r.beneficiary.name),
         Column(gettext("Purpose"), lambda r: r.purpose),
         Column(gettext("Serial numbers"), lambda r: ", ".join(r.serials), lambda r: " ".join(r.serials)),
         Column(gettext("Retired at"), lambda r: datetime_(r.retired_at), lambda r: r.retired_at.isoformat()),
-        Column(gettext("Status"), lambda r: _validity(r.fraud_flagged),
-               lambda r: "flagged" if r.fraud_flagged else "valid"),
+        Column(
+            gettext("Status"),
+            lambda r: _validity(r.fraud_flagged),
+            lambda r: "flagged" if r.fraud_flagged else "valid",
+        ),
     ]
     return await respond(
         request,

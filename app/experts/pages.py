@@ -33,10 +33,16 @@ def _field_name(code: str) -> str:
 
 
 @router.get("/experts", name="public_experts")
-async def experts(request: Request, session: Session, field: Annotated[Text | None, Query(max_length=30)] = None):
+async def experts(
+    request: Request, session: Session, field: Annotated[Text | None, Query(max_length=30)] = None
+):
     columns = [
         Column(gettext("Name"), lambda e: e.name),
-        Column(gettext("Fields"), lambda e: ", ".join(_field_name(f) for f in e.fields), lambda e: " ".join(e.fields)),
+        Column(
+            gettext("Fields"),
+            lambda e: ", ".join(_field_name(f) for f in e.fields),
+            lambda e: " ".join(e.fields),
+        ),
         Column(gettext("Affiliation"), lambda e: e.affiliation.name),
     ]
     options = [("", gettext("Any field"))] + [(code, _field_name(code)) for code in service.FIELDS]

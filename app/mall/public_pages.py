@@ -38,15 +38,21 @@ async def mall(
         Column(gettext("Item"), lambda i: i.title),
         Column(gettext("Price (points)"), lambda i: number(i.points_price), lambda i: i.points_price),
         Column(gettext("In stock"), lambda i: _stock(i.stock), lambda i: "" if i.stock is None else i.stock),
-        Column(gettext("On sale"), _window,
-               lambda i: "/".join(d.isoformat() if d else "" for d in (i.sale_starts_at, i.sale_ends_at))),
+        Column(
+            gettext("On sale"),
+            _window,
+            lambda i: "/".join(d.isoformat() if d else "" for d in (i.sale_starts_at, i.sale_ends_at)),
+        ),
         Column(gettext("Description"), lambda i: i.description),
     ]
     only_in_stock = True if in_stock == "true" else None
     listing = Listing(
         gettext("Rewards mall"),
         "mall-items.csv",
-        filters={"max_price": None if max_price is None else str(max_price), "in_stock": "true" if only_in_stock else None},
+        filters={
+            "max_price": None if max_price is None else str(max_price),
+            "in_stock": "true" if only_in_stock else None,
+        },
     )
     return await respond(
         request,

@@ -31,13 +31,27 @@ async def methodologies(
         Column(gettext("Name"), lambda m: m.name),
         Column(gettext("Behaviour type"), lambda m: m.behaviour_type),
         Column(gettext("Unit"), lambda m: m.unit),
-        Column(gettext("Baseline factor (g CO₂e per unit)"), lambda m: _factor(m.baseline_factor_g),
-               lambda m: m.baseline_factor_g),
-        Column(gettext("Project factor (g CO₂e per unit)"), lambda m: _factor(m.project_factor_g),
-               lambda m: m.project_factor_g),
-        Column(gettext("Net reduction (g CO₂e per unit)"), lambda m: _factor(m.net_factor_g), lambda m: m.net_factor_g),
+        Column(
+            gettext("Baseline factor (g CO₂e per unit)"),
+            lambda m: _factor(m.baseline_factor_g),
+            lambda m: m.baseline_factor_g,
+        ),
+        Column(
+            gettext("Project factor (g CO₂e per unit)"),
+            lambda m: _factor(m.project_factor_g),
+            lambda m: m.project_factor_g,
+        ),
+        Column(
+            gettext("Net reduction (g CO₂e per unit)"),
+            lambda m: _factor(m.net_factor_g),
+            lambda m: m.net_factor_g,
+        ),
         Column(gettext("Citation"), lambda m: m.citation),
-        Column(gettext("Effective from"), lambda m: date_(m.effective_from), lambda m: m.effective_from.isoformat()),
+        Column(
+            gettext("Effective from"),
+            lambda m: date_(m.effective_from),
+            lambda m: m.effective_from.isoformat(),
+        ),
     ]
     listing = Listing(
         gettext("Methodologies"),
@@ -49,7 +63,12 @@ async def methodologies(
         "methodologies/list.html",
         columns,
         lambda cursor, limit: service.list_methodologies(
-            session, None, code=code or None, behaviour_type=behaviour_type or None, limit=limit, cursor=cursor
+            session,
+            None,
+            code=code or None,
+            behaviour_type=behaviour_type or None,
+            limit=limit,
+            cursor=cursor,
         ),
         listing,
     )
@@ -60,12 +79,27 @@ async def exchange_rules(request: Request, session: Session):
     columns = [
         Column(gettext("Version"), lambda r: r.version),
         Column(gettext("Name"), lambda r: r.name),
-        Column(gettext("Points per gram CO₂e"), lambda r: number(r.points_per_gram), lambda r: r.points_per_gram),
-        Column(gettext("Daily cap (points)"), lambda r: number(r.daily_cap_points), lambda r: r.daily_cap_points),
-        Column(gettext("Points expire after (days)"), lambda r: number(r.lot_lifetime_days), lambda r: r.lot_lifetime_days),
-        Column(gettext("Effective from"), lambda r: date_(r.effective_from), lambda r: r.effective_from.isoformat()),
-        Column(gettext("Effective until"), lambda r: date_(r.effective_to),
-               lambda r: r.effective_to.isoformat() if r.effective_to else ""),
+        Column(
+            gettext("Points per gram CO₂e"), lambda r: number(r.points_per_gram), lambda r: r.points_per_gram
+        ),
+        Column(
+            gettext("Daily cap (points)"), lambda r: number(r.daily_cap_points), lambda r: r.daily_cap_points
+        ),
+        Column(
+            gettext("Points expire after (days)"),
+            lambda r: number(r.lot_lifetime_days),
+            lambda r: r.lot_lifetime_days,
+        ),
+        Column(
+            gettext("Effective from"),
+            lambda r: date_(r.effective_from),
+            lambda r: r.effective_from.isoformat(),
+        ),
+        Column(
+            gettext("Effective until"),
+            lambda r: date_(r.effective_to),
+            lambda r: r.effective_to.isoformat() if r.effective_to else "",
+        ),
     ]
     return await respond(
         request,

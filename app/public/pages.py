@@ -30,23 +30,44 @@ def _charts(days: list[service.PortalDay]) -> dict[str, Any]:
     translated here, values as people read them (tonnes, points)."""
     tonnes = lambda grams: round(grams / 1_000_000, 3)  # noqa: E731
     charts = [
-        ("reductions", gettext("Emission reductions per day (t CO₂e)"),
-         [(gettext("Reductions"), [tonnes(d.reduction_g) for d in days], "#0b6e4f")]),
-        ("behaviours", gettext("Low-carbon behaviours recorded per day"),
-         [(gettext("Behaviours"), [d.behaviours for d in days], "#1f5fa8")]),
-        ("points", gettext("Carbon points per day"),
-         [(gettext("Issued"), [d.points_earned for d in days], "#0b6e4f"),
-          (gettext("Spent"), [d.points_spent for d in days], "#b35c00"),
-          (gettext("Expired"), [d.points_expired for d in days], "#6b6b6b")]),
-        ("cer", gettext("Certified emission reductions per day (t CO₂e)"),
-         [(gettext("Issued"), [d.cer_issued_tonnes for d in days], "#0b6e4f"),
-          (gettext("Retired"), [d.cer_retired_tonnes for d in days], "#7a3e9d")]),
+        (
+            "reductions",
+            gettext("Emission reductions per day (t CO₂e)"),
+            [(gettext("Reductions"), [tonnes(d.reduction_g) for d in days], "#0b6e4f")],
+        ),
+        (
+            "behaviours",
+            gettext("Low-carbon behaviours recorded per day"),
+            [(gettext("Behaviours"), [d.behaviours for d in days], "#1f5fa8")],
+        ),
+        (
+            "points",
+            gettext("Carbon points per day"),
+            [
+                (gettext("Issued"), [d.points_earned for d in days], "#0b6e4f"),
+                (gettext("Spent"), [d.points_spent for d in days], "#b35c00"),
+                (gettext("Expired"), [d.points_expired for d in days], "#6b6b6b"),
+            ],
+        ),
+        (
+            "cer",
+            gettext("Certified emission reductions per day (t CO₂e)"),
+            [
+                (gettext("Issued"), [d.cer_issued_tonnes for d in days], "#0b6e4f"),
+                (gettext("Retired"), [d.cer_retired_tonnes for d in days], "#7a3e9d"),
+            ],
+        ),
     ]
     return {
         "days": [date_(d.day, "MMMd") for d in days],
         "charts": [
-            {"id": key, "title": title,
-             "datasets": [{"label": label, "data": data, "color": color} for label, data, color in datasets]}
+            {
+                "id": key,
+                "title": title,
+                "datasets": [
+                    {"label": label, "data": data, "color": color} for label, data, color in datasets
+                ],
+            }
             for key, title, datasets in charts
         ],
     }
@@ -80,12 +101,32 @@ OPEN_DATA = (
     ("/experts", N_("Experts"), N_("The pool of experts the review panels are drawn from.")),
     ("/organizations/operators", N_("App operators"), N_("The apps that record low-carbon behaviours.")),
     ("/organizations/merchants", N_("Merchants"), N_("Who sells goods and services for carbon points.")),
-    ("/organizations/verifiers", N_("Verifiers"), N_("Third-party bodies that verify certified-reduction projects.")),
+    (
+        "/organizations/verifiers",
+        N_("Verifiers"),
+        N_("Third-party bodies that verify certified-reduction projects."),
+    ),
     ("/organizations/scene-operators", N_("Scene operators"), N_("Who runs the approved low-carbon scenes.")),
-    ("/scenes", N_("Scenes"), N_("Approved low-carbon scenes: search by name, type and district, or near you.")),
-    ("/cer/projects", N_("CER projects"), N_("Projects of certified emission reductions and their publicity windows.")),
-    ("/cer/issuances", N_("CER issuances"), N_("Certified emission reductions issued, with their serial numbers.")),
-    ("/cer/retirements", N_("CER retirements"), N_("Reductions retired for carbon neutrality, with their certificates.")),
+    (
+        "/scenes",
+        N_("Scenes"),
+        N_("Approved low-carbon scenes: search by name, type and district, or near you."),
+    ),
+    (
+        "/cer/projects",
+        N_("CER projects"),
+        N_("Projects of certified emission reductions and their publicity windows."),
+    ),
+    (
+        "/cer/issuances",
+        N_("CER issuances"),
+        N_("Certified emission reductions issued, with their serial numbers."),
+    ),
+    (
+        "/cer/retirements",
+        N_("CER retirements"),
+        N_("Reductions retired for carbon neutrality, with their certificates."),
+    ),
     ("/mall", N_("Rewards mall"), N_("What carbon points can buy.")),
 )
 
@@ -104,7 +145,11 @@ async def organizations(request: Request, session: Session, kind: str):
     columns = [
         Column(gettext("Name"), lambda o: o.name),
         Column(gettext("Unified social credit code"), lambda o: o.credit_code),
-        Column(gettext("Approved on"), lambda o: date_(o.decided_at), lambda o: o.decided_at.isoformat() if o.decided_at else ""),
+        Column(
+            gettext("Approved on"),
+            lambda o: date_(o.decided_at),
+            lambda o: o.decided_at.isoformat() if o.decided_at else "",
+        ),
     ]
     return await respond(
         request,

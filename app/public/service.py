@@ -64,10 +64,18 @@ async def portal_days(session: AsyncSession, days: int = CHART_DAYS) -> list[Por
     last = clock.today()
     first = last - timedelta(days=days - 1)
     points = await points_service.platform_days(session, first, last)
-    cer = {day: (issued, retired) for day, issued, retired in await cer_registry.daily_tonnes(session, first, last)}
+    cer = {
+        day: (issued, retired)
+        for day, issued, retired in await cer_registry.daily_tonnes(session, first, last)
+    }
     return [
         PortalDay(
-            p.day, p.behaviours, p.reduction_g, p.points_earned, p.points_spent, p.points_expired,
+            p.day,
+            p.behaviours,
+            p.reduction_g,
+            p.points_earned,
+            p.points_spent,
+            p.points_expired,
             *cer.get(p.day, (0, 0)),
         )
         for p in points

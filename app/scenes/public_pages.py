@@ -71,14 +71,19 @@ async def scenes(
         Column(gettext("Kind of place"), lambda s: _label(CATEGORIES, s.category), lambda s: s.category),
         Column(gettext("Address"), lambda s: s.address),
         Column(gettext("District"), lambda s: _label(DISTRICTS, s.district_code), lambda s: s.district_code),
-        Column(gettext("Behaviours recorded"), lambda s: ", ".join(_label(BEHAVIOURS, b) for b in s.behaviour_types),
-               lambda s: " ".join(s.behaviour_types)),
+        Column(
+            gettext("Behaviours recorded"),
+            lambda s: ", ".join(_label(BEHAVIOURS, b) for b in s.behaviour_types),
+            lambda s: " ".join(s.behaviour_types),
+        ),
         Column(gettext("Operator"), lambda s: s.operator_name),
         Column(gettext("Label"), lambda s: s.label_code),
         Column(gettext("Approved on"), lambda s: date_(s.approved_at), lambda s: s.approved_at.isoformat()),
     ]
     if near:
-        columns.insert(1, Column(gettext("Distance"), lambda s: _distance(s.distance_m), lambda s: s.distance_m))
+        columns.insert(
+            1, Column(gettext("Distance"), lambda s: _distance(s.distance_m), lambda s: s.distance_m)
+        )
     filters = {
         "name": name,
         "category": category,
@@ -94,8 +99,14 @@ async def scenes(
         filters=filters,
         refusals={
             UnknownCategory: ("category", N_("Choose a kind of place from the list.")),
-            CoordinatesOutOfRange: ("near", N_("Your location could not be used (it is not a valid position).")),
-            IncompleteNearQuery: ("near", N_("Your location could not be used (it is not a valid position).")),
+            CoordinatesOutOfRange: (
+                "near",
+                N_("Your location could not be used (it is not a valid position)."),
+            ),
+            IncompleteNearQuery: (
+                "near",
+                N_("Your location could not be used (it is not a valid position)."),
+            ),
             InvalidRadius: ("near", N_("Your location could not be used (it is not a valid position).")),
         },
         extra={

@@ -45,7 +45,9 @@ class Listing:
     title: str
     csv_name: str
     filters: Mapping[str, str | None] = field(default_factory=dict)
-    refusals: Mapping[type[DomainError], tuple[str, str]] = field(default_factory=dict)  # error → (filter, message)
+    refusals: Mapping[type[DomainError], tuple[str, str]] = field(
+        default_factory=dict
+    )  # error → (filter, message)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,7 +134,10 @@ async def _refused(
     request: Request, template: str, columns: Sequence[Column], listing: Listing, exc: DomainError
 ) -> Response:
     if isinstance(exc, InvalidCursor):
-        where, message = "cursor", gettext("That page link is not valid (it may be out of date). Start from the first page.")
+        where, message = (
+            "cursor",
+            gettext("That page link is not valid (it may be out of date). Start from the first page."),
+        )
     else:
         refusal = next((r for kind, r in listing.refusals.items() if isinstance(exc, kind)), None)
         if refusal is None:

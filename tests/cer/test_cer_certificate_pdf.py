@@ -12,8 +12,16 @@ CONTENT = {
     "tonnes": 3,
     "unit": "tCO2e",
     "serials": ["CN-SZ-PHCER-2026-000000001-000000003"],
-    "projects": [{"id": "p", "name": "地铁绿色出行项目", "owner": "深圳通", "period_start": "2026-01-01",
-                  "period_end": "2026-01-31", "methodologies": ["METRO@1"]}],
+    "projects": [
+        {
+            "id": "p",
+            "name": "地铁绿色出行项目",
+            "owner": "深圳通",
+            "period_start": "2026-01-01",
+            "period_end": "2026-01-31",
+            "methodologies": ["METRO@1"],
+        }
+    ],
     "beneficiary": {"kind": "event", "name": "深圳马拉松 2026"},
     "purpose": "赛事碳中和",
     "retired_by": {"org_id": "o", "name": "绿色买家有限公司"},
@@ -36,8 +44,15 @@ class TestCertificatePdf:
 
     def test_chinese_and_latin_text_read_back(self):
         text = PdfReader(io.BytesIO(certificates.render(CONTENT, SHA))).pages[0].extract_text()
-        for piece in ("碳普惠核证减排量注销证明", "深圳马拉松", "赛事碳中和", "绿色买家有限公司", "Certificate No.",
-                      CONTENT["verification_url"], SHA):
+        for piece in (
+            "碳普惠核证减排量注销证明",
+            "深圳马拉松",
+            "赛事碳中和",
+            "绿色买家有限公司",
+            "Certificate No.",
+            CONTENT["verification_url"],
+            SHA,
+        ):
             assert piece in text
 
     def test_two_renders_are_the_same_bytes(self):

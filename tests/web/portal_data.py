@@ -28,14 +28,18 @@ async def portal_data_fixture(app, tmp_path_factory) -> PortalData:
         authority = await authority_token(client)
         await publish_scene_types(tmp_path_factory.mktemp("portal-scene-types"))
         operator = await make_org(client, "scene_operator", authority=authority)
-        scene = await approved_scene(client, authority, operator, name=unique("绿色咖啡馆 Portal"),
-                                     district_code="440305")
+        scene = await approved_scene(
+            client, authority, operator, name=unique("绿色咖啡馆 Portal"), district_code="440305"
+        )
         try:
             owner, issuance = await issued_units(client, authority, 2)
             r = await client.post(
                 "/v1/cer/retirements",
-                json={"tonnes": 1, "beneficiary": {"kind": "event", "name": "深圳马拉松 <b>2026</b>"},
-                      "purpose": "赛事碳中和 Carbon neutrality of the marathon"},
+                json={
+                    "tonnes": 1,
+                    "beneficiary": {"kind": "event", "name": "深圳马拉松 <b>2026</b>"},
+                    "purpose": "赛事碳中和 Carbon neutrality of the marathon",
+                },
                 headers=owner.headers,
             )
             assert r.status_code == 201, r.text
@@ -44,6 +48,11 @@ async def portal_data_fixture(app, tmp_path_factory) -> PortalData:
             clock.set_offset(timedelta(0))
         owner2 = await make_owner(client, authority)
         await add_records(client, owner2, [(3, 30.0), (2, 20.0)])
-        project = await create_project(client, owner2, clock.today() - timedelta(days=5),
-                                       clock.today() - timedelta(days=1), name=unique("公示项目 Publicity"))
+        project = await create_project(
+            client,
+            owner2,
+            clock.today() - timedelta(days=5),
+            clock.today() - timedelta(days=1),
+            name=unique("公示项目 Publicity"),
+        )
     return PortalData(scene, project, issuance, certificate)

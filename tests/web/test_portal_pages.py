@@ -10,14 +10,27 @@ from tests.web.helpers import HTML, csrf_token
 from tests.web.portal_data import portal_data_fixture  # noqa: F401 - the fixture portal_data
 
 JSON = {"Accept": "application/json"}
-LISTS = ["/methodologies", "/exchange-rules", "/experts", "/organizations/operators", "/organizations/merchants",
-         "/organizations/verifiers", "/organizations/scene-operators", "/scenes", "/cer/projects", "/cer/issuances",
-         "/cer/retirements", "/mall"]
+LISTS = [
+    "/methodologies",
+    "/exchange-rules",
+    "/experts",
+    "/organizations/operators",
+    "/organizations/merchants",
+    "/organizations/verifiers",
+    "/organizations/scene-operators",
+    "/scenes",
+    "/cer/projects",
+    "/cer/issuances",
+    "/cer/retirements",
+    "/mall",
+]
 
 
 def rows_of(html: str) -> list[str]:
     """The text of each row header of the page's table (the first cell of each row)."""
-    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'<th scope="row">(.*?)</th>', html, re.S)]
+    return [
+        re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'<th scope="row">(.*?)</th>', html, re.S)
+    ]
 
 
 def parse_csv(body: str) -> list[dict]:
@@ -41,8 +54,12 @@ class TestEveryList:
         for page in ("/open-data", "/"):
             html = (await browser_client.get(page)).text
             hrefs = set(re.findall(r'href="([^"]+)"', html))
-            assert set(LISTS) - {"/organizations/operators", "/organizations/merchants", "/organizations/verifiers",
-                                 "/organizations/scene-operators"} <= hrefs | {"/exchange-rules"}
+            assert set(LISTS) - {
+                "/organizations/operators",
+                "/organizations/merchants",
+                "/organizations/verifiers",
+                "/organizations/scene-operators",
+            } <= hrefs | {"/exchange-rules"}
             assert "/open-data" in hrefs
 
     async def test_an_unknown_organisation_list_is_a_404_page(self, browser_client):
@@ -63,7 +80,9 @@ class TestMethodologies:
         code = api["items"][0]["code"]
         html = (await browser_client.get("/methodologies", params={"code": code})).text
         assert set(rows_of(html)) == {code}
-        rows = parse_csv((await browser_client.get("/methodologies", params={"code": code, "format": "csv"})).text)
+        rows = parse_csv(
+            (await browser_client.get("/methodologies", params={"code": code, "format": "csv"})).text
+        )
         assert {r["代码"] for r in rows} == {code}
 
     async def test_paging_follows_the_api_cursor(self, browser_client, portal_data):
@@ -73,8 +92,11 @@ class TestMethodologies:
             assert 'rel="next"' not in html
             return
         next_url = re.search(r'href="([^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
-        second = (await browser_client.get("/v1/methodologies", params={"limit": 20, "cursor": api["next_cursor"]},
-                                           headers=JSON)).json()
+        second = (
+            await browser_client.get(
+                "/v1/methodologies", params={"limit": 20, "cursor": api["next_cursor"]}, headers=JSON
+            )
+        ).json()
         assert rows_of((await browser_client.get(next_url)).text) == [m["code"] for m in second["items"]]
 
     async def test_a_forged_cursor_is_refused_on_the_page(self, browser_client):
@@ -86,15 +108,22 @@ class TestMethodologies:
 class TestScenes:
     async def test_search_by_name_and_district(self, browser_client, portal_data):
         name = portal_data.scene["name"]
-        html = (await browser_client.get("/scenes", params={"name": name[-8:], "district_code": "440305"})).text
+        html = (
+            await browser_client.get("/scenes", params={"name": name[-8:], "district_code": "440305"})
+        ).text
         assert rows_of(html) == [name]
-        html = (await browser_client.get("/scenes", params={"name": name[-8:], "district_code": "440303"})).text
+        html = (
+            await browser_client.get("/scenes", params={"name": name[-8:], "district_code": "440303"})
+        ).text
         assert rows_of(html) == []
 
     async def test_near_me_lists_the_scene_with_its_distance(self, browser_client, portal_data):
         scene = portal_data.scene
-        html = (await browser_client.get("/scenes", params={"lat": scene["lat"], "lng": scene["lng"],
-                                                            "name": scene["name"]})).text
+        html = (
+            await browser_client.get(
+                "/scenes", params={"lat": scene["lat"], "lng": scene["lng"], "name": scene["name"]}
+            )
+        ).text
         assert rows_of(html) == [scene["name"]]
         assert "0 米" in html
 
@@ -111,7 +140,9 @@ class TestScenes:
 
 class TestCer:
     async def test_issuances_match_the_api(self, browser_client, portal_data):
-        api = (await browser_client.get("/v1/public/cer/issuances", params={"limit": 20}, headers=JSON)).json()
+        api = (
+            await browser_client.get("/v1/public/cer/issuances", params={"limit": 20}, headers=JSON)
+        ).json()
         html = (await browser_client.get("/cer/issuances")).text
         assert rows_of(html) == [i["serials"] or "—" for i in api["items"]]
         rows = parse_csv((await browser_client.get("/cer/issuances", params={"format": "csv"})).text)
@@ -128,21 +159,33 @@ class TestCer:
         r = await browser_client.get(f"/cer/projects/{pid}")
         assert r.status_code == 200 and "提出异议" in r.text
         token = csrf_token(r.text)
-        r = await browser_client.post(f"/cer/projects/{pid}/objections", headers=HTML,
-                                      data={"csrf_token": token, "text": "Counted twice? <script>x()</script>",
-                                            "name": "邻居", "contact": "n@example.org"})
+        r = await browser_client.post(
+            f"/cer/projects/{pid}/objections",
+            headers=HTML,
+            data={
+                "csrf_token": token,
+                "text": "Counted twice? <script>x()</script>",
+                "name": "邻居",
+                "contact": "n@example.org",
+            },
+        )
         assert r.status_code == 303 and r.headers["location"] == f"/cer/projects/{pid}?filed=1#objections"
         html = (await browser_client.get(r.headers["location"])).text
         assert "Counted twice? &lt;script&gt;x()&lt;/script&gt;" in html
         assert "n@example.org" not in html  # the contact is for the owner and the authority
-        objections = (await browser_client.get(f"/v1/public/cer/projects/{pid}/objections", headers=JSON)).json()
+        objections = (
+            await browser_client.get(f"/v1/public/cer/projects/{pid}/objections", headers=JSON)
+        ).json()
         assert objections[-1]["text"] == "Counted twice? <script>x()</script>"
 
     async def test_an_empty_objection_is_refused_beside_the_field(self, browser_client, portal_data):
         pid = portal_data.project["id"]
         token = csrf_token((await browser_client.get(f"/cer/projects/{pid}")).text)
-        r = await browser_client.post(f"/cer/projects/{pid}/objections", headers=HTML,
-                                      data={"csrf_token": token, "text": "  ", "name": "我"})
+        r = await browser_client.post(
+            f"/cer/projects/{pid}/objections",
+            headers=HTML,
+            data={"csrf_token": token, "text": "  ", "name": "我"},
+        )
         assert r.status_code == 422
         assert '<p class="field__error" id="f-text-error">请写下您的异议（最多 5,000 字）。</p>' in r.text
         assert 'value="我"' in r.text
@@ -156,8 +199,11 @@ class TestCer:
         pid = portal_data.issuance["project_id"]
         r = await browser_client.get(f"/cer/projects/{pid}")
         assert "提出异议" in r.text and 'action="/cer/projects/' not in r.text
-        r = await browser_client.post(f"/cer/projects/{pid}/objections", headers=HTML,
-                                      data={"csrf_token": csrf_token(r.text), "text": "late"})
+        r = await browser_client.post(
+            f"/cer/projects/{pid}/objections",
+            headers=HTML,
+            data={"csrf_token": csrf_token(r.text), "text": "late"},
+        )
         assert r.status_code == 409
         assert "该项目的公示期已结束，不再受理异议。" in r.text
 
@@ -198,7 +244,15 @@ class TestCsv:
         from app.web.disclosure import _csv_value
 
         assert [_csv_value(v) for v in ("=1+2", "+x", "@SUM(A1)", "-12", "-x", "ok", None, 5)] == [
-            "'=1+2", "'+x", "'@SUM(A1)", "-12", "'-x", "ok", "", 5]
+            "'=1+2",
+            "'+x",
+            "'@SUM(A1)",
+            "-12",
+            "'-x",
+            "ok",
+            "",
+            5,
+        ]
 
 
 class TestHomeCharts:
@@ -220,9 +274,14 @@ class TestHomeCharts:
         assert by_id["reductions"]["datasets"][0]["data"] == [round(d.reduction_g / 10**6, 3) for d in days]
         assert by_id["behaviours"]["datasets"][0]["data"] == [d.behaviours for d in days]
         assert [ds["data"] for ds in by_id["points"]["datasets"]] == [
-            [d.points_earned for d in days], [d.points_spent for d in days], [d.points_expired for d in days]]
+            [d.points_earned for d in days],
+            [d.points_spent for d in days],
+            [d.points_expired for d in days],
+        ]
         assert [ds["data"] for ds in by_id["cer"]["datasets"]] == [
-            [d.cer_issued_tonnes for d in days], [d.cer_retired_tonnes for d in days]]
+            [d.cer_issued_tonnes for d in days],
+            [d.cer_retired_tonnes for d in days],
+        ]
         assert any(by_id["behaviours"]["datasets"][0]["data"])  # the records of portal_data, days ago
         # the same figures as a table under each chart, grouped as the language writes numbers
         assert format_decimal(days[-1].behaviours, locale="zh_CN") in html
