@@ -26,6 +26,8 @@ audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 keys_cli = typer.Typer(help="The platform's token signing keys.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
+sms_cli = typer.Typer(help="Text messages (one-time codes).", no_args_is_help=True)
+cli.add_typer(sms_cli, name="sms")
 
 
 def urls() -> embedded.ServerUrls:
@@ -180,6 +182,23 @@ def keys_rotate() -> None:
             return await keys.rotate(session)
 
     console.print(f"new signing key: {run(rotate)}")
+
+
+@sms_cli.command("outbox")
+def sms_outbox(limit: int = typer.Option(20, min=1, max=500, help="How many messages, newest first")) -> None:
+    """The development outbox: the messages CARBON_SMS_BACKEND=outbox kept (refused in production)."""
+    from app.core import sms
+
+    if not sms.outbox_allowed():
+        console.print("[red]the development outbox does not exist in production[/red]")
+        raise typer.Exit(1)
+
+    async def read() -> list[sms.OutboxEntry]:
+        async with db.session_scope() as session:
+            return await sms.outbox(session, limit)
+
+    for entry in run(read):
+        console.print(f"{entry.created_at.isoformat(timespec='seconds')}  {entry.recipient}  {entry.body}")
 
 
 def _mount_domain_commands() -> None:

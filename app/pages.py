@@ -1,5 +1,6 @@
 """Every domain's page router (HTML, out of the OpenAPI document), mounted by :func:`app.web.install`."""
 
+from app.auth.pages import router as auth_pages
 from app.cer.pages import router as cer_pages
 from app.experts.pages import router as expert_pages
 from app.mall.pages import router as mall_pages
@@ -11,6 +12,7 @@ from app.scenes.pages import router as scene_pages
 from app.scenes.public_pages import router as scene_public_pages
 
 PAGE_ROUTERS = [
+    auth_pages,
     public_pages,
     organization_pages,
     scene_pages,

@@ -3,6 +3,20 @@ from app.core.errors import DomainError, Forbidden, Unauthorized
 
 class InvalidGrant(DomainError):
     status, code, title = 400, "invalid_grant", "Invalid credentials"
+    variants = (
+        "code_expired", "code_reused", "invalid_code_verifier", "redirect_uri_mismatch", "refresh_token_expired",
+        "refresh_token_reused", "token_revoked", "entrustment_withdrawn",
+    )
+
+
+class GrantRevoked(InvalidGrant):
+    """A replayed code or refresh token: what it issued before is revoked, and the revocation stands."""
+
+    keep_changes = True
+
+
+class InvalidTokenRequest(DomainError):
+    status, code, title = 400, "invalid_request", "A parameter of the token request is missing or malformed"
 
 
 class UnsupportedGrant(DomainError):

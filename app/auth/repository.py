@@ -3,6 +3,7 @@
 Both are the long tail (a key rotation, one token grant): SQLAlchemy statements on the session.
 """
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -12,7 +13,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.auth.models import PlatformSigningKey, UsedAssertion
+from app.auth.models import (
+    AuthorizationCode,
+    AuthorizationRequest,
+    PlatformSigningKey,
+    RefreshToken,
+    UsedAssertion,
+)
 
 # ---- platform signing keys -------------------------------------------------------------------------------
 
@@ -64,5 +71,65 @@ async def use_assertion(session: AsyncSession, client_id: str, jti: str, expires
 async def purge_used_assertions(session: AsyncSession, now: datetime) -> int:
     """Forget the assertions that expired before ``now``; how many."""
     statement = delete(UsedAssertion).where(col(UsedAssertion.expires_at) < now)
+    result = cast(CursorResult[Any], await session.execute(statement))
+    return result.rowcount or 0
+
+
+# ---- the authorization code flow: requests, codes, refresh tokens ----------------------------------------
+
+
+async def insert_request(session: AsyncSession, request: AuthorizationRequest) -> None:
+    session.add(request)
+    await session.flush()
+
+
+async def request_for_update(session: AsyncSession, request_id: uuid.UUID) -> AuthorizationRequest | None:
+    query = (
+        select(AuthorizationRequest)
+        .where(col(AuthorizationRequest.id) == request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def insert_code(session: AsyncSession, code: AuthorizationCode) -> None:
+    session.add(code)
+    await session.flush()
+
+
+async def code_for_update(session: AsyncSession, code_sha256: bytes) -> AuthorizationCode | None:
+    query = (
+        select(AuthorizationCode)
+        .where(col(AuthorizationCode.code_sha256) == code_sha256)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def insert_refresh_token(session: AsyncSession, token: RefreshToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def refresh_token_for_update(session: AsyncSession, token_sha256: bytes) -> RefreshToken | None:
+    query = (
+        select(RefreshToken)
+        .where(col(RefreshToken.token_sha256) == token_sha256)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> int:
+    """Revoke every live refresh token of the family; how many."""
+    statement = (
+        update(RefreshToken)
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
     result = cast(CursorResult[Any], await session.execute(statement))
     return result.rowcount or 0

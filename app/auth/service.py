@@ -43,7 +43,9 @@ class IssuedToken:
     token_type: str = "bearer"
 
 
-def issue_token(principal: Principal, ttl_seconds: int | None = None) -> IssuedToken:
+def issue_token(
+    principal: Principal, ttl_seconds: int | None = None, extra_claims: dict[str, str] | None = None
+) -> IssuedToken:
     settings = get_settings()
     user = principal.kind == CallerKind.user
     ttl = ttl_seconds or (settings.user_token_ttl_seconds if user else settings.token_ttl_seconds)
@@ -61,6 +63,7 @@ def issue_token(principal: Principal, ttl_seconds: int | None = None) -> IssuedT
         claims["org"] = str(principal.org_id)
     if principal.is_org_admin:
         claims["adm"] = True
+    claims.update(extra_claims or {})
     return IssuedToken(access_token=security.sign_jwt(claims, keys.active()), expires_in=ttl)
 
 
@@ -90,6 +93,12 @@ async def check_password(session: AsyncSession, username: str, password: str) ->
 async def client_credentials_grant(
     session: AsyncSession, assertion_type: str | None, assertion: str | None
 ) -> IssuedToken:
+    org_id = await authenticate_client(session, assertion_type, assertion)
+    return issue_token(Principal(CallerKind.client, OrgKind.operator, org_id, org_id))
+
+
+async def authenticate_client(session: AsyncSession, assertion_type: str | None, assertion: str | None) -> uuid.UUID:
+    """An approved operator's ``private_key_jwt`` client assertion (RFC 7523), used once → its id."""
     settings = get_settings()
     if assertion_type != CLIENT_ASSERTION_TYPE or not assertion:
         raise InvalidClient(
@@ -136,7 +145,7 @@ async def client_credentials_grant(
     if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
         raise InvalidClient("jti must be a string of 1 to 200 characters", code="invalid_claims")
     await _use_jti_once(session, str(client_id), jti, int(verified["exp"]))
-    return issue_token(Principal(CallerKind.client, OrgKind.operator, org_id, org_id))
+    return org_id
 
 
 async def _use_jti_once(session: AsyncSession, client_id: str, jti: str, exp: int) -> None:

@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     """Failed voucher look-ups a merchant may make a minute before redemption answers 429."""
     operator_redemption_reversal_days: int = 7
     """How long an operator may reverse a redemption made in its own mall."""
+    sms_backend: Literal["outbox", "http"] = "outbox"
+    """How one-time codes reach phones: ``outbox`` (kept for the developer; refused in production) or ``http``."""
+    sms_http_url: str = ""
+    sms_http_template: str = '{"to": "{phone}", "text": "{message}"}'
+    """The gateway's request body; ``{phone}`` (E.164) and ``{message}`` are replaced, escaped for the content type."""
+    sms_http_content_type: str = "application/json"
+    sms_http_timeout_seconds: float = 10.0
+    otp_ttl_seconds: int = 300
+    otp_max_attempts: int = 5
+    otp_per_phone_per_hour: int = 5
+    """One-time codes sent to one phone an hour (and ``otp_per_ip_per_hour`` requested from one client address)."""
+    otp_per_ip_per_hour: int = 20
+    oauth_code_ttl_seconds: int = 60
+    refresh_token_ttl_days: int = 90
+    agreement_version: str = "2026-11"
+    """The entrustment agreement version people accept on the consent page."""
     db_pool_size: int = 20
     scheduler_enabled: bool = True
     log_level: str = "INFO"

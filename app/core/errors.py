@@ -36,6 +36,9 @@ class DomainError(Exception):
     code: str = "bad_request"  # the class's code; a raise may give a more precise one of ``variants``
     title: ClassVar[str] = "Bad request"
     variants: ClassVar[tuple[str, ...]] = ()  # the more precise codes a raise may give with ``code=``
+    keep_changes: ClassVar[bool] = False
+    """True: what the request wrote before this refusal stands (committed), e.g. a revocation on a
+    replayed token. Only for routes without ``Idempotency-Key`` handling."""
 
     @classmethod
     def codes(cls) -> tuple[str, ...]:

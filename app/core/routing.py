@@ -55,11 +55,15 @@ class CommitRoute(APIRoute):
                 except idempotency.Replay as replay:
                     await session.rollback()
                     return replay.response
+                except DomainError as exc:
+                    await _end_refused(session, keep=exc.keep_changes)
+                    raise
                 except BaseException:
                     await session.rollback()
                     raise
                 if response.status_code >= 400:
-                    await session.rollback()
+                    # a page that refuses but counted something (a one-time code's attempt) keeps it
+                    await _end_refused(session, keep=getattr(request.state, "keep_changes", False))
                     return response
                 await idempotency.finish(request, session, response)
                 await audit.flush(session)
@@ -69,6 +73,15 @@ class CommitRoute(APIRoute):
                 return response
 
         return run_in_transaction
+
+
+async def _end_refused(session: AsyncSession, *, keep: bool) -> None:
+    """A refused request's transaction: rolled back, unless what it wrote must stand (``keep_changes``)."""
+    if keep:
+        await audit.flush(session)
+        await session.commit()
+    else:
+        await session.rollback()
 
 
 def _dependency_calls(dependant: Dependant):

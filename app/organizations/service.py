@@ -393,3 +393,19 @@ async def remove_redirect_uri(
 async def redirect_uri_registered(session: AsyncSession, org_id: uuid.UUID, uri: str) -> bool:
     """Whether ``uri`` is exactly one of the operator's registered redirect URIs (the authorize endpoint)."""
     return await repository.redirect_uri_registered(session, org_id, uri)
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    """An organisation as the authorization endpoint shows it to a person."""
+
+    id: uuid.UUID
+    name: str
+    kind: str
+    status: str
+
+
+async def client_profile(session: AsyncSession, org_id: uuid.UUID) -> ClientProfile | None:
+    """The organisation ``org_id`` (its name, kind and status), or None."""
+    org = await repository.get(session, org_id)
+    return None if org is None else ClientProfile(org.id, org.name, org.kind, org.status)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.core.db import Conn
-from app.users.models import Entrustment, User
+from app.users.models import Entrustment, OneTimeCode, User
 
 
 async def upsert_person(session: AsyncSession, identity_hash: bytes, now: datetime) -> uuid.UUID:
@@ -162,3 +162,102 @@ async def count_people(session: AsyncSession) -> int:
     """People with an account not deleted."""
     query = sa.select(sa.func.count()).select_from(User).where(col(User.deleted_at).is_(None))
     return (await session.execute(query)).scalar_one()
+
+
+# ---- one-time codes and entrustments confirmed by the person (the authorization code flow) ---------------
+
+
+async def insert_code(session: AsyncSession, code: OneTimeCode) -> None:
+    session.add(code)
+    await session.flush()
+
+
+async def count_attempt(session: AsyncSession, code_id: uuid.UUID) -> OneTimeCode | None:
+    """Count one attempt at the code (before comparing it, so no attempt goes uncounted); the code after it."""
+    statement = (
+        sa.update(OneTimeCode)
+        .where(col(OneTimeCode.id) == code_id)
+        .values(attempts=OneTimeCode.attempts + 1)
+        .returning(OneTimeCode)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalars().first()
+
+
+async def mark_code_used(session: AsyncSession, code_id: uuid.UUID, now: datetime) -> bool:
+    """Use the code once; False when it was used already (a concurrent check won)."""
+    statement = (
+        sa.update(OneTimeCode)
+        .where(col(OneTimeCode.id) == code_id, col(OneTimeCode.used_at).is_(None))
+        .values(used_at=now)
+        .returning(col(OneTimeCode.id))
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def person_by_identity(session: AsyncSession, identity_hash: bytes) -> uuid.UUID | None:
+    query = select(User.id).where(col(User.identity_hash) == identity_hash, col(User.deleted_at).is_(None))
+    return (await session.execute(query)).scalar()
+
+
+async def live_entrustment_of(
+    session: AsyncSession, operator_id: uuid.UUID, user_id: uuid.UUID
+) -> Entrustment | None:
+    """The live entrustment of (person, operator), locked (FOR UPDATE), or None."""
+    query = (
+        select(Entrustment)
+        .where(
+            col(Entrustment.operator_id) == operator_id,
+            col(Entrustment.user_id) == user_id,
+            col(Entrustment.withdrawn_at).is_(None),
+        )
+        .with_for_update()
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def confirm(session: AsyncSession, entrustment_id: int, agreement_version: str, now: datetime) -> None:
+    """Record that the person confirmed the entrustment themselves, under ``agreement_version``."""
+    await session.execute(
+        sa.update(Entrustment)
+        .where(col(Entrustment.id) == entrustment_id)
+        .values(confirmed_by="person_otp", confirmed_at=now, agreement_version=agreement_version)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def insert_confirmed_entrustment(
+    session: AsyncSession, operator_id: uuid.UUID, user_id: uuid.UUID, external_user_id: str,
+    agreement_version: str, now: datetime,
+) -> int | None:
+    """A live entrustment the person confirmed; its id, or None when the external id is taken."""
+    statement = (
+        insert(Entrustment)
+        .values(
+            operator_id=operator_id, user_id=user_id, external_user_id=external_user_id,
+            agreement_version=agreement_version, accepted_at=now, created_at=now,
+            confirmed_by="person_otp", confirmed_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(col(Entrustment.id))
+    )
+    return (await session.execute(statement)).scalar()
+
+
+async def entrustment_live(session: AsyncSession, entrustment_id: int) -> bool:
+    """Whether the entrustment is live and its person's account not deleted."""
+    query = (
+        select(Entrustment.id)
+        .join(User, col(User.id) == col(Entrustment.user_id))
+        .where(
+            col(Entrustment.id) == entrustment_id,
+            col(Entrustment.withdrawn_at).is_(None),
+            col(User.deleted_at).is_(None),
+        )
+    )
+    return (await session.execute(query)).first() is not None
+
+
+async def external_id_of(session: AsyncSession, entrustment_id: int) -> str | None:
+    query = select(Entrustment.external_user_id).where(col(Entrustment.id) == entrustment_id)
+    return (await session.execute(query)).scalar()

@@ -1,17 +1,23 @@
 """People and their entrustments of operators (SZ 6, 21; personal data SZ 30–31)."""
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db
+from app.core import audit, clock, db, ratelimit, sms
+from app.core.config import get_settings
 from app.users import repository
 from app.users.exceptions import AlreadyEntrusted, ExternalIdTaken, InvalidConsent, NotEntrusted
-from app.users.identity import identity_hash
+from app.users.identity import identity_hash, normalise_phone
+from app.users.models import OneTimeCode
 from app.users.schemas import AccountDeletion, Enrolment, EnrolUser, EntrustmentRead, Withdrawal
 
 
@@ -134,3 +140,150 @@ async def live_entrustments(
 async def count_people(session: AsyncSession) -> int:
     """People with an account not deleted (public disclosure)."""
     return await repository.count_people(session)
+
+
+# ---- one-time codes (the person's own confirmation, issue 14) --------------------------------------------
+
+OTP_MESSAGE = "【碳普惠】验证码 {code}，{minutes} 分钟内有效。请勿告诉他人。Carbon points code: {code}"
+
+
+class CodeOutcome(StrEnum):
+    verified = "verified"
+    wrong = "wrong"
+    expired = "expired"
+    exhausted = "exhausted"  # the last allowed attempt went by, or the code was used
+    unknown = "unknown"
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    """A one-time code on its way: its id, whose phone (as the identity hash) and the number masked."""
+
+    id: uuid.UUID
+    identity_hash: bytes
+    masked_phone: str
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    outcome: CodeOutcome
+    identity_hash: bytes | None
+    attempts_left: int
+
+
+def _code_mac(code_id: uuid.UUID, code: str) -> bytes:
+    key = get_settings().identity_hash_key.encode()
+    return hmac.new(key, f"otp:{code_id}:{code}".encode(), hashlib.sha256).digest()
+
+
+async def send_code(session: AsyncSession, phone: str, client_ip: str) -> CodeSent:
+    """Send a 6-digit code to ``phone``: ``invalid_identifier``, 429 past the per-phone or per-address budget.
+
+    The code is kept only as an HMAC under the platform key, the phone only as its identity hash;
+    the sender gets the number in memory.
+    """
+    settings = get_settings()
+    normalised = normalise_phone(phone)
+    digest = identity_hash("phone", normalised)
+    await ratelimit.hit(f"otp-ip:{client_ip}", settings.otp_per_ip_per_hour, 3600)
+    await ratelimit.hit(f"otp-phone:{digest.hex()}", settings.otp_per_phone_per_hour, 3600)
+    now = clock.now()
+    code_id = uuid.uuid4()
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    await repository.insert_code(
+        session,
+        OneTimeCode(
+            id=code_id, identity_hash=digest, code_hmac=_code_mac(code_id, code), created_at=now,
+            expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
+        ),
+    )
+    minutes = max(1, settings.otp_ttl_seconds // 60)
+    await sms.send(session, normalised, OTP_MESSAGE.format(code=code, minutes=minutes))
+    return CodeSent(code_id, digest, sms.mask(normalised))
+
+
+async def check_code(session: AsyncSession, code_id: uuid.UUID, code: str) -> CodeCheck:
+    """Check a code: every attempt is counted first (at most ``otp_max_attempts``), a right one is used once.
+
+    Returns the outcome rather than raising, so the caller's transaction keeps the counted attempt.
+    """
+    settings = get_settings()
+    row = await repository.count_attempt(session, code_id)
+    if row is None:
+        return CodeCheck(CodeOutcome.unknown, None, 0)
+    left = max(0, settings.otp_max_attempts - row.attempts)
+    if row.used_at is not None or row.attempts > settings.otp_max_attempts:
+        return CodeCheck(CodeOutcome.exhausted, None, 0)
+    now = clock.now()
+    if row.expires_at <= now:
+        return CodeCheck(CodeOutcome.expired, None, left)
+    well_formed = len(code) == 6 and code.isascii() and code.isdigit()
+    if not well_formed or not hmac.compare_digest(row.code_hmac, _code_mac(code_id, code)):
+        return CodeCheck(CodeOutcome.wrong if left else CodeOutcome.exhausted, None, left)
+    if not await repository.mark_code_used(session, code_id, now):
+        return CodeCheck(CodeOutcome.exhausted, None, 0)
+    return CodeCheck(CodeOutcome.verified, row.identity_hash, left)
+
+
+# ---- entrustments the person confirmed (the authorization code flow) -------------------------------------
+
+
+class Confirmation(StrEnum):
+    """How an entrustment was confirmed."""
+
+    operator_asserted = "operator_asserted"
+    person_otp = "person_otp"
+
+
+@dataclass(frozen=True)
+class ConfirmedEntrustment:
+    id: int
+    user_id: uuid.UUID
+    external_user_id: str
+    created: bool  # a new entrustment (else an existing one, now confirmed by the person)
+
+
+async def confirm_entrustment(
+    session: AsyncSession, operator_id: uuid.UUID, person: bytes, agreement_version: str,
+    external_user_id: str | None = None,
+) -> ConfirmedEntrustment:
+    """The person (by identity hash) confirmed with a one-time code that they entrust ``operator_id``.
+
+    Creates the person's account if new. A live entrustment of (person, operator) is marked confirmed by
+    the person; otherwise a new one starts now, under ``external_user_id`` (the person's ``user_id`` when
+    not given). ``external_user_id_taken`` when that id is the operator's for another person.
+    """
+    now = clock.now()
+    user_id = await repository.upsert_person(session, person, now)
+    live = await repository.live_entrustment_of(session, operator_id, user_id)
+    if live is not None and live.id is not None:
+        if external_user_id is not None and external_user_id != live.external_user_id:
+            raise AlreadyEntrusted(f"this person entrusted you as {live.external_user_id!r}")
+        await repository.confirm(session, live.id, agreement_version, now)
+        entrustment = ConfirmedEntrustment(live.id, user_id, live.external_user_id, created=False)
+    else:
+        external = external_user_id or str(user_id)
+        new_id = await repository.insert_confirmed_entrustment(
+            session, operator_id, user_id, external, agreement_version, now
+        )
+        if new_id is None:
+            raise ExternalIdTaken("this external_user_id is enrolled for another person")
+        entrustment = ConfirmedEntrustment(new_id, user_id, external, created=True)
+    audit.record(
+        session, actor=f"user:{user_id}", action="entrustment.confirmed", subject_type="user", subject_id=user_id,
+        data={
+            "operator_id": str(operator_id), "agreement_version": agreement_version,
+            "confirmed_by": Confirmation.person_otp, "created": entrustment.created,
+        },
+    )
+    return entrustment
+
+
+async def entrustment_live(session: AsyncSession, entrustment_id: int) -> bool:
+    """Whether the entrustment is still live (not withdrawn, the account not deleted)."""
+    return await repository.entrustment_live(session, entrustment_id)
+
+
+async def external_id_of(session: AsyncSession, entrustment_id: int) -> str:
+    """The operator's external id of the person under the entrustment."""
+    return await repository.external_id_of(session, entrustment_id) or ""
