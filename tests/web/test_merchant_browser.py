@@ -133,13 +133,13 @@ class TestItems:
         await page.get_by_role("button", name="上架").click()
         await page.wait_for_load_state()
         assert re.search(r"/merchant/items\?saved=", page.url)
-        row = page.get_by_role("row", name=re.compile("燕麦拿铁"))
-        assert await row.get_by_role("rowheader").inner_text() == "<script>alert(1)</script> 燕麦拿铁"
+        card = page.locator(".item-card", has_text="燕麦拿铁")
+        assert await card.get_by_role("heading").inner_text() == "<script>alert(1)</script> 燕麦拿铁"
         assert dialogs == []
         assert await axe_violations(page) == []
-        await row.get_by_role("button", name="暂停").click()
+        await card.get_by_role("button", name=re.compile("^暂停销售")).click()
         await page.wait_for_load_state()
-        assert await page.get_by_role("row", name=re.compile("燕麦拿铁")).locator(".badge").inner_text() == "已暂停"
+        assert await page.locator(".item-card", has_text="燕麦拿铁").locator(".badge").inner_text() == "已暂停"
 
 
 class TestLayouts:
