@@ -23,7 +23,7 @@ from app.users import service as users_service
 from app.users.exceptions import InvalidIdentifier
 from app.web import csrf
 from app.web.dependencies import page_router
-from app.web.i18n import N_, ngettext
+from app.web.i18n import N_
 from app.web.i18n import gettext as _
 from app.web.middleware import CSP
 from app.web.templating import render
@@ -155,10 +155,7 @@ async def check_code(
         return _see_other(f"/oauth/authorize/{request_id}/consent")
     request.state.keep_changes = True  # the attempt counts, though the page refuses
     if outcome == users_service.CodeOutcome.wrong:
-        message = ngettext(
-            "The code is wrong. You can try %(num)d more time.", "The code is wrong. You can try %(num)d more times.",
-            check.attempts_left,
-        ) % {"num": check.attempts_left}
+        message = _("The code is wrong. Tries left: %(num)s.") % {"num": check.attempts_left}
         return _code_page(request, request_id, name, message, 400)
     if outcome == users_service.CodeOutcome.expired:
         message = _("The code has expired. Go back to the application and start again for a new code.")
