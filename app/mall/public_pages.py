@@ -49,6 +49,7 @@ async def mall(
     listing = Listing(
         gettext("Rewards mall"),
         "mall-items.csv",
+        extra={"wide_last": True},
         filters={
             "max_price": None if max_price is None else str(max_price),
             "in_stock": "true" if only_in_stock else None,

@@ -46,17 +46,18 @@ async def methodologies(
             lambda m: _factor(m.net_factor_g),
             lambda m: m.net_factor_g,
         ),
-        Column(gettext("Citation"), lambda m: m.citation),
         Column(
             gettext("Effective from"),
             lambda m: date_(m.effective_from),
             lambda m: m.effective_from.isoformat(),
         ),
+        Column(gettext("Citation"), lambda m: m.citation),
     ]
     listing = Listing(
         gettext("Methodologies"),
         "methodologies.csv",
         filters={"code": code, "behaviour_type": behaviour_type},
+        extra={"wide_last": True},
     )
     return await respond(
         request,
