@@ -287,6 +287,8 @@ async def edit_item(request: Request, session: Session, viewer: Merchant, item_i
 async def update_item(request: Request, session: Session, viewer: Merchant, item_id: uuid.UUID) -> Response:
     item = await service.get_own_item(session, viewer.principal, item_id)
     values, body, errors = await _item_form(request)
+    if (await request.form()).get("stock_was") == values["stock"]:
+        body.pop("stock", None)  # untouched: orders placed since the form was opened keep their units
     status = 400
     if not errors:
         try:

@@ -264,6 +264,24 @@ class TestItems:
         assert "<script>alert(1)</script>" not in r.text
         assert '<h3 class="item-card__title">&lt;script&gt;alert(1)&lt;/script&gt;</h3>' in r.text
 
+    async def test_an_untouched_stock_keeps_the_orders_placed_while_the_form_was_open(
+        self, client, browser_client, world
+    ):
+        s = await shop(client, world, stock=10)
+        browser_client.cookies.set("lang", "en")
+        await sign_in(browser_client, s.merchant.admin_username)
+        form = f"/merchant/items/{s.item['id']}/edit"
+        token = await page_token(browser_client, form)
+        await voucher(client, s)  # someone orders meanwhile: 9 left
+        shown = {**ITEM, "title": s.item["title"], "points_price": "60", "stock": "10", "stock_was": "10"}
+        r = await browser_client.post(form, data={"csrf_token": token, **shown}, headers=HTML)
+        assert r.status_code == 303
+        got = (await client.get(f"/v1/mall/items/{s.item['id']}")).json()
+        assert (got["points_price"], got["stock"]) == (60, 9)
+        r = await browser_client.post(form, data={"csrf_token": token, **shown, "stock": "20"}, headers=HTML)
+        assert r.status_code == 303
+        assert (await client.get(f"/v1/mall/items/{s.item['id']}")).json()["stock"] == 20
+
     async def test_another_merchants_item_cannot_be_edited(self, client, browser_client, world, till):
         other = await shop(client, world)
         r = await browser_client.get(f"/merchant/items/{other.item['id']}/edit")
