@@ -70,7 +70,7 @@ async def outbox_code(client: httpx.AsyncClient, phone: str) -> str:
     r = await client.get("/dev/outbox", headers=HTML)
     assert r.status_code == 200, r.text
     page = html.unescape(r.text)
-    for row in re.findall(r"<tr><td>.*?</td><td>(.*?)</td><td[^>]*>(.*?)</td></tr>", page, re.S):
+    for row in re.findall(r'<li data-recipient="(.*?)">.*?<p class="outbox-body">(.*?)</p>', page, re.S):
         if row[0] == masked(phone):
             return re.search(r"\d{6}", row[1]).group(0)
     raise AssertionError(f"no message to {masked(phone)} in the outbox")
