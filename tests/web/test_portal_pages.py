@@ -256,12 +256,13 @@ class TestCsv:
 
 
 class TestHomeCharts:
-    async def test_the_chart_data_is_a_json_island_with_thirty_days(self, browser_client, portal_data):
+    async def test_the_chart_data_is_a_data_attribute_with_thirty_days(self, browser_client, portal_data):
+        import html as html_module
         import json
 
         html = (await browser_client.get("/")).text
-        island = re.search(r'<script type="application/json" id="portal-charts">(.*?)</script>', html, re.S)
-        data = json.loads(island.group(1))
+        attribute = re.search(r"id=\"portal-charts\" data-charts='([^']*)'", html)
+        data = json.loads(html_module.unescape(attribute.group(1)))
         assert len(data["days"]) == 30
         assert [c["id"] for c in data["charts"]] == ["reductions", "behaviours", "points", "cer"]
         assert all(len(ds["data"]) == 30 for c in data["charts"] for ds in c["datasets"])

@@ -1,11 +1,11 @@
-// The home page's charts: reads the JSON data island #portal-charts (days and, per chart, its datasets)
-// and draws each with the vendored Chart.js on the canvas of <figure data-chart="id">. The same
+// The home page's charts: reads the JSON in data-charts of #portal-charts (days and, per chart, its
+// datasets) and draws each with the vendored Chart.js on the canvas of <figure data-chart="id">. The same
 // figures are in a table under each chart, for screen readers and without JavaScript.
 (function () {
   "use strict";
-  var island = document.getElementById("portal-charts");
-  if (!island || typeof window.Chart === "undefined") return;
-  var data = JSON.parse(island.textContent);
+  var holder = document.getElementById("portal-charts");
+  if (!holder || typeof window.Chart === "undefined") return;
+  var data = JSON.parse(holder.getAttribute("data-charts"));
   var lang = document.documentElement.lang || "zh-CN";
   data.charts.forEach(function (chart) {
     var figure = document.querySelector('[data-chart="' + chart.id + '"]');
