@@ -230,7 +230,8 @@ def _voucher_image(kind: str, media_type: str):
         response_class=Response,
         responses={
             200: {"description": f"The voucher code as a QR code ({kind.upper()}), not to be cached",
-                  "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}},
+                  "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+                  "headers": {"Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}}}},
             **responses(OrderNotFound),
         },
         summary=f"My order's voucher code as a QR image ({kind.upper()}) to show at the counter",
