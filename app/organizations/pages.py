@@ -40,8 +40,8 @@ FIELD_ERRORS = {
     "credit_code": N_(
         "Enter the 18-character unified social credit code (digits and capital letters, without I, O, S, V, Z)."
     ),
-    "username": N_("3 to 100 characters: letters, digits and . _ @ - only."),
-    "password": N_("At least 8 characters."),
+    "username": N_("Choose a username of 3 to 100 characters: letters, digits and . _ @ - only."),
+    "password": N_("Choose a password of at least 8 characters."),
 }
 
 

@@ -3,6 +3,7 @@ and see what was recorded there. Each page calls one function of :mod:`app.scene
 service the JSON routes call."""
 
 import math
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -73,6 +74,7 @@ FIELD_ERRORS = {
     "description": N_("At most 5,000 characters."),
     "evidence_links": N_("At most 20 links, one a line."),
 }
+_SIX_DIGITS = re.compile(r"\d{6}")
 FIELD_LABELS = {
     "name": N_("Name of the scene"),
     "category": N_("Kind of place"),
@@ -156,6 +158,9 @@ class _Form:
             description=raw["description"].strip(),
             evidence_links=[line.strip() for line in raw["evidence_links"].splitlines() if line.strip()],
         )
+        for key in ("city_code", "district_code"):
+            if not _SIX_DIGITS.fullmatch(self.fields[key]):
+                self.errors[key] = gettext(FIELD_ERRORS[key])
         if self.fields["opening_hours"] and len(self.fields["opening_hours"]) > 200:
             self.errors["opening_hours"] = gettext(FIELD_ERRORS["opening_hours"])
 

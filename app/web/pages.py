@@ -27,6 +27,17 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+# Where the staff of an organisation land after signing in (without a page to return to): their
+# portal, or the account page with the organisation's status. The authority and experts: the home page.
+LANDINGS = {"scene_operator": "/scene-operator", "merchant": "/merchant"}
+
+
+def _landing(viewer: sessions.Viewer) -> str:
+    if viewer.principal.org_id is None:
+        return "/"
+    return LANDINGS.get(viewer.principal.role, "/organization")
+
+
 @router.get("/sign-in", name="sign_in")
 async def sign_in_form(
     request: Request, state: Page, next: Annotated[Text | None, Query(max_length=2000)] = None
@@ -77,7 +88,8 @@ async def sign_in(
             errors["form"] = _("Too many sign-in attempts. Please wait a minute and try again.")
             status, headers = 429, {"Retry-After": exc.headers.get("Retry-After", "60")}
         else:
-            response = _see_other(safe_next(next))
+            target = safe_next(next)
+            response = _see_other(_landing(new.viewer) if target == "/" else target)
             response.headers.append(
                 "set-cookie",
                 cookie_header(

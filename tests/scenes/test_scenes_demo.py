@@ -1,17 +1,24 @@
 """The demo loader of this domain: an operator, experts, two approved scenes; loading again adds nothing."""
 
 import re
+import uuid
 
 from app.core import db
+from app.methodologies import demo as methodologies_demo
+from app.points import demo as points_demo
+from app.points import service as points_service
 from app.scenes import demo
 from app.scenes.repository import haversine_m
-from tests.factories import authority_token
+from tests.factories import authority_token, bearer
 
 
 class TestDemo:
     async def test_it_loads_two_approved_scenes_once(self, client):
         await authority_token(client)  # the demo decides as the first authority account
         async with db.session_scope() as session:
+            # the points demo's operator sends the own-cup drinks recorded at the café
+            await methodologies_demo.load(session)
+            await points_demo.load(session)
             lines = await demo.load(session)
         labels = [m.group(0) for line in lines if (m := re.search(r"SZ-CJ-\d{4}-\d{6}", line))]
         assert len(labels) == 2
@@ -24,6 +31,18 @@ class TestDemo:
         )
         r = await client.get("/v1/public/scenes", params={"city_code": "440300", "district_code": "440304"})
         assert [s["label_code"] for s in r.json()["items"] if s["label_code"] in labels] == [labels[1]]
+        # a third application under review, one of two opinions in; drinks recorded at the café
+        assert "scene in review: Nanshan Library Water Refill Station (1 of 2 opinions in)" in lines
+        recorded = next(line for line in lines if line.startswith("scene records:"))
+        assert re.fullmatch(r"scene records: \d+ own-cup drinks at Green Bean Café \(Science Park\)", recorded)
+        token = (await client.post("/v1/auth/token", data={
+            "grant_type": "password", "username": demo.OPERATOR[0], "password": demo.OPERATOR[1]})).json()  # fmt: skip
+        scenes = (await client.get("/v1/scenes", headers=bearer(token["access_token"]))).json()["items"]
+        assert {s["name"]: s["status"] for s in scenes}["Nanshan Library Water Refill Station"] == "under_review"
+        async with db.session_scope() as session:
+            activity = await points_service.scene_activity(session, uuid.UUID(cafe["id"]))
+        assert activity.records == int(recorded.split()[2]) > 0
+        assert set(activity.by_type) == {"own_cup"} and activity.reduction_g > 0
         async with db.session_scope() as session:
             again = await demo.load(session)
         assert again == ["scenes: demo scenes already there — GET /v1/public/scenes"]

@@ -121,8 +121,8 @@ class TestRegistration:
             ({"kind": "bank"}, "kind", "请选择机构类型。"),
             ({"name": "  "}, "name", "请输入机构的注册名称（最多 200 个字符）。"),
             ({"credit_code": "12345"}, "credit_code", "请输入 18 位统一社会信用代码（数字和大写字母，不含 I、O、S、V、Z）。"),
-            ({"username": "ab"}, "username", "3 至 100 个字符：只能使用字母、数字和 . _ @ -。"),
-            ({"password": "short", "password_again": "short"}, "password", "至少 8 个字符。"),
+            ({"username": "ab"}, "username", "请设置 3 至 100 个字符的用户名：只能使用字母、数字和 . _ @ -。"),
+            ({"password": "short", "password_again": "short"}, "password", "请设置至少 8 个字符的密码。"),
             ({"password_again": "another-password"}, "password_again", "两次输入的密码不一致。"),
         ],
     )

@@ -102,7 +102,7 @@ class TestApplication:
         panel = await open_scene_review(client, authority, scene_id)
         page = await browser_client.get(f"/scene-operator/scenes/{scene_id}")
         assert 'data-status="under_review"' in page.text
-        assert "1 位专家中已有 0 位提交意见（作出决定需要 1 位）。" in page.text
+        assert "已提交意见：0 / 1（作出决定需要 1 份）。" in page.text
         for member in panel["members"]:
             assert member["name"] not in page.text and member["expert_id"] not in page.text
         # opinions in, decision: approved with its label and reasons
@@ -112,7 +112,7 @@ class TestApplication:
         assert 'data-status="approved"' in page.text
         assert f'id="label-code">{label}<' in page.text
         assert "Meets the guidelines &lt;ok&gt;" in page.text
-        assert "1 位专家中已有 1 位提交意见" in page.text
+        assert "已提交意见：1 / 1" in page.text
         home = await browser_client.get("/scene-operator")
         assert body["name"] in home.text and label in home.text
 
@@ -164,6 +164,8 @@ class TestBadInput:
             ({"name": ""}, "name", "请输入场景名称（最多 200 个字符）。"),
             ({"category": "casino"}, "category", "请选择场所类型。"),
             ({"address": " "}, "address", "请输入地址（最多 500 个字符）。"),
+            ({"city_code": ""}, "city_code", "请输入 6 位城市代码，如深圳市为 440300。"),
+            ({"district_code": "44030"}, "district_code", "请输入 6 位区代码，如南山区为 440305。"),
             ({"city_code": "440305"}, "city_code", "不是有效的城市代码：应为以 00 结尾的 6 位数字，如深圳市 440300。"),
             ({"district_code": "110105"}, "district_code", "不是该城市下的区：应为与城市代码前四位相同的 6 位数字，如南山区 440305。"),
             ({"lat": "91"}, "lat", "纬度须在 -90 到 90 之间。"),
