@@ -164,3 +164,18 @@ class TestRegistration:
         assert error_of(r.text, "credit_code") == (
             "This credit code's last character does not match the others: check it against the business licence."
         )
+
+
+class TestLanding:
+    @pytest.mark.parametrize(("kind", "landing"), [("scene_operator", "/scene-operator"), ("verifier", "/organization")])
+    async def test_staff_of_an_organisation_land_on_their_portal_or_account(self, client, browser_client, kind, landing):
+        org = await make_org(client, kind)
+        r = await sign_in(browser_client, org.admin_username)
+        assert r.status_code == 303 and r.headers["location"] == landing
+        page = await browser_client.get(landing)
+        assert page.status_code == 200 and f'href="{landing}" aria-current="page"' in page.text
+
+    async def test_a_page_to_return_to_wins(self, client, browser_client):
+        org = await make_org(client, "scene_operator")
+        r = await sign_in(browser_client, org.admin_username, next="/open-data")
+        assert r.headers["location"] == "/open-data"
