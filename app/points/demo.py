@@ -1,7 +1,11 @@
 """Demo data of the points engine: an operator with a key, three people and a week of behaviours."""
 
+import base64
+import hashlib
 import os
+import secrets
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +24,10 @@ PEOPLE = [("demo-alice", "+8613800000001"), ("demo-bob", "+8613800000002"), ("de
 TRIPS = [("metro", 12.4), ("bus", 6.0), ("cycling", 3.2), ("walking", 2.5)]
 
 
+DEMO_REDIRECT = "http://127.0.0.1:8765/callback"
+"""The demo operator's registered redirect URI (loopback: allowed outside production)."""
+
+
 async def load(session: AsyncSession) -> list[str]:
     existing = await org_service.staff_org_id(session, OPERATOR[0])
     if existing:
@@ -33,6 +41,14 @@ async def load(session: AsyncSession) -> list[str]:
     key_path.parent.mkdir(parents=True, exist_ok=True)
     key_path.write_text(pem)
     os.chmod(key_path, 0o600)
+    await org_service.add_redirect_uri(session, admin, org.id, DEMO_REDIRECT)
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    authorize = f"{get_settings().public_base_url.rstrip('/')}/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": str(org.id), "redirect_uri": DEMO_REDIRECT,
+        "scope": "behaviours:submit account:read", "state": "demo", "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    })
 
     operator = Principal("client", "operator", org.id, org.id)
     now = clock.now()
@@ -62,4 +78,6 @@ async def load(session: AsyncSession) -> list[str]:
         f"  people: {', '.join(p[0] for p in PEOPLE)}; a week of trips: {summary.accepted} accepted",
         "  try the operator CLI: carbon-operator --client-id "
         f"{org.id} --key {key_path} account demo-alice",
+        f"  a person entrusts it themselves: open {authorize}",
+        f"    (the code is in /dev/outbox; the app's code_verifier for the token exchange: {verifier})",
     ]
