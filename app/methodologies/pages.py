@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import Query, Request
+from markupsafe import Markup
 
 from app.auth.dependencies import Session
 from app.core.types import Text
@@ -12,6 +13,13 @@ from app.web.disclosure import Column, Listing, respond
 from app.web.i18n import date_, gettext, number
 
 router = page_router()
+
+
+def _citation(text: str) -> str | Markup:
+    """A long citation folded: its first words, the whole on a click (a table row stays one line high)."""
+    if len(text) <= 80:
+        return text
+    return Markup("<details><summary>{}…</summary>{}</details>").format(text[:60], text)
 
 
 def _factor(value: object) -> str:
@@ -51,7 +59,7 @@ async def methodologies(
             lambda m: date_(m.effective_from),
             lambda m: m.effective_from.isoformat(),
         ),
-        Column(gettext("Citation"), lambda m: m.citation),
+        Column(gettext("Citation"), lambda m: _citation(m.citation), lambda m: m.citation),
     ]
     listing = Listing(
         gettext("Methodologies"),
