@@ -8,6 +8,8 @@
   function start() {
     var box = document.getElementById("scan");
     var form = document.getElementById("till-form");
+    var typed = document.getElementById("f-code");
+    if (typed && typed.value && document.activeElement === typed) typed.select(); // the next code replaces it
     if (!box || !form || typeof window.jsQR !== "function") return;
     if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return;
     var startButton = document.getElementById("scan-start");
