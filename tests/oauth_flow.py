@@ -29,7 +29,9 @@ def pkce() -> tuple[str, str]:
 async def oauth_operator(client: httpx.AsyncClient, redirect: str = REDIRECT) -> Org:
     op = await make_operator(client)
     r = await client.post(
-        f"/v1/organizations/{op.id}/redirect-uris", json={"uri": redirect}, headers=bearer(op.extra["admin_token"])
+        f"/v1/organizations/{op.id}/redirect-uris",
+        json={"uri": redirect},
+        headers=bearer(op.extra["admin_token"]),
     )
     assert r.status_code == 201, r.text
     op.extra["redirect"] = redirect
@@ -53,8 +55,12 @@ def authorize_params(op: Org, **overrides) -> Started:
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(16)
     params = {
-        "response_type": "code", "client_id": op.id, "redirect_uri": op.extra["redirect"],
-        "scope": "behaviours:submit account:read", "state": state, "code_challenge": challenge,
+        "response_type": "code",
+        "client_id": op.id,
+        "redirect_uri": op.extra["redirect"],
+        "scope": "behaviours:submit account:read",
+        "state": state,
+        "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
     params.update(overrides)
@@ -89,7 +95,9 @@ async def post_form(client: httpx.AsyncClient, path: str, form_page: str, **data
     return await client.post(path, data={"csrf_token": csrf_token(r.text), **data}, headers=HTML)
 
 
-async def consent_to(client: httpx.AsyncClient, started: Started, phone: str, decision: str = "approve") -> str:
+async def consent_to(
+    client: httpx.AsyncClient, started: Started, phone: str, decision: str = "approve"
+) -> str:
     """Walk phone → code → consent; the Location the browser is sent to."""
     r = await send_phone(client, started, phone)
     assert r.status_code == 303, r.text
@@ -108,14 +116,23 @@ def query_of(location: str) -> dict[str, str]:
 
 
 def assertion_of(op: Org) -> dict[str, str]:
-    return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": op.assertion(jti=uuid.uuid4().hex,
-                                                                                      iat=int(time.time()))}
+    return {
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": op.assertion(jti=uuid.uuid4().hex, iat=int(time.time())),
+    }
 
 
-async def exchange(client: httpx.AsyncClient, op: Org, code: str, verifier: str, redirect: str | None = None,
-                   **extra) -> httpx.Response:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect or op.extra["redirect"],
-            "code_verifier": verifier, **assertion_of(op), **extra}
+async def exchange(
+    client: httpx.AsyncClient, op: Org, code: str, verifier: str, redirect: str | None = None, **extra
+) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect or op.extra["redirect"],
+        "code_verifier": verifier,
+        **assertion_of(op),
+        **extra,
+    }
     return await client.post("/v1/auth/token", data=data)
 
 

@@ -98,7 +98,9 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-async def validate_client(session: AsyncSession, client_id: str | None, redirect_uri: str | None) -> ValidRequest:
+async def validate_client(
+    session: AsyncSession, client_id: str | None, redirect_uri: str | None
+) -> ValidRequest:
     """The client and its EXACT redirect URI first; anything wrong here is ``ClientRefused`` (an error page)."""
     try:
         org_id = uuid.UUID(client_id or "")
@@ -107,7 +109,9 @@ async def validate_client(session: AsyncSession, client_id: str | None, redirect
     profile = await organizations_service.client_profile(session, org_id)
     if profile is None or profile.kind != OrgKind.operator or profile.status != OrgStatus.approved:
         raise ClientRefused("client_id is not an approved operator's application")
-    if not redirect_uri or not await organizations_service.redirect_uri_registered(session, org_id, redirect_uri):
+    if not redirect_uri or not await organizations_service.redirect_uri_registered(
+        session, org_id, redirect_uri
+    ):
         raise ClientRefused(
             "redirect_uri is not exactly one the application registered", code="invalid_redirect_uri"
         )
@@ -124,7 +128,9 @@ async def validate_request(session: AsyncSession, params: dict[str, list[str]]) 
     state = one.get("state")
 
     def refuse(error: str, description: str) -> RedirectError:
-        return RedirectError(client.redirect_uri, error, description, state if state and len(state) <= 500 else None)
+        return RedirectError(
+            client.redirect_uri, error, description, state if state and len(state) <= 500 else None
+        )
 
     if any(len(values) > 1 for values in params.values()):
         raise refuse("invalid_request", "a parameter is given more than once")
@@ -138,7 +144,9 @@ async def validate_request(session: AsyncSession, params: dict[str, list[str]]) 
     if not scopes or any(s not in SCOPES for s in scopes):
         raise refuse("invalid_scope", f"scope may name only {', '.join(SCOPES)}")
     scope = " ".join(s for s in SCOPES if s in scopes)
-    return ValidRequest(client.client_id, client.client_name, client.redirect_uri, scope, state, one["code_challenge"])
+    return ValidRequest(
+        client.client_id, client.client_name, client.redirect_uri, scope, state, one["code_challenge"]
+    )
 
 
 async def start(
@@ -148,9 +156,16 @@ async def start(
     sent = await users_service.send_code(session, phone, client_ip)
     now = clock.now()
     row = AuthorizationRequest(
-        browser_sha256=_sha256(browser), client_id=request.client_id, redirect_uri=request.redirect_uri,
-        scope=request.scope, state=request.state, code_challenge=request.code_challenge,
-        identity_hash=sent.identity_hash, one_time_code_id=sent.id, created_at=now, expires_at=now + REQUEST_TTL,
+        browser_sha256=_sha256(browser),
+        client_id=request.client_id,
+        redirect_uri=request.redirect_uri,
+        scope=request.scope,
+        state=request.state,
+        code_challenge=request.code_challenge,
+        identity_hash=sent.identity_hash,
+        one_time_code_id=sent.id,
+        created_at=now,
+        expires_at=now + REQUEST_TTL,
     )
     await repository.insert_request(session, row)
     return row
@@ -165,7 +180,9 @@ async def pending(session: AsyncSession, request_id: uuid.UUID, browser: str) ->
         or row.expires_at <= clock.now()
         or row.decided_at is not None
     ):
-        raise RequestNotFound("this sign-in has ended or belongs to another browser: start again from the app")
+        raise RequestNotFound(
+            "this sign-in has ended or belongs to another browser: start again from the app"
+        )
     return row
 
 
@@ -197,9 +214,14 @@ async def decide(session: AsyncSession, row: AuthorizationRequest, approve: bool
     await repository.insert_code(
         session,
         AuthorizationCode(
-            code_sha256=_sha256(code), client_id=row.client_id, redirect_uri=row.redirect_uri,
-            code_challenge=row.code_challenge, identity_hash=row.identity_hash, scope=row.scope,
-            agreement_version=get_settings().agreement_version, consented_at=now,
+            code_sha256=_sha256(code),
+            client_id=row.client_id,
+            redirect_uri=row.redirect_uri,
+            code_challenge=row.code_challenge,
+            identity_hash=row.identity_hash,
+            scope=row.scope,
+            agreement_version=get_settings().agreement_version,
+            consented_at=now,
             expires_at=now + timedelta(seconds=get_settings().oauth_code_ttl_seconds),
         ),
     )
@@ -223,15 +245,26 @@ class PersonTokens:
 
 
 async def _issue(
-    session: AsyncSession, client_id: uuid.UUID, user_id: uuid.UUID, entrustment_id: int, scope: str,
-    family_id: uuid.UUID, external_user_id: str, now: datetime,
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    user_id: uuid.UUID,
+    entrustment_id: int,
+    scope: str,
+    family_id: uuid.UUID,
+    external_user_id: str,
+    now: datetime,
 ) -> PersonTokens:
     refresh = secrets.token_urlsafe(32)
     await repository.insert_refresh_token(
         session,
         RefreshToken(
-            token_sha256=_sha256(refresh), family_id=family_id, client_id=client_id, user_id=user_id,
-            entrustment_id=entrustment_id, scope=scope, created_at=now,
+            token_sha256=_sha256(refresh),
+            family_id=family_id,
+            client_id=client_id,
+            user_id=user_id,
+            entrustment_id=entrustment_id,
+            scope=scope,
+            created_at=now,
             expires_at=now + timedelta(days=get_settings().refresh_token_ttl_days),
         ),
     )
@@ -243,8 +276,13 @@ async def _issue(
 
 
 async def authorization_code_grant(
-    session: AsyncSession, assertion_type: str | None, assertion: str | None, code: str | None,
-    redirect_uri: str | None, code_verifier: str | None, external_user_id: str | None,
+    session: AsyncSession,
+    assertion_type: str | None,
+    assertion: str | None,
+    code: str | None,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+    external_user_id: str | None,
 ) -> PersonTokens:
     client_id = await authenticate_client(session, assertion_type, assertion)
     if not code or not redirect_uri or not code_verifier:
@@ -260,10 +298,14 @@ async def authorization_code_grant(
             await repository.revoke_family(session, row.family_id, now)
         raise GrantRevoked("this code was used before: what it issued is revoked", code="code_reused")
     if row.expires_at <= now:
-        raise InvalidGrant("the authorization code expired: send the person through /oauth/authorize again",
-                           code="code_expired")
+        raise InvalidGrant(
+            "the authorization code expired: send the person through /oauth/authorize again",
+            code="code_expired",
+        )
     if redirect_uri != row.redirect_uri:
-        raise InvalidGrant("redirect_uri differs from the authorization request's", code="redirect_uri_mismatch")
+        raise InvalidGrant(
+            "redirect_uri differs from the authorization request's", code="redirect_uri_mismatch"
+        )
     if not _VERIFIER.match(code_verifier) or not hmac.compare_digest(s256(code_verifier), row.code_challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge", code="invalid_code_verifier")
     family_id = uuid.uuid4()
@@ -273,8 +315,14 @@ async def authorization_code_grant(
         session, client_id, row.identity_hash, row.agreement_version, external_user_id
     )
     return await _issue(
-        session, client_id, entrustment.user_id, entrustment.id, row.scope, family_id,
-        entrustment.external_user_id, now,
+        session,
+        client_id,
+        entrustment.user_id,
+        entrustment.id,
+        row.scope,
+        family_id,
+        entrustment.external_user_id,
+        now,
     )
 
 

@@ -35,8 +35,15 @@ SCOPE_LABELS = {
     "account:read": N_("Read your points balance and the records it reported"),
     "mall": N_("Order in the platform's points mall for you"),
 }
-AUTHORIZE_FIELDS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-                    "code_challenge_method")
+AUTHORIZE_FIELDS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -45,18 +52,24 @@ def _see_other(url: str) -> RedirectResponse:
 
 def _refused(request: Request, exc: oauth.ClientRefused) -> Response:
     message = (
-        _("The address this application asked to send you back to is not one it registered with the platform, "
-          "so you were not sent there. Close this page and go back to the application.")
+        _(
+            "The address this application asked to send you back to is not one it registered with the platform, "
+            "so you were not sent there. Close this page and go back to the application."
+        )
         if exc.code == "invalid_redirect_uri"
-        else _("This application is not registered with the platform, or it may not sign people in at the moment. "
-               "Close this page and go back to the application.")
+        else _(
+            "This application is not registered with the platform, or it may not sign people in at the moment. "
+            "Close this page and go back to the application."
+        )
     )
     return render(request, "auth/authorize_error.html", {"message": message}, status_code=400)
 
 
 def _ended(request: Request) -> Response:
-    message = _("This sign-in has ended (it lasts 15 minutes, works once, and only in the browser where it "
-                "started). Go back to the application and start again.")
+    message = _(
+        "This sign-in has ended (it lasts 15 minutes, works once, and only in the browser where it "
+        "started). Go back to the application and start again."
+    )
     return render(request, "auth/authorize_error.html", {"message": message}, status_code=404)
 
 
@@ -64,17 +77,34 @@ def _params(request: Request) -> dict[str, list[str]]:
     return {k: request.query_params.getlist(k) for k in AUTHORIZE_FIELDS if k in request.query_params}
 
 
-def _phone_page(request: Request, valid: oauth.ValidRequest, phone: str = "", error: str | None = None,
-                status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _phone_page(
+    request: Request,
+    valid: oauth.ValidRequest,
+    phone: str = "",
+    error: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     hidden = {
-        "response_type": "code", "client_id": str(valid.client_id), "redirect_uri": valid.redirect_uri,
-        "scope": valid.scope, "state": valid.state, "code_challenge": valid.code_challenge,
+        "response_type": "code",
+        "client_id": str(valid.client_id),
+        "redirect_uri": valid.redirect_uri,
+        "scope": valid.scope,
+        "state": valid.state,
+        "code_challenge": valid.code_challenge,
         "code_challenge_method": "S256",
     }
     return render(
-        request, "auth/authorize_phone.html",
-        {"client_name": valid.client_name, "hidden": hidden, "phone": phone, "errors": {"phone": error} if error else {}},
-        status_code=status, headers=headers,
+        request,
+        "auth/authorize_phone.html",
+        {
+            "client_name": valid.client_name,
+            "hidden": hidden,
+            "phone": phone,
+            "errors": {"phone": error} if error else {},
+        },
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -108,20 +138,37 @@ async def send_code(request: Request, session: Session) -> Response:
         return _phone_page(request, valid, phone, _("This is not a valid mobile phone number."), 400)
     except RateLimited as exc:
         return _phone_page(
-            request, valid, phone, _("Too many codes were asked for. Please wait a while and try again."), 429,
+            request,
+            valid,
+            phone,
+            _("Too many codes were asked for. Please wait a while and try again."),
+            429,
             {"Retry-After": exc.headers.get("Retry-After", "60")},
         )
     except sms.SmsUnavailable:
-        return _phone_page(request, valid, phone, _("The text message could not be sent. Please try again later."), 503)
+        return _phone_page(
+            request, valid, phone, _("The text message could not be sent. Please try again later."), 503
+        )
     return _see_other(f"/oauth/authorize/{started.id}/code")
 
 
-def _code_page(request: Request, request_id: uuid.UUID, name: str, error: str | None = None,
-               status: int = 200, restart: bool = False) -> Response:
+def _code_page(
+    request: Request,
+    request_id: uuid.UUID,
+    name: str,
+    error: str | None = None,
+    status: int = 200,
+    restart: bool = False,
+) -> Response:
     return render(
-        request, "auth/authorize_code.html",
-        {"request_id": request_id, "client_name": name, "errors": {"code": error} if error else {},
-         "restart": restart},
+        request,
+        "auth/authorize_code.html",
+        {
+            "request_id": request_id,
+            "client_name": name,
+            "errors": {"code": error} if error else {},
+            "restart": restart,
+        },
         status_code=status,
     )
 
@@ -179,7 +226,8 @@ async def consent_form(request: Request, session: Session, request_id: uuid.UUID
     if row.verified_at is None:
         return _see_other(f"/oauth/authorize/{request_id}/code")
     return render(
-        request, "auth/authorize_consent.html",
+        request,
+        "auth/authorize_consent.html",
         {
             "request_id": request_id,
             "client_name": await oauth.client_name(session, row.client_id),
@@ -193,7 +241,10 @@ async def consent_form(request: Request, session: Session, request_id: uuid.UUID
 
 @router.post("/oauth/authorize/{request_id}/consent")
 async def consent(
-    request: Request, session: Session, request_id: uuid.UUID, decision: Annotated[Text, Form(max_length=10)] = ""
+    request: Request,
+    session: Session,
+    request_id: uuid.UUID,
+    decision: Annotated[Text, Form(max_length=10)] = "",
 ) -> Response:
     try:
         row = await oauth.pending(session, request_id, csrf.seed(request))

@@ -23,7 +23,9 @@ def gateway(monkeypatch, settings):
         return httpx.Response(200 if b"fail" not in request.content else 502)
 
     real = httpx.AsyncClient
-    monkeypatch.setattr(sms.httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(answer), **kw))
+    monkeypatch.setattr(
+        sms.httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(answer), **kw)
+    )
     monkeypatch.setattr(settings, "sms_backend", "http")
     monkeypatch.setattr(settings, "sms_http_url", "https://sms.example.cn/send")
     return sent

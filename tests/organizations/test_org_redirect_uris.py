@@ -16,7 +16,10 @@ async def test_admin_registers_lists_and_removes(client):
     r = await client.post(url, json={"uri": "http://127.0.0.1:8765/cb"}, headers=admin)
     assert r.status_code == 201, r.text
     r = await client.get(url, headers=admin)
-    assert [u["uri"] for u in r.json()] == ["https://app.example.cn/oauth/callback", "http://127.0.0.1:8765/cb"]
+    assert [u["uri"] for u in r.json()] == [
+        "https://app.example.cn/oauth/callback",
+        "http://127.0.0.1:8765/cb",
+    ]
     authority = await authority_token(client)
     r = await client.get(url, headers=bearer(authority))  # authority-visible
     assert r.status_code == 200 and len(r.json()) == 2
@@ -56,7 +59,9 @@ async def test_unacceptable_uris_are_refused(client, uri):
 async def test_only_the_operators_own_admin(client):
     op, other = await make_operator(client), await make_operator(client)
     url = f"/v1/organizations/{op.id}/redirect-uris"
-    r = await client.post(url, json={"uri": "https://x.example.cn/cb"}, headers=bearer(other.extra["admin_token"]))
+    r = await client.post(
+        url, json={"uri": "https://x.example.cn/cb"}, headers=bearer(other.extra["admin_token"])
+    )
     assert r.status_code == 403 and r.json()["code"] == "not_your_organization"
     r = await client.get(url, headers=bearer(other.extra["admin_token"]))
     assert r.status_code == 403
@@ -64,7 +69,8 @@ async def test_only_the_operators_own_admin(client):
     assert r.status_code == 403
     merchant = await make_org(client, "merchant")
     r = await client.post(
-        f"/v1/organizations/{merchant.id}/redirect-uris", json={"uri": "https://x.example.cn/cb"},
+        f"/v1/organizations/{merchant.id}/redirect-uris",
+        json={"uri": "https://x.example.cn/cb"},
         headers=merchant.headers,
     )
     assert r.status_code == 403 and r.json()["code"] == "not_an_operator"
@@ -76,7 +82,8 @@ async def test_production_refuses_loopback_http(client, monkeypatch):
     op = await make_operator(client)
     monkeypatch.setattr(get_settings(), "environment", "production")
     r = await client.post(
-        f"/v1/organizations/{op.id}/redirect-uris", json={"uri": "http://127.0.0.1:8765/cb"},
+        f"/v1/organizations/{op.id}/redirect-uris",
+        json={"uri": "http://127.0.0.1:8765/cb"},
         headers=bearer(op.extra["admin_token"]),
     )
     assert r.status_code == 422 and r.json()["code"] == "invalid_redirect_uri"

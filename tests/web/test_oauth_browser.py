@@ -22,8 +22,11 @@ async def _operator(live_server: str):
     async with httpx.AsyncClient(base_url=live_server, timeout=60) as api:
         op = await make_operator(api)
         redirect = f"{live_server}/app-callback"  # loopback http: allowed outside production
-        r = await api.post(f"/v1/organizations/{op.id}/redirect-uris", json={"uri": redirect},
-                           headers=bearer(op.extra["admin_token"]))
+        r = await api.post(
+            f"/v1/organizations/{op.id}/redirect-uris",
+            json={"uri": redirect},
+            headers=bearer(op.extra["admin_token"]),
+        )
         assert r.status_code == 201, r.text
     op.extra["redirect"] = redirect
     return op
@@ -54,11 +57,17 @@ async def test_a_person_confirms_their_entrustment(app, page, live_server, shots
     op = await _operator(live_server)
     verifier, challenge = pkce()
     state = uuid.uuid4().hex
-    query = urlencode({
-        "response_type": "code", "client_id": op.id, "redirect_uri": op.extra["redirect"],
-        "scope": "behaviours:submit account:read mall", "state": state, "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    })
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": op.id,
+            "redirect_uri": op.extra["redirect"],
+            "scope": "behaviours:submit account:read mall",
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     await page.set_viewport_size({"width": 375, "height": 812})
     assert (await page.goto(f"/oauth/authorize?{query}")).status == 200
     labels = {
@@ -110,10 +119,16 @@ async def test_a_person_confirms_their_entrustment(app, page, live_server, shots
 async def test_an_unregistered_redirect_uri_is_a_page(app, page, live_server, shots, language):
     op = await _operator(live_server)
     _, challenge = pkce()
-    query = urlencode({
-        "response_type": "code", "client_id": op.id, "redirect_uri": op.extra["redirect"] + "/evil",
-        "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
-    })
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": op.id,
+            "redirect_uri": op.extra["redirect"] + "/evil",
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     if language == "en":
         await page.goto("/")
         await page.get_by_role("button", name="English").click()

@@ -55,9 +55,12 @@ async def test_the_whole_flow(browser_client, client):
     body = r.json()
     assert body["token_type"] == "bearer" and body["scope"] == "behaviours:submit account:read"
     assert body["external_user_id"] == body["user_id"]
-    row = (await _rows(
-        "SELECT confirmed_by, agreement_version, confirmed_at IS NOT NULL AS at FROM entrustments WHERE operator_id = :op",
-        op=op.id))[0]
+    row = (
+        await _rows(
+            "SELECT confirmed_by, agreement_version, confirmed_at IS NOT NULL AS at FROM entrustments WHERE operator_id = :op",
+            op=op.id,
+        )
+    )[0]
     assert tuple(row) == ("person_otp", "2026-11", True)
     r = await client.get("/v1/me/points", headers=bearer(body["access_token"]))
     assert r.status_code in (200, 404), r.text  # the token is a working user token
@@ -68,7 +71,12 @@ async def test_the_whole_flow(browser_client, client):
     assert r2.json()["refresh_token"] != body["refresh_token"] and r2.json()["user_id"] == body["user_id"]
     # the phone number is nowhere in the database
     digits = number[1:]
-    assert await _count("SELECT count(*) FROM sms_outbox WHERE recipient LIKE :d OR body LIKE :d", d=f"%{digits}%") == 0
+    assert (
+        await _count(
+            "SELECT count(*) FROM sms_outbox WHERE recipient LIKE :d OR body LIKE :d", d=f"%{digits}%"
+        )
+        == 0
+    )
 
 
 async def _rows(sql: str, **params):
@@ -107,7 +115,9 @@ async def test_an_entrustment_asserted_by_the_operator_becomes_confirmed(browser
         "",
     ],
 )
-async def test_an_unregistered_redirect_uri_shows_a_page_and_never_redirects(browser_client, client, redirect):
+async def test_an_unregistered_redirect_uri_shows_a_page_and_never_redirects(
+    browser_client, client, redirect
+):
     op = await oauth_operator(client)
     started = authorize_params(op, redirect_uri=redirect)
     r = await browser_client.get(started.url, headers=HTML)
@@ -150,7 +160,9 @@ async def test_bad_requests_go_back_to_the_client_with_an_error(browser_client, 
     assert r.headers["location"].startswith(REDIRECT + "?")
     query = query_of(r.headers["location"])
     assert query["error"] == error and query["state"] == started.state and "code" not in query
-    assert await _count("SELECT count(*) FROM oauth_authorization_requests WHERE client_id = :c", c=op.id) == 0
+    assert (
+        await _count("SELECT count(*) FROM oauth_authorization_requests WHERE client_id = :c", c=op.id) == 0
+    )
 
 
 async def test_state_is_required(browser_client, client):
@@ -218,8 +230,15 @@ async def test_a_wrong_verifier_or_redirect_uri_is_refused(browser_client, clien
 async def test_the_token_request_needs_the_client_assertion(browser_client, client):
     op = await oauth_operator(client)
     started, code = await _approved_code(browser_client, op)
-    r = await client.post("/v1/auth/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": started.verifier})
+    r = await client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": started.verifier,
+        },
+    )
     assert (r.status_code, r.json()["code"]) == (401, "malformed_assertion")
     assert await _entrustments(op.id) == 0
 
@@ -236,13 +255,15 @@ async def test_one_time_codes_cannot_be_brute_forced(browser_client, client):
         r = await post_form(browser_client, code_page, code_page, code=wrong)
         assert r.status_code == 400
         assert 'id="f-code-error"' in r.text
+        assert f"还可以再试 {left} 次" in r.text
     r = await post_form(browser_client, code_page, code_page, code=wrong)  # the fifth: no tries left
     assert r.status_code == 400 and 'id="code-error"' in r.text
     token_page = await browser_client.get("/", headers=HTML)
     from tests.web.helpers import csrf_token
 
-    r = await browser_client.post(code_page, data={"csrf_token": csrf_token(token_page.text), "code": right},
-                                  headers=HTML)
+    r = await browser_client.post(
+        code_page, data={"csrf_token": csrf_token(token_page.text), "code": right}, headers=HTML
+    )
     assert r.status_code == 400  # even the right code: too late
     assert await _count("SELECT count(*) FROM oauth_authorization_codes WHERE client_id = :c", c=op.id) == 0
 
@@ -284,7 +305,9 @@ async def test_consent_cannot_be_replayed_by_another_browser_or_operator(browser
         r = await post_form(stranger, f"{request_path}/consent", "/", decision="approve")
         assert r.status_code == 404 and "location" not in r.headers
     # the request is the first operator's: a code from it is refused to the other
-    r = await post_form(browser_client, f"{request_path}/consent", f"{request_path}/consent", decision="approve")
+    r = await post_form(
+        browser_client, f"{request_path}/consent", f"{request_path}/consent", decision="approve"
+    )
     code = query_of(r.headers["location"])["code"]
     r = await exchange(client, other, code, started.verifier, redirect=REDIRECT)
     assert r.status_code == 400
