@@ -190,7 +190,7 @@ async def _scene_in_review(
 
 
 async def _cups_at(session: AsyncSession, scene: SceneRead) -> str:
-    """Own-cup drinks at the café over the last two months, sent by the points demo's operator."""
+    """Own-cup drinks at the café over the last four weeks, sent by the points demo's operator."""
     org_id = await org_service.staff_org_id(session, POINTS_OPERATOR)
     key_path = get_settings().data_dir.resolve() / "demo-operator-key.pem"
     if org_id is None or not key_path.exists() or "own_cup" not in scene.behaviour_types:
@@ -200,7 +200,7 @@ async def _cups_at(session: AsyncSession, scene: SceneRead) -> str:
     pem = key_path.read_text()
     now = clock.now()
     records = []
-    for day in range(1, 61, 2):
+    for day in range(1, 29):  # the people entrusted the operator 30 days ago
         for n, person in enumerate(POINTS_PEOPLE):
             if (day + n) % 3 == 0:
                 continue

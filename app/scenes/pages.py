@@ -102,10 +102,35 @@ def category_label(code: str) -> str:
     return next((gettext(label) for value, label in CATEGORIES if value == code), code)
 
 
-def _opening_hours(value: Any) -> str:
+WEEKDAYS = (
+    ("mon", N_("Mon")),
+    ("tue", N_("Tue")),
+    ("wed", N_("Wed")),
+    ("thu", N_("Thu")),
+    ("fri", N_("Fri")),
+    ("sat", N_("Sat")),
+    ("sun", N_("Sun")),
+    ("holidays", N_("Public holidays")),
+)
+_DAY_HOURS = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun|holidays) (\S.*)$")
+
+
+def _opening_hours(value: Any, *, labels: bool = True) -> str:
+    """Opening hours as text: by weekday in order (with the days' names, or their codes for the form)."""
     if isinstance(value, dict):
-        return "; ".join(f"{day} {hours}" for day, hours in value.items())
+        return "; ".join(
+            f"{gettext(label) if labels else day} {value[day]}" for day, label in WEEKDAYS if day in value
+        )
     return value or ""
+
+
+def _parse_opening_hours(text: str) -> str | dict[str, str] | None:
+    """The form's text back: "mon 07:30-21:00; sat 09:00-22:00" is by weekday, anything else free text."""
+    text = text.strip()
+    parts = [_DAY_HOURS.match(p.strip()) for p in text.split(";")]
+    if text and all(parts):
+        return {m.group(1): m.group(2).strip() for m in parts if m}
+    return text or None
 
 
 def _values_of(scene: SceneRead) -> dict[str, Any]:
@@ -116,7 +141,7 @@ def _values_of(scene: SceneRead) -> dict[str, Any]:
         **{k: fields.get(k) for k in ("name", "category", "address", "city_code", "district_code", "description")},
         "lat": f"{fields['lat']}",
         "lng": f"{fields['lng']}",
-        "opening_hours": _opening_hours(fields.get("opening_hours")),
+        "opening_hours": _opening_hours(fields.get("opening_hours"), labels=False),
         "evidence_links": "\n".join(fields.get("evidence_links") or []),
         "behaviour_types": list(fields.get("behaviour_types") or []),
     }
@@ -153,7 +178,7 @@ class _Form:
             address=raw["address"].strip(),
             city_code=raw["city_code"].strip(),
             district_code=raw["district_code"].strip(),
-            opening_hours=raw["opening_hours"].strip() or None,
+            opening_hours=_parse_opening_hours(raw["opening_hours"]),
             behaviour_types=behaviour_types,
             description=raw["description"].strip(),
             evidence_links=[line.strip() for line in raw["evidence_links"].splitlines() if line.strip()],
@@ -161,7 +186,7 @@ class _Form:
         for key in ("city_code", "district_code"):
             if not _SIX_DIGITS.fullmatch(self.fields[key]):
                 self.errors[key] = gettext(FIELD_ERRORS[key])
-        if self.fields["opening_hours"] and len(self.fields["opening_hours"]) > 200:
+        if len(raw["opening_hours"].strip()) > 200:
             self.errors["opening_hours"] = gettext(FIELD_ERRORS["opening_hours"])
 
     def parse(self, model: type[SceneCreate] | type[SceneUpdate]) -> Any:

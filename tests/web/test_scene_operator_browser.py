@@ -209,3 +209,40 @@ class TestLayouts:
         assert overflow <= 0, f"{name} scrolls sideways"
         assert await axe_violations(page) == [], name
         await page.screenshot(path=str(shots / f"scene-operator-{name}.png"), full_page=True)
+
+
+class TestDemo:
+    async def test_the_demo_operator_sees_a_scene_in_review_and_one_with_records(self, client, page, shots):
+        from app.core import db
+        from app.methodologies import demo as methodologies_demo
+        from app.points import demo as points_demo
+        from app.scenes import demo as scenes_demo
+
+        await authority_token(client)
+        async with db.session_scope() as session:
+            await methodologies_demo.load(session)
+            await points_demo.load(session)
+            await scenes_demo.load(session)  # once a session: loading again adds nothing
+        await sign_in(page, scenes_demo.OPERATOR[0], scenes_demo.OPERATOR[1])
+        assert page.url.endswith("/scene-operator")
+        await page.get_by_role("link", name="Nanshan Library Water Refill Station").click()
+        await page.wait_for_load_state()
+        assert await page.locator("#scene-status").get_attribute("data-status") == "under_review"
+        assert (await page.locator("#opinions-in").inner_text()).startswith("已提交意见：1 / 2")
+        await page.get_by_role("link", name="我的场景").first.click()
+        await page.wait_for_load_state()
+        await page.get_by_role("link", name="Green Bean Café (Science Park)").click()
+        await page.wait_for_load_state()
+        records = int((await page.locator('[data-total="records"]').inner_text()).replace(",", ""))
+        assert records > 0
+        await page.get_by_role("table", name="按月份").wait_for()
+        cafe = page.url
+        for language in ("zh", "en"):
+            if language == "en":
+                await page.get_by_role("button", name="English").click()
+                await page.wait_for_load_state()
+            for width, height in ((375, 812), (1280, 800)):
+                await page.set_viewport_size({"width": width, "height": height})
+                for name, path in (("demo-home", "/scene-operator"), ("demo-cafe", cafe)):
+                    await page.goto(path)
+                    await TestLayouts.check(page, shots, f"{name}-{language}-{width}")

@@ -202,3 +202,24 @@ class TestActivity:
         assert (empty.records, empty.reduction_g, empty.rows) == (0, 0, [])
         page = await browser_client.get(f"/scene-operator/scenes/{scene_id}")
         assert "此处尚无记录。" in page.text and 'data-total="records">0<' in page.text
+
+
+class TestOpeningHours:
+    async def test_hours_by_weekday_are_shown_in_order_and_kept_through_the_change_form(self, client, browser_client, operator):
+        from tests.factories_scenes import make_scene
+
+        scene = await make_scene(client, operator, opening_hours={"sat": "09:00-23:00", "mon": "07:00-22:00"})
+        page = await browser_client.get(f"/scene-operator/scenes/{scene['id']}")
+        assert "<dd>周一 07:00-22:00; 周六 09:00-23:00</dd>" in page.text
+        form = await browser_client.get(f"/scene-operator/scenes/{scene['id']}/change")
+        assert 'value="mon 07:00-22:00; sat 09:00-23:00"' in form.text
+        body = {
+            **scene_form(scene["behaviour_types"][0]),
+            "name": scene["name"],
+            "opening_hours": "mon 07:00-22:00; sat 09:00-23:00; sun 10:00-18:00",
+        }
+        r = await apply(browser_client, body, f"/scene-operator/scenes/{scene['id']}/change")
+        assert r.status_code == 303
+        api = (await client.get(f"/v1/scenes/{scene['id']}", headers=operator.headers)).json()
+        assert api["opening_hours"] == {"mon": "07:00-22:00", "sat": "09:00-23:00", "sun": "10:00-18:00"}
+        assert api["status"] == "submitted"
