@@ -24,11 +24,19 @@ from app.web.templating import render
 router = page_router()
 
 KINDS = (
-    ("scene_operator", N_("Scene operator"), N_("A venue (café, canteen, shop, public building) where people act low-carbon.")),
+    (
+        "scene_operator",
+        N_("Scene operator"),
+        N_("A venue (café, canteen, shop, public building) where people act low-carbon."),
+    ),
     ("merchant", N_("Merchant"), N_("Sells goods and services in the rewards mall for carbon points.")),
     ("operator", N_("App operator"), N_("Runs an app that records people's low-carbon behaviours.")),
     ("verifier", N_("Verifier"), N_("A third-party body that verifies certified-reduction projects.")),
-    ("buyer", N_("Buyer"), N_("Receives certified emission reductions and retires them for carbon neutrality.")),
+    (
+        "buyer",
+        N_("Buyer"),
+        N_("Receives certified emission reductions and retires them for carbon neutrality."),
+    ),
 )
 KIND_NAMES = {kind: name for kind, name, _ in KINDS}
 PORTALS = {"scene_operator": ("/scene-operator", N_("Scene operator's portal"))}
@@ -54,7 +62,9 @@ def _form(values: dict[str, str] | None = None, errors: dict[str, str] | None = 
 
 
 @router.get("/register", name="register")
-async def register_form(request: Request, kind: Annotated[Text | None, Query(max_length=30)] = None) -> Response:
+async def register_form(
+    request: Request, kind: Annotated[Text | None, Query(max_length=30)] = None
+) -> Response:
     return render(request, "organizations/register.html", _form({"kind": kind if kind in KIND_NAMES else ""}))
 
 
@@ -69,7 +79,12 @@ async def register(
     password: Annotated[Text, Form(max_length=400)] = "",
     password_again: Annotated[Text, Form(max_length=400)] = "",
 ) -> Response:
-    values = {"kind": kind, "name": name.strip(), "credit_code": credit_code.strip().upper(), "username": username.strip()}
+    values = {
+        "kind": kind,
+        "name": name.strip(),
+        "credit_code": credit_code.strip().upper(),
+        "username": username.strip(),
+    }
     errors: dict[str, str] = {}
     try:
         data = OrganizationCreate.model_validate(
@@ -123,7 +138,9 @@ async def organization(
         "organizations/account.html",
         {
             "org": org,
-            "kind_name": gettext(KIND_NAMES[org.kind]) if org is not None and org.kind in KIND_NAMES else None,
+            "kind_name": gettext(KIND_NAMES[org.kind])
+            if org is not None and org.kind in KIND_NAMES
+            else None,
             "portal": (portal[0], gettext(portal[1])) if portal else None,
             "role": principal.role,
             "is_admin": principal.is_org_admin,

@@ -170,7 +170,9 @@ async def _scene_in_review(
             evidence_links=["https://example.org/nanshan-library/refill"],
         ),
     )
-    others = [e.id for e in await experts_service.active_in_field(session, "retail") if str(e.id) not in experts]
+    others = [
+        e.id for e in await experts_service.active_in_field(session, "retail") if str(e.id) not in experts
+    ]
     panel = await service.open_review(
         session,
         authority,
@@ -213,5 +215,7 @@ async def _cups_at(session: AsyncSession, scene: SceneRead) -> str:
                 "evidence": {"source": "demo-cafe-till", "ref": ref},
             })  # fmt: skip
     body = orjson.dumps({"records": records})
-    result = await ingestion.ingest(session, operator, body, security.sign_detached(body, pem, "ES256", keys[-1].kid))
+    result = await ingestion.ingest(
+        session, operator, body, security.sign_detached(body, pem, "ES256", keys[-1].kid)
+    )
     return f"scene records: {result.summary.accepted} own-cup drinks at {scene.name}"

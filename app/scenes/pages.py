@@ -89,7 +89,15 @@ FIELD_LABELS = {
     "evidence_links": N_("Evidence links"),
 }
 FIELDS = (
-    "name", "category", "address", "city_code", "district_code", "lat", "lng", "opening_hours", "description",
+    "name",
+    "category",
+    "address",
+    "city_code",
+    "district_code",
+    "lat",
+    "lng",
+    "opening_hours",
+    "description",
     "evidence_links",
 )
 
@@ -135,10 +143,15 @@ def _parse_opening_hours(text: str) -> str | dict[str, str] | None:
 
 def _values_of(scene: SceneRead) -> dict[str, Any]:
     """A scene (or its pending proposal) as the form shows it."""
-    fields = scene.change.proposed if scene.change and scene.change.status == "submitted" else scene.model_dump()
+    fields = (
+        scene.change.proposed if scene.change and scene.change.status == "submitted" else scene.model_dump()
+    )
     return {
         **{k: "" for k in FIELDS},
-        **{k: fields.get(k) for k in ("name", "category", "address", "city_code", "district_code", "description")},
+        **{
+            k: fields.get(k)
+            for k in ("name", "category", "address", "city_code", "district_code", "description")
+        },
         "lat": f"{fields['lat']}",
         "lng": f"{fields['lng']}",
         "opening_hours": _opening_hours(fields.get("opening_hours"), labels=False),
@@ -237,7 +250,12 @@ async def _form_context(session: Session, form: dict[str, Any], errors: dict[str
 
 
 def _empty_form() -> dict[str, Any]:
-    return {**{k: "" for k in FIELDS}, "city_code": "440300", "category": "business_premises", "behaviour_types": []}
+    return {
+        **{k: "" for k in FIELDS},
+        "city_code": "440300",
+        "category": "business_premises",
+        "behaviour_types": [],
+    }
 
 
 FormText = Annotated[Text, Form(max_length=6000)]
@@ -255,7 +273,9 @@ async def home(request: Request, session: Session, viewer: Operator, cursor: Cur
 
 @router.get("/scenes/new", name="scene_new")
 async def new_scene_form(request: Request, session: Session, viewer: Operator) -> Response:
-    return render(request, "scenes/scene_form.html", await _form_context(session, _empty_form(), {}, scene=None))
+    return render(
+        request, "scenes/scene_form.html", await _form_context(session, _empty_form(), {}, scene=None)
+    )
 
 
 @router.post("/scenes/new")
@@ -317,9 +337,14 @@ async def scene_detail(
             "behaviours": [behaviour_label(b) for b in scene.behaviour_types],
             "opening_hours": _opening_hours(scene.opening_hours),
             "by_type": [(behaviour_label(t), n, g) for t, (n, g) in sorted(activity.by_type.items())],
-            "by_month": [(r.month, behaviour_label(r.behaviour_type), r.records, r.reduction_g, r.points) for r in activity.rows],
+            "by_month": [
+                (r.month, behaviour_label(r.behaviour_type), r.records, r.reduction_g, r.points)
+                for r in activity.rows
+            ],
             "proposed_fields": [
-                gettext(label) for k, label in FIELD_LABELS.items() if proposed and proposed.get(k) != getattr(scene, k)
+                gettext(label)
+                for k, label in FIELD_LABELS.items()
+                if proposed and proposed.get(k) != getattr(scene, k)
             ],
             "applied": applied is not None,
             "changed": changed is not None,
@@ -330,7 +355,9 @@ async def scene_detail(
 @router.get("/scenes/{scene_id}/change", name="scene_change")
 async def change_form(request: Request, session: Session, viewer: Operator, scene_id: uuid.UUID) -> Response:
     scene = await service.read(session, viewer.principal, scene_id)
-    return render(request, "scenes/scene_form.html", await _form_context(session, _values_of(scene), {}, scene=scene))
+    return render(
+        request, "scenes/scene_form.html", await _form_context(session, _values_of(scene), {}, scene=scene)
+    )
 
 
 @router.post("/scenes/{scene_id}/change")

@@ -338,13 +338,21 @@ class OperatorOverview:
     activity: points_service.SceneActivity
 
 
-async def operator_overview(session: AsyncSession, principal: Principal, scene_id: uuid.UUID) -> OperatorOverview:
+async def operator_overview(
+    session: AsyncSession, principal: Principal, scene_id: uuid.UUID
+) -> OperatorOverview:
     """The operator's own scene (else 404) with its review, its proposed change's review, its records."""
     scene = await read(session, principal, scene_id)
-    review = None if scene.review_panel_id is None else await reviews_service.progress(session, scene.review_panel_id)
+    review = (
+        None
+        if scene.review_panel_id is None
+        else await reviews_service.progress(session, scene.review_panel_id)
+    )
     change_panel = scene.change.review_panel_id if scene.change else None
     change_review = None if change_panel is None else await reviews_service.progress(session, change_panel)
-    return OperatorOverview(scene, review, change_review, await points_service.scene_activity(session, scene.id))
+    return OperatorOverview(
+        scene, review, change_review, await points_service.scene_activity(session, scene.id)
+    )
 
 
 # --- the authority's side -------------------------------------------------------------------

@@ -81,7 +81,9 @@ class TestRegistration:
         org = next(o for o in orgs if o["name"] == body["name"])
         assert org["credit_code"] == body["credit_code"]
         reason = "<b>Licence</b> unreadable"
-        r = await client.post(f"/v1/organizations/{org['id']}/reject", json={"reason": reason}, headers=bearer(authority))
+        r = await client.post(
+            f"/v1/organizations/{org['id']}/reject", json={"reason": reason}, headers=bearer(authority)
+        )
         assert r.status_code == 200
         r = await sign_in(browser_client, body["username"])
         assert 'data-status="rejected"' in r.text
@@ -120,8 +122,16 @@ class TestRegistration:
             ({"kind": ""}, "kind", "请选择机构类型。"),
             ({"kind": "bank"}, "kind", "请选择机构类型。"),
             ({"name": "  "}, "name", "请输入机构的注册名称（最多 200 个字符）。"),
-            ({"credit_code": "12345"}, "credit_code", "请输入 18 位统一社会信用代码（数字和大写字母，不含 I、O、S、V、Z）。"),
-            ({"username": "ab"}, "username", "请设置 3 至 100 个字符的用户名：只能使用字母、数字和 . _ @ -。"),
+            (
+                {"credit_code": "12345"},
+                "credit_code",
+                "请输入 18 位统一社会信用代码（数字和大写字母，不含 I、O、S、V、Z）。",
+            ),
+            (
+                {"username": "ab"},
+                "username",
+                "请设置 3 至 100 个字符的用户名：只能使用字母、数字和 . _ @ -。",
+            ),
             ({"password": "short", "password_again": "short"}, "password", "请设置至少 8 个字符的密码。"),
             ({"password_again": "another-password"}, "password_again", "两次输入的密码不一致。"),
         ],
@@ -167,8 +177,12 @@ class TestRegistration:
 
 
 class TestLanding:
-    @pytest.mark.parametrize(("kind", "landing"), [("scene_operator", "/scene-operator"), ("verifier", "/organization")])
-    async def test_staff_of_an_organisation_land_on_their_portal_or_account(self, client, browser_client, kind, landing):
+    @pytest.mark.parametrize(
+        ("kind", "landing"), [("scene_operator", "/scene-operator"), ("verifier", "/organization")]
+    )
+    async def test_staff_of_an_organisation_land_on_their_portal_or_account(
+        self, client, browser_client, kind, landing
+    ):
         org = await make_org(client, kind)
         r = await sign_in(browser_client, org.admin_username)
         assert r.status_code == 303 and r.headers["location"] == landing

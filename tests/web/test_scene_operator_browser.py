@@ -31,7 +31,9 @@ async def register(page, *, name: str, username: str, credit_code: str) -> None:
 async def approve(client, name: str) -> str:
     authority = await authority_token(client)
     orgs = (
-        await client.get("/v1/organizations?status=pending&kind=scene_operator&limit=200", headers=bearer(authority))
+        await client.get(
+            "/v1/organizations?status=pending&kind=scene_operator&limit=200", headers=bearer(authority)
+        )
     ).json()["items"]
     org = next(o for o in orgs if o["name"] == name)
     r = await client.post(f"/v1/organizations/{org['id']}/approve", headers=bearer(authority))
@@ -88,8 +90,15 @@ class TestSceneOperatorJourney:
         await fill_scene(page, scene_name, label)
         await page.get_by_role("heading", name=scene_name, level=1).wait_for()
         await page.get_by_text("您的申请已提交主管部门。").wait_for()
-        assert await page.locator('#scene-status [data-status], #scene-status').first.get_attribute("data-status") == "submitted"
-        await page.get_by_text("Bring your own cup: <b>each</b> drink is recorded.").wait_for()  # markup as text
+        assert (
+            await page.locator("#scene-status [data-status], #scene-status").first.get_attribute(
+                "data-status"
+            )
+            == "submitted"
+        )
+        await page.get_by_text(
+            "Bring your own cup: <b>each</b> drink is recorded."
+        ).wait_for()  # markup as text
         assert await axe_violations(page) == []
         scene_id = page.url.split("/")[-1].split("?")[0]
 

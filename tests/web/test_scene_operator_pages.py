@@ -8,7 +8,7 @@ import pytest
 
 from app.core import db
 from app.points import service as points_service
-from tests.factories import authority_token, bearer, make_org
+from tests.factories import authority_token, make_org
 from tests.factories_scenes import decide_panel, ensure_experts, open_scene_review
 from tests.web.helpers import HTML, page_token, sign_in
 
@@ -134,22 +134,31 @@ class TestApplication:
         api = (await client.get(f"/v1/scenes/{scene_id}", headers=operator.headers)).json()
         assert (api["status"], api["name"]) == ("submitted", "Renamed café")
 
-    async def test_a_change_to_an_approved_scene_is_proposed_for_review(self, client, browser_client, operator):
+    async def test_a_change_to_an_approved_scene_is_proposed_for_review(
+        self, client, browser_client, operator
+    ):
         behaviour = await accepted_type(client)
         body = scene_form(behaviour)
         r = await apply(browser_client, body)
         scene_id = r.headers["location"].split("/")[-1].split("?")[0]
         authority = await authority_token(client)
         await ensure_experts(client, authority)
-        await decide_panel(client, authority, await open_scene_review(client, authority, scene_id), "pass", "ok")
+        await decide_panel(
+            client, authority, await open_scene_review(client, authority, scene_id), "pass", "ok"
+        )
         path = f"/scene-operator/scenes/{scene_id}/change"
-        r = await apply(browser_client, {**body, "address": "2 New Road, Futian", "district_code": "440304"}, path)
+        r = await apply(
+            browser_client, {**body, "address": "2 New Road, Futian", "district_code": "440304"}, path
+        )
         assert r.status_code == 303
         page = await browser_client.get(f"/scene-operator/scenes/{scene_id}?changed=1")
         assert "您的变更申请已提交评审。" in page.text
         assert 'id="change-status"' in page.text and "变更的字段： 地址, 区代码" in page.text
         api = (await client.get(f"/v1/scenes/{scene_id}", headers=operator.headers)).json()
-        assert api["address"] != "2 New Road, Futian" and api["change"]["proposed"]["address"] == "2 New Road, Futian"
+        assert (
+            api["address"] != "2 New Road, Futian"
+            and api["change"]["proposed"]["address"] == "2 New Road, Futian"
+        )
         # while the change is under review, another is refused with a clear message
         await open_scene_review(client, authority, scene_id)
         r = await apply(browser_client, scene_form(behaviour), path)
@@ -166,19 +175,33 @@ class TestBadInput:
             ({"address": " "}, "address", "请输入地址（最多 500 个字符）。"),
             ({"city_code": ""}, "city_code", "请输入 6 位城市代码，如深圳市为 440300。"),
             ({"district_code": "44030"}, "district_code", "请输入 6 位区代码，如南山区为 440305。"),
-            ({"city_code": "440305"}, "city_code", "不是有效的城市代码：应为以 00 结尾的 6 位数字，如深圳市 440300。"),
-            ({"district_code": "110105"}, "district_code", "不是该城市下的区：应为与城市代码前四位相同的 6 位数字，如南山区 440305。"),
+            (
+                {"city_code": "440305"},
+                "city_code",
+                "不是有效的城市代码：应为以 00 结尾的 6 位数字，如深圳市 440300。",
+            ),
+            (
+                {"district_code": "110105"},
+                "district_code",
+                "不是该城市下的区：应为与城市代码前四位相同的 6 位数字，如南山区 440305。",
+            ),
             ({"lat": "91"}, "lat", "纬度须在 -90 到 90 之间。"),
             ({"lng": "-180.5"}, "lng", "经度须在 -180 到 180 之间。"),
             ({"lat": "north"}, "lat", "请输入十进制度数，如 22.54093。"),
             ({"lng": "nan"}, "lng", "经度须在 -180 到 180 之间。"),
             ({"behaviour_types": []}, "behaviour_types", "请至少选择一种在此记录的行为（最多 20 种）。"),
             ({"behaviour_types": ["teleporting"]}, "behaviour_types", "请只从列表中选择行为。"),
-            ({"evidence_links": "javascript:alert(1)"}, "evidence_links", "每行须是以 http:// 或 https:// 开头的网址。"),
+            (
+                {"evidence_links": "javascript:alert(1)"},
+                "evidence_links",
+                "每行须是以 http:// 或 https:// 开头的网址。",
+            ),
             ({"description": "x" * 5001}, "description", "最多 5,000 个字符。"),
         ],
     )
-    async def test_each_refusal_beside_its_field(self, client, browser_client, operator, overrides, field, message):
+    async def test_each_refusal_beside_its_field(
+        self, client, browser_client, operator, overrides, field, message
+    ):
         body = scene_form(await accepted_type(client), **overrides)
         r = await apply(browser_client, body)
         assert r.status_code == 400
@@ -188,7 +211,9 @@ class TestBadInput:
             assert f'value="{body["name"]}"' in r.text  # the input is kept
 
     async def test_markup_is_text(self, client, browser_client, operator):
-        r = await apply(browser_client, scene_form(await accepted_type(client), name="<script>x()</script>", lat="x"))
+        r = await apply(
+            browser_client, scene_form(await accepted_type(client), name="<script>x()</script>", lat="x")
+        )
         assert r.status_code == 400
         assert "&lt;script&gt;x()&lt;/script&gt;" in r.text and "<script>x()" not in r.text
 
@@ -205,7 +230,9 @@ class TestActivity:
 
 
 class TestOpeningHours:
-    async def test_hours_by_weekday_are_shown_in_order_and_kept_through_the_change_form(self, client, browser_client, operator):
+    async def test_hours_by_weekday_are_shown_in_order_and_kept_through_the_change_form(
+        self, client, browser_client, operator
+    ):
         from tests.factories_scenes import make_scene
 
         scene = await make_scene(client, operator, opening_hours={"sat": "09:00-23:00", "mon": "07:00-22:00"})
