@@ -1,13 +1,18 @@
 """Test session: real embedded PostgreSQL and Redis in a temporary folder, migrated once.
 
-Tests talk HTTP to the real app (``httpx.AsyncClient`` over ``ASGITransport``). Requests commit
-for real (concurrency tests need real transactions), so instead of rolling back, every test
-makes its own organisations, people and items with unique names (see ``tests/factories.py``).
+Tests talk HTTP to the real app (``httpx.AsyncClient`` over ``ASGITransport``). Each test runs in
+one database transaction rolled back at its end: the app's sessions are bound to that transaction's
+connection and their commits become savepoints (:func:`_rolled_back`). Tests that need real commits
+— concurrent requests (one connection cannot serve two at once), CLI commands or servers on other
+threads and processes, chaos — are marked ``@pytest.mark.commits`` and make their own organisations,
+people and items with unique names (see ``tests/factories.py``). Session- and module-scoped
+fixtures are set up before the test's transaction begins, so what they make is committed.
 Set ``CARBON_TEST_DATABASE_URL`` / ``CARBON_TEST_REDIS_URL`` to use external servers (an empty,
 throw-away database).
 """
 
 import asyncio
+import inspect
 import os
 import shutil
 import tempfile
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 _tmp = Path(tempfile.mkdtemp(prefix="carbon-test-"))
 os.environ.update(
@@ -33,7 +39,7 @@ for name in ("DATABASE_URL", "REDIS_URL"):
     if os.environ.get(f"CARBON_TEST_{name}"):
         os.environ[f"CARBON_{name}"] = os.environ[f"CARBON_TEST_{name}"]
 
-from app.core import embedded, migrate  # noqa: E402
+from app.core import db, embedded, migrate  # noqa: E402
 from app.core.config import get_settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 
@@ -56,6 +62,111 @@ async def app(servers):
     application = create_app(get_settings())
     async with application.router.lifespan_context(application):
         yield application
+
+
+ISOLATED = os.environ.get("CARBON_TEST_ISOLATION", "1") != "0"  # 0: every test commits (to debug one)
+
+
+# Modules whose every test needs real commits, and why.
+COMMITTING_MODULES = {
+    "tests/chaos/test_chaos.py": "kills servers and backends under load",
+    "tests/model/test_model_ledger.py": "concurrent requests and the expiry jobs' own sessions",
+    "tests/fuzz/test_fuzz_api.py": "shares its cast of organisations across examples",
+    "tests/fuzz/test_fuzz_bad_input.py": "shares its cast of organisations across examples",
+    "tests/core/test_core_cli.py": "CLI commands run on other threads with their own engine",
+    "tests/auth/test_auth_platform_keys.py": "rotates the platform key the whole app signs with",
+    "tests/core/test_core_db.py": "checks commits and rollbacks themselves",
+    "tests/core/test_core_errors.py": "a deferred constraint that fails at COMMIT",
+    "tests/core/test_core_embedded.py": "starts servers",
+    "tests/core/test_core_scheduler.py": "advisory locks held across connections",
+    "tests/core/test_core_migrations.py": "reads the catalogue as migrated",
+    "tests/mall/test_mall_concurrency.py": "concurrent orders",
+    "tests/operators_sdk/test_sdk_cli_live.py": "a live server on another thread",
+    "tests/points/test_points_cli.py": "CLI commands run on other threads with their own engine",
+    "tests/scenes/test_scenes_cli.py": "CLI commands run on other threads with their own engine",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "commits: the test needs real commits (concurrency, other threads or processes, live servers)"
+    )
+
+
+# A test whose own code runs requests side by side, or work on other threads, commits for real:
+# one connection cannot serve two statements at once, and another thread has its own engine.
+CONCURRENT = ("gather(", "TaskGroup", "create_task(", "to_thread(", "run_sync(", "client_at(", "asyncpg.connect(")
+
+
+SIDE_BY_SIDE_FIXTURES = {"run_sync", "client_at", "live_server"}
+
+
+def _runs_side_by_side(item) -> bool:
+    if SIDE_BY_SIDE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    try:
+        source = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return False
+    return any(hint in source for hint in CONCURRENT)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path in COMMITTING_MODULES or path.startswith("tests/web/") or _runs_side_by_side(item):
+            item.add_marker(pytest.mark.commits)
+
+
+class _OneAtATime:
+    """Sessions on the test's one connection, one at a time: requests a factory sends side by side
+    take turns (a connection runs one statement at a time). A session opened inside another would
+    wait for ever, so it fails after a while, naming the fix."""
+
+    def __init__(self, maker: async_sessionmaker) -> None:
+        self.maker, self.turn = maker, asyncio.Lock()
+
+    def __call__(self) -> "_Turn":
+        return _Turn(self)
+
+
+class _Turn:
+    def __init__(self, sessions: _OneAtATime) -> None:
+        self.sessions = sessions
+
+    async def __aenter__(self):
+        try:
+            await asyncio.wait_for(self.sessions.turn.acquire(), timeout=30)
+        except TimeoutError:
+            raise RuntimeError("a session waited 30 s for its turn: mark the test @pytest.mark.commits") from None
+        self.session = self.sessions.maker()
+        return await self.session.__aenter__()
+
+    async def __aexit__(self, *exc):
+        try:
+            return await self.session.__aexit__(*exc)
+        finally:
+            self.sessions.turn.release()
+
+
+@pytest.fixture(autouse=True)
+async def _rolled_back(request):
+    """The test's transaction, rolled back at its end (unless the test is marked ``commits``)."""
+    if not ISOLATED or "app" not in request.fixturenames or request.node.get_closest_marker("commits"):
+        yield
+        return
+    request.getfixturevalue("app")
+    async with db.engine().connect() as conn:
+        outer = await conn.begin()
+        saved = db._sessionmaker
+        db._sessionmaker = _OneAtATime(  # type: ignore[assignment]
+            async_sessionmaker(bind=conn, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint")
+        )
+        try:
+            yield
+        finally:
+            db._sessionmaker = saved
+            await outer.rollback()
 
 
 @pytest.fixture

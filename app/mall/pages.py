@@ -306,7 +306,7 @@ async def update_item(request: Request, session: Session, viewer: Merchant, item
 
 @router.post("/merchant/items/{item_id}/{action}")
 async def change_item(
-    request: Request, session: Session, viewer: Merchant, item_id: uuid.UUID, action: str
+    request: Request, session: Session, viewer: Merchant, item_id: uuid.UUID, action: Text
 ) -> Response:
     if action not in service.TRANSITIONS:
         return _see_other("/merchant/items")
