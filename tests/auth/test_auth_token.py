@@ -134,8 +134,11 @@ class TestPasswordGrantRefusals:
         assert body["detail"] == "username and password are required"
 
     async def test_unsupported_grant(self, client):
-        r = await client.post("/v1/auth/token", data={"grant_type": "authorization_code", "code": "x"})
+        r = await client.post("/v1/auth/token", data={"grant_type": "implicit", "code": "x"})
         assert_problem(r, 400, "unsupported_grant_type")
+        # authorization_code is supported now (issue 14): without a client assertion, the client is unknown
+        r = await client.post("/v1/auth/token", data={"grant_type": "authorization_code", "code": "x"})
+        assert_problem(r, 401, "malformed_assertion")
 
     async def test_missing_grant_type_is_a_validation_error(self, client):
         r = await client.post("/v1/auth/token", data={"username": "a"})
