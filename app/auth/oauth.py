@@ -196,6 +196,11 @@ async def verify(session: AsyncSession, row: AuthorizationRequest, code: str) ->
     return check
 
 
+async def code_usable(session: AsyncSession, row: AuthorizationRequest) -> bool:
+    """Whether the request's one-time code may still be tried (the code page offers its form only then)."""
+    return row.one_time_code_id is not None and await users_service.code_usable(session, row.one_time_code_id)
+
+
 async def client_name(session: AsyncSession, client_id: uuid.UUID) -> str:
     profile = await organizations_service.client_profile(session, client_id)
     return profile.name if profile else ""

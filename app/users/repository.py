@@ -261,3 +261,7 @@ async def entrustment_live(session: AsyncSession, entrustment_id: int) -> bool:
 async def external_id_of(session: AsyncSession, entrustment_id: int) -> str | None:
     query = select(Entrustment.external_user_id).where(col(Entrustment.id) == entrustment_id)
     return (await session.execute(query)).scalar()
+
+
+async def code(session: AsyncSession, code_id: uuid.UUID) -> OneTimeCode | None:
+    return await session.get(OneTimeCode, code_id, populate_existing=True)

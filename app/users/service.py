@@ -287,3 +287,14 @@ async def entrustment_live(session: AsyncSession, entrustment_id: int) -> bool:
 async def external_id_of(session: AsyncSession, entrustment_id: int) -> str:
     """The operator's external id of the person under the entrustment."""
     return await repository.external_id_of(session, entrustment_id) or ""
+
+
+async def code_usable(session: AsyncSession, code_id: uuid.UUID) -> bool:
+    """Whether the code may still be tried (not used, not expired, tries left), without counting a try."""
+    row = await repository.code(session, code_id)
+    return (
+        row is not None
+        and row.used_at is None
+        and row.expires_at > clock.now()
+        and row.attempts < get_settings().otp_max_attempts
+    )

@@ -258,6 +258,8 @@ async def test_one_time_codes_cannot_be_brute_forced(browser_client, client):
         assert f"还可以再试 {left} 次" in r.text
     r = await post_form(browser_client, code_page, code_page, code=wrong)  # the fifth: no tries left
     assert r.status_code == 400 and 'id="code-error"' in r.text
+    r = await browser_client.get(code_page, headers=HTML)  # the page no longer offers the form
+    assert r.status_code == 410 and 'id="code-error"' in r.text and 'name="code"' not in r.text
     token_page = await browser_client.get("/", headers=HTML)
     from tests.web.helpers import csrf_token
 
