@@ -115,7 +115,7 @@ class TestSceneOperatorJourney:
         assert label_code.startswith("SZ-CJ-")
         await page.get_by_text("Meets the scene creation guidelines.").wait_for()
         assert await axe_violations(page) == []
-        await page.get_by_role("link", name="我的场景").click()
+        await page.locator(".breadcrumb").get_by_role("link", name="我的场景").click()
         await page.wait_for_load_state()
         await page.get_by_text(label_code).wait_for()
         # request a change
@@ -238,7 +238,7 @@ class TestDemo:
         await page.wait_for_load_state()
         assert await page.locator("#scene-status").get_attribute("data-status") == "under_review"
         assert (await page.locator("#opinions-in").inner_text()).startswith("已提交意见：1 / 2")
-        await page.get_by_role("link", name="我的场景").first.click()
+        await page.locator(".breadcrumb").get_by_role("link", name="我的场景").click()
         await page.wait_for_load_state()
         await page.get_by_role("link", name="Green Bean Café (Science Park)").click()
         await page.wait_for_load_state()
