@@ -35,9 +35,9 @@ router = page_router(prefix="/scene-operator")
 Operator = Annotated[Viewer, Depends(require_viewer("scene_operator"))]
 
 CATEGORIES = (
-    ("business_premises", N_("Business premises (shop, café, restaurant)")),
-    ("public_place", N_("Public place (park, station, square)")),
-    ("public_institution", N_("Public institution (government office, school, hospital)")),
+    ("business_premises", N_("Business premises"), N_("A shop, café, restaurant or other business.")),
+    ("public_place", N_("Public place"), N_("A park, station, square or other place open to all.")),
+    ("public_institution", N_("Public institution"), N_("A government office, school, hospital or canteen of one.")),
 )
 DISTRICTS = (  # Shenzhen's county-level divisions, offered as suggestions
     ("440303", N_("Luohu")),
@@ -107,7 +107,7 @@ def behaviour_label(code: str) -> str:
 
 
 def category_label(code: str) -> str:
-    return next((gettext(label) for value, label in CATEGORIES if value == code), code)
+    return next((gettext(label) for value, label, _ in CATEGORIES if value == code), code)
 
 
 WEEKDAYS = (
@@ -242,7 +242,7 @@ async def _form_context(session: Session, form: dict[str, Any], errors: dict[str
     return {
         "form": form,
         "errors": errors,
-        "categories": [(value, gettext(label)) for value, label in CATEGORIES],
+        "categories": [(value, gettext(label), gettext(hint)) for value, label, hint in CATEGORIES],
         "districts": [(code, gettext(name)) for code, name in DISTRICTS],
         "behaviours": [(code, behaviour_label(code)) for code in accepted],
         **extra,

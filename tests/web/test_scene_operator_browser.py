@@ -48,7 +48,7 @@ async def behaviour_label(client) -> tuple[str, str]:
 
 async def fill_scene(page, name: str, behaviour: str, *, lat: str = "22.54093") -> None:
     await page.get_by_label("场景名称").fill(name)
-    await page.get_by_label("场所类型").select_option("business_premises")
+    await page.get_by_label("经营场所").check()
     await page.get_by_label("地址").fill("Science Park, Nanshan District, Shenzhen")
     await page.get_by_label("区代码").fill("440305")
     await page.get_by_label("纬度").fill(lat)
