@@ -104,7 +104,8 @@ def _phone_page(
             "errors": {"phone": error} if error else {},
         },
         status_code=status,
-        headers=headers,
+        # the form may be answered with a redirect to the application (an error for it): let it go there
+        headers={**(headers or {}), "Content-Security-Policy": _consent_csp(valid.redirect_uri)},
     )
 
 
