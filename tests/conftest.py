@@ -176,6 +176,16 @@ async def client(app):
         yield c
 
 
+@pytest.fixture(scope="session")
+async def authority(app) -> str:
+    """A token of an authority account, shared by the whole suite (made before any test's transaction)."""
+    from tests.factories import authority_token
+
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50002))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        return await authority_token(c)
+
+
 @pytest.fixture
 def settings(app, monkeypatch):
     """The live settings object; tests may monkeypatch its fields (restored afterwards)."""

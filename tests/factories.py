@@ -25,6 +25,19 @@ def credit_code() -> str:
     return "91" + f"{random.randint(0, 999999):06d}" + "".join(random.choices(_CREDIT_ALPHABET, k=10))
 
 
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> dict:
+    """``r`` is the problem+json answer ``status``/``code`` (RFC 9457 with the platform's code); its body."""
+    assert (r.status_code, r.headers["content-type"]) == (status, PROBLEM), r.text
+    body = r.json()
+    assert (body["code"], body["status"], body["type"]) == (code, status, f"https://carbon-points.dev/problems/{code}"), r.text
+    if "x-request-id" in r.headers:
+        assert body["request_id"] == r.headers["x-request-id"]
+    return body
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

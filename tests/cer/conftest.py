@@ -1,10 +1,8 @@
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from app.core import clock
-from tests.factories import authority_token
 
 
 @pytest.fixture(autouse=True)
@@ -14,9 +12,3 @@ def clock_back():
     clock.set_offset(timedelta(0))
 
 
-@pytest.fixture(scope="session")
-async def authority(app) -> str:
-    """An authority token shared by the CER tests."""
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50002))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        return await authority_token(c)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.core import audit, db, security
-from tests.factories import application, authority_token, bearer, invoke_cli, unique
+from tests.factories import application, bearer, invoke_cli, unique
 
 COLUMNS = "chain, seq, at, actor, action, subject_type, subject_id, data, prev_hash, hash"
 
@@ -42,10 +42,6 @@ async def restore(row) -> None:
         {**row._asdict(), "data": json.dumps(row.data)},
     )
 
-
-@pytest.fixture
-async def authority(client) -> str:
-    return await authority_token(client)
 
 
 @pytest.fixture

@@ -14,21 +14,12 @@ from app.core.errors import Conflict, Forbidden
 from app.core.observability import RequestMiddleware
 from app.core.routing import CommitRoute
 from app.organizations import service as org_service
-from tests.factories import application, authority_token, bearer, make_operator
+from tests.factories import application, assert_problem, authority_token, bearer, make_operator
 
 PROBLEM = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "instance", "request_id"}
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    body = r.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["type"] == f"https://carbon-points.dev/problems/{code}"
-    assert body["request_id"] == r.headers["x-request-id"]
-    return body
 
 
 async def _refuse() -> None:

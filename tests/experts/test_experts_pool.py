@@ -3,17 +3,12 @@
 import sqlalchemy as sa
 
 from app.core import db
-from tests.factories import PASSWORD, authority_token, bearer, login, make_org, unique
+from tests.factories import PASSWORD, assert_problem, authority_token, bearer, login, make_org, unique
 from tests.factories_scenes import make_expert
 
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == code, r.text
-    return r.json()
 
 
 def body(**overrides) -> dict:

@@ -10,7 +10,7 @@ from app.core import security
 from tests.factories import (
     Org,
     application,
-    authority_token,
+    assert_problem,
     bearer,
     make_org,
     register_key,
@@ -20,11 +20,6 @@ from tests.factories import (
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == code
-    return r.json()
 
 
 def b64(n: int, length: int | None = None) -> str:
@@ -36,10 +31,6 @@ def rsa_jwk(bits: int) -> dict:
     numbers = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key().public_numbers()
     return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e)}
 
-
-@pytest.fixture
-async def authority(client) -> str:
-    return await authority_token(client)
 
 
 @pytest.fixture

@@ -11,23 +11,14 @@ from app.core import db
 from app.reviews import service as reviews_service
 from app.reviews.draw import draw
 from app.reviews.exceptions import ReviewNotPassed
-from tests.factories import authority_token, bearer, make_org, unique
+from tests.factories import assert_problem, bearer, make_org, unique
 from tests.factories_scenes import EXPERTS, make_expert, make_scene, strangers
 
 PROBLEM = "application/problem+json"
 FIELD = "verification"
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == code, r.text
-    return r.json()
 
-
-@pytest.fixture
-async def authority(client) -> str:
-    return await authority_token(client)
 
 
 async def open_panel(

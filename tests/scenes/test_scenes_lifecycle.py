@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from app.core import db
 from app.scenes import service as scenes_service
 from app.scenes.exceptions import UnknownBehaviourType
-from tests.factories import authority_token, bearer, make_org
+from tests.factories import assert_problem, bearer, make_org
 from tests.factories_scenes import (
     PLATE,
     active_expert_ids,
@@ -27,18 +27,13 @@ PROBLEM = "application/problem+json"
 LABEL = re.compile(r"SZ-CJ-\d{4}-\d{6}")
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == code, r.text
-    return r.json()
 
 
 @pytest.fixture
-async def authority(client) -> str:
-    token = await authority_token(client)
-    await ensure_experts(client, token)
-    return token
+async def authority(authority, client) -> str:
+    """The suite's authority, with an expert pool to draw panels from."""
+    await ensure_experts(client, authority)
+    return authority
 
 
 @pytest.fixture

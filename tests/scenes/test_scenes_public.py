@@ -6,7 +6,7 @@ import random
 import pytest
 
 from app.scenes.repository import METRES_PER_DEGREE, haversine_m
-from tests.factories import authority_token, make_org
+from tests.factories import assert_problem, authority_token, make_org
 from tests.factories_scenes import (
     BAG,
     PLATE,
@@ -20,11 +20,6 @@ from tests.factories_scenes import (
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == code, r.text
-    return r.json()
 
 
 def offset(lat: float, lng: float, north_m: float, east_m: float) -> tuple[float, float]:

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.factories import (
+    assert_problem,
     authority_token,
     bearer,
     make_operator,
@@ -37,10 +38,6 @@ def _fill(path: str) -> str:
     return re.sub(r"{([^}]+)}", lambda m: str(uuid.uuid4()) if m.group(1).endswith("id") else "x-1", path)
 
 
-def assert_problem(r, status: int, code: str) -> dict:
-    assert (r.status_code, r.headers["content-type"]) == (status, "application/problem+json"), r.text
-    assert r.json()["code"] == code, r.text
-    return r.json()
 
 
 class TestBodies:
