@@ -8,7 +8,7 @@ from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
-from app.core.types import Text
+from app.core.types import Int64, Text
 from app.organizations import service
 from app.organizations.exceptions import (
     DuplicateOrganization,
@@ -162,5 +162,5 @@ async def list_redirect_uris(
     responses=responses(RedirectUriNotFound, NotYourOrganization, NotAnOperator),
     summary="Remove a redirect URI: the authorization flow no longer returns to it (the operator's admin)",
 )
-async def remove_redirect_uri(org_id: uuid.UUID, uri_id: int, session: Session, principal: OrgAdmin):
+async def remove_redirect_uri(org_id: uuid.UUID, uri_id: Int64, session: Session, principal: OrgAdmin):
     return await service.remove_redirect_uri(session, principal, org_id, uri_id)

@@ -119,11 +119,19 @@ def _scene(**overrides):
     return scene_body(**overrides)
 
 
+# The one HTTP client: the SMS gateway adapter posts to CARBON_SMS_HTTP_URL, a URL the deployment
+# configures; nothing a client sends ever becomes a URL it fetches (its only input is the message).
+HTTP_CLIENTS = {"core/sms.py"}
+
+
 def test_the_app_has_no_http_client():
-    """No module of the platform imports an HTTP client: there is nothing that could fetch a URL."""
+    """No module of the platform imports an HTTP client (but the SMS gateway adapter, whose URL is
+    configuration): there is nothing that could fetch a URL a client sent."""
     root = pathlib.Path(__file__).resolve().parents[2] / "app"
     offenders = []
     for path in root.rglob("*.py"):
+        if str(path.relative_to(root)) in HTTP_CLIENTS:
+            continue
         text = path.read_text(encoding="utf-8")
         for needle in ("import httpx", "import requests", "import aiohttp", "urllib.request", "urlopen(",
                        "http.client"):
