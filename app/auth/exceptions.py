@@ -42,7 +42,7 @@ class NotAuthenticated(Unauthorized):
 
 class InvalidToken(Unauthorized):
     code, title = "invalid_token", "Invalid or expired token"
-    variants = ("token_expired", "entrustment_withdrawn")
+    variants = ("token_expired", "entrustment_withdrawn", "token_revoked")
 
 
 class RoleForbidden(Forbidden):

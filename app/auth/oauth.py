@@ -275,7 +275,7 @@ async def _issue(
     )
     token = issue_token(
         Principal(CallerKind.user, CallerKind.user, user_id, client_id),
-        extra_claims={"azp": str(client_id), "scope": scope},
+        extra_claims={"azp": str(client_id), "scope": scope, "fam": str(family_id)},
     )
     return PersonTokens(token.access_token, token.expires_in, refresh, scope, user_id, external_user_id)
 

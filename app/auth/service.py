@@ -193,6 +193,14 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         raise InvalidToken("the token lacks platform claims") from exc
     principal = Principal(kind, role, subject, org_id, bool(claims.get("adm")))
     await _check_still_allowed(session, principal)
+    family = claims.get("fam")  # a user token from the authorization code flow: its refresh family still live
+    if family is not None:
+        try:
+            revoked = await repository.family_revoked(session, uuid.UUID(str(family)))
+        except ValueError as exc:
+            raise InvalidToken("the token lacks platform claims") from exc
+        if revoked:
+            raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
     return principal
 
 

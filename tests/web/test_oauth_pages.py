@@ -62,9 +62,8 @@ async def test_the_whole_flow(browser_client, client):
         )
     )[0]
     assert tuple(row) == ("person_otp", "2026-11", True)
-    r = await client.get("/v1/me/points", headers=bearer(body["access_token"]))
-    assert r.status_code in (200, 404), r.text  # the token is a working user token
-    assert r.status_code != 401
+    r = await client.get("/v1/me/account", headers=bearer(body["access_token"]))
+    assert r.status_code == 200, r.text  # a working user token
     # refresh rotates
     r2 = await refresh(client, op, body["refresh_token"])
     assert r2.status_code == 200, r2.text
@@ -187,8 +186,12 @@ async def test_a_reused_code_revokes_what_the_first_use_issued(browser_client, c
     started, code = await _approved_code(browser_client, op)
     first = await exchange(client, op, code, started.verifier)
     assert first.status_code == 200, first.text
+    r = await client.get("/v1/me/account", headers=bearer(first.json()["access_token"]))
+    assert r.status_code == 200, r.text
     again = await exchange(client, op, code, started.verifier)
     assert (again.status_code, again.json()["code"]) == (400, "code_reused")
+    r = await client.get("/v1/me/account", headers=bearer(first.json()["access_token"]))
+    assert (r.status_code, r.json()["code"]) == (401, "token_revoked")
     r = await refresh(client, op, first.json()["refresh_token"])
     assert (r.status_code, r.json()["code"]) == (400, "token_revoked")
 
