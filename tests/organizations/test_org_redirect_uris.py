@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import authority_token, bearer, make_org, make_operator
+from tests.factories import authority_token, bearer, make_operator, make_org
 
 
 async def test_admin_registers_lists_and_removes(client):
