@@ -107,8 +107,17 @@ def serve(
         get_settings.cache_clear()
         # No proxy headers in uvicorn (it would believe X-Forwarded-For from loopback): the app reads
         # them itself, from the proxies in CARBON_TRUSTED_PROXIES only (app.core.proxies).
-        uvicorn.run("app.main:app", factory=True, host=host, port=port, workers=workers, log_config=None,
-                    access_log=False, lifespan="on", proxy_headers=False)
+        uvicorn.run(
+            "app.main:app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,
+        )
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
 
@@ -117,7 +126,9 @@ def _in_dotenv(name: str) -> bool:
     from pathlib import Path
 
     env = Path(".env")
-    return env.exists() and any(line.split("=", 1)[0].strip() == name for line in env.read_text().splitlines())
+    return env.exists() and any(
+        line.split("=", 1)[0].strip() == name for line in env.read_text().splitlines()
+    )
 
 
 def _exit_on_signal(signum, frame) -> None:

@@ -54,7 +54,10 @@ async def approved_org(
     org = await org_service.apply(
         session,
         OrganizationCreate(
-            kind=kind, name=name, credit_code=credit_code, admin=AdminAccount(username=admin[0], password=admin[1])
+            kind=kind,
+            name=name,
+            credit_code=credit_code,
+            admin=AdminAccount(username=admin[0], password=admin[1]),
         ),
     )
     await org_service.decide(session, await authority(session), org.id, OrgDecision.approve, "demo")

@@ -54,9 +54,25 @@ class Server:
             "CARBON_SCHEDULER_ENABLED": "false",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
         )
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -77,33 +93,58 @@ class Server:
 
 async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:
     """An approved operator with a key and a token, the exchange rule and a bench methodology."""
-    r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": "bench-admin",
-                                                   "password": "bench-admin-pw"})
+    r = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "password", "username": "bench-admin", "password": "bench-admin-pw"},
+    )
     admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    code = "91" + f"{random.randint(0, 999999):06d}" + "".join(random.choices("0123456789ABCDEFGHJKLMNPQRTUWXY", k=10))
+    code = (
+        "91"
+        + f"{random.randint(0, 999999):06d}"
+        + "".join(random.choices("0123456789ABCDEFGHJKLMNPQRTUWXY", k=10))
+    )
     username = f"op-{uuid.uuid4().hex[:8]}"
-    r = await client.post("/v1/organizations", json={"kind": "operator", "name": username, "credit_code": code,
-                                                     "admin": {"username": username, "password": "bench-pass-123"}})
+    r = await client.post(
+        "/v1/organizations",
+        json={
+            "kind": "operator",
+            "name": username,
+            "credit_code": code,
+            "admin": {"username": username, "password": "bench-pass-123"},
+        },
+    )
     assert r.status_code == 201, r.text
     org_id = r.json()["id"]
     await client.post(f"/v1/organizations/{org_id}/approve", headers=admin)
-    r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": username,
-                                                   "password": "bench-pass-123"})
+    r = await client.post(
+        "/v1/auth/token", data={"grant_type": "password", "username": username, "password": "bench-pass-123"}
+    )
     org_admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
     pem = security.generate_es256_pem()
-    r = await client.post(f"/v1/organizations/{org_id}/keys", json={"jwk": security.public_jwk_from_pem(pem)},
-                          headers=org_admin)
+    r = await client.post(
+        f"/v1/organizations/{org_id}/keys", json={"jwk": security.public_jwk_from_pem(pem)}, headers=org_admin
+    )
     kid = r.json()["kid"]
     now = int(time.time())
     assertion = security.sign_jwt(
-        {"iss": org_id, "sub": org_id, "aud": str(client.base_url).rstrip("/") + "/v1/auth/token",
-         "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60},
+        {
+            "iss": org_id,
+            "sub": org_id,
+            "aud": str(client.base_url).rstrip("/") + "/v1/auth/token",
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + 60,
+        },
         security.SigningKey(kid, "ES256", pem, {}),
     )
-    r = await client.post("/v1/auth/token", data={
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion})
+    r = await client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
     token = r.json()["access_token"]
     conn = await asyncpg.connect(db.plain_url(database_url))
     try:
@@ -112,13 +153,17 @@ async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:
                 "INSERT INTO exchange_rule_versions (id, version, name, points_per_gram, daily_cap_points,"
                 " type_daily_caps, lot_lifetime_days, status, effective_from, created_at)"
                 " VALUES ($1, 1, 'bench', 0.1, 200, '{}'::jsonb, 730, 'published', '2020-01-01', now())",
-                uuid.uuid4())
+                uuid.uuid4(),
+            )
         if not await conn.fetchval("SELECT 1 FROM methodology_versions WHERE behaviour_type = 'bench-metro'"):
             await conn.execute(
                 "INSERT INTO methodology_versions (id, code, version, behaviour_type, category, name, unit,"
                 " net_factor_g, max_quantity_per_record, max_quantity_per_day, illustrative, status, effective_from,"
                 " created_at) VALUES ($1, 'bench-metro', 1, 'bench-metro', 'travel', 'bench', 'km', $2, 60, 200,"
-                " false, 'published', '2020-01-01', now())", uuid.uuid4(), Decimal("46.7"))
+                " false, 'published', '2020-01-01', now())",
+                uuid.uuid4(),
+                Decimal("46.7"),
+            )
     finally:
         await conn.close()
     return {"org_id": org_id, "kid": kid, "pem": pem, "headers": {"Authorization": f"Bearer {token}"}}
@@ -135,9 +180,15 @@ async def enrol_many(client: httpx.AsyncClient, op: dict, count: int, concurrenc
 
     async def one(i: int, ext: str) -> None:
         async with sem:
-            r = await client.post("/v1/operator/users", headers=op["headers"], json={
-                "external_user_id": ext, "identifier": {"type": "phone", "value": f"+86{base + i}"},
-                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}})
+            r = await client.post(
+                "/v1/operator/users",
+                headers=op["headers"],
+                json={
+                    "external_user_id": ext,
+                    "identifier": {"type": "phone", "value": f"+86{base + i}"},
+                    "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+                },
+            )
             assert r.status_code in (200, 201), r.text
 
     await asyncio.gather(*[one(i, ext) for i, ext in enumerate(ids)])

@@ -89,9 +89,25 @@ class ChaosServer:
 
     def start(self, timeout: float = 90) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "critical"],
-            cwd=ROOT, env=self.env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "critical",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.starts += 1
         deadline = time.time() + timeout
@@ -155,9 +171,19 @@ class Person:
 class Chaos:
     """One run: setup over HTTP, workload with retries, chaos, final drive to answers, checks."""
 
-    def __init__(self, server: ChaosServer, database_url: str, authority_headers: dict, *, people: int,
-                 duration: float, kills: int, terminations: int, seed: int | None = None,
-                 run_job=None):
+    def __init__(
+        self,
+        server: ChaosServer,
+        database_url: str,
+        authority_headers: dict,
+        *,
+        people: int,
+        duration: float,
+        kills: int,
+        terminations: int,
+        seed: int | None = None,
+        run_job=None,
+    ):
         self.server = server
         self.database_url = db.plain_url(database_url)
         self.authority = authority_headers
@@ -180,8 +206,17 @@ class Chaos:
 
     # ---------------------------------------------------------------- HTTP with retries
 
-    async def call(self, method: str, path: str, *, key: str | None = None, headers: dict | None = None,
-                   person: Person | None = None, final: bool = False, **kwargs) -> httpx.Response | None:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        headers: dict | None = None,
+        person: Person | None = None,
+        final: bool = False,
+        **kwargs,
+    ) -> httpx.Response | None:
         """Retry until a definitive answer. ``None``: the chaos phase ended first (the caller keeps it pending)."""
         attempt = 0
         while True:
@@ -199,8 +234,10 @@ class Chaos:
                 r = None
             if r is not None and r.status_code == 401 and person is not None:
                 await self.refresh_token(person)
-            elif r is not None and r.status_code < 500 and not (
-                r.status_code in (409, 429) and _code(r) in RETRYABLE_CODES | {"rate_limited"}
+            elif (
+                r is not None
+                and r.status_code < 500
+                and not (r.status_code in (409, 429) and _code(r) in RETRYABLE_CODES | {"rate_limited"})
             ):
                 return r
             elif r is not None:
@@ -210,7 +247,9 @@ class Chaos:
             await asyncio.sleep(min(1.0, 0.05 * 2 ** min(attempt, 5)) * (0.5 + self.random.random()))
 
     async def refresh_token(self, person: Person) -> None:
-        r = await self.call("POST", f"/v1/operator/users/{person.ext}/tokens", headers=self.op_headers, final=True)
+        r = await self.call(
+            "POST", f"/v1/operator/users/{person.ext}/tokens", headers=self.op_headers, final=True
+        )
         person.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     # ---------------------------------------------------------------- setup
@@ -220,20 +259,38 @@ class Chaos:
         call = self.call
         self.op = await self._org("operator")
         pem = security.generate_es256_pem()
-        r = await call("POST", f"/v1/organizations/{self.op['id']}/keys", headers=self.op["headers"],
-                       key=uuid.uuid4().hex, json={"jwk": security.public_jwk_from_pem(pem)}, final=True)
+        r = await call(
+            "POST",
+            f"/v1/organizations/{self.op['id']}/keys",
+            headers=self.op["headers"],
+            key=uuid.uuid4().hex,
+            json={"jwk": security.public_jwk_from_pem(pem)},
+            final=True,
+        )
         assert r.status_code == 201, r.text
         self.kid, self.pem = r.json()["kid"], pem
         now = int(time.time())
         assertion = security.sign_jwt(
-            {"iss": self.op["id"], "sub": self.op["id"], "aud": self.server.base_url + "/v1/auth/token",
-             "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60},
+            {
+                "iss": self.op["id"],
+                "sub": self.op["id"],
+                "aud": self.server.base_url + "/v1/auth/token",
+                "jti": uuid.uuid4().hex,
+                "iat": now,
+                "exp": now + 60,
+            },
             security.SigningKey(self.kid, "ES256", pem, {}),
         )
-        r = await call("POST", "/v1/auth/token", final=True, data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion})
+        r = await call(
+            "POST",
+            "/v1/auth/token",
+            final=True,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+        )
         assert r.status_code == 200, r.text
         self.op_headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
         self.btype = f"chaos-{uuid.uuid4().hex[:8]}"
@@ -244,52 +301,94 @@ class Chaos:
                     "INSERT INTO exchange_rule_versions (id, version, name, points_per_gram, daily_cap_points,"
                     " type_daily_caps, lot_lifetime_days, status, effective_from, created_at)"
                     " VALUES ($1, 1, 'chaos', 0.1, 200, '{}'::jsonb, 730, 'published', '2020-01-01', now())",
-                    uuid.uuid4())
+                    uuid.uuid4(),
+                )
             await conn.execute(
                 "INSERT INTO methodology_versions (id, code, version, behaviour_type, category, name, description,"
                 " unit, net_factor_g, max_quantity_per_record, max_quantity_per_day, citation, derivation,"
                 " illustrative, status, effective_from, created_at, published_at) VALUES ($1, $2, 1, $2, 'travel',"
                 " 'chaos', '', 'km', $3, 60, NULL, '', '', false, 'published', '2020-01-01', now(), now())",
-                uuid.uuid4(), self.btype, Decimal("10"))
+                uuid.uuid4(),
+                self.btype,
+                Decimal("10"),
+            )
         finally:
             await conn.close()
         self.merchant = await self._org("merchant")
         self.items = {}
         for name, price, stock, limit, days, policy in (
-            ("limited", 5, 40, 4, 30, "refund"), ("day-refund", 3, None, None, 1, "refund"),
+            ("limited", 5, 40, 4, 30, "refund"),
+            ("day-refund", 3, None, None, 1, "refund"),
             ("day-forfeit", 2, 30, None, 1, "forfeit"),
         ):
-            r = await call("POST", "/v1/mall/items", headers=self.merchant["headers"], key=uuid.uuid4().hex,
-                           final=True, json={"title": f"chaos {name}", "points_price": price, "stock": stock,
-                                             "per_user_limit": limit, "voucher_valid_days": days,
-                                             "expiry_policy": policy})
+            r = await call(
+                "POST",
+                "/v1/mall/items",
+                headers=self.merchant["headers"],
+                key=uuid.uuid4().hex,
+                final=True,
+                json={
+                    "title": f"chaos {name}",
+                    "points_price": price,
+                    "stock": stock,
+                    "per_user_limit": limit,
+                    "voucher_valid_days": days,
+                    "expiry_policy": policy,
+                },
+            )
             assert r.status_code == 201, r.text
             self.items[r.json()["id"]] = {"name": name, "price": price, "stock": stock, "limit": limit}
         self.people = await asyncio.gather(*[self._person(i) for i in range(self.n_people)])
 
     async def _org(self, kind: str) -> dict:
         username = f"chaos-{kind}-{uuid.uuid4().hex[:8]}"
-        code = "91" + f"{self.random.randint(0, 999999):06d}" + "".join(
-            self.random.choices("0123456789ABCDEFGHJKLMNPQRTUWXY", k=10))
-        r = await self.call("POST", "/v1/organizations", key=uuid.uuid4().hex, final=True, json={
-            "kind": kind, "name": username, "credit_code": code,
-            "admin": {"username": username, "password": PASSWORD}})
+        code = (
+            "91"
+            + f"{self.random.randint(0, 999999):06d}"
+            + "".join(self.random.choices("0123456789ABCDEFGHJKLMNPQRTUWXY", k=10))
+        )
+        r = await self.call(
+            "POST",
+            "/v1/organizations",
+            key=uuid.uuid4().hex,
+            final=True,
+            json={
+                "kind": kind,
+                "name": username,
+                "credit_code": code,
+                "admin": {"username": username, "password": PASSWORD},
+            },
+        )
         assert r.status_code == 201, r.text
         org_id = r.json()["id"]
         r = await self.call("POST", f"/v1/organizations/{org_id}/approve", headers=self.authority, final=True)
         assert r.status_code in (200, 409), r.text
-        r = await self.call("POST", "/v1/auth/token", final=True,
-                            data={"grant_type": "password", "username": username, "password": PASSWORD})
+        r = await self.call(
+            "POST",
+            "/v1/auth/token",
+            final=True,
+            data={"grant_type": "password", "username": username, "password": PASSWORD},
+        )
         assert r.status_code == 200, r.text
         return {"id": org_id, "headers": {"Authorization": f"Bearer {r.json()['access_token']}"}}
 
     async def _person(self, i: int) -> Person:
         ext = f"chaos-{uuid.uuid4().hex[:10]}"
-        r = await self.call("POST", "/v1/operator/users", headers=self.op_headers, key=uuid.uuid4().hex, final=True,
-                            json={"external_user_id": ext,
-                                  "identifier": {"type": "phone", "value": f"+86137{uuid.uuid4().int % 10**8:08d}"},
-                                  "consent": {"agreement_version": "v1",
-                                              "accepted_at": (datetime.now(UTC) - timedelta(days=60)).isoformat()}})
+        r = await self.call(
+            "POST",
+            "/v1/operator/users",
+            headers=self.op_headers,
+            key=uuid.uuid4().hex,
+            final=True,
+            json={
+                "external_user_id": ext,
+                "identifier": {"type": "phone", "value": f"+86137{uuid.uuid4().int % 10**8:08d}"},
+                "consent": {
+                    "agreement_version": "v1",
+                    "accepted_at": (datetime.now(UTC) - timedelta(days=60)).isoformat(),
+                },
+            },
+        )
         assert r.status_code == 201, r.text
         person = Person(ext, r.json()["user_id"], {})
         await self.refresh_token(person)
@@ -301,9 +400,14 @@ class Chaos:
         person.slot += 1
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1, minutes=30 * person.slot)
         record = {
-            "record_id": f"c-{uuid.uuid4().hex[:16]}", "external_user_id": person.ext, "type": self.btype,
-            "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=10)).isoformat(),
-            "quantity": float(self.random.choice([1, 2, 3])), "unit": "km", "scene_id": None,
+            "record_id": f"c-{uuid.uuid4().hex[:16]}",
+            "external_user_id": person.ext,
+            "type": self.btype,
+            "started_at": start.isoformat(),
+            "ended_at": (start + timedelta(minutes=10)).isoformat(),
+            "quantity": float(self.random.choice([1, 2, 3])),
+            "unit": "km",
+            "scene_id": None,
             "evidence": {"source": "chaos-card", "ref": uuid.uuid4().hex},
         }
         self.records[record["record_id"]] = record
@@ -311,10 +415,14 @@ class Chaos:
 
     async def submit(self, records: list[dict], key: str, final: bool = False) -> bool:
         body = json.dumps({"records": records}, separators=(",", ":")).encode()
-        headers = {**self.op_headers, "Content-Type": "application/json",
-                   "X-Content-Signature": security.sign_detached(body, self.pem, "ES256", self.kid)}
-        r = await self.call("POST", "/v1/operator/behaviour-batches", key=key, headers=headers, content=body,
-                            final=final)
+        headers = {
+            **self.op_headers,
+            "Content-Type": "application/json",
+            "X-Content-Signature": security.sign_detached(body, self.pem, "ES256", self.kid),
+        }
+        r = await self.call(
+            "POST", "/v1/operator/behaviour-batches", key=key, headers=headers, content=body, final=final
+        )
         if r is None:
             self.pending.append(("batch", records, key))
             return False
@@ -334,7 +442,9 @@ class Chaos:
 
     async def ingest_worker(self) -> None:
         while not self.stopping:
-            records = [self._record(self.random.choice(self.people)) for _ in range(self.random.randint(5, 25))]
+            records = [
+                self._record(self.random.choice(self.people)) for _ in range(self.random.randint(5, 25))
+            ]
             sent = list(self.acknowledged)
             if sent and self.random.random() < 0.5:  # resend a few acknowledged records: duplicates
                 again = [self.records[r] for r in self.random.sample(sent, min(3, len(sent)))]
@@ -344,8 +454,14 @@ class Chaos:
             await self.submit(records, uuid.uuid4().hex)
 
     async def order(self, person: Person, item_id: str, key: str, final: bool = False) -> None:
-        r = await self.call("POST", "/v1/me/orders", key=key, person=person, final=final,
-                            json={"item_id": item_id, "quantity": 1})
+        r = await self.call(
+            "POST",
+            "/v1/me/orders",
+            key=key,
+            person=person,
+            final=final,
+            json={"item_id": item_id, "quantity": 1},
+        )
         if r is None:
             self.pending.append(("order", person, item_id, key))
         elif r.status_code == 201:
@@ -356,7 +472,11 @@ class Chaos:
             self.order_keys[key] = order["id"]
             self.orders[order["id"]] = {**order, "person": person}
             self.stats.orders_placed += known is None
-        elif r.status_code == 409 and _code(r) in ("insufficient_points", "out_of_stock", "per_user_limit_exceeded"):
+        elif r.status_code == 409 and _code(r) in (
+            "insufficient_points",
+            "out_of_stock",
+            "per_user_limit_exceeded",
+        ):
             self.stats.orders_refused += 1
         else:
             self.stats.violations.append(f"order: {r.status_code} {r.text[:300]}")
@@ -364,16 +484,24 @@ class Chaos:
     async def order_worker(self) -> None:
         await asyncio.sleep(1)
         while not self.stopping:
-            await self.order(self.random.choice(self.people), self.random.choice(list(self.items)), uuid.uuid4().hex)
+            await self.order(
+                self.random.choice(self.people), self.random.choice(list(self.items)), uuid.uuid4().hex
+            )
 
     async def close(self, kind: str, order_id: str, key: str, final: bool = False) -> None:
         order = self.orders[order_id]
         if kind == "cancel":
-            r = await self.call("POST", f"/v1/me/orders/{order_id}/cancel", key=key, person=order["person"],
-                                final=final)
+            r = await self.call(
+                "POST", f"/v1/me/orders/{order_id}/cancel", key=key, person=order["person"], final=final
+            )
         else:
-            r = await self.call("POST", f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", key=key,
-                                headers=self.merchant["headers"], final=final)
+            r = await self.call(
+                "POST",
+                f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem",
+                key=key,
+                headers=self.merchant["headers"],
+                final=final,
+            )
         if r is None:
             self.pending.append(("close", kind, order_id, key))
         elif r.status_code == 200:
@@ -382,7 +510,11 @@ class Chaos:
                 self.stats.cancellations += 1
             else:
                 self.stats.redemptions += 1
-        elif r.status_code == 409 and _code(r) in ("voucher_redeemed", "voucher_cancelled", "voucher_expired"):
+        elif r.status_code == 409 and _code(r) in (
+            "voucher_redeemed",
+            "voucher_cancelled",
+            "voucher_expired",
+        ):
             self.stats.closed_refusals += 1
         else:
             self.stats.violations.append(f"{kind} {order_id}: {r.status_code} {r.text[:300]}")
@@ -440,8 +572,15 @@ class Chaos:
             self.http = http
             await self.setup()
             self.started = time.time()
-            workers = [self.ingest_worker(), self.ingest_worker(), self.order_worker(), self.order_worker(),
-                       self.close_worker("cancel"), self.close_worker("redeem"), self.expiry_worker()]
+            workers = [
+                self.ingest_worker(),
+                self.ingest_worker(),
+                self.order_worker(),
+                self.order_worker(),
+                self.close_worker("cancel"),
+                self.close_worker("redeem"),
+                self.expiry_worker(),
+            ]
             tasks = [asyncio.create_task(w) for w in workers]
             chaos = asyncio.create_task(self.chaos_worker())
             await asyncio.sleep(self.duration)
@@ -471,7 +610,8 @@ class Chaos:
         try:
             rows = await conn.fetch(
                 "SELECT record_id, points, user_id::text FROM behaviour_records WHERE operator_id = $1",
-                uuid.UUID(self.op["id"]))
+                uuid.UUID(self.op["id"]),
+            )
             stored: dict[str, list] = {}
             for r in rows:
                 stored.setdefault(r["record_id"], []).append(r)
@@ -481,21 +621,30 @@ class Chaos:
                 copies = stored.get(record_id, [])
                 if len(copies) != 1:
                     v.append(f"record {record_id} stored {len(copies)} times")
-                elif record_id in self.acknowledged and copies[0]["points"] != self.acknowledged[record_id]["points"]:
-                    v.append(f"record {record_id}: {copies[0]['points']} points stored, "
-                             f"{self.acknowledged[record_id]['points']} acknowledged")
+                elif (
+                    record_id in self.acknowledged
+                    and copies[0]["points"] != self.acknowledged[record_id]["points"]
+                ):
+                    v.append(
+                        f"record {record_id}: {copies[0]['points']} points stored, "
+                        f"{self.acknowledged[record_id]['points']} acknowledged"
+                    )
             for record_id in set(stored) - set(self.records):
                 v.append(f"record {record_id} credited but never sent")
             orders = await conn.fetch(
                 "SELECT id::text, user_id::text, item_id::text, status, points, refunded_points, quantity"
-                " FROM mall_orders WHERE merchant_id = $1", uuid.UUID(self.merchant["id"]))
+                " FROM mall_orders WHERE merchant_id = $1",
+                uuid.UUID(self.merchant["id"]),
+            )
             by_id = {o["id"]: o for o in orders}
             if len(by_id) != len(orders):
                 v.append("an order id is stored twice")
             if set(by_id) != set(self.orders):
-                v.append(f"orders stored {len(by_id)} vs acknowledged {len(self.orders)}: "
-                         f"lost {sorted(set(self.orders) - set(by_id))[:5]}, "
-                         f"unacknowledged {sorted(set(by_id) - set(self.orders))[:5]}")
+                v.append(
+                    f"orders stored {len(by_id)} vs acknowledged {len(self.orders)}: "
+                    f"lost {sorted(set(self.orders) - set(by_id))[:5]}, "
+                    f"unacknowledged {sorted(set(by_id) - set(self.orders))[:5]}"
+                )
             for order_id in self.cancelled:
                 if by_id.get(order_id, {}).get("status") != "cancelled":
                     v.append(f"order {order_id} cancelled but {by_id.get(order_id, {}).get('status')}")
@@ -514,7 +663,9 @@ class Chaos:
                 if item["limit"] is not None:
                     per_person: dict[str, int] = {}
                     for o in mine:
-                        if o["status"] in ("issued", "redeemed") or (o["status"] == "expired" and not o["refunded_points"]):
+                        if o["status"] in ("issued", "redeemed") or (
+                            o["status"] == "expired" and not o["refunded_points"]
+                        ):
                             per_person[o["user_id"]] = per_person.get(o["user_id"], 0) + o["quantity"]
                     over = {u: n for u, n in per_person.items() if n > item["limit"]}
                     if over:
@@ -529,10 +680,14 @@ class Chaos:
             for person in self.people:
                 earned, spent = earned_by.get(person.ext, 0), spent_by.get(person.user_id, 0)
                 account = await conn.fetchrow(
-                    "SELECT balance, lifetime_points FROM point_accounts WHERE user_id = $1", uuid.UUID(person.user_id))
+                    "SELECT balance, lifetime_points FROM point_accounts WHERE user_id = $1",
+                    uuid.UUID(person.user_id),
+                )
                 got = (account["balance"], account["lifetime_points"]) if account else (0, 0)
                 if got != (earned - spent, earned):
-                    v.append(f"person {person.ext}: balance/lifetime {got}, expected {(earned - spent, earned)}")
+                    v.append(
+                        f"person {person.ext}: balance/lifetime {got}, expected {(earned - spent, earned)}"
+                    )
         finally:
             await conn.close()
         from app.core import audit
@@ -550,15 +705,26 @@ class Chaos:
         s = self.stats
         return {
             "chaos": {
-                "duration_s": round(self.elapsed, 1), "server_kills_survived": s.kills, "restarts": s.restarts,
-                "backend_terminations": s.terminations, "backends_terminated": s.backends_terminated,
+                "duration_s": round(self.elapsed, 1),
+                "server_kills_survived": s.kills,
+                "restarts": s.restarts,
+                "backend_terminations": s.terminations,
+                "backends_terminated": s.backends_terminated,
             },
             "traffic": {
-                "requests": s.requests, "retries": s.retries, "connection_errors": s.connection_errors,
-                "server_errors_retried": s.server_errors, "batches": s.batches, "records": len(self.records),
-                "records_resent": s.resent_records, "orders": len(self.orders), "orders_refused": s.orders_refused,
-                "cancellations": s.cancellations, "redemptions": s.redemptions,
-                "refused_closed_orders": s.closed_refusals, "voucher_expiry_runs": s.expiry_runs,
+                "requests": s.requests,
+                "retries": s.retries,
+                "connection_errors": s.connection_errors,
+                "server_errors_retried": s.server_errors,
+                "batches": s.batches,
+                "records": len(self.records),
+                "records_resent": s.resent_records,
+                "orders": len(self.orders),
+                "orders_refused": s.orders_refused,
+                "cancellations": s.cancellations,
+                "redemptions": s.redemptions,
+                "refused_closed_orders": s.closed_refusals,
+                "voucher_expiry_runs": s.expiry_runs,
                 "vouchers_expired_by_job": s.expired_by_job,
             },
             "checked": [
@@ -568,7 +734,8 @@ class Chaos:
                 "acknowledged cancellations and redemptions in force, never both",
                 "stock and per-person limits exact",
                 "each balance = earned - spent, lifetime = earned",
-                "ledger verify clean", f"audit chain intact ({getattr(self, 'audit_entries', 0)} entries)",
+                "ledger verify clean",
+                f"audit chain intact ({getattr(self, 'audit_entries', 0)} entries)",
             ],
             "violations": s.violations,
         }
@@ -596,12 +763,22 @@ async def main_async(args, urls) -> dict:
     await asyncio.to_thread(server.start)
     try:
         async with httpx.AsyncClient(base_url=server.base_url) as c:
-            r = await c.post("/v1/auth/token", data={"grant_type": "password", "username": "chaos-admin",
-                                                      "password": "chaos-admin-pw"})
+            r = await c.post(
+                "/v1/auth/token",
+                data={"grant_type": "password", "username": "chaos-admin", "password": "chaos-admin-pw"},
+            )
             authority = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        run = Chaos(server, urls.database_url, authority, people=args.people, duration=args.duration,
-                    kills=args.kills, terminations=args.terminations, seed=args.seed,
-                    run_job=voucher_expiry_in_two_days)
+        run = Chaos(
+            server,
+            urls.database_url,
+            authority,
+            people=args.people,
+            duration=args.duration,
+            kills=args.kills,
+            terminations=args.terminations,
+            seed=args.seed,
+            run_job=voucher_expiry_in_two_days,
+        )
         return await run.run()
     finally:
         await asyncio.to_thread(server.stop)

@@ -40,17 +40,19 @@ def make_batches(users: list[str], batches: int, run: int) -> list[list[dict]]:
             user = users[n % len(users)]
             slot = n // len(users)
             start = base + timedelta(minutes=30 * slot + 7 * run)
-            records.append({
-                "record_id": f"r{run}-{b}-{i}-{uuid.uuid4().hex[:6]}",
-                "external_user_id": user,
-                "type": "bench-metro",
-                "started_at": start.isoformat(),
-                "ended_at": (start + timedelta(minutes=5)).isoformat(),
-                "quantity": 3.2,
-                "unit": "km",
-                "scene_id": None,
-                "evidence": {"source": "bench-card", "ref": f"{run}-{b}-{i}-{uuid.uuid4().hex}"},
-            })
+            records.append(
+                {
+                    "record_id": f"r{run}-{b}-{i}-{uuid.uuid4().hex[:6]}",
+                    "external_user_id": user,
+                    "type": "bench-metro",
+                    "started_at": start.isoformat(),
+                    "ended_at": (start + timedelta(minutes=5)).isoformat(),
+                    "quantity": 3.2,
+                    "unit": "km",
+                    "scene_id": None,
+                    "evidence": {"source": "bench-card", "ref": f"{run}-{b}-{i}-{uuid.uuid4().hex}"},
+                }
+            )
             n += 1
         out.append(records)
     return out
@@ -65,8 +67,12 @@ async def submit_all(base_url: str, op: dict, bodies: list[bytes], clients: int)
         nonlocal credited
         while queue:
             i, body = queue.pop()
-            headers = {**op["headers"], "Content-Type": "application/json", "Idempotency-Key": f"b-{uuid.uuid4().hex}",
-                       "X-Content-Signature": sign(op, body)}
+            headers = {
+                **op["headers"],
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"b-{uuid.uuid4().hex}",
+                "X-Content-Signature": sign(op, body),
+            }
             t = time.perf_counter()
             r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
             latencies.append(time.perf_counter() - t)
@@ -84,15 +90,29 @@ async def raw_copy(database_url: str, batches: list[list[dict]]) -> float:
     rows = []
     for records in batches:
         for r in records:
-            rows.append((uuid.uuid4(), r["record_id"], r["external_user_id"], r["type"],
-                         datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["ended_at"]),
-                         r["quantity"], r["unit"], r["evidence"]["source"], r["evidence"]["ref"], 150, 15))
+            rows.append(
+                (
+                    uuid.uuid4(),
+                    r["record_id"],
+                    r["external_user_id"],
+                    r["type"],
+                    datetime.fromisoformat(r["started_at"]),
+                    datetime.fromisoformat(r["ended_at"]),
+                    r["quantity"],
+                    r["unit"],
+                    r["evidence"]["source"],
+                    r["evidence"]["ref"],
+                    150,
+                    15,
+                )
+            )
     conn = await asyncpg.connect(db.plain_url(database_url))
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS bench_copy (operator_id uuid, record_id text, external_user_id text, type text,"
             " started_at timestamptz, ended_at timestamptz, quantity numeric, unit text, evidence_source text,"
-            " evidence_ref text, reduction_g bigint, points bigint)")
+            " evidence_ref text, reduction_g bigint, points bigint)"
+        )
         await conn.execute("TRUNCATE bench_copy")
         started = time.perf_counter()
         async with conn.transaction():
@@ -122,23 +142,35 @@ async def main() -> None:
             result = await submit_all(server.base_url, op, bodies, args.clients)
             copy_rate = await raw_copy(server.urls.database_url, batches)
             lat = result["latencies"]
-            runs.append({
-                "records_per_s": result["credited"] / result["seconds"],
-                "credited": result["credited"],
-                "p50_batch_ms": percentile(lat, 50) * 1000,
-                "p99_batch_ms": percentile(lat, 99) * 1000,
-                "raw_copy_rows_per_s": copy_rate,
-            })
+            runs.append(
+                {
+                    "records_per_s": result["credited"] / result["seconds"],
+                    "credited": result["credited"],
+                    "p50_batch_ms": percentile(lat, 50) * 1000,
+                    "p99_batch_ms": percentile(lat, 99) * 1000,
+                    "raw_copy_rows_per_s": copy_rate,
+                }
+            )
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(dumps({
-            "benchmark": "ingest",
-            "setup": {"batches_per_run": args.batches, "records_per_batch": 1000, "clients": args.clients,
-                      "users": args.users, "server_workers": args.workers, "runs": args.runs},
-            "median": {k: round(v, 1) for k, v in median.items()},
-            "ratio_to_raw_copy": round(median["records_per_s"] / median["raw_copy_rows_per_s"], 3),
-            "target_records_per_s": 20000,
-            "runs": [{k: round(v, 1) for k, v in r.items()} for r in runs],
-        }))
+        print(
+            dumps(
+                {
+                    "benchmark": "ingest",
+                    "setup": {
+                        "batches_per_run": args.batches,
+                        "records_per_batch": 1000,
+                        "clients": args.clients,
+                        "users": args.users,
+                        "server_workers": args.workers,
+                        "runs": args.runs,
+                    },
+                    "median": {k: round(v, 1) for k, v in median.items()},
+                    "ratio_to_raw_copy": round(median["records_per_s"] / median["raw_copy_rows_per_s"], 3),
+                    "target_records_per_s": 20000,
+                    "runs": [{k: round(v, 1) for k, v in r.items()} for r in runs],
+                }
+            )
+        )
     finally:
         server.stop()
 

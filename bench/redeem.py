@@ -67,12 +67,16 @@ class RawClient:
             _, writer = self.pool.get_nowait()
             writer.close()
 
-    async def request(self, method: str, path: str, headers: bytes = b"", body: bytes = b"") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, headers: bytes = b"", body: bytes = b""
+    ) -> tuple[int, bytes]:
         reader, writer = await self.pool.get()
         try:
             writer.write(
                 f"{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-length: {len(body)}\r\n".encode()
-                + headers + b"\r\n" + body
+                + headers
+                + b"\r\n"
+                + body
             )
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -108,7 +112,12 @@ async def timed(client: RawClient, calls: list[tuple[str, str, bytes, bytes]], c
 
     started = time.perf_counter()
     await asyncio.gather(*[worker() for _ in range(concurrency)])
-    return {"seconds": time.perf_counter() - started, "latencies": latencies, "statuses": statuses, "bodies": bodies}
+    return {
+        "seconds": time.perf_counter() - started,
+        "latencies": latencies,
+        "statuses": statuses,
+        "bodies": bodies,
+    }
 
 
 def summary(result: dict, label: str) -> dict:
@@ -127,55 +136,109 @@ def summary(result: dict, label: str) -> dict:
     }
 
 
-async def setup(client: httpx.AsyncClient, raw: RawClient, database_url: str, people: int, items: int) -> dict:
+async def setup(
+    client: httpx.AsyncClient, raw: RawClient, database_url: str, people: int, items: int
+) -> dict:
     op = await seed_operator(client, database_url)
     op_auth = bearer(op["headers"]["Authorization"].split()[1])
     # a merchant, approved, and its login
-    r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": "bench-admin",
-                                                   "password": "bench-admin-pw"})
+    r = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "password", "username": "bench-admin", "password": "bench-admin-pw"},
+    )
     admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
     username = f"merchant-{uuid.uuid4().hex[:8]}"
-    code = "91" + f"{random.randint(0, 999999):06d}" + "".join(random.choices("0123456789ABCDEFGHJKLMNPQRTUWXY", k=10))
-    r = await client.post("/v1/organizations", json={"kind": "merchant", "name": username, "credit_code": code,
-                                                     "admin": {"username": username, "password": "bench-pass-123"}})
+    code = (
+        "91"
+        + f"{random.randint(0, 999999):06d}"
+        + "".join(random.choices("0123456789ABCDEFGHJKLMNPQRTUWXY", k=10))
+    )
+    r = await client.post(
+        "/v1/organizations",
+        json={
+            "kind": "merchant",
+            "name": username,
+            "credit_code": code,
+            "admin": {"username": username, "password": "bench-pass-123"},
+        },
+    )
     assert r.status_code == 201, r.text
     await client.post(f"/v1/organizations/{r.json()['id']}/approve", headers=admin)
-    r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": username,
-                                                   "password": "bench-pass-123"})
+    r = await client.post(
+        "/v1/auth/token", data={"grant_type": "password", "username": username, "password": "bench-pass-123"}
+    )
     merchant = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     # people: enrolled, a user token each (issued through the operator), 200 points each
     exts = [f"bench-{uuid.uuid4().hex[:12]}" for _ in range(people)]
     base = 13_000_000_000 + int(uuid.uuid4().int % 900_000_000)
     json_header = b"content-type: application/json\r\n"
-    enrolled = await timed(raw, [
-        ("POST", "/v1/operator/users", op_auth + json_header, orjson.dumps({
-            "external_user_id": ext, "identifier": {"type": "phone", "value": f"+86{base + i}"},
-            "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}}))
-        for i, ext in enumerate(exts)
-    ], 32)
+    enrolled = await timed(
+        raw,
+        [
+            (
+                "POST",
+                "/v1/operator/users",
+                op_auth + json_header,
+                orjson.dumps(
+                    {
+                        "external_user_id": ext,
+                        "identifier": {"type": "phone", "value": f"+86{base + i}"},
+                        "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+                    }
+                ),
+            )
+            for i, ext in enumerate(exts)
+        ],
+        32,
+    )
     assert all(s in (200, 201) for s in enrolled["statuses"]), set(enrolled["statuses"])
-    tokens = await timed(raw, [("POST", f"/v1/operator/users/{ext}/tokens", op_auth, b"") for ext in exts], 32)
+    tokens = await timed(
+        raw, [("POST", f"/v1/operator/users/{ext}/tokens", op_auth, b"") for ext in exts], 32
+    )
     assert all(s == 200 for s in tokens["statuses"]), set(tokens["statuses"])
     users = [bearer(orjson.loads(b)["access_token"]) for b in tokens["bodies"]]
     start = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(days=1, hours=3)
     for chunk in range(0, people, 1000):
-        records = [{
-            "record_id": f"fund-{ext}", "external_user_id": ext, "type": "bench-metro",
-            "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=40)).isoformat(),
-            "quantity": 50, "unit": "km", "scene_id": None,
-            "evidence": {"source": "bench-card", "ref": f"fund-{ext}"},
-        } for ext in exts[chunk : chunk + 1000]]
+        records = [
+            {
+                "record_id": f"fund-{ext}",
+                "external_user_id": ext,
+                "type": "bench-metro",
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(minutes=40)).isoformat(),
+                "quantity": 50,
+                "unit": "km",
+                "scene_id": None,
+                "evidence": {"source": "bench-card", "ref": f"fund-{ext}"},
+            }
+            for ext in exts[chunk : chunk + 1000]
+        ]
         body = orjson.dumps({"records": records})
-        r = await client.post("/v1/operator/behaviour-batches", content=body, headers={
-            **op["headers"], "Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex,
-            "X-Content-Signature": sign(op, body)})
+        r = await client.post(
+            "/v1/operator/behaviour-batches",
+            content=body,
+            headers={
+                **op["headers"],
+                "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex,
+                "X-Content-Signature": sign(op, body),
+            },
+        )
         assert r.status_code == 200 and r.json()["summary"]["accepted"] == len(records), r.text[:500]
 
     spread_items = []
     for i in range(items):
-        r = await client.post("/v1/mall/items", headers=merchant, json={
-            "title": f"bench item {i}", "points_price": PRICE, "stock": 1_000_000, "voucher_valid_days": 30})
+        r = await client.post(
+            "/v1/mall/items",
+            headers=merchant,
+            json={
+                "title": f"bench item {i}",
+                "points_price": PRICE,
+                "stock": 1_000_000,
+                "voucher_valid_days": 30,
+            },
+        )
         assert r.status_code == 201, r.text
         spread_items.append(r.json()["id"])
     return {"merchant": merchant, "users": users, "spread_items": spread_items}
@@ -185,13 +248,17 @@ async def check(database_url: str, hot_item: str, hot_stock: int, hot_sold_by_cl
     conn = await asyncpg.connect(db.plain_url(database_url))
     try:
         stock = await conn.fetchval(
-            "SELECT sum(remaining) FROM mall_item_stock WHERE item_id = $1", uuid.UUID(hot_item))
+            "SELECT sum(remaining) FROM mall_item_stock WHERE item_id = $1", uuid.UUID(hot_item)
+        )
         orders, units = await conn.fetchrow(
-            "SELECT count(*), coalesce(sum(quantity), 0) FROM mall_orders WHERE item_id = $1", uuid.UUID(hot_item))
+            "SELECT count(*), coalesce(sum(quantity), 0) FROM mall_orders WHERE item_id = $1",
+            uuid.UUID(hot_item),
+        )
         negative = await conn.fetchval("SELECT count(*) FROM point_accounts WHERE balance < 0")
         overspent = await conn.fetchval(
             "SELECT count(*) FROM point_accounts a LEFT JOIN (SELECT user_id, sum(points) AS spent FROM mall_orders"
-            " GROUP BY user_id) o ON o.user_id = a.user_id WHERE a.balance <> a.lifetime_points - coalesce(o.spent, 0)")
+            " GROUP BY user_id) o ON o.user_id = a.user_id WHERE a.balance <> a.lifetime_points - coalesce(o.spent, 0)"
+        )
         broken = []
         for name, sql in CHECKS:
             if await conn.fetch(f"{sql} LIMIT 1"):
@@ -199,31 +266,50 @@ async def check(database_url: str, hot_item: str, hot_stock: int, hot_sold_by_cl
     finally:
         await conn.close()
     return {
-        "hot_units_sold": units, "hot_orders": orders, "hot_stock_left": stock,
+        "hot_units_sold": units,
+        "hot_orders": orders,
+        "hot_stock_left": stock,
         "oversold": not (units == orders == hot_sold_by_client <= hot_stock and stock == hot_stock - units),
-        "negative_balances": negative, "overspent_accounts": overspent, "ledger_verify_broken": broken,
+        "negative_balances": negative,
+        "overspent_accounts": overspent,
+        "ledger_verify_broken": broken,
     }
 
 
 async def run_once(server: Server, state: dict, args, run: int) -> dict:
     json_header = b"content-type: application/json\r\n"
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
-        r = await client.post("/v1/mall/items", headers=state["merchant"], json={
-            "title": f"hot item {run}", "points_price": PRICE, "stock": args.hot_stock, "per_user_limit": 1,
-            "voucher_valid_days": 30})
+        r = await client.post(
+            "/v1/mall/items",
+            headers=state["merchant"],
+            json={
+                "title": f"hot item {run}",
+                "points_price": PRICE,
+                "stock": args.hot_stock,
+                "per_user_limit": 1,
+                "voucher_valid_days": 30,
+            },
+        )
         assert r.status_code == 201, r.text
         hot = r.json()["id"]
     users = state["users"]
     attempts = random.sample(range(len(users)), min(args.hot_attempts, len(users)))
     hot_calls = [
-        ("POST", "/v1/me/orders", users[i] + json_header + f"idempotency-key: hot-{run}-{i}\r\n".encode(),
-         orjson.dumps({"item_id": hot, "quantity": 1}))
+        (
+            "POST",
+            "/v1/me/orders",
+            users[i] + json_header + f"idempotency-key: hot-{run}-{i}\r\n".encode(),
+            orjson.dumps({"item_id": hot, "quantity": 1}),
+        )
         for i in attempts
     ]
     spread_calls = [
-        ("POST", "/v1/me/orders",
-         users[n % len(users)] + json_header + f"idempotency-key: spread-{run}-{n}\r\n".encode(),
-         orjson.dumps({"item_id": random.choice(state["spread_items"]), "quantity": 1}))
+        (
+            "POST",
+            "/v1/me/orders",
+            users[n % len(users)] + json_header + f"idempotency-key: spread-{run}-{n}\r\n".encode(),
+            orjson.dumps({"item_id": random.choice(state["spread_items"]), "quantity": 1}),
+        )
         for n in random.sample(range(args.spread_orders), args.spread_orders)
     ]
     health_calls = [("GET", "/healthz", b"", b"")] * len(hot_calls)
@@ -237,12 +323,19 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
     hot_summary = summary(hot_result, "attempts_per_s")
     sold = sum(1 for s in hot_result["statuses"] if s == 201)
     hot_summary["sold"] = sold
-    return {"hot": hot_summary, "spread": spread, "healthz": healthz, "me_account": account,
-            "checks": await check(server.urls.database_url, hot, args.hot_stock, sold)}
+    return {
+        "hot": hot_summary,
+        "spread": spread,
+        "healthz": healthz,
+        "me_account": account,
+        "checks": await check(server.urls.database_url, hot, args.hot_stock, sold),
+    }
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--people", type=int, default=5000)
     parser.add_argument("--hot-stock", type=int, default=3000)
     parser.add_argument("--hot-attempts", type=int, default=5000)
@@ -273,25 +366,39 @@ async def main() -> None:
             "healthz_requests_per_s": statistics.median(r["healthz"]["requests_per_s"] for r in runs),
             "me_account_requests_per_s": statistics.median(r["me_account"]["requests_per_s"] for r in runs),
         }
-        print(dumps({
-            "benchmark": "redeem",
-            "setup": {"people": args.people, "hot_stock": args.hot_stock, "hot_attempts": args.hot_attempts,
-                      "spread_orders": args.spread_orders, "items": args.items, "connections": args.connections,
-                      "server_workers": args.workers, "runs": args.runs, "setup_seconds": round(setup_seconds, 1)},
-            "median": med,
-            "ratio_to_healthz": {
-                "hot": round(med["hot_attempts_per_s"] / med["healthz_requests_per_s"], 3),
-                "spread": round(med["spread_orders_per_s"] / med["healthz_requests_per_s"], 3),
-            },
-            "targets": {"hot_attempts_per_s": 1000, "spread_orders_per_s": 1500},
-            "checks_hold": all(
-                not r["checks"]["oversold"] and r["checks"]["negative_balances"] == 0
-                and r["checks"]["overspent_accounts"] == 0 and not r["checks"]["ledger_verify_broken"]
-                and r["hot"]["sold"] == min(args.hot_stock, args.hot_attempts)
-                for r in runs
-            ),
-            "runs": runs,
-        }))
+        print(
+            dumps(
+                {
+                    "benchmark": "redeem",
+                    "setup": {
+                        "people": args.people,
+                        "hot_stock": args.hot_stock,
+                        "hot_attempts": args.hot_attempts,
+                        "spread_orders": args.spread_orders,
+                        "items": args.items,
+                        "connections": args.connections,
+                        "server_workers": args.workers,
+                        "runs": args.runs,
+                        "setup_seconds": round(setup_seconds, 1),
+                    },
+                    "median": med,
+                    "ratio_to_healthz": {
+                        "hot": round(med["hot_attempts_per_s"] / med["healthz_requests_per_s"], 3),
+                        "spread": round(med["spread_orders_per_s"] / med["healthz_requests_per_s"], 3),
+                    },
+                    "targets": {"hot_attempts_per_s": 1000, "spread_orders_per_s": 1500},
+                    "checks_hold": all(
+                        not r["checks"]["oversold"]
+                        and r["checks"]["negative_balances"] == 0
+                        and r["checks"]["overspent_accounts"] == 0
+                        and not r["checks"]["ledger_verify_broken"]
+                        and r["hot"]["sold"] == min(args.hot_stock, args.hot_attempts)
+                        for r in runs
+                    ),
+                    "runs": runs,
+                }
+            )
+        )
     finally:
         server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)

@@ -89,13 +89,22 @@ COMMITTING_MODULES = {
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "commits: the test needs real commits (concurrency, other threads or processes, live servers)"
+        "markers",
+        "commits: the test needs real commits (concurrency, other threads or processes, live servers)",
     )
 
 
 # A test whose own code runs requests side by side, or work on other threads, commits for real:
 # one connection cannot serve two statements at once, and another thread has its own engine.
-CONCURRENT = ("gather(", "TaskGroup", "create_task(", "to_thread(", "run_sync(", "client_at(", "asyncpg.connect(")
+CONCURRENT = (
+    "gather(",
+    "TaskGroup",
+    "create_task(",
+    "to_thread(",
+    "run_sync(",
+    "client_at(",
+    "asyncpg.connect(",
+)
 
 
 SIDE_BY_SIDE_FIXTURES = {"run_sync", "client_at", "live_server"}
@@ -138,7 +147,9 @@ class _Turn:
         try:
             await asyncio.wait_for(self.sessions.turn.acquire(), timeout=30)
         except TimeoutError:
-            raise RuntimeError("a session waited 30 s for its turn: mark the test @pytest.mark.commits") from None
+            raise RuntimeError(
+                "a session waited 30 s for its turn: mark the test @pytest.mark.commits"
+            ) from None
         self.session = self.sessions.maker()
         return await self.session.__aenter__()
 
@@ -160,7 +171,9 @@ async def _rolled_back(request):
         outer = await conn.begin()
         saved = db._sessionmaker
         db._sessionmaker = _OneAtATime(  # type: ignore[assignment]
-            async_sessionmaker(bind=conn, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint")
+            async_sessionmaker(
+                bind=conn, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
+            )
         )
         try:
             yield

@@ -32,7 +32,11 @@ def assert_problem(r: httpx.Response, status: int, code: str) -> dict:
     """``r`` is the problem+json answer ``status``/``code`` (RFC 9457 with the platform's code); its body."""
     assert (r.status_code, r.headers["content-type"]) == (status, PROBLEM), r.text
     body = r.json()
-    assert (body["code"], body["status"], body["type"]) == (code, status, f"https://carbon-points.dev/problems/{code}"), r.text
+    assert (body["code"], body["status"], body["type"]) == (
+        code,
+        status,
+        f"https://carbon-points.dev/problems/{code}",
+    ), r.text
     if "x-request-id" in r.headers:
         assert body["request_id"] == r.headers["x-request-id"]
     return body
@@ -43,7 +47,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
-    r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": username, "password": password})
+    r = await client.post(
+        "/v1/auth/token", data={"grant_type": "password", "username": username, "password": password}
+    )
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
 
@@ -74,8 +80,12 @@ class Org:
     def assertion(self, **overrides) -> str:
         now = int(time.time())
         claims = {
-            "iss": self.id, "sub": self.id, "aud": "http://test/v1/auth/token",
-            "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60,
+            "iss": self.id,
+            "sub": self.id,
+            "aud": "http://test/v1/auth/token",
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + 60,
         }
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
@@ -87,12 +97,18 @@ class Org:
         return security.sign_detached(body, self.private_pem, self.algorithm, self.kid)
 
 
-async def make_org(client: httpx.AsyncClient, kind: str, *, approve: bool = True, authority: str | None = None) -> Org:
+async def make_org(
+    client: httpx.AsyncClient, kind: str, *, approve: bool = True, authority: str | None = None
+) -> Org:
     username = unique(kind)
     r = await client.post(
         "/v1/organizations",
-        json={"kind": kind, "name": unique(f"{kind} co"), "credit_code": credit_code(),
-              "admin": {"username": username, "password": PASSWORD}},
+        json={
+            "kind": kind,
+            "name": unique(f"{kind} co"),
+            "credit_code": credit_code(),
+            "admin": {"username": username, "password": PASSWORD},
+        },
     )
     assert r.status_code == 201, r.text
     org = Org(r.json()["id"], kind, username)

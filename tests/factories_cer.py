@@ -31,20 +31,32 @@ def days_ago(n: int, hour: int = 10) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=clock.zone())
 
 
-async def make_owner(client: httpx.AsyncClient, authority: str, *, factor: str = "50000", code: str | None = None,
-                     category: str = "travel") -> Owner:
+async def make_owner(
+    client: httpx.AsyncClient,
+    authority: str,
+    *,
+    factor: str = "50000",
+    code: str | None = None,
+    category: str = "travel",
+) -> Owner:
     """An operator whose records of its own methodology give ``factor`` grams per km (50 kg: fast tonnes)."""
     await ensure_rule()
-    btype = await make_methodology(factor=factor, max_record="100", max_day=None, code=code, category=category)
+    btype = await make_methodology(
+        factor=factor, max_record="100", max_day=None, code=code, category=category
+    )
     op = await make_operator(client, authority)
     user = await enrol(client, op)
     return Owner(op, user["external_user_id"], btype)
 
 
-async def add_records(client: httpx.AsyncClient, owner: Owner, spec: list[tuple[int, float]], **kw) -> list[dict]:
+async def add_records(
+    client: httpx.AsyncClient, owner: Owner, spec: list[tuple[int, float]], **kw
+) -> list[dict]:
     """Records of ``quantity`` km started ``n`` days ago, for each ``(n, quantity)``; all accepted."""
-    records = [record(owner.ext, owner.code, quantity=q, start=days_ago(n, 9 + i % 8), **kw) for i, (n, q) in
-               enumerate(spec)]
+    records = [
+        record(owner.ext, owner.code, quantity=q, start=days_ago(n, 9 + i % 8), **kw)
+        for i, (n, q) in enumerate(spec)
+    ]
     r = await submit(client, owner.org, records)
     assert r.status_code == 200, r.text
     assert r.json()["summary"]["accepted"] == len(records), r.text
@@ -65,8 +77,12 @@ def project_body(owner: Owner, start: date, end: date, **overrides) -> dict:
     return body
 
 
-async def create_project(client: httpx.AsyncClient, owner: Owner, start: date, end: date, **overrides) -> dict:
-    r = await client.post("/v1/cer/projects", json=project_body(owner, start, end, **overrides), headers=owner.headers)
+async def create_project(
+    client: httpx.AsyncClient, owner: Owner, start: date, end: date, **overrides
+) -> dict:
+    r = await client.post(
+        "/v1/cer/projects", json=project_body(owner, start, end, **overrides), headers=owner.headers
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -82,22 +98,34 @@ async def verifier(client: httpx.AsyncClient, authority: str) -> Org:
     return await make_org(client, "verifier", authority=authority)
 
 
-async def to_verified(client: httpx.AsyncClient, authority: str, owner: Owner, project: dict, *,
-                      verified_g: int | None = None, verifier_org: Org | None = None) -> dict:
+async def to_verified(
+    client: httpx.AsyncClient,
+    authority: str,
+    owner: Owner,
+    project: dict,
+    *,
+    verified_g: int | None = None,
+    verifier_org: Org | None = None,
+) -> dict:
     """Publicity over, submitted, verifier assigned, verification recorded."""
     verifier_org = verifier_org or await verifier(client, authority)
     after_publicity(project)
     pid = project["id"]
     r = await client.post(f"/v1/cer/projects/{pid}/submit", headers=owner.headers)
     assert r.status_code == 200, r.text
-    r = await client.post(f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": verifier_org.id},
-                          headers=bearer(authority))
+    r = await client.post(
+        f"/v1/cer/projects/{pid}/verifier",
+        json={"verifier_org_id": verifier_org.id},
+        headers=bearer(authority),
+    )
     assert r.status_code == 200, r.text
     r = await client.post(
         f"/v1/cer/projects/{pid}/verification",
-        json={"verified_g": project["claimed_g"] if verified_g is None else verified_g,
-              "statement": "Records sampled and checked against the signed batches.",
-              "documents": ["https://verifier.example/reports/1.pdf"]},
+        json={
+            "verified_g": project["claimed_g"] if verified_g is None else verified_g,
+            "statement": "Records sampled and checked against the signed batches.",
+            "documents": ["https://verifier.example/reports/1.pdf"],
+        },
         headers=verifier_org.headers,
     )
     assert r.status_code == 200, r.text
@@ -116,11 +144,17 @@ async def review(client: httpx.AsyncClient, authority: str, project_id: str, out
     panel = r.json()
     for member in panel["members"]:
         expert = EXPERTS[str(member["expert_id"])]
-        r = await client.post(f"/v1/reviews/{panel['id']}/opinions",
-                              json={"verdict": outcome, "score": 80, "text": "checked"}, headers=expert.headers)
+        r = await client.post(
+            f"/v1/reviews/{panel['id']}/opinions",
+            json={"verdict": outcome, "score": 80, "text": "checked"},
+            headers=expert.headers,
+        )
         assert r.status_code == 201, r.text
-    r = await client.post(f"/v1/reviews/{panel['id']}/decision", json={"outcome": outcome, "reason": "checked"},
-                          headers=bearer(authority))
+    r = await client.post(
+        f"/v1/reviews/{panel['id']}/decision",
+        json={"outcome": outcome, "reason": "checked"},
+        headers=bearer(authority),
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -129,16 +163,20 @@ async def to_issued(client: httpx.AsyncClient, authority: str, owner: Owner, pro
     """All the way: verified, reviewed, filed, issued. Returns the issuance."""
     await to_verified(client, authority, owner, project, **kw)
     await review(client, authority, project["id"])
-    r = await client.post(f"/v1/cer/projects/{project['id']}/filing", json={"outcome": "filed", "reason": "ok"},
-                          headers=bearer(authority))
+    r = await client.post(
+        f"/v1/cer/projects/{project['id']}/filing",
+        json={"outcome": "filed", "reason": "ok"},
+        headers=bearer(authority),
+    )
     assert r.status_code == 200, r.text
     r = await client.post(f"/v1/cer/projects/{project['id']}/issue", headers=bearer(authority))
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def issued_units(client: httpx.AsyncClient, authority: str, tonnes: int, *, grams_extra: int = 0
-                       ) -> tuple[Owner, dict]:
+async def issued_units(
+    client: httpx.AsyncClient, authority: str, tonnes: int, *, grams_extra: int = 0
+) -> tuple[Owner, dict]:
     """An owner holding ``tonnes`` freshly issued units (50 kg per km: 20 km a tonne)."""
     owner = await make_owner(client, authority)
     km = tonnes * 20
@@ -147,7 +185,9 @@ async def issued_units(client: httpx.AsyncClient, authority: str, tonnes: int, *
         spec.append((2, float(min(100, left))))
         left -= min(100, left)
     await add_records(client, owner, spec)
-    project = await create_project(client, owner, clock.today() - timedelta(days=5), clock.today() - timedelta(days=1))
+    project = await create_project(
+        client, owner, clock.today() - timedelta(days=5), clock.today() - timedelta(days=1)
+    )
     issuance = await to_issued(client, authority, owner, project)
     assert issuance["tonnes"] == tonnes
     return owner, issuance

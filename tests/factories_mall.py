@@ -64,7 +64,9 @@ async def fund(client: httpx.AsyncClient, op: Org, btype: str, people: list[Pers
         while left > 0:
             take = min(DAILY, left)
             p.days_funded += 1
-            records.append(record(p.ext, btype, quantity=take / 100, start=today - timedelta(days=p.days_funded)))
+            records.append(
+                record(p.ext, btype, quantity=take / 100, start=today - timedelta(days=p.days_funded))
+            )
             left -= take
     for i in range(0, len(records), 1000):
         r = await submit(client, op, records[i : i + 1000])
@@ -90,7 +92,9 @@ async def people(client: httpx.AsyncClient, op: Org, btype: str, n: int, points:
 
 async def place(client: httpx.AsyncClient, person: Person, item_id: str, quantity=1, key: str | None = None):
     headers = {**person.headers, "Idempotency-Key": key or unique("order")}
-    return await client.post("/v1/me/orders", json={"item_id": item_id, "quantity": quantity}, headers=headers)
+    return await client.post(
+        "/v1/me/orders", json={"item_id": item_id, "quantity": quantity}, headers=headers
+    )
 
 
 async def balance(client: httpx.AsyncClient, person: Person) -> int:
@@ -125,7 +129,9 @@ async def purchased(item_id: str, user_id: str) -> int:
     async with db.session_scope() as session:
         return (
             await session.execute(
-                sa.text("SELECT coalesce(sum(quantity), 0) FROM mall_purchases WHERE item_id = :i AND user_id = :u"),
+                sa.text(
+                    "SELECT coalesce(sum(quantity), 0) FROM mall_purchases WHERE item_id = :i AND user_id = :u"
+                ),
                 {"i": uuid.UUID(item_id), "u": uuid.UUID(user_id)},
             )
         ).scalar_one()

@@ -83,7 +83,11 @@ async def act(
     client: httpx.AsyncClient, token: str, kind: str, version_id: str, action: str
 ) -> httpx.Response:
     """A lifecycle action; an authority's methodology publish first gets its expert panel passed."""
-    if kind == "methodologies" and action == "publish" and security.unverified_claims(token)["role"] == "authority":
+    if (
+        kind == "methodologies"
+        and action == "publish"
+        and security.unverified_claims(token)["role"] == "authority"
+    ):
         from tests.factories_scenes import pass_review
 
         await pass_review(client, token, "methodology_version", version_id)

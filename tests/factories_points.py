@@ -22,9 +22,17 @@ async def ensure_rule() -> None:
 
 
 async def make_methodology(
-    *, factor: str = "46.7", unit: str = "km", max_record: str = "60", max_day: str | None = "200",
-    category: str = "travel", behaviour_type: str | None = None, effective_from: datetime = EPOCH,
-    effective_to: datetime | None = None, version: int = 1, code: str | None = None,
+    *,
+    factor: str = "46.7",
+    unit: str = "km",
+    max_record: str = "60",
+    max_day: str | None = "200",
+    category: str = "travel",
+    behaviour_type: str | None = None,
+    effective_from: datetime = EPOCH,
+    effective_to: datetime | None = None,
+    version: int = 1,
+    code: str | None = None,
 ) -> str:
     """A published methodology version of a behaviour type of its own; returns the type."""
     btype = behaviour_type or unique("metro")
@@ -37,9 +45,19 @@ async def make_methodology(
                 " VALUES (:id, :code, :v, :t, :cat, 'test', '', :unit, :f, :mr, :md, '', '', false, 'published',"
                 " :ef, :et, now(), now())"
             ),
-            {"id": uuid.uuid4(), "code": code or btype, "v": version, "t": btype, "cat": category, "unit": unit,
-             "f": Decimal(factor), "mr": Decimal(max_record), "md": Decimal(max_day) if max_day else None,
-             "ef": effective_from, "et": effective_to},
+            {
+                "id": uuid.uuid4(),
+                "code": code or btype,
+                "v": version,
+                "t": btype,
+                "cat": category,
+                "unit": unit,
+                "f": Decimal(factor),
+                "mr": Decimal(max_record),
+                "md": Decimal(max_day) if max_day else None,
+                "ef": effective_from,
+                "et": effective_to,
+            },
         )
     return btype
 
@@ -48,22 +66,43 @@ def phone() -> str:
     return f"+86138{random.randint(0, 99_999_999):08d}"
 
 
-async def enrol(client: httpx.AsyncClient, op: Org, *, external_user_id: str | None = None, number: str | None = None,
-                accepted_at: datetime | None = None) -> dict:
+async def enrol(
+    client: httpx.AsyncClient,
+    op: Org,
+    *,
+    external_user_id: str | None = None,
+    number: str | None = None,
+    accepted_at: datetime | None = None,
+) -> dict:
     ext = external_user_id or unique("u")
     r = await client.post(
         "/v1/operator/users",
-        json={"external_user_id": ext, "identifier": {"type": "phone", "value": number or phone()},
-              "consent": {"agreement_version": "v1",
-                          "accepted_at": (accepted_at or clock.now() - timedelta(days=30)).isoformat()}},
+        json={
+            "external_user_id": ext,
+            "identifier": {"type": "phone", "value": number or phone()},
+            "consent": {
+                "agreement_version": "v1",
+                "accepted_at": (accepted_at or clock.now() - timedelta(days=30)).isoformat(),
+            },
+        },
         headers=op.headers,
     )
     assert r.status_code in (200, 201), r.text
     return {**r.json(), "external_user_id": ext}
 
 
-def record(ext: str, btype: str, *, quantity=10.0, start: datetime | None = None, minutes: int = 20,
-           unit: str = "km", evidence: str | None = None, record_id: str | None = None, scene_id=None) -> dict:
+def record(
+    ext: str,
+    btype: str,
+    *,
+    quantity=10.0,
+    start: datetime | None = None,
+    minutes: int = 20,
+    unit: str = "km",
+    evidence: str | None = None,
+    record_id: str | None = None,
+    scene_id=None,
+) -> dict:
     start = start or clock.now() - timedelta(hours=2)
     return {
         "record_id": record_id or unique("rec"),
@@ -78,7 +117,9 @@ def record(ext: str, btype: str, *, quantity=10.0, start: datetime | None = None
     }
 
 
-async def submit(client: httpx.AsyncClient, op: Org, records: list[dict], *, key: str | None = None) -> httpx.Response:
+async def submit(
+    client: httpx.AsyncClient, op: Org, records: list[dict], *, key: str | None = None
+) -> httpx.Response:
     body, headers = signed(op, {"records": records})
     headers["Idempotency-Key"] = key or unique("batch")
     return await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)

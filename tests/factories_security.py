@@ -17,7 +17,17 @@ from tests.factories import Org, authority_token, bearer, make_operator, make_or
 from tests.factories_points import enrol, user_headers
 from tests.factories_scenes import make_expert
 
-ROLES = ("anonymous", "authority", "operator", "merchant", "scene_operator", "verifier", "buyer", "expert", "user")
+ROLES = (
+    "anonymous",
+    "authority",
+    "operator",
+    "merchant",
+    "scene_operator",
+    "verifier",
+    "buyer",
+    "expert",
+    "user",
+)
 
 
 @dataclass
@@ -35,8 +45,10 @@ class Cast:
 async def make_cast(client: httpx.AsyncClient) -> Cast:
     authority = await authority_token(client)
     operator = await make_operator(client, authority)
-    orgs = {kind: await make_org(client, kind, authority=authority)
-            for kind in ("merchant", "scene_operator", "verifier", "buyer")}
+    orgs = {
+        kind: await make_org(client, kind, authority=authority)
+        for kind in ("merchant", "scene_operator", "verifier", "buyer")
+    }
     expert = await make_expert(client, authority, fields=["data"])
     user = await enrol(client, operator)
     uh = await user_headers(client, operator, user["external_user_id"])

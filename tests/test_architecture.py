@@ -13,9 +13,21 @@ APP = Path(__file__).resolve().parents[1] / "app"
 
 # Methods that run SQL whatever they are called on.
 SQL_METHODS = {
-    "execute", "executemany", "fetch", "fetchrow", "fetchval", "scalar", "scalars", "stream",
-    "stream_scalars", "copy_records_to_table", "copy_to_table", "copy_from_query", "copy_from_table",
-    "exec_driver_sql", "run_sync",
+    "execute",
+    "executemany",
+    "fetch",
+    "fetchrow",
+    "fetchval",
+    "scalar",
+    "scalars",
+    "stream",
+    "stream_scalars",
+    "copy_records_to_table",
+    "copy_to_table",
+    "copy_from_query",
+    "copy_from_table",
+    "exec_driver_sql",
+    "run_sync",
 }
 # Methods that run SQL when called on a session.
 SESSION_METHODS = {"add", "add_all", "get", "delete", "merge", "refresh"}
@@ -49,6 +61,9 @@ def test_the_check_sees_sql():
     sample = APP / "core" / "_architecture_sample.py"
     sample.write_text("async def f(session):\n    await session.execute('SELECT 1')\n    session.add(1)\n")
     try:
-        assert sorted(c.split(" ", 1)[1] for c in _sql_calls(sample)) == ["session.add()", "session.execute()"]
+        assert sorted(c.split(" ", 1)[1] for c in _sql_calls(sample)) == [
+            "session.add()",
+            "session.execute()",
+        ]
     finally:
         sample.unlink()

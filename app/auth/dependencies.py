@@ -65,7 +65,11 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
         return principal
 
     dependency.problem_responses = (  # type: ignore[attr-defined]  # documented on every route using it
-        NotAuthenticated, InvalidToken, RoleForbidden, *([AdminRequired] if admin else []), OrganizationNotActive,
+        NotAuthenticated,
+        InvalidToken,
+        RoleForbidden,
+        *([AdminRequired] if admin else []),
+        OrganizationNotActive,
         RateLimited,
         *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
         *([(idempotency.KeyRequired, {"POST"})] if idempotency_required else []),
@@ -82,7 +86,8 @@ async def public_call(request: Request, session: Session) -> None:
 
 
 public_call.problem_responses = (  # type: ignore[attr-defined]
-    RateLimited, *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
+    RateLimited,
+    *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
 )
 public_call.cache_control = caching.cache_control(caching.DEFAULT_MAX_AGE)  # type: ignore[attr-defined]
 Public = Depends(public_call)

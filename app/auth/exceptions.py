@@ -4,8 +4,14 @@ from app.core.errors import DomainError, Forbidden, Unauthorized
 class InvalidGrant(DomainError):
     status, code, title = 400, "invalid_grant", "Invalid credentials"
     variants = (
-        "code_expired", "code_reused", "invalid_code_verifier", "redirect_uri_mismatch", "refresh_token_expired",
-        "refresh_token_reused", "token_revoked", "entrustment_withdrawn",
+        "code_expired",
+        "code_reused",
+        "invalid_code_verifier",
+        "redirect_uri_mismatch",
+        "refresh_token_expired",
+        "refresh_token_reused",
+        "token_revoked",
+        "entrustment_withdrawn",
     )
 
 
@@ -26,9 +32,19 @@ class UnsupportedGrant(DomainError):
 class InvalidClient(Unauthorized):
     code, title = "invalid_client", "Client authentication failed"
     variants = (
-        "malformed_assertion", "unknown_client", "unknown_kid", "key_revoked", "invalid_claims", "invalid_audience",
-        "invalid_signature", "invalid_jwk", "algorithm_not_allowed", "assertion_expired", "assertion_not_yet_valid",
-        "assertion_too_long", "unauthorized_client",
+        "malformed_assertion",
+        "unknown_client",
+        "unknown_kid",
+        "key_revoked",
+        "invalid_claims",
+        "invalid_audience",
+        "invalid_signature",
+        "invalid_jwk",
+        "algorithm_not_allowed",
+        "assertion_expired",
+        "assertion_not_yet_valid",
+        "assertion_too_long",
+        "unauthorized_client",
     )
 
 

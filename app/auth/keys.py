@@ -58,7 +58,10 @@ async def _insert_new(session: AsyncSession) -> str:
     jwk = security.public_jwk_from_pem(pem)
     kid = security.thumbprint(jwk)
     await repository.insert_key(
-        session, PlatformSigningKey(kid=kid, algorithm=ALGORITHM, private_pem=pem, public_jwk=jwk, created_at=clock.now())
+        session,
+        PlatformSigningKey(
+            kid=kid, algorithm=ALGORITHM, private_pem=pem, public_jwk=jwk, created_at=clock.now()
+        ),
     )
     return kid
 
@@ -78,4 +81,6 @@ async def for_kid(session: AsyncSession, kid: str) -> security.SigningKey | None
 
 
 def jwks() -> dict:
-    return {"keys": [{**k.public_jwk, "kid": k.kid, "alg": k.algorithm, "use": "sig"} for k in _keys.values()]}
+    return {
+        "keys": [{**k.public_jwk, "kid": k.kid, "alg": k.algorithm, "use": "sig"} for k in _keys.values()]
+    }

@@ -85,7 +85,9 @@ class RefreshToken(SQLModel, table=True):
     family_id: uuid.UUID = Field(index=True)
     client_id: uuid.UUID = Field(foreign_key="organizations.id")
     user_id: uuid.UUID = Field(foreign_key="users.id")
-    entrustment_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("entrustments.id"), nullable=False))
+    entrustment_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("entrustments.id"), nullable=False)
+    )
     scope: str = Field(max_length=200)
     created_at: datetime = Field(sa_column=_ts())
     expires_at: datetime = Field(sa_column=_ts())

@@ -184,7 +184,9 @@ async def code_form(request: Request, session: Session, request_id: uuid.UUID) -
         return _see_other(f"/oauth/authorize/{request_id}/consent")
     name = await oauth.client_name(session, row.client_id)
     if not await oauth.code_usable(session, row):
-        message = _("This code can no longer be used. Go back to the application and start again for a new code.")
+        message = _(
+            "This code can no longer be used. Go back to the application and start again for a new code."
+        )
         return _code_page(request, request_id, name, message, 410, restart=True)
     return _code_page(request, request_id, name)
 

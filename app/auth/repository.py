@@ -137,7 +137,9 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dateti
 
 async def family_revoked(session: AsyncSession, family_id: uuid.UUID) -> bool:
     """Whether the refresh-token family was revoked (a replayed code or refresh token)."""
-    query = select(RefreshToken.token_sha256).where(
-        col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_not(None)
-    ).limit(1)
+    query = (
+        select(RefreshToken.token_sha256)
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_not(None))
+        .limit(1)
+    )
     return (await session.execute(query)).first() is not None

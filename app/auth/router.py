@@ -43,8 +43,15 @@ class PersonTokenResponse(TokenResponse):
     "/v1/auth/token",
     response_model=PersonTokenResponse | TokenResponse,
     responses=responses(
-        InvalidGrant, InvalidTokenRequest, UnsupportedGrant, InvalidClient, AssertionReplayed, OrganizationNotActive,
-        RateLimited, ExternalIdTaken, AlreadyEntrusted,
+        InvalidGrant,
+        InvalidTokenRequest,
+        UnsupportedGrant,
+        InvalidClient,
+        AssertionReplayed,
+        OrganizationNotActive,
+        RateLimited,
+        ExternalIdTaken,
+        AlreadyEntrusted,
     ),
     summary="Get an access token",
     description=(
@@ -93,11 +100,21 @@ async def token(
     if grant_type in ("authorization_code", "refresh_token"):
         await ratelimit.hit(f"login:{client_ip(request)}", settings.rate_limit_per_minute)
         if grant_type == "refresh_token":
-            return await oauth.refresh_token_grant(session, client_assertion_type, client_assertion, refresh_token)
+            return await oauth.refresh_token_grant(
+                session, client_assertion_type, client_assertion, refresh_token
+            )
         return await oauth.authorization_code_grant(
-            session, client_assertion_type, client_assertion, code, redirect_uri, code_verifier, external_user_id
+            session,
+            client_assertion_type,
+            client_assertion,
+            code,
+            redirect_uri,
+            code_verifier,
+            external_user_id,
         )
-    raise UnsupportedGrant("grant_type must be password, client_credentials, authorization_code or refresh_token")
+    raise UnsupportedGrant(
+        "grant_type must be password, client_credentials, authorization_code or refresh_token"
+    )
 
 
 @router.get(

@@ -97,7 +97,9 @@ async def client_credentials_grant(
     return issue_token(Principal(CallerKind.client, OrgKind.operator, org_id, org_id))
 
 
-async def authenticate_client(session: AsyncSession, assertion_type: str | None, assertion: str | None) -> uuid.UUID:
+async def authenticate_client(
+    session: AsyncSession, assertion_type: str | None, assertion: str | None
+) -> uuid.UUID:
     """An approved operator's ``private_key_jwt`` client assertion (RFC 7523), used once → its id."""
     settings = get_settings()
     if assertion_type != CLIENT_ASSERTION_TYPE or not assertion:
@@ -129,7 +131,11 @@ async def authenticate_client(session: AsyncSession, assertion_type: str | None,
         raise InvalidClient("this key was revoked", code="key_revoked")
     try:
         verified = security.verify_jwt(
-            assertion, row.jwk, row.algorithm, audience=settings.token_url, require=("exp", "jti", "iat"),
+            assertion,
+            row.jwk,
+            row.algorithm,
+            audience=settings.token_url,
+            require=("exp", "jti", "iat"),
             refuse_future_iat=True,
         )
     except security.JoseError as exc:
@@ -184,7 +190,9 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     if key is None:
         raise InvalidToken("unknown signing key")
     try:
-        claims = security.verify_jwt(token, key.public_jwk, key.algorithm, issuer=ISSUER, require=("exp", "sub"))
+        claims = security.verify_jwt(
+            token, key.public_jwk, key.algorithm, issuer=ISSUER, require=("exp", "sub")
+        )
         kind, role, subject = claims["typ"], claims["role"], uuid.UUID(claims["sub"])
         org_id = uuid.UUID(claims["org"]) if claims.get("org") else None
     except security.JoseError as exc:
@@ -222,7 +230,9 @@ async def _check_still_allowed(session: AsyncSession, p: Principal) -> None:
             raise InvalidToken("this account no longer exists")
         if user.operator_status != OrgStatus.approved:
             raise OrganizationNotActive(f"the operator is {user.operator_status}")
-        if not user.entrusted:  # the person withdrew the entrustment: the operator's app no longer acts for them
+        if (
+            not user.entrusted
+        ):  # the person withdrew the entrustment: the operator's app no longer acts for them
             raise InvalidToken("the entrustment of this operator was withdrawn", code="entrustment_withdrawn")
     else:
         raise InvalidToken("unknown token type")

@@ -93,7 +93,9 @@ def _qr(canvas: Canvas, url: str, x: float, y: float, size: float) -> None:
     for row, line in enumerate(matrix):
         for column, dark in enumerate(line):
             if dark:
-                canvas.rect(x + (column + 4) * cell, y + size - (row + 5) * cell, cell, cell, stroke=0, fill=1)
+                canvas.rect(
+                    x + (column + 4) * cell, y + size - (row + 5) * cell, cell, cell, stroke=0, fill=1
+                )
 
 
 def render(content: dict[str, Any], content_sha256: str) -> bytes:
@@ -159,7 +161,9 @@ def render(content: dict[str, Any], content_sha256: str) -> bytes:
     canvas.drawString(left, text_y, content_sha256)
     canvas.setFont(LATIN, 7)
     canvas.drawString(
-        left, 14 * mm, "The hash is SHA-256 over the certificate content as canonical JSON (sorted keys, UTF-8)."
+        left,
+        14 * mm,
+        "The hash is SHA-256 over the certificate content as canonical JSON (sorted keys, UTF-8).",
     )
     canvas.showPage()
     canvas.save()

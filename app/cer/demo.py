@@ -70,7 +70,9 @@ async def load(session: AsyncSession) -> list[str]:
 
     today = clock.today()
     overrides = await repository.calendar_overrides(session, *calendar.span_before(today))
-    for day, fen in zip(reversed(calendar.trading_days_before(today, 10, overrides)), PRICES_FEN, strict=False):
+    for day, fen in zip(
+        reversed(calendar.trading_days_before(today, 10, overrides)), PRICES_FEN, strict=False
+    ):
         await prices.record_price(session, authority, PriceIn(date=day, price_fen=fen))
     lines.append(f"CER: reference price GET /v1/cer/reference-price?on={today}")
     lines += await _issued_and_retired(session, operator)

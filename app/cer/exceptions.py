@@ -30,7 +30,10 @@ class UnknownOrganization(InvalidInput):
 
 
 class OverlappingProject(Conflict):
-    code, title = "overlapping_project", "Another project of this owner covers part of the period and methodologies"
+    code, title = (
+        "overlapping_project",
+        "Another project of this owner covers part of the period and methodologies",
+    )
 
 
 class NoEligibleRecords(Conflict):
@@ -70,7 +73,10 @@ class SelfVerification(Conflict):
 
 
 class NotAssignedVerifier(Forbidden):
-    code, title = "not_assigned_verifier", "Only the verifier assigned to the project may record its verification"
+    code, title = (
+        "not_assigned_verifier",
+        "Only the verifier assigned to the project may record its verification",
+    )
 
 
 class VerifiedExceedsClaimed(InvalidInput):

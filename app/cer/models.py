@@ -64,7 +64,9 @@ class CerProject(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_cer_projects_owner_period", "owner_org_id", "period_start"),
         sa.CheckConstraint("period_start <= period_end", name="period_order"),
-        sa.CheckConstraint("verified_g IS NULL OR verified_g BETWEEN 0 AND claimed_g", name="verified_within_claimed"),
+        sa.CheckConstraint(
+            "verified_g IS NULL OR verified_g BETWEEN 0 AND claimed_g", name="verified_within_claimed"
+        ),
         sa.CheckConstraint(
             "verifier_org_id IS NULL OR (verifier_org_id <> owner_org_id"
             " AND verifier_org_id IS DISTINCT FROM compiled_by_org_id)",
@@ -122,7 +124,9 @@ class CerObjection(SQLModel, table=True):
 
     __tablename__ = "cer_objections"
     __table_args__ = (
-        sa.Index("ix_cer_objections_unanswered", "project_id", postgresql_where=sa.text("answered_at IS NULL")),
+        sa.Index(
+            "ix_cer_objections_unanswered", "project_id", postgresql_where=sa.text("answered_at IS NULL")
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -221,7 +225,9 @@ class CerBlock(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("serial_start >= 1 AND serial_start <= serial_end", name="range_order"),
         sa.CheckConstraint("status IN ('held', 'retired', 'revoked')", name="status_known"),
-        sa.CheckConstraint("(status = 'retired') = (retirement_id IS NOT NULL)", name="retired_has_retirement"),
+        sa.CheckConstraint(
+            "(status = 'retired') = (retirement_id IS NOT NULL)", name="retired_has_retirement"
+        ),
         sa.Index("ix_cer_blocks_holder_status", "holder_org_id", "status", "serial_start"),
         sa.Index("ix_cer_blocks_project", "project_id", "serial_start"),
     )
@@ -235,7 +241,9 @@ class CerBlock(SQLModel, table=True):
     holder_org_id: uuid.UUID = Field(foreign_key="cer_accounts.org_id")
     status: str = Field(default=BlockStatus.held, max_length=10)
     retirement_id: uuid.UUID | None = Field(default=None, foreign_key="cer_retirements.id", index=True)
-    fraud_flagged: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false"))
+    fraud_flagged: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
+    )
     updated_at: datetime = Field(sa_column=_ts())
 
 
@@ -243,8 +251,10 @@ class CerTransfer(SQLModel, table=True):
     """A registered transfer between accounts (a trade settled on an exchange, or a gift)."""
 
     __tablename__ = "cer_transfers"
-    __table_args__ = (sa.Index("ix_cer_transfers_to", "to_org_id", "created_at"),
-                      sa.Index("ix_cer_transfers_from", "from_org_id", "created_at"))
+    __table_args__ = (
+        sa.Index("ix_cer_transfers_to", "to_org_id", "created_at"),
+        sa.Index("ix_cer_transfers_from", "from_org_id", "created_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     from_org_id: uuid.UUID = Field(foreign_key="organizations.id")

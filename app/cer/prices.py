@@ -39,9 +39,14 @@ async def set_day(session: AsyncSession, principal: Principal, data: CalendarEnt
     """Declare a day a working day or a day off; the table wins over the package for that date."""
     _check_days(data.date)
     previous = await repository.workday_of(session, data.date)
-    await repository.set_calendar_day(session, data.date, data.workday, data.note, principal.actor, clock.now())
+    await repository.set_calendar_day(
+        session, data.date, data.workday, data.note, principal.actor, clock.now()
+    )
     audit.record(
-        session, actor=principal.actor, action="cer.calendar_set", subject_type="cer_calendar",
+        session,
+        actor=principal.actor,
+        action="cer.calendar_set",
+        subject_type="cer_calendar",
         subject_id=data.date.isoformat(),
         data={"workday": data.workday, "note": data.note, "previous": previous},
     )
@@ -109,8 +114,12 @@ async def record_price(session: AsyncSession, principal: Principal, data: PriceI
     previous = await repository.price_fen(session, data.date)
     row = await repository.set_price(session, data.date, fen, principal.actor, clock.now())
     audit.record(
-        session, actor=principal.actor, action="cer.price_recorded", subject_type="cer_price",
-        subject_id=data.date.isoformat(), data={"price_fen": fen, "previous": previous},
+        session,
+        actor=principal.actor,
+        action="cer.price_recorded",
+        subject_type="cer_price",
+        subject_id=data.date.isoformat(),
+        data={"price_fen": fen, "previous": previous},
     )
     return _price_view(row)
 

@@ -221,7 +221,9 @@ async def _cut(
         for vintage, r in selection:
             for bid, (moving, _) in plan.items():
                 if any(r.contains(m) for m in moving) and by_id[bid].vintage != vintage:
-                    raise InvalidSerial(f"units {r.start}-{r.end} are of vintage {by_id[bid].vintage}, not {vintage}")
+                    raise InvalidSerial(
+                        f"units {r.start}-{r.end} are of vintage {by_id[bid].vintage}, not {vintage}"
+                    )
         return by_id, plan
     if tonnes is None:
         raise InvalidSelection("say how many units (tonnes) or which (serials)")
@@ -256,7 +258,9 @@ async def _apply(
             "fraud_flagged": block.fraud_flagged,
         }
         for r in staying:
-            rows.append({**base, "serial_start": r.start, "serial_end": r.end, "updated_at": block.updated_at})
+            rows.append(
+                {**base, "serial_start": r.start, "serial_end": r.end, "updated_at": block.updated_at}
+            )
         for r in moving:
             rows.append({**base, **moved, "serial_start": r.start, "serial_end": r.end, "updated_at": now})
             moving_out.append((block, r))
@@ -289,7 +293,8 @@ async def transfer(session: AsyncSession, principal: Principal, data: TransferCr
         to_org_id=recipient.id,
         tonnes=sum(r.count for _, r in moved),
         ranges=[
-            {"serial": s, "project_id": str(b.project_id)} for s, (b, _) in zip(_serials(moved), moved, strict=True)
+            {"serial": s, "project_id": str(b.project_id)}
+            for s, (b, _) in zip(_serials(moved), moved, strict=True)
         ],
         exchange=data.exchange,
         trade_ref=data.trade_ref,
@@ -304,8 +309,13 @@ async def transfer(session: AsyncSession, principal: Principal, data: TransferCr
         action="cer.transferred",
         subject_type="cer_account",
         subject_id=holder_id,
-        data={"transfer_id": str(record.id), "to": str(recipient.id), "tonnes": record.tonnes,
-              "serials": [r["serial"] for r in record.ranges], "trade_ref": data.trade_ref},
+        data={
+            "transfer_id": str(record.id),
+            "to": str(recipient.id),
+            "tonnes": record.tonnes,
+            "serials": [r["serial"] for r in record.ranges],
+            "trade_ref": data.trade_ref,
+        },
     )
     return _transfer_view(record)
 
@@ -324,7 +334,9 @@ async def list_transfers(
         limit=limit,
     )
     result = page(rows, limit, lambda t: [t.created_at, t.id])
-    return Page[TransferRead](items=[_transfer_view(t) for t in result["items"]], next_cursor=result["next_cursor"])
+    return Page[TransferRead](
+        items=[_transfer_view(t) for t in result["items"]], next_cursor=result["next_cursor"]
+    )
 
 
 # --- retirement and certificates ------------------------------------------------------------
@@ -337,7 +349,9 @@ async def retire(session: AsyncSession, principal: Principal, data: RetirementCr
         raise BeneficiaryRequired("name the event, organisation or person made carbon neutral")
     await repository.lock_registry(session)
     by_id, plan = await _cut(session, holder_id, data.tonnes, data.serials)
-    pieces = sorted(((by_id[bid], r) for bid, (moving, _) in plan.items() for r in moving), key=lambda br: br[1])
+    pieces = sorted(
+        ((by_id[bid], r) for bid, (moving, _) in plan.items() for r in moving), key=lambda br: br[1]
+    )
     now = clock.now()
     year = clock.local_day(now).year
     number = f"CERT-{year}-{await repository.take_counter(session, 'certificate', 1):06d}"
@@ -366,8 +380,13 @@ async def retire(session: AsyncSession, principal: Principal, data: RetirementCr
         action="cer.retired",
         subject_type="cer_account",
         subject_id=holder_id,
-        data={"certificate": number, "tonnes": retirement.tonnes, "serials": content["serials"],
-              "beneficiary": content["beneficiary"], "content_sha256": content_sha256},
+        data={
+            "certificate": number,
+            "tonnes": retirement.tonnes,
+            "serials": content["serials"],
+            "beneficiary": content["beneficiary"],
+            "content_sha256": content_sha256,
+        },
     )
     return _retirement_view(retirement, flagged=False)
 
@@ -412,20 +431,22 @@ async def _certificate_content(
 
 
 def _retirement_view(r: CerRetirement, *, flagged: bool) -> RetirementRead:
-    return RetirementRead.model_validate({
-        "id": r.id,
-        "certificate_number": r.certificate_number,
-        "holder_org_id": r.holder_org_id,
-        "tonnes": r.tonnes,
-        "serials": r.content["serials"],
-        "beneficiary": {"kind": r.beneficiary_kind, "name": r.beneficiary_name},
-        "purpose": r.purpose,
-        "retired_at": r.retired_at,
-        "content_sha256": r.content_sha256,
-        "certificate_url": certificate_url(r.certificate_number),
-        "pdf_url": certificate_url(r.certificate_number) + ".pdf",
-        "fraud_flagged": flagged,
-    })
+    return RetirementRead.model_validate(
+        {
+            "id": r.id,
+            "certificate_number": r.certificate_number,
+            "holder_org_id": r.holder_org_id,
+            "tonnes": r.tonnes,
+            "serials": r.content["serials"],
+            "beneficiary": {"kind": r.beneficiary_kind, "name": r.beneficiary_name},
+            "purpose": r.purpose,
+            "retired_at": r.retired_at,
+            "content_sha256": r.content_sha256,
+            "certificate_url": certificate_url(r.certificate_number),
+            "pdf_url": certificate_url(r.certificate_number) + ".pdf",
+            "fraud_flagged": flagged,
+        }
+    )
 
 
 async def list_retirements(
@@ -494,22 +515,26 @@ async def account(session: AsyncSession, org_id: uuid.UUID, *, status: str | Non
     )
 
 
-async def _certificate_numbers(session: AsyncSession, ids: Sequence[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+async def _certificate_numbers(
+    session: AsyncSession, ids: Sequence[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
     return await repository.certificate_numbers(session, sorted({i for i in ids if i}))
 
 
 def _block_view(b: CerBlock, numbers: dict[uuid.UUID, str]) -> BlockRead:
-    return BlockRead.model_validate({
-        "serial": block_serial(b),
-        "vintage": b.vintage,
-        "start": b.serial_start,
-        "end": b.serial_end,
-        "tonnes": b.serial_end - b.serial_start + 1,
-        "project_id": b.project_id,
-        "status": b.status,
-        "fraud_flagged": b.fraud_flagged,
-        "certificate_number": numbers.get(b.retirement_id) if b.retirement_id else None,
-    })
+    return BlockRead.model_validate(
+        {
+            "serial": block_serial(b),
+            "vintage": b.vintage,
+            "start": b.serial_start,
+            "end": b.serial_end,
+            "tonnes": b.serial_end - b.serial_start + 1,
+            "project_id": b.project_id,
+            "status": b.status,
+            "fraud_flagged": b.fraud_flagged,
+            "certificate_number": numbers.get(b.retirement_id) if b.retirement_id else None,
+        }
+    )
 
 
 async def open_account(session: AsyncSession, principal: Principal) -> AccountRead:
@@ -521,7 +546,9 @@ async def open_account(session: AsyncSession, principal: Principal) -> AccountRe
 # --- clawback -------------------------------------------------------------------------------
 
 
-async def clawback(session: AsyncSession, principal: Principal, project_id: uuid.UUID, reason: str) -> ClawbackRead:
+async def clawback(
+    session: AsyncSession, principal: Principal, project_id: uuid.UUID, reason: str
+) -> ClawbackRead:
     """Revoke the project's units still held, flag its retired ones, freeze the project (JX 26).
 
     The owner's carried-forward remainder (under a tonne) is forfeited with it.
@@ -539,7 +566,10 @@ async def clawback(session: AsyncSession, principal: Principal, project_id: uuid
         forfeited, carry.grams, carry.updated_at = carry.grams, 0, now
     previous = project.status
     project.status, project.frozen_at, project.decision_reason, project.updated_at = (
-        ProjectStatus.frozen, now, reason, now,
+        ProjectStatus.frozen,
+        now,
+        reason,
+        now,
     )
     await session.flush()
     revoked.sort(key=lambda b: b.serial_start)
@@ -565,7 +595,9 @@ async def clawback(session: AsyncSession, principal: Principal, project_id: uuid
 # --- trace ----------------------------------------------------------------------------------
 
 
-async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100, batches_limit: int = 500) -> TraceRead:
+async def trace(
+    session: AsyncSession, serial: str, *, records_limit: int = 100, batches_limit: int = 500
+) -> TraceRead:
     """Re-derive a unit: its block, issuance, project, records, methodology versions and signed batches.
 
     The records, their methodology versions and the signed batches come from the domains that own
@@ -624,47 +656,55 @@ async def trace(session: AsyncSession, serial: str, *, records_limit: int = 100,
         )
         for r in (await points_service.records_by_id(session, record_ids) if record_ids else [])  # by id
     ]
-    return TraceRead.model_validate({
-        "serial": blocks.format_unit(prefix(), vintage, unit.start),
-        "unit": unit.start,
-        "block": _block_view(block, numbers),
-        "holder_org_id": block.holder_org_id,
-        "issuance": (await _issuance_views(session, [issuance]))[0],
-        "project": {
-            "id": str(project.id),
-            "name": project.name,
-            "owner_org_id": str(project.owner_org_id),
-            "status": project.status,
-            "methodology_codes": project.methodology_codes,
-            "period_start": project.period_start.isoformat(),
-            "period_end": project.period_end.isoformat(),
-            "claimed_g": project.claimed_g,
-            "verified_g": project.verified_g,
-            "verifier_org_id": str(project.verifier_org_id) if project.verifier_org_id else None,
-            "review_panel_id": str(project.review_panel_id) if project.review_panel_id else None,
-            "report_sha256": project.report_sha256,
-        },
-        "records_total": project.record_count,
-        "reduction_g": project.claimed_g,
-        "methodology_versions": versions,
-        "batches_total": len(per_batch),
-        "batches": batches,
-        "records": records,
-    })
+    return TraceRead.model_validate(
+        {
+            "serial": blocks.format_unit(prefix(), vintage, unit.start),
+            "unit": unit.start,
+            "block": _block_view(block, numbers),
+            "holder_org_id": block.holder_org_id,
+            "issuance": (await _issuance_views(session, [issuance]))[0],
+            "project": {
+                "id": str(project.id),
+                "name": project.name,
+                "owner_org_id": str(project.owner_org_id),
+                "status": project.status,
+                "methodology_codes": project.methodology_codes,
+                "period_start": project.period_start.isoformat(),
+                "period_end": project.period_end.isoformat(),
+                "claimed_g": project.claimed_g,
+                "verified_g": project.verified_g,
+                "verifier_org_id": str(project.verifier_org_id) if project.verifier_org_id else None,
+                "review_panel_id": str(project.review_panel_id) if project.review_panel_id else None,
+                "report_sha256": project.report_sha256,
+            },
+            "records_total": project.record_count,
+            "reduction_g": project.claimed_g,
+            "methodology_versions": versions,
+            "batches_total": len(per_batch),
+            "batches": batches,
+            "records": records,
+        }
+    )
 
 
 # --- disclosure -----------------------------------------------------------------------------
 
 
 async def list_issuances(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[IssuanceRead]:
-    rows = await repository.issuances_page(session, after=decode_cursor(cursor, datetime, uuid.UUID), limit=limit)
+    rows = await repository.issuances_page(
+        session, after=decode_cursor(cursor, datetime, uuid.UUID), limit=limit
+    )
     result = page(rows, limit, lambda i: [i.issued_at, i.id])
-    return Page[IssuanceRead](items=await _issuance_views(session, result["items"]), next_cursor=result["next_cursor"])
+    return Page[IssuanceRead](
+        items=await _issuance_views(session, result["items"]), next_cursor=result["next_cursor"]
+    )
 
 
 async def daily_tonnes(session: AsyncSession, first: date, last: date) -> list[tuple[date, int, int]]:
     """(day, tonnes issued, tonnes retired) for every day from ``first`` to ``last``, in the platform's time zone."""
-    rows = await repository.daily_tonnes(await db.raw_connection(session), first, last, get_settings().timezone)
+    rows = await repository.daily_tonnes(
+        await db.raw_connection(session), first, last, get_settings().timezone
+    )
     return [(r["day"], r["issued"], r["retired"]) for r in rows]
 
 

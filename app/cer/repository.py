@@ -99,7 +99,9 @@ async def projects_page(
     """Newest first. ``party``: only the projects it owns or verifies."""
     stmt = select(CerProject)
     if party is not None:
-        stmt = stmt.where(sa.or_(col(CerProject.owner_org_id) == party, col(CerProject.verifier_org_id) == party))
+        stmt = stmt.where(
+            sa.or_(col(CerProject.owner_org_id) == party, col(CerProject.verifier_org_id) == party)
+        )
     if status:
         stmt = stmt.where(CerProject.status == status)
     if owner_org_id:
@@ -111,13 +113,17 @@ async def projects_page(
 async def projects_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[CerProject]:
     if not ids:
         return []
-    return list((await session.execute(select(CerProject).where(col(CerProject.id).in_(list(ids))))).scalars())
+    return list(
+        (await session.execute(select(CerProject).where(col(CerProject.id).in_(list(ids))))).scalars()
+    )
 
 
 async def project_names(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
-    rows = await session.execute(select(CerProject.id, CerProject.name).where(col(CerProject.id).in_(list(ids))))
+    rows = await session.execute(
+        select(CerProject.id, CerProject.name).where(col(CerProject.id).in_(list(ids)))
+    )
     return {r[0]: r[1] for r in rows}
 
 
@@ -137,7 +143,9 @@ async def overlapping_projects(
     return list(rows.scalars())
 
 
-async def objection_counts(session: AsyncSession, project_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+async def objection_counts(
+    session: AsyncSession, project_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, int]]:
     """Per project: (objections, of which unanswered)."""
     if not project_ids:
         return {}
@@ -157,7 +165,9 @@ async def issued_tonnes(session: AsyncSession, project_ids: Sequence[uuid.UUID])
     if not project_ids:
         return {}
     rows = await session.execute(
-        select(CerIssuance.project_id, CerIssuance.tonnes).where(col(CerIssuance.project_id).in_(list(project_ids)))
+        select(CerIssuance.project_id, CerIssuance.tonnes).where(
+            col(CerIssuance.project_id).in_(list(project_ids))
+        )
     )
     return {r[0]: int(r[1]) for r in rows}
 
@@ -177,7 +187,12 @@ async def objection(session: AsyncSession, objection_id: uuid.UUID) -> CerObject
 
 
 async def answer_objection(
-    session: AsyncSession, project_id: uuid.UUID, objection_id: uuid.UUID, answer: str, actor: str, now: datetime
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    objection_id: uuid.UUID,
+    answer: str,
+    actor: str,
+    now: datetime,
 ) -> CerObjection | None:
     """Record the answer if the objection is the project's and unanswered; None otherwise."""
     result = await session.execute(
@@ -252,7 +267,13 @@ async def aggregate(
                (SELECT count(*) FROM inserted) AS included
         FROM candidates
         """,
-        project_id, owner_id, list(version_ids), start, end, cutoff, region,
+        project_id,
+        owner_id,
+        list(version_ids),
+        start,
+        end,
+        cutoff,
+        region,
     )
     assert row is not None
     return Aggregation(
@@ -309,7 +330,8 @@ async def report_counts(conn: Conn, project_id: uuid.UUID, tz: str) -> ReportCou
         "SELECT to_char(r.started_at AT TIME ZONE $2::text, 'YYYY-MM') AS month, count(*), sum(r.reduction_g)"
         " FROM cer_project_records p JOIN behaviour_records r ON r.id = p.record_id"
         " WHERE p.project_id = $1 GROUP BY 1 ORDER BY 1",
-        project_id, tz,
+        project_id,
+        tz,
     )
     totals = await conn.fetchrow(
         "SELECT count(*), coalesce(sum(r.reduction_g), 0), count(DISTINCT r.user_id)"
@@ -363,7 +385,9 @@ async def account_opened_at(session: AsyncSession, org_id: uuid.UUID) -> datetim
 async def carry(session: AsyncSession, owner_id: uuid.UUID, now: datetime) -> CerCarryForward:
     """The owner's carried-forward grams, row-locked (the row is created at 0 if missing)."""
     await session.execute(
-        pg_insert(CerCarryForward).values(owner_org_id=owner_id, grams=0, updated_at=now).on_conflict_do_nothing()
+        pg_insert(CerCarryForward)
+        .values(owner_org_id=owner_id, grams=0, updated_at=now)
+        .on_conflict_do_nothing()
     )
     stmt = (
         select(CerCarryForward)
@@ -409,13 +433,20 @@ async def blocks_touching(session: AsyncSession, ranges: Sequence[Range]) -> lis
         return []
     result = await session.execute(
         select(CerBlock).where(
-            sa.or_(*(sa.and_(col(CerBlock.serial_start) <= r.end, col(CerBlock.serial_end) >= r.start) for r in ranges))
+            sa.or_(
+                *(
+                    sa.and_(col(CerBlock.serial_start) <= r.end, col(CerBlock.serial_end) >= r.start)
+                    for r in ranges
+                )
+            )
         )
     )
     return list(result.scalars())
 
 
-async def replace_blocks(session: AsyncSession, old_ids: Sequence[int], new_rows: Sequence[dict[str, Any]]) -> None:
+async def replace_blocks(
+    session: AsyncSession, old_ids: Sequence[int], new_rows: Sequence[dict[str, Any]]
+) -> None:
     """Delete the cut blocks and insert their pieces (the exclusion constraint checks the result)."""
     if old_ids:
         await session.execute(sa.delete(CerBlock).where(col(CerBlock.id).in_(list(old_ids))))
@@ -430,7 +461,9 @@ async def block_at(session: AsyncSession, serial: int) -> CerBlock | None:
     return result.scalar_one_or_none()
 
 
-async def blocks_of(session: AsyncSession, org_id: uuid.UUID, status: str | None, limit: int) -> list[CerBlock]:
+async def blocks_of(
+    session: AsyncSession, org_id: uuid.UUID, status: str | None, limit: int
+) -> list[CerBlock]:
     stmt = select(CerBlock).where(CerBlock.holder_org_id == org_id).order_by(col(CerBlock.serial_start))
     if status:
         stmt = stmt.where(CerBlock.status == status)
@@ -440,7 +473,9 @@ async def blocks_of(session: AsyncSession, org_id: uuid.UUID, status: str | None
 async def account_tonnes(session: AsyncSession, org_id: uuid.UUID) -> dict[BlockStatus, int]:
     """The units an organisation holds, has retired and had revoked."""
     rows = await session.execute(
-        select(CerBlock.status, sa.func.coalesce(sa.func.sum(CerBlock.serial_end - CerBlock.serial_start + 1), 0))
+        select(
+            CerBlock.status, sa.func.coalesce(sa.func.sum(CerBlock.serial_end - CerBlock.serial_start + 1), 0)
+        )
         .where(CerBlock.holder_org_id == org_id)
         .group_by(col(CerBlock.status))
     )
@@ -480,7 +515,9 @@ async def issuance(session: AsyncSession, issuance_id: uuid.UUID) -> CerIssuance
     return await session.get(CerIssuance, issuance_id)
 
 
-async def issuances_page(session: AsyncSession, *, after: tuple[Any, ...] | None, limit: int) -> list[CerIssuance]:
+async def issuances_page(
+    session: AsyncSession, *, after: tuple[Any, ...] | None, limit: int
+) -> list[CerIssuance]:
     stmt = _after(select(CerIssuance), [col(CerIssuance.issued_at), col(CerIssuance.id)], after, limit)
     return list((await session.execute(stmt)).scalars())
 
@@ -512,7 +549,9 @@ async def retirement_by_number(session: AsyncSession, number: str) -> CerRetirem
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def certificate_numbers(session: AsyncSession, retirement_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def certificate_numbers(
+    session: AsyncSession, retirement_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
     if not retirement_ids:
         return {}
     rows = await session.execute(
@@ -570,7 +609,10 @@ async def totals(conn: Conn, today: date) -> dict[str, int]:
                   FROM cer_blocks) AS revoked_tonnes,
                (SELECT count(*) FROM cer_retirements) AS certificates
         """,
-        today, ProjectStatus.publicity.value, BlockStatus.held.value, BlockStatus.retired.value,
+        today,
+        ProjectStatus.publicity.value,
+        BlockStatus.held.value,
+        BlockStatus.retired.value,
         BlockStatus.revoked.value,
     )
     assert row is not None

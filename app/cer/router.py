@@ -101,7 +101,9 @@ _SELECTION = (InvalidSerial, InvalidSelection, InsufficientUnits, UnitsNotHeld, 
     "/projects",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=responses(InvalidPeriod, UnknownMethodology, UnknownOrganization, OverlappingProject, NoEligibleRecords),
+    responses=responses(
+        InvalidPeriod, UnknownMethodology, UnknownOrganization, OverlappingProject, NoEligibleRecords
+    ),
     summary="Create a project from your records of a period (operator, as project owner)",
     description="Aggregates, in one set-based statement, your accepted behaviour records whose methodology "
     "code is listed and that started within the period (local days; the period must be over). Left out: "
@@ -136,8 +138,12 @@ async def list_projects(
     )
 
 
-@router.get("/projects/{project_id}", response_model=ProjectRead, responses=responses(ProjectNotFound),
-            summary="A project (authority, its owner or its verifier)")
+@router.get(
+    "/projects/{project_id}",
+    response_model=ProjectRead,
+    responses=responses(ProjectNotFound),
+    summary="A project (authority, its owner or its verifier)",
+)
 async def get_project(project_id: uuid.UUID, session: Session, principal: Involved):
     return await service.read(session, principal, project_id)
 
@@ -167,7 +173,9 @@ async def answer_objection(
 @router.post(
     "/projects/{project_id}/submit",
     response_model=ProjectRead,
-    responses=responses(ProjectNotFound, NotOwner, InvalidProjectState, PublicityNotOver, ObjectionsUnanswered),
+    responses=responses(
+        ProjectNotFound, NotOwner, InvalidProjectState, PublicityNotOver, ObjectionsUnanswered
+    ),
     summary="Submit the project for verification (the owner)",
     description="Once the publicity is over (after `publicity_ends_on`) and every objection is answered; "
     "otherwise 409 `publicity_not_over` / `objections_unanswered`.",
@@ -185,7 +193,9 @@ async def submit_project(project_id: uuid.UUID, session: Session, principal: Ope
     "organisation declared as the report's compiler (`compiled_by_org_id`): 409 `self_verification` (JX 15). "
     "Allowed again while the verification is pending, to replace the verifier.",
 )
-async def assign_verifier(project_id: uuid.UUID, data: VerifierAssign, session: Session, principal: Authority):
+async def assign_verifier(
+    project_id: uuid.UUID, data: VerifierAssign, session: Session, principal: Authority
+):
     return await service.assign_verifier(session, principal, project_id, data.verifier_org_id)
 
 
@@ -264,8 +274,12 @@ async def clawback_project(project_id: uuid.UUID, data: ClawbackIn, session: Ses
 # --- accounts, transfers, retirements -------------------------------------------------------
 
 
-@router.post("/accounts", response_model=AccountRead, summary="Open your registry account (operator, buyer)",
-             description="Idempotent; an account is also opened on the first issuance or transfer received.")
+@router.post(
+    "/accounts",
+    response_model=AccountRead,
+    summary="Open your registry account (operator, buyer)",
+    description="Idempotent; an account is also opened on the first issuance or transfer received.",
+)
 async def open_account(session: Session, principal: Holder):
     return await registry.open_account(session, principal)
 
@@ -280,8 +294,12 @@ async def my_account(
     return await registry.account(session, principal.org_id, status=status)
 
 
-@router.get("/accounts/{org_id}", response_model=AccountRead, responses=responses(OrganizationNotFound),
-            summary="An organisation's holdings (authority)")
+@router.get(
+    "/accounts/{org_id}",
+    response_model=AccountRead,
+    responses=responses(OrganizationNotFound),
+    summary="An organisation's holdings (authority)",
+)
 async def org_account(
     org_id: uuid.UUID,
     session: Session,
@@ -305,9 +323,15 @@ async def transfer(data: TransferCreate, session: Session, principal: Holder):
     return await registry.transfer(session, principal, data)
 
 
-@router.get("/transfers", response_model=Page[TransferRead], responses=responses(InvalidCursor),
-            summary="Transfers from or to you (all for the authority), newest first")
-async def list_transfers(session: Session, principal: HolderOrAuthority, limit: Limit = 50, cursor: Cursor = None):
+@router.get(
+    "/transfers",
+    response_model=Page[TransferRead],
+    responses=responses(InvalidCursor),
+    summary="Transfers from or to you (all for the authority), newest first",
+)
+async def list_transfers(
+    session: Session, principal: HolderOrAuthority, limit: Limit = 50, cursor: Cursor = None
+):
     return await registry.list_transfers(session, principal, limit=limit, cursor=cursor)
 
 
@@ -325,9 +349,15 @@ async def retire(data: RetirementCreate, session: Session, principal: Holder):
     return await registry.retire(session, principal, data)
 
 
-@router.get("/retirements", response_model=Page[RetirementRead], responses=responses(InvalidCursor),
-            summary="Your retirements (all for the authority), newest first")
-async def list_retirements(session: Session, principal: HolderOrAuthority, limit: Limit = 50, cursor: Cursor = None):
+@router.get(
+    "/retirements",
+    response_model=Page[RetirementRead],
+    responses=responses(InvalidCursor),
+    summary="Your retirements (all for the authority), newest first",
+)
+async def list_retirements(
+    session: Session, principal: HolderOrAuthority, limit: Limit = 50, cursor: Cursor = None
+):
     return await registry.list_retirements(session, principal, limit=limit, cursor=cursor)
 
 
@@ -352,10 +382,14 @@ async def trace(
 # --- calendar and prices --------------------------------------------------------------------
 
 
-@router.post("/calendar", response_model=CalendarDay, responses=responses(InvalidDate),
-             summary="Declare a working day or a day off (authority)",
-             description="For years the Chinese calendar package does not know yet (or to correct it): the "
-             "table wins for the dates it has. Publicity ends and trading days follow it.")
+@router.post(
+    "/calendar",
+    response_model=CalendarDay,
+    responses=responses(InvalidDate),
+    summary="Declare a working day or a day off (authority)",
+    description="For years the Chinese calendar package does not know yet (or to correct it): the "
+    "table wins for the dates it has. Publicity ends and trading days follow it.",
+)
 async def set_calendar_day(data: CalendarEntryIn, session: Session, principal: Authority):
     return await prices.set_day(session, principal, data)
 
@@ -378,16 +412,22 @@ async def get_calendar(
     response_model=PriceRead,
     responses=responses(InvalidPrice, NotATradingDay, FutureDate, InvalidDate),
     summary="Record the national carbon market's closing price of a day (authority, HB 17)",
-    description="`price_fen` (integer) or `price` (yuan as a decimal string, e.g. \"78.45\"). Weekends and "
+    description='`price_fen` (integer) or `price` (yuan as a decimal string, e.g. "78.45"). Weekends and '
     "holidays: 422 `not_a_trading_day`. Recording a day again corrects it (audited).",
 )
 async def record_price(data: PriceIn, session: Session, principal: Authority):
     return await prices.record_price(session, principal, data)
 
 
-@router.get("/prices", response_model=list[PriceRead], dependencies=[Public],
-            summary="Recorded closing prices between two dates, newest first (anyone)")
-async def list_prices(session: Session, from_: Annotated[Day, Query(alias="from")], to: Annotated[Day, Query()]):
+@router.get(
+    "/prices",
+    response_model=list[PriceRead],
+    dependencies=[Public],
+    summary="Recorded closing prices between two dates, newest first (anyone)",
+)
+async def list_prices(
+    session: Session, from_: Annotated[Day, Query(alias="from")], to: Annotated[Day, Query()]
+):
     return await prices.list_prices(session, from_, to)
 
 
@@ -407,9 +447,13 @@ async def reference_price(session: Session, on: Day):
 # --- disclosure -----------------------------------------------------------------------------
 
 
-@public_router.get("/projects", response_model=Page[ProjectRead], dependencies=[Public],
-                   responses=responses(InvalidCursor),
-                   summary="Every project, with its publicity status and report (public)")
+@public_router.get(
+    "/projects",
+    response_model=Page[ProjectRead],
+    dependencies=[Public],
+    responses=responses(InvalidCursor),
+    summary="Every project, with its publicity status and report (public)",
+)
 async def public_projects(
     session: Session,
     status: StatusFilter = None,
@@ -417,11 +461,18 @@ async def public_projects(
     limit: Limit = 50,
     cursor: Cursor = None,
 ):
-    return await service.list_(session, None, status=status, owner_org_id=owner_org_id, limit=limit, cursor=cursor)
+    return await service.list_(
+        session, None, status=status, owner_org_id=owner_org_id, limit=limit, cursor=cursor
+    )
 
 
-@public_router.get("/projects/{project_id}", response_model=ProjectRead, dependencies=[Public],
-                   responses=responses(ProjectNotFound), summary="A project (public)")
+@public_router.get(
+    "/projects/{project_id}",
+    response_model=ProjectRead,
+    dependencies=[Public],
+    responses=responses(ProjectNotFound),
+    summary="A project (public)",
+)
 async def public_project(project_id: uuid.UUID, session: Session):
     return await service.read(session, None, project_id)
 
@@ -437,8 +488,13 @@ async def public_report(project_id: uuid.UUID, session: Session):
     return await service.check_report(session, None, project_id)
 
 
-@public_router.get("/projects/{project_id}/objections", response_model=list[ObjectionRead], dependencies=[Public],
-                   responses=responses(ProjectNotFound), summary="Objections and the owner's answers (public)")
+@public_router.get(
+    "/projects/{project_id}/objections",
+    response_model=list[ObjectionRead],
+    dependencies=[Public],
+    responses=responses(ProjectNotFound),
+    summary="Objections and the owner's answers (public)",
+)
 async def public_objections(project_id: uuid.UUID, session: Session):
     return await service.list_objections(session, None, project_id)
 
@@ -457,20 +513,31 @@ async def file_objection(project_id: uuid.UUID, data: ObjectionCreate, session: 
     return await service.file_objection(session, project_id, data, "public")
 
 
-@public_router.get("/issuances", response_model=Page[IssuanceRead], dependencies=[Public],
-                   responses=responses(InvalidCursor), summary="Every issuance, newest first (public)")
+@public_router.get(
+    "/issuances",
+    response_model=Page[IssuanceRead],
+    dependencies=[Public],
+    responses=responses(InvalidCursor),
+    summary="Every issuance, newest first (public)",
+)
 async def public_issuances(session: Session, limit: Limit = 50, cursor: Cursor = None):
     return await registry.list_issuances(session, limit=limit, cursor=cursor)
 
 
-@public_router.get("/retirements", response_model=Page[PublicRetirement], dependencies=[Public],
-                   responses=responses(InvalidCursor),
-                   summary="Every retirement with its certificate, newest first (public)")
+@public_router.get(
+    "/retirements",
+    response_model=Page[PublicRetirement],
+    dependencies=[Public],
+    responses=responses(InvalidCursor),
+    summary="Every retirement with its certificate, newest first (public)",
+)
 async def public_retirements(session: Session, limit: Limit = 50, cursor: Cursor = None):
     return await registry.list_retirements(session, None, limit=limit, cursor=cursor)
 
 
-@public_router.get("/totals", response_model=Totals, dependencies=[Public], summary="Platform totals (public)")
+@public_router.get(
+    "/totals", response_model=Totals, dependencies=[Public], summary="Platform totals (public)"
+)
 async def public_totals(session: Session):
     return await registry.totals(session)
 

@@ -32,7 +32,9 @@ class ProjectCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     description: Text = Field(default="", max_length=5000)
     benefit_sharing: Text = Field(
-        default="", max_length=5000, description="How the benefits are shared (利益分配), published with the project"
+        default="",
+        max_length=5000,
+        description="How the benefits are shared (利益分配), published with the project",
     )
     methodology_codes: list[Code] = Field(
         min_length=1, max_length=20, description="Methodology codes whose records the project aggregates"
@@ -71,7 +73,9 @@ class ProjectReport(BaseModel):
     methodology_codes: list[str]
     period_start: date
     period_end: date
-    rules: dict[str, Any] = Field(description="cut-off date, region code and time zone the project was built with")
+    rules: dict[str, Any] = Field(
+        description="cut-off date, region code and time zone the project was built with"
+    )
     totals: ReportTotals
     by_methodology_version: list[VersionTotal]
     by_month: list[MonthTotal]
@@ -95,7 +99,9 @@ class ProjectRead(BaseModel):
     record_count: int
     claimed_g: int
     report: ProjectReport
-    report_sha256: str = Field(description="SHA-256 of the report's canonical JSON (sorted keys, no spaces, UTF-8)")
+    report_sha256: str = Field(
+        description="SHA-256 of the report's canonical JSON (sorted keys, no spaces, UTF-8)"
+    )
     exclusions: dict[str, Any] = Field(
         description="Records of the period left out: before the cut-off, outside the region, already in a project"
     )
@@ -125,7 +131,9 @@ class ReportCheck(BaseModel):
 
 class ObjectionCreate(BaseModel):
     name: Text | None = Field(default=None, max_length=200, description="Who objects (optional, published)")
-    contact: Text | None = Field(default=None, max_length=200, description="Seen by the owner and the authority only")
+    contact: Text | None = Field(
+        default=None, max_length=200, description="Seen by the owner and the authority only"
+    )
     text: Text = Field(min_length=1, max_length=5000)
 
 
@@ -150,8 +158,12 @@ class VerifierAssign(BaseModel):
 
 class VerificationIn(BaseModel):
     verified_g: Int64 = Field(ge=0, le=10**16, description="Verified reductions, grams CO2e (≤ claimed)")
-    statement: Text = Field(min_length=1, max_length=20000, description="The verification statement (核证结论)")
-    documents: list[Text] = Field(default_factory=list, max_length=50, description="Links to the verification report")
+    statement: Text = Field(
+        min_length=1, max_length=20000, description="The verification statement (核证结论)"
+    )
+    documents: list[Text] = Field(
+        default_factory=list, max_length=50, description="Links to the verification report"
+    )
 
 
 class ReviewOpen(BaseModel):
@@ -222,7 +234,9 @@ class AccountRead(BaseModel):
 
 class TransferCreate(BaseModel):
     to_org_id: uuid.UUID
-    tonnes: Int64 | None = Field(default=None, ge=1, le=MAX_TONNES, description="How many units; the oldest first unless `serials`")
+    tonnes: Int64 | None = Field(
+        default=None, ge=1, le=MAX_TONNES, description="How many units; the oldest first unless `serials`"
+    )
     serials: list[Text] | None = Field(
         default=None, min_length=1, max_length=100, description=f"Exactly which units: {SERIAL_DOC}"
     )
@@ -252,7 +266,9 @@ class RetirementCreate(BaseModel):
     tonnes: Int64 | None = Field(default=None, ge=1, le=MAX_TONNES)
     serials: list[Text] | None = Field(default=None, min_length=1, max_length=100, description=SERIAL_DOC)
     beneficiary: Beneficiary | None = Field(default=None, description="Required")
-    purpose: Text = Field(min_length=1, max_length=2000, examples=["Carbon neutrality of the 2026 Shenzhen marathon"])
+    purpose: Text = Field(
+        min_length=1, max_length=2000, examples=["Carbon neutrality of the 2026 Shenzhen marathon"]
+    )
 
 
 class RetirementRead(BaseModel):
@@ -301,7 +317,7 @@ class CalendarDay(BaseModel):
 class PriceIn(BaseModel):
     date: Day
     price_fen: Int64 | None = Field(default=None, le=10**12, description="Closing price in fen per tonne")
-    price: Text | None = Field(default=None, max_length=20, description="Or in yuan, e.g. \"78.45\"")
+    price: Text | None = Field(default=None, max_length=20, description='Or in yuan, e.g. "78.45"')
 
 
 class PriceRead(BaseModel):
@@ -366,7 +382,9 @@ class TraceRead(BaseModel):
     methodology_versions: list[TraceVersion]
     batches_total: int
     batches: list[TraceBatch]
-    records: list[TraceRecord] = Field(description="The first records of the project (by id), up to records_limit")
+    records: list[TraceRecord] = Field(
+        description="The first records of the project (by id), up to records_limit"
+    )
 
 
 class PublicRetirement(BaseModel):

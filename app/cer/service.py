@@ -98,9 +98,14 @@ async def get(
     project = await repository.project(session, project_id, lock=lock)
     if project is None:
         raise ProjectNotFound()
-    if principal is not None and principal.role != "authority" and principal.org_id not in (
-        project.owner_org_id,
-        project.verifier_org_id,
+    if (
+        principal is not None
+        and principal.role != "authority"
+        and principal.org_id
+        not in (
+            project.owner_org_id,
+            project.verifier_org_id,
+        )
     ):
         raise ProjectNotFound()
     return project
@@ -205,7 +210,9 @@ async def _compute_report(session: AsyncSession, project: CerProject) -> dict[st
             }
             for m in versions
         ],
-        "by_month": [{"month": m.month, "records": m.records, "reduction_g": m.reduction_g} for m in counts.by_month],
+        "by_month": [
+            {"month": m.month, "records": m.records, "reduction_g": m.reduction_g} for m in counts.by_month
+        ],
     }
 
 
@@ -231,7 +238,9 @@ async def create(session: AsyncSession, principal: Principal, data: ProjectCreat
         await _approved_org(session, data.compiled_by_org_id)
 
     await repository.lock_owner(session, owner_id)
-    overlapping = await repository.overlapping_projects(session, owner_id, codes, data.period_start, data.period_end)
+    overlapping = await repository.overlapping_projects(
+        session, owner_id, codes, data.period_start, data.period_end
+    )
     if overlapping:
         raise OverlappingProject(
             "a project of yours already covers part of this period for these methodologies",
@@ -309,7 +318,9 @@ async def create(session: AsyncSession, principal: Principal, data: ProjectCreat
     return await view(session, project)
 
 
-async def check_report(session: AsyncSession, principal: Principal | None, project_id: uuid.UUID) -> ReportCheck:
+async def check_report(
+    session: AsyncSession, principal: Principal | None, project_id: uuid.UUID
+) -> ReportCheck:
     project = await get(session, project_id, principal=principal)
     report = await _compute_report(session, project)
     recomputed = sha256_of(report)
@@ -342,7 +353,11 @@ async def file_objection(
     )
     await repository.add(session, objection)
     audit.record(
-        session, actor=actor, action="cer.objection_filed", subject_type=SUBJECT_TYPE, subject_id=project.id,
+        session,
+        actor=actor,
+        action="cer.objection_filed",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
         data={"objection_id": str(objection.id)},
     )
     return _objection_view(objection, private=False)
@@ -356,7 +371,9 @@ async def list_objections(
     return [_objection_view(o, private=private) for o in await repository.objections(session, project.id)]
 
 
-async def public_project(session: AsyncSession, project_id: uuid.UUID) -> tuple[ProjectRead, list[ObjectionRead]]:
+async def public_project(
+    session: AsyncSession, project_id: uuid.UUID
+) -> tuple[ProjectRead, list[ObjectionRead]]:
     """A project as the public sees it, with its objections and the owner's answers (no contacts)."""
     project = await get(session, project_id)
     objections = [_objection_view(o, private=False) for o in await repository.objections(session, project.id)]
@@ -382,8 +399,12 @@ async def answer_objection(
             raise ObjectionNotFound()
         raise ObjectionAlreadyAnswered()
     audit.record(
-        session, actor=principal.actor, action="cer.objection_answered", subject_type=SUBJECT_TYPE,
-        subject_id=project.id, data={"objection_id": str(objection_id), "answer": answer},
+        session,
+        actor=principal.actor,
+        action="cer.objection_answered",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
+        data={"objection_id": str(objection_id), "answer": answer},
     )
     return _objection_view(objection, private=True)
 
@@ -415,8 +436,14 @@ async def submit(session: AsyncSession, principal: Principal, project_id: uuid.U
         raise ObjectionsUnanswered(f"{unanswered} objections await your answer", unanswered=unanswered)
     _touch(project, status=ProjectStatus.submitted, submitted_at=clock.now())
     await session.flush()
-    audit.record(session, actor=principal.actor, action="cer.project_submitted", subject_type=SUBJECT_TYPE,
-                 subject_id=project.id, data={})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="cer.project_submitted",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
+        data={},
+    )
     return await view(session, project)
 
 
@@ -435,10 +462,18 @@ async def assign_verifier(
         raise SelfVerification("the project owner cannot verify its own project")
     if org.id == project.compiled_by_org_id:
         raise SelfVerification("this verifier compiled the project's report (JX 15)")
-    _touch(project, status=ProjectStatus.verification, verifier_org_id=org.id, verifier_assigned_at=clock.now())
+    _touch(
+        project, status=ProjectStatus.verification, verifier_org_id=org.id, verifier_assigned_at=clock.now()
+    )
     await session.flush()
-    audit.record(session, actor=principal.actor, action="cer.verifier_assigned", subject_type=SUBJECT_TYPE,
-                 subject_id=project.id, data={"verifier_org_id": str(org.id)})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="cer.verifier_assigned",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
+        data={"verifier_org_id": str(org.id)},
+    )
     return await view(session, project)
 
 
@@ -470,8 +505,14 @@ async def record_verification(
         verified_at=clock.now(),
     )
     await session.flush()
-    audit.record(session, actor=principal.actor, action="cer.project_verified", subject_type=SUBJECT_TYPE,
-                 subject_id=project.id, data={"verified_g": data.verified_g, "documents": data.documents})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="cer.project_verified",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
+        data={"verified_g": data.verified_g, "documents": data.documents},
+    )
     return await view(session, project)
 
 
@@ -497,8 +538,14 @@ async def open_review(
     )
     _touch(project, status=ProjectStatus.under_review, review_panel_id=panel.id)
     await session.flush()
-    audit.record(session, actor=principal.actor, action="cer.review_opened", subject_type=SUBJECT_TYPE,
-                 subject_id=project.id, data={"panel_id": str(panel.id)})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="cer.review_opened",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
+        data={"panel_id": str(panel.id)},
+    )
     return await reviews_service.view(session, principal, panel)
 
 
@@ -528,8 +575,14 @@ async def file(
     else:
         _touch(project, status=ProjectStatus.rejected, decision_reason=reason)
     await session.flush()
-    audit.record(session, actor=principal.actor, action=f"cer.project_{outcome}", subject_type=SUBJECT_TYPE,
-                 subject_id=project.id, data={"reason": reason})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action=f"cer.project_{outcome}",
+        subject_type=SUBJECT_TYPE,
+        subject_id=project.id,
+        data={"reason": reason},
+    )
     return await view(session, project)
 
 
@@ -538,5 +591,7 @@ async def project_to_issue(session: AsyncSession, project_id: uuid.UUID) -> CerP
     if project.status == ProjectStatus.issued:
         raise InvalidProjectState("the project's reductions were issued already", status_now=project.status)
     if project.status != ProjectStatus.filed:
-        raise NotFiled(f"the project is {project.status}: only a filed project is issued", status_now=project.status)
+        raise NotFiled(
+            f"the project is {project.status}: only a filed project is issued", status_now=project.status
+        )
     return project

@@ -75,7 +75,8 @@ async def flush(session: AsyncSession) -> None:
     # Locks the chain's head row until commit and reads the newest committed head.
     head = await conn.fetchrow(
         "UPDATE audit_chain_heads SET seq = seq + $1 WHERE chain = $2 RETURNING seq - $1 AS seq, hash",
-        len(entries), chain,
+        len(entries),
+        chain,
     )
     assert head is not None, "the migrations create every chain's head row"
     seq, prev = head["seq"], head["hash"]
@@ -86,8 +87,15 @@ async def flush(session: AsyncSession) -> None:
         h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)
         rows.append(
             {
-                "chain": chain, "seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
-                "subject_type": subject_type, "subject_id": subject_id, "data": data, "prev_hash": prev,
+                "chain": chain,
+                "seq": seq,
+                "at": at.isoformat(),
+                "actor": actor,
+                "action": action,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "data": data,
+                "prev_hash": prev,
                 "hash": h,
             }
         )
@@ -99,7 +107,10 @@ async def flush(session: AsyncSession) -> None:
         " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
         " data jsonb, prev_hash text, hash text) RETURNING 1"
         ") UPDATE audit_chain_heads SET hash = $2 WHERE chain = $3 AND (SELECT count(*) FROM added) = $4",
-        json.dumps(rows, ensure_ascii=False), prev, chain, len(entries),
+        json.dumps(rows, ensure_ascii=False),
+        prev,
+        chain,
+        len(entries),
     )
 
 
@@ -153,7 +164,9 @@ async def verify(session: AsyncSession) -> VerifyResult:
         elif row.prev_hash != prev:
             problem = f"entry {chain}:{row.seq} does not link to the previous entry's hash"
         elif row.hash != expected:
-            problem = f"entry {chain}:{row.seq} ({row.action} {row.subject_type} {row.subject_id}) was altered"
+            problem = (
+                f"entry {chain}:{row.seq} ({row.action} {row.subject_type} {row.subject_id}) was altered"
+            )
         if problem:
             broken.append(problem)
             bad_chains.add(chain)

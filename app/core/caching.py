@@ -55,7 +55,12 @@ def none_match(if_none_match: str, tag: str) -> bool:
 def answer(request: Request, response: Response, policy: str) -> Response:
     """``response`` made public with ``policy`` and its ``ETag``, or ``304`` if the caller has it already."""
     body = getattr(response, "body", None)
-    if request.method != "GET" or response.status_code != 200 or body is None or "authorization" in request.headers:
+    if (
+        request.method != "GET"
+        or response.status_code != 200
+        or body is None
+        or "authorization" in request.headers
+    ):
         return response
     tag = entity_tag(body)
     headers = {"ETag": tag, "Cache-Control": policy}
@@ -74,8 +79,12 @@ def document(responses: dict[int | str, Any]) -> None:
         "headers": {
             **ok.get("headers", {}),
             "ETag": {"description": "Strong validator: the body's SHA-256", "schema": {"type": "string"}},
-            "Cache-Control": {"description": "`public, max-age=…` when called without a token",
-                              "schema": {"type": "string"}},
+            "Cache-Control": {
+                "description": "`public, max-age=…` when called without a token",
+                "schema": {"type": "string"},
+            },
         },
     }
-    responses.setdefault(304, {"description": "Not Modified: `If-None-Match` names the current `ETag` (no body)"})
+    responses.setdefault(
+        304, {"description": "Not Modified: `If-None-Match` names the current `ETag` (no body)"}
+    )

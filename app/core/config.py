@@ -86,7 +86,9 @@ class Settings(BaseSettings):
         try:
             proxies.networks(value)
         except ValueError as exc:
-            raise ValueError(f"CARBON_TRUSTED_PROXIES: {exc} (addresses and networks, comma-separated)") from exc
+            raise ValueError(
+                f"CARBON_TRUSTED_PROXIES: {exc} (addresses and networks, comma-separated)"
+            ) from exc
         return value
 
     @model_validator(mode="after")
@@ -96,7 +98,9 @@ class Settings(BaseSettings):
         if self.bootstrap_admin:  # empty means unset (docker-compose passes "" when not given)
             username, _, password = self.bootstrap_admin.partition(":")
             if not username or len(password) < 8:
-                raise ValueError("CARBON_BOOTSTRAP_ADMIN must be username:password (a password of 8+ characters)")
+                raise ValueError(
+                    "CARBON_BOOTSTRAP_ADMIN must be username:password (a password of 8+ characters)"
+                )
         return self
 
     @property

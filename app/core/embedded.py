@@ -72,8 +72,10 @@ def _tune(server) -> None:
     if "1 row" not in exists:
         server.psql("CREATE DATABASE carbon;")
     # Fewer checkpoints under bulk ingestion; durability settings stay at their safe defaults.
-    server.psql("ALTER SYSTEM SET max_wal_size = '2GB'; ALTER SYSTEM SET checkpoint_timeout = '15min';"
-                " SELECT pg_reload_conf();")
+    server.psql(
+        "ALTER SYSTEM SET max_wal_size = '2GB'; ALTER SYSTEM SET checkpoint_timeout = '15min';"
+        " SELECT pg_reload_conf();"
+    )
 
 
 def start_redis(data_dir: Path) -> str:

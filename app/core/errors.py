@@ -208,7 +208,8 @@ def _document_problems(app: FastAPI) -> None:
         schema = build()
         routes = {  # as get_openapi sees them (included routers are expanded lazily)
             (route.path_format, method.lower()): route
-            for route in iter_route_contexts(app.routes) if isinstance(route.original_route, APIRoute)
+            for route in iter_route_contexts(app.routes)
+            if isinstance(route.original_route, APIRoute)
             for method in route.methods or ()
         }
         for path, operations in schema.get("paths", {}).items():
@@ -225,7 +226,9 @@ def _document_problems(app: FastAPI) -> None:
                             response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
                 operation["responses"] = dict(sorted(documented.items()))
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
         text = str(schema.get("paths"))
         for unused in ("HTTPValidationError", "ValidationError"):
             if f"#/components/schemas/{unused}'" not in text:
@@ -238,8 +241,11 @@ def _document_problems(app: FastAPI) -> None:
 
 def _a_body_of_its_own(response: dict[str, Any]) -> bool:
     """An error status a route answers with a model of its own, not a problem (readiness: its checks)."""
-    refs = {media.get("schema", {}).get("$ref") for media_type, media in (response.get("content") or {}).items()
-            if media_type != PROBLEM_JSON}
+    refs = {
+        media.get("schema", {}).get("$ref")
+        for media_type, media in (response.get("content") or {}).items()
+        if media_type != PROBLEM_JSON
+    }
     return bool(refs - {None, PROBLEM_REF, "#/components/schemas/HTTPValidationError"})
 
 
@@ -257,7 +263,9 @@ def answered_by_every_route(operation: dict[str, Any], route: Any) -> dict[int, 
     if operation.get("parameters") or body is not None:
         out[422] = ["validation_error"]
     if body is not None:
-        out[400] = ["bad_request"] if isinstance(body.field_info, params.Form) else ["malformed_json", "bad_request"]
+        out[400] = (
+            ["bad_request"] if isinstance(body.field_info, params.Form) else ["malformed_json", "bad_request"]
+        )
     return out
 
 
@@ -280,12 +288,20 @@ def install(app: FastAPI) -> None:
             errors.append({"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")})
         if malformed:
             return problem_response(
-                request, 400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.",
+                request,
+                400,
+                "malformed_json",
+                "Malformed JSON",
+                "The request body is not valid JSON.",
                 errors=errors,
             )
         return problem_response(
-            request, 422, "validation_error", "Validation failed",
-            "The request does not match the schema; see errors.", errors=errors,
+            request,
+            422,
+            "validation_error",
+            "Validation failed",
+            "The request does not match the schema; see errors.",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -305,6 +321,9 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
         return problem_response(
-            request, 500, "internal_error", "Internal server error",
+            request,
+            500,
+            "internal_error",
+            "Internal server error",
             "Something went wrong on our side; quote the request id when reporting it.",
         )

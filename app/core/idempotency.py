@@ -57,7 +57,9 @@ class Pending:
 
 
 def _lock_key(scope: str, key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{scope}\x00{key}".encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(f"{scope}\x00{key}".encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 async def begin(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
@@ -74,11 +76,15 @@ async def begin(request: Request, session: AsyncSession, scope: str, *, required
     ).hexdigest()
     conn = await db.raw_connection(session)  # on every POST: asyncpg directly, not the ORM
     if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_key(scope, key)):
-        raise KeyInUse("the first request with this key has not finished; retry shortly", headers={"Retry-After": "1"})
+        raise KeyInUse(
+            "the first request with this key has not finished; retry shortly", headers={"Retry-After": "1"}
+        )
     row = await conn.fetchrow(
         "SELECT fingerprint, status_code, body, content_type FROM idempotency_records"
         " WHERE scope = $1 AND key = $2 AND expires_at > $3",
-        scope, key, clock.now(),
+        scope,
+        key,
+        clock.now(),
     )
     if row is not None:
         if row["fingerprint"] != fingerprint:
@@ -106,8 +112,13 @@ async def finish(request: Request, session: AsyncSession, response: Response) ->
         " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
         " status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,"
         " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
-        pending.scope, pending.key, pending.fingerprint, response.status_code, bytes(response.body),
-        response.headers.get("content-type", "application/json"), now,
+        pending.scope,
+        pending.key,
+        pending.fingerprint,
+        response.status_code,
+        bytes(response.body),
+        response.headers.get("content-type", "application/json"),
+        now,
         now + timedelta(hours=get_settings().idempotency_ttl_hours),
     )
 

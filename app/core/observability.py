@@ -21,7 +21,9 @@ from app.core.errors import problem_response
 
 REQUESTS = Counter("carbon_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "carbon_http_request_seconds", "HTTP request latency", ["method", "route"],
+    "carbon_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -40,7 +42,11 @@ REDACTED = "[redacted]"
 
 
 class JsonFormatter(logging.Formatter):
-    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+        "message",
+        "asctime",
+        "color_message",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -139,19 +145,40 @@ class RequestMiddleware:
 
         try:
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
-                await _problem(scope, send_with_headers, 413, "payload_too_large", "Request body too large",
-                               f"the body is limited to {limit} bytes", request_id)
+                await _problem(
+                    scope,
+                    send_with_headers,
+                    413,
+                    "payload_too_large",
+                    "Request body too large",
+                    f"the body is limited to {limit} bytes",
+                    request_id,
+                )
             elif _nul_in_url(scope):
-                await _problem(scope, send_with_headers, 422, "validation_error", "Validation failed",
-                               "the path and query may not contain the NUL character (%00)", request_id)
+                await _problem(
+                    scope,
+                    send_with_headers,
+                    422,
+                    "validation_error",
+                    "Validation failed",
+                    "the path and query may not contain the NUL character (%00)",
+                    request_id,
+                )
             else:
                 await self.app(scope, limited_receive, send_with_headers)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "path": loggable_path(scope)})
             if response_started:
                 raise
-            await _problem(scope, send_with_headers, 500, "internal_error", "Internal server error",
-                           "Something went wrong on our side; quote the request id when reporting it.", request_id)
+            await _problem(
+                scope,
+                send_with_headers,
+                500,
+                "internal_error",
+                "Internal server error",
+                "Something went wrong on our side; quote the request id when reporting it.",
+                request_id,
+            )
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -161,8 +188,11 @@ class RequestMiddleware:
             access_log.info(
                 "request",
                 extra={
-                    "request_id": request_id, "method": scope["method"], "path": loggable_path(scope),
-                    "status": status_holder[0], "ms": round(elapsed * 1000, 2),
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": loggable_path(scope),
+                    "status": status_holder[0],
+                    "ms": round(elapsed * 1000, 2),
                 },
             )
 
@@ -211,8 +241,12 @@ def _clean_request_id(value: bytes) -> str | None:
     return text if all(c.isalnum() or c in "-_.:" for c in text) else None
 
 
-async def _problem(scope: Scope, send: Send, status: int, code: str, title: str, detail: str, request_id: str) -> None:
-    response = problem_response(None, status, code, title, detail, request_id=request_id, instance=scope["path"])
+async def _problem(
+    scope: Scope, send: Send, status: int, code: str, title: str, detail: str, request_id: str
+) -> None:
+    response = problem_response(
+        None, status, code, title, detail, request_id=request_id, instance=scope["path"]
+    )
     await response(scope, _noop_receive, send)
 
 

@@ -26,8 +26,12 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         spec = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes,
-            tags=app.openapi_tags, servers=app.servers,
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            servers=app.servers,
         )
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         for model in _models:

@@ -46,7 +46,11 @@ def resolve(
     ``forwarded_for`` holds every ``X-Forwarded-For`` header of the request (one list in order).
     A hop that is no address (``unknown``, garbage) ends the walk: the last trusted hop stands.
     """
-    if not trusted or (not forwarded_for and forwarded_proto is None) or not _trusted(_address(peer or ""), trusted):
+    if (
+        not trusted
+        or (not forwarded_for and forwarded_proto is None)
+        or not _trusted(_address(peer or ""), trusted)
+    ):
         return None, None
     hops = [h for value in forwarded_for for h in value.decode("latin-1").split(",") if h.strip()]
     client, index = None, len(hops)

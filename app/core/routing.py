@@ -35,7 +35,9 @@ class CommitRoute(APIRoute):
                         continue
                 if err not in found:
                     found.append(err)
-        for status, entry in responses(*found).items():  # a copy: routes may share the dicts they were declared with
+        for status, entry in responses(
+            *found
+        ).items():  # a copy: routes may share the dicts they were declared with
             self.responses[status] = with_codes(self.responses.get(status), documented_codes(entry))
         self.cache_control: str | None = None  # public GETs: see app.core.caching
         if "GET" in (self.methods or ()):

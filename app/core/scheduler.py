@@ -117,8 +117,15 @@ class Leader:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         for j in self.jobs:
             self.scheduler.add_job(
-                _guarded(j), j.trigger, id=j.name, name=j.name, replace_existing=True,
-                coalesce=True, max_instances=1, misfire_grace_time=3600, **j.kwargs,
+                _guarded(j),
+                j.trigger,
+                id=j.name,
+                name=j.name,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
+                **j.kwargs,
             )
         self.scheduler.start()
         log.info("scheduler started in this process", extra={"jobs": [j.name for j in self.jobs]})

@@ -261,7 +261,9 @@ def sign_detached(body: bytes, private_pem: str, algorithm: str, kid: str) -> st
 def detached_header(signature: str) -> dict[str, Any]:
     parts = signature.split(".")
     if len(parts) != 3 or parts[1] != "":
-        raise JoseError("malformed_signature", "X-Content-Signature must be a detached JWS: header..signature")
+        raise JoseError(
+            "malformed_signature", "X-Content-Signature must be a detached JWS: header..signature"
+        )
     try:
         header = json.loads(b64url_decode(parts[0]))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -76,7 +76,9 @@ Moment = Annotated[
     Field(description=f"RFC 3339 with an offset, years {MIN_YEAR}–{MAX_YEAR}"),
 ]
 AnyMoment = Annotated[datetime, AfterValidator(in_platform_years)]
-Day = Annotated[date, AfterValidator(in_platform_years), Field(description=f"A day, years {MIN_YEAR}–{MAX_YEAR}")]
+Day = Annotated[
+    date, AfterValidator(in_platform_years), Field(description=f"A day, years {MIN_YEAR}–{MAX_YEAR}")
+]
 Int32 = Annotated[int, Fits(-(2**31), 2**31 - 1)]
 Int64 = Annotated[int, Fits(-(2**63), 2**63 - 1)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(no_nul)]

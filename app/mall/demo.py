@@ -63,7 +63,10 @@ async def load(session: AsyncSession) -> list[str]:
             f"?merchant_id={existing}"
         ]
     org, merchant = await approved_org(
-        session, kind="merchant", name="Green Bean Rewards (demo merchant)", credit_code=MERCHANT_CREDIT_CODE,
+        session,
+        kind="merchant",
+        name="Green Bean Rewards (demo merchant)",
+        credit_code=MERCHANT_CREDIT_CODE,
         admin=MERCHANT,
     )
     lines = [f"merchant login: {MERCHANT[0]} / {MERCHANT[1]} (merchant id {org.id})"]
@@ -84,8 +87,11 @@ async def _orders(session: AsyncSession, merchant: Principal) -> list[str]:
     operator_id = await org_service.staff_org_id(session, DEMO_OPERATOR)
     if operator_id is None:
         return []
-    coffee = next(i for i in (await service.list_items(session, merchant=merchant, limit=10, cursor=None))["items"]
-                  if i.title == ITEMS[0].title)
+    coffee = next(
+        i
+        for i in (await service.list_items(session, merchant=merchant, limit=10, cursor=None))["items"]
+        if i.title == ITEMS[0].title
+    )
     lines = []
     for external_id in BUYERS:
         try:

@@ -63,12 +63,15 @@ class MallItem(SQLModel, table=True):
     __tablename__ = "mall_items"
     __table_args__ = (
         sa.Index("ix_mall_items_merchant_created", "merchant_id", "created_at", "id"),
-        sa.Index("ix_mall_items_active_created", "created_at", "id", postgresql_where=sa.text("status = 'active'")),
+        sa.Index(
+            "ix_mall_items_active_created", "created_at", "id", postgresql_where=sa.text("status = 'active'")
+        ),
         sa.CheckConstraint("points_price > 0", name="price_positive"),
         sa.CheckConstraint("per_user_limit IS NULL OR per_user_limit > 0", name="limit_positive"),
         sa.CheckConstraint("voucher_valid_days BETWEEN 1 AND 3650", name="validity_days"),
         sa.CheckConstraint(
-            "sale_starts_at IS NULL OR sale_ends_at IS NULL OR sale_ends_at > sale_starts_at", name="sale_window"
+            "sale_starts_at IS NULL OR sale_ends_at IS NULL OR sale_ends_at > sale_starts_at",
+            name="sale_window",
         ),
         sa.CheckConstraint("expiry_policy IN ('refund', 'forfeit')", name="expiry_policy_known"),
         sa.CheckConstraint("status IN ('active', 'paused', 'ended')", name="status_known"),
@@ -78,7 +81,9 @@ class MallItem(SQLModel, table=True):
     merchant_id: uuid.UUID = Field(foreign_key="organizations.id")
     title: str = Field(max_length=200)
     description: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
-    images: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]"))
+    images: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")
+    )
     points_price: int = Field(sa_column=_big())
     stock_limited: bool = Field(description="False: unlimited; true: the units left are in mall_item_stock")
     per_user_limit: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
@@ -86,7 +91,8 @@ class MallItem(SQLModel, table=True):
     sale_ends_at: datetime | None = Field(default=None, sa_column=_ts(True))
     voucher_valid_days: int
     operator_ids: list[uuid.UUID] | None = Field(
-        default=None, sa_column=sa.Column(ARRAY(sa.Uuid), nullable=True),
+        default=None,
+        sa_column=sa.Column(ARRAY(sa.Uuid), nullable=True),
         description="Operators whose users alone may buy (NULL: everyone)",
     )
     expiry_policy: str = Field(default="refund", max_length=10)
@@ -119,9 +125,20 @@ class MallOrder(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_mall_orders_user_created", "user_id", "created_at", "id"),
         sa.Index("ix_mall_orders_merchant_created", "merchant_id", "created_at", "id"),
-        sa.Index("ix_mall_orders_merchant_closed", "merchant_id", "closed_at", postgresql_where=sa.text("closed_at IS NOT NULL")),
-        sa.Index("ix_mall_orders_issued_expiry", "voucher_expires_at", postgresql_where=sa.text("status = 'issued'")),
-        sa.Index("ix_mall_orders_refunded", "refunded_at", postgresql_where=sa.text("refunded_at IS NOT NULL")),
+        sa.Index(
+            "ix_mall_orders_merchant_closed",
+            "merchant_id",
+            "closed_at",
+            postgresql_where=sa.text("closed_at IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_mall_orders_issued_expiry",
+            "voucher_expires_at",
+            postgresql_where=sa.text("status = 'issued'"),
+        ),
+        sa.Index(
+            "ix_mall_orders_refunded", "refunded_at", postgresql_where=sa.text("refunded_at IS NOT NULL")
+        ),
         sa.Index("ix_mall_orders_created_brin", "created_at", postgresql_using="brin"),
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
         sa.CheckConstraint("points > 0", name="points_positive"),
@@ -133,7 +150,9 @@ class MallOrder(SQLModel, table=True):
     item_id: uuid.UUID
     merchant_id: uuid.UUID
     user_id: uuid.UUID
-    operator_id: uuid.UUID | None = Field(default=None, description="The operator the buyer's token came through")
+    operator_id: uuid.UUID | None = Field(
+        default=None, description="The operator the buyer's token came through"
+    )
     title: str = Field(max_length=200)
     quantity: int
     unit_price: int = Field(sa_column=_big())
@@ -172,7 +191,9 @@ class OperatorRedemption(SQLModel, table=True):
         sa.UniqueConstraint("operator_id", "operator_order_id"),
         sa.Index("ix_operator_redemptions_operator_created", "operator_id", "created_at", "id"),
         sa.Index(
-            "ix_operator_redemptions_reversed", "reversed_at", postgresql_where=sa.text("reversed_at IS NOT NULL")
+            "ix_operator_redemptions_reversed",
+            "reversed_at",
+            postgresql_where=sa.text("reversed_at IS NOT NULL"),
         ),
         sa.Index("ix_operator_redemptions_created_brin", "created_at", postgresql_using="brin"),
         sa.CheckConstraint("points > 0", name="points_positive"),

@@ -101,15 +101,20 @@ def _paging(path: str, params: dict[str, str | None], result: dict[str, Any], cu
 
 
 def _till(request: Request, code: str = "", error: str | None = None, status: int = 200) -> Response:
-    return render(request, "mall/till.html", {"code": code, "error": error, "refused": None}, status_code=status)
+    return render(
+        request, "mall/till.html", {"code": code, "error": error, "refused": None}, status_code=status
+    )
 
 
 def _refusal(request: Request, code: str, exc: Exception) -> Response:
     status, message = VOUCHER_REFUSALS[type(exc)]
     headers = {"Retry-After": exc.headers.get("Retry-After", "60")} if isinstance(exc, RateLimited) else None
     return render(
-        request, "mall/till.html", {"code": code, "error": gettext(message), "refused": type(exc).__name__},
-        status_code=status, headers=headers,
+        request,
+        "mall/till.html",
+        {"code": code, "error": gettext(message), "refused": type(exc).__name__},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -174,16 +179,25 @@ def _parse_day(value: str | None, default: date) -> tuple[date, str | None]:
 
 @router.get("/merchant/statement")
 async def statement(
-    request: Request, session: Session, viewer: Merchant, day: Annotated[Text | None, Query(max_length=40)] = None
+    request: Request,
+    session: Session,
+    viewer: Merchant,
+    day: Annotated[Text | None, Query(max_length=40)] = None,
 ) -> Response:
     today = clock.today()
     chosen, error = _parse_day(day, today)
     result = await service.statement(session, viewer.principal, chosen)
     lines = [(gettext(label), getattr(result, name)) for name, label in STATEMENT_LINES]
     return render(
-        request, "mall/statement.html",
-        {"statement": result, "lines": lines, "day_value": day if error else chosen.isoformat(), "error": error,
-         "is_today": chosen == today},
+        request,
+        "mall/statement.html",
+        {
+            "statement": result,
+            "lines": lines,
+            "day_value": day if error else chosen.isoformat(),
+            "error": error,
+            "is_today": chosen == today,
+        },
         status_code=400 if error else 200,
     )
 
@@ -200,11 +214,15 @@ def _item_values(item: ItemRead | None = None) -> dict[str, str]:
     if item is None:
         return {"expiry_policy": "refund", "voucher_valid_days": "30"}
     return {
-        "title": item.title, "description": item.description, "points_price": str(item.points_price),
+        "title": item.title,
+        "description": item.description,
+        "points_price": str(item.points_price),
         "stock": "" if item.stock is None else str(item.stock),
         "per_user_limit": "" if item.per_user_limit is None else str(item.per_user_limit),
-        "voucher_valid_days": str(item.voucher_valid_days), "expiry_policy": item.expiry_policy,
-        "sale_starts_at": _local_input(item.sale_starts_at), "sale_ends_at": _local_input(item.sale_ends_at),
+        "voucher_valid_days": str(item.voucher_valid_days),
+        "expiry_policy": item.expiry_policy,
+        "sale_starts_at": _local_input(item.sale_starts_at),
+        "sale_ends_at": _local_input(item.sale_ends_at),
     }
 
 
@@ -241,18 +259,19 @@ def _render_item_form(
 ) -> Response:
     policies = [(value, gettext(label)) for value, label in EXPIRY_POLICIES]
     return render(
-        request, "mall/item_form.html",
-        {"values": values, "errors": errors, "item": item, "policies": policies}, status_code=status,
+        request,
+        "mall/item_form.html",
+        {"values": values, "errors": errors, "item": item, "policies": policies},
+        status_code=status,
     )
 
 
 @router.get("/merchant/items")
-async def items(
-    request: Request, session: Session, viewer: Merchant, cursor: Cursor = None
-) -> Response:
+async def items(request: Request, session: Session, viewer: Merchant, cursor: Cursor = None) -> Response:
     result = await service.list_items(session, merchant=viewer.principal, limit=PAGE_SIZE, cursor=cursor)
     return render(
-        request, "mall/items.html",
+        request,
+        "mall/items.html",
         {"items": result["items"], **_paging("/merchant/items", {}, result, cursor)},
     )
 
@@ -298,7 +317,10 @@ async def update_item(request: Request, session: Session, viewer: Merchant, item
         except InvalidSaleWindow:
             errors = {"sale_ends_at": gettext("The end of the sale must be after its start.")}
         except InvalidItemTransition:
-            errors, status = {"form": gettext("The sale of this item has ended; it can no longer be edited.")}, 409
+            errors, status = (
+                {"form": gettext("The sale of this item has ended; it can no longer be edited.")},
+                409,
+            )
         else:
             return _see_other(f"/merchant/items?{urlencode({'saved': str(item_id)})}")
     return _render_item_form(request, values, errors, item, status)
@@ -319,24 +341,38 @@ async def change_item(
 
 @router.get("/merchant/orders")
 async def orders(
-    request: Request, session: Session, viewer: Merchant,
-    status: Annotated[Text | None, Query(max_length=20)] = None, cursor: Cursor = None,
+    request: Request,
+    session: Session,
+    viewer: Merchant,
+    status: Annotated[Text | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     chosen = status if status in ORDER_STATUSES else None
     result = await service.list_merchant_orders(
         session, viewer.principal, status=chosen, item_id=None, limit=PAGE_SIZE, cursor=cursor
     )
     rows = [
-        [show_time(o.created_at, "short"), o.title, number(o.quantity), number(o.points),
-         gettext(ORDER_STATUSES[o.status]), show_time(o.voucher_expires_at, "short"),
-         show_time(o.redeemed_at, "short")]
+        [
+            show_time(o.created_at, "short"),
+            o.title,
+            number(o.quantity),
+            number(o.points),
+            gettext(ORDER_STATUSES[o.status]),
+            show_time(o.voucher_expires_at, "short"),
+            show_time(o.redeemed_at, "short"),
+        ]
         for o in result["items"]
     ]
     statuses = [("", gettext("All"))] + [(s, gettext(label)) for s, label in ORDER_STATUSES.items()]
     return render(
-        request, "mall/orders.html",
-        {"rows": rows, "status": chosen or "", "statuses": statuses,
-         **_paging("/merchant/orders", {"status": chosen}, result, cursor)},
+        request,
+        "mall/orders.html",
+        {
+            "rows": rows,
+            "status": chosen or "",
+            "statuses": statuses,
+            **_paging("/merchant/orders", {"status": chosen}, result, cursor),
+        },
     )
 
 
@@ -357,7 +393,9 @@ def _period(first: str | None, last: str | None) -> tuple[date, date, dict[str, 
 
 @router.get("/merchant/reports")
 async def reports(
-    request: Request, session: Session, viewer: Merchant,
+    request: Request,
+    session: Session,
+    viewer: Merchant,
     from_: Annotated[Text | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[Text | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -365,22 +403,34 @@ async def reports(
     report = None
     if not errors:
         try:
-            report = await service.used_points(session, viewer.principal, group_by="merchant", first=first, last=last)
+            report = await service.used_points(
+                session, viewer.principal, group_by="merchant", first=first, last=last
+            )
         except InvalidPeriod:
-            errors["to"] = gettext("The last day must not be before the first, and a report spans at most 366 days.")
-    values = {"from": from_ if errors.get("from") else first.isoformat(),
-              "to": to if errors.get("to") else last.isoformat()}
+            errors["to"] = gettext(
+                "The last day must not be before the first, and a report spans at most 366 days."
+            )
+    values = {
+        "from": from_ if errors.get("from") else first.isoformat(),
+        "to": to if errors.get("to") else last.isoformat(),
+    }
     return render(
-        request, "mall/reports.html",
-        {"report": report, "values": values, "errors": errors,
-         "csv_url": f"/merchant/reports/used-points.csv?{urlencode(values)}"},
+        request,
+        "mall/reports.html",
+        {
+            "report": report,
+            "values": values,
+            "errors": errors,
+            "csv_url": f"/merchant/reports/used-points.csv?{urlencode(values)}",
+        },
         status_code=400 if errors else 200,
     )
 
 
 @router.get("/merchant/reports/used-points.csv")
 async def reports_csv(
-    session: Session, viewer: Merchant,
+    session: Session,
+    viewer: Merchant,
     from_: Annotated[Text | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[Text | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -390,6 +440,7 @@ async def reports_csv(
     report = await service.used_points(session, viewer.principal, group_by="merchant", first=first, last=last)
     name = f"used-points-merchant-{report.from_}-{report.to}.csv"
     return Response(
-        service.used_points_csv(report), media_type="text/csv; charset=utf-8",
+        service.used_points_csv(report),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -24,12 +24,18 @@ ORDER_COLUMNS = (
     " voucher_sealed, voucher_expires_at, spend_entry_id, refunded_points, created_at, redeemed_at,"
     " cancelled_at, expired_at, closed_at, refunded_at"
 )
-REDEMPTION_COLUMNS = (
-    "id, operator_id, operator_order_id, user_id, points, description, status, spend_entry_id, created_at, reversed_at"
-)
+REDEMPTION_COLUMNS = "id, operator_id, operator_order_id, user_id, points, description, status, spend_entry_id, created_at, reversed_at"
 UPDATABLE = {
-    "title", "description", "images", "points_price", "per_user_limit", "sale_starts_at", "sale_ends_at",
-    "voucher_valid_days", "operator_ids", "expiry_policy",
+    "title",
+    "description",
+    "images",
+    "points_price",
+    "per_user_limit",
+    "sale_starts_at",
+    "sale_ends_at",
+    "voucher_valid_days",
+    "operator_ids",
+    "expiry_policy",
 }
 MAX_SLOTS = 64  # the slot order expressions below use it too
 UNITS_PER_SLOT = 10  # small stocks get fewer slots: 10 units → 1 slot, 640 units or more → 64 slots
@@ -49,7 +55,9 @@ async def insert_item(conn: Conn, values: dict[str, Any], stock: int | None) -> 
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     item_id = values["id"]
     await conn.execute(
-        f"INSERT INTO mall_items ({', '.join(names)}) VALUES ({placeholders})", *values.values(), stock is not None
+        f"INSERT INTO mall_items ({', '.join(names)}) VALUES ({placeholders})",
+        *values.values(),
+        stock is not None,
     )
     if stock is not None:
         await _write_slots(conn, item_id, stock)
@@ -61,7 +69,8 @@ async def _write_slots(conn: Conn, item_id: uuid.UUID, stock: int) -> None:
     await conn.execute(
         "INSERT INTO mall_item_stock (item_id, slot, remaining) SELECT $1, s - 1, r"
         " FROM unnest($2::int[]) WITH ORDINALITY AS t(r, s)",
-        item_id, units,
+        item_id,
+        units,
     )
 
 
@@ -79,7 +88,13 @@ async def _written(conn: Conn, item_id: uuid.UUID) -> asyncpg.Record:
 
 
 async def update_item(
-    conn: Conn, item_id: uuid.UUID, changes: dict[str, Any], now: datetime, *, set_stock: bool, stock: int | None
+    conn: Conn,
+    item_id: uuid.UUID,
+    changes: dict[str, Any],
+    now: datetime,
+    *,
+    set_stock: bool,
+    stock: int | None,
 ) -> asyncpg.Record:
     """Apply ``changes`` (the item row is locked). ``set_stock``: the units left become ``stock`` (None:
     unlimited) — the slots are locked in slot order, then replaced."""
@@ -96,25 +111,45 @@ async def update_item(
         sets = ", ".join(filter(None, [sets, f"stock_limited = {'true' if stock is not None else 'false'}"]))
     await conn.execute(
         f"UPDATE mall_items SET updated_at = $2{', ' + sets if sets else ''} WHERE id = $1",
-        item_id, now, *changes.values(),
+        item_id,
+        now,
+        *changes.values(),
     )
     return await _written(conn, item_id)
 
 
 async def transition_item(
-    conn: Conn, item_id: uuid.UUID, merchant_id: uuid.UUID, sources: tuple[str, ...], target: str, now: datetime
+    conn: Conn,
+    item_id: uuid.UUID,
+    merchant_id: uuid.UUID,
+    sources: tuple[str, ...],
+    target: str,
+    now: datetime,
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "UPDATE mall_items SET status = $4::text, updated_at = $5,"
         " ended_at = CASE WHEN $4::text = 'ended' THEN $5 ELSE ended_at END"
         f" WHERE id = $1 AND merchant_id = $2 AND status = ANY($3::text[]) RETURNING {ITEM_COLUMNS}",
-        item_id, merchant_id, list(sources), target, now,
+        item_id,
+        merchant_id,
+        list(sources),
+        target,
+        now,
     )
 
 
 async def list_items(
-    conn: Conn, *, public: bool, merchant_id: uuid.UUID | None, min_price: int | None, max_price: int | None,
-    in_stock: bool | None, status: str | None, now: datetime, after: tuple[datetime, uuid.UUID] | None, limit: int,
+    conn: Conn,
+    *,
+    public: bool,
+    merchant_id: uuid.UUID | None,
+    min_price: int | None,
+    max_price: int | None,
+    in_stock: bool | None,
+    status: str | None,
+    now: datetime,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     where, args = [], []
 
@@ -175,17 +210,48 @@ SELECT (SELECT count(*) FROM stocked) AS stocked, (SELECT count(*) FROM placed) 
 
 
 async def place(
-    conn: Conn, *, item_id: uuid.UUID, user_id: uuid.UUID, quantity: int, unit_price: int, now: datetime,
-    per_user_limit: int | None, take_stock: bool, order_id: uuid.UUID, merchant_id: uuid.UUID,
-    operator_id: uuid.UUID | None, title: str, points: int, expiry_policy: str, digest: bytes, sealed: bytes,
-    expires_at: datetime, spend_entry_id: int,
+    conn: Conn,
+    *,
+    item_id: uuid.UUID,
+    user_id: uuid.UUID,
+    quantity: int,
+    unit_price: int,
+    now: datetime,
+    per_user_limit: int | None,
+    take_stock: bool,
+    order_id: uuid.UUID,
+    merchant_id: uuid.UUID,
+    operator_id: uuid.UUID | None,
+    title: str,
+    points: int,
+    expiry_policy: str,
+    digest: bytes,
+    sealed: bytes,
+    expires_at: datetime,
+    spend_entry_id: int,
 ) -> tuple[bool, bool]:
     """One statement: take ``quantity`` units from a stock slot nobody holds (when ``take_stock``), count
     the person's units (a conditional upsert), insert the order. Returns (stock taken, order placed);
     stock not taken means no free slot had enough: see :func:`take_stock_waiting`. Never waits for a slot."""
     row = await conn.fetchrow(
-        PLACE_SQL, item_id, user_id, quantity, unit_price, now, per_user_limit, take_stock, order_id,
-        merchant_id, operator_id, title, points, expiry_policy, digest, sealed, expires_at, spend_entry_id,
+        PLACE_SQL,
+        item_id,
+        user_id,
+        quantity,
+        unit_price,
+        now,
+        per_user_limit,
+        take_stock,
+        order_id,
+        merchant_id,
+        operator_id,
+        title,
+        points,
+        expiry_policy,
+        digest,
+        sealed,
+        expires_at,
+        spend_entry_id,
         secrets.randbelow(MAX_SLOTS),
     )
     assert row is not None  # the statement always answers one row
@@ -214,7 +280,8 @@ async def take_stock_waiting(conn: Conn, item_id: uuid.UUID, quantity: int) -> b
         "  ORDER BY slot LIMIT 1 FOR UPDATE)"
         " UPDATE mall_item_stock s SET remaining = s.remaining - $2 FROM slot WHERE s.item_id = $1"
         " AND s.slot = slot.slot AND s.remaining >= $2 RETURNING s.slot",
-        item_id, quantity,
+        item_id,
+        quantity,
     )
     if taken is not None:
         return True
@@ -235,7 +302,9 @@ async def take_stock_waiting(conn: Conn, item_id: uuid.UUID, quantity: int) -> b
     await conn.execute(
         "UPDATE mall_item_stock s SET remaining = s.remaining - t.q"
         " FROM unnest($2::smallint[], $3::int[]) AS t(slot, q) WHERE s.item_id = $1 AND s.slot = t.slot",
-        item_id, [t[0] for t in takes], [t[1] for t in takes],
+        item_id,
+        [t[0] for t in takes],
+        [t[1] for t in takes],
     )
     return True
 
@@ -243,7 +312,8 @@ async def take_stock_waiting(conn: Conn, item_id: uuid.UUID, quantity: int) -> b
 async def purchased(conn: Conn, item_id: uuid.UUID, user_id: uuid.UUID) -> int:
     return await conn.fetchval(
         "SELECT coalesce((SELECT quantity FROM mall_purchases WHERE item_id = $1 AND user_id = $2), 0)",
-        item_id, user_id,
+        item_id,
+        user_id,
     )
 
 
@@ -252,9 +322,14 @@ async def order(conn: Conn, order_id: uuid.UUID) -> asyncpg.Record | None:
 
 
 async def list_orders(
-    conn: Conn, *, user_id: uuid.UUID | None = None, merchant_id: uuid.UUID | None = None,
-    status: str | None = None, item_id: uuid.UUID | None = None,
-    after: tuple[datetime, uuid.UUID] | None, limit: int,
+    conn: Conn,
+    *,
+    user_id: uuid.UUID | None = None,
+    merchant_id: uuid.UUID | None = None,
+    status: str | None = None,
+    item_id: uuid.UUID | None = None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     where, args = [], []
 
@@ -285,7 +360,9 @@ async def redeem(conn: Conn, digest: bytes, merchant_id: uuid.UUID, now: datetim
         "UPDATE mall_orders SET status = 'redeemed', redeemed_at = $3, closed_at = $3"
         " WHERE voucher_digest = $1 AND merchant_id = $2 AND status = 'issued' AND voucher_expires_at > $3"
         f" RETURNING {ORDER_COLUMNS}",
-        digest, merchant_id, now,
+        digest,
+        merchant_id,
+        now,
     )
 
 
@@ -299,7 +376,9 @@ async def cancel(conn: Conn, order_id: uuid.UUID, user_id: uuid.UUID, now: datet
         "UPDATE mall_orders SET status = 'cancelled', cancelled_at = $3, closed_at = $3, refunded_points = points,"
         " refunded_at = $3 WHERE id = $1 AND user_id = $2 AND status = 'issued' AND voucher_expires_at > $3"
         f" RETURNING {ORDER_COLUMNS}",
-        order_id, user_id, now,
+        order_id,
+        user_id,
+        now,
     )
 
 
@@ -314,7 +393,8 @@ async def expire_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Reco
         "   ORDER BY voucher_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
         " AND o.status = 'issued'"
         f" RETURNING {', '.join('o.' + c.strip() for c in ORDER_COLUMNS.split(','))}",
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -333,7 +413,8 @@ async def return_stock(conn: Conn, returns: list[tuple[uuid.UUID, int]]) -> None
         " UPDATE mall_item_stock m SET remaining = m.remaining + t.q"
         " FROM unnest($1::uuid[], $2::int[]) AS t(id, q), locked"
         " WHERE m.item_id = t.id AND m.slot = 0 AND locked.item_id = t.id",
-        ids, [totals[i] for i in ids],
+        ids,
+        [totals[i] for i in ids],
     )
 
 
@@ -351,7 +432,9 @@ async def release_purchases(conn: Conn, releases: list[tuple[uuid.UUID, uuid.UUI
         "  ORDER BY p.item_id, p.user_id FOR UPDATE OF p)"
         " UPDATE mall_purchases p SET quantity = p.quantity - t.q FROM t, locked"
         " WHERE p.item_id = t.i AND p.user_id = t.u AND locked.item_id = t.i AND locked.user_id = t.u",
-        [k[0] for k in keys], [k[1] for k in keys], [totals[k] for k in keys],
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [totals[k] for k in keys],
     )
 
 
@@ -367,7 +450,9 @@ async def statement(conn: Conn, merchant_id: uuid.UUID, start: datetime, end: da
         "   WHEN status = 'expired' THEN 'expired_forfeited' ELSE status END,"
         "   count(*), sum(quantity), sum(points)"
         " FROM mall_orders WHERE merchant_id = $1 AND closed_at >= $2 AND closed_at < $3 GROUP BY 1",
-        merchant_id, start, end,
+        merchant_id,
+        start,
+        end,
     )
     return {r["line"]: (r["n"], r["q"], r["p"]) for r in rows}
 
@@ -397,7 +482,10 @@ async def used_points(
         f"  SELECT ({given_back_at} AT TIME ZONE $3)::date, {key}, 0, 0, sum({given_back})"
         f"  FROM {table} WHERE {given_back_at} >= $1 AND {given_back_at} < $2 {own} GROUP BY 1, 2"
         " ) t GROUP BY day, key ORDER BY day, key",
-        start, end, tz, only,
+        start,
+        end,
+        tz,
+        only,
     )
 
 
@@ -405,15 +493,27 @@ async def used_points(
 
 
 async def claim_redemption(
-    conn: Conn, redemption_id: uuid.UUID, operator_id: uuid.UUID, operator_order_id: str, user_id: uuid.UUID,
-    points: int, description: str, now: datetime,
+    conn: Conn,
+    redemption_id: uuid.UUID,
+    operator_id: uuid.UUID,
+    operator_order_id: str,
+    user_id: uuid.UUID,
+    points: int,
+    description: str,
+    now: datetime,
 ) -> bool:
     """Claim (operator, operator_order_id); False if it was claimed before (a concurrent claim waits here)."""
     inserted = await conn.fetchval(
         "INSERT INTO operator_redemptions (id, operator_id, operator_order_id, user_id, points, description, status,"
         " created_at) VALUES ($1, $2, $3, $4, $5, $6, 'completed', $7)"
         " ON CONFLICT (operator_id, operator_order_id) DO NOTHING RETURNING id",
-        redemption_id, operator_id, operator_order_id, user_id, points, description, now,
+        redemption_id,
+        operator_id,
+        operator_order_id,
+        user_id,
+        points,
+        description,
+        now,
     )
     return inserted is not None
 
@@ -422,7 +522,8 @@ async def set_redemption_entry(conn: Conn, redemption_id: uuid.UUID, entry_id: i
     """Note the spend of a redemption this transaction has just claimed."""
     row = await conn.fetchrow(
         f"UPDATE operator_redemptions SET spend_entry_id = $2 WHERE id = $1 RETURNING {REDEMPTION_COLUMNS}",
-        redemption_id, entry_id,
+        redemption_id,
+        entry_id,
     )
     assert row is not None
     return row
@@ -431,7 +532,8 @@ async def set_redemption_entry(conn: Conn, redemption_id: uuid.UUID, entry_id: i
 async def redemption(conn: Conn, operator_id: uuid.UUID, operator_order_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE operator_id = $1 AND operator_order_id = $2",
-        operator_id, operator_order_id,
+        operator_id,
+        operator_order_id,
     )
 
 
@@ -443,7 +545,10 @@ async def reverse_redemption(
         "UPDATE operator_redemptions SET status = 'reversed', reversed_at = $3"
         " WHERE operator_id = $1 AND operator_order_id = $2 AND status = 'completed' AND created_at > $4"
         f" RETURNING {REDEMPTION_COLUMNS}",
-        operator_id, operator_order_id, now, made_after,
+        operator_id,
+        operator_order_id,
+        now,
+        made_after,
     )
 
 
@@ -454,10 +559,14 @@ async def list_redemptions(
         return await conn.fetch(
             f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE operator_id = $1"
             " AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
-            operator_id, after[0], after[1], limit + 1,
+            operator_id,
+            after[0],
+            after[1],
+            limit + 1,
         )
     return await conn.fetch(
         f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE operator_id = $1"
         " ORDER BY created_at DESC, id DESC LIMIT $2",
-        operator_id, limit + 1,
+        operator_id,
+        limit + 1,
     )

@@ -57,25 +57,36 @@ from app.points.exceptions import InsufficientPoints
 
 router = APIRouter(route_class=CommitRoute, tags=["mall"])
 Buyer = Annotated[Principal, Depends(require("user", idempotency_required=True))]
-Format = Annotated[Literal["json", "csv"], Query(description="`csv`: one row per day and organisation, with a header")]
+Format = Annotated[
+    Literal["json", "csv"], Query(description="`csv`: one row per day and organisation, with a header")
+]
 From = Annotated[Day, Query(alias="from", description="First local day (platform time zone)")]
 To = Annotated[Day, Query(description="Last local day, inclusive (at most 366 days after `from`)")]
 OrderStatusFilter = Literal["issued", "redeemed", "cancelled", "expired"]
 
 
 def _json(data, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(data, default=str, option=orjson.OPT_UTC_Z), status_code=status_code, media_type="application/json")
+    return Response(
+        orjson.dumps(data, default=str, option=orjson.OPT_UTC_Z),
+        status_code=status_code,
+        media_type="application/json",
+    )
 
 
-_REPORT_FORMATS: dict[int | str, dict[str, Any]] = {200: {"description": "The report: JSON, or with `format=csv` CSV with a header row",
-                         "content": {"text/csv": {"schema": {"type": "string"}}}}}
+_REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: JSON, or with `format=csv` CSV with a header row",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _report(report: UsedPointsReport, fmt: str) -> Response:
     if fmt == "csv":
         name = f"used-points-{report.group_by}-{report.from_}-{report.to}.csv"
         return Response(
-            service.used_points_csv(report), media_type="text/csv; charset=utf-8",
+            service.used_points_csv(report),
+            media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     return _json(service.used_points_json(report))
@@ -106,8 +117,13 @@ async def list_items(
     cursor: Cursor = None,
 ):
     return await service.list_items(
-        session, merchant_id=merchant_id, min_price=min_price, max_price=max_price, in_stock=in_stock,
-        limit=limit, cursor=cursor,
+        session,
+        merchant_id=merchant_id,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+        limit=limit,
+        cursor=cursor,
     )
 
 
@@ -193,8 +209,16 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
     status_code=status.HTTP_201_CREATED,
     response_model=OrderRead,
     responses=responses(
-        KeyRequired, InvalidQuantity, ItemNotFound, ItemPaused, SaleEnded, OutsideSaleWindow, ItemRestricted,
-        OutOfStock, PerUserLimitExceeded, InsufficientPoints,
+        KeyRequired,
+        InvalidQuantity,
+        ItemNotFound,
+        ItemPaused,
+        SaleEnded,
+        OutsideSaleWindow,
+        ItemRestricted,
+        OutOfStock,
+        PerUserLimitExceeded,
+        InsufficientPoints,
     ),
     summary="Order an item with points (user; Idempotency-Key required)",
     description="One transaction: the points are spent (soonest-expiring lots first), the stock taken, the "
@@ -207,16 +231,28 @@ async def place_order(data: OrderCreate, session: Session, user: Buyer):
     return _json(order.model_dump(), status.HTTP_201_CREATED)
 
 
-@router.get("/v1/me/orders", response_model=Page[OrderRead], responses=responses(InvalidCursor),
-            summary="My orders with their vouchers, newest first")
+@router.get(
+    "/v1/me/orders",
+    response_model=Page[OrderRead],
+    responses=responses(InvalidCursor),
+    summary="My orders with their vouchers, newest first",
+)
 async def my_orders(
-    session: Session, user: User, status: OrderStatusFilter | None = None, limit: Limit = 50, cursor: Cursor = None
+    session: Session,
+    user: User,
+    status: OrderStatusFilter | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ):
     return await service.list_my_orders(session, user, status=status, limit=limit, cursor=cursor)
 
 
-@router.get("/v1/me/orders/{order_id}", response_model=OrderRead, responses=responses(OrderNotFound),
-            summary="One of my orders")
+@router.get(
+    "/v1/me/orders/{order_id}",
+    response_model=OrderRead,
+    responses=responses(OrderNotFound),
+    summary="One of my orders",
+)
 async def my_order(order_id: uuid.UUID, session: Session, user: User):
     return await service.get_order(session, user, order_id)
 
@@ -229,9 +265,11 @@ def _voucher_image(kind: str, media_type: str):
         f"/v1/me/orders/{{order_id}}/voucher.{kind}",
         response_class=Response,
         responses={
-            200: {"description": f"The voucher code as a QR code ({kind.upper()}), not to be cached",
-                  "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-                  "headers": {"Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}}}},
+            200: {
+                "description": f"The voucher code as a QR code ({kind.upper()}), not to be cached",
+                "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+                "headers": {"Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}}},
+            },
             **responses(OrderNotFound),
         },
         summary=f"My order's voucher code as a QR image ({kind.upper()}) to show at the counter",
@@ -277,9 +315,7 @@ async def cancel_order(order_id: uuid.UUID, session: Session, user: User):
     "`voucher_guess_limit_per_minute` (default 20) failures a minute every attempt answers 429 until the "
     "minute is over.",
 )
-async def redeem_voucher(
-    code: Annotated[Text, Path(max_length=40)], session: Session, merchant: Merchant
-):
+async def redeem_voucher(code: Annotated[Text, Path(max_length=40)], session: Session, merchant: Merchant):
     return await service.redeem_voucher(session, merchant, code)
 
 
@@ -319,7 +355,9 @@ async def merchant_statement(session: Session, merchant: Merchant, day: Day):
     responses={**_REPORT_FORMATS, **responses(InvalidPeriod)},
     summary="Used points per day of the merchant's items (JSON or CSV)",
 )
-async def merchant_used_points(session: Session, merchant: Merchant, from_: From, to: To, format: Format = "json"):
+async def merchant_used_points(
+    session: Session, merchant: Merchant, from_: From, to: To, format: Format = "json"
+):
     report = await service.used_points(session, merchant, group_by="merchant", first=from_, last=to)
     return _report(report, format)
 
@@ -331,8 +369,10 @@ async def merchant_used_points(session: Session, merchant: Merchant, from_: From
     "/v1/me/operator-redemptions",
     status_code=status.HTTP_201_CREATED,
     response_model=OperatorRedemptionRead,
-    responses={200: {"model": OperatorRedemptionRead, "description": "A repeat of the operator's order id"},
-               **responses(OperatorRequired, InvalidPoints, InsufficientPoints, OperatorOrderConflict)},
+    responses={
+        200: {"model": OperatorRedemptionRead, "description": "A repeat of the operator's order id"},
+        **responses(OperatorRequired, InvalidPoints, InsufficientPoints, OperatorOrderConflict),
+    },
     summary="Points used in the operator's own mall, spent and cancelled (注销) here (user)",
     description="With the user token the operator issued (`POST /v1/operator/users/{id}/tokens`): the "
     "redemption belongs to that operator. Idempotent by the operator's order id: a repeat answers 200 with "
@@ -340,7 +380,9 @@ async def merchant_used_points(session: Session, merchant: Merchant, from_: From
 )
 async def operator_redemption(data: OperatorRedemptionCreate, session: Session, user: User):
     result = await service.operator_redeem(session, user, data)
-    return _json(result.redemption.model_dump(), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+    return _json(
+        result.redemption.model_dump(), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    )
 
 
 @router.post(
@@ -373,7 +415,9 @@ async def list_redemptions(session: Session, operator: Operator, limit: Limit = 
     responses={**_REPORT_FORMATS, **responses(InvalidPeriod)},
     summary="Used points per day in the operator's own mall (JSON or CSV)",
 )
-async def operator_used_points(session: Session, operator: Operator, from_: From, to: To, format: Format = "json"):
+async def operator_used_points(
+    session: Session, operator: Operator, from_: From, to: To, format: Format = "json"
+):
     report = await service.used_points(session, operator, group_by="operator", first=from_, last=to)
     return _report(report, format)
 

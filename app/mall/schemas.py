@@ -11,7 +11,9 @@ Description = Annotated[Text, StringConstraints(max_length=5000)]
 Price = Annotated[Int64, Field(gt=0, le=1_000_000_000, description="Points per unit (whole points)")]
 Stock = Annotated[Int64, Field(ge=0, le=100_000_000)]
 Limit = Annotated[Int32, Field(gt=0, le=10_000)]
-ValidDays = Annotated[Int32, Field(ge=1, le=3650, description="A voucher is valid this many days after the order")]
+ValidDays = Annotated[
+    Int32, Field(ge=1, le=3650, description="A voucher is valid this many days after the order")
+]
 ExpiryPolicy = Literal["refund", "forfeit"]
 ImageUrl = Annotated[HttpUrl, Field(description="http(s) URL of a picture")]
 
@@ -29,12 +31,15 @@ class ItemCreate(BaseModel):
     images: list[ImageUrl] = Field(default_factory=list, max_length=10)
     points_price: Price
     stock: Stock | None = Field(default=None, description="Units for sale; null: unlimited")
-    per_user_limit: Limit | None = Field(default=None, description="Units one person may hold; null: no limit")
+    per_user_limit: Limit | None = Field(
+        default=None, description="Units one person may hold; null: no limit"
+    )
     sale_starts_at: Moment | None = Field(default=None, description="null: on sale at once")
     sale_ends_at: Moment | None = Field(default=None, description="null: until the merchant ends it")
     voucher_valid_days: ValidDays = 30
     operator_ids: list[uuid.UUID] | None = Field(
-        default=None, max_length=100,
+        default=None,
+        max_length=100,
         description="Only users whose token was issued through one of these operators may buy; null: everyone",
     )
     expiry_policy: ExpiryPolicy = Field(default="refund", description=_POLICY)
@@ -84,7 +89,9 @@ class OrderCreate(BaseModel):
 
 
 class Voucher(BaseModel):
-    code: str = Field(description="`XXXX-XXXX-XXXX-XXXX` (Crockford base32, 80 random bits); show it at the counter")
+    code: str = Field(
+        description="`XXXX-XXXX-XXXX-XXXX` (Crockford base32, 80 random bits); show it at the counter"
+    )
     expires_at: datetime
 
 
@@ -161,16 +168,22 @@ class Statement(BaseModel):
     merchant_id: uuid.UUID
     ordered: StatementLine = Field(description="Orders placed that day")
     redeemed: StatementLine = Field(description="Vouchers used at the counter that day")
-    cancelled: StatementLine = Field(description="Orders cancelled by their buyers that day (points refunded)")
-    expired_refunded: StatementLine = Field(description="Vouchers that expired unused that day, points refunded")
-    expired_forfeited: StatementLine = Field(description="Vouchers that expired unused that day, points forfeited")
+    cancelled: StatementLine = Field(
+        description="Orders cancelled by their buyers that day (points refunded)"
+    )
+    expired_refunded: StatementLine = Field(
+        description="Vouchers that expired unused that day, points refunded"
+    )
+    expired_forfeited: StatementLine = Field(
+        description="Vouchers that expired unused that day, points forfeited"
+    )
 
 
 class OperatorRedemptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operator_order_id: Annotated[Text, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")] = (
-        Field(description="The order's id in the operator's mall; a repeat returns the first result")
-    )
+    operator_order_id: Annotated[
+        Text, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
+    ] = Field(description="The order's id in the operator's mall; a repeat returns the first result")
     points: Int64 = Field(description="Whole points, 1 to 1,000,000,000 (else 422 `invalid_points`)")
     description: Annotated[Text, StringConstraints(max_length=500)] = ""
 

@@ -102,29 +102,73 @@ def _item_out(row: Any) -> ItemRead:
 
 
 def _order_out(row: Any) -> OrderRead:
-    out = {k: row[k] for k in (
-        "id", "item_id", "merchant_id", "title", "quantity", "unit_price", "points", "status", "expiry_policy",
-        "refunded_points", "created_at", "redeemed_at", "cancelled_at", "expired_at",
-    )}
+    out = {
+        k: row[k]
+        for k in (
+            "id",
+            "item_id",
+            "merchant_id",
+            "title",
+            "quantity",
+            "unit_price",
+            "points",
+            "status",
+            "expiry_policy",
+            "refunded_points",
+            "created_at",
+            "redeemed_at",
+            "cancelled_at",
+            "expired_at",
+        )
+    }
     out["voucher"] = {
-        "code": vouchers.unseal(row["voucher_sealed"], row["id"]), "expires_at": row["voucher_expires_at"]
+        "code": vouchers.unseal(row["voucher_sealed"], row["id"]),
+        "expires_at": row["voucher_expires_at"],
     }
     return OrderRead.model_validate(out)
 
 
 def _merchant_order_out(row: Any) -> MerchantOrderRead:
-    return MerchantOrderRead.model_validate({k: row[k] for k in (
-        "id", "item_id", "title", "quantity", "unit_price", "points", "status", "voucher_expires_at",
-        "refunded_points", "created_at", "redeemed_at", "cancelled_at", "expired_at",
-    )})
+    return MerchantOrderRead.model_validate(
+        {
+            k: row[k]
+            for k in (
+                "id",
+                "item_id",
+                "title",
+                "quantity",
+                "unit_price",
+                "points",
+                "status",
+                "voucher_expires_at",
+                "refunded_points",
+                "created_at",
+                "redeemed_at",
+                "cancelled_at",
+                "expired_at",
+            )
+        }
+    )
 
 
 def _redemption_out(row: Any) -> OperatorRedemptionRead:
-    out = {k: row[k] for k in (
-        "id", "operator_id", "operator_order_id", "user_id", "points", "description", "status", "created_at",
-        "reversed_at",
-    )}
-    out["reversible_until"] = row["created_at"] + timedelta(days=get_settings().operator_redemption_reversal_days)
+    out = {
+        k: row[k]
+        for k in (
+            "id",
+            "operator_id",
+            "operator_order_id",
+            "user_id",
+            "points",
+            "description",
+            "status",
+            "created_at",
+            "reversed_at",
+        )
+    }
+    out["reversible_until"] = row["created_at"] + timedelta(
+        days=get_settings().operator_redemption_reversal_days
+    )
     return OperatorRedemptionRead.model_validate(out)
 
 
@@ -150,7 +194,9 @@ def _check_window(starts: datetime | None, ends: datetime | None) -> None:
         raise InvalidSaleWindow()
 
 
-async def _check_operators(session: AsyncSession, operator_ids: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+async def _check_operators(
+    session: AsyncSession, operator_ids: list[uuid.UUID] | None
+) -> list[uuid.UUID] | None:
     if operator_ids is None:
         return None
     unique = sorted(set(operator_ids))
@@ -171,14 +217,27 @@ async def create_item(session: AsyncSession, merchant: Principal, data: ItemCrea
     operator_ids = await _check_operators(session, data.operator_ids)
     conn = await db.raw_connection(session)
     now = clock.now()
-    row = await repo.insert_item(conn, {
-        "id": uuid.uuid4(), "merchant_id": merchant.org_id, "title": data.title, "description": data.description,
-        "images": json.dumps([str(u) for u in data.images]), "points_price": data.points_price,
-        "per_user_limit": data.per_user_limit, "sale_starts_at": data.sale_starts_at,
-        "sale_ends_at": data.sale_ends_at, "voucher_valid_days": data.voucher_valid_days,
-        "operator_ids": operator_ids, "expiry_policy": data.expiry_policy, "status": "active",
-        "created_at": now, "updated_at": now,
-    }, data.stock)
+    row = await repo.insert_item(
+        conn,
+        {
+            "id": uuid.uuid4(),
+            "merchant_id": merchant.org_id,
+            "title": data.title,
+            "description": data.description,
+            "images": json.dumps([str(u) for u in data.images]),
+            "points_price": data.points_price,
+            "per_user_limit": data.per_user_limit,
+            "sale_starts_at": data.sale_starts_at,
+            "sale_ends_at": data.sale_ends_at,
+            "voucher_valid_days": data.voucher_valid_days,
+            "operator_ids": operator_ids,
+            "expiry_policy": data.expiry_policy,
+            "status": "active",
+            "created_at": now,
+            "updated_at": now,
+        },
+        data.stock,
+    )
     return _item_out(row)
 
 
@@ -191,7 +250,9 @@ async def _own_item(conn, merchant: Principal, item_id: uuid.UUID, *, lock: bool
     return row
 
 
-async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, data: ItemUpdate) -> ItemRead:
+async def update_item(
+    session: AsyncSession, merchant: Principal, item_id: uuid.UUID, data: ItemUpdate
+) -> ItemRead:
     """Edit an item. Orders already placed keep their own price and terms."""
     changes = data.model_dump(exclude_unset=True)
     nulled = sorted(NOT_NULLABLE & {k for k, v in changes.items() if v is None})
@@ -210,13 +271,21 @@ async def update_item(session: AsyncSession, merchant: Principal, item_id: uuid.
         changes["images"] = json.dumps([str(u) for u in data.images or []])
     set_stock = "stock" in changes
     stock = changes.pop("stock", None)
-    return _item_out(await repo.update_item(conn, item_id, changes, clock.now(), set_stock=set_stock, stock=stock))
+    return _item_out(
+        await repo.update_item(conn, item_id, changes, clock.now(), set_stock=set_stock, stock=stock)
+    )
 
 
-TRANSITIONS = {"pause": (("active",), "paused"), "resume": (("paused",), "active"), "end": (("active", "paused"), "ended")}
+TRANSITIONS = {
+    "pause": (("active",), "paused"),
+    "resume": (("paused",), "active"),
+    "end": (("active", "paused"), "ended"),
+}
 
 
-async def transition_item(session: AsyncSession, merchant: Principal, item_id: uuid.UUID, action: str) -> ItemRead:
+async def transition_item(
+    session: AsyncSession, merchant: Principal, item_id: uuid.UUID, action: str
+) -> ItemRead:
     sources, target = TRANSITIONS[action]
     conn = await db.raw_connection(session)
     row = await repo.transition_item(conn, item_id, _org(merchant), sources, target, clock.now())
@@ -239,15 +308,29 @@ async def get_item(session: AsyncSession, item_id: uuid.UUID) -> ItemRead:
 
 
 async def list_items(
-    session: AsyncSession, *, merchant: Principal | None = None, merchant_id: uuid.UUID | None = None,
-    min_price: int | None = None, max_price: int | None = None, in_stock: bool | None = None,
-    status: str | None = None, limit: int, cursor: str | None,
+    session: AsyncSession,
+    *,
+    merchant: Principal | None = None,
+    merchant_id: uuid.UUID | None = None,
+    min_price: int | None = None,
+    max_price: int | None = None,
+    in_stock: bool | None = None,
+    status: str | None = None,
+    limit: int,
+    cursor: str | None,
 ) -> dict[str, Any]:  # a page of ItemRead
     """Public: what can be bought (active, sale not over). A merchant: its own items, any status."""
     rows = await repo.list_items(
-        await db.raw_connection(session), public=merchant is None,
-        merchant_id=merchant.org_id if merchant else merchant_id, min_price=min_price, max_price=max_price,
-        in_stock=in_stock, status=status, now=clock.now(), after=_after(cursor), limit=limit,
+        await db.raw_connection(session),
+        public=merchant is None,
+        merchant_id=merchant.org_id if merchant else merchant_id,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+        status=status,
+        now=clock.now(),
+        after=_after(cursor),
+        limit=limit,
     )
     return page([_item_out(r) for r in rows], limit, _key)
 
@@ -288,15 +371,30 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     code = vouchers.new_code()
     points = item["points_price"] * quantity
     spent = await points_service.spend(
-        session, user.subject, points, ref_type="mall_order", ref_id=str(order_id),
+        session,
+        user.subject,
+        points,
+        ref_type="mall_order",
+        ref_id=str(order_id),
         memo=f"{quantity} × {item['title']}",
     )
     expires_at = now + timedelta(days=item["voucher_valid_days"])
     terms = dict(
-        item_id=item_id, user_id=user.subject, quantity=quantity, unit_price=item["points_price"], now=now,
-        per_user_limit=item["per_user_limit"], order_id=order_id, merchant_id=item["merchant_id"],
-        operator_id=user.org_id, title=item["title"], points=points, expiry_policy=item["expiry_policy"],
-        digest=vouchers.digest(code), sealed=vouchers.seal(code, order_id), expires_at=expires_at,
+        item_id=item_id,
+        user_id=user.subject,
+        quantity=quantity,
+        unit_price=item["points_price"],
+        now=now,
+        per_user_limit=item["per_user_limit"],
+        order_id=order_id,
+        merchant_id=item["merchant_id"],
+        operator_id=user.org_id,
+        title=item["title"],
+        points=points,
+        expiry_policy=item["expiry_policy"],
+        digest=vouchers.digest(code),
+        sealed=vouchers.seal(code, order_id),
+        expires_at=expires_at,
         spend_entry_id=spent.entry_id,
     )
     limited = item["stock"] is not None
@@ -314,12 +412,25 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     if not placed:
         held = await repo.purchased(conn, item_id, user.subject)
         raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person; you hold {held}")
-    return OrderRead.model_validate({
-        "id": order_id, "item_id": item_id, "merchant_id": item["merchant_id"], "title": item["title"],
-        "quantity": quantity, "unit_price": item["points_price"], "points": points, "status": "issued",
-        "voucher": {"code": code, "expires_at": expires_at}, "expiry_policy": item["expiry_policy"],
-        "refunded_points": 0, "created_at": now, "redeemed_at": None, "cancelled_at": None, "expired_at": None,
-    })
+    return OrderRead.model_validate(
+        {
+            "id": order_id,
+            "item_id": item_id,
+            "merchant_id": item["merchant_id"],
+            "title": item["title"],
+            "quantity": quantity,
+            "unit_price": item["points_price"],
+            "points": points,
+            "status": "issued",
+            "voucher": {"code": code, "expires_at": expires_at},
+            "expiry_policy": item["expiry_policy"],
+            "refunded_points": 0,
+            "created_at": now,
+            "redeemed_at": None,
+            "cancelled_at": None,
+            "expired_at": None,
+        }
+    )
 
 
 async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> OrderRead:
@@ -333,23 +444,38 @@ async def list_my_orders(
     session: AsyncSession, user: Principal, *, status: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     rows = await repo.list_orders(
-        await db.raw_connection(session), user_id=user.subject, status=status, after=_after(cursor), limit=limit
+        await db.raw_connection(session),
+        user_id=user.subject,
+        status=status,
+        after=_after(cursor),
+        limit=limit,
     )
     return page([_order_out(r) for r in rows], limit, _key)
 
 
 async def list_merchant_orders(
-    session: AsyncSession, merchant: Principal, *, status: str | None, item_id: uuid.UUID | None, limit: int,
+    session: AsyncSession,
+    merchant: Principal,
+    *,
+    status: str | None,
+    item_id: uuid.UUID | None,
+    limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
     rows = await repo.list_orders(
-        await db.raw_connection(session), merchant_id=merchant.org_id, status=status, item_id=item_id,
-        after=_after(cursor), limit=limit,
+        await db.raw_connection(session),
+        merchant_id=merchant.org_id,
+        status=status,
+        item_id=item_id,
+        after=_after(cursor),
+        limit=limit,
     )
     return page([_merchant_order_out(r) for r in rows], limit, _key)
 
 
-async def get_merchant_order(session: AsyncSession, merchant: Principal, order_id: uuid.UUID) -> MerchantOrderRead:
+async def get_merchant_order(
+    session: AsyncSession, merchant: Principal, order_id: uuid.UUID
+) -> MerchantOrderRead:
     """One order of the merchant's items (no voucher code); another merchant's is not found."""
     row = await repo.order(await db.raw_connection(session), order_id)
     if row is None or row["merchant_id"] != merchant.org_id:
@@ -374,7 +500,9 @@ def _closed(order, now: datetime) -> Exception:
 
 async def _guess_allowed(merchant: Principal) -> None:
     """429 once the merchant has used up its allowance of wrong codes this minute."""
-    await ratelimit.hit(f"voucher-guess:{merchant.org_id}", get_settings().voucher_guess_limit_per_minute, cost=0)
+    await ratelimit.hit(
+        f"voucher-guess:{merchant.org_id}", get_settings().voucher_guess_limit_per_minute, cost=0
+    )
 
 
 async def _not_found(merchant: Principal) -> VoucherNotFound:
@@ -395,8 +523,13 @@ async def look_up_voucher(session: AsyncSession, merchant: Principal, code: str)
     if state["status"] != "issued" or state["voucher_expires_at"] <= now:
         raise _closed(state, now)
     return VoucherPreview(
-        order_id=state["id"], item_id=state["item_id"], title=state["title"], quantity=state["quantity"],
-        points=state["points"], ordered_at=state["created_at"], expires_at=state["voucher_expires_at"],
+        order_id=state["id"],
+        item_id=state["item_id"],
+        title=state["title"],
+        quantity=state["quantity"],
+        points=state["points"],
+        ordered_at=state["created_at"],
+        expires_at=state["voucher_expires_at"],
     )
 
 
@@ -418,12 +551,21 @@ async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) 
             raise await _not_found(merchant)
         raise _closed(state, now)
     audit.record(
-        session, actor=merchant.actor, action="mall.voucher_redeemed", subject_type="mall_order",
-        subject_id=row["id"], data={"merchant_id": str(merchant.org_id), "item_id": str(row["item_id"])},
+        session,
+        actor=merchant.actor,
+        action="mall.voucher_redeemed",
+        subject_type="mall_order",
+        subject_id=row["id"],
+        data={"merchant_id": str(merchant.org_id), "item_id": str(row["item_id"])},
     )
     return RedeemedVoucher(
-        order_id=row["id"], item_id=row["item_id"], title=row["title"], quantity=row["quantity"],
-        points=row["points"], status="redeemed", redeemed_at=row["redeemed_at"],
+        order_id=row["id"],
+        item_id=row["item_id"],
+        title=row["title"],
+        quantity=row["quantity"],
+        points=row["points"],
+        status="redeemed",
+        redeemed_at=row["redeemed_at"],
     )
 
 
@@ -441,13 +583,19 @@ async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UU
     await repo.return_stock(conn, [(row["item_id"], row["quantity"])])
     await repo.release_purchases(conn, [(row["item_id"], row["user_id"], row["quantity"])])
     audit.record(
-        session, actor=user.actor, action="mall.order_cancelled", subject_type="user", subject_id=user.subject,
+        session,
+        actor=user.actor,
+        action="mall.order_cancelled",
+        subject_type="user",
+        subject_id=user.subject,
         data={"order_id": str(order_id), "points": row["points"]},
     )
     return _order_out(row)
 
 
-async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> VoucherExpiry:
+async def expire_vouchers(
+    session: AsyncSession, *, now: datetime | None = None, limit: int = 500
+) -> VoucherExpiry:
     """Expire up to ``limit`` unused vouchers past their time, each exactly once, per its order's policy:
     ``refund`` gives the points back (accounts locked in ``user_id`` order), ``forfeit`` keeps them
     spent. Stock goes back either way; the per-person allowance only with the refund."""
@@ -462,12 +610,18 @@ async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None,
     await repo.return_stock(conn, [(r["item_id"], r["quantity"]) for r in rows])
     await repo.release_purchases(conn, [(r["item_id"], r["user_id"], r["quantity"]) for r in refunds])
     result = VoucherExpiry(
-        orders=len(rows), refunded=len(refunds), forfeited=len(rows) - len(refunds),
+        orders=len(rows),
+        refunded=len(refunds),
+        forfeited=len(rows) - len(refunds),
         points_refunded=sum(r["points"] for r in refunds),
     )
     audit.record(
-        session, actor="platform", action="mall.vouchers_expired", subject_type="mall_expiry",
-        subject_id=now.isoformat(), data=asdict(result),
+        session,
+        actor="platform",
+        action="mall.vouchers_expired",
+        subject_type="mall_expiry",
+        subject_id=now.isoformat(),
+        data=asdict(result),
     )
     return result
 
@@ -475,7 +629,9 @@ async def expire_vouchers(session: AsyncSession, *, now: datetime | None = None,
 # ---- operator-mall redemptions (SZ 23) -------------------------------------------------------------------
 
 
-async def operator_redeem(session: AsyncSession, user: Principal, data: OperatorRedemptionCreate) -> Redemption:
+async def operator_redeem(
+    session: AsyncSession, user: Principal, data: OperatorRedemptionCreate
+) -> Redemption:
     """Points the person used in the operator's own mall, spent and cancelled here; idempotent by the
     operator's order id (a repeat returns the first result, ``created`` False)."""
     operator_id = user.org_id
@@ -487,7 +643,14 @@ async def operator_redeem(session: AsyncSession, user: Principal, data: Operator
     now = clock.now()
     redemption_id = uuid.uuid4()
     claimed = await repo.claim_redemption(
-        conn, redemption_id, operator_id, data.operator_order_id, user.subject, data.points, data.description, now
+        conn,
+        redemption_id,
+        operator_id,
+        data.operator_order_id,
+        user.subject,
+        data.points,
+        data.description,
+        now,
     )
     if not claimed:
         first = await repo.redemption(conn, operator_id, data.operator_order_id)
@@ -496,13 +659,25 @@ async def operator_redeem(session: AsyncSession, user: Principal, data: Operator
             raise OperatorOrderConflict()
         return Redemption(_redemption_out(first), created=False)
     spent = await points_service.spend(
-        session, user.subject, data.points, ref_type="operator_redemption", ref_id=str(redemption_id),
+        session,
+        user.subject,
+        data.points,
+        ref_type="operator_redemption",
+        ref_id=str(redemption_id),
         memo=data.description or None,
     )
     row = await repo.set_redemption_entry(conn, redemption_id, spent.entry_id)
     audit.record(
-        session, actor=user.actor, action="mall.operator_redemption", subject_type="user", subject_id=user.subject,
-        data={"operator_id": str(user.org_id), "operator_order_id": data.operator_order_id, "points": data.points},
+        session,
+        actor=user.actor,
+        action="mall.operator_redemption",
+        subject_type="user",
+        subject_id=user.subject,
+        data={
+            "operator_id": str(user.org_id),
+            "operator_order_id": data.operator_order_id,
+            "points": data.points,
+        },
     )
     return Redemption(_redemption_out(row), created=True)
 
@@ -522,16 +697,26 @@ async def reverse_redemption(
         if state["status"] == "reversed":
             raise RedemptionReversed(f"reversed at {state['reversed_at'].isoformat()}")
         raise ReversalWindowClosed(f"reversible until {(state['created_at'] + window).isoformat()}")
-    await points_service.refund(session, row["spend_entry_id"], ref_type="operator_redemption", ref_id=str(row["id"]))
+    await points_service.refund(
+        session, row["spend_entry_id"], ref_type="operator_redemption", ref_id=str(row["id"])
+    )
     audit.record(
-        session, actor=operator.actor, action="mall.operator_redemption_reversed", subject_type="user",
-        subject_id=row["user_id"], data={"operator_order_id": operator_order_id, "points": row["points"]},
+        session,
+        actor=operator.actor,
+        action="mall.operator_redemption_reversed",
+        subject_type="user",
+        subject_id=row["user_id"],
+        data={"operator_order_id": operator_order_id, "points": row["points"]},
     )
     return _redemption_out(row)
 
 
-async def list_redemptions(session: AsyncSession, operator: Principal, limit: int, cursor: str | None) -> dict:
-    rows = await repo.list_redemptions(await db.raw_connection(session), _org(operator), _after(cursor), limit)
+async def list_redemptions(
+    session: AsyncSession, operator: Principal, limit: int, cursor: str | None
+) -> dict:
+    rows = await repo.list_redemptions(
+        await db.raw_connection(session), _org(operator), _after(cursor), limit
+    )
     return page([_redemption_out(r) for r in rows], limit, _key)
 
 
@@ -553,8 +738,13 @@ async def statement(session: AsyncSession, merchant: Principal, day: date) -> St
         return StatementLine(count=n, quantity=q, points=p)
 
     return Statement(
-        day=day, timezone=get_settings().timezone, merchant_id=_org(merchant), ordered=line("ordered"),
-        redeemed=line("redeemed"), cancelled=line("cancelled"), expired_refunded=line("expired_refunded"),
+        day=day,
+        timezone=get_settings().timezone,
+        merchant_id=_org(merchant),
+        ordered=line("ordered"),
+        redeemed=line("redeemed"),
+        cancelled=line("cancelled"),
+        expired_refunded=line("expired_refunded"),
         expired_forfeited=line("expired_forfeited"),
     )
 
@@ -574,14 +764,21 @@ async def used_points(
     tz = get_settings().timezone
     rows = await repo.used_points(await db.raw_connection(session), group_by, start, end, tz, own)
     out_rows = [  # only the row's own key is set: the JSON holds merchant_id or operator_id, not both
-        UsedPointsRow.model_validate({
-            "day": r["day"], f"{group_by}_id": r["key"], "orders": r["orders"], "points_used": r["points_used"],
-            "points_refunded": r["points_refunded"], "net_points": r["points_used"] - r["points_refunded"],
-        })
+        UsedPointsRow.model_validate(
+            {
+                "day": r["day"],
+                f"{group_by}_id": r["key"],
+                "orders": r["orders"],
+                "points_used": r["points_used"],
+                "points_refunded": r["points_refunded"],
+                "net_points": r["points_used"] - r["points_refunded"],
+            }
+        )
         for r in rows
     ]
     totals = {
-        k: sum(getattr(r, k) for r in out_rows) for k in ("orders", "points_used", "points_refunded", "net_points")
+        k: sum(getattr(r, k) for r in out_rows)
+        for k in ("orders", "points_used", "points_refunded", "net_points")
     }
     return UsedPointsReport.model_validate(
         {"group_by": group_by, "timezone": tz, "from": first, "to": last, "rows": out_rows, "totals": totals}
@@ -599,6 +796,7 @@ def used_points_csv(report: UsedPointsReport) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["day", key, "orders", "points_used", "points_refunded", "net_points"])
     for r in report.rows:
-        writer.writerow([r.day.isoformat(), getattr(r, key), r.orders, r.points_used, r.points_refunded,
-                         r.net_points])
+        writer.writerow(
+            [r.day.isoformat(), getattr(r, key), r.orders, r.points_used, r.points_refunded, r.net_points]
+        )
     return buffer.getvalue()

@@ -206,7 +206,8 @@ async def version_labels(
     return await conn.fetch(
         "SELECT 'm' AS kind, id, code || '@' || version AS label FROM methodology_versions WHERE id = ANY($1::uuid[])"
         " UNION ALL SELECT 'x', id, version::text FROM exchange_rule_versions WHERE id = ANY($2::uuid[])",
-        methodology_ids, rule_ids,
+        methodology_ids,
+        rule_ids,
     )
 
 

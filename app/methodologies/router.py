@@ -253,7 +253,9 @@ _ACTIONS = {
 }
 
 
-def _action_route(prefix: str, tags: list[str | Enum], action: str, fn, read, not_found, scope: str, extra=()) -> None:
+def _action_route(
+    prefix: str, tags: list[str | Enum], action: str, fn, read, not_found, scope: str, extra=()
+) -> None:
     summary, errors, description = _ACTIONS[action]
     errors = (*errors, *extra)
 

@@ -649,7 +649,9 @@ class VersionLabels:
     rules: dict[uuid.UUID, int]
 
 
-async def counted_methodologies(session: AsyncSession, behaviour_types: Collection[str]) -> list[MethodologyTerms]:
+async def counted_methodologies(
+    session: AsyncSession, behaviour_types: Collection[str]
+) -> list[MethodologyTerms]:
     """The versions that compute records of these types (published or retired), by type then period."""
     rows = await repo.counted_methodologies(await db.raw_connection(session), list(behaviour_types))
     return [MethodologyTerms(*r) for r in rows]
@@ -660,9 +662,16 @@ async def counted_exchange_rules(session: AsyncSession) -> list[RuleTerms]:
     rows = await repo.counted_exchange_rules(await db.raw_connection(session))
     return [
         RuleTerms(
-            r["id"], r["version"], r["points_per_gram"], r["daily_cap_points"],
-            orjson.loads(r["type_daily_caps"]) if isinstance(r["type_daily_caps"], str | bytes) else r["type_daily_caps"],
-            r["lot_lifetime_days"], r["effective_from"], r["effective_to"],
+            r["id"],
+            r["version"],
+            r["points_per_gram"],
+            r["daily_cap_points"],
+            orjson.loads(r["type_daily_caps"])
+            if isinstance(r["type_daily_caps"], str | bytes)
+            else r["type_daily_caps"],
+            r["lot_lifetime_days"],
+            r["effective_from"],
+            r["effective_to"],
         )
         for r in rows
     ]

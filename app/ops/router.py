@@ -24,7 +24,12 @@ async def healthz() -> dict:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "PostgreSQL or Redis is unreachable (not a problem: the checks)"}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "PostgreSQL or Redis is unreachable (not a problem: the checks)",
+        }
+    },
     summary="Readiness: PostgreSQL and Redis are reachable",
 )
 async def readyz() -> JSONResponse:
@@ -36,14 +41,21 @@ async def readyz() -> JSONResponse:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             checks[name] = f"unavailable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"description": "The Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "The Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -17,7 +17,10 @@ class Organization(SQLModel, table=True):
     __tablename__ = "organizations"
     __table_args__ = (
         sa.Index(
-            "uq_organizations_kind_credit_code_live", "kind", "credit_code", unique=True,
+            "uq_organizations_kind_credit_code_live",
+            "kind",
+            "credit_code",
+            unique=True,
             postgresql_where=sa.text("status <> 'rejected'"),
         ),
     )

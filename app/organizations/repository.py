@@ -221,7 +221,9 @@ async def registered(session: AsyncSession, kind: str, credit_code: str) -> bool
 
 
 async def names(session: AsyncSession, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(select(Organization.id, Organization.name).where(col(Organization.id).in_(org_ids)))
+    rows = await session.execute(
+        select(Organization.id, Organization.name).where(col(Organization.id).in_(org_ids))
+    )
     return {org_id: name for org_id, name in rows.tuples()}
 
 
@@ -239,7 +241,9 @@ async def redirect_uris(session: AsyncSession, org_id: uuid.UUID) -> list[Redire
     return list((await session.execute(query)).scalars())
 
 
-async def insert_redirect_uri(session: AsyncSession, org_id: uuid.UUID, uri: str, now: datetime) -> RedirectUri | None:
+async def insert_redirect_uri(
+    session: AsyncSession, org_id: uuid.UUID, uri: str, now: datetime
+) -> RedirectUri | None:
     """Register ``uri`` for ``org_id``; None when it is registered already."""
     statement = (
         pg_insert(RedirectUri)

@@ -52,15 +52,21 @@ async def apply(data: OrganizationCreate, session: Session):
     return await service.apply(session, data)
 
 
-@router.get("", response_model=Page[OrganizationRead], responses=responses(InvalidCursor),
-            summary="List organisations (authority)")
+@router.get(
+    "",
+    response_model=Page[OrganizationRead],
+    responses=responses(InvalidCursor),
+    summary="List organisations (authority)",
+)
 async def list_organizations(
     session: Session,
     _: Authority,
     limit: Limit = 50,
     cursor: Cursor = None,
     status: Annotated[Literal["pending", "approved", "rejected", "suspended"] | None, Query()] = None,
-    kind: Annotated[Literal["operator", "merchant", "scene_operator", "verifier", "buyer"] | None, Query()] = None,
+    kind: Annotated[
+        Literal["operator", "merchant", "scene_operator", "verifier", "buyer"] | None, Query()
+    ] = None,
 ):
     return await service.list_(session, status=status, kind=kind, limit=limit, cursor=cursor)
 
@@ -151,7 +157,9 @@ async def add_redirect_uri(org_id: uuid.UUID, data: RedirectUriCreate, session: 
     summary="An operator's registered redirect URIs (its admin, the authority)",
 )
 async def list_redirect_uris(
-    org_id: uuid.UUID, session: Session, principal: Annotated[Principal, Depends(require("authority", "operator"))]
+    org_id: uuid.UUID,
+    session: Session,
+    principal: Annotated[Principal, Depends(require("authority", "operator"))],
 ):
     return await service.list_redirect_uris(session, principal, org_id)
 

@@ -111,8 +111,12 @@ async def apply(session: AsyncSession, data: OrganizationCreate) -> Organization
         session, data.admin.username, data.admin.password, StaffRole.org, org.id, is_org_admin=True
     )
     audit.record(
-        session, actor="public", action="organization.applied", subject_type="organization",
-        subject_id=org.id, data={"kind": org.kind, "name": org.name, "credit_code": org.credit_code},
+        session,
+        actor="public",
+        action="organization.applied",
+        subject_type="organization",
+        subject_id=org.id,
+        data={"kind": org.kind, "name": org.name, "credit_code": org.credit_code},
     )
     return org
 
@@ -165,8 +169,12 @@ async def decide(
         org = await get(session, org_id)
         raise InvalidTransition(f"cannot {decision} an organisation that is {org.status}")
     audit.record(
-        session, actor=principal.actor, action=f"organization.{decision}", subject_type="organization",
-        subject_id=org_id, data={"to": str(target), "reason": reason},
+        session,
+        actor=principal.actor,
+        action=f"organization.{decision}",
+        subject_type="organization",
+        subject_id=org_id,
+        data={"to": str(target), "reason": reason},
     )
     decided = await repository.get(session, org_id, fresh=True)
     assert decided is not None
@@ -194,7 +202,9 @@ async def register_key(
     try:
         public, algorithm = security.validate_public_jwk(jwk)
     except security.JoseError as exc:
-        raise InvalidKey(exc.detail, code=exc.code if exc.code != "unsupported_key" else "unsupported_key") from exc
+        raise InvalidKey(
+            exc.detail, code=exc.code if exc.code != "unsupported_key" else "unsupported_key"
+        ) from exc
     kid = security.thumbprint(public)
     if await repository.key(session, org_id, kid) is not None:
         raise KeyExists(f"the key {kid} is already registered")
@@ -202,8 +212,12 @@ async def register_key(
         session, OperatorKey(org_id=org_id, kid=kid, algorithm=algorithm, jwk=public, created_at=clock.now())
     )
     audit.record(
-        session, actor=principal.actor, action="key.registered", subject_type="organization",
-        subject_id=org_id, data={"kid": kid, "algorithm": algorithm},
+        session,
+        actor=principal.actor,
+        action="key.registered",
+        subject_type="organization",
+        subject_id=org_id,
+        data={"kid": kid, "algorithm": algorithm},
     )
     return key
 
@@ -222,8 +236,12 @@ async def revoke_key(session: AsyncSession, principal: Principal, org_id: uuid.U
         key.revoked_at = clock.now()
         await session.flush()
         audit.record(
-            session, actor=principal.actor, action="key.revoked", subject_type="organization",
-            subject_id=org_id, data={"kid": kid},
+            session,
+            actor=principal.actor,
+            action="key.revoked",
+            subject_type="organization",
+            subject_id=org_id,
+            data={"kid": kid},
         )
     return key
 
@@ -271,7 +289,11 @@ async def staff_login(session: AsyncSession, username: str) -> StaffLogin | None
 async def staff_standing(session: AsyncSession, staff_id: uuid.UUID) -> StaffStanding | None:
     """The standing of a staff account per request (one indexed read on asyncpg), or None when it is gone."""
     row = await repository.staff_standing(await db.raw_connection(session), staff_id)
-    return None if row is None else StaffStanding(disabled=row["disabled_at"] is not None, org_status=row["status"])
+    return (
+        None
+        if row is None
+        else StaffStanding(disabled=row["disabled_at"] is not None, org_status=row["status"])
+    )
 
 
 async def status_of(session: AsyncSession, org_id: uuid.UUID | None) -> str | None:
@@ -356,20 +378,28 @@ def _own_operator(principal: Principal, org_id: uuid.UUID) -> None:
         raise NotAnOperator("redirect URIs belong to operators (the apps people sign in through)")
 
 
-async def add_redirect_uri(session: AsyncSession, principal: Principal, org_id: uuid.UUID, uri: str) -> RedirectUri:
+async def add_redirect_uri(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID, uri: str
+) -> RedirectUri:
     _own_operator(principal, org_id)
     check_redirect_uri(uri)
     row = await repository.insert_redirect_uri(session, org_id, uri, clock.now())
     if row is None:
         raise RedirectUriExists()
     audit.record(
-        session, actor=principal.actor, action="redirect_uri.registered", subject_type="organization",
-        subject_id=org_id, data={"uri": uri},
+        session,
+        actor=principal.actor,
+        action="redirect_uri.registered",
+        subject_type="organization",
+        subject_id=org_id,
+        data={"uri": uri},
     )
     return row
 
 
-async def list_redirect_uris(session: AsyncSession, principal: Principal, org_id: uuid.UUID) -> list[RedirectUri]:
+async def list_redirect_uris(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID
+) -> list[RedirectUri]:
     """The operator's redirect URIs: for its own admin, and for the authority (which sees every operator's)."""
     if principal.role != "authority" and (principal.org_id != org_id or not principal.is_org_admin):
         raise NotYourOrganization("only the organisation's own admin and the authority see its redirect URIs")
@@ -384,8 +414,12 @@ async def remove_redirect_uri(
     if row is None:
         raise RedirectUriNotFound()
     audit.record(
-        session, actor=principal.actor, action="redirect_uri.removed", subject_type="organization",
-        subject_id=org_id, data={"uri": row.uri},
+        session,
+        actor=principal.actor,
+        action="redirect_uri.removed",
+        subject_type="organization",
+        subject_id=org_id,
+        data={"uri": row.uri},
     )
     return row
 

@@ -44,40 +44,60 @@ async def load(session: AsyncSession) -> list[str]:
     await org_service.add_redirect_uri(session, admin, org.id, DEMO_REDIRECT)
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    authorize = f"{get_settings().public_base_url.rstrip('/')}/oauth/authorize?" + urlencode({
-        "response_type": "code", "client_id": str(org.id), "redirect_uri": DEMO_REDIRECT,
-        "scope": "behaviours:submit account:read", "state": "demo", "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    })
+    authorize = f"{get_settings().public_base_url.rstrip('/')}/oauth/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": str(org.id),
+            "redirect_uri": DEMO_REDIRECT,
+            "scope": "behaviours:submit account:read",
+            "state": "demo",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
 
     operator = Principal("client", "operator", org.id, org.id)
     now = clock.now()
     for external_id, phone in PEOPLE:
         await users_service.enrol(
-            session, operator,
-            EnrolUser(external_user_id=external_id, identifier=Identifier(type="phone", value=phone),
-                      consent=Consent(agreement_version="2026-01", accepted_at=now - timedelta(days=30))),
+            session,
+            operator,
+            EnrolUser(
+                external_user_id=external_id,
+                identifier=Identifier(type="phone", value=phone),
+                consent=Consent(agreement_version="2026-01", accepted_at=now - timedelta(days=30)),
+            ),
         )
     records = []
     for day in range(1, 8):
         for n, (external_id, _) in enumerate(PEOPLE):
             btype, quantity = TRIPS[(day + n) % len(TRIPS)]
-            start = (now - timedelta(days=day)).replace(hour=0, minute=30, second=0, microsecond=0) + timedelta(hours=n)
-            records.append({
-                "record_id": f"demo-{external_id}-{day}", "external_user_id": external_id, "type": btype,
-                "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=35)).isoformat(),
-                "quantity": quantity, "unit": "km", "scene_id": None,
-                "evidence": {"source": "demo-app", "ref": f"demo-{external_id}-{day}"},
-            })
+            start = (now - timedelta(days=day)).replace(
+                hour=0, minute=30, second=0, microsecond=0
+            ) + timedelta(hours=n)
+            records.append(
+                {
+                    "record_id": f"demo-{external_id}-{day}",
+                    "external_user_id": external_id,
+                    "type": btype,
+                    "started_at": start.isoformat(),
+                    "ended_at": (start + timedelta(minutes=35)).isoformat(),
+                    "quantity": quantity,
+                    "unit": "km",
+                    "scene_id": None,
+                    "evidence": {"source": "demo-app", "ref": f"demo-{external_id}-{day}"},
+                }
+            )
     body = orjson.dumps({"records": records})
-    result = await ingestion.ingest(session, operator, body, security.sign_detached(body, pem, "ES256", key.kid))
+    result = await ingestion.ingest(
+        session, operator, body, security.sign_detached(body, pem, "ES256", key.kid)
+    )
     summary = result.summary
     return [
         f"operator '{org.name}': admin login {OPERATOR[0]} / {OPERATOR[1]}, client id {org.id}",
         f"  its private key (ES256, kid {key.kid}): {key_path}",
         f"  people: {', '.join(p[0] for p in PEOPLE)}; a week of trips: {summary.accepted} accepted",
-        "  try the operator CLI: carbon-operator --client-id "
-        f"{org.id} --key {key_path} account demo-alice",
+        f"  try the operator CLI: carbon-operator --client-id {org.id} --key {key_path} account demo-alice",
         f"  a person entrusts it themselves: open {authorize}",
         f"    (the code is in /dev/outbox; the app's code_verifier for the token exchange: {verifier})",
     ]

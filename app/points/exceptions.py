@@ -15,7 +15,7 @@ class BatchTooLarge(DomainError):
 
 
 class InvalidBatch(DomainError):
-    status, code, title = 422, "invalid_batch", "The batch is not {\"records\": [...]}"
+    status, code, title = 422, "invalid_batch", 'The batch is not {"records": [...]}'
     variants = ("malformed_json", "empty_batch")
 
 

@@ -150,19 +150,28 @@ def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate 
         return _rejected(None, RejectCode.invalid_record, "a record is a JSON object")
     record_id = _text(raw, "record_id", 100)
     if record_id is None:
-        return _rejected(raw.get("record_id") if isinstance(raw.get("record_id"), str) else None,
-                         RejectCode.invalid_record, "record_id: 1–100 characters")
+        return _rejected(
+            raw.get("record_id") if isinstance(raw.get("record_id"), str) else None,
+            RejectCode.invalid_record,
+            "record_id: 1–100 characters",
+        )
     external_user_id = _text(raw, "external_user_id", 100)
     btype = _text(raw, "type", 50)
     unit = _text(raw, "unit", 20)
     if external_user_id is None or btype is None or unit is None:
-        return _rejected(record_id, RejectCode.invalid_record, "external_user_id, type and unit are required strings")
+        return _rejected(
+            record_id, RejectCode.invalid_record, "external_user_id, type and unit are required strings"
+        )
     evidence = raw.get("evidence")
     if not isinstance(evidence, dict):
         return _rejected(record_id, RejectCode.invalid_record, "evidence {source, ref} is required")
     source, ref = _text(evidence, "source", 100), _text(evidence, "ref", 200)
     if source is None or ref is None:
-        return _rejected(record_id, RejectCode.invalid_record, "evidence.source (≤ 100) and evidence.ref (≤ 200) are required")
+        return _rejected(
+            record_id,
+            RejectCode.invalid_record,
+            "evidence.source (≤ 100) and evidence.ref (≤ 200) are required",
+        )
     scene_id = None
     if raw.get("scene_id") is not None:
         try:
@@ -171,9 +180,13 @@ def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate 
             return _rejected(record_id, RejectCode.invalid_record, "scene_id must be a UUID or null")
     started_at, ended_at = _time(raw.get("started_at")), _time(raw.get("ended_at"))
     if started_at is None or ended_at is None:
-        return _rejected(record_id, RejectCode.invalid_time, "started_at and ended_at are RFC 3339 times with an offset")
+        return _rejected(
+            record_id, RejectCode.invalid_time, "started_at and ended_at are RFC 3339 times with an offset"
+        )
     if ended_at < started_at or ended_at - started_at > MAX_DURATION:
-        return _rejected(record_id, RejectCode.invalid_time, "ended_at must follow started_at within 24 hours")
+        return _rejected(
+            record_id, RejectCode.invalid_time, "ended_at must follow started_at within 24 hours"
+        )
     if ended_at > now + CLOCK_SKEW:
         return _rejected(record_id, RejectCode.future_time, "the behaviour ends in the future")
     if started_at < oldest:
@@ -186,11 +199,15 @@ def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate 
         or quantity <= 0
         or quantity > MAX_QUANTITY
     ):
-        return _rejected(record_id, RejectCode.implausible_quantity, "quantity must be a positive finite number")
+        return _rejected(
+            record_id, RejectCode.implausible_quantity, "quantity must be a positive finite number"
+        )
     q = Decimal(repr(quantity) if isinstance(quantity, float) else quantity).quantize(QUANTUM, ROUND_DOWN)
     if q <= 0:
         return _rejected(record_id, RejectCode.implausible_quantity, "quantity rounds down to zero")
-    return Candidate(index, record_id, external_user_id, btype, started_at, ended_at, q, unit, scene_id, source, ref)
+    return Candidate(
+        index, record_id, external_user_id, btype, started_at, ended_at, q, unit, scene_id, source, ref
+    )
 
 
 V = TypeVar("V", MethodologyTerms, RuleTerms)
@@ -224,7 +241,9 @@ async def verify_signature(session: AsyncSession, operator_id: uuid.UUID, body: 
         raise InvalidSignature(exc.detail, code=exc.code) from exc
     key = await org_service.public_key(session, operator_id, str(header.get("kid")))
     if key is None:
-        raise InvalidSignature("no live key with this kid is registered for your organisation", code="unknown_kid")
+        raise InvalidSignature(
+            "no live key with this kid is registered for your organisation", code="unknown_kid"
+        )
     try:
         security.verify_detached(signature, body, key.jwk, key.algorithm)
     except security.JoseError as exc:
@@ -247,7 +266,9 @@ def parse_body(body: bytes) -> list:
     return records
 
 
-async def ingest(session: AsyncSession, operator: Principal, body: bytes, signature: str | None) -> BatchResult:
+async def ingest(
+    session: AsyncSession, operator: Principal, body: bytes, signature: str | None
+) -> BatchResult:
     operator_id = operator.org_id
     assert operator_id is not None  # an operator's client token names its organisation
     kid = await verify_signature(session, operator_id, body, signature)
@@ -277,31 +298,59 @@ async def ingest(session: AsyncSession, operator: Principal, body: bytes, signat
     if candidates:
         candidates, labels = await _resolve(session, operator_id, candidates, results)
         if candidates:
-            candidates, balances = await _check_against_history(session, conn, operator_id, candidates, results, labels)
+            candidates, balances = await _check_against_history(
+                session, conn, operator_id, candidates, results, labels
+            )
     credited = _compute(candidates, results, await _daily_totals(conn, candidates)) if candidates else []
     for i, first in in_batch_duplicates:  # the same record twice in one batch: the first one's outcome
         repeat = results[first]
         assert repeat is not None
-        results[i] = replace(repeat, status=RecordStatus.duplicate) if repeat.status == RecordStatus.accepted else repeat
+        results[i] = (
+            replace(repeat, status=RecordStatus.duplicate)
+            if repeat.status == RecordStatus.accepted
+            else repeat
+        )
     outcomes = [r for r in results if r is not None]
     counts = Counter(r.status for r in outcomes)
-    summary = Summary(counts[RecordStatus.accepted], counts[RecordStatus.duplicate], counts[RecordStatus.rejected])
+    summary = Summary(
+        counts[RecordStatus.accepted], counts[RecordStatus.duplicate], counts[RecordStatus.rejected]
+    )
     body_sha256 = hashlib.sha256(body).hexdigest()
     try:
         await repo.insert_batch(
-            conn, batch_id, operator_id, kid, signature, body, body_sha256, now, len(raw_records),
-            summary.accepted, summary.duplicate, summary.rejected,
+            conn,
+            batch_id,
+            operator_id,
+            kid,
+            signature,
+            body,
+            body_sha256,
+            now,
+            len(raw_records),
+            summary.accepted,
+            summary.duplicate,
+            summary.rejected,
         )
         if credited:
             await _write(conn, operator_id, batch_id, credited, balances, now)
     except asyncpg.UniqueViolationError as exc:
-        raise ConcurrentConflict("another batch claimed one of these records or evidence at the same time") from exc
+        raise ConcurrentConflict(
+            "another batch claimed one of these records or evidence at the same time"
+        ) from exc
     if summary.accepted:
         audit.record(
-            session, actor=operator.actor, action="points.batch_credited", subject_type="batch", subject_id=batch_id,
+            session,
+            actor=operator.actor,
+            action="points.batch_credited",
+            subject_type="batch",
+            subject_id=batch_id,
             data={
-                "records": len(raw_records), "accepted": summary.accepted, "duplicate": summary.duplicate,
-                "rejected": summary.rejected, "points": sum(c.points for c in credited), "body_sha256": body_sha256,
+                "records": len(raw_records),
+                "accepted": summary.accepted,
+                "duplicate": summary.duplicate,
+                "rejected": summary.rejected,
+                "points": sum(c.points for c in credited),
+                "body_sha256": body_sha256,
             },
         )
     return BatchResult(batch_id, outcomes, summary)
@@ -318,7 +367,9 @@ async def _resolve(
     """
     entrusted = {
         e.external_user_id: e
-        for e in await users_service.live_entrustments(session, operator_id, {c.external_user_id for c in candidates})
+        for e in await users_service.live_entrustments(
+            session, operator_id, {c.external_user_id for c in candidates}
+        )
     }
     by_type: defaultdict[str, list[MethodologyTerms]] = defaultdict(list)
     for version in await methodologies_service.counted_methodologies(session, {c.type for c in candidates}):
@@ -362,18 +413,26 @@ async def _resolve(
             c.day = c.started_at.astimezone(zone).date()
             kept.append(c)
     labels = VersionLabels(
-        {m.id: m.label for versions in by_type.values() for m in versions}, {r.id: r.version for r in rule_versions}
+        {m.id: m.label for versions in by_type.values() for m in versions},
+        {r.id: r.version for r in rule_versions},
     )
     return kept, labels
 
 
 async def _check_against_history(
-    session: AsyncSession, conn: repo.Conn, operator_id: uuid.UUID, candidates: list[Candidate],
-    results: list[Outcome | None], labels: VersionLabels,
+    session: AsyncSession,
+    conn: repo.Conn,
+    operator_id: uuid.UUID,
+    candidates: list[Candidate],
+    results: list[Outcome | None],
+    labels: VersionLabels,
 ) -> tuple[list[Candidate], dict[uuid.UUID, int]]:
     """After locking the accounts: duplicates, claimed evidence, overlapping behaviours."""
     balances = await repo.lock_accounts(conn, sorted({c.user_id for c in candidates if c.user_id}))
-    previous = {r["record_id"]: r for r in await repo.existing_records(conn, operator_id, [c.record_id for c in candidates])}
+    previous = {
+        r["record_id"]: r
+        for r in await repo.existing_records(conn, operator_id, [c.record_id for c in candidates])
+    }
     unknown = (
         {r["methodology_version_id"] for r in previous.values()} - labels.methodologies.keys(),
         {r["rule_version_id"] for r in previous.values()} - labels.rules.keys(),
@@ -393,13 +452,19 @@ async def _check_against_history(
         first = previous.get(c.record_id)
         if first is not None:
             results[c.index] = Outcome(
-                c.record_id, RecordStatus.duplicate, CapCode(first["code"]) if first["code"] else None,
-                first["reduction_g"], first["points"], labels.methodologies[first["methodology_version_id"]],
+                c.record_id,
+                RecordStatus.duplicate,
+                CapCode(first["code"]) if first["code"] else None,
+                first["reduction_g"],
+                first["points"],
+                labels.methodologies[first["methodology_version_id"]],
                 labels.rules[first["rule_version_id"]],
             )
             continue
         if (c.evidence_source, c.evidence_ref) in claimed:
-            results[c.index] = Outcome(c.record_id, RecordStatus.rejected, RejectCode.evidence_already_claimed)
+            results[c.index] = Outcome(
+                c.record_id, RecordStatus.rejected, RejectCode.evidence_already_claimed
+            )
             continue
         spans = history[(c.user_id, c.type)]
         if any(s < c.ended_at and c.started_at < e for s, e in spans):
@@ -456,7 +521,9 @@ def _compute(candidates: list[Candidate], results: list[Outcome | None], totals:
         by_type[1] += counted
         overall[0] += points
         overall[1] += counted
-        results[c.index] = Outcome(c.record_id, RecordStatus.accepted, code, reduction_g, points, m.label, rule.version)
+        results[c.index] = Outcome(
+            c.record_id, RecordStatus.accepted, code, reduction_g, points, m.label, rule.version
+        )
         credited.append(Credit(c, points, reduction_g, counted, code))
     return credited
 
@@ -468,8 +535,12 @@ def lot_expiry(credited_at: datetime, lifetime_days: int) -> datetime:
 
 
 async def _write(
-    conn: repo.Conn, operator_id: uuid.UUID, batch_id: uuid.UUID, credited: list[Credit],
-    balances: dict[uuid.UUID, int], now: datetime,
+    conn: repo.Conn,
+    operator_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    credited: list[Credit],
+    balances: dict[uuid.UUID, int],
+    now: datetime,
 ) -> None:
     records = []
     per_lot: defaultdict[tuple[uuid.UUID, datetime], int] = defaultdict(int)
@@ -478,13 +549,26 @@ async def _write(
     for credit in credited:
         c, points, reduction_g = credit.candidate, credit.points, credit.reduction_g
         assert c.user_id is not None and c.methodology is not None and c.rule is not None
-        records.append({
-            "record_id": c.record_id, "user_id": c.user_id, "behaviour_type": c.type, "started_at": c.started_at,
-            "ended_at": c.ended_at, "quantity": c.quantity, "counted_quantity": credit.counted, "unit": c.unit,
-            "scene_id": c.scene_id, "evidence_source": c.evidence_source, "evidence_ref": c.evidence_ref,
-            "methodology_version_id": c.methodology.id, "rule_version_id": c.rule.id,
-            "reduction_g": reduction_g, "points": points, "code": credit.code,
-        })
+        records.append(
+            {
+                "record_id": c.record_id,
+                "user_id": c.user_id,
+                "behaviour_type": c.type,
+                "started_at": c.started_at,
+                "ended_at": c.ended_at,
+                "quantity": c.quantity,
+                "counted_quantity": credit.counted,
+                "unit": c.unit,
+                "scene_id": c.scene_id,
+                "evidence_source": c.evidence_source,
+                "evidence_ref": c.evidence_ref,
+                "methodology_version_id": c.methodology.id,
+                "rule_version_id": c.rule.id,
+                "reduction_g": reduction_g,
+                "points": points,
+                "code": credit.code,
+            }
+        )
         if points:
             lifetime = c.rule.lot_lifetime_days
             if lifetime not in expiries:
@@ -494,7 +578,11 @@ async def _write(
         totals[0] += points
         totals[1] += reduction_g
     await repo.credit(
-        conn, operator_id, batch_id, now, records,
+        conn,
+        operator_id,
+        batch_id,
+        now,
+        records,
         [{"u": u, "x": x, "p": p} for (u, x), p in per_lot.items()],
         [{"u": u, "p": p, "g": g, "b": balances[u] + p} for u, (p, g) in per_user.items()],
     )

@@ -52,7 +52,8 @@ async def existing_records(conn: Conn, operator_id: uuid.UUID, record_ids: list[
         "SELECT r.record_id, r.code, r.reduction_g, r.points, r.methodology_version_id, r.rule_version_id"
         " FROM behaviour_records r"
         " JOIN json_array_elements_text($2::json) AS ids(id) ON r.record_id = ids.id WHERE r.operator_id = $1",
-        operator_id, as_json(record_ids),
+        operator_id,
+        as_json(record_ids),
     )
 
 
@@ -92,13 +93,33 @@ async def daily_totals(conn: Conn, days: list[tuple[uuid.UUID, date, datetime, d
 
 
 async def insert_batch(
-    conn: Conn, batch_id: uuid.UUID, operator_id: uuid.UUID, kid: str, signature: str, body: bytes, sha: str,
-    now: datetime, count: int, accepted: int, duplicate: int, rejected: int,
+    conn: Conn,
+    batch_id: uuid.UUID,
+    operator_id: uuid.UUID,
+    kid: str,
+    signature: str,
+    body: bytes,
+    sha: str,
+    now: datetime,
+    count: int,
+    accepted: int,
+    duplicate: int,
+    rejected: int,
 ) -> None:
     await conn.execute(
         "INSERT INTO behaviour_batches (id, operator_id, kid, signature, body, body_sha256, received_at, records,"
         " accepted, duplicate, rejected) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        batch_id, operator_id, kid, signature, body, sha, now, count, accepted, duplicate, rejected,
+        batch_id,
+        operator_id,
+        kid,
+        signature,
+        body,
+        sha,
+        now,
+        count,
+        accepted,
+        duplicate,
+        rejected,
     )
 
 
@@ -142,11 +163,18 @@ SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM allocations), (SELE
 
 
 async def credit(
-    conn: Conn, operator_id: uuid.UUID, batch_id: uuid.UUID, now: datetime,
-    records: list[dict], lots: list[dict], accounts: list[dict],
+    conn: Conn,
+    operator_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    now: datetime,
+    records: list[dict],
+    lots: list[dict],
+    accounts: list[dict],
 ) -> None:
     """Records, lots, one earn entry per person, allocations, accounts: one statement."""
-    await conn.fetchrow(CREDIT_SQL, operator_id, batch_id, now, as_json(records), as_json(lots), as_json(accounts))
+    await conn.fetchrow(
+        CREDIT_SQL, operator_id, batch_id, now, as_json(records), as_json(lots), as_json(accounts)
+    )
 
 
 # ---- people's views --------------------------------------------------------------------------------------
@@ -163,7 +191,8 @@ async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asy
     return await conn.fetch(
         "SELECT expires_at, sum(remaining)::bigint AS points FROM point_lots"
         " WHERE user_id = $1 AND remaining > 0 AND expires_at > $2 GROUP BY expires_at ORDER BY expires_at",
-        user_id, now,
+        user_id,
+        now,
     )
 
 
@@ -172,7 +201,9 @@ async def entries(conn: Conn, user_id: uuid.UUID, before_id: int | None, limit: 
     return await conn.fetch(
         "SELECT id, kind, amount, balance_after, ref_type, ref_id, memo, created_at FROM ledger_entries"
         " WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-        user_id, before_id if before_id is not None else 2**63 - 1, limit,
+        user_id,
+        before_id if before_id is not None else 2**63 - 1,
+        limit,
     )
 
 
@@ -190,12 +221,16 @@ async def records(
         return await conn.fetch(
             f"SELECT {_RECORD_COLUMNS} FROM behaviour_records WHERE user_id = $1"
             " ORDER BY started_at DESC, id DESC LIMIT $2",
-            user_id, limit,
+            user_id,
+            limit,
         )
     return await conn.fetch(
         f"SELECT {_RECORD_COLUMNS} FROM behaviour_records WHERE user_id = $1 AND (started_at, id) < ($2, $3)"
         " ORDER BY started_at DESC, id DESC LIMIT $4",
-        user_id, after[0], after[1], limit,
+        user_id,
+        after[0],
+        after[1],
+        limit,
     )
 
 
@@ -236,8 +271,15 @@ SELECT id FROM entry
 
 
 async def debit(
-    conn: Conn, user_id: uuid.UUID, points: int, kind: str, balance_after: int, ref_type: str, ref_id: str,
-    memo: str | None, now: datetime,
+    conn: Conn,
+    user_id: uuid.UUID,
+    points: int,
+    kind: str,
+    balance_after: int,
+    ref_type: str,
+    ref_id: str,
+    memo: str | None,
+    now: datetime,
 ) -> int | None:
     """Take ``points`` from the soonest-expiring unexpired lots (the account locked): lots, entry,
     allocations, account in one statement. The entry's id, or None (nothing changed) if too few."""
@@ -270,12 +312,21 @@ SELECT id, amount, expires_at FROM lots
 
 
 async def refund(
-    conn: Conn, spend_entry_id: int, user_id: uuid.UUID, points: int, balance_after: int, ref_type: str,
-    ref_id: str, memo: str, now: datetime,
+    conn: Conn,
+    spend_entry_id: int,
+    user_id: uuid.UUID,
+    points: int,
+    balance_after: int,
+    ref_type: str,
+    ref_id: str,
+    memo: str,
+    now: datetime,
 ) -> list[asyncpg.Record]:
     """Put a spend back into the lots it came from (the account locked): lots, a ``refund`` entry,
     allocations, account in one statement. The lots refilled: id, amount, expires_at."""
-    return await conn.fetch(REFUND_SQL, spend_entry_id, user_id, points, balance_after, ref_type, ref_id, memo, now)
+    return await conn.fetch(
+        REFUND_SQL, spend_entry_id, user_id, points, balance_after, ref_type, ref_id, memo, now
+    )
 
 
 EXPIRE_SHARES_SQL = """
@@ -296,14 +347,26 @@ SELECT id FROM entry
 
 
 async def expire_shares(
-    conn: Conn, user_id: uuid.UUID, shares: list[tuple[int, int]], balance: int, now: datetime, ref_type: str,
+    conn: Conn,
+    user_id: uuid.UUID,
+    shares: list[tuple[int, int]],
+    balance: int,
+    now: datetime,
+    ref_type: str,
     ref_id: str,
 ) -> int:
     """Expire (lot id, amount) shares at once (the account locked, ``balance`` before): lots, one
     ``expire`` entry, allocations, account in one statement. The entry's id."""
     return await conn.fetchval(
-        EXPIRE_SHARES_SQL, user_id, [s[0] for s in shares], [s[1] for s in shares], sum(a for _, a in shares),
-        balance, ref_type, ref_id, now,
+        EXPIRE_SHARES_SQL,
+        user_id,
+        [s[0] for s in shares],
+        [s[1] for s in shares],
+        sum(a for _, a in shares),
+        balance,
+        ref_type,
+        ref_id,
+        now,
     )
 
 
@@ -311,7 +374,8 @@ async def people_with_due_lots(conn: Conn, now: datetime, limit: int) -> list[uu
     """Up to ``limit`` people with points in lots expired at ``now``, in ``user_id`` order."""
     rows = await conn.fetch(
         "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 ORDER BY user_id LIMIT $2",
-        now, limit,
+        now,
+        limit,
     )
     return [r["user_id"] for r in rows]
 
@@ -355,20 +419,24 @@ async def expire_lots(conn: Conn, user_ids: list[uuid.UUID], now: datetime) -> i
 
 # ---- records and batches for other domains (certified reductions) ----------------------------------------
 
-_FACT_COLUMNS = (
-    "id, record_id, batch_id, user_id, behaviour_type, started_at, scene_id, methodology_version_id, reduction_g"
-)
+_FACT_COLUMNS = "id, record_id, batch_id, user_id, behaviour_type, started_at, scene_id, methodology_version_id, reduction_g"
 
 
 async def records_of_period(
-    conn: Conn, operator_id: uuid.UUID, methodology_version_ids: Sequence[uuid.UUID], start: datetime,
+    conn: Conn,
+    operator_id: uuid.UUID,
+    methodology_version_ids: Sequence[uuid.UUID],
+    start: datetime,
     end: datetime,
 ) -> list[asyncpg.Record]:
     """The operator's records computed by these methodology versions that started in [start, end)."""
     return await conn.fetch(
         f"SELECT {_FACT_COLUMNS} FROM behaviour_records WHERE operator_id = $1"
         " AND methodology_version_id = ANY($2::uuid[]) AND started_at >= $3 AND started_at < $4 ORDER BY id",
-        operator_id, list(methodology_version_ids), start, end,
+        operator_id,
+        list(methodology_version_ids),
+        start,
+        end,
     )
 
 
@@ -378,25 +446,32 @@ async def records_by_id(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
     )
 
 
-async def batches(conn: Conn, batch_ids: Sequence[uuid.UUID], limit: int | None = None) -> list[asyncpg.Record]:
+async def batches(
+    conn: Conn, batch_ids: Sequence[uuid.UUID], limit: int | None = None
+) -> list[asyncpg.Record]:
     """Signed batches with whether their stored body still hashes to the recorded SHA-256 (the first
     ``limit`` by receipt: only their bodies are hashed)."""
     return await conn.fetch(
         "SELECT id, operator_id, kid, body_sha256, encode(sha256(body), 'hex') = body_sha256 AS body_hash_ok,"
         " signature, received_at FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id"
         " LIMIT $2",
-        list(batch_ids), limit,
+        list(batch_ids),
+        limit,
     )
 
 
-async def scene_activity(conn: Conn, scene_id: uuid.UUID, since: datetime, timezone: str) -> list[asyncpg.Record]:
+async def scene_activity(
+    conn: Conn, scene_id: uuid.UUID, since: datetime, timezone: str
+) -> list[asyncpg.Record]:
     """The records made at a scene since ``since``, by month (in ``timezone``) and behaviour type."""
     return await conn.fetch(
         "SELECT to_char(started_at AT TIME ZONE $3, 'YYYY-MM') AS month, behaviour_type, count(*) AS records,"
         " coalesce(sum(reduction_g), 0)::bigint AS reduction_g, coalesce(sum(points), 0)::bigint AS points"
         " FROM behaviour_records WHERE scene_id = $1 AND started_at >= $2"
         " GROUP BY 1, 2 ORDER BY 1 DESC, 2",
-        scene_id, since, timezone,
+        scene_id,
+        since,
+        timezone,
     )
 
 
@@ -470,7 +545,10 @@ LEDGER_CHECKS: list[tuple[str, str]] = [
         "SELECT DISTINCT e.user_id::text FROM ledger_entries e"
         " LEFT JOIN point_accounts a ON a.user_id = e.user_id WHERE a.user_id IS NULL",
     ),
-    ("no lot is negative or over-full", "SELECT id, remaining, credited FROM point_lots WHERE remaining < 0 OR remaining > credited"),
+    (
+        "no lot is negative or over-full",
+        "SELECT id, remaining, credited FROM point_lots WHERE remaining < 0 OR remaining > credited",
+    ),
     ("no account is negative", "SELECT user_id::text, balance FROM point_accounts WHERE balance < 0"),
     (
         "each entry's balance_after follows the one before it",

@@ -80,19 +80,29 @@ async def operator_user_account(external_user_id: ExternalUserId, session: Sessi
     return await service.account(session, user_id)
 
 
-@router.get("/v1/me/account", response_model=AccountRead, summary="My balance, lifetime totals and what expires when")
+@router.get(
+    "/v1/me/account", response_model=AccountRead, summary="My balance, lifetime totals and what expires when"
+)
 async def my_account(session: Session, user: User):
     return await service.account(session, user.subject)
 
 
-@router.get("/v1/me/ledger", response_model=Page[LedgerEntryRead], responses=responses(InvalidCursor),
-            summary="My ledger entries, newest first")
+@router.get(
+    "/v1/me/ledger",
+    response_model=Page[LedgerEntryRead],
+    responses=responses(InvalidCursor),
+    summary="My ledger entries, newest first",
+)
 async def my_ledger(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
     return await service.ledger(session, user.subject, limit, cursor)
 
 
-@router.get("/v1/me/behaviours", response_model=Page[BehaviourRead], responses=responses(InvalidCursor),
-            summary="My accepted behaviours, newest first")
+@router.get(
+    "/v1/me/behaviours",
+    response_model=Page[BehaviourRead],
+    responses=responses(InvalidCursor),
+    summary="My accepted behaviours, newest first",
+)
 async def my_behaviours(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
     return await service.behaviours(session, user.subject, limit, cursor)
 

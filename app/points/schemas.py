@@ -23,14 +23,21 @@ class Evidence(BaseModel):
 class BehaviourRecordIn(BaseModel):
     """One behaviour. A record that breaks a rule is rejected alone; the rest of the batch is kept."""
 
-    record_id: Text = Field(max_length=100, description="Your id; unique per operator (a retry is `duplicate`)")
+    record_id: Text = Field(
+        max_length=100, description="Your id; unique per operator (a retry is `duplicate`)"
+    )
     external_user_id: Text = Field(max_length=100)
     type: Text = Field(
-        max_length=50, description="Behaviour type of a published methodology: metro, bus, cycling, walking, nev, own_cup …"
+        max_length=50,
+        description="Behaviour type of a published methodology: metro, bus, cycling, walking, nev, own_cup …",
     )
-    started_at: Moment = Field(description="RFC 3339 with offset; not in the future, not older than the window")
+    started_at: Moment = Field(
+        description="RFC 3339 with offset; not in the future, not older than the window"
+    )
     ended_at: Moment
-    quantity: float = Field(gt=0, le=1e9, allow_inf_nan=False, description="In the methodology's unit (km, item …)")
+    quantity: float = Field(
+        gt=0, le=1e9, allow_inf_nan=False, description="In the methodology's unit (km, item …)"
+    )
     unit: Text = Field(max_length=20)
     scene_id: uuid.UUID | None = Field(default=None, description="An approved scene recording this type")
     evidence: Evidence
@@ -76,7 +83,9 @@ class AccountRead(BaseModel):
     balance: int = Field(description="Points usable now")
     lifetime_points: int
     lifetime_reduction_g: int
-    expiring: list[Expiring] = Field(description="The whole balance by expiry, soonest first; adds up to `balance`")
+    expiring: list[Expiring] = Field(
+        description="The whole balance by expiry, soonest first; adds up to `balance`"
+    )
 
 
 class LedgerEntryRead(BaseModel):

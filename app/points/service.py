@@ -120,7 +120,9 @@ async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:
     """Balance usable now (lots not yet expired), broken down by expiry, soonest first."""
     conn = await db.raw_connection(session)
     totals = await repo.account_totals(conn, user_id)
-    expiring = [Expiring(r["expires_at"], r["points"]) for r in await repo.usable_lots(conn, user_id, clock.now())]
+    expiring = [
+        Expiring(r["expires_at"], r["points"]) for r in await repo.usable_lots(conn, user_id, clock.now())
+    ]
     return Account(
         user_id=user_id,
         balance=sum(e.points for e in expiring),
@@ -133,16 +135,28 @@ async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:
 async def ledger(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
     """A page of the person's entries (:class:`Entry`), newest first."""
     after = decode_cursor(cursor, int)
-    rows = await repo.entries(await db.raw_connection(session), user_id, after[0] if after else None, limit + 1)
+    rows = await repo.entries(
+        await db.raw_connection(session), user_id, after[0] if after else None, limit + 1
+    )
     items = [
-        Entry(r["id"], EntryKind(r["kind"]), r["amount"], r["balance_after"], r["ref_type"], r["ref_id"], r["memo"],
-              r["created_at"])
+        Entry(
+            r["id"],
+            EntryKind(r["kind"]),
+            r["amount"],
+            r["balance_after"],
+            r["ref_type"],
+            r["ref_id"],
+            r["memo"],
+            r["created_at"],
+        )
         for r in rows
     ]
     return page(items, limit, lambda e: [e.id])
 
 
-async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+async def behaviours(
+    session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None
+) -> dict[str, Any]:
     """A page of the person's accepted behaviours (:class:`Behaviour`), latest first."""
     after = decode_cursor(cursor, datetime, int)
     rows = await repo.records(await db.raw_connection(session), user_id, after, limit + 1)
@@ -153,9 +167,20 @@ async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, curs
     )
     items = [
         Behaviour(
-            r["id"], r["record_id"], r["operator_id"], r["behaviour_type"], r["started_at"], r["ended_at"],
-            r["quantity"], r["counted_quantity"], r["unit"], r["scene_id"], r["reduction_g"], r["points"],
-            CapCode(r["code"]) if r["code"] else None, labels.methodologies[r["methodology_version_id"]],
+            r["id"],
+            r["record_id"],
+            r["operator_id"],
+            r["behaviour_type"],
+            r["started_at"],
+            r["ended_at"],
+            r["quantity"],
+            r["counted_quantity"],
+            r["unit"],
+            r["scene_id"],
+            r["reduction_g"],
+            r["points"],
+            CapCode(r["code"]) if r["code"] else None,
+            labels.methodologies[r["methodology_version_id"]],
             labels.rules[r["rule_version_id"]],
         )
         for r in rows
@@ -167,8 +192,14 @@ async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, curs
 
 
 async def _debit(
-    conn: repo.Conn, user_id: uuid.UUID, points: int, kind: EntryKind, ref_type: str, ref_id: str,
-    memo: str | None, now: datetime,
+    conn: repo.Conn,
+    user_id: uuid.UUID,
+    points: int,
+    kind: EntryKind,
+    ref_type: str,
+    ref_id: str,
+    memo: str | None,
+    now: datetime,
 ) -> Spend:
     """Take ``points`` from the soonest-expiring unexpired lots: lock the account, then one statement.
 
@@ -176,7 +207,9 @@ async def _debit(
     person's lots (all writers lock the account first). Not enough points: nothing is changed.
     """
     balance = await repo.lock_balance(conn, user_id) or 0
-    if balance < points:  # the balance may still count lots expired but not yet swept: a bound, not the answer
+    if (
+        balance < points
+    ):  # the balance may still count lots expired but not yet swept: a bound, not the answer
         raise InsufficientPoints(f"{points} points needed")
     entry_id = await repo.debit(conn, user_id, points, kind, balance - points, ref_type, ref_id, memo, now)
     if entry_id is None:
@@ -185,7 +218,13 @@ async def _debit(
 
 
 async def spend(
-    session: AsyncSession, user_id: uuid.UUID, points: int, *, ref_type: str, ref_id: str, memo: str | None = None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    points: int,
+    *,
+    ref_type: str,
+    ref_id: str,
+    memo: str | None = None,
 ) -> Spend:
     """The person's own redemption: a ``redeem`` entry. Raises ``insufficient_points``."""
     if not isinstance(points, int) or points <= 0:
@@ -193,7 +232,11 @@ async def spend(
     conn = await db.raw_connection(session)
     result = await _debit(conn, user_id, points, EntryKind.redeem, ref_type, ref_id, memo, clock.now())
     audit.record(
-        session, actor=f"user:{user_id}", action="points.redeemed", subject_type="user", subject_id=user_id,
+        session,
+        actor=f"user:{user_id}",
+        action="points.redeemed",
+        subject_type="user",
+        subject_id=user_id,
         data={"points": points, "ref_type": ref_type, "ref_id": ref_id, "entry_id": result.entry_id},
     )
     return result
@@ -214,8 +257,15 @@ async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, r
         raise EntryNotFound()
     user_id, points, balance = spent["user_id"], -spent["amount"], spent["balance"]
     lots = await repo.refund(
-        conn, spend_entry_id, user_id, points, balance + points, ref_type, ref_id,
-        f"refund of entry {spend_entry_id}", now,
+        conn,
+        spend_entry_id,
+        user_id,
+        points,
+        balance + points,
+        ref_type,
+        ref_id,
+        f"refund of entry {spend_entry_id}",
+        now,
     )
     balance += points
     expired = [(r["id"], r["amount"]) for r in lots if r["expires_at"] <= now]
@@ -224,13 +274,24 @@ async def refund(session: AsyncSession, spend_entry_id: int, *, ref_type: str, r
         await repo.expire_shares(conn, user_id, expired, balance, now, ref_type, ref_id)
         balance -= expired_points
     audit.record(
-        session, actor="platform", action="points.refunded", subject_type="user", subject_id=user_id,
-        data={"points": points, "expired_at_once": expired_points, "of_entry": spend_entry_id, "ref_id": ref_id},
+        session,
+        actor="platform",
+        action="points.refunded",
+        subject_type="user",
+        subject_id=user_id,
+        data={
+            "points": points,
+            "expired_at_once": expired_points,
+            "of_entry": spend_entry_id,
+            "ref_id": ref_id,
+        },
     )
     return Refund(points, expired_points, balance)
 
 
-async def clawback(session: AsyncSession, authority: Principal, user_id: uuid.UUID, points: int, reason: str) -> Spend:
+async def clawback(
+    session: AsyncSession, authority: Principal, user_id: uuid.UUID, points: int, reason: str
+) -> Spend:
     """The authority's recorded clawback (fraud): a ``clawback`` entry, soonest-expiring lots first."""
     if points <= 0:
         raise InvalidAmount()
@@ -241,13 +302,19 @@ async def clawback(session: AsyncSession, authority: Principal, user_id: uuid.UU
         conn, user_id, points, EntryKind.clawback, "clawback", str(uuid.uuid4()), reason, clock.now()
     )
     audit.record(
-        session, actor=authority.actor, action="points.clawback", subject_type="user", subject_id=user_id,
+        session,
+        actor=authority.actor,
+        action="points.clawback",
+        subject_type="user",
+        subject_id=user_id,
         data={"points": points, "reason": reason, "entry_id": result.entry_id},
     )
     return result
 
 
-async def expire_due(session: AsyncSession, *, now: datetime | None = None, max_accounts: int = 5000) -> Expiry:
+async def expire_due(
+    session: AsyncSession, *, now: datetime | None = None, max_accounts: int = 5000
+) -> Expiry:
     """Expire every lot whose time has come, for up to ``max_accounts`` people: set-based.
 
     One ``expire`` entry per person with allocations per lot. Accounts are locked in ``user_id``
@@ -261,7 +328,11 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None, max_
     await repo.lock_existing_accounts(conn, users)
     points = await repo.expire_lots(conn, users, now)
     audit.record(
-        session, actor="platform", action="points.expired", subject_type="expiry", subject_id=now.isoformat(),
+        session,
+        actor="platform",
+        action="points.expired",
+        subject_type="expiry",
+        subject_id=now.isoformat(),
         data={"accounts": len(users), "points": points},
     )
     return Expiry(len(users), points)
@@ -303,7 +374,10 @@ def _facts(rows: list[Any]) -> list[RecordFacts]:
 
 
 async def records_of_period(
-    session: AsyncSession, operator_id: uuid.UUID, methodology_version_ids: Sequence[uuid.UUID], start: datetime,
+    session: AsyncSession,
+    operator_id: uuid.UUID,
+    methodology_version_ids: Sequence[uuid.UUID],
+    start: datetime,
     end: datetime,
 ) -> list[RecordFacts]:
     """The records of a period: the operator's, computed by these methodology versions, started in
@@ -397,7 +471,8 @@ async def platform_days(session: AsyncSession, first: date, last: date) -> list[
     """Every day from ``first`` to ``last`` (the platform's time zone), days without anything as zeros."""
     rows = await repo.platform_days(await db.raw_connection(session), first, last, get_settings().timezone)
     return [
-        DailyTotals(r["day"], r["behaviours"], r["reduction_g"], r["earned"], r["spent"], r["expired"]) for r in rows
+        DailyTotals(r["day"], r["behaviours"], r["reduction_g"], r["earned"], r["spent"], r["expired"])
+        for r in rows
     ]
 
 

@@ -19,8 +19,12 @@ from app.organizations import service as org_service
 from app.points import service as points_service
 
 router = APIRouter(prefix="/v1/public", route_class=CommitRoute, tags=["public"], dependencies=[Public])
-KINDS = {"operators": "operator", "merchants": "merchant", "scene-operators": "scene_operator",
-         "verifiers": "verifier"}
+KINDS = {
+    "operators": "operator",
+    "merchants": "merchant",
+    "scene-operators": "scene_operator",
+    "verifiers": "verifier",
+}
 
 
 class PublicOrganization(BaseModel):
@@ -47,15 +51,25 @@ def _list_route(path: str, kind: str) -> None:
         result = await org_service.public_list(session, kind, limit, cursor)
         return {
             "items": [
-                {"id": o.id, "kind": o.kind, "name": o.name, "credit_code": o.credit_code, "approved_at": o.decided_at}
+                {
+                    "id": o.id,
+                    "kind": o.kind,
+                    "name": o.name,
+                    "credit_code": o.credit_code,
+                    "approved_at": o.decided_at,
+                }
                 for o in result["items"]
             ],
             "next_cursor": result["next_cursor"],
         }
 
     router.add_api_route(
-        f"/{path}", public_organizations, methods=["GET"], response_model=Page[PublicOrganization],
-        responses=responses(InvalidCursor), name=f"public_{path.replace('-', '_')}",
+        f"/{path}",
+        public_organizations,
+        methods=["GET"],
+        response_model=Page[PublicOrganization],
+        responses=responses(InvalidCursor),
+        name=f"public_{path.replace('-', '_')}",
         summary=f"Registered {path.replace('-', ' ')} (approved), by name",
     )
 
@@ -64,8 +78,11 @@ for _path, _kind in KINDS.items():
     _list_route(_path, _kind)
 
 
-@router.get("/totals", response_model=Totals, summary="Platform-wide totals: people, behaviours, grams, points")
+@router.get(
+    "/totals", response_model=Totals, summary="Platform-wide totals: people, behaviours, grams, points"
+)
 async def totals(session: Session) -> dict:
-    return {"organisations": await org_service.count_approved(session), **asdict(await points_service.platform_totals(session))}
-
-
+    return {
+        "organisations": await org_service.count_approved(session),
+        **asdict(await points_service.platform_totals(session)),
+    }

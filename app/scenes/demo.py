@@ -81,7 +81,10 @@ async def load(session: AsyncSession) -> list[str]:
         return ["scenes: demo scenes already there — GET /v1/public/scenes"]
     authority = await demo_authority(session)
     org, operator = await approved_org(
-        session, kind="scene_operator", name="Shenzhen Green Venues Co., Ltd", credit_code=OPERATOR_CREDIT_CODE,
+        session,
+        kind="scene_operator",
+        name="Shenzhen Green Venues Co., Ltd",
+        credit_code=OPERATOR_CREDIT_CODE,
         admin=OPERATOR,
     )
 

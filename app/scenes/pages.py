@@ -37,7 +37,11 @@ Operator = Annotated[Viewer, Depends(require_viewer("scene_operator"))]
 CATEGORIES = (
     ("business_premises", N_("Business premises"), N_("A shop, café, restaurant or other business.")),
     ("public_place", N_("Public place"), N_("A park, station, square or other place open to all.")),
-    ("public_institution", N_("Public institution"), N_("A government office, school, hospital or canteen of one.")),
+    (
+        "public_institution",
+        N_("Public institution"),
+        N_("A government office, school, hospital or canteen of one."),
+    ),
 )
 DISTRICTS = (  # Shenzhen's county-level divisions, offered as suggestions
     ("440303", N_("Luohu")),

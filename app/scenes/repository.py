@@ -288,4 +288,6 @@ async def next_label_number(session: AsyncSession) -> int:
 
 async def scene_states(conn: db.Conn, scene_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
     """Status and recorded behaviour types of these scenes, on the ingestion transaction's connection."""
-    return await conn.fetch("SELECT id, status, behaviour_types FROM scenes WHERE id = ANY($1::uuid[])", scene_ids)
+    return await conn.fetch(
+        "SELECT id, status, behaviour_types FROM scenes WHERE id = ANY($1::uuid[])", scene_ids
+    )

@@ -24,11 +24,17 @@ class Entrustment(SQLModel, table=True):
     __tablename__ = "entrustments"
     __table_args__ = (
         sa.Index(
-            "uq_entrustments_operator_external_live", "operator_id", "external_user_id", unique=True,
+            "uq_entrustments_operator_external_live",
+            "operator_id",
+            "external_user_id",
+            unique=True,
             postgresql_where=sa.text("withdrawn_at IS NULL"),
         ),
         sa.Index(
-            "uq_entrustments_operator_user_live", "operator_id", "user_id", unique=True,
+            "uq_entrustments_operator_user_live",
+            "operator_id",
+            "user_id",
+            unique=True,
             postgresql_where=sa.text("withdrawn_at IS NULL"),
         ),
         sa.Index("ix_entrustments_user", "user_id"),

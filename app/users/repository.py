@@ -147,14 +147,17 @@ async def standing(conn: Conn, user_id: uuid.UUID, operator_id: uuid.UUID | None
 # ---- what other domains ask (points) ---------------------------------------------------------------------
 
 
-async def live_entrustments(conn: Conn, operator_id: uuid.UUID, external_ids: list[str]) -> list[asyncpg.Record]:
+async def live_entrustments(
+    conn: Conn, operator_id: uuid.UUID, external_ids: list[str]
+) -> list[asyncpg.Record]:
     """The operator's live entrustments (at most one per external id) under these external ids: batch
     ingestion's first read, on its transaction's connection."""
     return await conn.fetch(
         "SELECT external_user_id, user_id, accepted_at FROM entrustments"
         " JOIN json_array_elements_text($2::json) AS x(id) ON external_user_id = x.id"
         " WHERE operator_id = $1 AND withdrawn_at IS NULL",
-        operator_id, orjson.dumps(external_ids).decode(),
+        operator_id,
+        orjson.dumps(external_ids).decode(),
     )
 
 
@@ -227,16 +230,25 @@ async def confirm(session: AsyncSession, entrustment_id: int, agreement_version:
 
 
 async def insert_confirmed_entrustment(
-    session: AsyncSession, operator_id: uuid.UUID, user_id: uuid.UUID, external_user_id: str,
-    agreement_version: str, now: datetime,
+    session: AsyncSession,
+    operator_id: uuid.UUID,
+    user_id: uuid.UUID,
+    external_user_id: str,
+    agreement_version: str,
+    now: datetime,
 ) -> int | None:
     """A live entrustment the person confirmed; its id, or None when the external id is taken."""
     statement = (
         insert(Entrustment)
         .values(
-            operator_id=operator_id, user_id=user_id, external_user_id=external_user_id,
-            agreement_version=agreement_version, accepted_at=now, created_at=now,
-            confirmed_by="person_otp", confirmed_at=now,
+            operator_id=operator_id,
+            user_id=user_id,
+            external_user_id=external_user_id,
+            agreement_version=agreement_version,
+            accepted_at=now,
+            created_at=now,
+            confirmed_by="person_otp",
+            confirmed_at=now,
         )
         .on_conflict_do_nothing()
         .returning(col(Entrustment.id))

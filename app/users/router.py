@@ -23,8 +23,10 @@ router = APIRouter(route_class=CommitRoute, tags=["users"])
     "/v1/operator/users",
     response_model=Enrolment,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": Enrolment, "description": "Enrolled before with the same data: nothing changed"},
-               **responses(InvalidIdentifier, InvalidConsent, ExternalIdTaken, AlreadyEntrusted)},
+    responses={
+        200: {"model": Enrolment, "description": "Enrolled before with the same data: nothing changed"},
+        **responses(InvalidIdentifier, InvalidConsent, ExternalIdTaken, AlreadyEntrusted),
+    },
     summary="Enrol a person who entrusted you",
     description=(
         "The phone number is normalised to E.164 and replaced by a keyed hash; it is never stored. The same "

@@ -20,7 +20,9 @@ class Identifier(BaseModel):
 class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agreement_version: Annotated[Text, StringConstraints(min_length=1, max_length=50)]
-    accepted_at: Moment = Field(description="When the person accepted the entrustment agreement (with offset)")
+    accepted_at: Moment = Field(
+        description="When the person accepted the entrustment agreement (with offset)"
+    )
 
 
 class EnrolUser(BaseModel):
@@ -35,7 +37,9 @@ class Enrolment(BaseModel):
     external_user_id: str
     agreement_version: str
     accepted_at: datetime
-    created: bool = Field(description="False when this entrustment already existed (the call changed nothing)")
+    created: bool = Field(
+        description="False when this entrustment already existed (the call changed nothing)"
+    )
 
 
 class Withdrawal(BaseModel):

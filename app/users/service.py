@@ -42,8 +42,11 @@ async def enrol(session: AsyncSession, operator: Principal, data: EnrolUser) -> 
     for row in live:
         if row.external_user_id == data.external_user_id and row.user_id == user_id:
             return Enrolment(
-                user_id=user_id, external_user_id=row.external_user_id,
-                agreement_version=row.agreement_version, accepted_at=row.accepted_at, created=False,
+                user_id=user_id,
+                external_user_id=row.external_user_id,
+                agreement_version=row.agreement_version,
+                accepted_at=row.accepted_at,
+                created=False,
             )
         if row.external_user_id == data.external_user_id:
             raise ExternalIdTaken("this external_user_id is enrolled for another person; withdraw it first")
@@ -56,18 +59,30 @@ async def enrol(session: AsyncSession, operator: Principal, data: EnrolUser) -> 
             f" ({withdrawn_at.isoformat()})"
         )
     inserted = await repository.insert_entrustment(
-        session, operator.org_id, user_id, data.external_user_id, data.consent.agreement_version,
-        data.consent.accepted_at, now,
+        session,
+        operator.org_id,
+        user_id,
+        data.external_user_id,
+        data.consent.agreement_version,
+        data.consent.accepted_at,
+        now,
     )
     if not inserted:  # a concurrent enrolment of another person under this external id won
         raise ExternalIdTaken("this external_user_id was just enrolled for another person")
     audit.record(
-        session, actor=operator.actor, action="entrustment.granted", subject_type="user", subject_id=user_id,
+        session,
+        actor=operator.actor,
+        action="entrustment.granted",
+        subject_type="user",
+        subject_id=user_id,
         data={"operator_id": str(operator.org_id), "agreement_version": data.consent.agreement_version},
     )
     return Enrolment(
-        user_id=user_id, external_user_id=data.external_user_id,
-        agreement_version=data.consent.agreement_version, accepted_at=data.consent.accepted_at, created=True,
+        user_id=user_id,
+        external_user_id=data.external_user_id,
+        agreement_version=data.consent.agreement_version,
+        accepted_at=data.consent.accepted_at,
+        created=True,
     )
 
 
@@ -86,8 +101,12 @@ async def withdraw(session: AsyncSession, operator: Principal, external_user_id:
     if user_id is None:
         raise NotEntrusted()
     audit.record(
-        session, actor=operator.actor, action="entrustment.withdrawn", subject_type="user",
-        subject_id=user_id, data={"operator_id": str(operator.org_id)},
+        session,
+        actor=operator.actor,
+        action="entrustment.withdrawn",
+        subject_type="user",
+        subject_id=user_id,
+        data={"operator_id": str(operator.org_id)},
     )
     return Withdrawal(user_id=user_id, external_user_id=external_user_id, withdrawn_at=now)
 
@@ -101,7 +120,9 @@ async def delete_account(session: AsyncSession, user: Principal) -> AccountDelet
     """Anonymise: the identity hash goes, entrustments end, the ledger and its totals stay."""
     now = clock.now()
     await repository.anonymise(session, user.subject, now)
-    audit.record(session, actor=user.actor, action="user.deleted", subject_type="user", subject_id=user.subject)
+    audit.record(
+        session, actor=user.actor, action="user.deleted", subject_type="user", subject_id=user.subject
+    )
     return AccountDeletion(user_id=user.subject, deleted_at=now)
 
 
@@ -133,7 +154,9 @@ async def live_entrustments(
     session: AsyncSession, operator_id: uuid.UUID, external_user_ids: Collection[str]
 ) -> list[LiveEntrustment]:
     """The operator's live entrustments under these external ids (one statement, for batch ingestion)."""
-    rows = await repository.live_entrustments(await db.raw_connection(session), operator_id, list(external_user_ids))
+    rows = await repository.live_entrustments(
+        await db.raw_connection(session), operator_id, list(external_user_ids)
+    )
     return [LiveEntrustment(r["external_user_id"], r["user_id"], r["accepted_at"]) for r in rows]
 
 
@@ -193,7 +216,10 @@ async def send_code(session: AsyncSession, phone: str, client_ip: str) -> CodeSe
     await repository.insert_code(
         session,
         OneTimeCode(
-            id=code_id, identity_hash=digest, code_hmac=_code_mac(code_id, code), created_at=now,
+            id=code_id,
+            identity_hash=digest,
+            code_hmac=_code_mac(code_id, code),
+            created_at=now,
             expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
         ),
     )
@@ -244,7 +270,10 @@ class ConfirmedEntrustment:
 
 
 async def confirm_entrustment(
-    session: AsyncSession, operator_id: uuid.UUID, person: bytes, agreement_version: str,
+    session: AsyncSession,
+    operator_id: uuid.UUID,
+    person: bytes,
+    agreement_version: str,
     external_user_id: str | None = None,
 ) -> ConfirmedEntrustment:
     """The person (by identity hash) confirmed with a one-time code that they entrust ``operator_id``.
@@ -270,10 +299,16 @@ async def confirm_entrustment(
             raise ExternalIdTaken("this external_user_id is enrolled for another person")
         entrustment = ConfirmedEntrustment(new_id, user_id, external, created=True)
     audit.record(
-        session, actor=f"user:{user_id}", action="entrustment.confirmed", subject_type="user", subject_id=user_id,
+        session,
+        actor=f"user:{user_id}",
+        action="entrustment.confirmed",
+        subject_type="user",
+        subject_id=user_id,
         data={
-            "operator_id": str(operator_id), "agreement_version": agreement_version,
-            "confirmed_by": Confirmation.person_otp, "created": entrustment.created,
+            "operator_id": str(operator_id),
+            "agreement_version": agreement_version,
+            "confirmed_by": Confirmation.person_otp,
+            "created": entrustment.created,
         },
     )
     return entrustment

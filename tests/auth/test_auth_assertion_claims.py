@@ -27,8 +27,11 @@ async def operator(client) -> Org:
 async def token_for(client, assertion: str):
     return await client.post(
         "/v1/auth/token",
-        data={"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-              "client_assertion": assertion},
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
     )
 
 
@@ -54,7 +57,12 @@ class TestAudience:
         assert body["detail"] == f"aud is required and must be {TOKEN_URL}"
 
     async def test_an_assertion_for_another_endpoint_is_refused(self, client, operator):
-        for aud in ("https://elsewhere/v1/auth/token", "http://test/v1/auth/token/", "http://test", [TOKEN_URL + "x"]):
+        for aud in (
+            "https://elsewhere/v1/auth/token",
+            "http://test/v1/auth/token/",
+            "http://test",
+            [TOKEN_URL + "x"],
+        ):
             body = await refused(client, operator.assertion(aud=aud), "invalid_audience")
             assert body["detail"] == f"aud must be {TOKEN_URL}"
 
@@ -79,7 +87,9 @@ class TestIssuedAt:
 
     async def test_iat_in_the_future_beyond_the_skew_is_refused(self, client, operator):
         now = int(time.time())
-        body = await refused(client, operator.assertion(iat=now + 120, exp=now + 180), "assertion_not_yet_valid")
+        body = await refused(
+            client, operator.assertion(iat=now + 120, exp=now + 180), "assertion_not_yet_valid"
+        )
         assert body["detail"] == "iat is in the future (30 seconds of clock skew are allowed)"
 
     async def test_iat_within_the_skew_is_accepted(self, client, operator):
@@ -90,7 +100,9 @@ class TestIssuedAt:
 class TestNotBefore:
     async def test_nbf_in_the_future_is_refused(self, client, operator):
         now = int(time.time())
-        body = await refused(client, operator.assertion(nbf=now + 120, exp=now + 180), "assertion_not_yet_valid")
+        body = await refused(
+            client, operator.assertion(nbf=now + 120, exp=now + 180), "assertion_not_yet_valid"
+        )
         assert body["detail"] == "nbf is in the future (30 seconds of clock skew are allowed)"
 
     async def test_nbf_within_the_skew_or_past_is_accepted(self, client, operator):

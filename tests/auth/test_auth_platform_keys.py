@@ -43,8 +43,14 @@ class TestRotation:
         await rotate()
         async with db.session_scope() as session:
             active = (
-                await session.execute(sa.text("SELECT kid FROM platform_signing_keys WHERE retired_at IS NULL"))
-            ).scalars().all()
+                (
+                    await session.execute(
+                        sa.text("SELECT kid FROM platform_signing_keys WHERE retired_at IS NULL")
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert active == [keys.active().kid]
 
     async def test_a_key_rotated_by_another_process_is_picked_up(self, client, monkeypatch):
@@ -54,7 +60,8 @@ class TestRotation:
         async with db.session_scope() as session:
             row = (
                 await session.execute(
-                    sa.text("SELECT algorithm, private_pem FROM platform_signing_keys WHERE kid = :k"), {"k": new_kid}
+                    sa.text("SELECT algorithm, private_pem FROM platform_signing_keys WHERE kid = :k"),
+                    {"k": new_kid},
                 )
             ).one()
         keys._keys.pop(new_kid)  # as if the rotation happened in another process
@@ -69,7 +76,9 @@ class TestRotation:
 
     async def test_token_with_an_unknown_kid(self, client):
         claims = security.unverified_claims(await authority_token(client))
-        token = security.sign_jwt(claims, security.SigningKey("unknown", "ES256", security.generate_es256_pem(), {}))
+        token = security.sign_jwt(
+            claims, security.SigningKey("unknown", "ES256", security.generate_es256_pem(), {})
+        )
         r = await client.get("/v1/organizations?limit=1", headers=bearer(token))
         assert r.status_code == 401
         assert r.json()["code"] == "invalid_token"

@@ -33,7 +33,11 @@ def password_form(username: str, password: str) -> dict:
 
 
 def assertion_form(assertion: str) -> dict:
-    return {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
 
 
 def b64json(value: dict) -> str:
@@ -43,8 +47,12 @@ def b64json(value: dict) -> str:
 def claims_for(org: Org, **overrides) -> dict:
     now = int(time.time())
     claims = {
-        "iss": org.id, "sub": org.id, "aud": "http://test/v1/auth/token",
-        "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60,
+        "iss": org.id,
+        "sub": org.id,
+        "aud": "http://test/v1/auth/token",
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 60,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -121,7 +129,9 @@ class TestPasswordGrantEndToEnd:
 class TestPasswordGrantRefusals:
     async def test_wrong_password_and_unknown_user_look_the_same(self, client):
         org = await make_org(client, "verifier")
-        wrong = await client.post("/v1/auth/token", data=password_form(org.admin_username, "not-the-password"))
+        wrong = await client.post(
+            "/v1/auth/token", data=password_form(org.admin_username, "not-the-password")
+        )
         unknown = await client.post("/v1/auth/token", data=password_form(unique("nobody"), PASSWORD))
         for r in (wrong, unknown):
             body = assert_problem(r, 400, "invalid_grant")
@@ -149,7 +159,8 @@ class TestPasswordGrantRefusals:
         org = await make_org(client, "merchant")
         async with db.session_scope() as session:
             await session.execute(
-                sa.text("UPDATE staff_users SET disabled_at = now() WHERE username = :u"), {"u": org.admin_username}
+                sa.text("UPDATE staff_users SET disabled_at = now() WHERE username = :u"),
+                {"u": org.admin_username},
             )
         r = await client.get(f"/v1/organizations/{org.id}", headers=org.headers)
         assert_problem(r, 401, "invalid_token")
@@ -172,8 +183,13 @@ class TestBearerTokens:
 
         kid = keys.active().kid
         forged = security.sign_jwt(
-            {"iss": "carbon-points", "sub": str(uuid.uuid4()), "typ": "staff", "role": "authority",
-             "exp": int(time.time()) + 60},
+            {
+                "iss": "carbon-points",
+                "sub": str(uuid.uuid4()),
+                "typ": "staff",
+                "role": "authority",
+                "exp": int(time.time()) + 60,
+            },
             security.SigningKey(kid, "ES256", security.generate_es256_pem(), {}),
         )
         r = await client.get("/v1/organizations", headers=bearer(forged))
@@ -183,8 +199,13 @@ class TestBearerTokens:
         from app.auth import keys
 
         expired = security.sign_jwt(
-            {"iss": "carbon-points", "sub": str(uuid.uuid4()), "typ": "staff", "role": "authority",
-             "exp": int(time.time()) - 10},
+            {
+                "iss": "carbon-points",
+                "sub": str(uuid.uuid4()),
+                "typ": "staff",
+                "role": "authority",
+                "exp": int(time.time()) - 10,
+            },
             keys.active(),
         )
         r = await client.get("/v1/organizations", headers=bearer(expired))
@@ -207,7 +228,12 @@ class TestClientCredentials:
         assert token["token_type"] == "bearer"
         assert token["expires_in"] == 3600
         claims = security.unverified_claims(token["access_token"])
-        assert (claims["typ"], claims["role"], claims["sub"], claims["org"]) == ("client", "operator", org.id, org.id)
+        assert (claims["typ"], claims["role"], claims["sub"], claims["org"]) == (
+            "client",
+            "operator",
+            org.id,
+            org.id,
+        )
 
         r = await client.get(f"/v1/organizations/{org.id}", headers=bearer(token["access_token"]))
         assert r.status_code == 200, r.text
@@ -231,8 +257,11 @@ class TestClientAssertionRefusals:
         assert_problem(r, 401, "malformed_assertion")
         r = await client.post(
             "/v1/auth/token",
-            data={"grant_type": "client_credentials", "client_assertion_type": "bearer",
-                  "client_assertion": operator.assertion()},
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "bearer",
+                "client_assertion": operator.assertion(),
+            },
         )
         assert_problem(r, 401, "malformed_assertion")
 
@@ -278,7 +307,12 @@ class TestClientAssertionRefusals:
         await self.refused(client, operator.assertion(iss=123, sub=123), 401, "unknown_client")
 
     async def test_alg_none(self, client, operator):
-        token = b64json({"alg": "none", "typ": "JWT", "kid": operator.kid}) + "." + b64json(claims_for(operator)) + "."
+        token = (
+            b64json({"alg": "none", "typ": "JWT", "kid": operator.kid})
+            + "."
+            + b64json(claims_for(operator))
+            + "."
+        )
         await self.refused(client, token, 401, "algorithm_not_allowed")
 
     async def test_hs256_signed_with_the_public_key(self, client, operator):
@@ -288,23 +322,33 @@ class TestClientAssertionRefusals:
         )
         for secret in (public_pem, json.dumps(security.public_jwk_from_pem(operator.private_pem)).encode()):
             signing_input = (
-                b64json({"alg": "HS256", "typ": "JWT", "kid": operator.kid}) + "." + b64json(claims_for(operator))
+                b64json({"alg": "HS256", "typ": "JWT", "kid": operator.kid})
+                + "."
+                + b64json(claims_for(operator))
             )
             mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-            await self.refused(client, signing_input + "." + security.b64url(mac), 401, "algorithm_not_allowed")
+            await self.refused(
+                client, signing_input + "." + security.b64url(mac), 401, "algorithm_not_allowed"
+            )
 
     async def test_signed_by_another_key_under_the_registered_kid(self, client, operator):
-        impostor = Org(operator.id, "operator", "x", private_pem=security.generate_es256_pem(), kid=operator.kid)
+        impostor = Org(
+            operator.id, "operator", "x", private_pem=security.generate_es256_pem(), kid=operator.kid
+        )
         await self.refused(client, impostor.assertion(), 401, "invalid_signature")
 
     async def test_unknown_kid(self, client, operator):
-        stranger = Org(operator.id, "operator", "x", private_pem=security.generate_es256_pem(), kid="no-such-kid")
+        stranger = Org(
+            operator.id, "operator", "x", private_pem=security.generate_es256_pem(), kid="no-such-kid"
+        )
         await self.refused(client, stranger.assertion(), 401, "unknown_kid")
 
     async def test_unknown_client(self, client, operator):
         ghost = str(uuid.uuid4())
         await self.refused(client, operator.assertion(iss=ghost, sub=ghost), 401, "unknown_client")
-        await self.refused(client, operator.assertion(iss="operator-x", sub="operator-x"), 401, "unknown_client")
+        await self.refused(
+            client, operator.assertion(iss="operator-x", sub="operator-x"), 401, "unknown_client"
+        )
 
     async def test_revoked_key(self, client, operator):
         admin = await login(client, operator.admin_username)

@@ -10,5 +10,3 @@ def clock_back():
     """Tests move the clock past publicity periods; put it back after each."""
     yield
     clock.set_offset(timedelta(0))
-
-

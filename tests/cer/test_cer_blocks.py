@@ -129,15 +129,25 @@ class TestBlockArithmetic:
 
 class TestSerials:
     def test_format_and_parse(self):
-        assert blocks.format_block("CN-SZ-PHCER", 2026, Range(1, 100)) == "CN-SZ-PHCER-2026-000000001-000000100"
+        assert (
+            blocks.format_block("CN-SZ-PHCER", 2026, Range(1, 100)) == "CN-SZ-PHCER-2026-000000001-000000100"
+        )
         assert blocks.format_unit("CN-SZ-PHCER", 2026, 7) == "CN-SZ-PHCER-2026-000000007"
         assert blocks.parse("CN-SZ-PHCER", "CN-SZ-PHCER-2026-000000001-000000100") == (2026, Range(1, 100))
         assert blocks.parse("CN-SZ-PHCER", "CN-SZ-PHCER-2026-7") == (2026, Range(7, 7))
 
     @pytest.mark.parametrize(
         "serial",
-        ["CN-SH-X-2026-1", "CN-SZ-PHCER-26-1", "CN-SZ-PHCER-2026-5-3", "CN-SZ-PHCER-2026-0", "CN-SZ-PHCER-2026",
-         "CN-SZ-PHCER-2026-1-2-3", "CN-SZ-PHCER-2026-x", "CN-SZ-PHCER-2026-１"],
+        [
+            "CN-SH-X-2026-1",
+            "CN-SZ-PHCER-26-1",
+            "CN-SZ-PHCER-2026-5-3",
+            "CN-SZ-PHCER-2026-0",
+            "CN-SZ-PHCER-2026",
+            "CN-SZ-PHCER-2026-1-2-3",
+            "CN-SZ-PHCER-2026-x",
+            "CN-SZ-PHCER-2026-１",
+        ],
     )
     def test_bad_serials(self, serial):
         with pytest.raises(ValueError):
@@ -164,4 +174,8 @@ class TestCalendar:
         assert calendar.is_workday(date(2025, 10, 11), {}) is True
         assert calendar.is_trading_day(date(2025, 10, 11), {}) is False
         assert calendar.trading_days_before(date(2025, 10, 13), 4, {}) == [
-            date(2025, 10, 10), date(2025, 10, 9), date(2025, 9, 30), date(2025, 9, 29)]
+            date(2025, 10, 10),
+            date(2025, 10, 9),
+            date(2025, 9, 30),
+            date(2025, 9, 29),
+        ]

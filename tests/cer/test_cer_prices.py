@@ -6,12 +6,24 @@ from tests.factories import bearer, make_org
 
 # trading days of a window of 2025 (the package knows it): Oct 13 looks back across the National Day
 # holiday (Oct 1–8) and past the adjusted Saturday Oct 11 (a working day, but the market is shut)
-OCTOBER = [date(2025, 10, 10), date(2025, 10, 9), date(2025, 9, 30), date(2025, 9, 29), date(2025, 9, 26),
-           date(2025, 9, 25), date(2025, 9, 24), date(2025, 9, 23), date(2025, 9, 22), date(2025, 9, 19)]
+OCTOBER = [
+    date(2025, 10, 10),
+    date(2025, 10, 9),
+    date(2025, 9, 30),
+    date(2025, 9, 29),
+    date(2025, 9, 26),
+    date(2025, 9, 25),
+    date(2025, 9, 24),
+    date(2025, 9, 23),
+    date(2025, 9, 22),
+    date(2025, 9, 19),
+]
 
 
 async def record(client, authority, day: date, **price):
-    return await client.post("/v1/cer/prices", json={"date": day.isoformat(), **price}, headers=bearer(authority))
+    return await client.post(
+        "/v1/cer/prices", json={"date": day.isoformat(), **price}, headers=bearer(authority)
+    )
 
 
 class TestClosingPrices:
@@ -34,7 +46,9 @@ class TestClosingPrices:
 
     async def test_only_the_authority_records_prices(self, client):
         buyer = await make_org(client, "buyer")
-        r = await client.post("/v1/cer/prices", json={"date": "2025-11-14", "price_fen": 1}, headers=buyer.headers)
+        r = await client.post(
+            "/v1/cer/prices", json={"date": "2025-11-14", "price_fen": 1}, headers=buyer.headers
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden_role")
 
     async def test_reference_price_is_the_average_of_the_ten_previous_trading_days(self, client, authority):
@@ -43,7 +57,11 @@ class TestClosingPrices:
             r = await record(client, authority, day, price_fen=9000 + i)
             assert r.status_code == 200, r.text
         r = await client.get("/v1/cer/reference-price", params={"on": on.isoformat()})
-        assert (r.status_code, r.json()["code"], r.json()["missing"]) == (409, "not_enough_prices", ["2025-10-10"])
+        assert (r.status_code, r.json()["code"], r.json()["missing"]) == (
+            409,
+            "not_enough_prices",
+            ["2025-10-10"],
+        )
         r = await record(client, authority, OCTOBER[0], price="91.07")
         assert r.json() == {**r.json(), "date": "2025-10-10", "price_fen": 9107, "price": "91.07"}
         r = await client.get("/v1/cer/reference-price", params={"on": on.isoformat()})
@@ -70,10 +88,14 @@ class TestCalendarTable:
     async def test_the_authority_extends_the_calendar_beyond_the_package(self, client, authority):
         r = await client.get("/v1/cer/calendar", params={"from": "2031-03-03", "to": "2031-03-09"})
         assert [(d["workday"], d["source"]) for d in r.json()] == [(True, "weekend_rule")] * 5 + [
-            (False, "weekend_rule")] * 2
+            (False, "weekend_rule")
+        ] * 2
         for day, workday in (("2031-03-05", False), ("2031-03-08", True)):
-            r = await client.post("/v1/cer/calendar", json={"date": day, "workday": workday, "note": "test"},
-                                  headers=bearer(authority))
+            r = await client.post(
+                "/v1/cer/calendar",
+                json={"date": day, "workday": workday, "note": "test"},
+                headers=bearer(authority),
+            )
             assert r.status_code == 200, r.text
         r = await client.get("/v1/cer/calendar", params={"from": "2031-03-03", "to": "2031-03-09"})
         days = {d["date"]: (d["workday"], d["trading_day"], d["source"]) for d in r.json()}
@@ -85,6 +107,8 @@ class TestCalendarTable:
         r = await client.get("/v1/cer/calendar", params={"from": "2031-03-09", "to": "2031-03-03"})
         assert (r.status_code, r.json()["code"]) == (422, "invalid_range")
         start = date(2031, 1, 1)
-        r = await client.get("/v1/cer/calendar",
-                             params={"from": start.isoformat(), "to": (start + timedelta(days=400)).isoformat()})
+        r = await client.get(
+            "/v1/cer/calendar",
+            params={"from": start.isoformat(), "to": (start + timedelta(days=400)).isoformat()},
+        )
         assert r.status_code == 422

@@ -63,18 +63,34 @@ class TestAggregation:
         assert ex["cutoff_date"] == (clock.today() - timedelta(days=3)).isoformat()
         assert project["report"]["rules"]["cutoff_date"] == ex["cutoff_date"]
 
-    async def test_scene_records_outside_the_region_are_left_out(self, client, authority, settings, monkeypatch):
+    async def test_scene_records_outside_the_region_are_left_out(
+        self, client, authority, settings, monkeypatch
+    ):
         monkeypatch.setattr(settings, "region_code", "4403")
         owner = await make_owner(client, authority)
         scene_type = await make_methodology(factor="50000", max_record="100", max_day=None, category="scene")
         scene_op = await make_org(client, "scene_operator", authority=authority)
-        inside = await approved_scene(client, authority, scene_op, behaviour_types=[scene_type],
-                                      city_code="440300", district_code="440305")
-        outside = await approved_scene(client, authority, scene_op, behaviour_types=[scene_type],
-                                       city_code="310100", district_code="310104")
+        inside = await approved_scene(
+            client,
+            authority,
+            scene_op,
+            behaviour_types=[scene_type],
+            city_code="440300",
+            district_code="440305",
+        )
+        outside = await approved_scene(
+            client,
+            authority,
+            scene_op,
+            behaviour_types=[scene_type],
+            city_code="310100",
+            district_code="310104",
+        )
         await add_records(client, owner, [(3, 10.0)])  # travel: no scene, in the region
-        records = [record(owner.ext, scene_type, quantity=q, start=days_ago(n, hour), scene_id=s["id"])
-                   for n, hour, q, s in ((3, 12, 4.0, inside), (2, 12, 6.0, outside), (2, 15, 2.0, inside))]
+        records = [
+            record(owner.ext, scene_type, quantity=q, start=days_ago(n, hour), scene_id=s["id"])
+            for n, hour, q, s in ((3, 12, 4.0, inside), (2, 12, 6.0, outside), (2, 15, 2.0, inside))
+        ]
         r = await submit(client, owner.org, records)
         assert r.json()["summary"]["accepted"] == 3, r.text
         project = await create_project(client, owner, *period(), methodology_codes=[owner.code, scene_type])
@@ -106,8 +122,12 @@ class TestAggregation:
         # a tampered membership shows at once
         async with db.session_scope() as session:
             await session.execute(
-                sa.text("DELETE FROM cer_project_records WHERE record_id = (SELECT min(record_id)"
-                        " FROM cer_project_records WHERE project_id = :p)"), {"p": uuid.UUID(project["id"])})
+                sa.text(
+                    "DELETE FROM cer_project_records WHERE record_id = (SELECT min(record_id)"
+                    " FROM cer_project_records WHERE project_id = :p)"
+                ),
+                {"p": uuid.UUID(project["id"])},
+            )
         r = await client.get(f"/v1/public/cer/projects/{project['id']}/report")
         assert r.json()["match"] is False
 
@@ -117,7 +137,9 @@ class TestOneProjectPerRecord:
         owner = await make_owner(client, authority)
         await add_records(client, owner, [(4, 10.0), (2, 10.0)])
         first = await create_project(client, owner, *period(6, 3))
-        r = await client.post("/v1/cer/projects", json=project_body(owner, *period(5, 1)), headers=owner.headers)
+        r = await client.post(
+            "/v1/cer/projects", json=project_body(owner, *period(5, 1)), headers=owner.headers
+        )
         assert (r.status_code, r.json()["code"]) == (409, "overlapping_project")
         assert r.json()["projects"] == [first["id"]]
         # the period after the first one is fine
@@ -134,8 +156,12 @@ class TestOneProjectPerRecord:
             *(client.post("/v1/cer/projects", json=b, headers=owner.headers) for b in bodies * 2)
         )
         statuses = sorted((r.status_code, r.json().get("code")) for r in responses)
-        assert statuses == [(201, None), (409, "overlapping_project"), (409, "overlapping_project"),
-                            (409, "overlapping_project")]
+        assert statuses == [
+            (201, None),
+            (409, "overlapping_project"),
+            (409, "overlapping_project"),
+            (409, "overlapping_project"),
+        ]
         [created] = [r.json() for r in responses if r.status_code == 201]
         assert await members(created["id"]) == await record_ids(owner)
 
@@ -150,16 +176,33 @@ class TestOneProjectPerRecord:
             async with db.session_scope() as session:
                 now = clock.now()
                 project = CerProject(
-                    owner_org_id=owner_id, name="raw", methodology_codes=[owner.code], period_start=start,
-                    period_end=end, record_count=0, claimed_g=0, report={}, report_sha256="", exclusions={},
-                    publicity_starts_on=start, publicity_ends_on=end, created_at=now, updated_at=now,
+                    owner_org_id=owner_id,
+                    name="raw",
+                    methodology_codes=[owner.code],
+                    period_start=start,
+                    period_end=end,
+                    record_count=0,
+                    claimed_g=0,
+                    report={},
+                    report_sha256="",
+                    exclusions={},
+                    publicity_starts_on=start,
+                    publicity_ends_on=end,
+                    created_at=now,
+                    updated_at=now,
                 )
                 session.add(project)
                 await session.flush()
                 versions = await methodologies_service.versions_by_code(session, [owner.code])
                 counts = await repository.aggregate(
-                    await db.raw_connection(session), project.id, owner_id, [v.id for v in versions], days_ago(10),
-                    days_ago(0, 0), days_ago(400), "",
+                    await db.raw_connection(session),
+                    project.id,
+                    owner_id,
+                    [v.id for v in versions],
+                    days_ago(10),
+                    days_ago(0, 0),
+                    days_ago(400),
+                    "",
                 )
                 await asyncio.sleep(0.05)  # hold the transaction open while the other one runs
                 return project.id, counts
@@ -181,7 +224,9 @@ class TestOneProjectPerRecord:
                 pass
         async with db.session_scope() as session:  # the raw projects have no report: they leave no trace
             ids = [pid for pid, _ in results]
-            await session.execute(sa.text("DELETE FROM cer_project_records WHERE project_id = ANY(:ids)"), {"ids": ids})
+            await session.execute(
+                sa.text("DELETE FROM cer_project_records WHERE project_id = ANY(:ids)"), {"ids": ids}
+            )
             await session.execute(sa.text("DELETE FROM cer_projects WHERE id = ANY(:ids)"), {"ids": ids})
 
 
@@ -191,14 +236,26 @@ class TestCreationRefusals:
         await add_records(client, owner, [(3, 10.0)])
         today = clock.today()
         cases = [
-            (project_body(owner, today - timedelta(days=2), today - timedelta(days=3)), 422, "invalid_period"),
+            (
+                project_body(owner, today - timedelta(days=2), today - timedelta(days=3)),
+                422,
+                "invalid_period",
+            ),
             (project_body(owner, today - timedelta(days=3), today), 422, "invalid_period"),
             (project_body(owner, *period(), methodology_codes=["no-such-code"]), 422, "unknown_methodology"),
-            (project_body(owner, *period(), compiled_by_org_id=str(uuid.uuid4())), 422, "unknown_organization"),
+            (
+                project_body(owner, *period(), compiled_by_org_id=str(uuid.uuid4())),
+                422,
+                "unknown_organization",
+            ),
             (project_body(owner, *period(60, 50)), 409, "no_eligible_records"),
             ({**project_body(owner, *period()), "methodology_codes": []}, 422, "validation_error"),
             (project_body(owner, *period(), name="nul\x00byte"), 422, "validation_error"),
-            (project_body(owner, date(1999, 12, 31), today - timedelta(days=1)), 422, "validation_error"),  # a Day
+            (
+                project_body(owner, date(1999, 12, 31), today - timedelta(days=1)),
+                422,
+                "validation_error",
+            ),  # a Day
         ]
         for body, status, code in cases:
             r = await client.post("/v1/cer/projects", json=body, headers=owner.headers)
@@ -220,19 +277,26 @@ class TestVerificationAndReview:
         project = await create_project(client, owner, *period())
         pid, auth = project["id"], bearer(authority)
         checker = await verifier(client, authority)
-        r = await client.post(f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": checker.id}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": checker.id}, headers=auth
+        )
         assert (r.status_code, r.json()["code"]) == (409, "invalid_project_state")
         after_publicity(project)
         r = await client.post(f"/v1/cer/projects/{pid}/submit", headers=owner.headers)
         assert r.status_code == 200, r.text
         stranger = await verifier(client, authority)
-        r = await client.post(f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": checker.id}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": checker.id}, headers=auth
+        )
         assert r.status_code == 200
         body = {"verified_g": 100, "statement": "ok"}
         r = await client.post(f"/v1/cer/projects/{pid}/verification", json=body, headers=stranger.headers)
         assert (r.status_code, r.json()["code"]) == (404, "project_not_found")
-        r = await client.post(f"/v1/cer/projects/{pid}/verification",
-                              json={**body, "documents": ["ftp://x"]}, headers=checker.headers)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verification",
+            json={**body, "documents": ["ftp://x"]},
+            headers=checker.headers,
+        )
         assert (r.status_code, r.json()["code"]) == (422, "invalid_document_link")
         r = await client.get(f"/v1/cer/projects/{pid}", headers=checker.headers)
         assert (r.json()["status"], r.json()["verified_g"]) == ("verification", None)
@@ -242,15 +306,25 @@ class TestVerificationAndReview:
         await add_records(client, owner, [(3, 10.0)])
         project = await create_project(client, owner, *period())
         await to_verified(client, authority, owner, project)
-        r = await client.post("/v1/reviews", headers=bearer(authority),
-                              json={"subject_type": "cer_project", "subject_id": project["id"], "field": "verification",
-                                    "size": 1})
+        r = await client.post(
+            "/v1/reviews",
+            headers=bearer(authority),
+            json={
+                "subject_type": "cer_project",
+                "subject_id": project["id"],
+                "field": "verification",
+                "size": 1,
+            },
+        )
         assert (r.status_code, r.json()["code"]) == (422, "subject_managed_elsewhere")
         await review(client, authority, project["id"], "fail")
         r = await client.get(f"/v1/cer/projects/{project['id']}", headers=owner.headers)
         assert (r.json()["status"], r.json()["decision_reason"]) == ("rejected", "checked")
-        r = await client.post(f"/v1/cer/projects/{project['id']}/filing", json={"outcome": "filed", "reason": "x"},
-                              headers=bearer(authority))
+        r = await client.post(
+            f"/v1/cer/projects/{project['id']}/filing",
+            json={"outcome": "filed", "reason": "x"},
+            headers=bearer(authority),
+        )
         assert (r.status_code, r.json()["code"]) == (409, "invalid_project_state")
         r = await client.post(f"/v1/cer/projects/{project['id']}/issue", headers=bearer(authority))
         assert (r.status_code, r.json()["code"]) == (409, "not_filed")

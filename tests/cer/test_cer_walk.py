@@ -25,7 +25,9 @@ from tests.factories_cer import (
 def qr_modules(pdf: bytes) -> set[tuple[int, int]]:
     """The dark modules of the QR code drawn on the certificate, as (row, column) from its top-left."""
     data = PdfReader(io.BytesIO(pdf)).pages[0].get_contents().get_data()
-    squares = [tuple(float(v) for v in m) for m in re.findall(rb"([\d.]+) ([\d.]+) ([\d.]+) [\d.]+ re f", data)]
+    squares = [
+        tuple(float(v) for v in m) for m in re.findall(rb"([\d.]+) ([\d.]+) ([\d.]+) [\d.]+ re f", data)
+    ]
     cell = squares[0][2]
     left, top = min(x for x, _, _ in squares), max(y for _, y, _ in squares)
     return {(round((top - y) / cell), round((x - left) / cell)) for x, y, _ in squares}
@@ -63,7 +65,11 @@ class TestProjectToCertificate:
         assert project["report"]["totals"] == {"records": 3, "reduction_g": 3_300_000, "users": 1}
         [version] = project["report"]["by_methodology_version"]
         assert (version["code"], version["version"], version["records"], version["reduction_g"]) == (
-            owner.code, 1, 3, 3_300_000)
+            owner.code,
+            1,
+            3,
+            3_300_000,
+        )
         assert sum(m["reduction_g"] for m in project["report"]["by_month"]) == 3_300_000
         assert project["report_sha256"] == canonical_sha256(project["report"])
         assert project["exclusions"]["included"] == 3
@@ -71,8 +77,10 @@ class TestProjectToCertificate:
         # public during publicity; anyone may object
         r = await client.get("/v1/public/cer/projects", params={"owner_org_id": owner.org.id})
         assert [(p["id"], p["publicity"]) for p in r.json()["items"]] == [(pid, "in_progress")]
-        r = await client.post(f"/v1/public/cer/projects/{pid}/objections",
-                              json={"name": "A neighbour", "contact": "n@example.org", "text": "Counted twice?"})
+        r = await client.post(
+            f"/v1/public/cer/projects/{pid}/objections",
+            json={"name": "A neighbour", "contact": "n@example.org", "text": "Counted twice?"},
+        )
         assert r.status_code == 201, r.text
         objection = r.json()
         assert objection["contact"] is None
@@ -89,42 +97,61 @@ class TestProjectToCertificate:
         assert (r.status_code, r.json()["code"]) == (409, "objections_unanswered")
         r = await client.get(f"/v1/cer/projects/{pid}/objections", headers=owner.headers)
         assert [o["contact"] for o in r.json()] == ["n@example.org"]
-        r = await client.post(f"/v1/cer/projects/{pid}/objections/{objection['id']}/answer",
-                              json={"answer": "Each record is in one project only."}, headers=owner.headers)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/objections/{objection['id']}/answer",
+            json={"answer": "Each record is in one project only."},
+            headers=owner.headers,
+        )
         assert r.status_code == 200, r.text
-        r = await client.post(f"/v1/cer/projects/{pid}/objections/{objection['id']}/answer",
-                              json={"answer": "again"}, headers=owner.headers)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/objections/{objection['id']}/answer",
+            json={"answer": "again"},
+            headers=owner.headers,
+        )
         assert (r.status_code, r.json()["code"]) == (409, "objection_already_answered")
         r = await client.post(f"/v1/cer/projects/{pid}/submit", headers=owner.headers)
         assert r.status_code == 200 and r.json()["status"] == "submitted", r.text
 
         # verification: never the compiler, never the owner
-        r = await client.post(f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": compiler.id}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": compiler.id}, headers=auth
+        )
         assert (r.status_code, r.json()["code"]) == (409, "self_verification")
-        r = await client.post(f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": owner.org.id}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": owner.org.id}, headers=auth
+        )
         assert (r.status_code, r.json()["code"]) == (422, "not_a_verifier")
         checker = await verifier(client, authority)
-        r = await client.post(f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": checker.id}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verifier", json={"verifier_org_id": checker.id}, headers=auth
+        )
         assert r.json()["status"] == "verification", r.text
         body = {"verified_g": 3_300_001, "statement": "checked", "documents": ["https://v.example/r.pdf"]}
         r = await client.post(f"/v1/cer/projects/{pid}/verification", json=body, headers=checker.headers)
         assert (r.status_code, r.json()["code"]) == (422, "verified_exceeds_claimed")
         r = await client.post(f"/v1/cer/projects/{pid}/verification", json=body, headers=compiler.headers)
         assert (r.status_code, r.json()["code"]) == (404, "project_not_found")
-        r = await client.post(f"/v1/cer/projects/{pid}/verification", json={**body, "verified_g": 3_250_000},
-                              headers=checker.headers)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/verification",
+            json={**body, "verified_g": 3_250_000},
+            headers=checker.headers,
+        )
         assert r.json()["status"] == "verified" and r.json()["verified_g"] == 3_250_000, r.text
 
         # issuing before filing, filing before the review passed
         r = await client.post(f"/v1/cer/projects/{pid}/issue", headers=auth)
         assert (r.status_code, r.json()["code"]) == (409, "not_filed")
-        r = await client.post(f"/v1/cer/projects/{pid}/filing", json={"outcome": "filed", "reason": "ok"}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/filing", json={"outcome": "filed", "reason": "ok"}, headers=auth
+        )
         assert (r.status_code, r.json()["code"]) == (409, "review_not_passed")
         panel = await review(client, authority, pid)
         assert panel["field"] == "verification" and panel["outcome"] == "pass"
         r = await client.get(f"/v1/cer/projects/{pid}", headers=auth)
         assert r.json()["status"] == "reviewed"
-        r = await client.post(f"/v1/cer/projects/{pid}/filing", json={"outcome": "filed", "reason": "ok"}, headers=auth)
+        r = await client.post(
+            f"/v1/cer/projects/{pid}/filing", json={"outcome": "filed", "reason": "ok"}, headers=auth
+        )
         assert r.json()["status"] == "filed", r.text
 
         # issuance: 3 t, 250 kg carried forward
@@ -144,18 +171,24 @@ class TestProjectToCertificate:
 
         # a trade settled on an exchange: 2 t to a buyer, who retires 1 t for an event
         buyer = await make_org(client, "buyer", authority=authority)
-        r = await client.post("/v1/cer/transfers", json={"to_org_id": buyer.id, "tonnes": 2, "exchange": "SZ CEEX",
-                                                         "trade_ref": "T-1"}, headers=owner.headers)
+        r = await client.post(
+            "/v1/cer/transfers",
+            json={"to_org_id": buyer.id, "tonnes": 2, "exchange": "SZ CEEX", "trade_ref": "T-1"},
+            headers=owner.headers,
+        )
         assert r.status_code == 201, r.text
         assert r.json()["serials"] == [f"CN-SZ-PHCER-{end.year}-{first:09d}-{first + 1:09d}"]
-        r = await client.post("/v1/cer/retirements", json={"tonnes": 1, "purpose": "neutral event"},
-                              headers=buyer.headers)
+        r = await client.post(
+            "/v1/cer/retirements", json={"tonnes": 1, "purpose": "neutral event"}, headers=buyer.headers
+        )
         assert (r.status_code, r.json()["code"]) == (422, "beneficiary_required")
         r = await client.post(
             "/v1/cer/retirements",
-            json={"serials": [f"CN-SZ-PHCER-{end.year}-{first + 1:09d}"],
-                  "beneficiary": {"kind": "event", "name": "深圳马拉松 2026"},
-                  "purpose": "Carbon neutrality of the 2026 Shenzhen marathon"},
+            json={
+                "serials": [f"CN-SZ-PHCER-{end.year}-{first + 1:09d}"],
+                "beneficiary": {"kind": "event", "name": "深圳马拉松 2026"},
+                "purpose": "Carbon neutrality of the 2026 Shenzhen marathon",
+            },
             headers=buyer.headers,
         )
         assert r.status_code == 201, r.text
@@ -172,7 +205,10 @@ class TestProjectToCertificate:
         assert cert["content_sha256"] == canonical_sha256(cert["content"]) == retirement["content_sha256"]
         content = cert["content"]
         assert (content["tonnes"], content["beneficiary"]["name"], content["purpose"]) == (
-            1, "深圳马拉松 2026", "Carbon neutrality of the 2026 Shenzhen marathon")
+            1,
+            "深圳马拉松 2026",
+            "Carbon neutrality of the 2026 Shenzhen marathon",
+        )
         assert content["projects"][0]["id"] == pid
         assert content["projects"][0]["methodologies"] == [f"{owner.code}@1"]
         assert content["verification_url"] == f"http://test/certificates/{number}"  # the public page
@@ -188,13 +224,18 @@ class TestProjectToCertificate:
         assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found")
 
         # the retired unit never moves again
-        r = await client.post("/v1/cer/transfers", json={"to_org_id": owner.org.id,
-                                                         "serials": retirement["serials"]}, headers=buyer.headers)
+        r = await client.post(
+            "/v1/cer/transfers",
+            json={"to_org_id": owner.org.id, "serials": retirement["serials"]},
+            headers=buyer.headers,
+        )
         assert (r.status_code, r.json()["code"]) == (409, "units_retired")
         buyer_account = await account(client, buyer.headers)
         assert (buyer_account["held_tonnes"], buyer_account["retired_tonnes"]) == (1, 1)
         assert [(b["status"], b["certificate_number"]) for b in buyer_account["blocks"]] == [
-            ("held", None), ("retired", number)]
+            ("held", None),
+            ("retired", number),
+        ]
 
         # disclosure
         r = await client.get("/v1/public/cer/retirements")
@@ -203,4 +244,7 @@ class TestProjectToCertificate:
         assert issuance["id"] in [x["id"] for x in r.json()["items"]]
         r = await client.get("/v1/public/cer/totals")
         totals = r.json()
-        assert totals["issued_tonnes"] == totals["held_tonnes"] + totals["retired_tonnes"] + totals["revoked_tonnes"]
+        assert (
+            totals["issued_tonnes"]
+            == totals["held_tonnes"] + totals["retired_tonnes"] + totals["revoked_tonnes"]
+        )

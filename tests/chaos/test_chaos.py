@@ -22,14 +22,32 @@ async def test_nothing_is_lost_or_doubled_through_kills_and_terminated_backends(
     server = ChaosServer(servers.database_url, servers.redis_url)
     await asyncio.to_thread(server.start)
     try:
-        run = Chaos(server, servers.database_url, authority, people=12, duration=10, kills=KILLS,
-                    terminations=TERMINATIONS, seed=20261122, run_job=voucher_expiry_in_two_days)
+        run = Chaos(
+            server,
+            servers.database_url,
+            authority,
+            people=12,
+            duration=10,
+            kills=KILLS,
+            terminations=TERMINATIONS,
+            seed=20261122,
+            run_job=voucher_expiry_in_two_days,
+        )
         report = await run.run()
     finally:
         await asyncio.to_thread(server.stop)
     with capsys.disabled():
-        print(json.dumps({"chaos_short": {**report["chaos"], **report["traffic"],
-                                          "violations": len(report["violations"])}}))
+        print(
+            json.dumps(
+                {
+                    "chaos_short": {
+                        **report["chaos"],
+                        **report["traffic"],
+                        "violations": len(report["violations"]),
+                    }
+                }
+            )
+        )
     assert report["violations"] == []
     assert report["chaos"]["server_kills_survived"] == KILLS
     assert report["chaos"]["backend_terminations"] == TERMINATIONS

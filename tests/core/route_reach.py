@@ -156,14 +156,25 @@ class Reader:
             if node.value.id not in site.bound:
                 return None
             classes, body = site.bound[node.value.id]
-            translated = [r for r in self.escaping_from(body, tuple(binding.items()), active) if _caught(r.error, classes)]
+            translated = [
+                r
+                for r in self.escaping_from(body, tuple(binding.items()), active)
+                if _caught(r.error, classes)
+            ]
             return set().union(*(r.codes for r in translated))
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                and isinstance(mapping := walker.resolve(node.func.value), dict) and len(node.args) == 2):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and isinstance(mapping := walker.resolve(node.func.value), dict)
+            and len(node.args) == 2
+        ):
             fallback = self.codes(site, node.args[1], binding, active)
             if fallback is None:
                 return None
-            if ast.dump(node.args[0]) == ast.dump(node.args[1]):  # .get(code, code): the unmapped ones pass through
+            if ast.dump(node.args[0]) == ast.dump(
+                node.args[1]
+            ):  # .get(code, code): the unmapped ones pass through
                 fallback -= set(mapping)
             return set(mapping.values()) | fallback
         if isinstance(node, ast.Name) and node.id in walker.parameters:
@@ -255,8 +266,14 @@ def _parse_file(path: Path) -> ast.Module:
 class _Walker:
     """Reads the statements of one function into a summary, knowing which errors each place catches."""
 
-    def __init__(self, reader: Reader, namespace: dict[str, Any], where: str, line_offset: int,
-                 function: ast.FunctionDef | ast.AsyncFunctionDef):
+    def __init__(
+        self,
+        reader: Reader,
+        namespace: dict[str, Any],
+        where: str,
+        line_offset: int,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+    ):
         self.reader = reader
         self.namespace = namespace
         self.where = where
@@ -351,7 +368,9 @@ class _Walker:
     def looked_up(self, node: ast.AST, summary: _Summary, caught: tuple[type, ...]) -> None:
         """Functions taken out of a table (a dict of hooks, a tuple of checks) may all be called."""
         table = self.resolve(node)
-        for candidate in table.values() if isinstance(table, dict) else table if isinstance(table, list | tuple) else ():
+        for candidate in (
+            table.values() if isinstance(table, dict) else table if isinstance(table, list | tuple) else ()
+        ):
             if self.reader.follows(candidate):
                 summary.calls.append((inspect.unwrap(candidate), caught, ()))
 
@@ -368,7 +387,9 @@ class _Walker:
                 return
             code = next((k.value for k in call.keywords if k.arg == "code"), None)
             code = code or (call.args[position] if len(call.args) > position else None)
-        summary.raises.append((_Site(error, code, f"{self.where}:{node.lineno + self.offset}", self, bound), caught))
+        summary.raises.append(
+            (_Site(error, code, f"{self.where}:{node.lineno + self.offset}", self, bound), caught)
+        )
 
 
 def _binding(callee: Callable, call: ast.Call) -> _Binding:
@@ -376,10 +397,16 @@ def _binding(callee: Callable, call: ast.Call) -> _Binding:
         parameters = list(inspect.signature(callee).parameters)
     except (TypeError, ValueError):
         return ()
-    handed = {parameters[i]: a.value for i, a in enumerate(call.args[:len(parameters)])
-              if isinstance(a, ast.Constant) and isinstance(a.value, str)}
-    handed |= {k.arg: k.value.value for k in call.keywords
-               if k.arg and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)}
+    handed = {
+        parameters[i]: a.value
+        for i, a in enumerate(call.args[: len(parameters)])
+        if isinstance(a, ast.Constant) and isinstance(a.value, str)
+    }
+    handed |= {
+        k.arg: k.value.value
+        for k in call.keywords
+        if k.arg and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)
+    }
     return tuple(sorted(handed.items()))
 
 
@@ -400,7 +427,9 @@ def _code_position(error: type) -> int | None:
     return parameters.index("code") if "code" in parameters else None
 
 
-def _passed_literals(function: ast.FunctionDef | ast.AsyncFunctionDef, position: int, name: str) -> set[str] | None:
+def _passed_literals(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, position: int, name: str
+) -> set[str] | None:
     """Every literal the callers of ``function`` (found by name, anywhere in ``app``) hand it as this parameter."""
     values: set[str] = set()
     for path in (ROOT / "app").rglob("*.py"):

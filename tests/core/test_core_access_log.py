@@ -24,8 +24,13 @@ class TestVoucherCodes:
     async def test_a_redemption_is_logged_without_its_code(self, client, access_lines):
         await ensure_rule()
         authority = await authority_token(client)
-        [buyer] = await people(client, await make_operator(client, authority), await make_methodology(factor="1000"),
-                               1, points=200)
+        [buyer] = await people(
+            client,
+            await make_operator(client, authority),
+            await make_methodology(factor="1000"),
+            1,
+            points=200,
+        )
         merchant = await make_merchant(client, authority)
         item = await make_item(client, merchant)
         code = (await place(client, buyer, item["id"])).json()["voucher"]["code"]
@@ -45,14 +50,16 @@ class TestVoucherCodes:
         r = await client.post("/v1/merchant/vouchers/ABCD-EFGH-JKMN-PQRS/redeem", headers=merchant.headers)
         assert r.status_code == 404
         assert [json.loads(line)["path"] for line in access_lines() if "/redeem" in line] == [
-            "/v1/merchant/vouchers/[redacted]/redeem"]
+            "/v1/merchant/vouchers/[redacted]/redeem"
+        ]
         assert all("ABCD" not in line for line in access_lines())
-
 
     async def test_nor_one_sent_with_the_wrong_method(self, client, access_lines):
         r = await client.get("/v1/merchant/vouchers/ABCD-EFGH-JKMN-PQRT/redeem")
         assert r.status_code == 405
-        assert [json.loads(line)["path"] for line in access_lines()] == ["/v1/merchant/vouchers/[redacted]/redeem"]
+        assert [json.loads(line)["path"] for line in access_lines()] == [
+            "/v1/merchant/vouchers/[redacted]/redeem"
+        ]
 
 
 class TestOtherPaths:

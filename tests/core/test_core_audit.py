@@ -43,12 +43,13 @@ async def restore(row) -> None:
     )
 
 
-
 @pytest.fixture
 async def org_entries(client, authority) -> tuple[str, list]:
     """An organisation with two entries on one chain: applied, then approved."""
     org_id = (await client.post("/v1/organizations", json=application("merchant"))).json()["id"]
-    r = await client.post(f"/v1/organizations/{org_id}/approve", json={"reason": "ok"}, headers=bearer(authority))
+    r = await client.post(
+        f"/v1/organizations/{org_id}/approve", json={"reason": "ok"}, headers=bearer(authority)
+    )
     assert r.status_code == 200, r.text
     return org_id, await entries_of(org_id)
 
@@ -69,8 +70,15 @@ class TestEntries:
         assert approved.seq == applied.seq + 1
         assert approved.prev_hash == applied.hash
         assert approved.hash == audit.entry_hash(
-            applied.hash, approved.chain, approved.seq, approved.at, approved.actor, approved.action,
-            approved.subject_type, approved.subject_id, approved.data,
+            applied.hash,
+            approved.chain,
+            approved.seq,
+            approved.at,
+            approved.actor,
+            approved.action,
+            approved.subject_type,
+            approved.subject_id,
+            approved.data,
         )
 
     async def test_refused_actions_leave_no_entry(self, client, authority, org_entries):
@@ -98,7 +106,11 @@ class TestVerify:
         try:
             await execute(
                 "UPDATE audit_entries SET data = CAST(:d AS jsonb) WHERE chain = :c AND seq = :s",
-                {"d": json.dumps({**applied.data, "name": "someone else"}), "c": applied.chain, "s": applied.seq},
+                {
+                    "d": json.dumps({**applied.data, "name": "someone else"}),
+                    "c": applied.chain,
+                    "s": applied.seq,
+                },
             )
             result = await verify()
             assert result.broken == [
@@ -130,8 +142,15 @@ class TestVerify:
     async def test_rewritten_entry_with_a_fresh_hash_breaks_the_link(self, org_entries):
         _, (applied, approved) = org_entries
         forged = audit.entry_hash(
-            applied.prev_hash, applied.chain, applied.seq, applied.at, applied.actor, applied.action,
-            applied.subject_type, applied.subject_id, {"forged": True},
+            applied.prev_hash,
+            applied.chain,
+            applied.seq,
+            applied.at,
+            applied.actor,
+            applied.action,
+            applied.subject_type,
+            applied.subject_id,
+            {"forged": True},
         )
         try:
             await execute(
@@ -150,7 +169,9 @@ class TestVerify:
 
     async def test_deleted_entry_is_named_as_missing(self, org_entries):
         _, (applied, approved) = org_entries
-        await execute("DELETE FROM audit_entries WHERE chain = :c AND seq = :s", {"c": applied.chain, "s": applied.seq})
+        await execute(
+            "DELETE FROM audit_entries WHERE chain = :c AND seq = :s", {"c": applied.chain, "s": applied.seq}
+        )
         try:
             assert (await verify()).broken == [
                 f"entry {applied.chain}:{applied.seq} is missing (before {approved.chain}:{approved.seq})"
@@ -159,10 +180,12 @@ class TestVerify:
             await restore(applied)
         assert (await verify()).ok
 
-
     async def test_deleting_the_newest_entries_is_caught_by_the_chain_head(self, org_entries):
         _, (applied, approved) = org_entries  # approved is the newest entry of its chain
-        await execute("DELETE FROM audit_entries WHERE chain = :c AND seq = :s", {"c": approved.chain, "s": approved.seq})
+        await execute(
+            "DELETE FROM audit_entries WHERE chain = :c AND seq = :s",
+            {"c": approved.chain, "s": approved.seq},
+        )
         try:
             assert (await verify()).broken == [
                 f"entry {approved.chain}:{approved.seq} is missing (the end of the chain)"
@@ -220,6 +243,8 @@ class TestVerifyCommand:
 
     async def test_the_installed_command(self, run_sync, servers):
         command = [os.path.join(os.path.dirname(sys.executable), "carbon-points"), "audit", "verify"]
-        done = await run_sync(subprocess.run, command, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+        done = await run_sync(
+            subprocess.run, command, capture_output=True, text=True, env=dict(os.environ), timeout=120
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "audit log intact" in done.stdout

@@ -43,8 +43,14 @@ class TestKeysRotate:
         assert kid != before
         async with db.session_scope() as session:
             active = (
-                await session.execute(sa.text("SELECT kid FROM platform_signing_keys WHERE retired_at IS NULL"))
-            ).scalars().all()
+                (
+                    await session.execute(
+                        sa.text("SELECT kid FROM platform_signing_keys WHERE retired_at IS NULL")
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert active == [kid]
         async with db.session_scope() as session:
             await keys.load(session)  # what every process does within a minute (or on an unknown kid)
@@ -67,7 +73,9 @@ class TestBootstrapAdmin:
         username = unique("boot")
         monkeypatch.setattr(org_service, "authority_exists", _answer(True))
         await bootstrap_admin(Settings(bootstrap_admin=f"{username}:{PASSWORD}"))
-        r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD})
+        r = await client.post(
+            "/v1/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD}
+        )
         assert r.json()["code"] == "invalid_grant"
 
         monkeypatch.setattr(org_service, "authority_exists", _answer(False))

@@ -48,7 +48,9 @@ class TestEmbeddedServers:
 
         again = await run_sync(embedded.ensure_servers, None, None, folder)
         assert again.started == ("postgresql", "redis")
-        assert [tuple(row) for row in await query(again.database_url, "SELECT v FROM kept")] == [("still here",)]
+        assert [tuple(row) for row in await query(again.database_url, "SELECT v FROM kept")] == [
+            ("still here",)
+        ]
         r = redis_lib.Redis.from_url(again.redis_url)
         assert r.get("kept") == b"still here"
         r.close()
@@ -62,7 +64,9 @@ class TestEmbeddedServers:
 
     def test_with_urls_nothing_is_started(self, tmp_path):
         target = tmp_path / "unused"
-        urls = embedded.ensure_servers("postgresql://u:p@db.example/carbon", "redis://cache.example:6379/0", target)
+        urls = embedded.ensure_servers(
+            "postgresql://u:p@db.example/carbon", "redis://cache.example:6379/0", target
+        )
         assert urls == embedded.ServerUrls(
             "postgresql://u:p@db.example/carbon", "redis://cache.example:6379/0", ()
         )
@@ -77,4 +81,7 @@ class TestEmbeddedServers:
     def test_psql_hint(self):
         url = "postgresql://postgres@/carbon?host=/tmp/x/postgres"
         assert embedded.psql_hint(url) == "psql -h /tmp/x/postgres -U postgres carbon"
-        assert embedded.psql_hint("postgresql://app@db.example:5432/points") == "psql -h db.example -U app points"
+        assert (
+            embedded.psql_hint("postgresql://app@db.example:5432/points")
+            == "psql -h db.example -U app points"
+        )

@@ -20,8 +20,6 @@ PROBLEM = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "instance", "request_id"}
 
 
-
-
 async def _refuse() -> None:
     raise Forbidden("a dependency said no", code="dependency_refused")
 
@@ -93,7 +91,9 @@ async def probe(app):
 
 async def probe_rows(value: int) -> int:
     async with db.session_scope() as session:
-        return (await session.execute(sa.text("SELECT count(*) FROM probe_rows WHERE id = :v"), {"v": value})).scalar()
+        return (
+            await session.execute(sa.text("SELECT count(*) FROM probe_rows WHERE id = :v"), {"v": value})
+        ).scalar()
 
 
 def value() -> int:
@@ -157,7 +157,9 @@ class TestBodyLimit:
             for _ in range(20):
                 yield b" " * 100
 
-        r = await client.post("/v1/organizations", content=chunks(), headers={"Content-Type": "application/json"})
+        r = await client.post(
+            "/v1/organizations", content=chunks(), headers={"Content-Type": "application/json"}
+        )
         assert "content-length" not in r.request.headers
         assert r.request.headers["transfer-encoding"] == "chunked"
         body = assert_problem(r, 413, "payload_too_large")
@@ -181,7 +183,9 @@ class TestBodyLimit:
             yield payload[:50]
             yield payload[50:]
 
-        r = await client.post("/v1/organizations", content=chunks(), headers={"Content-Type": "application/json"})
+        r = await client.post(
+            "/v1/organizations", content=chunks(), headers={"Content-Type": "application/json"}
+        )
         assert r.status_code == 201, r.text
 
     async def test_nonsense_content_length(self, client):
@@ -235,7 +239,9 @@ class TestCommitRoute:
         async with db.session_scope() as session:
             entries = (
                 await session.execute(
-                    sa.text("SELECT count(*) FROM audit_entries WHERE subject_type = 'probe' AND subject_id = :v"),
+                    sa.text(
+                        "SELECT count(*) FROM audit_entries WHERE subject_type = 'probe' AND subject_id = :v"
+                    ),
                     {"v": str(v)},
                 )
             ).scalar()

@@ -36,8 +36,11 @@ def served(app, monkeypatch):
 
     options: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: options.update(kw))
-    monkeypatch.setattr(cli, "urls", lambda: SimpleNamespace(database_url="postgresql://db", redis_url="redis://r",
-                                                             started=[]))
+    monkeypatch.setattr(
+        cli,
+        "urls",
+        lambda: SimpleNamespace(database_url="postgresql://db", redis_url="redis://r", started=[]),
+    )
     monkeypatch.setattr(cli.migrate, "upgrade", lambda url: None)
     monkeypatch.setattr(cli.embedded, "stop_all", lambda **kw: None)
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
@@ -90,7 +93,9 @@ class TestTrustedProxies:
     async def test_the_right_most_untrusted_address_is_the_client(self, client, settings, monkeypatch):
         monkeypatch.setattr(settings, "trusted_proxies", "127.0.0.1, 10.0.0.0/8")
         # the client may write anything left of the address the first proxy saw
-        assert (await client.get(LIMITED, headers=xff("192.0.2.1", "203.0.113.9", "10.1.2.3"))).status_code == 200
+        assert (
+            await client.get(LIMITED, headers=xff("192.0.2.1", "203.0.113.9", "10.1.2.3"))
+        ).status_code == 200
         r = await client.get(LIMITED, headers=xff("192.0.2.2", "203.0.113.9", "10.1.2.3"))
         assert r.status_code == 429
         assert (await client.get(LIMITED, headers=xff("203.0.113.10", "10.1.2.3"))).status_code == 200

@@ -19,7 +19,9 @@ def key() -> str:
 async def orgs_with_credit_code(code: str) -> int:
     async with db.session_scope() as session:
         return (
-            await session.execute(sa.text("SELECT count(*) FROM organizations WHERE credit_code = :c"), {"c": code})
+            await session.execute(
+                sa.text("SELECT count(*) FROM organizations WHERE credit_code = :c"), {"c": code}
+            )
         ).scalar()
 
 
@@ -79,7 +81,9 @@ class TestReplay:
 
     async def test_same_key_other_body(self, anonymous):
         k = key()
-        assert (await anonymous.post("/v1/organizations", json=application(), headers={"Idempotency-Key": k})).status_code == 201
+        assert (
+            await anonymous.post("/v1/organizations", json=application(), headers={"Idempotency-Key": k})
+        ).status_code == 201
         r = await anonymous.post("/v1/organizations", json=application(), headers={"Idempotency-Key": k})
         assert r.status_code == 422
         assert r.headers["content-type"] == "application/problem+json"
@@ -140,7 +144,10 @@ class TestConcurrency:
         monkeypatch.setattr(org_service, "apply", slow_apply)
         body, k = application(), key()
         responses = await asyncio.gather(
-            *(anonymous.post("/v1/organizations", json=body, headers={"Idempotency-Key": k}) for _ in range(10))
+            *(
+                anonymous.post("/v1/organizations", json=body, headers={"Idempotency-Key": k})
+                for _ in range(10)
+            )
         )
         created = [r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers]
         replayed = [r for r in responses if r.status_code == 201 and "idempotent-replayed" in r.headers]
@@ -165,7 +172,8 @@ class TestExpiry:
         async with db.session_scope() as session:
             expires_at = (
                 await session.execute(
-                    sa.text("SELECT expires_at - created_at FROM idempotency_records WHERE key = :k"), {"k": k}
+                    sa.text("SELECT expires_at - created_at FROM idempotency_records WHERE key = :k"),
+                    {"k": k},
                 )
             ).scalar()
         assert expires_at == timedelta(hours=settings.idempotency_ttl_hours)
@@ -175,7 +183,9 @@ class TestExpiry:
                 await idempotency.purge_expired(session)
             async with db.session_scope() as session:
                 left = (
-                    await session.execute(sa.text("SELECT count(*) FROM idempotency_records WHERE key = :k"), {"k": k})
+                    await session.execute(
+                        sa.text("SELECT count(*) FROM idempotency_records WHERE key = :k"), {"k": k}
+                    )
                 ).scalar()
             assert left == 0
         finally:
@@ -192,7 +202,9 @@ class TestExpiry:
             await idempotency.purge_expired(session)
         async with db.session_scope() as session:
             left = (
-                await session.execute(sa.text("SELECT count(*) FROM idempotency_records WHERE key = :k"), {"k": k})
+                await session.execute(
+                    sa.text("SELECT count(*) FROM idempotency_records WHERE key = :k"), {"k": k}
+                )
             ).scalar()
         assert left == 1
 

@@ -46,8 +46,11 @@ class TestOtherCallersRunTheirOwnRequest:
         authority = await authority_token(client)
         a, b = await make_operator(client, authority), await make_operator(client, authority)
         key = unique("key")
-        body = {"external_user_id": unique("u"), "identifier": {"type": "phone", "value": phone()},
-                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}}
+        body = {
+            "external_user_id": unique("u"),
+            "identifier": {"type": "phone", "value": phone()},
+            "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+        }
         first = await client.post("/v1/operator/users", json=body, headers=with_key(a.headers, key))
         assert first.status_code == 201, first.text
         second = await client.post("/v1/operator/users", json=body, headers=with_key(b.headers, key))
@@ -61,8 +64,15 @@ class TestOtherCallersRunTheirOwnRequest:
         a = await make_org(client, "merchant", authority=authority)
         b = await make_org(client, "merchant", authority=authority)
         key = unique("key")
-        body = {"title": unique("Cup"), "description": "", "images": [], "points_price": 100, "stock": 1,
-                "per_user_limit": None, "voucher_valid_days": 30}
+        body = {
+            "title": unique("Cup"),
+            "description": "",
+            "images": [],
+            "points_price": 100,
+            "stock": 1,
+            "per_user_limit": None,
+            "voucher_valid_days": 30,
+        }
         first = await client.post("/v1/mall/items", json=body, headers=with_key(a.headers, key))
         assert first.status_code == 201, first.text
         second = await client.post("/v1/mall/items", json=body, headers=with_key(b.headers, key))
@@ -77,6 +87,8 @@ class TestOtherCallersRunTheirOwnRequest:
         key = unique("key")
         first = await client.post(f"/v1/organizations/{org_id}/approve", headers=with_key(bearer(one), key))
         assert first.status_code == 200, first.text
-        second = await client.post(f"/v1/organizations/{org_id}/approve", headers=with_key(bearer(other), key))
+        second = await client.post(
+            f"/v1/organizations/{org_id}/approve", headers=with_key(bearer(other), key)
+        )
         assert (second.status_code, second.json()["code"]) == (409, "invalid_transition")
         assert "idempotent-replayed" not in second.headers

@@ -41,13 +41,20 @@ UNREACHABLE = {
     ("POST", "/v1/me/orders", "invalid_amount"): "price (> 0) times quantity (≥ 1)",
     ("POST", "/v1/me/operator-redemptions", "invalid_amount"): "invalid_points is refused first",
     ("POST", "/v1/me/orders/{order_id}/cancel", "entry_not_found"): "refunds the order's own debit entry",
-    ("POST", "/v1/operator/redemptions/{operator_order_id}/reverse", "entry_not_found"):
-        "refunds the redemption's own debit entry",
+    (
+        "POST",
+        "/v1/operator/redemptions/{operator_order_id}/reverse",
+        "entry_not_found",
+    ): "refunds the redemption's own debit entry",
     ("POST", "/v1/reviews", "review_not_found"): "the authority sees every panel",
     ("GET", "/v1/reviews", "review_not_found"): "an expert's list holds only the panels they sit on",
     ("POST", "/v1/scenes/{scene_id}/review", "review_not_found"): "the authority sees every panel",
     ("POST", "/v1/cer/projects/{project_id}/review", "review_not_found"): "the authority sees every panel",
-    ("POST", "/v1/reviews/{panel_id}/decision", "project_not_found"): "a panel's project exists (opened on it)",
+    (
+        "POST",
+        "/v1/reviews/{panel_id}/decision",
+        "project_not_found",
+    ): "a panel's project exists (opened on it)",
     ("POST", "/v1/reviews/{panel_id}/decision", "scene_not_found"): "a panel's scene exists (opened on it)",
     ("POST", "/v1/scenes/{scene_id}/review", "organization_not_found"): "the scene's operator exists",
     ("POST", "/v1/cer/accounts", "organization_not_found"): "the caller's own organisation",
@@ -89,10 +96,16 @@ def _declared_for(call, method: str) -> set[type] | None:
     declared = getattr(call, "problem_responses", None)
     if declared is None:
         return None
-    return {err for err, methods in (i if isinstance(i, tuple) else (i, {method}) for i in declared) if method in methods}
+    return {
+        err
+        for err, methods in (i if isinstance(i, tuple) else (i, {method}) for i in declared)
+        if method in methods
+    }
 
 
-def undocumented(app: FastAPI, packages: tuple[str, ...] = ("app",), unreachable: dict | None = None) -> list[str]:
+def undocumented(
+    app: FastAPI, packages: tuple[str, ...] = ("app",), unreachable: dict | None = None
+) -> list[str]:
     """What the code of each route can answer that its operation does not document."""
     out = []
     unreachable, excused = unreachable or {}, set()
@@ -113,18 +126,26 @@ def undocumented(app: FastAPI, packages: tuple[str, ...] = ("app",), unreachable
             excused |= {(method, path, code) for code in missing if (method, path, code) in unreachable}
             missing -= {code for method_, path_, code in excused if (method_, path_) == (method, path)}
             if missing:
-                out.append(f"{label}: {error.error.__name__} ({error.where}) answers {error.error.status} "
-                           f"{sorted(missing)}: add it to the route's responses=")
+                out.append(
+                    f"{label}: {error.error.__name__} ({error.where}) answers {error.error.status} "
+                    f"{sorted(missing)}: add it to the route's responses="
+                )
         for status in sorted(statuses - {int(s) for s in documented if s.isdigit()}):
             out.append(f"{label}: answers {status}, not documented")
-        success_types = {t.split(";")[0] for s, r in documented.items() if s.startswith(("2", "3"))
-                         for t in (r.get("content") or {})}
+        success_types = {
+            t.split(";")[0]
+            for s, r in documented.items()
+            if s.startswith(("2", "3"))
+            for t in (r.get("content") or {})
+        }
         for media_type in sorted(media_types):
             if not is_problem(media_type) and media_type.split(";")[0] not in success_types:
                 out.append(f"{label}: answers {media_type}, not documented")
         out.extend(f"{label}: a code that cannot be read: {where}" for where in sorted(unreadable))
-    out.extend(f"{method} {path}: {code} is no longer found; drop it from UNREACHABLE"
-               for method, path, code in set(unreachable) - excused)
+    out.extend(
+        f"{method} {path}: {code} is no longer found; drop it from UNREACHABLE"
+        for method, path, code in set(unreachable) - excused
+    )
     return out
 
 
@@ -185,8 +206,11 @@ class TestTheDocument:
                 assert "validation_error" in documented_codes(documented.get("422")), (method, path)
 
     def test_a_cacheable_route_documents_its_304(self, app):
-        wrong = [f"{method} {path}" for method, path, route, operation in operations(app)
-                 if getattr(route, "cache_control", None) and "304" not in operation["responses"]]
+        wrong = [
+            f"{method} {path}"
+            for method, path, route, operation in operations(app)
+            if getattr(route, "cache_control", None) and "304" not in operation["responses"]
+        ]
         assert wrong == []
 
     def test_a_json_body_may_be_malformed(self, app):
@@ -203,8 +227,11 @@ class TestRoutesAnswerWhatTheyDocument:
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
         authority = await authority_token(client)
         today = date.today().isoformat()
-        r = await client.get("/v1/reports/used-points", params={"format": "csv", "from": today, "to": today},
-                             headers=bearer(authority))
+        r = await client.get(
+            "/v1/reports/used-points",
+            params={"format": "csv", "from": today, "to": today},
+            headers=bearer(authority),
+        )
         assert (r.status_code, r.headers["content-type"]) == (200, "text/csv; charset=utf-8")
 
 
@@ -259,8 +286,10 @@ class TestTheChecksCatch:
                 return Response(b"x", media_type="image/png", status_code=202 if flag else 200)
 
         complaints = undocumented(_probe_app(route), (__name__,))
-        assert sorted(c.split(": ")[1] for c in complaints) == ["answers 202, not documented",
-                                                                 "answers image/png, not documented"]
+        assert sorted(c.split(": ")[1] for c in complaints) == [
+            "answers 202, not documented",
+            "answers image/png, not documented",
+        ]
 
     @pytest.mark.parametrize("documented", [True, False])
     def test_a_translated_code(self, documented):
@@ -289,9 +318,16 @@ def _refuse() -> None:
 class TestTheFuzzersChecksCatch:
     """What ``tests/fuzz/test_fuzz_api.py`` checks every response with refuses what the document does not name."""
 
-    @pytest.mark.parametrize(("what", "refused"), [
-        ("fine", False), ("conflict", False), ("code", True), ("status", True), ("csv", True),
-    ])
+    @pytest.mark.parametrize(
+        ("what", "refused"),
+        [
+            ("fine", False),
+            ("conflict", False),
+            ("code", True),
+            ("status", True),
+            ("csv", True),
+        ],
+    )
     async def test_an_undocumented_code_status_or_media_type(self, what, refused):
         probe = FastAPI()
         errors.install(probe)
@@ -314,5 +350,6 @@ class TestTheFuzzersChecksCatch:
         case = operation.Case(path_parameters={"what": what})
         with pytest.raises(BaseException) if refused else nullcontext():  # schemathesis' FailureGroup
             case.validate_response(
-                response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance]
+                response,
+                checks=[status_code_conformance, content_type_conformance, response_schema_conformance],
             )

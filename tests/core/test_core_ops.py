@@ -20,7 +20,10 @@ class TestHealth:
 
     async def test_readyz(self, client):
         r = await client.get("/readyz")
-        assert (r.status_code, r.json()) == (200, {"status": "ready", "checks": {"postgresql": "ok", "redis": "ok"}})
+        assert (r.status_code, r.json()) == (
+            200,
+            {"status": "ready", "checks": {"postgresql": "ok", "redis": "ok"}},
+        )
 
     async def test_readyz_when_redis_is_unreachable(self, client, monkeypatch):
         class Down:
@@ -44,8 +47,12 @@ class TestMetrics:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/plain; version=")
         assert "# TYPE carbon_http_requests_total counter" in r.text
-        assert re.search(r'carbon_http_requests_total\{method="GET",route="/healthz",status="200"\} \d+', r.text)
-        assert re.search(r'carbon_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+', r.text)
+        assert re.search(
+            r'carbon_http_requests_total\{method="GET",route="/healthz",status="200"\} \d+', r.text
+        )
+        assert re.search(
+            r'carbon_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+', r.text
+        )
         assert "carbon_http_request_seconds_bucket" in r.text
 
 
@@ -65,7 +72,7 @@ class TestHeaders:
         assert re.fullmatch(r"[0-9a-f]{32}", made)
 
     async def test_unsafe_request_id_is_replaced(self, client):
-        r = await client.get("/healthz", headers={"X-Request-ID": "bad id\"}"})
+        r = await client.get("/healthz", headers={"X-Request-ID": 'bad id"}'})
         assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
         r = await client.get("/healthz", headers={"X-Request-ID": "x" * 101})
         assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
@@ -87,7 +94,9 @@ class TestConfiguredApp:
 
     @pytest.fixture
     def configured(self, app):
-        return create_app(Settings(cors_origins="https://app.example, https://admin.example/", hsts_seconds=31536000))
+        return create_app(
+            Settings(cors_origins="https://app.example, https://admin.example/", hsts_seconds=31536000)
+        )
 
     async def test_cors_for_configured_origins(self, configured):
         transport = httpx.ASGITransport(app=configured)
@@ -132,5 +141,9 @@ class TestJsonLogs:
         line = JsonFormatter().format(record)
         data = json.loads(line)
         assert (data["level"], data["logger"], data["msg"], data["request_id"], data["status"]) == (
-            "INFO", "carbon.access", "request", "r-1", 200
+            "INFO",
+            "carbon.access",
+            "request",
+            "r-1",
+            200,
         )

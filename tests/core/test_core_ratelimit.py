@@ -40,7 +40,9 @@ class TestPerOrganisation:
         first, second = await make_org(client, "merchant"), await make_org(client, "buyer")
         monkeypatch.setattr(settings, "rate_limit_per_minute", 2)
         for _ in range(2):
-            assert (await client.get(f"/v1/organizations/{first.id}", headers=first.headers)).status_code == 200
+            assert (
+                await client.get(f"/v1/organizations/{first.id}", headers=first.headers)
+            ).status_code == 200
         assert_limited(await client.get(f"/v1/organizations/{first.id}", headers=first.headers))
         assert (await client.get(f"/v1/organizations/{second.id}", headers=second.headers)).status_code == 200
 

@@ -57,7 +57,9 @@ class TestElection:
             assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
         finally:
             await conn.close()
-        await eventually(lambda: second.is_leader or (first.is_leader and first._conn.get_server_pid() != pid))
+        await eventually(
+            lambda: second.is_leader or (first.is_leader and first._conn.get_server_pid() != pid)
+        )
         await asyncio.sleep(0.3)
         assert [first.is_leader, second.is_leader].count(True) == 1
 

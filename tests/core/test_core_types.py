@@ -24,8 +24,17 @@ from app.core import openapi, pagination
 from app.core.pagination import InvalidCursor, decode_cursor, encode_cursor
 from app.core.types import Fits, in_platform_years, no_nul
 
-OPAQUE = {("query", "cursor")}  # read by decode_cursor only: whatever a client sends there is 400 invalid_cursor
-SAFE = (bool, uuid.UUID, Decimal, float, HttpUrl, type(None))  # parsed by pydantic into values PostgreSQL takes
+OPAQUE = {
+    ("query", "cursor")
+}  # read by decode_cursor only: whatever a client sends there is 400 invalid_cursor
+SAFE = (
+    bool,
+    uuid.UUID,
+    Decimal,
+    float,
+    HttpUrl,
+    type(None),
+)  # parsed by pydantic into values PostgreSQL takes
 
 
 def _validators(metadata: list) -> set:
@@ -51,9 +60,15 @@ def _problems(tp, metadata: list, where: str, seen: set) -> list[str]:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return _model_problems(tp, seen)
     if tp is str:
-        return [] if no_nul in _validators(metadata) else [f"{where}: str without the no-NUL check (use Text)"]
+        return (
+            [] if no_nul in _validators(metadata) else [f"{where}: str without the no-NUL check (use Text)"]
+        )
     if tp in (datetime, date, AwareDatetime):
-        return [] if in_platform_years in _validators(metadata) else [f"{where}: {tp.__name__} (use Moment or Day)"]
+        return (
+            []
+            if in_platform_years in _validators(metadata)
+            else [f"{where}: {tp.__name__} (use Moment or Day)"]
+        )
     if tp is int:
         return _int_problems(metadata, where)
     if isinstance(tp, type) and (issubclass(tp, SAFE) or issubclass(tp, Enum)):
@@ -147,7 +162,9 @@ class TestEveryRequestTypeIsABoundaryType:
             moment: Moment
             total: Int64
 
-        assert _model_problems(Wide, set()) == ["Wide.wide: an upper bound 1099511627776 beyond the column's 2147483647"]
+        assert _model_problems(Wide, set()) == [
+            "Wide.wide: an upper bound 1099511627776 beyond the column's 2147483647"
+        ]
 
 
 def _b64(data: bytes) -> str:
@@ -186,7 +203,12 @@ class TestCursors:
     def test_a_tampered_cursor_is_refused(self):
         cursor = encode_cursor([41])
         head, payload, tag = cursor.split(".")
-        for changed in (f"{head}.{_b64(b'[42]')}.{tag}", f"{head}.{payload}.{tag[:-1]}A", cursor + "x", cursor[:-2]):
+        for changed in (
+            f"{head}.{_b64(b'[42]')}.{tag}",
+            f"{head}.{payload}.{tag[:-1]}A",
+            cursor + "x",
+            cursor[:-2],
+        ):
             with pytest.raises(InvalidCursor):
                 decode_cursor(changed, int)
 

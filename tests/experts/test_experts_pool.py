@@ -9,8 +9,6 @@ from tests.factories_scenes import make_expert
 PROBLEM = "application/problem+json"
 
 
-
-
 def body(**overrides) -> dict:
     b = {
         "name": unique("Prof. Li"),

@@ -41,7 +41,9 @@ from tests.factories_points import ensure_rule
 from tests.factories_scenes import make_scene
 from tests.factories_security import ROLES, Bridge, make_cast
 
-EXAMPLES_ALLOWED = 10  # cases per operation for each role allowed to call it (public ones: anonymous, authority)
+EXAMPLES_ALLOWED = (
+    10  # cases per operation for each role allowed to call it (public ones: anonymous, authority)
+)
 EXAMPLES_REFUSED = 1  # and for every other role (refused before anything runs; API5 checks how)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 BATCHES = "/v1/operator/behaviour-batches"
@@ -82,8 +84,13 @@ async def _known_ids(client, cast) -> dict[str, dict[str, str]]:
     spare = await make_org(client, "operator", authority=cast.authority)  # the authority may suspend this one
     scene = await make_scene(client, cast.orgs["scene_operator"])
     item = await make_item(client, cast.orgs["merchant"])
-    common = {"external_user_id": cast.user["external_user_id"], "user_id": cast.user["user_id"],
-              "expert_id": cast.expert_id, "scene_id": scene["id"], "item_id": item["id"]}
+    common = {
+        "external_user_id": cast.user["external_user_id"],
+        "user_id": cast.user["user_id"],
+        "expert_id": cast.expert_id,
+        "scene_id": scene["id"],
+        "item_id": item["id"],
+    }
     own = {role: {"org_id": org.id} for role, org in cast.orgs.items()}
     own["operator"] = {"org_id": cast.operator.id}
     return {role: {**common, **own.get(role, {"org_id": spare.id})} for role in ROLES}
@@ -122,8 +129,12 @@ async def test_schemathesis_over_every_operation_and_role(app, client, cast, cap
             case.validate_response(response, checks=CHECKS)
 
         @hypothesis.settings(
-            max_examples=examples, derandomize=True, database=None, deadline=None,
-            phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+            max_examples=examples,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
         )
         @given(strategy)
         def one(case):
@@ -147,9 +158,19 @@ async def test_schemathesis_over_every_operation_and_role(app, client, cast, cap
 
     await asyncio.to_thread(run)
     with capsys.disabled():
-        print(json.dumps({"fuzz": {"operations": len(operations), "cases_sent": sum(sent.values()),
-                                   "by_role": dict(sent), "by_status_class": {f"{k}xx": v for k, v in statuses.items()},
-                                   "failures": len(failures)}}))
+        print(
+            json.dumps(
+                {
+                    "fuzz": {
+                        "operations": len(operations),
+                        "cases_sent": sum(sent.values()),
+                        "by_role": dict(sent),
+                        "by_status_class": {f"{k}xx": v for k, v in statuses.items()},
+                        "failures": len(failures),
+                    }
+                }
+            )
+        )
     assert not failures, "\n\n".join(failures)
     assert statuses[5] == 0
 

@@ -57,7 +57,9 @@ def _b64(data: bytes) -> str:
 STRANGER = str(uuid.uuid4())
 GENUINE = encode_cursor(["2026-01-01T00:00:00+08:00", STRANGER])
 FORGED_CURSORS = (  # what a client can send: none of them a cursor this API gave out
-    "garbage", NUL, "x" * 3000,
+    "garbage",
+    NUL,
+    "x" * 3000,
     _b64(json.dumps(["2026-01-01T00:00:00+08:00", STRANGER]).encode()),  # the old, unsigned format
     _b64(json.dumps([2**70, "0001-01-01T00:00:00+14:00"]).encode()),
     "v1.{}.{}".format(_b64(json.dumps([2**70, STRANGER]).encode()), GENUINE.rsplit(".", 1)[1]),  # tag kept
@@ -175,7 +177,10 @@ class Operation:
     spec: dict
 
     def positions(self, spec: Spec) -> list[Position]:
-        out = [Position(p["in"], (p["name"],), spec.resolve(p.get("schema", {}))) for p in self.spec.get("parameters", [])]
+        out = [
+            Position(p["in"], (p["name"],), spec.resolve(p.get("schema", {})))
+            for p in self.spec.get("parameters", [])
+        ]
         if self.method == "POST":
             out.append(Position("header", ("Idempotency-Key",), {"type": "string"}))
         out.append(Position("query", ("unknown",), {"type": "string"}))
@@ -186,7 +191,9 @@ class Operation:
 
     def body_schema(self) -> tuple[str | None, dict | None]:
         for content_type, content in self.spec.get("requestBody", {}).get("content", {}).items():
-            return ("form" if content_type == "application/x-www-form-urlencoded" else "body"), content["schema"]
+            return ("form" if content_type == "application/x-www-form-urlencoded" else "body"), content[
+                "schema"
+            ]
         return None, None
 
 
@@ -217,7 +224,9 @@ def _set(body: Any, path: tuple, value: Any, spec: Spec, schema: dict) -> Any:
         return items
     out = dict(body) if isinstance(body, dict) else {}
     props = variant.get("properties", {})
-    sub = props.get(head) or (variant.get("additionalProperties") if isinstance(variant.get("additionalProperties"), dict) else {})
+    sub = props.get(head) or (
+        variant.get("additionalProperties") if isinstance(variant.get("additionalProperties"), dict) else {}
+    )
     current = out.get(head)
     if current is None and rest:
         current = spec.example(sub)
@@ -238,8 +247,12 @@ class Request:
         url = path_template
         for name, value in self.path_params.items():
             url = url.replace("{" + name + "}", quote(str(value), safe=""))
-        kwargs: dict[str, Any] = {"method": self.method, "url": url, "headers": dict(self.headers),
-                                  "params": {k: str(v) for k, v in self.query.items()}}
+        kwargs: dict[str, Any] = {
+            "method": self.method,
+            "url": url,
+            "headers": dict(self.headers),
+            "params": {k: str(v) for k, v in self.query.items()},
+        }
         if self.body_kind == "form":
             kwargs["data"] = {k: str(v) for k, v in (self.body or {}).items()}
         elif self.body_kind == "body":
@@ -319,16 +332,25 @@ async def _known_ids(client, cast) -> dict[str, dict[str, str]]:
     spare = await make_org(client, "operator", authority=cast.authority)
     scene = await make_scene(client, cast.orgs["scene_operator"])
     item = await make_item(client, cast.orgs["merchant"])
-    common = {"external_user_id": cast.user["external_user_id"], "user_id": cast.user["user_id"],
-              "expert_id": cast.expert_id, "scene_id": scene["id"], "item_id": item["id"]}
+    common = {
+        "external_user_id": cast.user["external_user_id"],
+        "user_id": cast.user["user_id"],
+        "expert_id": cast.expert_id,
+        "scene_id": scene["id"],
+        "item_id": item["id"],
+    }
     own = {role: {"org_id": org.id} for role, org in cast.orgs.items()}
     own["operator"] = {"org_id": cast.operator.id}
     return {role: {**common, **own.get(role, {"org_id": spare.id})} for role in ROLES}
 
 
 def _operations(document: dict) -> list[Operation]:
-    ops = [Operation(method.upper(), path, spec) for path, item in document["paths"].items()
-           for method, spec in item.items() if method in ("get", "post", "put", "patch", "delete")]
+    ops = [
+        Operation(method.upper(), path, spec)
+        for path, item in document["paths"].items()
+        for method, spec in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
     return sorted(ops, key=lambda op: (op.method == "DELETE", op.path, op.method))  # destructive calls last
 
 
@@ -348,7 +370,9 @@ async def test_bad_input_in_every_position_never_answers_5xx(app, client, cast, 
         if op.method == "POST":
             kwargs["headers"].setdefault("Idempotency-Key", uuid.uuid4().hex)
         if op.path == BATCHES and role == "operator":
-            kwargs["headers"].setdefault("x-content-signature", cast.operator.sign(kwargs.get("content", b"")))
+            kwargs["headers"].setdefault(
+                "x-content-signature", cast.operator.sign(kwargs.get("content", b""))
+            )
         async with lanes:
             response = await client.request(**kwargs)
         sent[role] += 1
@@ -356,10 +380,13 @@ async def test_bad_input_in_every_position_never_answers_5xx(app, client, cast, 
         case = f"{op.method} {op.path} as {role}: {what} = {repr(value)[:80]}"
         if response.status_code >= 500:
             failures.append(f"{case} → {response.status_code} {response.text[:300]}")
-        elif response.status_code >= 400 and not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+        elif response.status_code >= 400 and not response.headers.get("content-type", "").startswith(
+            PROBLEM_JSON
+        ):
             failures.append(f"{case} → {response.status_code} not problem+json")
         elif (
-            what == "query ('cursor',)" and value in FORGED_CURSORS
+            what == "query ('cursor',)"
+            and value in FORGED_CURSORS
             and (response.status_code, response.json().get("code")) != (400, "invalid_cursor")
         ):
             failures.append(f"{case} → {response.status_code} {response.text[:200]}, not invalid_cursor")
@@ -371,11 +398,20 @@ async def test_bad_input_in_every_position_never_answers_5xx(app, client, cast, 
             await asyncio.gather(*(send(op, role, *case) for case in cases(op, spec, base, allowed)))
     elapsed = time.monotonic() - started
     with capsys.disabled():
-        print(json.dumps({"bad_input": {
-            "operations": len(operations), "requests": sum(sent.values()), "by_role": dict(sent),
-            "by_status": {str(k): v for k, v in sorted(statuses.items())}, "failures": len(failures),
-            "seconds": round(elapsed, 1),
-        }}))
+        print(
+            json.dumps(
+                {
+                    "bad_input": {
+                        "operations": len(operations),
+                        "requests": sum(sent.values()),
+                        "by_role": dict(sent),
+                        "by_status": {str(k): v for k, v in sorted(statuses.items())},
+                        "failures": len(failures),
+                        "seconds": round(elapsed, 1),
+                    }
+                }
+            )
+        )
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:60])
 
 
@@ -404,20 +440,37 @@ class TestNulText:
         r = await client.post("/v1/organizations", json=body)
         assert_problem(r, 422, "validation_error")
         assert r.json()["errors"][0]["loc"] == ["body", "name"]
-        assert await _count("SELECT count(*) FROM organizations WHERE credit_code = :c", c=body["credit_code"]) == 0
-        assert await _count("SELECT count(*) FROM staff_users WHERE username = :u", u=body["admin"]["username"]) == 0
+        assert (
+            await _count("SELECT count(*) FROM organizations WHERE credit_code = :c", c=body["credit_code"])
+            == 0
+        )
+        assert (
+            await _count("SELECT count(*) FROM staff_users WHERE username = :u", u=body["admin"]["username"])
+            == 0
+        )
 
     async def test_a_nul_in_an_item_title_or_description_is_refused(self, client):
         from tests.factories_mall import item_body, make_merchant
 
         merchant = await make_merchant(client)
         for field in ("title", "description"):
-            r = await client.post("/v1/mall/items", json=item_body(**{field: "cup\x00"}), headers=merchant.headers)
+            r = await client.post(
+                "/v1/mall/items", json=item_body(**{field: "cup\x00"}), headers=merchant.headers
+            )
             assert_problem(r, 422, "validation_error")
-        assert await _count("SELECT count(*) FROM mall_items WHERE merchant_id = :m", m=uuid.UUID(merchant.id)) == 0
+        assert (
+            await _count("SELECT count(*) FROM mall_items WHERE merchant_id = :m", m=uuid.UUID(merchant.id))
+            == 0
+        )
 
-    @pytest.mark.parametrize("url", ["/v1/public/certificates/CN%00", "/v1/public/operators?limit=1%00",
-                                     "/v1/methodologies?behaviour_type=a%00b"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/v1/public/certificates/CN%00",
+            "/v1/public/operators?limit=1%00",
+            "/v1/methodologies?behaviour_type=a%00b",
+        ],
+    )
     async def test_a_nul_in_the_path_or_query_is_refused(self, client, url):
         assert_problem(await client.get(url), 422, "validation_error")
 
@@ -435,10 +488,16 @@ class TestNulText:
         r = await submit(client, operator, [bad_id, good, bad_evidence])
         assert r.status_code == 200, r.text
         assert [(o["status"], o["code"]) for o in r.json()["results"]] == [
-            ("rejected", "invalid_record"), ("accepted", None), ("rejected", "invalid_record"),
+            ("rejected", "invalid_record"),
+            ("accepted", None),
+            ("rejected", "invalid_record"),
         ]
-        assert await _count("SELECT count(*) FROM behaviour_records WHERE user_id = :u",
-                            u=uuid.UUID(person["user_id"])) == 1
+        assert (
+            await _count(
+                "SELECT count(*) FROM behaviour_records WHERE user_id = :u", u=uuid.UUID(person["user_id"])
+            )
+            == 1
+        )
 
 
 class TestForgedCursors:
@@ -467,7 +526,9 @@ class TestForgedCursors:
     async def test_a_cursor_with_nul_is_an_invalid_cursor_not_a_validation_error(self, client):
         assert_problem(await client.get("/v1/public/operators?cursor=%00"), 400, "invalid_cursor")
 
-    async def test_a_genuine_cursor_of_another_list_is_refused_where_its_values_do_not_fit(self, client, cast):
+    async def test_a_genuine_cursor_of_another_list_is_refused_where_its_values_do_not_fit(
+        self, client, cast
+    ):
         other = encode_cursor([41])  # the ledger's kind of cursor (an entry id)
         r = await client.get("/v1/me/behaviours", params={"cursor": other}, headers=cast.user_headers)
         assert_problem(r, 400, "invalid_cursor")
@@ -479,8 +540,9 @@ class TestCalendarEdges:
         from tests.factories import authority_token, bearer
 
         authority = await authority_token(client)
-        r = await client.get("/v1/reports/used-points", params={"from": day, "to": "2026-01-01"},
-                             headers=bearer(authority))
+        r = await client.get(
+            "/v1/reports/used-points", params={"from": day, "to": "2026-01-01"}, headers=bearer(authority)
+        )
         assert_problem(r, 422, "validation_error")
         assert r.json()["errors"][0]["loc"] == ["query", "from"]
 
@@ -491,13 +553,21 @@ class TestCalendarEdges:
 
         merchant = await make_merchant(client)
         for edge in EDGE_TIMES:
-            r = await client.post("/v1/mall/items", json=item_body(sale_starts_at=edge), headers=merchant.headers)
+            r = await client.post(
+                "/v1/mall/items", json=item_body(sale_starts_at=edge), headers=merchant.headers
+            )
             assert_problem(r, 422, "validation_error")
         operator = await make_operator(client)
-        body = {"external_user_id": "edge", "identifier": {"type": "phone", "value": phone()},
-                "consent": {"agreement_version": "v1", "accepted_at": EDGE_TIMES[0]}}
-        assert_problem(await client.post("/v1/operator/users", json=body, headers=operator.headers),
-                       422, "validation_error")
+        body = {
+            "external_user_id": "edge",
+            "identifier": {"type": "phone", "value": phone()},
+            "consent": {"agreement_version": "v1", "accepted_at": EDGE_TIMES[0]},
+        }
+        assert_problem(
+            await client.post("/v1/operator/users", json=body, headers=operator.headers),
+            422,
+            "validation_error",
+        )
 
 
 class TestHugeIntegers:
@@ -513,9 +583,13 @@ class TestHugeIntegers:
 
         item = await make_item(client, cast.orgs["merchant"])
         headers = {**cast.user_headers, "Idempotency-Key": uuid.uuid4().hex}
-        r = await client.post("/v1/me/orders", json={"item_id": item["id"], "quantity": 2**70}, headers=headers)
+        r = await client.post(
+            "/v1/me/orders", json={"item_id": item["id"], "quantity": 2**70}, headers=headers
+        )
         assert_problem(r, 422, "validation_error")
-        assert_problem(await client.get("/v1/public/operators", params={"limit": 2**70}), 422, "validation_error")
+        assert_problem(
+            await client.get("/v1/public/operators", params={"limit": 2**70}), 422, "validation_error"
+        )
 
 
 class TestNulInJose:
@@ -529,8 +603,9 @@ class TestNulInJose:
         claims = security.unverified_claims(token)
         real = keys.active()
         for kid, jti in (("a\x00b", claims["jti"]), (real.kid, "a\x00b")):
-            forged = security.sign_jwt({**claims, "jti": jti}, security.SigningKey(kid, real.algorithm,
-                                                                                    real.private_pem, {}))
+            forged = security.sign_jwt(
+                {**claims, "jti": jti}, security.SigningKey(kid, real.algorithm, real.private_pem, {})
+            )
             r = await client.get("/v1/me/account", headers={"Authorization": f"Bearer {forged}"})
             assert_problem(r, 401, "invalid_token")
 
@@ -539,16 +614,28 @@ class TestNulInJose:
 
         op = cast.operator
         assertions = [
-            security.sign_jwt({"iss": op.id, "sub": op.id, "aud": "http://test/v1/auth/token", "jti": uuid.uuid4().hex,
-                               "iat": int(time.time()), "exp": int(time.time()) + 60},
-                              security.SigningKey("a\x00b", op.algorithm, op.private_pem, {})),
+            security.sign_jwt(
+                {
+                    "iss": op.id,
+                    "sub": op.id,
+                    "aud": "http://test/v1/auth/token",
+                    "jti": uuid.uuid4().hex,
+                    "iat": int(time.time()),
+                    "exp": int(time.time()) + 60,
+                },
+                security.SigningKey("a\x00b", op.algorithm, op.private_pem, {}),
+            ),
             op.assertion(jti="a\x00b"),
         ]
         for assertion in assertions:
-            r = await client.post("/v1/auth/token", data={
-                "grant_type": "client_credentials", "client_assertion": assertion,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            })
+            r = await client.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion": assertion,
+                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                },
+            )
             assert_problem(r, 401, "malformed_assertion")
 
     async def test_a_batch_signature(self, client, cast):
@@ -557,8 +644,12 @@ class TestNulInJose:
         op = cast.operator
         body = json.dumps({"records": [{"record_id": "r1"}]}).encode()
         signature = security.sign_detached(body, op.private_pem, op.algorithm, "a\x00b")
-        headers = {**op.headers, "Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex,
-                   "X-Content-Signature": signature}
+        headers = {
+            **op.headers,
+            "Content-Type": "application/json",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "X-Content-Signature": signature,
+        }
         r = await client.post(BATCHES, content=body, headers=headers)
         assert_problem(r, 401, "malformed_signature")
         assert await _count("SELECT count(*) FROM behaviour_batches WHERE signature = :s", s=signature) == 0

@@ -19,7 +19,8 @@ class TestDemo:
         async with db.session_scope() as session:
             merchant_id = (
                 await session.execute(
-                    sa.text("SELECT id FROM organizations WHERE credit_code = :c"), {"c": demo.MERCHANT_CREDIT_CODE}
+                    sa.text("SELECT id FROM organizations WHERE credit_code = :c"),
+                    {"c": demo.MERCHANT_CREDIT_CODE},
                 )
             ).scalar_one()
         items = (await client.get("/v1/mall/items", params={"merchant_id": str(merchant_id)})).json()["items"]
@@ -31,6 +32,8 @@ class TestDemo:
         coffee = next(i for i in items if i["stock"] is None)
         r = await place(client, buyer, coffee["id"])
         assert r.status_code == 201, r.text
-        r = await client.post(f"/v1/merchant/vouchers/{r.json()['voucher']['code']}/redeem",
-                              headers={"Authorization": f"Bearer {token}"})
+        r = await client.post(
+            f"/v1/merchant/vouchers/{r.json()['voucher']['code']}/redeem",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 200, r.text

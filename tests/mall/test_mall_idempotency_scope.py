@@ -31,7 +31,11 @@ async def two_apps(client, world) -> TwoApps:
     people = []
     for op in (world.operator, b):
         u = await enrol(client, op, number=number)
-        people.append(Person(u["external_user_id"], u["user_id"], await user_headers(client, op, u["external_user_id"]), op))
+        people.append(
+            Person(
+                u["external_user_id"], u["user_id"], await user_headers(client, op, u["external_user_id"]), op
+            )
+        )
     at_a, at_b = people
     assert at_a.user_id == at_b.user_id
     await fund(client, world.operator, world.btype, [at_a], 400)
@@ -41,8 +45,10 @@ async def two_apps(client, world) -> TwoApps:
 async def redemptions(user_id: str) -> list[tuple[str, str, int]]:
     async with db.session_scope() as session:
         rows = await session.execute(
-            sa.text("SELECT operator_id::text, operator_order_id, points FROM operator_redemptions"
-                    " WHERE user_id = :u ORDER BY created_at, id"),
+            sa.text(
+                "SELECT operator_id::text, operator_order_id, points FROM operator_redemptions"
+                " WHERE user_id = :u ORDER BY created_at, id"
+            ),
             {"u": uuid.UUID(user_id)},
         )
         return [tuple(r) for r in rows]
@@ -52,11 +58,17 @@ class TestUserTokensOfTwoOperators:
     async def test_operator_redemption_with_the_key_used_at_the_other_operator_runs(self, client, two_apps):
         key = unique("key")
         payload = {"operator_order_id": unique("order"), "points": 100, "description": "a tote bag"}
-        first = await client.post("/v1/me/operator-redemptions", json=payload,
-                                  headers={**two_apps.at_a.headers, "Idempotency-Key": key})
+        first = await client.post(
+            "/v1/me/operator-redemptions",
+            json=payload,
+            headers={**two_apps.at_a.headers, "Idempotency-Key": key},
+        )
         assert first.status_code == 201, first.text
-        second = await client.post("/v1/me/operator-redemptions", json=payload,
-                                   headers={**two_apps.at_b.headers, "Idempotency-Key": key})
+        second = await client.post(
+            "/v1/me/operator-redemptions",
+            json=payload,
+            headers={**two_apps.at_b.headers, "Idempotency-Key": key},
+        )
         assert second.status_code == 201, second.text
         assert "idempotent-replayed" not in second.headers
         assert second.json()["operator_id"] == two_apps.at_b.operator.id
@@ -67,11 +79,15 @@ class TestUserTokensOfTwoOperators:
         ]
         assert await balance(client, two_apps.at_b) == 200
         assert [e for e in await entries(two_apps.at_a.user_id) if e[0] == "redeem"] == [
-            ("redeem", -100, 300), ("redeem", -100, 200)
+            ("redeem", -100, 300),
+            ("redeem", -100, 200),
         ]
         # each app still replays its own request
-        again = await client.post("/v1/me/operator-redemptions", json=payload,
-                                  headers={**two_apps.at_b.headers, "Idempotency-Key": key})
+        again = await client.post(
+            "/v1/me/operator-redemptions",
+            json=payload,
+            headers={**two_apps.at_b.headers, "Idempotency-Key": key},
+        )
         assert (again.status_code, again.headers["idempotent-replayed"]) == (201, "true")
         assert again.json() == second.json()
         assert await ledger_violations() == []
@@ -81,15 +97,20 @@ class TestUserTokensOfTwoOperators:
         item = await make_item(client, merchant, points_price=150, stock=5)
         key = unique("order")
         body = {"item_id": item["id"], "quantity": 1}
-        first = await client.post("/v1/me/orders", json=body, headers={**two_apps.at_a.headers, "Idempotency-Key": key})
+        first = await client.post(
+            "/v1/me/orders", json=body, headers={**two_apps.at_a.headers, "Idempotency-Key": key}
+        )
         assert first.status_code == 201, first.text
-        second = await client.post("/v1/me/orders", json=body, headers={**two_apps.at_b.headers, "Idempotency-Key": key})
+        second = await client.post(
+            "/v1/me/orders", json=body, headers={**two_apps.at_b.headers, "Idempotency-Key": key}
+        )
         assert second.status_code == 201, second.text
         assert "idempotent-replayed" not in second.headers
         assert second.json()["id"] != first.json()["id"]
         assert second.json()["voucher"]["code"] != first.json()["voucher"]["code"]
         assert await balance(client, two_apps.at_b) == 100
         assert [e for e in await entries(two_apps.at_a.user_id) if e[0] != "earn"] == [
-            ("redeem", -150, 250), ("redeem", -150, 100)
+            ("redeem", -150, 250),
+            ("redeem", -150, 100),
         ]
         assert await ledger_violations() == []

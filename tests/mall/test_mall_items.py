@@ -8,8 +8,14 @@ from tests.factories_mall import item, item_body, make_item, make_merchant
 class TestListing:
     async def test_a_merchant_lists_an_item(self, client, world):
         merchant = await make_merchant(client, world.authority)
-        body = item_body(points_price=250, stock=40, per_user_limit=2, voucher_valid_days=14,
-                         operator_ids=[world.operator.id], expiry_policy="forfeit")
+        body = item_body(
+            points_price=250,
+            stock=40,
+            per_user_limit=2,
+            voucher_valid_days=14,
+            operator_ids=[world.operator.id],
+            expiry_policy="forfeit",
+        )
         r = await client.post("/v1/mall/items", json=body, headers=merchant.headers)
         assert r.status_code == 201, r.text
         created = r.json()
@@ -20,10 +26,15 @@ class TestListing:
 
     async def test_unlimited_stock_by_default(self, client, world):
         merchant = await make_merchant(client, world.authority)
-        r = await client.post("/v1/mall/items", headers=merchant.headers,
-                              json={"title": "Cup", "points_price": 5})
+        r = await client.post(
+            "/v1/mall/items", headers=merchant.headers, json={"title": "Cup", "points_price": 5}
+        )
         assert r.status_code == 201, r.text
-        assert (r.json()["stock"], r.json()["per_user_limit"], r.json()["expiry_policy"]) == (None, None, "refund")
+        assert (r.json()["stock"], r.json()["per_user_limit"], r.json()["expiry_policy"]) == (
+            None,
+            None,
+            "refund",
+        )
         assert r.json()["voucher_valid_days"] == 30
 
     async def test_only_a_merchant_lists(self, client, world):
@@ -36,8 +47,14 @@ class TestListing:
 
     async def test_a_merchant_not_yet_approved_cannot_log_in_to_list(self, client, world):
         pending = await make_org(client, "merchant", approve=False)
-        r = await client.post("/v1/auth/token", data={"grant_type": "password", "username": pending.admin_username,
-                                                      "password": "correct-horse-battery"})
+        r = await client.post(
+            "/v1/auth/token",
+            data={
+                "grant_type": "password",
+                "username": pending.admin_username,
+                "password": "correct-horse-battery",
+            },
+        )
         assert (r.status_code, r.json()["code"]) == (403, "organization_not_active")
 
     async def test_bad_items(self, client, world):
@@ -52,7 +69,11 @@ class TestListing:
             ({"images": ["ftp://example.org/a.png"]}, 422, "validation_error"),
             ({"expiry_policy": "keep"}, 422, "validation_error"),
             ({"sale_starts_at": "2026-01-01T00:00:00"}, 422, "validation_error"),  # no offset
-            ({"sale_starts_at": now.isoformat(), "sale_ends_at": now.isoformat()}, 422, "invalid_sale_window"),
+            (
+                {"sale_starts_at": now.isoformat(), "sale_ends_at": now.isoformat()},
+                422,
+                "invalid_sale_window",
+            ),
             ({"operator_ids": [merchant.id]}, 422, "unknown_operator"),
             ({"operator_ids": []}, 422, "unknown_operator"),
             ({"operator_ids": ["00000000-0000-0000-0000-000000000000"]}, 422, "unknown_operator"),
@@ -69,20 +90,32 @@ class TestEditing:
     async def test_the_merchant_edits_its_item(self, client, world):
         merchant = await make_merchant(client, world.authority)
         it = await make_item(client, merchant, stock=10)
-        changes = {"title": "Bamboo cup", "points_price": 80, "stock": 25, "per_user_limit": 3,
-                   "images": ["https://example.org/bamboo.png"], "operator_ids": [world.operator.id]}
+        changes = {
+            "title": "Bamboo cup",
+            "points_price": 80,
+            "stock": 25,
+            "per_user_limit": 3,
+            "images": ["https://example.org/bamboo.png"],
+            "operator_ids": [world.operator.id],
+        }
         r = await client.patch(f"/v1/mall/items/{it['id']}", json=changes, headers=merchant.headers)
         assert r.status_code == 200, r.text
         assert {k: r.json()[k] for k in changes} == changes
         assert r.json()["description"] == it["description"]
-        r = await client.patch(f"/v1/mall/items/{it['id']}", json={"stock": None, "per_user_limit": None,
-                                                                     "operator_ids": None}, headers=merchant.headers)
+        r = await client.patch(
+            f"/v1/mall/items/{it['id']}",
+            json={"stock": None, "per_user_limit": None, "operator_ids": None},
+            headers=merchant.headers,
+        )
         assert (r.json()["stock"], r.json()["per_user_limit"], r.json()["operator_ids"]) == (None, None, None)
         r = await client.patch(f"/v1/mall/items/{it['id']}", json={"stock": 0}, headers=merchant.headers)
         assert r.json()["stock"] == 0
 
     async def test_editing_another_merchants_item(self, client, world):
-        owner, other = await make_merchant(client, world.authority), await make_merchant(client, world.authority)
+        owner, other = (
+            await make_merchant(client, world.authority),
+            await make_merchant(client, world.authority),
+        )
         it = await make_item(client, owner)
         r = await client.patch(f"/v1/mall/items/{it['id']}", json={"points_price": 1}, headers=other.headers)
         assert (r.status_code, r.json()["code"]) == (403, "not_item_owner")
@@ -104,8 +137,11 @@ class TestEditing:
         for change, code in cases:
             r = await client.patch(f"/v1/mall/items/{it['id']}", json=change, headers=merchant.headers)
             assert (r.status_code, r.json()["code"]) == (422, code), (change, r.text)
-        r = await client.patch("/v1/mall/items/00000000-0000-0000-0000-000000000000", json={"title": "x"},
-                               headers=merchant.headers)
+        r = await client.patch(
+            "/v1/mall/items/00000000-0000-0000-0000-000000000000",
+            json={"title": "x"},
+            headers=merchant.headers,
+        )
         assert (r.status_code, r.json()["code"]) == (404, "item_not_found")
         assert await item(client, it["id"]) == it
 
@@ -113,8 +149,15 @@ class TestEditing:
         merchant = await make_merchant(client, world.authority)
         it = await make_item(client, merchant)
         path = f"/v1/mall/items/{it['id']}"
-        steps = [("resume", 409, "active"), ("pause", 200, "paused"), ("pause", 409, "paused"),
-                 ("resume", 200, "active"), ("end", 200, "ended"), ("resume", 409, "ended"), ("end", 409, "ended")]
+        steps = [
+            ("resume", 409, "active"),
+            ("pause", 200, "paused"),
+            ("pause", 409, "paused"),
+            ("resume", 200, "active"),
+            ("end", 200, "ended"),
+            ("resume", 409, "ended"),
+            ("end", 409, "ended"),
+        ]
         for action, status, state in steps:
             r = await client.post(f"{path}/{action}", headers=merchant.headers)
             assert r.status_code == status, (action, r.text)
@@ -134,11 +177,16 @@ class TestCatalogue:
         sold_out = await make_item(client, merchant, points_price=60, stock=0)
         paused = await make_item(client, merchant, points_price=70)
         await client.post(f"/v1/mall/items/{paused['id']}/pause", headers=merchant.headers)
-        over = await make_item(client, merchant, points_price=80,
-                               sale_starts_at=(clock.now() - timedelta(days=2)).isoformat(),
-                               sale_ends_at=(clock.now() - timedelta(days=1)).isoformat())
-        later = await make_item(client, merchant, points_price=90,
-                                sale_starts_at=(clock.now() + timedelta(days=1)).isoformat())
+        over = await make_item(
+            client,
+            merchant,
+            points_price=80,
+            sale_starts_at=(clock.now() - timedelta(days=2)).isoformat(),
+            sale_ends_at=(clock.now() - timedelta(days=1)).isoformat(),
+        )
+        later = await make_item(
+            client, merchant, points_price=90, sale_starts_at=(clock.now() + timedelta(days=1)).isoformat()
+        )
 
         async def ids(**params) -> list[str]:
             r = await client.get("/v1/mall/items", params={"merchant_id": merchant.id, **params})
@@ -153,8 +201,10 @@ class TestCatalogue:
         assert await ids(in_stock="false") == [sold_out["id"]]
         seen, cursor = [], None
         while True:
-            r = await client.get("/v1/mall/items", params={"merchant_id": merchant.id, "limit": 3,
-                                                           **({"cursor": cursor} if cursor else {})})
+            r = await client.get(
+                "/v1/mall/items",
+                params={"merchant_id": merchant.id, "limit": 3, **({"cursor": cursor} if cursor else {})},
+            )
             seen += [i["id"] for i in r.json()["items"]]
             cursor = r.json()["next_cursor"]
             if not cursor:

@@ -34,11 +34,26 @@ class TestRedemption:
         r = await redeem(client, member, payload)
         assert r.status_code == 201, r.text
         got = r.json()
-        assert {k: got[k] for k in ("operator_id", "operator_order_id", "user_id", "points", "description",
-                                    "status", "reversed_at")} == {
-            "operator_id": world.operator.id, "operator_order_id": payload["operator_order_id"],
-            "user_id": member.user_id, "points": 120, "description": "a tote bag", "status": "completed",
-            "reversed_at": None}
+        assert {
+            k: got[k]
+            for k in (
+                "operator_id",
+                "operator_order_id",
+                "user_id",
+                "points",
+                "description",
+                "status",
+                "reversed_at",
+            )
+        } == {
+            "operator_id": world.operator.id,
+            "operator_order_id": payload["operator_order_id"],
+            "user_id": member.user_id,
+            "points": 120,
+            "description": "a tote bag",
+            "status": "completed",
+            "reversed_at": None,
+        }
         assert await balance(client, member) == 280
         assert (await entries(member.user_id))[-1] == ("redeem", -120, 280)
         assert await ledger_violations() == []
@@ -69,8 +84,12 @@ class TestRedemption:
         other = await make_operator(client, world.authority)  # the same person, through another operator
         enrolled = await enrol(client, other, external_user_id=unique("u"))
         assert enrolled["user_id"] != member.user_id  # another phone number: another person
-        other_member = type(member)(enrolled["external_user_id"], enrolled["user_id"],
-                                    await user_headers(client, other, enrolled["external_user_id"]), other)
+        other_member = type(member)(
+            enrolled["external_user_id"],
+            enrolled["user_id"],
+            await user_headers(client, other, enrolled["external_user_id"]),
+            other,
+        )
         await fund(client, other, world.btype, [other_member], 50)
         r = await redeem(client, other_member, payload)
         assert (r.status_code, r.json()["operator_id"]) == (201, other.id)
@@ -134,8 +153,11 @@ class TestReversal:
         ids = [(await redeem(client, member, body(points=5))).json()["id"] for _ in range(3)]
         r = await client.get("/v1/operator/redemptions", params={"limit": 2}, headers=world.operator.headers)
         first = r.json()
-        r = await client.get("/v1/operator/redemptions", params={"limit": 200, "cursor": first["next_cursor"]},
-                             headers=world.operator.headers)
+        r = await client.get(
+            "/v1/operator/redemptions",
+            params={"limit": 200, "cursor": first["next_cursor"]},
+            headers=world.operator.headers,
+        )
         listed = [x["id"] for x in first["items"]] + [x["id"] for x in r.json()["items"]]
         assert listed[:3] == ids[::-1]
         other = await make_operator(client, world.authority)

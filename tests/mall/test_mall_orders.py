@@ -43,10 +43,28 @@ class TestOrdering:
         r = await place(client, buyer, it["id"], 2)
         assert r.status_code == 201, r.text
         order = r.json()
-        assert {k: order[k] for k in ("item_id", "merchant_id", "title", "quantity", "unit_price", "points",
-                                      "status", "refunded_points")} == {
-            "item_id": it["id"], "merchant_id": merchant.id, "title": it["title"], "quantity": 2,
-            "unit_price": 120, "points": 240, "status": "issued", "refunded_points": 0}
+        assert {
+            k: order[k]
+            for k in (
+                "item_id",
+                "merchant_id",
+                "title",
+                "quantity",
+                "unit_price",
+                "points",
+                "status",
+                "refunded_points",
+            )
+        } == {
+            "item_id": it["id"],
+            "merchant_id": merchant.id,
+            "title": it["title"],
+            "quantity": 2,
+            "unit_price": 120,
+            "points": 240,
+            "status": "issued",
+            "refunded_points": 0,
+        }
         assert CODE.match(order["voucher"]["code"])
         expires = datetime.fromisoformat(order["voucher"]["expires_at"])
         assert before + timedelta(days=7) <= expires <= clock.now() + timedelta(days=7)
@@ -74,7 +92,9 @@ class TestOrdering:
     async def test_the_idempotency_key_is_required_and_replays_the_order(self, client, shop):
         merchant, buyer = shop
         it = await make_item(client, merchant, points_price=100, stock=5)
-        r = await client.post("/v1/me/orders", json={"item_id": it["id"], "quantity": 1}, headers=buyer.headers)
+        r = await client.post(
+            "/v1/me/orders", json={"item_id": it["id"], "quantity": 1}, headers=buyer.headers
+        )
         assert (r.status_code, r.json()["code"]) == (400, "idempotency_key_required")
         key = f"order-{uuid.uuid4()}"
         first = await place(client, buyer, it["id"], key=key)
@@ -90,10 +110,15 @@ class TestOrdering:
 
     async def test_a_price_change_never_touches_placed_orders(self, client, shop):
         merchant, buyer = shop
-        it = await make_item(client, merchant, points_price=100, voucher_valid_days=10, expiry_policy="refund")
+        it = await make_item(
+            client, merchant, points_price=100, voucher_valid_days=10, expiry_policy="refund"
+        )
         order = (await place(client, buyer, it["id"])).json()
-        r = await client.patch(f"/v1/mall/items/{it['id']}", headers=merchant.headers,
-                               json={"points_price": 150, "voucher_valid_days": 1, "expiry_policy": "forfeit"})
+        r = await client.patch(
+            f"/v1/mall/items/{it['id']}",
+            headers=merchant.headers,
+            json={"points_price": 150, "voucher_valid_days": 1, "expiry_policy": "forfeit"},
+        )
         assert r.status_code == 200
         [kept] = await my_orders(client, buyer)
         assert kept == order
@@ -127,14 +152,23 @@ class TestRefusals:
     """Each refusal has its own code and changes nothing: balance, stock, orders, allowance."""
 
     async def refused(self, client, buyer, item_id, quantity, status, code):
-        before = (await balance(client, buyer), (await item(client, item_id))["stock"], await my_orders(client, buyer))
+        before = (
+            await balance(client, buyer),
+            (await item(client, item_id))["stock"],
+            await my_orders(client, buyer),
+        )
         r = await place(client, buyer, item_id, quantity)
         assert r.headers["content-type"] == "application/problem+json"
         assert (r.status_code, r.json()["code"]) == (status, code), r.text
-        after = (await balance(client, buyer), (await item(client, item_id))["stock"], await my_orders(client, buyer))
+        after = (
+            await balance(client, buyer),
+            (await item(client, item_id))["stock"],
+            await my_orders(client, buyer),
+        )
         assert after == before
         assert await purchased(item_id, buyer.user_id) == sum(
-            o["quantity"] for o in after[2] if o["item_id"] == item_id)
+            o["quantity"] for o in after[2] if o["item_id"] == item_id
+        )
 
     async def test_insufficient_points(self, client, shop):
         merchant, buyer = shop
@@ -157,8 +191,12 @@ class TestRefusals:
         now = clock.now()
         later = await make_item(client, merchant, sale_starts_at=(now + timedelta(hours=1)).isoformat())
         await self.refused(client, buyer, later["id"], 1, 409, "outside_sale_window")
-        over = await make_item(client, merchant, sale_starts_at=(now - timedelta(days=2)).isoformat(),
-                               sale_ends_at=(now - timedelta(seconds=1)).isoformat())
+        over = await make_item(
+            client,
+            merchant,
+            sale_starts_at=(now - timedelta(days=2)).isoformat(),
+            sale_ends_at=(now - timedelta(seconds=1)).isoformat(),
+        )
         await self.refused(client, buyer, over["id"], 1, 409, "sale_ended")
         clock.set_offset(timedelta(hours=1, seconds=1))
         assert (await place(client, buyer, later["id"])).status_code == 201
@@ -208,6 +246,9 @@ class TestRefusals:
     async def test_only_a_person_orders(self, client, world, shop):
         merchant, _ = shop
         it = await make_item(client, merchant)
-        r = await client.post("/v1/me/orders", json={"item_id": it["id"], "quantity": 1},
-                              headers={**merchant.headers, "Idempotency-Key": "k"})
+        r = await client.post(
+            "/v1/me/orders",
+            json={"item_id": it["id"], "quantity": 1},
+            headers={**merchant.headers, "Idempotency-Key": "k"},
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden_role")

@@ -23,7 +23,13 @@ class TestCodes:
         assert vouchers.digest("0a1b2c3d4e5f6g7h") == vouchers.digest(code)
 
     def test_what_cannot_be_a_code(self):
-        for bad in ("", "0A1B-2C3D-4E5F", "0A1B-2C3D-4E5F-6G7H-8J9K", "UUUU-UUUU-UUUU-UUUU", "0A1B-2C3D-4E5F-6G7%"):
+        for bad in (
+            "",
+            "0A1B-2C3D-4E5F",
+            "0A1B-2C3D-4E5F-6G7H-8J9K",
+            "UUUU-UUUU-UUUU-UUUU",
+            "0A1B-2C3D-4E5F-6G7%",
+        ):
             assert vouchers.normalise(bad) is None
             assert vouchers.digest(bad) is None
 

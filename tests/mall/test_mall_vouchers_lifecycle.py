@@ -61,7 +61,12 @@ class TestCounterRedemption:
         r = await redeem(client, merchant, typed)
         assert r.status_code == 200, r.text
         assert {k: r.json()[k] for k in ("order_id", "item_id", "quantity", "points", "status")} == {
-            "order_id": o["id"], "item_id": it["id"], "quantity": 2, "points": 200, "status": "redeemed"}
+            "order_id": o["id"],
+            "item_id": it["id"],
+            "quantity": 2,
+            "points": 200,
+            "status": "redeemed",
+        }
         r = await redeem(client, merchant, o["voucher"]["code"])
         assert (r.status_code, r.json()["code"]) == (409, "voucher_redeemed")
         assert await status_of(client, buyer, o["id"]) == "redeemed"
@@ -79,7 +84,11 @@ class TestCounterRedemption:
         wrong = await redeem(client, merchant, "0000-0000-0000-0000")
         garbage = await redeem(client, merchant, "not-a-code")
         for r in (foreign, wrong, garbage):
-            assert (r.status_code, r.json()["code"], r.json()["detail"]) == (404, "voucher_not_found", "No such voucher")
+            assert (r.status_code, r.json()["code"], r.json()["detail"]) == (
+                404,
+                "voucher_not_found",
+                "No such voucher",
+            )
         assert await status_of(client, buyer, o["id"]) == "issued"
 
     async def test_guessing_is_rate_limited_per_merchant(self, client, world, shop, settings, monkeypatch):
@@ -161,7 +170,11 @@ class TestCancellation:
         clock.freeze(datetime.fromisoformat(lots[0]["expires_at"]))  # lot A has expired since
         r = await cancel(client, buyer, o["id"])
         assert r.status_code == 200, r.text
-        assert (await entries(buyer.user_id))[-3:] == [("redeem", -150, 50), ("refund", 150, 200), ("expire", -100, 100)]
+        assert (await entries(buyer.user_id))[-3:] == [
+            ("redeem", -150, 50),
+            ("refund", 150, 200),
+            ("expire", -100, 100),
+        ]
         assert await balance(client, buyer) == 100
         assert await ledger_violations() == []
 
@@ -169,10 +182,12 @@ class TestCancellation:
         merchant, buyer = shop
         it = await make_item(client, merchant, points_price=10, stock=20)
         orders = [await order(client, buyer, it["id"]) for _ in range(12)]
-        outcomes = await asyncio.gather(*[
-            asyncio.gather(cancel(client, buyer, o["id"]), redeem(client, merchant, o["voucher"]["code"]))
-            for o in orders
-        ])
+        outcomes = await asyncio.gather(
+            *[
+                asyncio.gather(cancel(client, buyer, o["id"]), redeem(client, merchant, o["voucher"]["code"]))
+                for o in orders
+            ]
+        )
         cancelled = 0
         for o, (c, r) in zip(orders, outcomes, strict=True):
             assert sorted([c.status_code, r.status_code]) == [200, 409], (c.text, r.text)
@@ -191,9 +206,18 @@ class TestCancellation:
 class TestExpiry:
     async def test_unused_vouchers_expire_per_their_policy_exactly_once(self, client, shop):
         merchant, buyer = shop
-        refund = await make_item(client, merchant, points_price=50, stock=5, per_user_limit=1, voucher_valid_days=2)
-        forfeit = await make_item(client, merchant, points_price=70, stock=5, per_user_limit=1,
-                                  voucher_valid_days=2, expiry_policy="forfeit")
+        refund = await make_item(
+            client, merchant, points_price=50, stock=5, per_user_limit=1, voucher_valid_days=2
+        )
+        forfeit = await make_item(
+            client,
+            merchant,
+            points_price=70,
+            stock=5,
+            per_user_limit=1,
+            voucher_valid_days=2,
+            expiry_policy="forfeit",
+        )
         later = await make_item(client, merchant, points_price=10, voucher_valid_days=30)
         used = await make_item(client, merchant, points_price=20, voucher_valid_days=2)
         a, b = await order(client, buyer, refund["id"]), await order(client, buyer, forfeit["id"])
@@ -203,12 +227,22 @@ class TestExpiry:
         moment = datetime.fromisoformat(b["voucher"]["expires_at"])
         await expire(moment)
         assert [await status_of(client, buyer, o["id"]) for o in (a, b, c, d)] == [
-            "expired", "expired", "issued", "redeemed"]
+            "expired",
+            "expired",
+            "issued",
+            "redeemed",
+        ]
         assert await balance(client, buyer) == 300
         got = {o["id"]: o for o in (await client.get("/v1/me/orders", headers=buyer.headers)).json()["items"]}
         assert (got[a["id"]]["refunded_points"], got[b["id"]]["refunded_points"]) == (50, 0)
-        assert ((await item(client, refund["id"]))["stock"], (await item(client, forfeit["id"]))["stock"]) == (5, 5)
-        assert (await purchased(refund["id"], buyer.user_id), await purchased(forfeit["id"], buyer.user_id)) == (0, 1)
+        assert (
+            (await item(client, refund["id"]))["stock"],
+            (await item(client, forfeit["id"]))["stock"],
+        ) == (5, 5)
+        assert (
+            await purchased(refund["id"], buyer.user_id),
+            await purchased(forfeit["id"], buyer.user_id),
+        ) == (0, 1)
         await expire(moment)  # again: nothing more
         assert await balance(client, buyer) == 300
         assert (await entries(buyer.user_id)).count(("refund", 50, 300)) == 1
@@ -220,7 +254,9 @@ class TestExpiry:
         o = await order(client, buyer, it["id"])
         async with db.session_scope() as session:  # as if ordered five days ago
             await session.execute(
-                sa.text("UPDATE mall_orders SET voucher_expires_at = now() - interval '1 minute' WHERE id = :i"),
+                sa.text(
+                    "UPDATE mall_orders SET voucher_expires_at = now() - interval '1 minute' WHERE id = :i"
+                ),
                 {"i": uuid.UUID(o["id"])},
             )
         result = await invoke_cli(run_sync, "mall", "expire-vouchers")

@@ -9,5 +9,3 @@ async def shipped_catalogue(app):
     """The shipped catalogue, published before any test here (the exchange rule in force now)."""
     async with db.session_scope() as session:
         return await catalogue.load(session)
-
-

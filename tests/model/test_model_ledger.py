@@ -203,8 +203,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def setup_items(self):
         w = self.world
         for price, stock, limit, days, policy in ((40, 3, 2, 5, "refund"), (25, None, None, 40, "forfeit")):
-            body = {"title": unique("model item"), "points_price": price, "stock": stock, "per_user_limit": limit,
-                    "voucher_valid_days": days, "expiry_policy": policy}
+            body = {
+                "title": unique("model item"),
+                "points_price": price,
+                "stock": stock,
+                "per_user_limit": limit,
+                "voucher_valid_days": days,
+                "expiry_policy": policy,
+            }
             r = w.request("POST", "/v1/mall/items", json=body, headers=w.merchant.headers)
             assert r.status_code == 201, r.text
             self.items.append(Item(r.json()["id"], price, stock, limit, days, policy))
@@ -228,7 +234,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.people) < 5)
     @rule(operator=st.sampled_from(["a", "b"]))
     def enrol(self, operator):
-        STATS["rules"]['enrol'] = STATS["rules"].get('enrol', 0) + 1
+        STATS["rules"]["enrol"] = STATS["rules"].get("enrol", 0) + 1
         self._enrol(operator)
 
     def _enrol(self, operator: str) -> None:
@@ -236,9 +242,16 @@ class LedgerMachine(RuleBasedStateMachine):
         op = w.operators[operator]
         ext, number = unique("m"), f"+86139{uuid.uuid4().int % 10**8:08d}"  # hypothesis seeds `random`
         accepted = self.now - timedelta(days=30)
-        r = w.request("POST", "/v1/operator/users", headers=op.headers, json={
-            "external_user_id": ext, "identifier": {"type": "phone", "value": number},
-            "consent": {"agreement_version": "v1", "accepted_at": accepted.isoformat()}})
+        r = w.request(
+            "POST",
+            "/v1/operator/users",
+            headers=op.headers,
+            json={
+                "external_user_id": ext,
+                "identifier": {"type": "phone", "value": number},
+                "consent": {"agreement_version": "v1", "accepted_at": accepted.isoformat()},
+            },
+        )
         assert r.status_code == 201, r.text
         user_id = r.json()["user_id"]
         t = w.request("POST", f"/v1/operator/users/{ext}/tokens", headers=op.headers)
@@ -254,7 +267,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if not live:
             person.headers, person.via = {}, ""
             return
-        t = w.request("POST", f"/v1/operator/users/{live[0].ext}/tokens", headers=w.operators[live[0].operator].headers)
+        t = w.request(
+            "POST", f"/v1/operator/users/{live[0].ext}/tokens", headers=w.operators[live[0].operator].headers
+        )
         assert t.status_code == 200, t.text
         person.headers, person.via = bearer(t.json()["access_token"]), live[0].operator
 
@@ -262,7 +277,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def enrol_at_the_other_operator(self, data):
         """The same phone number enrolled by the other operator: the same account."""
-        STATS["rules"]['enrol_at_the_other_operator'] = STATS["rules"].get('enrol_at_the_other_operator', 0) + 1
+        STATS["rules"]["enrol_at_the_other_operator"] = (
+            STATS["rules"].get("enrol_at_the_other_operator", 0) + 1
+        )
         w = self.world
         first = data.draw(st.sampled_from([e for e in self.entrustments]))
         other = "b" if first.operator == "a" else "a"
@@ -271,9 +288,16 @@ class LedgerMachine(RuleBasedStateMachine):
         number = first.user.phone
         ext = unique("m")
         accepted = self.now - timedelta(days=30)
-        r = w.request("POST", "/v1/operator/users", headers=w.operators[other].headers, json={
-            "external_user_id": ext, "identifier": {"type": "phone", "value": number},
-            "consent": {"agreement_version": "v1", "accepted_at": accepted.isoformat()}})
+        r = w.request(
+            "POST",
+            "/v1/operator/users",
+            headers=w.operators[other].headers,
+            json={
+                "external_user_id": ext,
+                "identifier": {"type": "phone", "value": number},
+                "consent": {"agreement_version": "v1", "accepted_at": accepted.isoformat()},
+            },
+        )
         assert r.status_code == 201, r.text
         assert r.json()["user_id"] == first.user.user_id
         counted("same person at a second operator")
@@ -282,7 +306,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: sum(e.withdrawn_at is None for e in self.entrustments) > 3)
     @rule(data=st.data())
     def withdraw(self, data):
-        STATS["rules"]['withdraw'] = STATS["rules"].get('withdraw', 0) + 1
+        STATS["rules"]["withdraw"] = STATS["rules"].get("withdraw", 0) + 1
         w = self.world
         e = data.draw(st.sampled_from([e for e in self.entrustments if e.withdrawn_at is None]))
         r = w.request("DELETE", f"/v1/operator/users/{e.ext}", headers=w.operators[e.operator].headers)
@@ -316,9 +340,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _make_record(self, ext: str, start: datetime, quantity: float, evidence: str, record_id: str) -> dict:
         return {
-            "record_id": record_id, "external_user_id": ext, "type": self.world.btype,
-            "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=10)).isoformat(),
-            "quantity": quantity, "unit": "km", "scene_id": None,
+            "record_id": record_id,
+            "external_user_id": ext,
+            "type": self.world.btype,
+            "started_at": start.isoformat(),
+            "ended_at": (start + timedelta(minutes=10)).isoformat(),
+            "quantity": quantity,
+            "unit": "km",
+            "scene_id": None,
             "evidence": {"source": "model-card", "ref": evidence},
         }
 
@@ -336,8 +365,13 @@ class LedgerMachine(RuleBasedStateMachine):
         dups, candidates = [], []
         for i, rec in enumerate(records):
             start, end = datetime.fromisoformat(rec["started_at"]), datetime.fromisoformat(rec["ended_at"])
-            code = "future_time" if end > self.now + timedelta(minutes=5) else (
-                "too_old" if start < self.now - timedelta(days=self.world.record_max_age_days) else None)
+            code = (
+                "future_time"
+                if end > self.now + timedelta(minutes=5)
+                else (
+                    "too_old" if start < self.now - timedelta(days=self.world.record_max_age_days) else None
+                )
+            )
             if code:
                 results[i] = {"status": "rejected", "code": code, "points": 0, "reduction_g": 0}
                 continue
@@ -353,8 +387,12 @@ class LedgerMachine(RuleBasedStateMachine):
             person, code = None, None
             for e in self.entrustments:
                 # only a live entrustment credits: once withdrawn, none of the person's records counts
-                if e.operator == operator and e.ext == rec["external_user_id"] and e.accepted_at <= start and (
-                        e.withdrawn_at is None):
+                if (
+                    e.operator == operator
+                    and e.ext == rec["external_user_id"]
+                    and e.accepted_at <= start
+                    and (e.withdrawn_at is None)
+                ):
                     person = e.user
                     break
             rule_ = self.rule_at(start)
@@ -379,10 +417,20 @@ class LedgerMachine(RuleBasedStateMachine):
             evidence = ("model-card", rec["evidence"]["ref"])
             end = start + timedelta(minutes=10)
             if evidence in self.claimed:
-                results[i] = {"status": "rejected", "code": "evidence_already_claimed", "points": 0, "reduction_g": 0}
+                results[i] = {
+                    "status": "rejected",
+                    "code": "evidence_already_claimed",
+                    "points": 0,
+                    "reduction_g": 0,
+                }
                 continue
             if any(s < end and start < e for s, e in person.spans):
-                results[i] = {"status": "rejected", "code": "overlapping_behaviour", "points": 0, "reduction_g": 0}
+                results[i] = {
+                    "status": "rejected",
+                    "code": "overlapping_behaviour",
+                    "points": 0,
+                    "reduction_g": 0,
+                }
                 continue
             self.claimed.add(evidence)
             person.spans.append((start, end))
@@ -393,16 +441,24 @@ class LedgerMachine(RuleBasedStateMachine):
             if rule_.daily_cap is not None:
                 points = min(points, max(0, rule_.daily_cap - person.day_points.get(day, 0)))
             person.day_points[day] = person.day_points.get(day, 0) + points
-            outcome = {"status": "accepted", "code": "capped" if points < earned else None, "points": points,
-                       "reduction_g": reduction, "methodology_version": f"{self.world.btype}@1",
-                       "rule_version": rule_.version}
+            outcome = {
+                "status": "accepted",
+                "code": "capped" if points < earned else None,
+                "points": points,
+                "reduction_g": reduction,
+                "methodology_version": f"{self.world.btype}@1",
+                "rule_version": rule_.version,
+            }
             results[i] = outcome
             self.sent[(operator, rec["record_id"])] = outcome
             credits.setdefault(person.user_id, [person, 0, rule_])[1] += points
             person.lifetime += points
         for i, first in dups:
-            results[i] = {**results[first], "status": "duplicate"} if results[first]["status"] != "rejected" \
+            results[i] = (
+                {**results[first], "status": "duplicate"}
+                if results[first]["status"] != "rejected"
                 else dict(results[first])
+            )
         for person, points, rule_ in credits.values():
             if points:
                 x = local_midnight_after(self.now, rule_.lifetime_days)
@@ -428,9 +484,16 @@ class LedgerMachine(RuleBasedStateMachine):
             counted(f"record {e['status']}" + (f": {e['code']}" if e["code"] else ""))
             assert g["record_id"] == rec["record_id"]
             assert (g["status"], g["code"], g["points"], g["reduction_g"]) == (
-                e["status"], e["code"], e["points"], e["reduction_g"]), (rec, g, e)
+                e["status"],
+                e["code"],
+                e["points"],
+                e["reduction_g"],
+            ), (rec, g, e)
             if e["status"] != "rejected":
-                assert (g["methodology_version"], g["rule_version"]) == (e["methodology_version"], e["rule_version"])
+                assert (g["methodology_version"], g["rule_version"]) == (
+                    e["methodology_version"],
+                    e["rule_version"],
+                )
         STATS["checks"] += len(got)
 
     def _send(self, operator: str, records: list[dict], key: str):
@@ -438,12 +501,16 @@ class LedgerMachine(RuleBasedStateMachine):
         headers["Idempotency-Key"] = key
         return body, headers
 
-    @rule(operator=st.sampled_from(["a", "b"]), size=st.integers(1, 6), data=st.data(),
-          then=st.sampled_from(["nothing", "retry with the same key", "resend with a new key", "race"]))
+    @rule(
+        operator=st.sampled_from(["a", "b"]),
+        size=st.integers(1, 6),
+        data=st.data(),
+        then=st.sampled_from(["nothing", "retry with the same key", "resend with a new key", "race"]),
+    )
     def submit_batch(self, operator, size, data, then):
         """A signed batch, and what an operator's client may do next: retry because it never saw the
         answer (same key), resend the same records (new key), or send them twice at once."""
-        STATS["rules"]['submit_batch'] = STATS["rules"].get('submit_batch', 0) + 1
+        STATS["rules"]["submit_batch"] = STATS["rules"].get("submit_batch", 0) + 1
         records = [self._draw_record(data, operator) for _ in range(size)]
         if size > 1 and data.draw(st.booleans()):  # a record twice in one batch
             records.append(dict(records[0]))
@@ -460,7 +527,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def retry_the_last_batch(self):
         """A retry some time later (the clock may have moved past the key's lifetime)."""
-        STATS["rules"]['retry_the_last_batch'] = STATS["rules"].get('retry_the_last_batch', 0) + 1
+        STATS["rules"]["retry_the_last_batch"] = STATS["rules"].get("retry_the_last_batch", 0) + 1
         self._retry()
 
     def _retry(self) -> None:
@@ -505,22 +572,32 @@ class LedgerMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ the mall
 
     @precondition(lambda self: self.people)
-    @rule(data=st.data(), what=st.sampled_from(["order", "order", "cancel", "redeem", "guess a code"]),
-          quantity=st.sampled_from([1, 1, 2]), retry=st.booleans())
+    @rule(
+        data=st.data(),
+        what=st.sampled_from(["order", "order", "cancel", "redeem", "guess a code"]),
+        quantity=st.sampled_from([1, 1, 2]),
+        retry=st.booleans(),
+    )
     def shop(self, data, what, quantity, retry):
         """A person orders (and may retry with the same key), cancels an order, the merchant redeems a
         voucher at the counter, or someone guesses a voucher code."""
         STATS["rules"]["shop"] = STATS["rules"].get("shop", 0) + 1
         if what == "guess a code":
             w = self.world
-            r = w.request("POST", "/v1/merchant/vouchers/0000-0000-0000-0000/redeem", headers=w.merchant.headers)
+            r = w.request(
+                "POST", "/v1/merchant/vouchers/0000-0000-0000-0000/redeem", headers=w.merchant.headers
+            )
             assert (r.status_code, r.json()["code"]) == (404, "voucher_not_found")
         elif what == "order" or not self.orders:
             with_token = [p for p in self.people if p.headers]
             if not with_token:
                 return
-            self._order(data.draw(st.sampled_from(with_token)), data.draw(st.sampled_from(self.items)), quantity,
-                        retry)
+            self._order(
+                data.draw(st.sampled_from(with_token)),
+                data.draw(st.sampled_from(self.items)),
+                quantity,
+                retry,
+            )
         else:
             order = data.draw(st.sampled_from(self.orders))
             self._cancel(order) if what == "cancel" else self._redeem(order)
@@ -548,14 +625,21 @@ class LedgerMachine(RuleBasedStateMachine):
         counted("order placed")
         assert r.status_code == 201, r.text
         o = r.json()
-        assert (o["points"], o["status"], o["quantity"], o["unit_price"]) == (points, "issued", quantity, item.price)
+        assert (o["points"], o["status"], o["quantity"], o["unit_price"]) == (
+            points,
+            "issued",
+            quantity,
+            item.price,
+        )
         expires = self.now + timedelta(days=item.valid_days)
         assert datetime.fromisoformat(o["voucher"]["expires_at"]) == expires
         taken = self._debit(person, points)
         if item.stock is not None:
             item.stock -= quantity
         item.held[person.user_id] = held + quantity
-        self.orders.append(Order(o["id"], o["voucher"]["code"], item, person, quantity, points, taken, expires))
+        self.orders.append(
+            Order(o["id"], o["voucher"]["code"], item, person, quantity, points, taken, expires)
+        )
         if retry:
             again = w.request("POST", "/v1/me/orders", json=body, headers=headers)
             assert (again.status_code, again.json()) == (201, o)
@@ -599,7 +683,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         counted("redeemed")
         assert r.status_code == 200, r.text
-        assert (r.json()["order_id"], r.json()["status"], r.json()["points"]) == (order.id, "redeemed", order.points)
+        assert (r.json()["order_id"], r.json()["status"], r.json()["points"]) == (
+            order.id,
+            "redeemed",
+            order.points,
+        )
         order.status = "redeemed"
 
     # ------------------------------------------------------------------ the authority, time, jobs
@@ -607,13 +695,17 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.people)
     @rule(data=st.data(), points=st.sampled_from([1, 10, 57, 150, 1000]))
     def clawback(self, data, points):
-        STATS["rules"]['clawback'] = STATS["rules"].get('clawback', 0) + 1
+        STATS["rules"]["clawback"] = STATS["rules"].get("clawback", 0) + 1
         self._clawback(data.draw(st.sampled_from(self.people)), points)
 
     def _clawback(self, person: Person, points: int) -> None:
         w = self.world
-        r = w.request("POST", f"/v1/points/accounts/{person.user_id}/clawback",
-                      json={"points": points, "reason": "model fraud"}, headers=bearer(w.authority))
+        r = w.request(
+            "POST",
+            f"/v1/points/accounts/{person.user_id}/clawback",
+            json={"points": points, "reason": "model fraud"},
+            headers=bearer(w.authority),
+        )
         if not person.has_account:
             assert (r.status_code, r.json()["code"]) == (404, "account_not_found"), r.text
             counted("clawback refused: account_not_found")
@@ -629,7 +721,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(days=st.sampled_from([1, 4, 30, 400, 731]), run_jobs=st.booleans())
     def move_the_clock(self, days, run_jobs):
-        STATS["rules"]['move_the_clock'] = STATS["rules"].get('move_the_clock', 0) + 1
+        STATS["rules"]["move_the_clock"] = STATS["rules"].get("move_the_clock", 0) + 1
         self.world.moment = self.now + timedelta(days=days, minutes=7)
         clock.freeze(self.world.moment)
         counted(f"clock moved {days} days")
@@ -639,7 +731,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def run_the_expiry_jobs(self):
         """The points expiry job, then the voucher expiry job, at the (frozen) platform time."""
-        STATS["rules"]['run_the_expiry_jobs'] = STATS["rules"].get('run_the_expiry_jobs', 0) + 1
+        STATS["rules"]["run_the_expiry_jobs"] = STATS["rules"].get("run_the_expiry_jobs", 0) + 1
         self.world.bridge.run(points_tasks.expire_all())
         for p in self.people:
             due = sum(v for x, v in p.lots.items() if x <= self.now and v > 0)
@@ -705,12 +797,25 @@ class LedgerMachine(RuleBasedStateMachine):
 
 async def _rules() -> list[Rule]:
     async with db.session_scope() as session:
-        rows = await session.execute(sa.text(
-            "SELECT version, points_per_gram, daily_cap_points, type_daily_caps, lot_lifetime_days, effective_from,"
-            " effective_to FROM exchange_rule_versions WHERE status IN ('published', 'retired')"
-            " ORDER BY effective_from"))
-        return [Rule(r.version, Decimal(r.points_per_gram), r.daily_cap_points, r.type_daily_caps or {},
-                     r.lot_lifetime_days, r.effective_from, r.effective_to) for r in rows]
+        rows = await session.execute(
+            sa.text(
+                "SELECT version, points_per_gram, daily_cap_points, type_daily_caps, lot_lifetime_days, effective_from,"
+                " effective_to FROM exchange_rule_versions WHERE status IN ('published', 'retired')"
+                " ORDER BY effective_from"
+            )
+        )
+        return [
+            Rule(
+                r.version,
+                Decimal(r.points_per_gram),
+                r.daily_cap_points,
+                r.type_daily_caps or {},
+                r.lot_lifetime_days,
+                r.effective_from,
+                r.effective_to,
+            )
+            for r in rows
+        ]
 
 
 @pytest.fixture
@@ -722,7 +827,9 @@ async def world(client, settings, monkeypatch):
     authority = await authority_token(client)
     operators = {"a": await make_operator(client, authority), "b": await make_operator(client, authority)}
     merchant = await make_org(client, "merchant", authority=authority)
-    w = World(client, Bridge(asyncio.get_running_loop()), operators, merchant, authority, btype, await _rules())
+    w = World(
+        client, Bridge(asyncio.get_running_loop()), operators, merchant, authority, btype, await _rules()
+    )
     w.idempotency_ttl_hours = settings.idempotency_ttl_hours
     w.record_max_age_days = settings.record_max_age_days
     STATS.update(examples=0, steps=0, requests=0, checks=0, outcomes={}, rules={})
@@ -736,8 +843,13 @@ async def world(client, settings, monkeypatch):
 async def test_the_api_follows_the_reference_model(world, capsys):
     machine = type("Machine", (LedgerMachine,), {"world": world})
     settings_ = hypothesis.settings(
-        max_examples=MAX_EXAMPLES, stateful_step_count=STEPS, derandomize=True, database=None, deadline=None,
-        phases=[Phase.explicit, Phase.generate], suppress_health_check=list(hypothesis.HealthCheck),
+        max_examples=MAX_EXAMPLES,
+        stateful_step_count=STEPS,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(hypothesis.HealthCheck),
     )
     await asyncio.to_thread(hypothesis.stateful.run_state_machine_as_test, machine, settings=settings_)
     with capsys.disabled():
@@ -754,7 +866,9 @@ def _walk(m: LedgerMachine) -> None:
     m.setup_items()
     step()
     a0, a1, b0 = m.people
-    limited, open_ = m.items  # 40 points, 3 in stock, 2 a person, 5 days, refund | 25, unlimited, 40 days, forfeit
+    limited, open_ = (
+        m.items
+    )  # 40 points, 3 in stock, 2 a person, 5 days, refund | 25, unlimited, 40 days, forfeit
     m._order(a0, limited, 2, retry=True)
     step()
     m._order(a0, limited, 1)  # per_user_limit_exceeded: a0 holds 2
@@ -768,16 +882,21 @@ def _walk(m: LedgerMachine) -> None:
     m._redeem(b0_open)
     m._cancel(b0_open)  # voucher_redeemed
     step()
-    m._race("a", [m._make_record(m.entrustments[1].ext, m.now - timedelta(hours=3), 3.3,
-                                 unique("ev"), unique("r"))])
+    m._race(
+        "a",
+        [m._make_record(m.entrustments[1].ext, m.now - timedelta(hours=3), 3.3, unique("ev"), unique("r"))],
+    )
     m.move_the_clock(days=6, run_jobs=True)  # a0's second limited order expires: refunded
     step()
     m._redeem(m.orders[-1])  # voucher_expired
     m.move_the_clock(days=45, run_jobs=True)  # a1's open order expires: forfeited
     step()
     m._cancel(a1_open)  # voucher_expired
-    m._submit("a", [m._make_record(m.entrustments[0].ext, m.now - timedelta(hours=2), 30.0, unique("ev"),
-                                   unique("r"))], unique("batch"))
+    m._submit(
+        "a",
+        [m._make_record(m.entrustments[0].ext, m.now - timedelta(hours=2), 30.0, unique("ev"), unique("r"))],
+        unique("batch"),
+    )
     m._clawback(a1, 10)
     step()
     m.move_the_clock(days=731, run_jobs=False)  # every lot is past its time; the job has not run
@@ -787,8 +906,11 @@ def _walk(m: LedgerMachine) -> None:
     m.run_the_expiry_jobs()
     step()
     m._retry()  # the key died long ago: a new request, whose records are too old now
-    m._submit("b", [m._make_record(m.entrustments[2].ext, m.now - timedelta(hours=1), 12.4, unique("ev"),
-                                   unique("r"))], unique("batch"))
+    m._submit(
+        "b",
+        [m._make_record(m.entrustments[2].ext, m.now - timedelta(hours=1), 12.4, unique("ev"), unique("r"))],
+        unique("batch"),
+    )
     m._order(b0, open_, 2)
     step()
     m.teardown()
@@ -798,10 +920,23 @@ async def test_a_walk_through_every_branch(world):
     machine = type("Machine", (LedgerMachine,), {"world": world})()
     await asyncio.to_thread(_walk, machine)
     outcomes = STATS["outcomes"]
-    for expected in ("order refused: per_user_limit_exceeded", "order refused: out_of_stock",
-                     "order refused: insufficient_points", "cancel refused: voucher_redeemed",
-                     "redeem refused: voucher_expired", "cancel refused: voucher_expired", "voucher expired: refund",
-                     "voucher expired: forfeit", "lots expired", "clawback", "clawback refused: insufficient_points",
-                     "batch retried after its key expired", "record rejected: too_old", "batch raced",
-                     "order replayed", "cancelled", "redeemed"):
+    for expected in (
+        "order refused: per_user_limit_exceeded",
+        "order refused: out_of_stock",
+        "order refused: insufficient_points",
+        "cancel refused: voucher_redeemed",
+        "redeem refused: voucher_expired",
+        "cancel refused: voucher_expired",
+        "voucher expired: refund",
+        "voucher expired: forfeit",
+        "lots expired",
+        "clawback",
+        "clawback refused: insufficient_points",
+        "batch retried after its key expired",
+        "record rejected: too_old",
+        "batch raced",
+        "order replayed",
+        "cancelled",
+        "redeemed",
+    ):
         assert outcomes.get(expected, 0) >= 1, (expected, outcomes)

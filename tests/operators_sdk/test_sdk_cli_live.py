@@ -31,8 +31,19 @@ def live_server(servers):
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CARBON_PUBLIC_BASE_URL": base, "CARBON_SCHEDULER_ENABLED": "false"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--factory", "--port", str(port), "--log-level", "warning"],
-        env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 60
@@ -53,13 +64,21 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def operator_cli(base: str, client_id: str, key: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CARBON_BASE_URL": base, "CARBON_CLIENT_ID": client_id, "CARBON_OPERATOR_KEY": str(key),
-           "COLUMNS": "200", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "CARBON_BASE_URL": base,
+        "CARBON_CLIENT_ID": client_id,
+        "CARBON_OPERATOR_KEY": str(key),
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
     return subprocess.run([CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 class TestOperatorsFirstDay:
-    async def test_keygen_register_simulate_enrol_submit_resubmit(self, client, live_server, tmp_path, run_sync):
+    async def test_keygen_register_simulate_enrol_submit_resubmit(
+        self, client, live_server, tmp_path, run_sync
+    ):
         await ensure_rule()
         org = await make_org(client, "operator")
         key = tmp_path / "operator-key.pem"
@@ -71,8 +90,22 @@ class TestOperatorsFirstDay:
         assert (await run_sync(cli, "keygen")).returncode == 0
         r = await run_sync(cli, "register-key", "--username", org.admin_username, "--password", PASSWORD)
         assert r.returncode == 0, r.stderr + r.stdout
-        r = await run_sync(cli, "simulate", "--users", "30", "--days", "2", "--out", "trips.csv",
-                           "--users-out", "people.csv", "--seed", "11", "--invalid", "0.1")
+        r = await run_sync(
+            cli,
+            "simulate",
+            "--users",
+            "30",
+            "--days",
+            "2",
+            "--out",
+            "trips.csv",
+            "--users-out",
+            "people.csv",
+            "--seed",
+            "11",
+            "--invalid",
+            "0.1",
+        )
         assert r.returncode == 0, r.stderr
         invalid = int(re.search(r"(\d+) invalid", r.stdout + r.stderr).group(1))
         assert invalid > 0
@@ -109,7 +142,9 @@ class TestOperatorsFirstDay:
         assert me.status_code == 200
         assert me.json()["balance"] == account["balance"]
 
-        ledger = (await client.get("/v1/me/ledger?limit=200", headers={"Authorization": f"Bearer {token}"})).json()
+        ledger = (
+            await client.get("/v1/me/ledger?limit=200", headers={"Authorization": f"Bearer {token}"})
+        ).json()
         assert sum(e["amount"] for e in ledger["items"]) == account["balance"]
 
 

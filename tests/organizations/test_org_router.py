@@ -20,8 +20,6 @@ from tests.factories import (
 PROBLEM = "application/problem+json"
 
 
-
-
 def b64(n: int, length: int | None = None) -> str:
     data = n.to_bytes(length or (n.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -30,7 +28,6 @@ def b64(n: int, length: int | None = None) -> str:
 def rsa_jwk(bits: int) -> dict:
     numbers = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key().public_numbers()
     return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e)}
-
 
 
 @pytest.fixture
@@ -45,7 +42,16 @@ class TestApplications:
         r = await client.post("/v1/organizations", json=body)
         assert r.status_code == 201, r.text
         org = r.json()
-        assert set(org) == {"id", "kind", "name", "credit_code", "status", "reason", "created_at", "decided_at"}
+        assert set(org) == {
+            "id",
+            "kind",
+            "name",
+            "credit_code",
+            "status",
+            "reason",
+            "created_at",
+            "decided_at",
+        }
         assert (org["kind"], org["name"], org["status"]) == (kind, body["name"], "pending")
         assert org["credit_code"] == body["credit_code"].upper()
         assert org["decided_at"] is None
@@ -127,27 +133,38 @@ class TestDecisions:
         )
         assert_problem(r, 422, "validation_error")
         r = await client.post(
-            f"/v1/organizations/{org_id}/reject", json={"reason": "missing licence"}, headers=bearer(authority)
+            f"/v1/organizations/{org_id}/reject",
+            json={"reason": "missing licence"},
+            headers=bearer(authority),
         )
         assert (r.json()["status"], r.json()["reason"]) == ("rejected", "missing licence")
 
     async def test_staff_see_their_own_organisation_only(self, client, authority, operator):
         merchant = await make_org(client, "merchant", authority=authority)
-        assert (await client.get(f"/v1/organizations/{merchant.id}", headers=merchant.headers)).status_code == 200
+        assert (
+            await client.get(f"/v1/organizations/{merchant.id}", headers=merchant.headers)
+        ).status_code == 200
         r = await client.get(f"/v1/organizations/{merchant.id}", headers=operator.headers)
         assert_problem(r, 404, "organization_not_found")
-        assert (await client.get(f"/v1/organizations/{merchant.id}", headers=bearer(authority))).status_code == 200
+        assert (
+            await client.get(f"/v1/organizations/{merchant.id}", headers=bearer(authority))
+        ).status_code == 200
 
     async def test_authority_lists_by_status_and_kind_with_a_cursor(self, client, authority):
         ids = []
         for _ in range(3):
-            ids.append((await client.post("/v1/organizations", json=application("scene_operator"))).json()["id"])
+            ids.append(
+                (await client.post("/v1/organizations", json=application("scene_operator"))).json()["id"]
+            )
         url = "/v1/organizations?status=pending&kind=scene_operator&limit=2"
         first = (await client.get(url, headers=bearer(authority))).json()
         assert first["next_cursor"] is not None
         second = (await client.get(f"{url}&cursor={first['next_cursor']}", headers=bearer(authority))).json()
         seen = [o["id"] for o in first["items"] + second["items"]]
-        assert all(o["kind"] == "scene_operator" and o["status"] == "pending" for o in first["items"] + second["items"])
+        assert all(
+            o["kind"] == "scene_operator" and o["status"] == "pending"
+            for o in first["items"] + second["items"]
+        )
         assert seen[:3] == ids[::-1]
         r = await client.get("/v1/organizations?cursor=garbage!", headers=bearer(authority))
         assert_problem(r, 400, "invalid_cursor")
@@ -190,7 +207,9 @@ class TestOperatorKeys:
     async def test_non_admin_staff_refused(self, client, operator):
         token = await staff_token(client, operator)
         jwk = security.public_jwk_from_pem(security.generate_es256_pem())
-        r = await client.post(f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=bearer(token))
+        r = await client.post(
+            f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=bearer(token)
+        )
         assert_problem(r, 403, "admin_required")
         r = await client.get(f"/v1/organizations/{operator.id}/keys", headers=bearer(token))
         assert_problem(r, 403, "admin_required")
@@ -198,7 +217,9 @@ class TestOperatorKeys:
     async def test_another_organisations_admin_refused(self, client, authority, operator):
         other = await make_org(client, "operator", authority=authority)
         jwk = security.public_jwk_from_pem(security.generate_es256_pem())
-        r = await client.post(f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=other.headers)
+        r = await client.post(
+            f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=other.headers
+        )
         assert_problem(r, 403, "not_your_organization")
         await register_key(client, operator)
         r = await client.delete(f"/v1/organizations/{operator.id}/keys/{operator.kid}", headers=other.headers)
@@ -209,7 +230,9 @@ class TestOperatorKeys:
     async def test_only_operators_hold_keys(self, client, authority):
         merchant = await make_org(client, "merchant", authority=authority)
         jwk = security.public_jwk_from_pem(security.generate_es256_pem())
-        r = await client.post(f"/v1/organizations/{merchant.id}/keys", json={"jwk": jwk}, headers=merchant.headers)
+        r = await client.post(
+            f"/v1/organizations/{merchant.id}/keys", json={"jwk": jwk}, headers=merchant.headers
+        )
         assert_problem(r, 403, "not_an_operator")
 
     async def test_private_members_refused(self, client, operator):
@@ -220,16 +243,26 @@ class TestOperatorKeys:
             ).decode()
         )
         jwk["d"] = b64(key.private_numbers().private_value, 32)
-        r = await client.post(f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=operator.headers)
+        r = await client.post(
+            f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=operator.headers
+        )
         assert_problem(r, 422, "private_key_material")
 
     async def test_weak_rsa_refused_even_when_padded(self, client, operator):
         weak = rsa_jwk(1024)
-        r = await client.post(f"/v1/organizations/{operator.id}/keys", json={"jwk": weak}, headers=operator.headers)
+        r = await client.post(
+            f"/v1/organizations/{operator.id}/keys", json={"jwk": weak}, headers=operator.headers
+        )
         assert_problem(r, 422, "weak_key")
-        padded = {**weak, "n": base64.urlsafe_b64encode(b"\0" * 160 + base64.urlsafe_b64decode(weak["n"] + "=="))
-                  .rstrip(b"=").decode()}
-        r = await client.post(f"/v1/organizations/{operator.id}/keys", json={"jwk": padded}, headers=operator.headers)
+        padded = {
+            **weak,
+            "n": base64.urlsafe_b64encode(b"\0" * 160 + base64.urlsafe_b64decode(weak["n"] + "=="))
+            .rstrip(b"=")
+            .decode(),
+        }
+        r = await client.post(
+            f"/v1/organizations/{operator.id}/keys", json={"jwk": padded}, headers=operator.headers
+        )
         assert_problem(r, 422, "weak_key")
 
     @pytest.mark.parametrize(
@@ -245,13 +278,17 @@ class TestOperatorKeys:
         ],
     )
     async def test_unusable_keys_refused(self, client, operator, jwk, code):
-        r = await client.post(f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=operator.headers)
+        r = await client.post(
+            f"/v1/organizations/{operator.id}/keys", json={"jwk": jwk}, headers=operator.headers
+        )
         assert_problem(r, 422, code)
 
     async def test_ec_key_declared_for_another_algorithm(self, client, operator):
         jwk = security.public_jwk_from_pem(security.generate_es256_pem())
         r = await client.post(
-            f"/v1/organizations/{operator.id}/keys", json={"jwk": {**jwk, "alg": "HS256"}}, headers=operator.headers
+            f"/v1/organizations/{operator.id}/keys",
+            json={"jwk": {**jwk, "alg": "HS256"}},
+            headers=operator.headers,
         )
         assert_problem(r, 422, "unsupported_key")
 

@@ -22,7 +22,9 @@ class TestOnePersonOneAccount:
         await enrol(client, op, number=number)
         async with db.session_scope() as session:
             dump = (await session.execute(sa.text("SELECT string_agg(t::text, ' ') FROM users t"))).scalar()
-            dump += (await session.execute(sa.text("SELECT string_agg(t::text, ' ') FROM entrustments t"))).scalar()
+            dump += (
+                await session.execute(sa.text("SELECT string_agg(t::text, ' ') FROM entrustments t"))
+            ).scalar()
         assert number.removeprefix("+86") not in dump
 
     async def test_enrolling_again_changes_nothing(self, client):
@@ -31,8 +33,11 @@ class TestOnePersonOneAccount:
         first = await enrol(client, op, external_user_id=ext, number=number)
         r = await client.post(
             "/v1/operator/users",
-            json={"external_user_id": ext, "identifier": {"type": "phone", "value": number},
-                  "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}},
+            json={
+                "external_user_id": ext,
+                "identifier": {"type": "phone", "value": number},
+                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+            },
             headers=op.headers,
         )
         assert r.status_code == 200
@@ -47,8 +52,11 @@ class TestEnrolmentBadInput:
         await enrol(client, op, external_user_id=ext)
         r = await client.post(
             "/v1/operator/users",
-            json={"external_user_id": ext, "identifier": {"type": "phone", "value": phone()},
-                  "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}},
+            json={
+                "external_user_id": ext,
+                "identifier": {"type": "phone", "value": phone()},
+                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+            },
             headers=op.headers,
         )
         assert r.status_code == 409
@@ -60,8 +68,11 @@ class TestEnrolmentBadInput:
         await enrol(client, op, number=number)
         r = await client.post(
             "/v1/operator/users",
-            json={"external_user_id": unique("u"), "identifier": {"type": "phone", "value": number},
-                  "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}},
+            json={
+                "external_user_id": unique("u"),
+                "identifier": {"type": "phone", "value": number},
+                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+            },
             headers=op.headers,
         )
         assert r.status_code == 409
@@ -71,8 +82,11 @@ class TestEnrolmentBadInput:
         op = await make_operator(client)
         r = await client.post(
             "/v1/operator/users",
-            json={"external_user_id": "x1", "identifier": {"type": "phone", "value": "12345"},
-                  "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}},
+            json={
+                "external_user_id": "x1",
+                "identifier": {"type": "phone", "value": "12345"},
+                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+            },
             headers=op.headers,
         )
         assert r.status_code == 422
@@ -80,8 +94,11 @@ class TestEnrolmentBadInput:
 
     async def test_consent_in_the_future_or_without_offset(self, client):
         op = await make_operator(client)
-        body = {"external_user_id": "x2", "identifier": {"type": "phone", "value": phone()},
-                "consent": {"agreement_version": "v1", "accepted_at": "2199-01-01T00:00:00+08:00"}}
+        body = {
+            "external_user_id": "x2",
+            "identifier": {"type": "phone", "value": phone()},
+            "consent": {"agreement_version": "v1", "accepted_at": "2199-01-01T00:00:00+08:00"},
+        }
         r = await client.post("/v1/operator/users", json=body, headers=op.headers)
         assert (r.status_code, r.json()["code"]) == (422, "invalid_consent")
         body["consent"]["accepted_at"] = "2026-01-01T00:00:00"
@@ -94,8 +111,11 @@ class TestEnrolmentBadInput:
         merchant = await make_org(client, "merchant")
         r = await client.post(
             "/v1/operator/users",
-            json={"external_user_id": "x3", "identifier": {"type": "phone", "value": phone()},
-                  "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"}},
+            json={
+                "external_user_id": "x3",
+                "identifier": {"type": "phone", "value": phone()},
+                "consent": {"agreement_version": "v1", "accepted_at": "2026-01-01T00:00:00+08:00"},
+            },
             headers=merchant.headers,
         )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden_role")
@@ -136,9 +156,12 @@ class TestUserTokenAndDeletion:
         r = await client.delete("/v1/me", headers=h)
         assert r.status_code == 200
         async with db.session_scope() as session:
-            row = (await session.execute(
-                sa.text("SELECT identity_hash, deleted_at FROM users WHERE id = :id"), {"id": uuid.UUID(u["user_id"])}
-            )).one()
+            row = (
+                await session.execute(
+                    sa.text("SELECT identity_hash, deleted_at FROM users WHERE id = :id"),
+                    {"id": uuid.UUID(u["user_id"])},
+                )
+            ).one()
         assert row.identity_hash is None and row.deleted_at is not None
         r = await client.get("/v1/me/account", headers=h)
         assert (r.status_code, r.json()["code"]) == (401, "invalid_token")

@@ -27,8 +27,13 @@ class TestCrediting:
         r = await submit(client, op, [record(u["external_user_id"], btype, quantity=12.4)])
         res = outcome(r)
         assert res == {
-            "record_id": res["record_id"], "status": "accepted", "code": None, "reduction_g": 579, "points": 57,
-            "methodology_version": f"{btype}@1", "rule_version": res["rule_version"],
+            "record_id": res["record_id"],
+            "status": "accepted",
+            "code": None,
+            "reduction_g": 579,
+            "points": 57,
+            "methodology_version": f"{btype}@1",
+            "rule_version": res["rule_version"],
         }
         assert r.json()["summary"] == {"accepted": 1, "duplicate": 0, "rejected": 0}
 
@@ -48,7 +53,10 @@ class TestCrediting:
             record(ext, btype, quantity=1.0, unit="mile", start=now - timedelta(hours=6)),
             record(ext, btype, quantity=1.0, start=now + timedelta(hours=1)),
             record(ext, btype, quantity=1.0, start=now - timedelta(days=200)),
-            {**record(ext, btype, quantity=1.0, start=now - timedelta(hours=5)), "started_at": "2026-11-20T08:00:00"},
+            {
+                **record(ext, btype, quantity=1.0, start=now - timedelta(hours=5)),
+                "started_at": "2026-11-20T08:00:00",
+            },
             {**record(ext, btype, quantity=1.0, start=now - timedelta(hours=4)), "evidence": None},
             "not a record",
             record(ext, btype, quantity=2.0, start=now - timedelta(hours=3)),
@@ -75,14 +83,20 @@ class TestCrediting:
     async def test_methodology_version_in_force_at_started_at(self, client):
         boundary = clock.now() - timedelta(days=1)
         btype = await make_methodology(factor="10", effective_to=boundary)
-        await make_methodology(behaviour_type=btype, code=btype, version=2, factor="20", effective_from=boundary)
+        await make_methodology(
+            behaviour_type=btype, code=btype, version=2, factor="20", effective_from=boundary
+        )
         op = await make_operator(client)
         u = await enrol(client, op)
         ext = u["external_user_id"]
-        r = await submit(client, op, [
-            record(ext, btype, quantity=10, start=boundary - timedelta(hours=1)),
-            record(ext, btype, quantity=10, start=boundary),
-        ])
+        r = await submit(
+            client,
+            op,
+            [
+                record(ext, btype, quantity=10, start=boundary - timedelta(hours=1)),
+                record(ext, btype, quantity=10, start=boundary),
+            ],
+        )
         before, after = outcome(r, 0), outcome(r, 1)
         assert (before["methodology_version"], before["reduction_g"]) == (f"{btype}@1", 100)
         assert (after["methodology_version"], after["reduction_g"]) == (f"{btype}@2", 200)
@@ -91,7 +105,9 @@ class TestCrediting:
         btype = await make_methodology(effective_from=clock.now() - timedelta(days=1))
         op = await make_operator(client)
         u = await enrol(client, op)
-        r = await submit(client, op, [record(u["external_user_id"], btype, start=clock.now() - timedelta(days=2))])
+        r = await submit(
+            client, op, [record(u["external_user_id"], btype, start=clock.now() - timedelta(days=2))]
+        )
         assert outcome(r)["code"] == "out_of_effective_period"
 
     async def test_entrustment_must_cover_the_records_time(self, client):
@@ -121,13 +137,23 @@ class TestDailyLimits:
         u = await enrol(client, op)
         ext = u["external_user_id"]
         day = clock.now() - timedelta(days=1)
-        r = await submit(client, op, [
-            record(ext, btype, quantity=1.5, start=day),  # 1500 g → 150 points
-            record(ext, btype, quantity=1.0, start=day + timedelta(hours=1)),  # 1000 g → 100, only 50 left
-            record(ext, btype, quantity=1.0, start=day + timedelta(hours=2)),  # cap reached: 0 points
-        ])
+        r = await submit(
+            client,
+            op,
+            [
+                record(ext, btype, quantity=1.5, start=day),  # 1500 g → 150 points
+                record(
+                    ext, btype, quantity=1.0, start=day + timedelta(hours=1)
+                ),  # 1000 g → 100, only 50 left
+                record(ext, btype, quantity=1.0, start=day + timedelta(hours=2)),  # cap reached: 0 points
+            ],
+        )
         got = [(x["status"], x["code"], x["reduction_g"], x["points"]) for x in r.json()["results"]]
-        assert got == [("accepted", None, 1500, 150), ("accepted", "capped", 1000, 50), ("accepted", "capped", 1000, 0)]
+        assert got == [
+            ("accepted", None, 1500, 150),
+            ("accepted", "capped", 1000, 50),
+            ("accepted", "capped", 1000, 0),
+        ]
 
     async def test_per_type_cap(self, client):
         btype = await make_methodology(behaviour_type=f"walking-{unique('x')}", factor="1000")
@@ -143,13 +169,21 @@ class TestDailyLimits:
         u = await enrol(client, op)
         ext = u["external_user_id"]
         day = clock.now() - timedelta(days=1)
-        r = await submit(client, op, [
-            record(ext, btype, quantity=60, start=day),
-            record(ext, btype, quantity=60, start=day + timedelta(hours=1)),
-            record(ext, btype, quantity=1, start=day + timedelta(hours=2)),
-        ])
+        r = await submit(
+            client,
+            op,
+            [
+                record(ext, btype, quantity=60, start=day),
+                record(ext, btype, quantity=60, start=day + timedelta(hours=1)),
+                record(ext, btype, quantity=1, start=day + timedelta(hours=2)),
+            ],
+        )
         got = [(x["status"], x["code"], x["reduction_g"]) for x in r.json()["results"]]
-        assert got == [("accepted", None, 60), ("accepted", "quantity_capped", 40), ("rejected", "daily_limit_reached", 0)]
+        assert got == [
+            ("accepted", None, 60),
+            ("accepted", "quantity_capped", 40),
+            ("rejected", "daily_limit_reached", 0),
+        ]
 
 
 class TestUniqueness:
@@ -190,11 +224,15 @@ class TestUniqueness:
         ua, ub = await enrol(client, a, number=number), await enrol(client, b, number=number)
         start = clock.now() - timedelta(hours=3)
         ra = await submit(client, a, [record(ua["external_user_id"], btype, start=start, minutes=30)])
-        rb = await submit(client, b, [record(ub["external_user_id"], btype, start=start + timedelta(minutes=5), minutes=30)])
+        rb = await submit(
+            client, b, [record(ub["external_user_id"], btype, start=start + timedelta(minutes=5), minutes=30)]
+        )
         assert outcome(ra)["status"] == "accepted"
         assert (outcome(rb)["status"], outcome(rb)["code"]) == ("rejected", "overlapping_behaviour")
         # back to back is not overlapping
-        rc = await submit(client, b, [record(ub["external_user_id"], btype, start=start + timedelta(minutes=30))])
+        rc = await submit(
+            client, b, [record(ub["external_user_id"], btype, start=start + timedelta(minutes=30))]
+        )
         assert outcome(rc)["status"] == "accepted"
 
     async def test_a_rejected_record_can_be_sent_again_once_fixed(self, client):
@@ -218,8 +256,11 @@ class TestConcurrency:
         op = await make_operator(client)
         users = [await enrol(client, op) for _ in range(5)]
         start = clock.now() - timedelta(hours=5)
-        records = [record(u["external_user_id"], btype, quantity=3, start=start + timedelta(minutes=40 * i))
-                   for i, u in enumerate(users) for _ in range(1)]
+        records = [
+            record(u["external_user_id"], btype, quantity=3, start=start + timedelta(minutes=40 * i))
+            for i, u in enumerate(users)
+            for _ in range(1)
+        ]
         responses = await asyncio.gather(*[submit(client, op, records) for _ in range(50)])
         statuses = [r.status_code for r in responses]
         assert set(statuses) <= {200, 409}
@@ -236,9 +277,9 @@ class TestConcurrency:
         records = [record(u["external_user_id"], btype, quantity=3)]
         body, headers = signed(op, {"records": records})
         headers["Idempotency-Key"] = unique("k")
-        responses = await asyncio.gather(*[
-            client.post("/v1/operator/behaviour-batches", content=body, headers=headers) for _ in range(2)
-        ])
+        responses = await asyncio.gather(
+            *[client.post("/v1/operator/behaviour-batches", content=body, headers=headers) for _ in range(2)]
+        )
         ok = [r for r in responses if r.status_code == 200]
         assert all(r.status_code in (200, 409) for r in responses)
         r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
@@ -271,7 +312,10 @@ class TestBadBatches:
         btype = await make_methodology()
         op = await make_operator(client)
         u = await enrol(client, op)
-        r = await client.delete(f"/v1/organizations/{op.id}/keys/{op.kid}", headers={"Authorization": f"Bearer {op.extra['admin_token']}"})
+        r = await client.delete(
+            f"/v1/organizations/{op.id}/keys/{op.kid}",
+            headers={"Authorization": f"Bearer {op.extra['admin_token']}"},
+        )
         assert r.status_code == 200
         r = await submit(client, op, [record(u["external_user_id"], btype)])
         assert (r.status_code, r.json()["code"]) == (401, "unknown_kid")
@@ -289,10 +333,18 @@ class TestBadBatches:
 
     async def test_not_a_batch(self, client):
         op = await make_operator(client)
-        for payload, code in (({"records": []}, "empty_batch"), ({"rows": []}, "invalid_batch"), ([1, 2], "invalid_batch")):
+        for payload, code in (
+            ({"records": []}, "empty_batch"),
+            ({"rows": []}, "invalid_batch"),
+            ([1, 2], "invalid_batch"),
+        ):
             body = json.dumps(payload).encode()
-            headers = {**op.headers, "X-Content-Signature": op.sign(body), "Idempotency-Key": unique("k"),
-                       "Content-Type": "application/json"}
+            headers = {
+                **op.headers,
+                "X-Content-Signature": op.sign(body),
+                "Idempotency-Key": unique("k"),
+                "Content-Type": "application/json",
+            }
             r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
             assert (r.status_code, r.json()["code"]) == (422, code)
         body = b"{not json"
@@ -304,5 +356,9 @@ class TestBadBatches:
         from tests.factories import make_org
 
         merchant = await make_org(client, "merchant")
-        r = await client.post("/v1/operator/behaviour-batches", content=b"{}", headers={**merchant.headers, "Idempotency-Key": "k"})
+        r = await client.post(
+            "/v1/operator/behaviour-batches",
+            content=b"{}",
+            headers={**merchant.headers, "Idempotency-Key": "k"},
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden_role")

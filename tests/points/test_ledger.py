@@ -22,7 +22,9 @@ async def rule(app):
 
 
 async def earn(client, op, ext, btype, km: float, when=None):
-    r = await submit(client, op, [record(ext, btype, quantity=km, start=when or clock.now() - timedelta(hours=2))])
+    r = await submit(
+        client, op, [record(ext, btype, quantity=km, start=when or clock.now() - timedelta(hours=2))]
+    )
     assert r.json()["summary"]["accepted"] == 1, r.text
     return r.json()["results"][0]["points"]
 
@@ -105,7 +107,11 @@ class TestRefund:
         async with db.session_scope() as session:
             result = await service.refund(session, spent.entry_id, ref_type="test", ref_id="r")
         assert result == service.Refund(refunded=40, expired=30, balance=50)
-        assert (await _entries(u["user_id"]))[-3:] == [("redeem", -40, 40), ("refund", 40, 80), ("expire", -30, 50)]
+        assert (await _entries(u["user_id"]))[-3:] == [
+            ("redeem", -40, 40),
+            ("refund", 40, 80),
+            ("expire", -30, 50),
+        ]
         assert (await account(client, op, ext))["balance"] == 50
 
 
@@ -114,18 +120,27 @@ class TestClawback:
         op, u, btype = await person(client)
         await earn(client, op, u["external_user_id"], btype, 3)
         token = await authority_token(client)
-        r = await client.post(f"/v1/points/accounts/{u['user_id']}/clawback",
-                              json={"points": 20, "reason": "fraudulent records"}, headers=bearer(token))
+        r = await client.post(
+            f"/v1/points/accounts/{u['user_id']}/clawback",
+            json={"points": 20, "reason": "fraudulent records"},
+            headers=bearer(token),
+        )
         assert r.status_code == 200, r.text
         assert r.json()["points"] == 20 and r.json()["balance_after"] == 10
-        r = await client.post(f"/v1/points/accounts/{u['user_id']}/clawback",
-                              json={"points": 11, "reason": "more"}, headers=bearer(token))
+        r = await client.post(
+            f"/v1/points/accounts/{u['user_id']}/clawback",
+            json={"points": 11, "reason": "more"},
+            headers=bearer(token),
+        )
         assert (r.status_code, r.json()["code"]) == (409, "insufficient_points")
 
     async def test_an_operator_cannot_claw_back(self, client):
         op, u, btype = await person(client)
-        r = await client.post(f"/v1/points/accounts/{u['user_id']}/clawback",
-                              json={"points": 1, "reason": "mine"}, headers=op.headers)
+        r = await client.post(
+            f"/v1/points/accounts/{u['user_id']}/clawback",
+            json={"points": 1, "reason": "mine"},
+            headers=op.headers,
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden_role")
 
 
@@ -163,8 +178,10 @@ class TestVerify:
         await earn(client, op, u["external_user_id"], btype, 3)
         async with db.sessionmaker()() as session:
             assert await verify(session) == []
-            await session.execute(sa.text("UPDATE point_lots SET remaining = remaining - 1 WHERE user_id = :u"),
-                                  {"u": uuid.UUID(u["user_id"])})
+            await session.execute(
+                sa.text("UPDATE point_lots SET remaining = remaining - 1 WHERE user_id = :u"),
+                {"u": uuid.UUID(u["user_id"])},
+            )
             broken = [v.check for v in await verify(session)]
             await session.rollback()
         assert broken == [
@@ -176,8 +193,10 @@ class TestVerify:
         op, u, btype = await person(client)
         await earn(client, op, u["external_user_id"], btype, 3)
         async with db.sessionmaker()() as session:
-            await session.execute(sa.text("UPDATE ledger_entries SET balance_after = 99 WHERE user_id = :u"),
-                                  {"u": uuid.UUID(u["user_id"])})
+            await session.execute(
+                sa.text("UPDATE ledger_entries SET balance_after = 99 WHERE user_id = :u"),
+                {"u": uuid.UUID(u["user_id"])},
+            )
             broken = [v.check for v in await verify(session)]
             await session.rollback()
         assert broken == ["each entry's balance_after follows the one before it"]
@@ -192,7 +211,8 @@ def _parse(value):
 async def _lot_times(user_id):
     async with db.session_scope() as session:
         rows = await session.execute(
-            sa.text("SELECT expires_at FROM point_lots WHERE user_id = :u ORDER BY expires_at"), {"u": uuid.UUID(user_id)}
+            sa.text("SELECT expires_at FROM point_lots WHERE user_id = :u ORDER BY expires_at"),
+            {"u": uuid.UUID(user_id)},
         )
         return [r[0].isoformat() for r in rows]
 

@@ -17,8 +17,15 @@ async def rule(app):
 
 
 def cup(ext: str, scene_id, *, hours_ago: float = 3, items: int = 1) -> dict:
-    return record(ext, "own_cup", quantity=items, unit="item", minutes=1,
-                  start=clock.now() - timedelta(hours=hours_ago), scene_id=str(scene_id) if scene_id else None)
+    return record(
+        ext,
+        "own_cup",
+        quantity=items,
+        unit="item",
+        minutes=1,
+        start=clock.now() - timedelta(hours=hours_ago),
+        scene_id=str(scene_id) if scene_id else None,
+    )
 
 
 class TestSceneRecords:
@@ -30,12 +37,18 @@ class TestSceneRecords:
         u = await enrol(client, op)
         ext = u["external_user_id"]
 
-        r = await submit(client, op, [
-            cup(ext, scene["id"], hours_ago=5, items=2),  # 2 items × 23.8 g = 47 g → 4 points
-            cup(ext, None, hours_ago=4),
-            cup(ext, uuid.uuid4(), hours_ago=3.5),
-            record(ext, "metro", quantity=5, start=clock.now() - timedelta(hours=3), scene_id=scene["id"]),
-        ])
+        r = await submit(
+            client,
+            op,
+            [
+                cup(ext, scene["id"], hours_ago=5, items=2),  # 2 items × 23.8 g = 47 g → 4 points
+                cup(ext, None, hours_ago=4),
+                cup(ext, uuid.uuid4(), hours_ago=3.5),
+                record(
+                    ext, "metro", quantity=5, start=clock.now() - timedelta(hours=3), scene_id=scene["id"]
+                ),
+            ],
+        )
         got = [(x["status"], x["code"], x["reduction_g"], x["points"]) for x in r.json()["results"]]
         assert got == [
             ("accepted", None, 47, 4),
@@ -44,14 +57,19 @@ class TestSceneRecords:
             ("rejected", "scene_not_approved", 0, 0),
         ]
 
-        r = await client.post(f"/v1/scenes/{scene['id']}/suspend", json={"reason": "inspection"},
-                              headers=bearer(authority))
+        r = await client.post(
+            f"/v1/scenes/{scene['id']}/suspend", json={"reason": "inspection"}, headers=bearer(authority)
+        )
         assert r.status_code == 200, r.text
         r = await submit(client, op, [cup(ext, scene["id"], hours_ago=2)])
-        assert (r.json()["results"][0]["status"], r.json()["results"][0]["code"]) == ("rejected", "scene_not_approved")
+        assert (r.json()["results"][0]["status"], r.json()["results"][0]["code"]) == (
+            "rejected",
+            "scene_not_approved",
+        )
 
-        r = await client.post(f"/v1/scenes/{scene['id']}/reinstate", json={"reason": "fixed"},
-                              headers=bearer(authority))
+        r = await client.post(
+            f"/v1/scenes/{scene['id']}/reinstate", json={"reason": "fixed"}, headers=bearer(authority)
+        )
         assert r.status_code == 200, r.text
         r = await submit(client, op, [cup(ext, scene["id"], hours_ago=1)])
         assert r.json()["results"][0]["status"] == "accepted"

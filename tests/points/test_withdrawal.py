@@ -22,16 +22,23 @@ async def ledger(user_id: str) -> dict:
     """Everything the ledger holds for a person: account, lots, entries and behaviour records."""
     uid = uuid.UUID(user_id)
     async with db.session_scope() as session:
+
         async def rows(sql: str) -> list[tuple]:
             return [tuple(r) for r in await session.execute(sa.text(sql), {"u": uid})]
 
         return {
-            "account": await rows("SELECT balance, lifetime_points, lifetime_reduction_g FROM point_accounts"
-                                  " WHERE user_id = :u"),
-            "lots": await rows("SELECT id, credited, remaining FROM point_lots WHERE user_id = :u ORDER BY id"),
-            "entries": await rows("SELECT id, kind, amount, balance_after FROM ledger_entries WHERE user_id = :u"
-                                  " ORDER BY id"),
-            "records": await rows("SELECT record_id FROM behaviour_records WHERE user_id = :u ORDER BY record_id"),
+            "account": await rows(
+                "SELECT balance, lifetime_points, lifetime_reduction_g FROM point_accounts WHERE user_id = :u"
+            ),
+            "lots": await rows(
+                "SELECT id, credited, remaining FROM point_lots WHERE user_id = :u ORDER BY id"
+            ),
+            "entries": await rows(
+                "SELECT id, kind, amount, balance_after FROM ledger_entries WHERE user_id = :u ORDER BY id"
+            ),
+            "records": await rows(
+                "SELECT record_id FROM behaviour_records WHERE user_id = :u ORDER BY record_id"
+            ),
         }
 
 
@@ -59,7 +66,9 @@ class TestWithdrawalStopsSubmissions:
         op = await make_operator(client)
         u = await enrol(client, op, accepted_at=clock.now() - timedelta(days=30))
         ext = u["external_user_id"]
-        credited = await submit(client, op, [record(ext, btype, quantity=1.0, start=clock.now() - timedelta(days=3))])
+        credited = await submit(
+            client, op, [record(ext, btype, quantity=1.0, start=clock.now() - timedelta(days=3))]
+        )
         assert results(credited) == [("accepted", None, 1000, 100)]
         before = await ledger(u["user_id"])
         await withdraw(client, op, ext)
@@ -78,11 +87,17 @@ class TestWithdrawalStopsSubmissions:
         await withdraw(client, op, ext)
         clock.set_offset(timedelta(minutes=5))
         try:
-            r = await submit(client, op, [
-                record(ext, btype, start=clock.now() - timedelta(days=20)),
-                record(ext, btype, start=clock.now() - timedelta(hours=1)),  # an hour ago: before the withdrawal
-                record(ext, btype, start=clock.now() - timedelta(minutes=2), minutes=1),  # after it
-            ])
+            r = await submit(
+                client,
+                op,
+                [
+                    record(ext, btype, start=clock.now() - timedelta(days=20)),
+                    record(
+                        ext, btype, start=clock.now() - timedelta(hours=1)
+                    ),  # an hour ago: before the withdrawal
+                    record(ext, btype, start=clock.now() - timedelta(minutes=2), minutes=1),  # after it
+                ],
+            )
         finally:
             clock.set_offset(timedelta(0))
         assert results(r) == [NOT_ENTRUSTED] * 3
@@ -105,15 +120,20 @@ class TestReEnrolment:
     async def enrol_again(self, client, op, ext: str, number: str, accepted_at: datetime):
         return await client.post(
             "/v1/operator/users",
-            json={"external_user_id": ext, "identifier": {"type": "phone", "value": number},
-                  "consent": {"agreement_version": "v2", "accepted_at": accepted_at.isoformat()}},
+            json={
+                "external_user_id": ext,
+                "identifier": {"type": "phone", "value": number},
+                "consent": {"agreement_version": "v2", "accepted_at": accepted_at.isoformat()},
+            },
             headers=op.headers,
         )
 
     async def test_a_new_entrustment_counts_from_its_own_consent(self, client, btype):
         op = await make_operator(client)
         number, ext = phone(), unique("u")
-        u = await enrol(client, op, external_user_id=ext, number=number, accepted_at=clock.now() - timedelta(days=30))
+        u = await enrol(
+            client, op, external_user_id=ext, number=number, accepted_at=clock.now() - timedelta(days=30)
+        )
         withdrawn_at = await withdraw(client, op, ext)
         consent = withdrawn_at + timedelta(seconds=1)
         clock.set_offset(timedelta(minutes=10))
@@ -121,11 +141,21 @@ class TestReEnrolment:
             r = await self.enrol_again(client, op, ext, number, consent)
             assert r.status_code == 201, r.text
             assert (r.json()["user_id"], r.json()["created"]) == (u["user_id"], True)
-            r = await submit(client, op, [
-                record(ext, btype, quantity=1.0, start=clock.now() - timedelta(days=2)),  # the first entrustment's
-                record(ext, btype, quantity=1.0, start=consent - timedelta(minutes=2), minutes=1),  # between the two
-                record(ext, btype, quantity=1.0, start=consent + timedelta(minutes=1), minutes=1),  # the new one's
-            ])
+            r = await submit(
+                client,
+                op,
+                [
+                    record(
+                        ext, btype, quantity=1.0, start=clock.now() - timedelta(days=2)
+                    ),  # the first entrustment's
+                    record(
+                        ext, btype, quantity=1.0, start=consent - timedelta(minutes=2), minutes=1
+                    ),  # between the two
+                    record(
+                        ext, btype, quantity=1.0, start=consent + timedelta(minutes=1), minutes=1
+                    ),  # the new one's
+                ],
+            )
         finally:
             clock.set_offset(timedelta(0))
         assert results(r) == [NOT_ENTRUSTED, NOT_ENTRUSTED, ("accepted", None, 1000, 100)]
@@ -134,7 +164,9 @@ class TestReEnrolment:
     async def test_a_consent_older_than_the_withdrawal_is_refused(self, client):
         op = await make_operator(client)
         number, ext = phone(), unique("u")
-        await enrol(client, op, external_user_id=ext, number=number, accepted_at=clock.now() - timedelta(days=30))
+        await enrol(
+            client, op, external_user_id=ext, number=number, accepted_at=clock.now() - timedelta(days=30)
+        )
         withdrawn_at = await withdraw(client, op, ext)
         for accepted_at in (clock.now() - timedelta(days=30), withdrawn_at):
             r = await self.enrol_again(client, op, ext, number, accepted_at)

@@ -65,14 +65,21 @@ async def examples(app, tmp_path_factory) -> dict[str, str]:
             clock.set_offset(timedelta(0))
         r = await c.post(
             "/v1/cer/retirements",
-            json={"tonnes": 1, "beneficiary": {"kind": "event", "name": unique("Marathon")}, "purpose": "neutral"},
+            json={
+                "tonnes": 1,
+                "beneficiary": {"kind": "event", "name": unique("Marathon")},
+                "purpose": "neutral",
+            },
             headers=owner.headers,
         )
         assert r.status_code == 201, r.text
         certificate = r.json()["certificate_number"]
         for i, day in enumerate(NOVEMBER):
-            r = await c.post("/v1/cer/prices", json={"date": day.isoformat(), "price_fen": 8000 + i},
-                             headers=bearer(authority))
+            r = await c.post(
+                "/v1/cer/prices",
+                json={"date": day.isoformat(), "price_fen": 8000 + i},
+                headers=bearer(authority),
+            )
             assert r.status_code == 200, r.text
     pid = issuance["project_id"]
     return {
@@ -111,7 +118,9 @@ async def examples(app, tmp_path_factory) -> dict[str, str]:
 
 class TestEveryPublicRead:
     async def test_each_public_route_has_an_example(self, examples):
-        assert sorted(public_get_paths() - set(examples)) == [], "a new public GET route needs an example here"
+        assert sorted(public_get_paths() - set(examples)) == [], (
+            "a new public GET route needs an example here"
+        )
         assert sorted(set(examples) - public_get_paths()) == []
 
     async def test_cache_control_and_a_strong_etag_over_the_body(self, client, examples):
@@ -129,7 +138,10 @@ class TestEveryPublicRead:
                 r = await client.get(url, headers={"If-None-Match": header})
                 assert r.status_code == 304, (path, header, r.status_code)
                 assert r.content == b"", path
-                assert (r.headers["etag"], r.headers["cache-control"]) == (tag, first.headers["cache-control"]), path
+                assert (r.headers["etag"], r.headers["cache-control"]) == (
+                    tag,
+                    first.headers["cache-control"],
+                ), path
             r = await client.get(url, headers={"If-None-Match": '"elsewhere", W/"other"'})
             assert (r.status_code, r.headers["etag"]) == (200, tag), path
 
@@ -138,8 +150,13 @@ class TestDisclosureLists:
     """The CER lists and totals answered ``no-store`` once, unlike the other public lists."""
 
     @pytest.mark.parametrize(
-        "url", ["/v1/public/cer/projects", "/v1/public/cer/issuances", "/v1/public/cer/retirements",
-                "/v1/public/cer/totals"]
+        "url",
+        [
+            "/v1/public/cer/projects",
+            "/v1/public/cer/issuances",
+            "/v1/public/cer/retirements",
+            "/v1/public/cer/totals",
+        ],
     )
     async def test_cer_lists_are_cached_for_a_minute(self, client, url):
         r = await client.get(url)
@@ -153,8 +170,11 @@ class TestDisclosureLists:
         merchant = await make_merchant(client)
         before = await client.get("/v1/mall/items", params={"merchant_id": merchant.id})
         await make_item(client, merchant)
-        r = await client.get("/v1/mall/items", params={"merchant_id": merchant.id},
-                             headers={"If-None-Match": before.headers["etag"]})
+        r = await client.get(
+            "/v1/mall/items",
+            params={"merchant_id": merchant.id},
+            headers={"If-None-Match": before.headers["etag"]},
+        )
         assert r.status_code == 200
         assert r.headers["etag"] == strong_tag(r.content) != before.headers["etag"]
 

@@ -11,7 +11,9 @@ class TestRegisteredOrganisations:
         pending = await make_org(client, "verifier", approve=False)
         names, cursor = {}, None
         while True:
-            r = await client.get("/v1/public/verifiers", params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+            r = await client.get(
+                "/v1/public/verifiers", params={"limit": 200, **({"cursor": cursor} if cursor else {})}
+            )
             assert r.status_code == 200
             assert r.headers["cache-control"] == "public, max-age=60"
             names.update({o["id"]: o for o in r.json()["items"]})
@@ -25,7 +27,9 @@ class TestRegisteredOrganisations:
         for _ in range(5):
             await make_org(client, "scene_operator")
         first = (await client.get("/v1/public/scene-operators?limit=2")).json()
-        second = (await client.get(f"/v1/public/scene-operators?limit=2&cursor={first['next_cursor']}")).json()
+        second = (
+            await client.get(f"/v1/public/scene-operators?limit=2&cursor={first['next_cursor']}")
+        ).json()
         names = [o["name"] for o in first["items"] + second["items"]]
         assert names == sorted(names) and len(set(names)) == 4
 
@@ -41,8 +45,11 @@ class TestTotals:
         op = await make_operator(client)
         u = await enrol(client, op)
         before = (await client.get("/v1/public/totals")).json()
-        r = await submit(client, op, [record(u["external_user_id"], btype, quantity=2.0,
-                                             start=clock.now() - timedelta(hours=3))])
+        r = await submit(
+            client,
+            op,
+            [record(u["external_user_id"], btype, quantity=2.0, start=clock.now() - timedelta(hours=3))],
+        )
         assert r.json()["summary"]["accepted"] == 1
         after = (await client.get("/v1/public/totals")).json()
         assert after["behaviours"] - before["behaviours"] == 1

@@ -18,9 +18,6 @@ PROBLEM = "application/problem+json"
 FIELD = "verification"
 
 
-
-
-
 async def open_panel(
     client, authority: str, *, keep: list[str] | None = None, field: str = FIELD, **body
 ) -> dict:

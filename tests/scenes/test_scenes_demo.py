@@ -34,11 +34,15 @@ class TestDemo:
         # a third application under review, one of two opinions in; drinks recorded at the café
         assert "scene in review: Nanshan Library Water Refill Station (1 of 2 opinions in)" in lines
         recorded = next(line for line in lines if line.startswith("scene records:"))
-        assert re.fullmatch(r"scene records: \d+ own-cup drinks at Green Bean Café \(Science Park\)", recorded)
+        assert re.fullmatch(
+            r"scene records: \d+ own-cup drinks at Green Bean Café \(Science Park\)", recorded
+        )
         token = (await client.post("/v1/auth/token", data={
             "grant_type": "password", "username": demo.OPERATOR[0], "password": demo.OPERATOR[1]})).json()  # fmt: skip
         scenes = (await client.get("/v1/scenes", headers=bearer(token["access_token"]))).json()["items"]
-        assert {s["name"]: s["status"] for s in scenes}["Nanshan Library Water Refill Station"] == "under_review"
+        assert {s["name"]: s["status"] for s in scenes}[
+            "Nanshan Library Water Refill Station"
+        ] == "under_review"
         async with db.session_scope() as session:
             activity = await points_service.scene_activity(session, uuid.UUID(cafe["id"]))
         assert activity.records == int(recorded.split()[2]) > 0

@@ -27,8 +27,6 @@ PROBLEM = "application/problem+json"
 LABEL = re.compile(r"SZ-CJ-\d{4}-\d{6}")
 
 
-
-
 @pytest.fixture
 async def authority(authority, client) -> str:
     """The suite's authority, with an expert pool to draw panels from."""

@@ -20,8 +20,6 @@ from tests.factories_scenes import (
 PROBLEM = "application/problem+json"
 
 
-
-
 def offset(lat: float, lng: float, north_m: float, east_m: float) -> tuple[float, float]:
     return (
         round(lat + north_m / METRES_PER_DEGREE, 7),
@@ -230,6 +228,8 @@ class TestBadQueries:
     async def test_each_has_its_own_code(self, client, params, code):
         assert_problem(await client.get("/v1/public/scenes", params=params), 422, code)
 
-    @pytest.mark.parametrize("params", [{"cursor": "not-a-cursor"}, {"lat": 22.5, "lng": 114, "cursor": "WyJhIiwgImIiXQ"}])
+    @pytest.mark.parametrize(
+        "params", [{"cursor": "not-a-cursor"}, {"lat": 22.5, "lng": 114, "cursor": "WyJhIiwgImIiXQ"}]
+    )
     async def test_a_cursor_not_given_out_is_refused(self, client, params):
         assert_problem(await client.get("/v1/public/scenes", params=params), 400, "invalid_cursor")

@@ -10,7 +10,17 @@ client-credentials token, which is not an admin account, so it is refused there.
 
 ANONYMOUS = "anonymous"
 ALL_ROLES = frozenset(
-    {"anonymous", "authority", "operator", "merchant", "scene_operator", "verifier", "buyer", "expert", "user"}
+    {
+        "anonymous",
+        "authority",
+        "operator",
+        "merchant",
+        "scene_operator",
+        "verifier",
+        "buyer",
+        "expert",
+        "user",
+    }
 )
 PUBLIC = ALL_ROLES
 SIGNED_IN = ALL_ROLES - {ANONYMOUS}
@@ -45,7 +55,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("DELETE", "/v1/organizations/{org_id}/keys/{kid}"): ORG_ADMIN,
     ("POST", "/v1/organizations/{org_id}/redirect-uris"): ORG_ADMIN,  # then: an operator's own admin
-    ("GET", "/v1/organizations/{org_id}/redirect-uris"): AUTHORITY | OPERATOR,  # object-level: the authority, its admin
+    ("GET", "/v1/organizations/{org_id}/redirect-uris"): AUTHORITY
+    | OPERATOR,  # object-level: the authority, its admin
     ("DELETE", "/v1/organizations/{org_id}/redirect-uris/{uri_id}"): ORG_ADMIN,
     # methodologies and exchange rules: the authority writes, anyone reads
     ("POST", "/v1/methodologies"): AUTHORITY,

@@ -67,9 +67,13 @@ class TestPeopleSeeOnlyThemselves:
         op = await make_operator(client)
         rich, poor = await enrol(client, op), await enrol(client, op)
         await submit(client, op, [record(rich["external_user_id"], btype, quantity=5.0)])
-        r = await client.get("/v1/me/account", headers=await user_headers(client, op, poor["external_user_id"]))
+        r = await client.get(
+            "/v1/me/account", headers=await user_headers(client, op, poor["external_user_id"])
+        )
         assert (r.json()["user_id"], r.json()["balance"]) == (poor["user_id"], 0)
-        r = await client.get("/v1/me/ledger", headers=await user_headers(client, op, poor["external_user_id"]))
+        r = await client.get(
+            "/v1/me/ledger", headers=await user_headers(client, op, poor["external_user_id"])
+        )
         assert r.json()["items"] == []
 
     async def test_no_me_route_names_a_person(self, app):
@@ -84,7 +88,9 @@ class TestPeopleSeeOnlyThemselves:
         person = await enrol(client, op)
         headers = await user_headers(client, op, person["external_user_id"])
         r = await client.post(
-            f"/v1/points/accounts/{person['user_id']}/clawback", json={"points": 1, "reason": "mine"}, headers=headers
+            f"/v1/points/accounts/{person['user_id']}/clawback",
+            json={"points": 1, "reason": "mine"},
+            headers=headers,
         )
         assert r.status_code == 403
 
@@ -108,7 +114,9 @@ class TestOrganisationsSeeOnlyThemselves:
         ):
             r = await client.request(method, path, json=body, headers=other.headers)
             assert (r.status_code, r.json()["code"]) == (403, "not_your_organization"), (method, r.text)
-        r = await client.get(f"/v1/organizations/{operator.id}/keys", headers=bearer(operator.extra["admin_token"]))
+        r = await client.get(
+            f"/v1/organizations/{operator.id}/keys", headers=bearer(operator.extra["admin_token"])
+        )
         assert [k["kid"] for k in r.json()] == [operator.kid]
         assert r.json()[0]["revoked_at"] is None
 
@@ -141,14 +149,19 @@ class TestExpertsSeeOnlyTheirPanels:
         so = await make_org(client, "scene_operator", authority=authority)
         scene = await make_scene(client, so, submit=True)
         panel = await open_scene_review(client, authority, scene["id"], field=field)
-        (drawn,) = panel["members"]  # one of the experts these tests made in the field (an earlier test's, maybe)
+        (drawn,) = panel[
+            "members"
+        ]  # one of the experts these tests made in the field (an earlier test's, maybe)
         member = EXPERTS[str(drawn["expert_id"])]
         outsider = await make_expert(client, authority, fields=[field])
 
         r = await client.get(f"/v1/reviews/{panel['id']}", headers=outsider.headers)
         assert r.status_code == 404
-        r = await client.post(f"/v1/reviews/{panel['id']}/opinions", headers=outsider.headers,
-                              json={"verdict": "pass", "score": 99, "text": "let me in"})
+        r = await client.post(
+            f"/v1/reviews/{panel['id']}/opinions",
+            headers=outsider.headers,
+            json={"verdict": "pass", "score": 99, "text": "let me in"},
+        )
         assert r.status_code in (403, 404)
         r = await client.get("/v1/reviews", headers=outsider.headers, params={"limit": 200})
         assert panel["id"] not in [p["id"] for p in r.json()["items"]]
@@ -200,7 +213,9 @@ class TestMerchantsSeeOnlyTheirOwn:
         ):
             r = await client.request(method, path, json=body, headers=rival.headers)
             assert r.status_code in (403, 404), (method, path, r.text)
-        r = await client.post(f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=rival.headers)
+        r = await client.post(
+            f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=rival.headers
+        )
         assert (r.status_code, r.json()["code"]) == (404, "voucher_not_found")
         r = await client.get("/v1/merchant/orders", headers=rival.headers)
         assert r.json()["items"] == []
@@ -209,7 +224,9 @@ class TestMerchantsSeeOnlyTheirOwn:
         assert "voucher" not in r.json()["items"][0] and order["voucher"]["code"] not in r.text
         r = await client.get(f"/v1/mall/items/{item['id']}")
         assert (r.json()["points_price"], r.json()["status"]) == (50, "active")
-        r = await client.post(f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=mine.headers)
+        r = await client.post(
+            f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=mine.headers
+        )
         assert r.status_code == 200
 
 
@@ -223,9 +240,11 @@ class TestOperatorsSeeOnlyTheirOwnProjects:
         await add_records(client, owner, [(3, 2.0)])
         project = await create_project(client, owner, days_ago(5).date(), days_ago(1).date())
         rival = await make_operator(client, authority)
-        for method, path in (("GET", f"/v1/cer/projects/{project['id']}"),
-                             ("GET", f"/v1/cer/projects/{project['id']}/objections"),
-                             ("POST", f"/v1/cer/projects/{project['id']}/submit")):
+        for method, path in (
+            ("GET", f"/v1/cer/projects/{project['id']}"),
+            ("GET", f"/v1/cer/projects/{project['id']}/objections"),
+            ("POST", f"/v1/cer/projects/{project['id']}/submit"),
+        ):
             r = await client.request(method, path, headers=rival.headers)
             assert r.status_code in (403, 404), (method, path, r.text)
         r = await client.get("/v1/cer/projects", headers=rival.headers)

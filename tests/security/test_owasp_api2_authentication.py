@@ -49,8 +49,9 @@ class TestForeignAndForgedTokens:
         forged = security.sign_jwt(real, keys.active())
         assert_401(await client.get("/v1/organizations", headers=bearer(forged)), "invalid_token")
 
-    @pytest.mark.parametrize("change", [{"role": "authority"}, {"typ": "staff"}, {"sub": str(uuid.uuid4())},
-                                        {"exp": 4102444800}])
+    @pytest.mark.parametrize(
+        "change", [{"role": "authority"}, {"typ": "staff"}, {"sub": str(uuid.uuid4())}, {"exp": 4102444800}]
+    )
     async def test_tampered_payload_keeps_the_signature(self, client, change):
         op = await make_operator(client)
         person = await enrol(client, op)
@@ -65,18 +66,23 @@ class TestForeignAndForgedTokens:
         head, payload, sig = token.split(".")
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
         for alg in ("RS256", "HS256", "none", "ES384"):
-            r = await client.get("/v1/organizations", headers=bearer(".".join([_b64({**header, "alg": alg}), payload, sig])))
+            r = await client.get(
+                "/v1/organizations", headers=bearer(".".join([_b64({**header, "alg": alg}), payload, sig]))
+            )
             assert_401(r)
 
     async def test_platform_signed_without_platform_claims(self, client):
-        bare = security.sign_jwt({"iss": "carbon-points", "sub": str(uuid.uuid4()), "exp": int(time.time()) + 60},
-                                 keys.active())
+        bare = security.sign_jwt(
+            {"iss": "carbon-points", "sub": str(uuid.uuid4()), "exp": int(time.time()) + 60}, keys.active()
+        )
         assert_401(await client.get("/v1/organizations", headers=bearer(bare)), "invalid_token")
 
     async def test_platform_signed_without_expiry(self, client):
         real = _claims(await authority_token(client))
         del real["exp"]
-        assert_401(await client.get("/v1/organizations", headers=bearer(security.sign_jwt(real, keys.active()))))
+        assert_401(
+            await client.get("/v1/organizations", headers=bearer(security.sign_jwt(real, keys.active())))
+        )
 
     async def test_an_operators_client_assertion_is_not_a_bearer_token(self, client):
         op = await make_operator(client)
@@ -84,8 +90,14 @@ class TestForeignAndForgedTokens:
         assert_401(await client.get(f"/v1/organizations/{op.id}", headers=bearer(assertion)), "invalid_token")
         # signed by the operator, claiming to be the platform
         forged = security.sign_jwt(
-            {"iss": "carbon-points", "sub": op.id, "typ": "client", "role": "authority", "org": op.id,
-             "exp": int(time.time()) + 60},
+            {
+                "iss": "carbon-points",
+                "sub": op.id,
+                "typ": "client",
+                "role": "authority",
+                "org": op.id,
+                "exp": int(time.time()) + 60,
+            },
             security.SigningKey(op.kid, "ES256", op.private_pem, {}),
         )
         assert_401(await client.get("/v1/organizations", headers=bearer(forged)), "invalid_token")

@@ -38,10 +38,19 @@ async def rule(app):
 
 class TestMassAssignment:
     async def test_application_cannot_set_its_status_id_or_dates(self, client):
-        body = {"kind": "operator", "name": unique("op"), "credit_code": credit_code(),
-                "admin": {"username": unique("adm"), "password": PASSWORD}}
-        for extra in ({"status": "approved"}, {"id": FOREIGN_ID}, {"created_at": LONG_AGO},
-                      {"decided_at": LONG_AGO}, {"reason": "pre-approved"}):
+        body = {
+            "kind": "operator",
+            "name": unique("op"),
+            "credit_code": credit_code(),
+            "admin": {"username": unique("adm"), "password": PASSWORD},
+        }
+        for extra in (
+            {"status": "approved"},
+            {"id": FOREIGN_ID},
+            {"created_at": LONG_AGO},
+            {"decided_at": LONG_AGO},
+            {"reason": "pre-approved"},
+        ):
             r = await client.post("/v1/organizations", json={**body, **extra})
             assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (extra, r.text)
         for extra in ({"role": "authority"}, {"is_org_admin": False}, {"org_id": FOREIGN_ID}):
@@ -53,15 +62,23 @@ class TestMassAssignment:
 
     async def test_a_pending_organisation_cannot_act(self, client):
         org = await make_org(client, "operator", approve=False)
-        r = await client.post("/v1/auth/token",
-                              data={"grant_type": "password", "username": org.admin_username, "password": PASSWORD})
+        r = await client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": org.admin_username, "password": PASSWORD},
+        )
         assert (r.status_code, r.json()["code"]) == (403, "organization_not_active")
 
     async def test_enrolment_cannot_set_a_user_id_or_a_balance(self, client):
         op = await make_operator(client)
         victim = await enrol(client, op)
-        body = {"external_user_id": unique("u"), "identifier": {"type": "phone", "value": phone()},
-                "consent": {"agreement_version": "v1", "accepted_at": (clock.now() - timedelta(days=1)).isoformat()}}
+        body = {
+            "external_user_id": unique("u"),
+            "identifier": {"type": "phone", "value": phone()},
+            "consent": {
+                "agreement_version": "v1",
+                "accepted_at": (clock.now() - timedelta(days=1)).isoformat(),
+            },
+        }
         for extra in ({"user_id": victim["user_id"]}, {"balance": 10_000}, {"created": False}):
             r = await client.post("/v1/operator/users", json={**body, **extra}, headers=op.headers)
             assert r.status_code == 422, (extra, r.text)
@@ -76,34 +93,62 @@ class TestMassAssignment:
         op = await make_operator(client)
         person = await enrol(client, op)
         victim = await enrol(client, op)
-        rec = {**record(person["external_user_id"], btype, quantity=1.0), "points": 100_000, "reduction_g": 10**9,
-               "status": "accepted", "user_id": victim["user_id"], "methodology_version": f"{btype}@99",
-               "rule_version": 99, "code": None}
+        rec = {
+            **record(person["external_user_id"], btype, quantity=1.0),
+            "points": 100_000,
+            "reduction_g": 10**9,
+            "status": "accepted",
+            "user_id": victim["user_id"],
+            "methodology_version": f"{btype}@99",
+            "rule_version": 99,
+            "code": None,
+        }
         r = await submit(client, op, [rec])
         assert r.status_code == 200, r.text
         res = r.json()["results"][0]
         assert (res["status"], res["reduction_g"], res["points"], res["methodology_version"]) == (
-            "accepted", 46, 4, f"{btype}@1")
-        me = await client.get("/v1/me/account", headers=await user_headers(client, op, person["external_user_id"]))
-        other = await client.get(f"/v1/operator/users/{victim['external_user_id']}/account", headers=op.headers)
+            "accepted",
+            46,
+            4,
+            f"{btype}@1",
+        )
+        me = await client.get(
+            "/v1/me/account", headers=await user_headers(client, op, person["external_user_id"])
+        )
+        other = await client.get(
+            f"/v1/operator/users/{victim['external_user_id']}/account", headers=op.headers
+        )
         assert (me.json()["balance"], other.json()["balance"]) == (4, 0)
 
     async def test_scene_cannot_set_its_status_owner_or_label(self, client):
         so = await make_org(client, "scene_operator")
-        extra = {"status": "approved", "id": FOREIGN_ID, "operator_id": FOREIGN_ID, "label_code": "FAKE-1",
-                 "approved_at": LONG_AGO, "created_at": LONG_AGO, "review_panel_id": FOREIGN_ID}
+        extra = {
+            "status": "approved",
+            "id": FOREIGN_ID,
+            "operator_id": FOREIGN_ID,
+            "label_code": "FAKE-1",
+            "approved_at": LONG_AGO,
+            "created_at": LONG_AGO,
+            "review_panel_id": FOREIGN_ID,
+        }
         r = await client.post("/v1/scenes", json={**scene_body(), **extra}, headers=so.headers)
         assert r.status_code in (201, 422), r.text
         if r.status_code == 201:
             scene = r.json()
             assert (scene["status"], scene["operator_id"], scene["label_code"], scene["approved_at"]) == (
-                "draft", so.id, None, None)
+                "draft",
+                so.id,
+                None,
+                None,
+            )
             assert scene["id"] != FOREIGN_ID and scene["review_panel_id"] is None
             assert scene["created_at"] != LONG_AGO
         else:
             r = await client.post("/v1/scenes", json=scene_body(), headers=so.headers)
             scene = r.json()
-        r = await client.patch(f"/v1/scenes/{scene['id']}", json={"name": "renamed", **extra}, headers=so.headers)
+        r = await client.patch(
+            f"/v1/scenes/{scene['id']}", json={"name": "renamed", **extra}, headers=so.headers
+        )
         assert r.status_code in (200, 422), r.text
         r = await client.get(f"/v1/scenes/{scene['id']}", headers=so.headers)
         assert (r.json()["status"], r.json()["operator_id"], r.json()["label_code"]) == ("draft", so.id, None)
@@ -112,13 +157,21 @@ class TestMassAssignment:
 
     async def test_methodology_cannot_be_created_or_edited_into_published(self, client):
         authority = await authority_token(client)
-        for extra in ({"status": "published"}, {"id": FOREIGN_ID}, {"version": 7}, {"published_at": LONG_AGO}):
-            r = await client.post("/v1/methodologies", json={**methodology_body(), **extra}, headers=bearer(authority))
+        for extra in (
+            {"status": "published"},
+            {"id": FOREIGN_ID},
+            {"version": 7},
+            {"published_at": LONG_AGO},
+        ):
+            r = await client.post(
+                "/v1/methodologies", json={**methodology_body(), **extra}, headers=bearer(authority)
+            )
             assert r.status_code == 422, (extra, r.text)
         r = await client.post("/v1/methodologies", json=methodology_body(), headers=bearer(authority))
         version = r.json()
-        r = await client.patch(f"/v1/methodologies/{version['id']}", json={"status": "published"},
-                               headers=bearer(authority))
+        r = await client.patch(
+            f"/v1/methodologies/{version['id']}", json={"status": "published"}, headers=bearer(authority)
+        )
         assert r.status_code == 422
         r = await client.get(f"/v1/methodologies/{version['id']}", headers=bearer(authority))
         assert (r.json()["status"], r.json()["version"]) == ("draft", version["version"])
@@ -126,20 +179,30 @@ class TestMassAssignment:
     async def test_expert_account_cannot_be_given_another_role(self, client):
         authority = await authority_token(client)
         username = unique("expert")
-        body = {"name": unique("E"), "fields": ["data"], "affiliation": {"name": "Inst"},
-                "account": {"username": username, "password": PASSWORD, "role": "authority"},
-                "id": FOREIGN_ID, "created_at": LONG_AGO}
+        body = {
+            "name": unique("E"),
+            "fields": ["data"],
+            "affiliation": {"name": "Inst"},
+            "account": {"username": username, "password": PASSWORD, "role": "authority"},
+            "id": FOREIGN_ID,
+            "created_at": LONG_AGO,
+        }
         r = await client.post("/v1/experts", json=body, headers=bearer(authority))
         assert r.status_code in (201, 422), r.text
         if r.status_code == 201:
             assert r.json()["id"] != FOREIGN_ID
-            token = (await client.post("/v1/auth/token", data={
-                "grant_type": "password", "username": username, "password": PASSWORD})).json()["access_token"]
+            token = (
+                await client.post(
+                    "/v1/auth/token",
+                    data={"grant_type": "password", "username": username, "password": PASSWORD},
+                )
+            ).json()["access_token"]
             r = await client.get("/v1/organizations", headers=bearer(token))
             assert r.status_code == 403
         expert = await make_expert(client, authority)
-        r = await client.patch(f"/v1/experts/{expert.id}", json={"username": "root", "id": FOREIGN_ID},
-                               headers=bearer(authority))
+        r = await client.patch(
+            f"/v1/experts/{expert.id}", json={"username": "root", "id": FOREIGN_ID}, headers=bearer(authority)
+        )
         assert r.status_code in (200, 422), r.text
         r = await client.get(f"/v1/experts/{expert.id}", headers=bearer(authority))
         assert (r.json()["id"], r.json()["username"]) == (expert.id, expert.username)
@@ -152,16 +215,24 @@ class TestMassAssignment:
         jwk = security.public_jwk_from_pem(security.generate_es256_pem())
         admin = bearer(op.extra["admin_token"])
         for extra in ({"org_id": victim.id}, {"kid": victim.kid}, {"revoked_at": None}):
-            r = await client.post(f"/v1/organizations/{op.id}/keys", json={"jwk": jwk, **extra}, headers=admin)
+            r = await client.post(
+                f"/v1/organizations/{op.id}/keys", json={"jwk": jwk, **extra}, headers=admin
+            )
             assert r.status_code == 422, (extra, r.text)
 
     async def test_clawback_cannot_name_its_entry_or_direction(self, client):
         authority = await authority_token(client)
-        r = await client.post(f"/v1/points/accounts/{uuid.uuid4()}/clawback",
-                              json={"points": 1, "reason": "fraud", "kind": "earn"}, headers=bearer(authority))
+        r = await client.post(
+            f"/v1/points/accounts/{uuid.uuid4()}/clawback",
+            json={"points": 1, "reason": "fraud", "kind": "earn"},
+            headers=bearer(authority),
+        )
         assert r.status_code == 422
-        r = await client.post(f"/v1/points/accounts/{uuid.uuid4()}/clawback",
-                              json={"points": -5, "reason": "credit me"}, headers=bearer(authority))
+        r = await client.post(
+            f"/v1/points/accounts/{uuid.uuid4()}/clawback",
+            json={"points": -5, "reason": "credit me"},
+            headers=bearer(authority),
+        )
         assert r.status_code == 422
 
 

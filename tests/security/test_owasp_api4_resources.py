@@ -38,14 +38,15 @@ def _fill(path: str) -> str:
     return re.sub(r"{([^}]+)}", lambda m: str(uuid.uuid4()) if m.group(1).endswith("id") else "x-1", path)
 
 
-
-
 class TestBodies:
     async def test_declared_body_over_the_limit_is_refused_before_anything_runs(self, client, settings):
         op = await make_operator(client)
         body = b'{"records": [' + b" " * (settings.max_body_bytes) + b"]}"
-        r = await client.post("/v1/operator/behaviour-batches", content=body,
-                              headers={**op.headers, "Idempotency-Key": "k", "X-Content-Signature": op.sign(body)})
+        r = await client.post(
+            "/v1/operator/behaviour-batches",
+            content=body,
+            headers={**op.headers, "Idempotency-Key": "k", "X-Content-Signature": op.sign(body)},
+        )
         assert_problem(r, 413, "payload_too_large")
         r = await client.post("/v1/organizations", content=body, headers={"Content-Type": "application/json"})
         assert_problem(r, 413, "payload_too_large")
@@ -83,18 +84,28 @@ class TestBodies:
     async def test_deeply_nested_json_is_a_client_error(self, client):
         op = await make_operator(client)
         for payload in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
-            r = await client.post("/v1/organizations", content=payload, headers={"Content-Type": "application/json"})
+            r = await client.post(
+                "/v1/organizations", content=payload, headers={"Content-Type": "application/json"}
+            )
             assert r.status_code in (400, 422), r.text
-            body, headers = payload, {**op.headers, "Content-Type": "application/json",
-                                      "X-Content-Signature": op.sign(payload), "Idempotency-Key": uuid.uuid4().hex}
+            body, headers = (
+                payload,
+                {
+                    **op.headers,
+                    "Content-Type": "application/json",
+                    "X-Content-Signature": op.sign(payload),
+                    "Idempotency-Key": uuid.uuid4().hex,
+                },
+            )
             r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
             assert r.status_code in (400, 422), r.text
 
     async def test_idempotency_keys_are_bounded(self, client):
         op = await make_operator(client)
         body, headers = signed(op, {"records": [record("u", "t")]})
-        r = await client.post("/v1/operator/behaviour-batches", content=body,
-                              headers={**headers, "Idempotency-Key": "k" * 201})
+        r = await client.post(
+            "/v1/operator/behaviour-batches", content=body, headers={**headers, "Idempotency-Key": "k" * 201}
+        )
         assert_problem(r, 400, "idempotency_key_invalid")
 
 
@@ -110,8 +121,11 @@ class TestPages:
             schema = params["limit"]["schema"]
             assert (schema.get("minimum"), schema.get("maximum")) == (1, MAX_PAGE), path
             assert "cursor" in params, path
-            role = sorted(ACCESS[("GET", path)] - {"anonymous"})[0] if ACCESS[("GET", path)] != {"anonymous"} else \
-                "anonymous"
+            role = (
+                sorted(ACCESS[("GET", path)] - {"anonymous"})[0]
+                if ACCESS[("GET", path)] != {"anonymous"}
+                else "anonymous"
+            )
             headers = cast.headers[role]
             url = _fill(path)
             for bad in (MAX_PAGE + 1, 0, -1, 10**12, "many"):
@@ -141,8 +155,10 @@ class TestRateLimits:
         staff = bearer(await staff_token(client, merchant))
         other = await make_org(client, "merchant")
         monkeypatch.setattr(settings, "rate_limit_per_minute", 3)
-        codes = [(await client.get(f"/v1/organizations/{merchant.id}", headers=merchant.headers)).status_code
-                 for _ in range(3)]
+        codes = [
+            (await client.get(f"/v1/organizations/{merchant.id}", headers=merchant.headers)).status_code
+            for _ in range(3)
+        ]
         assert codes == [200, 200, 200]
         # the budget is the organisation's, whichever of its accounts calls
         r = await client.get(f"/v1/organizations/{merchant.id}", headers=staff)
@@ -175,8 +191,10 @@ class TestRateLimits:
         async with client_at(random_ip()) as c:
             codes = []
             for _ in range(5):
-                r = await c.post("/v1/auth/token", data={"grant_type": "password", "username": username,
-                                                         "password": "guess"})
+                r = await c.post(
+                    "/v1/auth/token",
+                    data={"grant_type": "password", "username": username, "password": "guess"},
+                )
                 codes.append(r.status_code)
             assert codes == [400, 400, 400, 429, 429]
             assert r.headers["retry-after"] == "31"

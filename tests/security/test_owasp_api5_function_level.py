@@ -40,8 +40,12 @@ async def test_every_role_outside_the_table_is_refused(app, client):
             if role in allowed:
                 continue
             body = {} if method in ("POST", "PATCH", "PUT") else None
-            r = await client.request(method, _fill(path), json=body,
-                                     headers={**cast.headers[role], "Idempotency-Key": uuid.uuid4().hex})
+            r = await client.request(
+                method,
+                _fill(path),
+                json=body,
+                headers={**cast.headers[role], "Idempotency-Key": uuid.uuid4().hex},
+            )
             expected = 401 if role == "anonymous" else 403
             if r.status_code != expected or r.headers.get("content-type") != "application/problem+json":
                 wrong.append(f"{method} {path} as {role}: {r.status_code} {r.text[:200]}")
@@ -76,6 +80,10 @@ async def test_a_user_token_cannot_act_as_its_operator(client):
     cast = await make_cast(client)
     for method, path in ACCESS:
         if "operator" in ACCESS[(method, path)] and "user" not in ACCESS[(method, path)]:
-            r = await client.request(method, _fill(path), json={} if method in ("POST", "PATCH") else None,
-                                     headers={**cast.user_headers, "Idempotency-Key": uuid.uuid4().hex})
+            r = await client.request(
+                method,
+                _fill(path),
+                json={} if method in ("POST", "PATCH") else None,
+                headers={**cast.user_headers, "Idempotency-Key": uuid.uuid4().hex},
+            )
             assert r.status_code == 403, (method, path, r.text)

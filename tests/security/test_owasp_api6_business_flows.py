@@ -41,11 +41,15 @@ class TestVoucherGuessing:
         monkeypatch.setattr(settings, "voucher_guess_limit_per_minute", 5)
         codes = []
         for i in range(6):
-            r = await client.post(f"/v1/merchant/vouchers/ABCD-EFGH-JKMN-{i:04d}/redeem", headers=merchant.headers)
+            r = await client.post(
+                f"/v1/merchant/vouchers/ABCD-EFGH-JKMN-{i:04d}/redeem", headers=merchant.headers
+            )
             codes.append(r.status_code)
         assert codes == [404, 404, 404, 404, 404, 429]
         assert r.headers["retry-after"] == "31"
-        r = await client.post(f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=merchant.headers)
+        r = await client.post(
+            f"/v1/merchant/vouchers/{order['voucher']['code']}/redeem", headers=merchant.headers
+        )
         assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
         # another merchant has its own allowance; the voucher is still unused
         r = await client.post("/v1/merchant/vouchers/ABCD-EFGH-JKMN-9999/redeem", headers=other.headers)
@@ -69,7 +73,9 @@ class TestScalping:
         btype = await make_methodology(factor="1000")
         op = await make_operator(client)
         (bot,) = await people(client, op, btype, 1, points=200)
-        item = await make_item(client, await make_merchant(client), points_price=10, stock=20, per_user_limit=2)
+        item = await make_item(
+            client, await make_merchant(client), points_price=10, stock=20, per_user_limit=2
+        )
         results = await asyncio.gather(*[place(client, bot, item["id"]) for _ in range(12)])
         codes = sorted(r.status_code for r in results)
         assert codes == [201, 201] + [409] * 10
@@ -85,9 +91,21 @@ class TestScalping:
         assert at_a["user_id"] == at_b["user_id"]
         r = await submit(client, a, [record(at_a["external_user_id"], btype, quantity=2.0)])
         assert r.json()["summary"]["accepted"] == 1
-        via_a = Person(at_a["external_user_id"], at_a["user_id"], await user_headers(client, a, at_a["external_user_id"]), a)
-        via_b = Person(at_b["external_user_id"], at_b["user_id"], await user_headers(client, b, at_b["external_user_id"]), b)
-        item = await make_item(client, await make_merchant(client), points_price=10, stock=20, per_user_limit=2)
+        via_a = Person(
+            at_a["external_user_id"],
+            at_a["user_id"],
+            await user_headers(client, a, at_a["external_user_id"]),
+            a,
+        )
+        via_b = Person(
+            at_b["external_user_id"],
+            at_b["user_id"],
+            await user_headers(client, b, at_b["external_user_id"]),
+            b,
+        )
+        item = await make_item(
+            client, await make_merchant(client), points_price=10, stock=20, per_user_limit=2
+        )
         results = await asyncio.gather(*[place(client, who, item["id"]) for who in (via_a, via_b) * 4])
         assert sorted(r.status_code for r in results) == [201, 201] + [409] * 6
         assert await purchased(item["id"], at_a["user_id"]) == 2
@@ -114,15 +132,24 @@ class TestPointFarming:
         copy = {**ride, "record_id": unique("rec"), "external_user_id": ub["external_user_id"]}
         r = await submit(client, b, [copy])
         assert [(x["status"], x["code"], x["points"]) for x in r.json()["results"]] == [
-            ("rejected", "evidence_already_claimed", 0)]
+            ("rejected", "evidence_already_claimed", 0)
+        ]
 
     async def test_a_day_earns_at_most_the_daily_cap(self, client):
         btype = await make_methodology(max_day=None)
         op = await make_operator(client)
         person = await enrol(client, op)
         start = clock.now().replace(hour=1, minute=0, second=0, microsecond=0) - timedelta(days=1)
-        records = [record(person["external_user_id"], btype, quantity=50.0, start=start + timedelta(minutes=30 * i),
-                          minutes=20) for i in range(10)]
+        records = [
+            record(
+                person["external_user_id"],
+                btype,
+                quantity=50.0,
+                start=start + timedelta(minutes=30 * i),
+                minutes=20,
+            )
+            for i in range(10)
+        ]
         r = await submit(client, op, records)
         assert r.json()["summary"]["accepted"] == 10
         assert sum(x["points"] for x in r.json()["results"]) == 200

@@ -73,7 +73,9 @@ class TestStoredNeverFetched:
         assert scene["evidence_links"] == TARGETS
         r = await client.get(f"/v1/scenes/{scene['id']}", headers=so.headers)
         assert r.json()["evidence_links"] == TARGETS
-        r = await client.patch(f"/v1/scenes/{scene['id']}", json={"evidence_links": TARGETS[::-1]}, headers=so.headers)
+        r = await client.patch(
+            f"/v1/scenes/{scene['id']}", json={"evidence_links": TARGETS[::-1]}, headers=so.headers
+        )
         assert r.status_code == 200, r.text
         r = await client.post(f"/v1/scenes/{scene['id']}/submit", headers=so.headers)
         assert r.status_code == 200, r.text
@@ -84,7 +86,9 @@ class TestStoredNeverFetched:
         network.clear()
         item = await make_item(client, merchant, images=TARGETS)
         assert item["images"] == TARGETS
-        r = await client.patch(f"/v1/mall/items/{item['id']}", json={"images": TARGETS[:2]}, headers=merchant.headers)
+        r = await client.patch(
+            f"/v1/mall/items/{item['id']}", json={"images": TARGETS[:2]}, headers=merchant.headers
+        )
         assert (r.status_code, r.json()["images"]) == (200, TARGETS[:2])
         r = await client.get("/v1/mall/items", params={"merchant_id": merchant.id})
         assert r.status_code == 200
@@ -96,7 +100,12 @@ class TestStoredNeverFetched:
             r = await client.post("/v1/scenes", json=_scene(evidence_links=[link]), headers=so.headers)
             assert (r.status_code, r.json()["code"]) == (422, "invalid_evidence_link"), link
         merchant = await make_merchant(client)
-        for link in ("file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "ftp://x/y", "javascript:alert(1)"):
+        for link in (
+            "file:///etc/passwd",
+            "gopher://127.0.0.1:6379/_FLUSHALL",
+            "ftp://x/y",
+            "javascript:alert(1)",
+        ):
             r = await client.post("/v1/mall/items", json=item_body(images=[link]), headers=merchant.headers)
             assert (r.status_code, r.json()["code"]) == (422, "validation_error"), link
 
@@ -105,8 +114,10 @@ class TestStoredNeverFetched:
         op = await make_operator(client)
         ext = (await enrol(client, op))["external_user_id"]
         network.clear()
-        records = [{**record(ext, btype, quantity=1.0, minutes=1), "evidence": {"source": "url", "ref": url}}
-                   for url in TARGETS]
+        records = [
+            {**record(ext, btype, quantity=1.0, minutes=1), "evidence": {"source": "url", "ref": url}}
+            for url in TARGETS
+        ]
         for i, rec in enumerate(records):
             start = clock.now() - timedelta(hours=10 - i)
             rec["started_at"], rec["ended_at"] = start.isoformat(), (start + timedelta(minutes=1)).isoformat()
@@ -133,8 +144,14 @@ def test_the_app_has_no_http_client():
         if str(path.relative_to(root)) in HTTP_CLIENTS:
             continue
         text = path.read_text(encoding="utf-8")
-        for needle in ("import httpx", "import requests", "import aiohttp", "urllib.request", "urlopen(",
-                       "http.client"):
+        for needle in (
+            "import httpx",
+            "import requests",
+            "import aiohttp",
+            "urllib.request",
+            "urlopen(",
+            "http.client",
+        ):
             if needle in text:
                 offenders.append(f"{path.relative_to(root)}: {needle}")
     assert offenders == []

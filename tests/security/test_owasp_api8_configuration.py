@@ -48,7 +48,9 @@ class TestHeaders:
             await client.get("/v1/nowhere"),  # 404
             await client.delete("/healthz"),  # 405
             await client.post("/v1/organizations", json={}),  # 422
-            await client.post("/v1/organizations", content=b"{", headers={"Content-Type": "application/json"}),
+            await client.post(
+                "/v1/organizations", content=b"{", headers={"Content-Type": "application/json"}
+            ),
             await client.get("/docs"),
             await client.get("/openapi.json"),
             await client.get("/v1/public/experts"),
@@ -74,9 +76,14 @@ class TestHeaders:
 class TestCors:
     async def test_off_by_default(self, client):
         assert get_settings().cors_origins == ""
-        r = await client.options("/v1/me/account", headers={
-            "Origin": FOREIGN, "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "Authorization"})
+        r = await client.options(
+            "/v1/me/account",
+            headers={
+                "Origin": FOREIGN,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "Authorization",
+            },
+        )
         assert "access-control-allow-origin" not in r.headers
         assert "access-control-allow-credentials" not in r.headers
         r = await client.get("/v1/public/experts", headers={"Origin": FOREIGN})
@@ -86,13 +93,17 @@ class TestCors:
     async def test_configured_origins_only(self):
         configured = create_app(Settings(cors_origins="https://app.example, https://admin.example/"))
         transport = httpx.ASGITransport(app=configured)
-        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization"}
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization",
+        }
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             ok = await c.options("/v1/me/orders", headers={"Origin": "https://app.example", **preflight})
             admin = await c.options("/v1/me/orders", headers={"Origin": "https://admin.example", **preflight})
             evil = await c.options("/v1/me/orders", headers={"Origin": FOREIGN, **preflight})
-            sub = await c.options("/v1/me/orders", headers={"Origin": "https://app.example.evil.example",
-                                                             **preflight})
+            sub = await c.options(
+                "/v1/me/orders", headers={"Origin": "https://app.example.evil.example", **preflight}
+            )
         assert (ok.status_code, ok.headers["access-control-allow-origin"]) == (200, "https://app.example")
         assert admin.headers["access-control-allow-origin"] == "https://admin.example"
         assert "access-control-allow-credentials" not in ok.headers
@@ -121,8 +132,15 @@ class TestErrorsRevealNothing:
 
     async def test_validation_errors_do_not_echo_input(self, client):
         secret = "s3cret-password-value"
-        r = await client.post("/v1/organizations", json={"kind": "nope", "name": "x", "credit_code": "bad",
-                                                         "admin": {"username": "u", "password": secret}})
+        r = await client.post(
+            "/v1/organizations",
+            json={
+                "kind": "nope",
+                "name": "x",
+                "credit_code": "bad",
+                "admin": {"username": "u", "password": secret},
+            },
+        )
         assert r.status_code == 422
         assert secret not in r.text
 

@@ -21,7 +21,11 @@ HTML_ROUTERS = [web_pages.router, web_pages.docs_router, *PAGE_ROUTERS]
 
 
 def _operations(app) -> dict[tuple[str, str], dict]:
-    return {(method.upper(), path): op for path, ops in app.openapi()["paths"].items() for method, op in ops.items()}
+    return {
+        (method.upper(), path): op
+        for path, ops in app.openapi()["paths"].items()
+        for method, op in ops.items()
+    }
 
 
 def test_every_route_is_documented(app):
@@ -71,8 +75,20 @@ def test_operations_are_described(app):
     assert len(ids) == len(set(ids))
 
 
-@pytest.mark.parametrize("path", ["/v0/organizations", "/organizations", "/v2/organizations", "/admin", "/debug",
-                                  "/v1/internal", "/v1/admin/users", "/.env", "/v1/../openapi.json/x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v0/organizations",
+        "/organizations",
+        "/v2/organizations",
+        "/admin",
+        "/debug",
+        "/v1/internal",
+        "/v1/admin/users",
+        "/.env",
+        "/v1/../openapi.json/x",
+    ],
+)
 async def test_guessed_paths_are_not_found(client, path):
     r = await client.get(path)
     assert (r.status_code, r.headers["content-type"]) == (404, "application/problem+json")

@@ -42,7 +42,9 @@ async def refusal(page) -> str:
 
 
 class TestRedeemAtTheTill:
-    async def test_redeem_by_code_then_already_used_and_another_merchants_not_found(self, client, world, page):
+    async def test_redeem_by_code_then_already_used_and_another_merchants_not_found(
+        self, client, world, page
+    ):
         page.record.error_status_expected = True  # the refusals answer 404 and 409
         s = await shop(client, world)
         order = await voucher(client, s, quantity=2)
@@ -71,7 +73,9 @@ class TestRedeemAtTheTill:
         await type_code(page, theirs["voucher"]["code"])
         assert await refusal(page) == NOT_FOUND
         assert await axe_violations(page) == []
-        assert not any(order["voucher"]["code"] in u or theirs["voucher"]["code"] in u for u in page.record.requests)
+        assert not any(
+            order["voucher"]["code"] in u or theirs["voucher"]["code"] in u for u in page.record.requests
+        )
 
     async def test_scanning_the_qr_code_with_the_camera(self, client, world, page):
         s = await shop(client, world)
@@ -109,7 +113,9 @@ class TestRedeemAtTheTill:
 
 
 class TestItems:
-    async def test_a_title_with_markup_is_text_and_bad_input_is_shown_beside_the_field(self, client, world, page):
+    async def test_a_title_with_markup_is_text_and_bad_input_is_shown_beside_the_field(
+        self, client, world, page
+    ):
         page.record.error_status_expected = True  # the refused form answers 400
         s = await shop(client, world)
         dialogs = []
@@ -139,7 +145,9 @@ class TestItems:
         assert await axe_violations(page) == []
         await card.get_by_role("button", name=re.compile("^暂停销售")).click()
         await page.wait_for_load_state()
-        assert await page.locator(".item-card", has_text="燕麦拿铁").locator(".badge").inner_text() == "已暂停"
+        assert (
+            await page.locator(".item-card", has_text="燕麦拿铁").locator(".badge").inner_text() == "已暂停"
+        )
 
 
 class TestLayouts:

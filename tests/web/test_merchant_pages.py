@@ -81,17 +81,28 @@ class TestAccess:
     async def test_another_role_gets_a_403_page(self, browser_client):
         username = await make_authority_account()
         await sign_in(browser_client, username)
-        for path in ("/merchant", "/merchant/items", "/merchant/statement", "/merchant/orders", "/merchant/reports"):
+        for path in (
+            "/merchant",
+            "/merchant/items",
+            "/merchant/statement",
+            "/merchant/orders",
+            "/merchant/reports",
+        ):
             r = await browser_client.get(path)
             assert r.status_code == 403, path
             assert r.headers["content-type"].startswith("text/html")
 
 
 class TestRedeem:
-    async def test_the_till_shows_what_a_voucher_buys_then_redeems_it_once(self, client, browser_client, till):
+    async def test_the_till_shows_what_a_voucher_buys_then_redeems_it_once(
+        self, client, browser_client, till
+    ):
         r = await browser_client.get("/merchant")
         assert r.status_code == 200
-        assert re.search(r'<input class="till__code" id="f-code" name="code" type="text" value="" required autofocus', r.text)
+        assert re.search(
+            r'<input class="till__code" id="f-code" name="code" type="text" value="" required autofocus',
+            r.text,
+        )
         order = await voucher(client, till)
         code = order["voucher"]["code"]
         r = await check(browser_client, code.lower().replace("-", " "))  # as a clerk might type it
@@ -146,7 +157,9 @@ class TestRedeem:
         order = await voucher(client, till)
         async with db.session_scope() as session:  # the voucher ran out a second ago (the session has not)
             await session.execute(
-                sa.text("UPDATE mall_orders SET voucher_expires_at = now() - interval '1 second' WHERE id = :id"),
+                sa.text(
+                    "UPDATE mall_orders SET voucher_expires_at = now() - interval '1 second' WHERE id = :id"
+                ),
                 {"id": order["id"]},
             )
         for attempt in (check, redeem):
@@ -181,7 +194,9 @@ class TestRedeem:
         assert (await redeem(browser_client, order["voucher"]["code"])).status_code == 429
         assert await order_status(client, till, order["id"]) == "issued"
 
-    async def test_the_success_page_of_another_merchants_order_is_not_found(self, client, browser_client, world, till):
+    async def test_the_success_page_of_another_merchants_order_is_not_found(
+        self, client, browser_client, world, till
+    ):
         other = await shop(client, world)
         theirs = await voucher(client, other)
         r = await browser_client.get(f"/merchant/redeemed/{theirs['id']}")
@@ -215,8 +230,12 @@ class TestItems:
         r = await browser_client.get(f"/merchant/items/{created['id']}/edit")
         assert 'name="points_price" type="text" value="80"' in r.text
         form = f"/merchant/items/{created['id']}/edit"
-        r = await post(browser_client, form, {**ITEM, "points_price": "90", "stock": "12",
-                                              "sale_ends_at": "2099-01-01T18:00"}, form)
+        r = await post(
+            browser_client,
+            form,
+            {**ITEM, "points_price": "90", "stock": "12", "sale_ends_at": "2099-01-01T18:00"},
+            form,
+        )
         assert r.status_code == 303
         got = next(i for i in await my_items(client, till) if i["id"] == created["id"])
         assert (got["points_price"], got["stock"], got["sale_ends_at"]) == (90, 12, "2099-01-01T10:00:00Z")
@@ -230,16 +249,35 @@ class TestItems:
         assert alert(r.text) == "The sale of this item has ended; it can no longer be edited."
 
     async def test_bad_input_shows_each_error_beside_its_field(self, client, browser_client, till):
-        bad = {**ITEM, "title": " ", "points_price": "0", "stock": "-1", "per_user_limit": "lots",
-               "voucher_valid_days": "9999", "expiry_policy": "burn", "sale_starts_at": "tomorrow"}
+        bad = {
+            **ITEM,
+            "title": " ",
+            "points_price": "0",
+            "stock": "-1",
+            "per_user_limit": "lots",
+            "voucher_valid_days": "9999",
+            "expiry_policy": "burn",
+            "sale_starts_at": "tomorrow",
+        }
         r = await post(browser_client, "/merchant/items/new", bad, "/merchant/items/new")
         assert r.status_code == 400
         assert field_error(r.text, "sale_starts_at") == "Enter a date and a time, or leave it empty."
         assert alert(r.text) == "Please correct the fields marked below."
-        r = await post(browser_client, "/merchant/items/new", {**bad, "sale_starts_at": ""}, "/merchant/items/new")
+        r = await post(
+            browser_client, "/merchant/items/new", {**bad, "sale_starts_at": ""}, "/merchant/items/new"
+        )
         assert r.status_code == 400
-        assert {name: field_error(r.text, name) for name in
-                ("title", "points_price", "stock", "per_user_limit", "voucher_valid_days", "expiry_policy")} == {
+        assert {
+            name: field_error(r.text, name)
+            for name in (
+                "title",
+                "points_price",
+                "stock",
+                "per_user_limit",
+                "voucher_valid_days",
+                "expiry_policy",
+            )
+        } == {
             "title": "Enter a title of 1 to 200 characters.",
             "points_price": "Enter the price as a whole number of points from 1 to 1,000,000,000.",
             "stock": "Enter the stock as a whole number from 0 to 100,000,000, or leave it empty for unlimited.",
@@ -249,16 +287,23 @@ class TestItems:
         }
         assert 'id="f-per_user_limit" name="per_user_limit" type="text" value="lots"' in r.text
         assert 'aria-describedby="f-points_price-error"' in r.text
-        r = await post(browser_client, "/merchant/items/new",
-                       {**ITEM, "sale_starts_at": "2099-01-02T10:00", "sale_ends_at": "2099-01-01T10:00"},
-                       "/merchant/items/new")
+        r = await post(
+            browser_client,
+            "/merchant/items/new",
+            {**ITEM, "sale_starts_at": "2099-01-02T10:00", "sale_ends_at": "2099-01-01T10:00"},
+            "/merchant/items/new",
+        )
         assert r.status_code == 400
         assert field_error(r.text, "sale_ends_at") == "The end of the sale must be after its start."
         assert [i["title"] for i in await my_items(client, till)] == [till.item["title"]]
 
     async def test_markup_in_a_title_is_text(self, browser_client, till):
-        r = await post(browser_client, "/merchant/items/new", {**ITEM, "title": "<script>alert(1)</script>"},
-                       "/merchant/items/new")
+        r = await post(
+            browser_client,
+            "/merchant/items/new",
+            {**ITEM, "title": "<script>alert(1)</script>"},
+            "/merchant/items/new",
+        )
         assert r.status_code == 303
         r = await browser_client.get("/merchant/items")
         assert "<script>alert(1)</script>" not in r.text
@@ -287,8 +332,9 @@ class TestItems:
         r = await browser_client.get(f"/merchant/items/{other.item['id']}/edit")
         assert r.status_code == 403
         token = csrf_token((await browser_client.get("/merchant/items")).text)
-        r = await browser_client.post(f"/merchant/items/{other.item['id']}/end", data={"csrf_token": token},
-                                      headers=HTML)
+        r = await browser_client.post(
+            f"/merchant/items/{other.item['id']}/end", data={"csrf_token": token}, headers=HTML
+        )
         assert r.status_code == 403
         assert (await client.get(f"/v1/mall/items/{other.item['id']}")).json()["status"] == "active"
 
@@ -299,8 +345,11 @@ class TestBackOffice:
         await redeem(browser_client, order["voucher"]["code"])
         r = await browser_client.get("/merchant/statement")
         assert r.status_code == 200
-        lines = re.findall(r'<tr><th scope="row">([^<]*)</th><td class="num">([^<]*)</td><td class="num">'
-                           r'([^<]*)</td><td class="num">([^<]*)</td></tr>', r.text)
+        lines = re.findall(
+            r'<tr><th scope="row">([^<]*)</th><td class="num">([^<]*)</td><td class="num">'
+            r'([^<]*)</td><td class="num">([^<]*)</td></tr>',
+            r.text,
+        )
         assert lines == [
             ("Orders placed", "1", "2", "100"),
             ("Vouchers redeemed at the counter", "1", "2", "100"),
@@ -321,9 +370,11 @@ class TestBackOffice:
         assert r.status_code == 200
         assert f'href="/merchant/reports/used-points.csv?from={today}&amp;to={today}"' in r.text
         page_csv = await browser_client.get(f"/merchant/reports/used-points.csv?from={today}&to={today}")
-        api_csv = await client.get("/v1/merchant/reports/used-points",
-                                   params={"from": today, "to": today, "format": "csv"},
-                                   headers=bearer(await login(client, till.merchant.admin_username)))
+        api_csv = await client.get(
+            "/v1/merchant/reports/used-points",
+            params={"from": today, "to": today, "format": "csv"},
+            headers=bearer(await login(client, till.merchant.admin_username)),
+        )
         assert page_csv.status_code == 200
         assert page_csv.headers["content-type"] == "text/csv; charset=utf-8"
         assert page_csv.text == api_csv.text
@@ -358,15 +409,17 @@ class TestDemo:
                 merchant_id = await org_service.staff_org_id(session, mall_demo.MERCHANT[0])
                 admin_id = await org_service.staff_id(session, mall_demo.MERCHANT[0])
                 assert merchant_id and admin_id
-                lines = await mall_demo._orders(session, Principal("staff", "merchant", admin_id, merchant_id))
+                lines = await mall_demo._orders(
+                    session, Principal("staff", "merchant", admin_id, merchant_id)
+                )
         [waiting] = [line for line in lines if "not used yet" in line]
         code = re.search(r"voucher ([0-9A-Z-]{19})", waiting).group(1)
         browser_client.cookies.set("lang", "en")
         await sign_in(browser_client, *mall_demo.MERCHANT)
         r = await browser_client.get("/merchant/items")
-        assert [unescape(t) for t in re.findall(r'<h3 class="item-card__title">([^<]*)</h3>', r.text)][-3:] == [
-            i.title for i in reversed(mall_demo.ITEMS)
-        ]
+        assert [unescape(t) for t in re.findall(r'<h3 class="item-card__title">([^<]*)</h3>', r.text)][
+            -3:
+        ] == [i.title for i in reversed(mall_demo.ITEMS)]
         r = await check(browser_client, code)
         assert r.status_code == 200
         assert "Americano in your own cup" in r.text

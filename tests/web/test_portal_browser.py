@@ -22,7 +22,9 @@ async def row_headers(page) -> list[str]:
 def qr_modules(pdf: bytes) -> set[tuple[int, int]]:
     """The dark modules of the QR code drawn on the certificate, as (row, column) from its top-left."""
     data = PdfReader(io.BytesIO(pdf)).pages[0].get_contents().get_data()
-    squares = [tuple(float(v) for v in m) for m in re.findall(rb"([\d.]+) ([\d.]+) ([\d.]+) [\d.]+ re f", data)]
+    squares = [
+        tuple(float(v) for v in m) for m in re.findall(rb"([\d.]+) ([\d.]+) ([\d.]+) [\d.]+ re f", data)
+    ]
     cell = squares[0][2]
     left, top = min(x for x, _, _ in squares), max(y for _, y, _ in squares)
     return {(round((top - y) / cell), round((x - left) / cell)) for x, y, _ in squares}
@@ -73,9 +75,12 @@ class TestListsMatchTheApi:
 
     async def test_near_me_uses_the_browsers_location(self, browser, live_server, portal_data):
         scene = portal_data.scene
-        context = await browser.new_context(base_url=live_server, viewport={"width": 375, "height": 812},
-                                            geolocation={"latitude": scene["lat"], "longitude": scene["lng"]},
-                                            permissions=["geolocation"])
+        context = await browser.new_context(
+            base_url=live_server,
+            viewport={"width": 375, "height": 812},
+            geolocation={"latitude": scene["lat"], "longitude": scene["lng"]},
+            permissions=["geolocation"],
+        )
         try:
             tab = await context.new_page()
             await tab.goto(f"/scenes?name={scene['name']}")
@@ -97,7 +102,9 @@ class TestListsMatchTheApi:
 
 
 class TestCertificateFromItsQrCode:
-    async def test_the_qr_code_leads_to_the_page_that_shows_the_pdfs_hash(self, page, live_server, portal_data):
+    async def test_the_qr_code_leads_to_the_page_that_shows_the_pdfs_hash(
+        self, page, live_server, portal_data
+    ):
         number = portal_data.certificate["certificate_number"]
         async with httpx.AsyncClient(base_url=live_server) as api:
             pdf = (await api.get(f"/v1/public/certificates/{number}.pdf")).content
@@ -109,7 +116,10 @@ class TestCertificateFromItsQrCode:
         await page.goto(urlsplit(url).path)  # the live server stands in for the public base URL
         assert await page.locator('[data-field="pdf-sha256"]').inner_text() == hashlib.sha256(pdf).hexdigest()
         assert await page.locator('[data-field="number"]').inner_text() == number
-        assert await page.locator("[data-certificate-status]").get_attribute("data-certificate-status") == "valid"
+        assert (
+            await page.locator("[data-certificate-status]").get_attribute("data-certificate-status")
+            == "valid"
+        )
         assert await axe_violations(page) == []
         # the PDF link on the page serves the same bytes
         href = await page.get_by_role("link", name="下载证书（PDF）").get_attribute("href")
