@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Query, Request
 
 from app.auth.dependencies import Session
-from app.core.types import Int64
+from app.core.types import Int64, Text
 from app.mall import service
 from app.mall.schemas import ItemRead
 from app.web.dependencies import page_router
@@ -32,7 +32,7 @@ async def mall(
     request: Request,
     session: Session,
     max_price: Annotated[Int64 | None, Query(ge=0)] = None,
-    in_stock: Annotated[str | None, Query(max_length=5)] = None,
+    in_stock: Annotated[Text | None, Query(max_length=5)] = None,
 ):
     columns = [
         Column(gettext("Item"), lambda i: i.title),

@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 
 from app.auth.dependencies import Session
 from app.core import clock
+from app.core.types import Text
 from app.organizations import service as org_service
 from app.public import service
 from app.web.dependencies import page_router
@@ -138,7 +139,7 @@ async def open_data(request: Request):
 
 
 @router.get("/organizations/{kind}", name="public_organizations")
-async def organizations(request: Request, session: Session, kind: str):
+async def organizations(request: Request, session: Session, kind: Text):
     if kind not in ORG_LISTS:
         raise HTTPException(404)
     org_kind, title = ORG_LISTS[kind]

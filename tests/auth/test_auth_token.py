@@ -110,6 +110,7 @@ class TestPasswordGrantEndToEnd:
         assert r.json()["status"] == "approved"
 
     async def test_the_authority_logs_in_and_reaches_an_authority_route(self, client, authority):
+        await client.post("/v1/organizations", json=application("buyer"))
         r = await client.get("/v1/organizations?limit=1", headers=bearer(authority))
         assert r.status_code == 200, r.text
         assert len(r.json()["items"]) == 1
