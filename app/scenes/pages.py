@@ -265,6 +265,30 @@ def _empty_form() -> dict[str, Any]:
 FormText = Annotated[Text, Form(max_length=6000)]
 
 
+def _scene_form(
+    name: FormText = "",
+    category: FormText = "",
+    address: FormText = "",
+    city_code: FormText = "",
+    district_code: FormText = "",
+    lat: FormText = "",
+    lng: FormText = "",
+    opening_hours: FormText = "",
+    description: FormText = "",
+    evidence_links: FormText = "",
+    behaviour_types: Annotated[list[Text], Form(max_length=50)] = [],  # noqa: B006 - FastAPI copies defaults
+) -> _Form:
+    raw = dict(
+        name=name, category=category, address=address, city_code=city_code, district_code=district_code,
+        lat=lat, lng=lng, opening_hours=opening_hours, description=description, evidence_links=evidence_links,
+    )  # fmt: skip
+    return _Form(raw, behaviour_types)
+
+
+# The scene form's fields, read once for an application and for a change.
+SceneForm = Annotated[_Form, Depends(_scene_form)]
+
+
 @router.get("", name="scene_operator")
 async def home(request: Request, session: Session, viewer: Operator, cursor: Cursor = None) -> Response:
     result = await service.list_(session, viewer.principal, status=None, limit=20, cursor=cursor)
@@ -287,23 +311,8 @@ async def new_scene(
     request: Request,
     session: Session,
     viewer: Operator,
-    name: FormText = "",
-    category: FormText = "",
-    address: FormText = "",
-    city_code: FormText = "",
-    district_code: FormText = "",
-    lat: FormText = "",
-    lng: FormText = "",
-    opening_hours: FormText = "",
-    description: FormText = "",
-    evidence_links: FormText = "",
-    behaviour_types: Annotated[list[Text], Form(max_length=50)] = [],  # noqa: B006 - FastAPI copies defaults
+    form: SceneForm,
 ) -> Response:
-    raw = dict(
-        name=name, category=category, address=address, city_code=city_code, district_code=district_code,
-        lat=lat, lng=lng, opening_hours=opening_hours, description=description, evidence_links=evidence_links,
-    )  # fmt: skip
-    form = _Form(raw, behaviour_types)
     data = form.parse(SceneCreate)
     if data is not None:
         try:
@@ -370,23 +379,8 @@ async def change(
     session: Session,
     viewer: Operator,
     scene_id: uuid.UUID,
-    name: FormText = "",
-    category: FormText = "",
-    address: FormText = "",
-    city_code: FormText = "",
-    district_code: FormText = "",
-    lat: FormText = "",
-    lng: FormText = "",
-    opening_hours: FormText = "",
-    description: FormText = "",
-    evidence_links: FormText = "",
-    behaviour_types: Annotated[list[Text], Form(max_length=50)] = [],  # noqa: B006 - FastAPI copies defaults
+    form: SceneForm,
 ) -> Response:
-    raw = dict(
-        name=name, category=category, address=address, city_code=city_code, district_code=district_code,
-        lat=lat, lng=lng, opening_hours=opening_hours, description=description, evidence_links=evidence_links,
-    )  # fmt: skip
-    form = _Form(raw, behaviour_types)
     data = form.parse(SceneUpdate)
     refusal = None
     if data is not None:
