@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from rich.table import Table
 from .client import DEFAULT_BASE_URL, MAX_BATCH_RECORDS, AsyncPlatformClient
 from .errors import PlatformError
 from .keys import KeyFileError, OperatorKey
+from .oauth import DEFAULT_SCOPE, TokenSet, authorization_request
 from .records import USER_COLUMNS, RecordFileError, file_format, write_records, write_users
 from .simulate import SHANGHAI
 from .simulate import simulate as run_simulation
@@ -225,6 +227,155 @@ def user_token(ctx: typer.Context, external_user_id: str) -> None:
         async with ctx.obj.client() as client:
             token = await client.issue_user_token(external_user_id)
         typer.echo(token.access_token)
+
+    run(go())
+
+
+# ---------------------------------------------------------------- people confirm their entrustment
+
+TokensFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--tokens",
+        help="Also keep the token set in this JSON file (mode 0600); `refresh --tokens` rotates it.",
+    ),
+]
+
+
+def _keep(tokens: TokenSet, path: Path | None) -> None:
+    """Print the token set (JSON) and, with --tokens, write it to a 0600 file in place of the old one."""
+    text = tokens.model_dump_json(indent=2)
+    if path is not None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        os.chmod(path, 0o600)
+        err.print(f"token set kept in [bold]{path}[/bold] (mode 0600): its refresh token works once")
+    typer.echo(text)
+
+
+@app.command("authorize-url")
+def authorize_url(
+    ctx: typer.Context,
+    redirect_uri: Annotated[str, typer.Option(help="One of your registered redirect URIs, exactly.")],
+    scope: Annotated[str, typer.Option(help="Space-separated: behaviours:submit, account:read, mall.")] = (
+        DEFAULT_SCOPE
+    ),
+    state: Annotated[str | None, typer.Option(help="The state to use (default: a random one).")] = None,
+) -> None:
+    """Print an /oauth/authorize URL with its state and PKCE verifier (JSON).
+
+    A fresh S256 verifier and a random state each time: keep both until the person comes back.
+    """
+    settings: Settings = ctx.obj
+    if not settings.client_id:
+        raise fail("set --client-id (or CARBON_CLIENT_ID) to your organisation id")
+    try:
+        request = authorization_request(
+            settings.base_url, settings.client_id, redirect_uri, scope, state=state
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    body = {
+        "url": request.url,
+        "state": request.state,
+        "code_verifier": request.code_verifier,
+        "redirect_uri": request.redirect_uri,
+        "scope": request.scope,
+    }
+    typer.echo(json.dumps(body, indent=2))
+    err.print("send the person to the url; on your redirect URI check the state, then run exchange-code")
+
+
+@app.command("exchange-code")
+def exchange_code(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="The code your redirect URI received.")],
+    redirect_uri: Annotated[str, typer.Option(help="The redirect URI of the authorize URL.")],
+    verifier: Annotated[str, typer.Option(help="The code verifier authorize-url printed.")],
+    external_user_id: Annotated[
+        str | None, typer.Option(help="Your id of the person (default: their platform user id).")
+    ] = None,
+    tokens_file: TokensFile = None,
+) -> None:
+    """Exchange the code for the person's token set (user token and refresh token), printed as JSON."""
+
+    async def go() -> TokenSet:
+        async with ctx.obj.client() as client:
+            return await client.exchange_code(code, redirect_uri, verifier, external_user_id=external_user_id)
+
+    _keep(run(go()), tokens_file)
+
+
+@app.command()
+def refresh(
+    ctx: typer.Context,
+    refresh_token: Annotated[
+        str | None, typer.Argument(help="The refresh token (or give --tokens FILE).", show_default=False)
+    ] = None,
+    tokens_file: TokensFile = None,
+) -> None:
+    """Rotate the refresh token: a new user token and a new refresh token (the old one stops working)."""
+    if refresh_token is None:
+        if tokens_file is None:
+            raise fail("give the refresh token, or --tokens FILE written by exchange-code")
+        try:
+            refresh_token = TokenSet.model_validate_json(tokens_file.read_text()).refresh_token
+        except (OSError, ValueError) as exc:
+            raise fail(f"{tokens_file}: not a token set ({exc})") from exc
+    token = refresh_token
+
+    async def go() -> TokenSet:
+        async with ctx.obj.client() as client:
+            return await client.refresh(token)
+
+    _keep(run(go()), tokens_file)
+
+
+redirect_uris = typer.Typer(help="Your app's registered redirect URIs (as the organisation's admin).")
+app.add_typer(redirect_uris, name="redirect-uris")
+Username = Annotated[str, typer.Option(help="Your organisation's admin username.")]
+Password = Annotated[str, typer.Option(prompt=True, hide_input=True)]
+
+
+@redirect_uris.command("add")
+def redirect_uris_add(ctx: typer.Context, uri: str, username: Username, password: Password) -> None:
+    """Register an exact redirect URI (https; http on a loopback address outside production)."""
+
+    async def go() -> None:
+        async with ctx.obj.client(operator=False) as client:
+            added = await client.add_redirect_uri(uri, username=username, password=password)
+        out.print(f"redirect URI [bold]{added.id}[/bold] registered: {added.uri}")
+
+    run(go())
+
+
+@redirect_uris.command("list")
+def redirect_uris_list(ctx: typer.Context, username: Username, password: Password) -> None:
+    """List the registered redirect URIs."""
+
+    async def go() -> None:
+        async with ctx.obj.client(operator=False) as client:
+            uris = await client.list_redirect_uris(username=username, password=password)
+        table = Table(title="redirect URIs")
+        table.add_column("id", justify="right")
+        table.add_column("uri")
+        table.add_column("registered")
+        for item in uris:
+            table.add_row(str(item.id), item.uri, item.created_at.isoformat(timespec="seconds"))
+        out.print(table)
+
+    run(go())
+
+
+@redirect_uris.command("remove")
+def redirect_uris_remove(ctx: typer.Context, uri_id: int, username: Username, password: Password) -> None:
+    """Remove a redirect URI by its id: people are no longer sent back to it."""
+
+    async def go() -> None:
+        async with ctx.obj.client(operator=False) as client:
+            removed = await client.remove_redirect_uri(uri_id, username=username, password=password)
+        out.print(f"redirect URI {removed.id} removed: {removed.uri}")
 
     run(go())
 

@@ -25,10 +25,10 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import __version__
-from .errors import PlatformConnectionError, PlatformError, error_from_response
+from .errors import GrantError, PlatformConnectionError, PlatformError, error_from_response
 from .keys import OperatorKey
 from .models import (
     Account,
@@ -40,6 +40,15 @@ from .models import (
     RegisteredKey,
     SubmitReport,
     Token,
+)
+from .oauth import (
+    DEFAULT_SCOPE,
+    AuthorizationRequest,
+    MemoryTokenStore,
+    RedirectUri,
+    TokenSet,
+    TokenStore,
+    authorization_request,
 )
 from .signing import CLIENT_ASSERTION_TYPE, client_assertion, sign_detached
 
@@ -59,6 +68,15 @@ T = TypeVar("T")
 
 class ConfigurationError(Exception):
     """The client lacks what the call needs (a client id, a key)."""
+
+
+class StateMismatchError(Exception):
+    """The ``state`` the person's browser came back with is not the one the app kept: a forged or
+    stale redirect (RFC 9700 §4.7). The code is not exchanged."""
+
+
+class NotAuthorizedError(LookupError):
+    """No token set is kept for this person: send them through ``/oauth/authorize``."""
 
 
 @dataclass(frozen=True)
@@ -175,8 +193,11 @@ class AsyncPlatformClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.tokens: TokenStore = token_store if token_store is not None else MemoryTokenStore()
+        self._person_locks: dict[str, asyncio.Lock] = {}
         self.client_id = client_id
         self.key = key
         self.retry = retry or RetryPolicy()
@@ -217,8 +238,12 @@ class AsyncPlatformClient:
         content: bytes | None = None,
         form: Callable[[], Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        replayable: bool = True,
     ) -> httpx.Response:
-        """Send, retrying what may be retried with the very same key and bytes."""
+        """Send, retrying what may be retried with the very same key and bytes.
+
+        ``replayable=False`` (a code or a refresh token, which work once): only a 429 is retried,
+        never a request the platform may have carried out (no answer, 5xx)."""
         base_headers = dict(headers or {})
         if content is not None:
             base_headers["Content-Type"] = "application/json"
@@ -237,7 +262,7 @@ class AsyncPlatformClient:
             try:
                 response = await self._http.send(request)
             except httpx.TransportError as exc:
-                if attempt >= self.retry.attempts:
+                if attempt >= self.retry.attempts or not replayable:
                     raise PlatformConnectionError(f"{method} {path}: {exc!r}") from exc
                 delay = self.retry.backoff(attempt, self._rng)
                 log.warning("%s %s failed (%r); retry %d in %.1fs", method, path, exc, attempt, delay)
@@ -253,6 +278,8 @@ class AsyncPlatformClient:
             error = error_from_response(response)
             retryable = response.status_code in _RETRY_STATUSES or response.status_code >= 500
             retryable |= keyed and response.status_code == 409 and error.code == KEY_IN_USE
+            if not replayable:
+                retryable = response.status_code == 429
             if not retryable or attempt >= self.retry.attempts:
                 raise error
             delay = self.retry.backoff(attempt, self._rng)
@@ -311,6 +338,129 @@ class AsyncPlatformClient:
         """A person's token (OAuth2 password grant), e.g. the operator organisation's admin."""
         form = {"grant_type": "password", "username": username, "password": password}
         return self._parse(Token, await self._send("POST", TOKEN_PATH, form=lambda: form))
+
+    # ------------------------------------------------------------ people confirm their entrustment
+
+    def authorization_request(
+        self, redirect_uri: str, scope: str | Iterable[str] = DEFAULT_SCOPE, *, state: str | None = None
+    ) -> AuthorizationRequest:
+        """The ``/oauth/authorize`` URL to send a person to, with a fresh PKCE verifier (S256) and a
+        random state; keep the returned request (its ``state`` and ``code_verifier``) until they return."""
+        if not self.client_id:
+            raise ConfigurationError("the authorize URL needs the client_id (the organisation id)")
+        return authorization_request(self.base_url, self.client_id, redirect_uri, scope, state=state)
+
+    async def _person_grant(self, fields: Mapping[str, str]) -> TokenSet:
+        client_id, key = self._operator()
+        obtained_at = self._clock()
+
+        def form() -> dict[str, str]:
+            return {
+                **fields,
+                "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                "client_assertion": client_assertion(key, client_id, self.token_url, now=self._clock()),
+            }
+
+        response = await self._send("POST", TOKEN_PATH, form=form, replayable=False)
+        tokens = self._parse(TokenSet, response).model_copy(update={"obtained_at": obtained_at})
+        self.tokens.save(tokens)
+        return tokens
+
+    async def exchange_code(
+        self, code: str, redirect_uri: str, code_verifier: str, *, external_user_id: str | None = None
+    ) -> TokenSet:
+        """Exchange the code the person came back with (``grant_type=authorization_code``); the
+        token set is kept in :attr:`tokens`. ``external_user_id``: your id of the person (default
+        their platform ``user_id``). Refused: :class:`GrantError` (``code_reused``, ``code_expired``,
+        ``invalid_code_verifier``, ``redirect_uri_mismatch``, ...)."""
+        fields = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        if external_user_id is not None:
+            fields["external_user_id"] = external_user_id
+        return await self._person_grant(fields)
+
+    async def complete_authorization(
+        self,
+        request: AuthorizationRequest,
+        code: str,
+        state: str | None,
+        *,
+        external_user_id: str | None = None,
+    ) -> TokenSet:
+        """Check the returned ``state`` against the kept request, then exchange the code."""
+        if not request.check_state(state):
+            raise StateMismatchError("the state of the redirect is not the one of this sign-in")
+        return await self.exchange_code(
+            code, request.redirect_uri, request.code_verifier, external_user_id=external_user_id
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """A new user token and a new refresh token (the old one stops working); kept in :attr:`tokens`.
+        Refused: :class:`GrantError` (``refresh_token_reused``, ``entrustment_withdrawn``, ...)."""
+        return await self._person_grant({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    async def user_access_token(self, external_user_id: str) -> str:
+        """A user token for a person who authorised you: the kept one while it is fresh, else one
+        from the kept refresh token (rotated, one refresh at a time per person). When the grant is
+        refused for good (e.g. ``entrustment_withdrawn``) the kept set is dropped and the
+        :class:`GrantError` raised; :class:`NotAuthorizedError` when nothing is kept."""
+        lock = self._person_locks.setdefault(external_user_id, asyncio.Lock())
+        async with lock:
+            kept = self.tokens.load(external_user_id)
+            if kept is None:
+                raise NotAuthorizedError(
+                    f"no tokens kept for {external_user_id}: send them to /oauth/authorize"
+                )
+            if kept.fresh(self._clock(), RENEW_MARGIN):
+                return kept.access_token
+            try:
+                renewed = await self.refresh(kept.refresh_token)
+            except GrantError as exc:
+                if exc.reauthorize:
+                    self.tokens.delete(external_user_id)
+                raise
+            if renewed.external_user_id != external_user_id:  # the store is keyed by the answer's id
+                self.tokens.delete(external_user_id)
+            return renewed.access_token
+
+    # ------------------------------------------------------------ redirect URIs
+
+    async def _admin_org(self, username: str, password: str, org_id: str | None) -> tuple[str, str]:
+        org = org_id or self.client_id
+        if not org:
+            raise ConfigurationError("redirect URIs need the organisation id (client_id or org_id)")
+        admin = await self.password_token(username, password)
+        return f"/v1/organizations/{_seg(org)}/redirect-uris", admin.access_token
+
+    async def add_redirect_uri(
+        self, uri: str, *, username: str, password: str, org_id: str | None = None
+    ) -> RedirectUri:
+        """Register an exact redirect URI of your app (as the organisation's admin)."""
+        path, token = await self._admin_org(username, password, org_id)
+        response = await self._send("POST", path, bearer=token, content=dumps({"uri": uri}))
+        return self._parse(RedirectUri, response)
+
+    async def list_redirect_uris(
+        self, *, username: str, password: str, org_id: str | None = None
+    ) -> list[RedirectUri]:
+        path, token = await self._admin_org(username, password, org_id)
+        response = await self._send("GET", path, bearer=token)
+        try:
+            return _REDIRECT_URIS.validate_json(response.content)
+        except ValidationError as exc:
+            raise PlatformError(response.status_code, "unexpected_response", str(exc)) from exc
+
+    async def remove_redirect_uri(
+        self, uri_id: int, *, username: str, password: str, org_id: str | None = None
+    ) -> RedirectUri:
+        """Remove a redirect URI: the platform no longer sends people back to it."""
+        path, token = await self._admin_org(username, password, org_id)
+        response = await self._send("DELETE", f"{path}/{int(uri_id)}", bearer=token)
+        return self._parse(RedirectUri, response)
 
     # ------------------------------------------------------------ organisation and keys
 
@@ -462,6 +612,8 @@ class AsyncPlatformClient:
         return report
 
 
+_REDIRECT_URIS = TypeAdapter(list[RedirectUri])
+
 # ---------------------------------------------------------------- the sync face
 
 
@@ -531,6 +683,59 @@ class PlatformClient:
         self, user_token: str, operator_order_id: str, points: int, description: str
     ) -> Redemption:
         return self._run(self._async.report_redemption(user_token, operator_order_id, points, description))
+
+    @property
+    def tokens(self) -> TokenStore:
+        return self._async.tokens
+
+    def authorization_request(
+        self, redirect_uri: str, scope: str | Iterable[str] = DEFAULT_SCOPE, *, state: str | None = None
+    ) -> AuthorizationRequest:
+        return self._async.authorization_request(redirect_uri, scope, state=state)
+
+    def exchange_code(
+        self, code: str, redirect_uri: str, code_verifier: str, *, external_user_id: str | None = None
+    ) -> TokenSet:
+        return self._run(
+            self._async.exchange_code(code, redirect_uri, code_verifier, external_user_id=external_user_id)
+        )
+
+    def complete_authorization(
+        self,
+        request: AuthorizationRequest,
+        code: str,
+        state: str | None,
+        *,
+        external_user_id: str | None = None,
+    ) -> TokenSet:
+        return self._run(
+            self._async.complete_authorization(request, code, state, external_user_id=external_user_id)
+        )
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._run(self._async.refresh(refresh_token))
+
+    def user_access_token(self, external_user_id: str) -> str:
+        return self._run(self._async.user_access_token(external_user_id))
+
+    def add_redirect_uri(
+        self, uri: str, *, username: str, password: str, org_id: str | None = None
+    ) -> RedirectUri:
+        return self._run(
+            self._async.add_redirect_uri(uri, username=username, password=password, org_id=org_id)
+        )
+
+    def list_redirect_uris(
+        self, *, username: str, password: str, org_id: str | None = None
+    ) -> list[RedirectUri]:
+        return self._run(self._async.list_redirect_uris(username=username, password=password, org_id=org_id))
+
+    def remove_redirect_uri(
+        self, uri_id: int, *, username: str, password: str, org_id: str | None = None
+    ) -> RedirectUri:
+        return self._run(
+            self._async.remove_redirect_uri(uri_id, username=username, password=password, org_id=org_id)
+        )
 
     def submit_chunk(self, chunk: Chunk) -> BatchResult:
         return self._run(self._async.submit_chunk(chunk))

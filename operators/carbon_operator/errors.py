@@ -52,6 +52,36 @@ class ClientError(PlatformError):
     """4xx: the request must be changed before it can succeed."""
 
 
+class GrantError(ClientError):
+    """400: the authorization code or refresh token was refused (``code`` says why: ``code_reused``,
+    ``code_expired``, ``invalid_code_verifier``, ``redirect_uri_mismatch``, ``refresh_token_reused``,
+    ``refresh_token_expired``, ``token_revoked``, ``entrustment_withdrawn``, ``invalid_grant``).
+
+    Nothing the SDK retries. When :attr:`reauthorize` is true (all but a wrong verifier or redirect
+    URI, which are the caller's mistakes) only sending the person through ``/oauth/authorize`` again
+    gets new tokens."""
+
+    @property
+    def reauthorize(self) -> bool:
+        return self.code not in ("invalid_code_verifier", "redirect_uri_mismatch")
+
+
+GRANT_CODES = frozenset(
+    {
+        "invalid_grant",
+        "code_expired",
+        "code_reused",
+        "invalid_code_verifier",
+        "redirect_uri_mismatch",
+        "refresh_token_expired",
+        "refresh_token_reused",
+        "token_revoked",
+        "entrustment_withdrawn",
+    }
+)
+"""The ``code`` of a refused grant (400): the code or refresh token cannot be used again."""
+
+
 class AuthenticationError(ClientError):
     """401: no valid token, or the client assertion was refused."""
 
@@ -134,7 +164,10 @@ def error_from_response(response: httpx.Response) -> PlatformError:
     detail = str(problem.get("detail") or problem.get("title") or response.reason_phrase or "error")
     if not problem and response.content:
         detail = response.text[:200]
-    if status in _BY_STATUS:
+    cls: type[PlatformError]
+    if status == 400 and code in GRANT_CODES:
+        cls = GrantError
+    elif status in _BY_STATUS:
         cls = _BY_STATUS[status]
     elif status >= 500:
         cls = ServerError

@@ -7,13 +7,17 @@ stands in for the server until the SDK is run against the real one.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -27,6 +31,26 @@ KNOWN_TYPES = {"metro", "bus", "cycling", "walking", "nev"}
 
 class Killed(Exception):
     """The operator's process dies (after the platform committed the batch)."""
+
+
+@dataclass
+class FakeCode:
+    redirect_uri: str
+    challenge: str
+    scope: str
+    user_id: str
+    used: bool = False
+    family: str | None = None
+
+
+@dataclass
+class FakeRefresh:
+    family: str
+    user_id: str
+    external_user_id: str
+    scope: str
+    rotated: bool = False
+    revoked: bool = False
 
 
 class FakePlatform:
@@ -45,6 +69,98 @@ class FakePlatform:
         self._tokens: set[str] = set()
         self._replies: dict[str, tuple[bytes, int, bytes]] = {}
         self._seen: set[str] = set()
+        # the authorization code flow: registered redirect URIs, codes, refresh tokens, withdrawals
+        self.redirect_uris: dict[int, str] = {}
+        self.codes: dict[str, FakeCode] = {}
+        self.refresh_tokens: dict[str, FakeRefresh] = {}
+        self.withdrawn: set[str] = set()  # user ids who withdrew the entrustment
+        self.person_grants: list[dict[str, str]] = []  # the forms of authorization_code/refresh_token
+
+    def authorize(self, url: str, user_id: str | None = None) -> str:
+        """A person approves the authorize URL: the Location they are sent back to (code, state)."""
+        parts = urlsplit(url)
+        assert f"{parts.scheme}://{parts.netloc}" == BASE_URL and parts.path == "/oauth/authorize"
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        assert query["client_id"] == self.client_id and query["response_type"] == "code"
+        assert query["redirect_uri"] in self.redirect_uris.values(), "not a registered redirect URI"
+        assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
+        assert query["state"]
+        code = secrets.token_urlsafe(32)
+        self.codes[code] = FakeCode(
+            query["redirect_uri"], query["code_challenge"], query["scope"], user_id or str(uuid.uuid4())
+        )
+        return f"{query['redirect_uri']}?" + urlencode({"code": code, "state": query["state"]})
+
+    def _person_tokens(self, refresh: FakeRefresh) -> httpx.Response:
+        self.tokens_issued += 1
+        token, new_refresh = f"user-tok-{self.tokens_issued}", secrets.token_urlsafe(32)
+        self._tokens.add(token)
+        self.refresh_tokens[new_refresh] = refresh
+        return httpx.Response(200, json={
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": 900,
+            "refresh_token": new_refresh,
+            "scope": refresh.scope,
+            "user_id": refresh.user_id,
+            "external_user_id": refresh.external_user_id,
+        })  # fmt: skip
+
+    def _code_grant(self, form: dict[str, str]) -> httpx.Response:
+        row = self.codes.get(form.get("code", ""))
+        if row is None:
+            return _problem(400, "invalid_grant")
+        if row.used:
+            for refresh in self.refresh_tokens.values():
+                refresh.revoked |= refresh.family == row.family
+            return _problem(400, "code_reused")
+        if form.get("redirect_uri") != row.redirect_uri:
+            return _problem(400, "redirect_uri_mismatch")
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+        if challenge.decode() != row.challenge:
+            return _problem(400, "invalid_code_verifier")
+        row.used, row.family = True, str(uuid.uuid4())
+        external = form.get("external_user_id") or row.user_id
+        return self._person_tokens(FakeRefresh(row.family, row.user_id, external, row.scope))
+
+    def _refresh_grant(self, form: dict[str, str]) -> httpx.Response:
+        row = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if row is None:
+            return _problem(400, "invalid_grant")
+        if row.revoked:
+            return _problem(400, "token_revoked")
+        if row.rotated:
+            for other in self.refresh_tokens.values():
+                other.revoked |= other.family == row.family
+            return _problem(400, "refresh_token_reused")
+        if row.user_id in self.withdrawn:
+            return _problem(400, "entrustment_withdrawn")
+        row.rotated = True
+        return self._person_tokens(FakeRefresh(row.family, row.user_id, row.external_user_id, row.scope))
+
+    def _redirect_uris(self, request: httpx.Request) -> httpx.Response:
+        base = f"/v1/organizations/{self.client_id}/redirect-uris"
+        created = "2026-11-30T07:00:00+00:00"
+        if request.method == "POST" and request.url.path == base:
+            uri = json.loads(request.content)["uri"]
+            if uri in self.redirect_uris.values():
+                return _problem(409, "redirect_uri_exists")
+            uri_id = max(self.redirect_uris, default=0) + 1
+            self.redirect_uris[uri_id] = uri
+            return httpx.Response(201, json={"id": uri_id, "uri": uri, "created_at": created})
+        if request.method == "GET" and request.url.path == base:
+            items = [
+                {"id": i, "uri": u, "created_at": created} for i, u in sorted(self.redirect_uris.items())
+            ]
+            return httpx.Response(200, json=items)
+        if request.method == "DELETE":
+            uri_id = int(request.url.path.rsplit("/", 1)[1])
+            if uri_id not in self.redirect_uris:
+                return _problem(404, "redirect_uri_not_found")
+            uri = self.redirect_uris.pop(uri_id)
+            return httpx.Response(200, json={"id": uri_id, "uri": uri, "created_at": created})
+        return _problem(404, "not_found")
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -77,6 +193,8 @@ class FakePlatform:
             response = httpx.Response(
                 201, json={"kid": self.registered_jwks[-1]["kid"], "algorithm": "ES256"}
             )
+        elif "/redirect-uris" in path:
+            return self._redirect_uris(request)
         elif path.endswith("/account"):
             response = httpx.Response(200, json={"balance": 120, "lifetime_points": 150, "expiring": []})
         else:
@@ -107,6 +225,11 @@ class FakePlatform:
             if claims["jti"] in self._jtis:
                 return _problem(401, "assertion_replayed")
             self._jtis.add(claims["jti"])
+            if form["grant_type"] in ("authorization_code", "refresh_token"):
+                self.person_grants.append(form)
+                if form["grant_type"] == "authorization_code":
+                    return self._code_grant(form)
+                return self._refresh_grant(form)
         self.tokens_issued += 1
         token = f"tok-{self.tokens_issued}"
         self._tokens.add(token)
