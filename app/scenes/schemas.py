@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.core.types import Int32, Text
 
@@ -55,6 +55,16 @@ class SceneUpdate(BaseModel):
     behaviour_types: list[Text] | None = Field(default=None, min_length=1, max_length=20)
     description: Text | None = Field(default=None, max_length=5000)
     evidence_links: list[Text] | None = Field(default=None, max_length=20)
+
+    @model_validator(mode="after")
+    def _null_only_where_a_scene_may_lack_it(self) -> "SceneUpdate":
+        """Leaving a field out keeps it; null clears it, which only the opening hours allow."""
+        cleared = sorted(
+            name for name in self.model_fields_set - {"opening_hours"} if getattr(self, name) is None
+        )
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} cannot be null: leave a field out to keep it")
+        return self
 
 
 class SceneChangeRead(BaseModel):

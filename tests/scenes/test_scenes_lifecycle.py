@@ -27,11 +27,10 @@ PROBLEM = "application/problem+json"
 LABEL = re.compile(r"SZ-CJ-\d{4}-\d{6}")
 
 
-@pytest.fixture
-async def authority(authority, client) -> str:
-    """The suite's authority, with an expert pool to draw panels from."""
+@pytest.fixture(autouse=True)
+async def expert_pool(authority, client) -> None:
+    """An expert pool to draw panels from."""
     await ensure_experts(client, authority)
-    return authority
 
 
 @pytest.fixture
@@ -176,6 +175,15 @@ class TestApplication:
         panel = await open_scene_review(client, authority, scene["id"])
         await decide_panel(client, authority, panel, "pass", "now fine")
         assert (await get(client, scene, operator.headers))["status"] == "approved"
+
+    async def test_null_clears_only_the_opening_hours(self, client, operator):
+        scene = await make_scene(client, operator)
+        for body in ({"lat": None}, {"name": None, "lng": None}, {"behaviour_types": None}, {"description": None}):
+            r = await client.patch(f"/v1/scenes/{scene['id']}", json=body, headers=operator.headers)
+            assert_problem(r, 422, "validation_error")
+        assert await get(client, scene, operator.headers) == scene
+        r = await client.patch(f"/v1/scenes/{scene['id']}", json={"opening_hours": None}, headers=operator.headers)
+        assert (r.status_code, r.json()["opening_hours"], r.json()["lat"]) == (200, None, scene["lat"])
 
     async def test_two_approved_scenes_get_different_labels(self, client, authority, operator):
         a = await approved_scene(client, authority, operator)
