@@ -178,11 +178,18 @@ class TestApplication:
 
     async def test_null_clears_only_the_opening_hours(self, client, operator):
         scene = await make_scene(client, operator)
-        for body in ({"lat": None}, {"name": None, "lng": None}, {"behaviour_types": None}, {"description": None}):
+        for body in (
+            {"lat": None},
+            {"name": None, "lng": None},
+            {"behaviour_types": None},
+            {"description": None},
+        ):
             r = await client.patch(f"/v1/scenes/{scene['id']}", json=body, headers=operator.headers)
             assert_problem(r, 422, "validation_error")
         assert await get(client, scene, operator.headers) == scene
-        r = await client.patch(f"/v1/scenes/{scene['id']}", json={"opening_hours": None}, headers=operator.headers)
+        r = await client.patch(
+            f"/v1/scenes/{scene['id']}", json={"opening_hours": None}, headers=operator.headers
+        )
         assert (r.status_code, r.json()["opening_hours"], r.json()["lat"]) == (200, None, scene["lat"])
 
     async def test_two_approved_scenes_get_different_labels(self, client, authority, operator):
