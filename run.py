@@ -72,7 +72,14 @@ def main() -> None:
     if args[0] == "check":
         sys.exit(check())
     if args[0] == "test":
-        command = [str(BIN / "python"), "-m", "pytest", *args[1:]]
+        # Two workers (one per core of the reference machine), each with its own embedded servers;
+        # a test file stays on one worker. `-n 0` runs everything in one process.
+        workers = (
+            []
+            if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args[1:])
+            else ["-n", "2", "--dist", "loadfile"]
+        )
+        command = [str(BIN / "python"), "-m", "pytest", *workers, *args[1:]]
     elif args[0] == "serve":
         command = [str(BIN / "carbon-points"), "serve", "--demo", *args[1:]]
     else:
