@@ -31,7 +31,8 @@ async def sign_in(page, username: str, next: str = "/merchant") -> None:
 
 async def type_code(page, code: str) -> None:
     await page.goto("/merchant")
-    assert await page.evaluate("document.activeElement.id") == "f-code"  # the field is ready at the counter
+    # the field is ready at the counter: `autofocus` applies on the next frame, so wait for it (fails after 5 s)
+    await page.wait_for_function("document.activeElement?.id === 'f-code'", timeout=5000)
     await page.keyboard.type(code)
     await page.locator("#till-form button[type=submit]").click()
     await page.wait_for_load_state()
