@@ -57,3 +57,18 @@ class SmsOutboxMessage(SQLModel, table=True):
     recipient: str = Field(max_length=40, index=True)
     body: str = Field(max_length=500)
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class PlatformClock(SQLModel, table=True):
+    """The sandbox clock outside production: how far the platform's clock is moved forward, one row,
+    so every process (server workers, scheduler, CLI) agrees. Never used in production."""
+
+    __tablename__ = "platform_clock"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="one_row"),)
+
+    id: int = Field(default=1, sa_column=sa.Column(sa.SmallInteger, primary_key=True))
+    offset_seconds: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
+    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    updated_by: str = Field(max_length=200)

@@ -33,6 +33,16 @@ class Organization(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_column=_ts())
     decided_at: datetime | None = Field(default=None, sa_column=_ts(True))
+    trusted_enrolment: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    """An operator the authority trusts to enrol people on its own word (``POST /v1/operator/users``), for
+    example the city's real-name government app. Off by default: people confirm their own entrustment."""
+    allowed_scopes: str = Field(
+        default="behaviours:submit account:read",
+        sa_column=sa.Column(sa.String(200), nullable=False, server_default="behaviours:submit account:read"),
+    )
+    """What an operator may ask a person for (space-separated OAuth scopes); the authority grants ``mall``."""
 
 
 class StaffUser(SQLModel, table=True):
@@ -61,6 +71,8 @@ class OperatorKey(SQLModel, table=True):
     jwk: dict = Field(sa_column=sa.Column(JSONB, nullable=False))
     created_at: datetime = Field(sa_column=_ts())
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(True))
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts(True))
+    """When a client assertion or a batch signature last verified with this key."""
 
 
 class RedirectUri(SQLModel, table=True):

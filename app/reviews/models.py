@@ -80,3 +80,6 @@ class PanelMember(SQLModel, table=True):
     score: int | None = None
     text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     submitted_at: datetime | None = Field(default=None, sa_column=_ts(True))
+    declared_at: datetime | None = Field(default=None, sa_column=_ts(True))
+    """When the expert declared no conflict of interest with the subject (before seeing its documents)."""
+    declaration: str | None = Field(default=None, sa_column=sa.Column(sa.Text))

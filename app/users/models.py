@@ -56,6 +56,8 @@ class Entrustment(SQLModel, table=True):
     """How the entrustment was confirmed: ``operator_asserted`` (the operator's word) or ``person_otp``
     (the person, with a one-time code sent to their phone, on the platform's consent page)."""
     confirmed_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    scope: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    """What the person granted on the consent page (OAuth scopes); none for an operator-asserted one."""
 
 
 class OneTimeCode(SQLModel, table=True):
@@ -70,3 +72,23 @@ class OneTimeCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     attempts: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="0"))
     used_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+
+
+class PersonSession(SQLModel, table=True):
+    """A person signed in on the platform itself (``/me``, phone and one-time code): only the cookie
+    token's SHA-256 is stored. The only way to export or delete the account; never an operator's token."""
+
+    __tablename__ = "person_sessions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_sha256: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False, unique=True))
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    last_seen_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True))
+    ip: str = Field(max_length=64)
+    user_agent: str = Field(max_length=300)

@@ -1,0 +1,39 @@
+"""workspaces: when an operator's key was last used, experts' declarations of no conflict of
+interest, and the sandbox clock outside production
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-30 08:30:00.000000
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+revision = '0010'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+S = sqlmodel.sql.sqltypes.AutoString
+TS = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.add_column('operator_keys', sa.Column('last_used_at', TS, nullable=True))
+    op.add_column('review_panel_members', sa.Column('declared_at', TS, nullable=True))
+    op.add_column('review_panel_members', sa.Column('declaration', sa.Text(), nullable=True))
+    op.create_table('platform_clock',
+    sa.Column('id', sa.SmallInteger(), nullable=False),
+    sa.Column('offset_seconds', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('updated_at', TS, nullable=False),
+    sa.Column('updated_by', S(length=200), nullable=False),
+    sa.CheckConstraint('id = 1', name=op.f('ck_platform_clock_one_row')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_platform_clock'))
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('platform_clock')
+    op.drop_column('review_panel_members', 'declaration')
+    op.drop_column('review_panel_members', 'declared_at')
+    op.drop_column('operator_keys', 'last_used_at')
