@@ -188,3 +188,35 @@ async def verify(session: AsyncSession) -> VerifyResult:
         elif at_head.get(chain) != head_hash:
             broken.append(f"entry {chain}:{head_seq} does not match the chain's recorded head")
     return VerifyResult(count, broken)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One written audit entry, as a reader sees it (its chain position and hash included)."""
+
+    chain: int
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+    hash: str
+
+
+async def entries_for(
+    session: AsyncSession, subject_type: str, subject_ids: list[str], *, limit: int = 50
+) -> list[Entry]:
+    """The newest entries about these subjects (of one type), newest first: a decision's record."""
+    if not subject_ids:
+        return []
+    rows = await session.execute(
+        sa.text(
+            "SELECT chain, seq, at, actor, action, subject_type, subject_id, data, hash FROM audit_entries"
+            " WHERE subject_type = :type AND subject_id = ANY(:ids) ORDER BY at DESC, chain, seq DESC"
+            " LIMIT :limit"
+        ),
+        {"type": subject_type, "ids": subject_ids, "limit": limit},
+    )
+    return [Entry(**row._mapping) for row in rows]
