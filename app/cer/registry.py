@@ -9,6 +9,7 @@ guarantees no serial is ever in two blocks.
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ from app.cer.schemas import (
     CertificatePublic,
     ClawbackRead,
     IssuanceRead,
+    ProjectRead,
     RetirementCreate,
     RetirementRead,
     Totals,
@@ -590,6 +592,60 @@ async def clawback(
         data={**result, "reason": reason, "previous_status": previous, "forfeited_carry_g": forfeited},
     )
     return ClawbackRead.model_validate(result)
+
+
+@dataclass(frozen=True)
+class HeldBlock:
+    serial: str
+    holder_org_id: uuid.UUID
+    holder_name: str
+    tonnes: int
+
+
+@dataclass(frozen=True)
+class ClawbackPreview:
+    """What :func:`clawback` would do now, computed without doing it (for the confirmation)."""
+
+    project: ProjectRead
+    held: list[HeldBlock]
+    revoked_tonnes: int
+    retired_tonnes: int
+    already_revoked_tonnes: int
+    forfeited_carry_g: int
+
+
+async def clawback_preview(session: AsyncSession, project_id: uuid.UUID) -> ClawbackPreview:
+    """The units a clawback would revoke (by holder), the retired ones it would flag, the carry forfeited."""
+    project = await projects.get(session, project_id)
+    if project.status == ProjectStatus.frozen:
+        raise InvalidProjectState("the project is frozen already", status_now=project.status)
+    found = await repository.project_blocks(session, project.id)
+    held = [b for b in found if b.status == BlockStatus.held]
+    names = await org_service.names(session, [b.holder_org_id for b in held])
+    size = {status: 0 for status in BlockStatus}
+    for b in found:
+        size[BlockStatus(b.status)] += b.serial_end - b.serial_start + 1
+    carry = (
+        await repository.carried_grams(session, project.owner_org_id)
+        if project.status == ProjectStatus.issued
+        else 0
+    )
+    return ClawbackPreview(
+        project=await projects.view(session, project),
+        held=[
+            HeldBlock(
+                block_serial(b),
+                b.holder_org_id,
+                names.get(b.holder_org_id, ""),
+                b.serial_end - b.serial_start + 1,
+            )
+            for b in held
+        ],
+        revoked_tonnes=size[BlockStatus.held],
+        retired_tonnes=size[BlockStatus.retired],
+        already_revoked_tonnes=size[BlockStatus.revoked],
+        forfeited_carry_g=carry,
+    )
 
 
 # --- trace ----------------------------------------------------------------------------------

@@ -683,3 +683,34 @@ async def prices_between(session: AsyncSession, start: date, end: date) -> list[
 async def prices_on(session: AsyncSession, days: Sequence[date]) -> list[CerPrice]:
     rows = await session.execute(select(CerPrice).where(col(CerPrice.day).in_(list(days))))
     return list(rows.scalars())
+
+
+async def count_projects_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many projects are in each status."""
+    rows = await session.execute(
+        sa.select(col(CerProject.status), sa.func.count()).group_by(col(CerProject.status))
+    )
+    return {str(status): int(n) for status, n in rows}
+
+
+async def projects_with_unanswered_objections(session: AsyncSession, limit: int) -> list[CerProject]:
+    """Projects with an objection not answered yet, oldest objection first."""
+    first = (
+        sa.select(col(CerObjection.project_id), sa.func.min(col(CerObjection.filed_at)).label("filed_at"))
+        .where(col(CerObjection.answered_at).is_(None))
+        .group_by(col(CerObjection.project_id))
+        .subquery()
+    )
+    stmt = (
+        select(CerProject)
+        .join(first, first.c.project_id == col(CerProject.id))
+        .order_by(first.c.filed_at, col(CerProject.id))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def project_blocks(session: AsyncSession, project_id: uuid.UUID) -> list[CerBlock]:
+    """Every block of the project's units, by serial."""
+    stmt = select(CerBlock).where(CerBlock.project_id == project_id).order_by(col(CerBlock.serial_start))
+    return list((await session.execute(stmt)).scalars())

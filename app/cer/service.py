@@ -595,3 +595,16 @@ async def project_to_issue(session: AsyncSession, project_id: uuid.UUID) -> CerP
             f"the project is {project.status}: only a filed project is issued", status_now=project.status
         )
     return project
+
+
+# --- the authority's queues -----------------------------------------------------------------
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """Projects by status: ``{"publicity": 2, "verified": 1, …}`` (absent: none)."""
+    return await repository.count_projects_by_status(session)
+
+
+async def with_unanswered_objections(session: AsyncSession, *, limit: int = 100) -> list[ProjectRead]:
+    """Projects with an objection still to answer, oldest objection first."""
+    return await views(session, await repository.projects_with_unanswered_objections(session, limit))

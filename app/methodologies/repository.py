@@ -225,3 +225,9 @@ async def methodology_versions(
         stmt = stmt.where(col(MethodologyVersion.id).in_(ids))
     stmt = stmt.order_by(col(MethodologyVersion.code), col(MethodologyVersion.version))
     return list((await session.execute(stmt)).scalars())
+
+
+async def count_by_status(session: AsyncSession, model: VersionModel) -> dict[str, int]:
+    """How many versions (methodologies or exchange rules) are in each status."""
+    rows = await session.execute(sa.select(col(model.status), sa.func.count()).group_by(col(model.status)))
+    return {str(status): int(n) for status, n in rows}

@@ -703,3 +703,11 @@ async def versions_by_code(session: AsyncSession, codes: Collection[str]) -> lis
 async def versions_by_id(session: AsyncSession, ids: Collection[uuid.UUID]) -> list[MethodologyVersion]:
     """The methodology versions ``ids``, by code and version (the order a project's report lists them in)."""
     return await repo.methodology_versions(session, ids=list(ids)) if ids else []
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Versions by status, of both kinds: ``{"methodology": {"draft": 1, …}, "exchange_rule": {…}}``."""
+    return {
+        "methodology": await repo.count_by_status(session, MethodologyVersion),
+        "exchange_rule": await repo.count_by_status(session, ExchangeRuleVersion),
+    }

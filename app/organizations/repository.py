@@ -268,3 +268,11 @@ async def redirect_uri_registered(session: AsyncSession, org_id: uuid.UUID, uri:
     """Whether ``uri`` is, exactly, one of the operator's registered redirect URIs."""
     query = select(RedirectUri.id).where(col(RedirectUri.org_id) == org_id, col(RedirectUri.uri) == uri)
     return (await session.execute(query)).first() is not None
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many organisations are in each status (the authority's queues)."""
+    rows = await session.execute(
+        sa.select(col(Organization.status), sa.func.count()).group_by(col(Organization.status))
+    )
+    return {str(status): int(n) for status, n in rows}

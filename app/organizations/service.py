@@ -443,3 +443,8 @@ async def client_profile(session: AsyncSession, org_id: uuid.UUID) -> ClientProf
     """The organisation ``org_id`` (its name, kind and status), or None."""
     org = await repository.get(session, org_id)
     return None if org is None else ClientProfile(org.id, org.name, org.kind, org.status)
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """Organisations by status: ``{"pending": 3, "approved": 12, …}`` (absent: none)."""
+    return await repository.count_by_status(session)

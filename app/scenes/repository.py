@@ -291,3 +291,31 @@ async def scene_states(conn: db.Conn, scene_ids: list[uuid.UUID]) -> list[asyncp
     return await conn.fetch(
         "SELECT id, status, behaviour_types FROM scenes WHERE id = ANY($1::uuid[])", scene_ids
     )
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many scenes are in each status."""
+    rows = await session.execute(sa.select(col(Scene.status), sa.func.count()).group_by(col(Scene.status)))
+    return {str(status): int(n) for status, n in rows}
+
+
+async def count_changes_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many proposed changes are in each status."""
+    rows = await session.execute(
+        sa.select(col(SceneChange.status), sa.func.count()).group_by(col(SceneChange.status))
+    )
+    return {str(status): int(n) for status, n in rows}
+
+
+async def scenes_with_change(
+    session: AsyncSession, statuses: Sequence[ChangeStatus], limit: int
+) -> list[Scene]:
+    """Scenes whose proposed change is in one of ``statuses``, oldest change first."""
+    stmt = (
+        select(Scene)
+        .join(SceneChange, col(SceneChange.scene_id) == col(Scene.id))
+        .where(col(SceneChange.status).in_(statuses))
+        .order_by(col(SceneChange.created_at), col(Scene.id))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())

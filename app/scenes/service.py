@@ -573,3 +573,23 @@ async def scene_states(session: AsyncSession, scene_ids: Collection[uuid.UUID]) 
     """These scenes (those that exist), one statement on the transaction's connection."""
     rows = await repository.scene_states(await db.raw_connection(session), list(scene_ids))
     return [SceneState(r["id"], r["status"], r["behaviour_types"]) for r in rows]
+
+
+# --- the authority's queues -----------------------------------------------------------------
+
+
+async def queue_counts(session: AsyncSession) -> dict[str, int]:
+    """Scenes by status, with ``change_submitted`` / ``change_under_review`` for proposed changes."""
+    counts = await repository.count_by_status(session)
+    changes = await repository.count_changes_by_status(session)
+    counts["change_submitted"] = changes.get(ChangeStatus.submitted, 0)
+    counts["change_under_review"] = changes.get(ChangeStatus.under_review, 0)
+    return counts
+
+
+async def with_changes_waiting(session: AsyncSession, *, limit: int = 100) -> list[SceneRead]:
+    """Approved scenes whose proposed change awaits a panel or a decision, oldest change first."""
+    scenes = await repository.scenes_with_change(
+        session, [ChangeStatus.submitted, ChangeStatus.under_review], limit
+    )
+    return await _views(session, scenes)
