@@ -191,8 +191,8 @@ async def verify(session: AsyncSession) -> VerifyResult:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One written audit entry, as a reader sees it (its chain position and hash included)."""
+class SubjectEntry:
+    """One written audit entry about a subject, as its page shows it (chain position and hash included)."""
 
     chain: int
     seq: int
@@ -207,7 +207,7 @@ class Entry:
 
 async def entries_for(
     session: AsyncSession, subject_type: str, subject_ids: list[str], *, limit: int = 50
-) -> list[Entry]:
+) -> list[SubjectEntry]:
     """The newest entries about these subjects (of one type), newest first: a decision's record."""
     if not subject_ids:
         return []
@@ -219,4 +219,4 @@ async def entries_for(
         ),
         {"type": subject_type, "ids": subject_ids, "limit": limit},
     )
-    return [Entry(**row._mapping) for row in rows]
+    return [SubjectEntry(**row._mapping) for row in rows]
