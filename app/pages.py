@@ -2,6 +2,7 @@
 
 from app.auth.pages import router as auth_pages
 from app.cer.pages import router as cer_pages
+from app.console.pages import router as console_pages
 from app.experts.pages import router as expert_pages
 from app.mall.pages import router as mall_pages
 from app.mall.public_pages import router as mall_public_pages
@@ -21,5 +22,6 @@ PAGE_ROUTERS = [
     expert_pages,
     scene_public_pages,
     cer_pages,
+    console_pages,
     mall_public_pages,
 ]

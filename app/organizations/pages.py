@@ -39,7 +39,10 @@ KINDS = (
     ),
 )
 KIND_NAMES = {kind: name for kind, name, _ in KINDS}
-PORTALS = {"scene_operator": ("/scene-operator", N_("Scene operator's portal"))}
+PORTALS = {
+    "scene_operator": ("/scene-operator", N_("Scene operator's portal")),
+    "authority": ("/console", N_("Authority console")),
+}
 """Each role's own pages, where there are some (the others land on the account page)."""
 
 FIELD_ERRORS = {

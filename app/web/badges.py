@@ -32,6 +32,10 @@ STATUSES: dict[str, tuple[str, str]] = {
     "redeemed": (N_("Redeemed"), NEUTRAL),
     "expired": (N_("Expired"), NEUTRAL),
     "cancelled": (N_("Cancelled"), NEUTRAL),
+    "open": (N_("Open"), WAITING),
+    "pass": (N_("Passed"), GOOD),
+    "fail": (N_("Failed"), BAD),
+    "inactive": (N_("Inactive"), NEUTRAL),
 }
 
 

@@ -29,13 +29,15 @@ def _see_other(url: str) -> RedirectResponse:
 
 # Where the staff of an organisation land after signing in (without a page to return to): their
 # portal, or the account page with the organisation's status. The authority and experts: the home page.
-LANDINGS = {"scene_operator": "/scene-operator", "merchant": "/merchant"}
+LANDINGS = {"scene_operator": "/scene-operator", "merchant": "/merchant", "authority": "/console"}
 
 
 def _landing(viewer: sessions.Viewer) -> str:
+    if viewer.principal.role in LANDINGS:
+        return LANDINGS[viewer.principal.role]
     if viewer.principal.org_id is None:
         return "/"
-    return LANDINGS.get(viewer.principal.role, "/organization")
+    return "/organization"
 
 
 @router.get("/sign-in", name="sign_in")
