@@ -151,6 +151,7 @@ async def authenticate_client(
     if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
         raise InvalidClient("jti must be a string of 1 to 200 characters", code="invalid_claims")
     await _use_jti_once(session, str(client_id), jti, int(verified["exp"]))
+    await organizations_service.touch_key(session, org_id, kid)
     return org_id
 
 

@@ -181,6 +181,19 @@ async def keys(session: AsyncSession, org_id: uuid.UUID) -> list[OperatorKey]:
     return list((await session.execute(query)).scalars())
 
 
+async def touch_key(conn: Conn, org_id: uuid.UUID, kid: str, now: datetime) -> None:
+    """Set the key's ``last_used_at`` to ``now`` unless it was set within the minute before; a row another
+    transaction is touching is skipped, not waited for (the hot paths never queue on it)."""
+    await conn.execute(
+        "UPDATE operator_keys SET last_used_at = $3 WHERE (org_id, kid) IN (SELECT org_id, kid FROM operator_keys"
+        " WHERE org_id = $1 AND kid = $2 AND (last_used_at IS NULL OR last_used_at < $3::timestamptz - interval '1 minute')"
+        " FOR UPDATE SKIP LOCKED)",
+        org_id,
+        kid,
+        now,
+    )
+
+
 async def client_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> sa.Row | None:
     """The organisation's kind and status with its key ``kid`` (key columns None when it has no such key)."""
     query = (

@@ -93,6 +93,9 @@ class KeyRead(BaseModel):
     jwk: dict[str, Any]
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        default=None, description="When a client assertion or a batch signature last verified (to the minute)"
+    )
 
 
 class RedirectUriCreate(BaseModel):

@@ -301,6 +301,11 @@ async def status_of(session: AsyncSession, org_id: uuid.UUID | None) -> str | No
     return await repository.status(await db.raw_connection(session), org_id)
 
 
+async def touch_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> None:
+    """Note that the key ``kid`` just verified a client assertion or a batch (at most once a minute)."""
+    await repository.touch_key(await db.raw_connection(session), org_id, kid, clock.now())
+
+
 async def client_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> ClientKey | None:
     """The organisation ``org_id`` with its key ``kid`` (for a client assertion), or None when it does not exist."""
     row = await repository.client_key(session, org_id, kid)

@@ -37,3 +37,11 @@ class EntryNotFound(NotFound):
 
 class InvalidAmount(DomainError):
     status, code, title = 422, "invalid_amount", "Points must be a positive whole number"
+
+
+class BatchNotFound(NotFound):
+    code, title = "batch_not_found", "No such batch of yours"
+
+
+class InvalidPeriod(DomainError):
+    status, code, title = 422, "invalid_period", "received_from must come before received_to"

@@ -248,6 +248,7 @@ async def verify_signature(session: AsyncSession, operator_id: uuid.UUID, body: 
         security.verify_detached(signature, body, key.jwk, key.algorithm)
     except security.JoseError as exc:
         raise InvalidSignature(exc.detail) from exc
+    await org_service.touch_key(session, operator_id, key.kid)
     return key.kid
 
 
@@ -417,6 +418,16 @@ async def _resolve(
         {r.id: r.version for r in rule_versions},
     )
     return kept, labels
+
+
+async def recheck(
+    session: AsyncSession, operator_id: uuid.UUID, candidates: list[Candidate], size: int
+) -> dict[int, RejectCode]:
+    """The checks against the platform's data (entrustment, methodology, unit, scene) run again, now, on
+    records of a stored batch that were neither accepted nor duplicates: by index, the code they fail."""
+    results: list[Outcome | None] = [None] * size
+    await _resolve(session, operator_id, candidates, results)
+    return {i: r.code for i, r in enumerate(results) if r is not None and isinstance(r.code, RejectCode)}
 
 
 async def _check_against_history(

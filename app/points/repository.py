@@ -593,3 +593,54 @@ async def broken_invariants(conn: Conn, examples: int) -> list[tuple[str, list[t
         if rows:
             broken.append((name, [tuple(r) for r in rows]))
     return broken
+
+
+# ---- an operator's own batches (GET /v1/operator/behaviour-batches) ---------------------------------------
+
+_BATCH_COLUMNS = "id, kid, body_sha256, received_at, records, accepted, duplicate, rejected"
+
+
+async def operator_batches(
+    conn: Conn,
+    operator_id: uuid.UUID,
+    *,
+    received_from: datetime | None,
+    received_to: datetime | None,
+    has_rejections: bool | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The operator's batches, newest first, ``limit + 1`` after the cursor's (bodies left out)."""
+    return await conn.fetch(
+        f"SELECT {_BATCH_COLUMNS} FROM behaviour_batches WHERE operator_id = $1"
+        " AND ($2::timestamptz IS NULL OR received_at >= $2) AND ($3::timestamptz IS NULL OR received_at < $3)"
+        " AND ($4::boolean IS NULL OR (rejected > 0) = $4)"
+        " AND ($5::timestamptz IS NULL OR (received_at, id) < ($5, $6::uuid))"
+        " ORDER BY received_at DESC, id DESC LIMIT $7",
+        operator_id,
+        received_from,
+        received_to,
+        has_rejections,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+
+
+async def operator_batch(conn: Conn, operator_id: uuid.UUID, batch_id: uuid.UUID) -> asyncpg.Record | None:
+    """One of the operator's batches with its signed body, or None (another operator's too)."""
+    return await conn.fetchrow(
+        f"SELECT {_BATCH_COLUMNS}, body FROM behaviour_batches WHERE id = $1 AND operator_id = $2",
+        batch_id,
+        operator_id,
+    )
+
+
+async def accepted_under(conn: Conn, operator_id: uuid.UUID, record_ids: list[str]) -> list[asyncpg.Record]:
+    """The operator's accepted records under these ids: in which batch and when, and what they earned."""
+    return await conn.fetch(
+        "SELECT r.record_id, r.batch_id, r.created_at, r.code, r.reduction_g, r.points FROM behaviour_records r"
+        " JOIN json_array_elements_text($2::json) AS ids(id) ON r.record_id = ids.id WHERE r.operator_id = $1",
+        operator_id,
+        as_json(record_ids),
+    )

@@ -1,8 +1,8 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from app.auth.dependencies import Authority, Operator, Session, User, require
@@ -11,21 +11,25 @@ from app.core.errors import responses
 from app.core.openapi import request_body
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
-from app.core.types import Text
-from app.points import ingestion, service
+from app.core.types import Moment, Text
+from app.points import batches, ingestion, service
 from app.points.exceptions import (
     AccountNotFound,
+    BatchNotFound,
     BatchTooLarge,
     ConcurrentConflict,
     InsufficientPoints,
     InvalidBatch,
+    InvalidPeriod,
     InvalidSignature,
     SignatureRequired,
 )
 from app.points.schemas import (
     AccountRead,
+    BatchDetail,
     BatchIn,
     BatchOut,
+    BatchRead,
     BehaviourRead,
     ClawbackIn,
     ClawbackOut,
@@ -66,6 +70,72 @@ async def submit_batch(
 ):
     body = await request.body()
     return _json(await ingestion.ingest(session, operator, body, x_content_signature))
+
+
+@router.get(
+    "/v1/operator/behaviour-batches",
+    response_model=Page[BatchRead],
+    responses=responses(InvalidCursor, InvalidPeriod),
+    summary="The batches you sent, newest first, with the count of each outcome",
+    description="Filters: `received_from` (inclusive) and `received_to` (exclusive), RFC 3339 times with an "
+    "offset; `has_rejections=true` for the batches with at least one rejected record (`false`: none). "
+    "Only your own batches.",
+)
+async def list_batches(
+    session: Session,
+    operator: Operator,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    received_from: Annotated[Moment | None, Query(description="Received at or after")] = None,
+    received_to: Annotated[Moment | None, Query(description="Received before")] = None,
+    has_rejections: Annotated[bool | None, Query()] = None,
+):
+    return await batches.list_batches(
+        session,
+        operator,
+        received_from=received_from,
+        received_to=received_to,
+        has_rejections=has_rejections,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/v1/operator/behaviour-batches/{batch_id}",
+    response_model=BatchDetail,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or with `format=csv` the rejected records: record_id, external_user_id, "
+            "behaviour_type, occurred_at, code, message (UTF-8 with a byte-order mark)",
+        },
+        **responses(BatchNotFound, InvalidCursor),
+    },
+    summary="One of your batches: outcome counts, reject codes with counts, its records with their outcome",
+    description="`results` pages through the records in the order sent (`status` keeps one outcome). The "
+    "reason of a rejection is found again from the kept signed body: the record's own checks exactly as at "
+    "receipt, the checks against the platform's data (entrustment, methodology, unit, scene) on today's "
+    "data; `code` null: refused by a check against earlier records (claimed evidence, overlapping "
+    "behaviour, daily limit), as the submission's response said. Another operator's batch is 404.",
+)
+async def get_batch(
+    batch_id: uuid.UUID,
+    session: Session,
+    operator: Operator,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    status: Annotated[Literal["accepted", "duplicate", "rejected"] | None, Query()] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="`csv`: the rejected records")] = "json",
+):
+    if format == "csv":
+        rows = await batches.rejected_records(session, operator, batch_id)
+        return Response(
+            batches.rejected_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-rejected.csv"'},
+        )
+    return await batches.batch_detail(session, operator, batch_id, status=status, limit=limit, cursor=cursor)
 
 
 @router.get(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from app.core.pagination import Page
 from app.core.types import Int64, Moment, Text
 from app.points.models import CapCode, EntryKind, RecordStatus, RejectCode
 
@@ -128,3 +129,46 @@ class ClawbackOut(BaseModel):
     entry_id: int
     points: int
     balance_after: int
+
+
+class BatchRead(BaseModel):
+    """A batch the operator sent: when, signed with which key, and how many records had each outcome."""
+
+    id: uuid.UUID
+    received_at: datetime
+    kid: str = Field(description="The key whose signature verified")
+    body_sha256: str = Field(description="SHA-256 of the exact body kept with the signature")
+    records: int
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+class RejectCount(BaseModel):
+    code: str | None = Field(
+        description="A reject code; null for a record refused by the checks against "
+        "earlier records (claimed evidence, overlapping behaviour, the daily limit)"
+    )
+    count: int
+
+
+class BatchRecordRead(BaseModel):
+    """One record of a batch, in the order it was sent, with its outcome."""
+
+    index: int = Field(description="Its position in the batch, from 0")
+    record_id: str | None
+    external_user_id: str | None
+    behaviour_type: str | None
+    occurred_at: datetime | None = Field(description="`started_at` as sent (null when it was not a time)")
+    status: Annotated[RecordStatus, _inline(RecordStatus, "Status")]
+    code: str | None
+    message: str | None
+    reduction_g: int
+    points: int
+
+
+class BatchDetail(BatchRead):
+    reject_codes: list[RejectCount] = Field(
+        description="The reject codes with their counts, most frequent first"
+    )
+    results: Page[BatchRecordRead] = Field(description="The records (those of `status` when asked), in order")
