@@ -360,6 +360,40 @@ async def by_batch(conn: Conn, project_id: uuid.UUID) -> dict[uuid.UUID, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
+# The columns of a project's record the registry shows its verifier and owner; ``user_id`` is read only to
+# derive the per-project pseudonym (app.cer.evidence) and never leaves the registry.
+_RECORD_COLUMNS = (
+    "r.id, r.record_id, r.operator_id, r.batch_id, r.user_id, r.behaviour_type, r.started_at, r.ended_at,"
+    " r.quantity, r.counted_quantity, r.unit, r.scene_id, r.methodology_version_id, r.reduction_g, r.code"
+)
+
+
+async def project_records(conn: Conn, project_id: uuid.UUID, after_id: int | None, limit: int) -> list[Any]:
+    """``limit`` of the project's records by id, after ``after_id``."""
+    # Reads behaviour_records (owned by app.points) through the project's membership: one hot statement.
+    return await conn.fetch(
+        f"SELECT {_RECORD_COLUMNS} FROM cer_project_records p JOIN behaviour_records r ON r.id = p.record_id"
+        " WHERE p.project_id = $1 AND p.record_id > $2 ORDER BY p.record_id LIMIT $3",
+        project_id,
+        after_id if after_id is not None else -1,
+        limit,
+    )
+
+
+async def sample_records(conn: Conn, project_id: uuid.UUID, seed: str, size: int) -> list[Any]:
+    """The ``size`` records of the project whose SHA-256 of ``"{seed}:{id}"`` (UTF-8, hex) sorts first,
+    with that hash as ``draw_key``."""
+    # Reads behaviour_records (owned by app.points) through the project's membership: one hot statement.
+    return await conn.fetch(
+        "SELECT encode(sha256(convert_to($2::text || ':' || p.record_id::text, 'UTF8')), 'hex') AS draw_key,"
+        f" {_RECORD_COLUMNS} FROM cer_project_records p JOIN behaviour_records r ON r.id = p.record_id"
+        " WHERE p.project_id = $1 ORDER BY draw_key, p.record_id LIMIT $3",
+        project_id,
+        seed,
+        size,
+    )
+
+
 async def first_record_ids(session: AsyncSession, project_id: uuid.UUID, limit: int) -> list[int]:
     rows = await session.execute(
         select(CerProjectRecord.record_id)

@@ -1,11 +1,12 @@
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from app.auth.dependencies import Authority, Operator, Public, Session, Verifier, public, require
 from app.auth.principal import Principal
-from app.cer import prices, registry, service
+from app.cer import evidence, prices, registry, service
 from app.cer.exceptions import (
     BeneficiaryRequired,
     CertificateNotFound,
@@ -46,6 +47,7 @@ from app.cer.exceptions import (
 from app.cer.schemas import (
     AccountRead,
     AnswerIn,
+    BatchRead,
     CalendarDay,
     CalendarEntryIn,
     CertificatePublic,
@@ -59,8 +61,10 @@ from app.cer.schemas import (
     PriceRead,
     ProjectCreate,
     ProjectRead,
+    ProjectRecord,
     ProjectStatusLit,
     PublicRetirement,
+    RecordSample,
     ReferencePrice,
     ReportCheck,
     RetirementCreate,
@@ -146,6 +150,86 @@ async def list_projects(
 )
 async def get_project(project_id: uuid.UUID, session: Session, principal: Involved):
     return await service.read(session, principal, project_id)
+
+
+_RECORDS_CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A page of records, or with `format=csv` all of them as CSV (a header row; streamed)",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get(
+    "/projects/{project_id}/records",
+    response_model=Page[ProjectRecord],
+    responses={**_RECORDS_CSV, **responses(ProjectNotFound, InvalidCursor)},
+    summary="The records a project counts, pseudonymous (authority, its owner, its verifier)",
+    description="By the platform's record number. Each record: its operator and the signed batch it came in, "
+    "behaviour type, times, quantities, reduction, methodology version, status and cap code — and `person`, "
+    "a per-project pseudonym (the same for one person's records in this project, unrelated across projects); "
+    "no user id, phone or external user id. `format=csv`: every record as CSV with the columns "
+    + ", ".join(f"`{c}`" for c in evidence.CSV_COLUMNS)
+    + ". Anyone else: 404 `project_not_found`.",
+)
+async def project_records(
+    project_id: uuid.UUID,
+    session: Session,
+    principal: Involved,
+    format: Annotated[Literal["json", "csv"], Query(description="`csv`: every record as CSV")] = "json",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+):
+    if format == "csv":
+        source = await evidence.csv_source(session, principal, project_id)
+        return StreamingResponse(
+            evidence.records_csv(source),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="cer-project-{source}-records.csv"'},
+        )
+    return await evidence.records(session, principal, project_id, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/projects/{project_id}/records/sample",
+    response_model=RecordSample,
+    responses=responses(ProjectNotFound),
+    summary="A reproducible random sample of a project's records, for spot checks (authority, owner, verifier)",
+    description='The `size` records whose SHA-256 of `"{seed}:{id}"` (UTF-8, lowercase hex; `id` the '
+    "platform's record number) sorts first, in that order, each with its `draw_key`. The same seed always "
+    "gives the same records, and anyone holding the record list can recompute the draw. `size` 1–1000, "
+    "`seed` 1–100 characters (otherwise 422 `validation_error`).",
+)
+async def project_records_sample(
+    project_id: uuid.UUID,
+    session: Session,
+    principal: Involved,
+    seed: Annotated[Text, Query(min_length=1, max_length=100, description="Any text; note it to redraw")],
+    size: Annotated[Int32, Query(ge=1, le=1000, description="How many records (1–1000)")] = 25,
+):
+    return await evidence.sample(session, principal, project_id, seed=seed, size=size)
+
+
+@router.get(
+    "/projects/{project_id}/batches",
+    response_model=Page[BatchRead],
+    responses=responses(ProjectNotFound, InvalidCursor),
+    summary="The signed batches a project's records came in, each signature verified now (authority, owner, verifier)",
+    description="By time of receipt. Each batch's detached JWS is verified again, at the time of this request, "
+    "over the body stored byte for byte, with the key its operator registered under the batch's `kid` (a key "
+    "revoked since is still used, and its revocation shown): `verified` with its `reason` (`verified`, "
+    "`body_hash_mismatch`, `unknown_key`, `malformed_signature`, `algorithm_not_allowed`, "
+    "`invalid_signature`), the body's SHA-256, the batch's counts and how many of its records the project "
+    "counts. At most 50 a page.",
+)
+async def project_batches(
+    project_id: uuid.UUID,
+    session: Session,
+    principal: Involved,
+    limit: Annotated[Int32, Query(ge=1, le=50, description="Page size (1–50)")] = 20,
+    cursor: Cursor = None,
+):
+    return await evidence.batches(session, principal, project_id, limit=limit, cursor=cursor)
 
 
 @router.get(

@@ -409,3 +409,87 @@ class Totals(BaseModel):
     retired_tonnes: int
     revoked_tonnes: int
     certificates: int
+
+
+# --- the evidence behind a project (its verifier, its owner, the authority) -------------------
+
+
+class ProjectRecord(BaseModel):
+    """One behaviour record counted in a project, pseudonymous: no user id, phone or external user id."""
+
+    id: int = Field(
+        description="The platform's record number (`behaviour_records.id`); pages and samples use it"
+    )
+    record_id: str = Field(description="The operator's own id of the record, as in its signed batch")
+    operator_id: uuid.UUID = Field(description="The operator that submitted it")
+    operator_name: str
+    batch_id: uuid.UUID = Field(description="The signed batch it came in")
+    person: str = Field(
+        description="A pseudonym of the person, the same for all their records in this project and different "
+        "in every other project: the first 16 hex digits of an HMAC-SHA256 under a platform secret of the "
+        "project id and the person's account id"
+    )
+    behaviour_type: str
+    started_at: datetime
+    ended_at: datetime
+    quantity: str = Field(description="The quantity submitted (decimal)")
+    counted_quantity: str = Field(description="The quantity counted after the methodology's bounds (decimal)")
+    unit: str
+    reduction_g: int = Field(description="The reduction computed, grams CO2e (rounded down)")
+    methodology_version_id: uuid.UUID
+    methodology_code: str
+    methodology_version: int
+    status: Literal["accepted"] = Field(description="Only accepted records are counted in a project")
+    cap_code: Literal["capped", "quantity_capped"] | None = Field(
+        description="`capped`: a daily points cap cut its points; `quantity_capped`: the daily quantity bound "
+        "cut the quantity counted"
+    )
+    scene_id: uuid.UUID | None
+
+
+class SampledRecord(ProjectRecord):
+    draw_key: str = Field(
+        description='SHA-256 (hex) of "{seed}:{id}": the sample is the records whose key sorts first'
+    )
+
+
+class RecordSample(BaseModel):
+    seed: str
+    size: int
+    population: int = Field(description="The project's records the sample is drawn from")
+    method: str
+    items: list[SampledRecord] = Field(description="In draw order (by draw_key)")
+
+
+class BatchRead(BaseModel):
+    """A signed batch a project's records came from, its signature verified again at the time of the request."""
+
+    batch_id: uuid.UUID
+    operator_id: uuid.UUID
+    operator_name: str
+    received_at: datetime
+    kid: str = Field(description="The key id the batch was signed with (JWS header)")
+    algorithm: str | None = Field(
+        description="The registered key's algorithm; null when no such key is registered"
+    )
+    key_revoked_at: datetime | None = Field(
+        description="When the operator revoked the key since (the signature is still checked with it)"
+    )
+    body_sha256: str = Field(description="SHA-256 (hex) of the signed body as received")
+    body_hash_ok: bool = Field(description="The stored body still hashes to body_sha256")
+    verified: bool = Field(
+        description="The detached JWS verifies over the stored body with the registered key"
+    )
+    reason: Literal[
+        "verified",
+        "body_hash_mismatch",
+        "unknown_key",
+        "malformed_signature",
+        "algorithm_not_allowed",
+        "invalid_signature",
+    ] = Field(description="Why verified is true or false")
+    records: int = Field(description="Records the batch held")
+    accepted: int
+    duplicate: int
+    rejected: int
+    records_in_project: int = Field(description="Of its accepted records, those this project counts")

@@ -271,6 +271,11 @@ async def public_list(session: AsyncSession, kind: str, limit: int, cursor: str 
     rows = await repository.list_approved(session, kind, limit, cursor)
     return page(rows, limit, lambda o: [o.name, o.id])
 
+async def registered_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> OperatorKey | None:
+    """A key ``org_id`` registered under ``kid``, live or revoked (re-verifying what it signed), or None."""
+    return await repository.key(session, org_id, kid)
+
+
 
 async def count_approved(session: AsyncSession) -> dict[str, int]:
     """Approved organisations by kind (kinds with none are absent)."""

@@ -12,16 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db
+from app.core import audit, clock, db, security
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.methodologies import service as methodologies_service
+from app.organizations import service as org_service
 from app.points import repository as repo
 from app.points.exceptions import AccountNotFound, EntryNotFound, InsufficientPoints, InvalidAmount
 from app.points.models import CapCode, EntryKind
@@ -411,6 +413,88 @@ class ActivityRow:
     records: int
     reduction_g: int
     points: int
+
+class SignatureOutcome(StrEnum):
+    """A stored batch's signature checked again now, against the operator's registered key."""
+
+    verified = "verified"
+    body_hash_mismatch = "body_hash_mismatch"  # the stored body no longer hashes to the recorded SHA-256
+    unknown_key = "unknown_key"  # no key with the batch's kid is registered for its operator
+    malformed_signature = "malformed_signature"
+    algorithm_not_allowed = "algorithm_not_allowed"  # the JWS names another algorithm than the key's
+    invalid_signature = "invalid_signature"  # the signature does not match the stored body
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCheck:
+    """A signed batch as received, its signature verified again now (``outcome``)."""
+
+    id: uuid.UUID
+    operator_id: uuid.UUID
+    kid: str
+    algorithm: str | None  # of the registered key; None when there is none
+    key_revoked_at: datetime | None
+    body_sha256: str
+    body_hash_ok: bool
+    outcome: SignatureOutcome
+    received_at: datetime
+    records: int
+    accepted: int
+    duplicate: int
+    rejected: int
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome == SignatureOutcome.verified
+
+
+async def check_batches(
+    session: AsyncSession,
+    batch_ids: Sequence[uuid.UUID],
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[BatchCheck]:
+    """``limit`` of these batches by receipt (after ``after``: received_at, id), each with its detached
+    signature verified now over the stored body with the key its operator registered under its ``kid``
+    (a key revoked since is still used: it was live when the batch was accepted; its revocation is shown)."""
+    rows = await repo.signed_batches(await db.raw_connection(session), batch_ids, after, limit)
+    keys: dict[tuple[uuid.UUID, str], Any] = {}
+    out = []
+    for r in rows:
+        key_id = (r["operator_id"], r["kid"])
+        if key_id not in keys:
+            keys[key_id] = await org_service.registered_key(session, *key_id)
+        key = keys[key_id]
+        if not r["body_hash_ok"]:
+            outcome = SignatureOutcome.body_hash_mismatch
+        elif key is None:
+            outcome = SignatureOutcome.unknown_key
+        else:
+            try:
+                security.verify_detached(r["signature"], bytes(r["body"]), key.jwk, key.algorithm)
+                outcome = SignatureOutcome.verified
+            except security.JoseError as exc:
+                outcome = SignatureOutcome.__members__.get(exc.code, SignatureOutcome.invalid_signature)
+        out.append(
+            BatchCheck(
+                id=r["id"],
+                operator_id=r["operator_id"],
+                kid=r["kid"],
+                algorithm=key.algorithm if key else None,
+                key_revoked_at=key.revoked_at if key else None,
+                body_sha256=r["body_sha256"],
+                body_hash_ok=r["body_hash_ok"],
+                outcome=outcome,
+                received_at=r["received_at"],
+                records=r["records"],
+                accepted=r["accepted"],
+                duplicate=r["duplicate"],
+                rejected=r["rejected"],
+            )
+        )
+    return out
+
 
 
 @dataclass(frozen=True)
