@@ -9,6 +9,7 @@ from app.mall.public_pages import router as mall_public_pages
 from app.methodologies.pages import router as methodology_pages
 from app.organizations.pages import router as organization_pages
 from app.public.pages import router as public_pages
+from app.reviews.pages import router as review_pages
 from app.scenes.pages import router as scene_pages
 from app.scenes.public_pages import router as scene_public_pages
 
@@ -20,6 +21,7 @@ PAGE_ROUTERS = [
     mall_pages,
     methodology_pages,
     expert_pages,
+    review_pages,
     scene_public_pages,
     cer_pages,
     console_pages,

@@ -8,7 +8,7 @@ import httpx
 from app.core import clock
 from tests.factories import Org, bearer, make_operator, make_org, unique
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
-from tests.factories_scenes import EXPERTS, ensure_experts, strangers
+from tests.factories_scenes import EXPERTS, declare, ensure_experts, strangers
 
 
 @dataclass
@@ -144,6 +144,7 @@ async def review(client: httpx.AsyncClient, authority: str, project_id: str, out
     panel = r.json()
     for member in panel["members"]:
         expert = EXPERTS[str(member["expert_id"])]
+        await declare(client, panel["id"], expert.headers)
         r = await client.post(
             f"/v1/reviews/{panel['id']}/opinions",
             json={"verdict": outcome, "score": 80, "text": "checked"},

@@ -121,6 +121,7 @@ async def decide_panel(
 ) -> dict:
     for member in panel["members"]:
         expert = EXPERTS[str(member["expert_id"])]
+        await declare(client, panel["id"], expert.headers)
         r = await client.post(
             f"/v1/reviews/{panel['id']}/opinions",
             json={"verdict": outcome, "score": 80 if outcome == "pass" else 30, "text": reason},
@@ -134,6 +135,12 @@ async def decide_panel(
     )
     assert r.status_code == 200, r.text
     return r.json()
+
+
+async def declare(client: httpx.AsyncClient, panel_id: str, headers: dict[str, str]) -> None:
+    """The member declares no conflict of interest, as they must before giving an opinion."""
+    r = await client.post(f"/v1/reviews/{panel_id}/declaration", json={"conflict": False}, headers=headers)
+    assert r.status_code == 201, r.text
 
 
 async def ensure_experts(

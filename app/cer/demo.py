@@ -174,6 +174,9 @@ async def _issued_and_retired(session: AsyncSession, operator: Principal) -> lis
         project.id,
         ReviewOpen(size=1, seed="demo-cer-review-seed", exclude_experts=others),
     )
+    await reviews_service.declare(
+        session, Principal("staff", "expert", expert_staff_id), panel.id, conflict=False, note=""
+    )
     await reviews_service.submit_opinion(
         session,
         Principal("staff", "expert", expert_staff_id),

@@ -22,7 +22,7 @@ Design choices:
 import hashlib
 import json
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -547,6 +547,24 @@ async def open_review(
         data={"panel_id": str(panel.id)},
     )
     return await reviews_service.view(session, principal, panel)
+
+
+@dataclass(frozen=True)
+class ReviewDocuments:
+    """What a CER project's review panel reads: the project with its report, and who verified it."""
+
+    project: ProjectRead
+    verifier_name: str | None
+
+
+@reviews_service.describes(SUBJECT_TYPE)
+async def _describe_for_review(session: AsyncSession, subject_id: str) -> reviews_service.Subject:
+    project = await view(session, await get(session, uuid.UUID(subject_id)))
+    names = await org_service.names(session, [project.verifier_org_id])
+    documents = ReviewDocuments(
+        project, names.get(project.verifier_org_id) if project.verifier_org_id else None
+    )
+    return reviews_service.Subject(SUBJECT_TYPE, subject_id, project.name, project.owner_name, documents)
 
 
 @reviews_service.on_decision(SUBJECT_TYPE)

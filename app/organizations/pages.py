@@ -41,6 +41,7 @@ KINDS = (
 KIND_NAMES = {kind: name for kind, name, _ in KINDS}
 PORTALS = {
     "scene_operator": ("/scene-operator", N_("Scene operator's portal")),
+    "expert": ("/expert", N_("Expert's workspace")),
     "authority": ("/console", N_("Authority console")),
 }
 """Each role's own pages, where there are some (the others land on the account page)."""

@@ -43,3 +43,15 @@ class SubjectManagedElsewhere(InvalidInput):
 
 class NotAnExpert(Forbidden):
     code, title = "not_an_expert", "Only experts have panels of their own"
+
+
+class DeclarationRequired(Conflict):
+    code, title = (
+        "declaration_required",
+        "Declare whether you have a conflict of interest with the subject first",
+    )
+    variants = ("conflict_declared",)
+
+
+class AlreadyDeclared(Conflict):
+    code, title = "already_declared", "You already made your declaration on this panel"

@@ -52,6 +52,7 @@ async def members(session: AsyncSession, panel_ids: list[uuid.UUID]) -> dict[uui
         select(PanelMember)
         .where(col(PanelMember.panel_id).in_(panel_ids))
         .order_by(col(PanelMember.panel_id), col(PanelMember.position))
+        .execution_options(populate_existing=True)  # read afresh after a conditional update
     )
     out: dict[uuid.UUID, list[PanelMember]] = {pid: [] for pid in panel_ids}
     for m in result.scalars():
@@ -82,6 +83,23 @@ async def record_opinion(
             col(PanelMember.submitted_at).is_(None),
         )
         .values(verdict=verdict, score=score, text=text, submitted_at=at)
+        .returning(col(PanelMember.expert_id))
+    )
+    return result.first() is not None
+
+
+async def record_declaration(
+    session: AsyncSession, panel_id: uuid.UUID, expert_id: uuid.UUID, *, declaration: str, at: datetime
+) -> bool:
+    """The member's declaration of interests, if they have made none yet; False when nothing was written."""
+    result = await session.execute(
+        sa.update(PanelMember)
+        .where(
+            col(PanelMember.panel_id) == panel_id,
+            col(PanelMember.expert_id) == expert_id,
+            col(PanelMember.declared_at).is_(None),
+        )
+        .values(declaration=declaration, declared_at=at)
         .returning(col(PanelMember.expert_id))
     )
     return result.first() is not None

@@ -12,6 +12,8 @@ from app.core.types import Text
 from app.experts.exceptions import UnknownField
 from app.reviews import service
 from app.reviews.exceptions import (
+    AlreadyDeclared,
+    DeclarationRequired,
     InvalidPanel,
     NotAnExpert,
     NotEnoughExperts,
@@ -23,7 +25,15 @@ from app.reviews.exceptions import (
     ReviewNotFound,
     SubjectManagedElsewhere,
 )
-from app.reviews.schemas import DecisionIn, DrawRecord, Opinion, PanelOpen, PanelRead
+from app.reviews.schemas import (
+    DecisionIn,
+    DeclarationIn,
+    DeclarationRead,
+    DrawRecord,
+    Opinion,
+    PanelOpen,
+    PanelRead,
+)
 
 router = APIRouter(prefix="/v1/reviews", route_class=CommitRoute, tags=["reviews"])
 AuthorityOrExpert = Annotated[Principal, Depends(require("authority", "expert"))]
@@ -104,13 +114,34 @@ async def get_draw(panel_id: uuid.UUID, session: Session):
     "/{panel_id}/opinions",
     status_code=status.HTTP_201_CREATED,
     response_model=PanelRead,
-    responses=responses(ReviewNotFound, NotOnPanel, OpinionAlreadySubmitted, PanelClosed),
+    responses=responses(
+        ReviewNotFound, NotOnPanel, OpinionAlreadySubmitted, PanelClosed, DeclarationRequired
+    ),
     summary="Give your opinion (a panel member, once)",
+    description="Only after the member's declaration of interests (`POST /v1/reviews/{id}/declaration`): "
+    "before it, 409 `declaration_required`; after declaring a conflict, 409 `conflict_declared`. A second "
+    "opinion: 409 `opinion_already_submitted`.",
 )
 async def submit_opinion(panel_id: uuid.UUID, data: Opinion, session: Session, principal: Expert):
     return await service.submit_opinion(
         session, principal, panel_id, verdict=data.verdict, score=data.score, text=data.text
     )
+
+
+@router.post(
+    "/{panel_id}/declaration",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeclarationRead,
+    responses=responses(ReviewNotFound, NotOnPanel, AlreadyDeclared, PanelClosed),
+    summary="Declare your interests in the subject (a panel member, once, before seeing it)",
+    description="Before a member sees the subject's documents or gives an opinion they declare, once, that "
+    "they have no conflict of interest with the subject or its owner (`conflict: false`), or that they have "
+    "one (`conflict: true`, with an optional `note`): they then stand aside, and the authority sees the "
+    "declaration on the panel (`members[].conflict_declared`) to draw a replacement. A second declaration: "
+    "409 `already_declared`; a decided panel: 409 `panel_closed`.",
+)
+async def declare(panel_id: uuid.UUID, data: DeclarationIn, session: Session, principal: Expert):
+    return await service.declare(session, principal, panel_id, conflict=data.conflict, note=data.note)
 
 
 @router.post(

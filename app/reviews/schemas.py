@@ -58,6 +58,14 @@ class MemberRead(BaseModel):
     score: int | None = None
     text: str | None = None
     submitted_at: datetime | None = None
+    declared_at: datetime | None = Field(
+        default=None,
+        description="When the expert answered the declaration of interests (the authority and the expert only)",
+    )
+    conflict_declared: bool | None = Field(
+        default=None, description="True: the expert declared a conflict of interest and stands aside"
+    )
+    declaration_note: str | None = None
 
 
 class PanelRead(BaseModel):
@@ -95,3 +103,22 @@ class DrawRecord(BaseModel):
     excluded: list[dict] = Field(description="Active experts of the field left out, with why")
     exclude_affiliations: list[str]
     created_at: datetime
+
+
+class DeclarationIn(BaseModel):
+    """The expert's declaration of interests, made before they see the subject's documents."""
+
+    conflict: bool = Field(
+        default=False,
+        description="false: I declare no conflict of interest with the subject or its owner; "
+        "true: I have a conflict and stand aside (the authority is told)",
+    )
+    note: Text = Field(default="", max_length=2000, description="Optional: what the conflict is, or a remark")
+
+
+class DeclarationRead(BaseModel):
+    panel_id: uuid.UUID
+    expert_id: uuid.UUID
+    conflict: bool
+    note: str
+    declared_at: datetime

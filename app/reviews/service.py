@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,8 @@ from app.experts.service import normalise_affiliation
 from app.reviews import repository
 from app.reviews.draw import ALGORITHM, draw
 from app.reviews.exceptions import (
+    AlreadyDeclared,
+    DeclarationRequired,
     InvalidPanel,
     NotAnExpert,
     NotEnoughExperts,
@@ -38,7 +41,7 @@ from app.reviews.exceptions import (
     SubjectManagedElsewhere,
 )
 from app.reviews.models import PanelMember, PanelStatus, ReviewPanel, Verdict
-from app.reviews.schemas import DrawRecord, MemberRead, PanelOpen, PanelRead
+from app.reviews.schemas import DeclarationRead, DrawRecord, MemberRead, PanelOpen, PanelRead
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,7 @@ def _member(m: PanelMember, name: str, *, with_opinion: bool) -> MemberRead:
         return MemberRead(
             expert_id=m.expert_id, name=name, position=m.position, submitted=m.submitted_at is not None
         )
+    declaration = parse_declaration(m.declaration) if m.declared_at is not None else None
     return MemberRead(
         expert_id=m.expert_id,
         name=name,
@@ -230,6 +234,9 @@ def _member(m: PanelMember, name: str, *, with_opinion: bool) -> MemberRead:
         score=m.score,
         text=m.text,
         submitted_at=m.submitted_at,
+        declared_at=m.declared_at,
+        conflict_declared=None if declaration is None else declaration[0],
+        declaration_note=None if declaration is None else declaration[1],
     )
 
 
@@ -308,12 +315,15 @@ async def submit_opinion(
         raise NotOnPanel("your account is not linked to an expert of the pool")
     if panel.status != PanelStatus.open:
         raise PanelClosed("the panel has been decided; opinions are closed")
+    member = await repository.member(session, panel_id, me)
+    if member is None:
+        raise NotOnPanel()
+    if member.submitted_at is None:
+        _require_no_conflict(member)
     recorded = await repository.record_opinion(
         session, panel_id, me, verdict=verdict, score=score, text=text, at=clock.now()
     )
     if not recorded:
-        if await repository.member(session, panel_id, me) is None:
-            raise NotOnPanel()
         raise OpinionAlreadySubmitted()
     audit.record(
         session,
@@ -445,3 +455,179 @@ async def list_(
     result = page(panels, limit, lambda p: [p.created_at, p.id])
     items = await _views(session, principal, result["items"])
     return Page[PanelRead](items=items, next_cursor=result["next_cursor"])
+
+
+# --- the expert's declaration of interests ---------------------------------------------------
+#
+# Before an expert sees a subject's documents they declare whether they have a conflict of interest
+# with the subject or its owner. The answer is kept in the member's row: ``declared_at`` (when) and
+# ``declaration``, a marker — ``no_conflict`` or ``conflict`` — followed, after a newline, by the
+# expert's optional note. ``declared_at`` null: not declared yet. An expert who declares a conflict
+# stands aside: they never see the documents nor give an opinion, and the authority sees the
+# declaration on the panel (and in the audit log) to draw a replacement.
+
+NO_CONFLICT, CONFLICT = "no_conflict", "conflict"
+
+
+def parse_declaration(text: str | None) -> tuple[bool, str]:
+    """``(conflict, note)`` of a stored declaration."""
+    marker, _, note = (text or "").partition("\n")
+    return marker != NO_CONFLICT, note
+
+
+def _require_no_conflict(member: PanelMember) -> None:
+    if member.declared_at is None:
+        raise DeclarationRequired(
+            "declare whether you have a conflict of interest first: POST /v1/reviews/{id}/declaration"
+        )
+    if parse_declaration(member.declaration)[0]:
+        raise DeclarationRequired(
+            "you declared a conflict of interest with this subject", code="conflict_declared"
+        )
+
+
+async def _my_membership(
+    session: AsyncSession, principal: Principal, panel_id: uuid.UUID
+) -> tuple[ReviewPanel, PanelMember]:
+    """The panel and the caller's seat on it; anyone not on it: ``not_on_panel``."""
+    panel = await get(session, panel_id, lock="share")
+    me = await _caller_expert_id(session, principal)
+    member = None if me is None else await repository.member(session, panel_id, me)
+    if member is None:
+        raise NotOnPanel()
+    return panel, member
+
+
+async def declare(
+    session: AsyncSession, principal: Principal, panel_id: uuid.UUID, *, conflict: bool, note: str
+) -> DeclarationRead:
+    """The member's declaration of interests, once, while the panel is open."""
+    panel, member = await _my_membership(session, principal, panel_id)
+    if panel.status != PanelStatus.open:
+        raise PanelClosed("the panel has been decided")
+    if member.declared_at is not None:
+        raise AlreadyDeclared()
+    note = note.strip()
+    text = (CONFLICT if conflict else NO_CONFLICT) + (f"\n{note}" if note else "")
+    now = clock.now()
+    if not await repository.record_declaration(session, panel_id, member.expert_id, declaration=text, at=now):
+        raise AlreadyDeclared()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="review.conflict_declared" if conflict else "review.no_conflict_declared",
+        subject_type="review_panel",
+        subject_id=panel_id,
+        data={"expert_id": str(member.expert_id), "conflict": conflict, "note": note},
+    )
+    return DeclarationRead(
+        panel_id=panel_id, expert_id=member.expert_id, conflict=conflict, note=note, declared_at=now
+    )
+
+
+# --- what a panel reviews, as its domain describes it ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A panel's subject as its domain describes it to the experts: the name and the owner's name (all
+    an expert sees before declaring) and the domain's own read model of its documents."""
+
+    type: str
+    id: str
+    name: str
+    owner: str | None
+    documents: Any = None
+
+
+SubjectDescriber = Callable[[AsyncSession, str], Awaitable[Subject]]
+_subjects: dict[str, SubjectDescriber] = {}
+
+
+def describes(subject_type: str) -> Callable[[SubjectDescriber], SubjectDescriber]:
+    """Register how the subject domain describes one of its subjects to a panel."""
+
+    def register(fn: SubjectDescriber) -> SubjectDescriber:
+        _subjects[subject_type] = fn
+        return fn
+
+    return register
+
+
+async def describe(session: AsyncSession, subject_type: str, subject_id: str) -> Subject:
+    """The subject; a type no domain describes (a panel opened on any subject): its id, no documents."""
+    describer = _subjects.get(subject_type)
+    if describer is None:
+        return Subject(subject_type, subject_id, subject_id, None)
+    return await describer(session, subject_id)
+
+
+# --- the expert's workspace --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpertPanel:
+    """A panel as one of its experts sees it: the panel (with only their own opinion), their seat,
+    and the subject — without its documents until they declared no conflict of interest."""
+
+    panel: PanelRead
+    me: MemberRead
+    subject: Subject
+
+    @property
+    def declared(self) -> bool:
+        return self.me.declared_at is not None
+
+    @property
+    def conflict(self) -> bool:
+        return bool(self.me.conflict_declared)
+
+
+async def _expert_panel(
+    session: AsyncSession, principal: Principal, panel: PanelRead, *, documents: bool
+) -> ExpertPanel:
+    me = await _caller_expert_id(session, principal)
+    mine = next(m for m in panel.members if m.expert_id == me)
+    if documents and mine.declared_at is None:
+        raise DeclarationRequired()
+    if documents and mine.conflict_declared:
+        raise DeclarationRequired("you declared a conflict of interest", code="conflict_declared")
+    subject = await describe(session, panel.subject_type, panel.subject_id)
+    if not documents:
+        subject = Subject(subject.type, subject.id, subject.name, subject.owner)
+    return ExpertPanel(panel, mine, subject)
+
+
+@dataclass(frozen=True)
+class ExpertPanels:
+    items: list[ExpertPanel]
+    next_cursor: str | None
+
+
+async def expert_panels(
+    session: AsyncSession, principal: Principal, *, status: str, limit: int, cursor: str | None
+) -> ExpertPanels:
+    """The caller's panels of one status, newest first, each with its subject's name (no documents)."""
+    result = await list_(
+        session,
+        principal,
+        mine=True,
+        subject_type=None,
+        subject_id=None,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+    items = [await _expert_panel(session, principal, p, documents=False) for p in result.items]
+    return ExpertPanels(items, result.next_cursor)
+
+
+async def expert_panel(
+    session: AsyncSession, principal: Principal, panel_id: uuid.UUID, *, documents: bool
+) -> ExpertPanel:
+    """One of the caller's panels (anyone else's: ``review_not_found``). With ``documents``, the subject's
+    documents too — refused with ``declaration_required`` until the expert declared no conflict
+    (``conflict_declared`` after declaring one)."""
+    return await _expert_panel(
+        session, principal, await read(session, principal, panel_id), documents=documents
+    )

@@ -122,6 +122,9 @@ async def load(session: AsyncSession) -> list[str]:
             SceneReview(size=2, field="retail", seed=f"demo-scene-seed-{i + 1}", exclude_experts=others),
         )
         for member in panel.members:
+            await reviews_service.declare(
+                session, experts[str(member.expert_id)], panel.id, conflict=False, note=""
+            )
             await reviews_service.submit_opinion(
                 session,
                 experts[str(member.expert_id)],
@@ -183,6 +186,7 @@ async def _scene_in_review(
         SceneReview(size=2, field="retail", seed="demo-scene-seed-3", exclude_experts=others),
     )
     first = panel.members[0]
+    await reviews_service.declare(session, experts[str(first.expert_id)], panel.id, conflict=False, note="")
     await reviews_service.submit_opinion(
         session,
         experts[str(first.expert_id)],

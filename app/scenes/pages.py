@@ -136,6 +136,11 @@ def _opening_hours(value: Any, *, labels: bool = True) -> str:
     return value or ""
 
 
+def opening_hours_text(value: Any) -> str:
+    """Opening hours as a reader sees them (the experts' workspace shows them too)."""
+    return _opening_hours(value)
+
+
 def _parse_opening_hours(text: str) -> str | dict[str, str] | None:
     """The form's text back: "mon 07:30-21:00; sat 09:00-22:00" is by weekday, anything else free text."""
     text = text.strip()

@@ -486,6 +486,26 @@ async def _change_decided(
     )
 
 
+@reviews_service.describes(_SCENE_TYPE)
+async def _describe_application(session: AsyncSession, subject_id: str) -> reviews_service.Subject:
+    """The application as its panel's experts read it: the scene's fields (a ``SceneRead``)."""
+    scene = (await _views(session, [await _get(session, None, uuid.UUID(subject_id))]))[0]
+    operator = await org_service.get(session, scene.operator_id)
+    return reviews_service.Subject(_SCENE_TYPE, subject_id, scene.name, operator.name, scene)
+
+
+@reviews_service.describes(_CHANGE_TYPE)
+async def _describe_change(session: AsyncSession, subject_id: str) -> reviews_service.Subject:
+    """A proposed change as its panel's experts read it: the scene's fields as proposed (``SceneFields``)."""
+    change = await repository.change(session, uuid.UUID(subject_id))
+    if change is None:
+        raise SceneNotFound()
+    scene = await _get(session, None, change.scene_id)
+    operator = await org_service.get(session, scene.operator_id)
+    proposed = SceneFields.model_validate(change.proposed)
+    return reviews_service.Subject(_CHANGE_TYPE, subject_id, scene.name, operator.name, proposed)
+
+
 # --- the public map -------------------------------------------------------------------------
 
 

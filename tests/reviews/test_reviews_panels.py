@@ -36,6 +36,9 @@ async def open_panel(
 
 
 async def opine(client, panel: dict, expert_id, verdict: str = "pass", score: int = 85):
+    """The member's opinion, after their declaration of no conflict (a repeat's 409 or an outsider's 403 aside)."""
+    headers = EXPERTS[str(expert_id)].headers
+    await client.post(f"/v1/reviews/{panel['id']}/declaration", json={"conflict": False}, headers=headers)
     return await client.post(
         f"/v1/reviews/{panel['id']}/opinions",
         json={"verdict": verdict, "score": score, "text": f"{verdict}: well argued"},
@@ -370,7 +373,12 @@ class TestDecision:
                 .scalars()
                 .all()
             )
-        assert actions == ["review.panel_opened", "review.opinion_submitted", "review.decided"]
+        assert actions == [
+            "review.panel_opened",
+            "review.no_conflict_declared",
+            "review.opinion_submitted",
+            "review.decided",
+        ]
 
 
 class TestRequirePassed:

@@ -97,6 +97,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/reviews/{panel_id}"): AUTHORITY | EXPERT,
     ("GET", "/v1/reviews/{panel_id}/draw"): PUBLIC,
     ("POST", "/v1/reviews/{panel_id}/opinions"): EXPERT,
+    ("POST", "/v1/reviews/{panel_id}/declaration"): EXPERT,
     ("POST", "/v1/reviews/{panel_id}/decision"): AUTHORITY,
     # scenes
     ("POST", "/v1/scenes"): SCENE_OPERATOR,
