@@ -30,7 +30,12 @@ def _see_other(url: str) -> RedirectResponse:
 # Where the staff of an organisation land after signing in (without a page to return to): their
 # portal, or the account page with the organisation's status. Experts: their workspace; the authority:
 # the home page.
-LANDINGS = {"scene_operator": "/scene-operator", "merchant": "/merchant", "expert": "/expert", "authority": "/console"}
+LANDINGS = {
+    "scene_operator": "/scene-operator",
+    "merchant": "/merchant",
+    "expert": "/expert",
+    "authority": "/console",
+}
 
 
 def _landing(viewer: sessions.Viewer) -> str:
