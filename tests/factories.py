@@ -141,9 +141,49 @@ async def client_token(client: httpx.AsyncClient, org: Org) -> str:
     return r.json()["access_token"]
 
 
-async def make_operator(client: httpx.AsyncClient, authority: str | None = None) -> Org:
-    """An approved operator with a registered ES256 key, acting with a client-credentials token."""
+ALL_SCOPES = ("behaviours:submit", "account:read", "mall")
+
+
+async def trust_operator(
+    client: httpx.AsyncClient,
+    authority: str,
+    org_id: str,
+    *,
+    trusted: bool = True,
+    scopes: tuple[str, ...] | None = ALL_SCOPES,
+) -> None:
+    """The authority lets the operator enrol people on its own word (``trusted``) and ask for ``scopes``."""
+    r = await client.put(
+        f"/v1/organizations/{org_id}/trusted-enrolment",
+        json={"trusted": trusted, "reason": "test operator"},
+        headers=bearer(authority),
+    )
+    assert r.status_code == 200, r.text
+    if scopes is not None:
+        r = await client.put(
+            f"/v1/organizations/{org_id}/allowed-scopes",
+            json={"scopes": list(scopes), "reason": "test operator"},
+            headers=bearer(authority),
+        )
+        assert r.status_code == 200, r.text
+
+
+async def make_operator(
+    client: httpx.AsyncClient,
+    authority: str | None = None,
+    *,
+    trusted: bool = True,
+    scopes: tuple[str, ...] | None = ALL_SCOPES,
+) -> Org:
+    """An approved operator with a registered ES256 key, acting with a client-credentials token.
+
+    By default the authority trusts it to enrol people on its own word (``POST /v1/operator/users``) and lets
+    it ask for every scope, as most tests need; ``trusted=False, scopes=None``: a new operator as it starts.
+    """
+    authority = authority or await authority_token(client)
     org = await make_org(client, "operator", authority=authority)
+    if trusted or scopes is not None:
+        await trust_operator(client, authority, org.id, trusted=trusted, scopes=scopes)
     await register_key(client, org)
     org.extra["admin_token"] = org.token
     org.token = await client_token(client, org)

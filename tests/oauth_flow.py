@@ -26,8 +26,9 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
-async def oauth_operator(client: httpx.AsyncClient, redirect: str = REDIRECT) -> Org:
-    op = await make_operator(client)
+async def oauth_operator(client: httpx.AsyncClient, redirect: str = REDIRECT, **operator) -> Org:
+    """An operator with ``redirect`` registered (``operator``: ``make_operator``'s ``trusted``, ``scopes``)."""
+    op = await make_operator(client, **operator)
     r = await client.post(
         f"/v1/organizations/{op.id}/redirect-uris",
         json={"uri": redirect},

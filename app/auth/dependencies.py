@@ -17,6 +17,7 @@ from app.auth.exceptions import (
     NotAuthenticated,
     OrganizationNotActive,
     RoleForbidden,
+    ScopeRequired,
 )
 from app.auth.principal import Principal
 from app.core import caching, idempotency, ratelimit
@@ -47,8 +48,13 @@ def client_ip(request: Request) -> str:
 _IDEMPOTENCY_ERRORS = (idempotency.KeyInUse, idempotency.KeyReused, idempotency.KeyInvalid)
 
 
-def require(*roles: str, idempotency_required: bool = False, admin: bool = False):
-    """A dependency: the caller must have one of ``roles`` (any role when none is given)."""
+def require(*roles: str, idempotency_required: bool = False, admin: bool = False, scope: str | None = None):
+    """A dependency: the caller must have one of ``roles`` (any role when none is given).
+
+    ``scope``: a user token must carry this OAuth scope (403 ``scope_required`` naming it); the scopes
+    are what the person granted the operator the token was issued to. Other kinds of caller have none
+    and pass (``roles`` decides who they are).
+    """
 
     async def dependency(
         request: Request, session: Session, principal: Principal | None = Depends(optional_principal)
@@ -59,6 +65,12 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
             raise RoleForbidden(f"this needs the role {' or '.join(roles)}")
         if admin and not principal.is_org_admin:
             raise AdminRequired("this needs the organisation's admin account")
+        if scope and principal.kind == "user" and scope not in principal.scopes:
+            raise ScopeRequired(
+                f"this needs the scope {scope}, which the person did not grant this application: send them "
+                f"through /oauth/authorize with scope including {scope}",
+                scope=scope,
+            )
         await ratelimit.hit(principal.rate_bucket, get_settings().rate_limit_per_minute)
         if request.method == "POST":
             await idempotency.begin(request, session, principal.scope, required=idempotency_required)
@@ -69,6 +81,7 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
         InvalidToken,
         RoleForbidden,
         *([AdminRequired] if admin else []),
+        *([ScopeRequired] if scope else []),
         OrganizationNotActive,
         RateLimited,
         *((err, {"POST"}) for err in _IDEMPOTENCY_ERRORS),
@@ -113,3 +126,5 @@ Verifier = Annotated[Principal, Depends(require("verifier"))]
 Buyer = Annotated[Principal, Depends(require("buyer"))]
 Expert = Annotated[Principal, Depends(require("expert"))]
 User = Annotated[Principal, Depends(require("user"))]
+AccountReader = Annotated[Principal, Depends(require("user", scope="account:read"))]
+"""A person through an operator's app that they let read their account (``account:read``)."""

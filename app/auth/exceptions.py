@@ -65,6 +65,12 @@ class RoleForbidden(Forbidden):
     code, title = "forbidden_role", "Your role may not do this"
 
 
+class ScopeRequired(Forbidden):
+    """A user token without the scope a route needs; the problem names it (``scope``)."""
+
+    code, title = "scope_required", "The person did not grant this application what this needs"
+
+
 class AdminRequired(RoleForbidden):
     code = "admin_required"
 

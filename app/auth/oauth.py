@@ -29,11 +29,11 @@ from app.core import clock
 from app.core.config import get_settings
 from app.core.errors import DomainError, NotFound
 from app.organizations import service as organizations_service
-from app.organizations.schemas import OrgKind, OrgStatus
+from app.organizations.schemas import SCOPES, OrgKind, OrgStatus
 from app.users import service as users_service
 
-SCOPES = ("behaviours:submit", "account:read", "mall")
-"""What an operator may ask a person for: submit their behaviours, read their account, order in the platform mall."""
+# SCOPES (app.organizations.schemas): what an operator may ask a person for: submit their behaviours, read
+# their account, order in the platform mall; the authority sets which each operator may ask for.
 DEFAULT_SCOPE = "behaviours:submit account:read"
 REQUEST_TTL = timedelta(minutes=15)
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of a SHA-256, unpadded
@@ -79,6 +79,7 @@ class ValidRequest:
     scope: str
     state: str
     code_challenge: str
+    allowed: frozenset[str] = frozenset()  # what the authority lets this operator ask for
 
     @property
     def scopes(self) -> list[str]:
@@ -115,7 +116,7 @@ async def validate_client(
         raise ClientRefused(
             "redirect_uri is not exactly one the application registered", code="invalid_redirect_uri"
         )
-    return ValidRequest(org_id, profile.name, redirect_uri, "", "", "")
+    return ValidRequest(org_id, profile.name, redirect_uri, "", "", "", profile.allowed_scopes)
 
 
 async def validate_request(session: AsyncSession, params: dict[str, list[str]]) -> ValidRequest:
@@ -140,12 +141,22 @@ async def validate_request(session: AsyncSession, params: dict[str, list[str]]) 
         raise refuse("invalid_request", "state is required (at most 500 characters)")
     if one.get("code_challenge_method") != "S256" or not _CHALLENGE.match(one.get("code_challenge", "")):
         raise refuse("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
-    scopes = (one.get("scope") or DEFAULT_SCOPE).split()
+    given = one.get("scope")
+    scopes = given.split() if given else [s for s in DEFAULT_SCOPE.split() if s in client.allowed]
     if not scopes or any(s not in SCOPES for s in scopes):
         raise refuse("invalid_scope", f"scope may name only {', '.join(SCOPES)}")
+    if any(s not in client.allowed for s in scopes):
+        allowed = " ".join(s for s in SCOPES if s in client.allowed) or "nothing"
+        raise refuse("invalid_scope", f"this application may ask only for {allowed}")
     scope = " ".join(s for s in SCOPES if s in scopes)
     return ValidRequest(
-        client.client_id, client.client_name, client.redirect_uri, scope, state, one["code_challenge"]
+        client.client_id,
+        client.client_name,
+        client.redirect_uri,
+        scope,
+        state,
+        one["code_challenge"],
+        client.allowed,
     )
 
 
@@ -258,7 +269,10 @@ async def _issue(
     family_id: uuid.UUID,
     external_user_id: str,
     now: datetime,
+    token_scope: str | None = None,
 ) -> PersonTokens:
+    """A refresh token keeping the granted ``scope``, and a user token with ``token_scope`` (default: the same)."""
+    token_scope = scope if token_scope is None else token_scope
     refresh = secrets.token_urlsafe(32)
     await repository.insert_refresh_token(
         session,
@@ -275,9 +289,9 @@ async def _issue(
     )
     token = issue_token(
         Principal(CallerKind.user, CallerKind.user, user_id, client_id),
-        extra_claims={"azp": str(client_id), "scope": scope, "fam": str(family_id)},
+        extra_claims={"azp": str(client_id), "scope": token_scope, "fam": str(family_id)},
     )
-    return PersonTokens(token.access_token, token.expires_in, refresh, scope, user_id, external_user_id)
+    return PersonTokens(token.access_token, token.expires_in, refresh, token_scope, user_id, external_user_id)
 
 
 async def authorization_code_grant(
@@ -317,7 +331,7 @@ async def authorization_code_grant(
     row.used_at, row.family_id = now, family_id
     await session.flush()
     entrustment = await users_service.confirm_entrustment(
-        session, client_id, row.identity_hash, row.agreement_version, external_user_id
+        session, client_id, row.identity_hash, row.agreement_version, row.scope, external_user_id
     )
     return await _issue(
         session,
@@ -359,5 +373,17 @@ async def refresh_token_grant(
     await session.flush()
     external = await users_service.external_id_of(session, row.entrustment_id)
     return await _issue(
-        session, client_id, row.user_id, row.entrustment_id, row.scope, row.family_id, external, now
+        session,
+        client_id,
+        row.user_id,
+        row.entrustment_id,
+        row.scope,
+        row.family_id,
+        external,
+        now,
+        token_scope,
     )
+    profile = await organizations_service.client_profile(session, client_id)
+    allowed = profile.allowed_scopes if profile else frozenset()
+    # what the person granted, within what the authority lets the operator ask for now
+    token_scope = " ".join(s for s in row.scope.split() if s in allowed)

@@ -20,6 +20,9 @@ class Principal:
     subject: uuid.UUID  # staff user id, operator org id, or person (user) id
     org_id: uuid.UUID | None = None  # the organisation (staff of an org, operator client, user's operator)
     is_org_admin: bool = False
+    scopes: frozenset[str] = frozenset()
+    """A user token's OAuth scopes (what the person granted the operator, or the operator's allowed scopes
+    for a token it minted itself); empty for staff and client tokens."""
 
     @property
     def scope(self) -> str:

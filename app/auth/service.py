@@ -17,11 +17,12 @@ from app.auth.exceptions import (
     OrganizationNotActive,
 )
 from app.auth.principal import CallerKind, Principal
-from app.core import clock, passwords, ratelimit, redis, security
+from app.core import audit, clock, passwords, ratelimit, redis, security
 from app.core.config import get_settings
 from app.organizations import service as organizations_service
 from app.organizations.schemas import OrgKind, OrgStatus, StaffRole
 from app.users import service as users_service
+from app.users.exceptions import PersonConfirmationRequired
 
 ISSUER = "carbon-points"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -175,10 +176,33 @@ async def purge_used_assertions(session: AsyncSession) -> int:
 
 
 async def issue_user_token(session: AsyncSession, operator: Principal, external_user_id: str) -> IssuedToken:
-    """A user token for the person the operator enrolled as ``external_user_id`` (``not_entrusted`` if none)."""
+    """A user token minted by an operator the authority trusts to enrol on its own word, for the person it
+    enrolled as ``external_user_id``, with the operator's allowed scopes (audited).
+
+    ``person_confirmation_required`` for any other operator (its people confirm through ``/oauth/authorize``
+    and it gets user tokens from its refresh tokens); ``not_entrusted`` if no such person.
+    """
     assert operator.org_id is not None  # an operator's client token names its organisation
+    profile = await organizations_service.client_profile(session, operator.org_id)
+    if profile is None or not profile.trusted_enrolment:
+        raise PersonConfirmationRequired()
     user_id = await users_service.entrusted_user(session, operator.org_id, external_user_id)
-    return issue_token(Principal(CallerKind.user, CallerKind.user, user_id, operator.org_id))
+    audit.record(
+        session,
+        actor=operator.actor,
+        action="user_token.minted",
+        subject_type="user",
+        subject_id=user_id,
+        data={
+            "operator_id": str(operator.org_id),
+            "scope": profile.scope,
+            "confirmed_by": "operator_asserted",
+        },
+    )
+    return issue_token(
+        Principal(CallerKind.user, CallerKind.user, user_id, operator.org_id, scopes=profile.allowed_scopes),
+        extra_claims={"azp": str(operator.org_id), "scope": profile.scope},
+    )
 
 
 async def authenticate(session: AsyncSession, token: str) -> Principal:
@@ -200,7 +224,8 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         raise InvalidToken(exc.detail, code="token_expired" if exc.code == "token_expired" else None) from exc
     except (KeyError, ValueError) as exc:
         raise InvalidToken("the token lacks platform claims") from exc
-    principal = Principal(kind, role, subject, org_id, bool(claims.get("adm")))
+    scopes = frozenset(str(claims.get("scope") or "").split()) if kind == CallerKind.user else frozenset()
+    principal = Principal(kind, role, subject, org_id, bool(claims.get("adm")), scopes)
     await _check_still_allowed(session, principal)
     family = claims.get("fam")  # a user token from the authorization code flow: its refresh family still live
     if family is not None:

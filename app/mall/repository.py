@@ -326,6 +326,7 @@ async def list_orders(
     *,
     user_id: uuid.UUID | None = None,
     merchant_id: uuid.UUID | None = None,
+    operator_id: uuid.UUID | None = None,
     status: str | None = None,
     item_id: uuid.UUID | None = None,
     after: tuple[datetime, uuid.UUID] | None,
@@ -341,6 +342,8 @@ async def list_orders(
         where.append(f"user_id = {arg(user_id)}")
     if merchant_id:
         where.append(f"merchant_id = {arg(merchant_id)}")
+    if operator_id:
+        where.append(f"operator_id = {arg(operator_id)}")
     if status:
         where.append(f"status = {arg(status)}")
     if item_id:
@@ -370,15 +373,19 @@ async def voucher(conn: Conn, digest: bytes) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM mall_orders WHERE voucher_digest = $1", digest)
 
 
-async def cancel(conn: Conn, order_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> asyncpg.Record | None:
-    """Cancel an unused, unexpired order of this person: exactly once, by the conditional update."""
+async def cancel(
+    conn: Conn, order_id: uuid.UUID, user_id: uuid.UUID, now: datetime, operator_id: uuid.UUID | None = None
+) -> asyncpg.Record | None:
+    """Cancel an unused, unexpired order of this person (with ``operator_id``: placed through that operator):
+    exactly once, by the conditional update."""
     return await conn.fetchrow(
         "UPDATE mall_orders SET status = 'cancelled', cancelled_at = $3, closed_at = $3, refunded_points = points,"
         " refunded_at = $3 WHERE id = $1 AND user_id = $2 AND status = 'issued' AND voucher_expires_at > $3"
-        f" RETURNING {ORDER_COLUMNS}",
+        f" AND ($4::uuid IS NULL OR operator_id = $4) RETURNING {ORDER_COLUMNS}",
         order_id,
         user_id,
         now,
+        operator_id,
     )
 
 

@@ -56,7 +56,13 @@ from app.mall.schemas import (
 from app.points.exceptions import InsufficientPoints
 
 router = APIRouter(route_class=CommitRoute, tags=["mall"])
-Buyer = Annotated[Principal, Depends(require("user", idempotency_required=True))]
+Buyer = Annotated[Principal, Depends(require("user", idempotency_required=True, scope="mall"))]
+MallUser = Annotated[Principal, Depends(require("user", scope="mall"))]
+"""A person through an operator's app that they let order in the platform mall (``mall``)."""
+_THROUGH = (
+    " Needs the scope `mall`; only orders placed through the operator the token was issued to (`azp`): "
+    "another operator's order of the same person is 404 `order_not_found`."
+)
 Format = Annotated[
     Literal["json", "csv"], Query(description="`csv`: one row per day and organisation, with a header")
 ]
@@ -224,7 +230,8 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
     description="One transaction: the points are spent (soonest-expiring lots first), the stock taken, the "
     "per-person limit checked, and a voucher issued: `code` (`XXXX-XXXX-XXXX-XXXX`, 80 random bits) to show "
     "at the counter before `expires_at`. Refused: nothing changes. Retry with the same `Idempotency-Key` to "
-    "get the same order back.",
+    "get the same order back. Needs the scope `mall` the person granted (403 `scope_required` naming it); the "
+    "order belongs to the operator the token was issued to.",
 )
 async def place_order(data: OrderCreate, session: Session, user: Buyer):
     order = await service.place_order(session, user, data.item_id, data.quantity)
@@ -236,10 +243,11 @@ async def place_order(data: OrderCreate, session: Session, user: Buyer):
     response_model=Page[OrderRead],
     responses=responses(InvalidCursor),
     summary="My orders with their vouchers, newest first",
+    description=_THROUGH.strip(),
 )
 async def my_orders(
     session: Session,
-    user: User,
+    user: MallUser,
     status: OrderStatusFilter | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -252,8 +260,9 @@ async def my_orders(
     response_model=OrderRead,
     responses=responses(OrderNotFound),
     summary="One of my orders",
+    description=_THROUGH.strip(),
 )
-async def my_order(order_id: uuid.UUID, session: Session, user: User):
+async def my_order(order_id: uuid.UUID, session: Session, user: MallUser):
     return await service.get_order(session, user, order_id)
 
 
@@ -275,10 +284,11 @@ def _voucher_image(kind: str, media_type: str):
         summary=f"My order's voucher code as a QR image ({kind.upper()}) to show at the counter",
         description="The code of `GET /v1/me/orders/{order_id}` encoded as a QR code (error correction M, "
         "8 px a module, a 4-module quiet zone) that the merchant's till scans. Only the order's owner; "
-        "another person's order is 404 `order_not_found`. Answered with `Cache-Control: no-store`.",
+        "another person's order is 404 `order_not_found`. Answered with `Cache-Control: no-store`."
+        + _THROUGH,
         name=f"my_order_voucher_{kind}",
     )
-    async def voucher_image(order_id: uuid.UUID, session: Session, user: User) -> Response:
+    async def voucher_image(order_id: uuid.UUID, session: Session, user: MallUser) -> Response:
         image = await service.voucher_qr(session, user, order_id, kind)
         return Response(image, media_type=media_type, headers=_NO_STORE)
 
@@ -296,9 +306,10 @@ _voucher_image("png", "image/png")
     summary="Cancel my unused order (user)",
     description="Before the voucher is used or expires. The points go back to the lots they came from, with "
     "their original expiry (a share whose lot has expired meanwhile is expired at once); the stock and the "
-    "per-person allowance go back. Exactly once: racing a redemption, one of them wins and the other gets 409.",
+    "per-person allowance go back. Exactly once: racing a redemption, one of them wins and the other gets 409."
+    + _THROUGH,
 )
-async def cancel_order(order_id: uuid.UUID, session: Session, user: User):
+async def cancel_order(order_id: uuid.UUID, session: Session, user: MallUser):
     return await service.cancel_order(session, user, order_id)
 
 
@@ -374,8 +385,9 @@ async def merchant_used_points(
         **responses(OperatorRequired, InvalidPoints, InsufficientPoints, OperatorOrderConflict),
     },
     summary="Points used in the operator's own mall, spent and cancelled (注销) here (user)",
-    description="With the user token the operator issued (`POST /v1/operator/users/{id}/tokens`): the "
-    "redemption belongs to that operator. Idempotent by the operator's order id: a repeat answers 200 with "
+    description="With a user token of the operator (`azp`): the redemption belongs to that operator, always "
+    "in its own mall (no other operator's). Needs no scope beyond the person's live entrustment of it. "
+    "Idempotent by the operator's order id: a repeat answers 200 with "
     "the first result; the same id with another person or amount is 409 `operator_order_conflict`.",
 )
 async def operator_redemption(data: OperatorRedemptionCreate, session: Session, user: User):

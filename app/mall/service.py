@@ -433,9 +433,14 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     )
 
 
+def _mine(row, user: Principal) -> bool:
+    """The person's order; through an operator's user token (``org_id``), one placed through that operator."""
+    return row["user_id"] == user.subject and (user.org_id is None or row["operator_id"] == user.org_id)
+
+
 async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> OrderRead:
     row = await repo.order(await db.raw_connection(session), order_id)
-    if row is None or row["user_id"] != user.subject:
+    if row is None or not _mine(row, user):
         raise OrderNotFound()
     return _order_out(row)
 
@@ -443,9 +448,11 @@ async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID)
 async def list_my_orders(
     session: AsyncSession, user: Principal, *, status: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
+    """The person's orders; through an operator's user token, only those placed through that operator."""
     rows = await repo.list_orders(
         await db.raw_connection(session),
         user_id=user.subject,
+        operator_id=user.org_id,
         status=status,
         after=_after(cursor),
         limit=limit,
@@ -573,10 +580,10 @@ async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UU
     """The buyer cancels an unused voucher: points back to their lots, stock and allowance back. Once."""
     conn = await db.raw_connection(session)
     now = clock.now()
-    row = await repo.cancel(conn, order_id, user.subject, now)
+    row = await repo.cancel(conn, order_id, user.subject, now, user.org_id)
     if row is None:
         state = await repo.order(conn, order_id)
-        if state is None or state["user_id"] != user.subject:
+        if state is None or not _mine(state, user):
             raise OrderNotFound()
         raise _closed(state, now)
     await points_service.refund(session, row["spend_entry_id"], ref_type="mall_order", ref_id=str(order_id))

@@ -48,3 +48,7 @@ class RedirectUriExists(Conflict):
 
 class RedirectUriNotFound(NotFound):
     code, title = "redirect_uri_not_found", "No such redirect URI"
+
+
+class NotAnOperatorOrganization(Conflict):
+    code, title = "organization_not_operator", "Only an operator has this setting"

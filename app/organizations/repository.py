@@ -7,6 +7,7 @@ one indexed statement on the transaction's asyncpg connection.
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -60,6 +61,16 @@ async def set_status(
         .returning(col(Organization.id))
     )
     return result.first() is not None
+
+
+async def set_operator_settings(session: AsyncSession, org_id: uuid.UUID, **values: Any) -> None:
+    """Set ``trusted_enrolment`` and/or ``allowed_scopes`` of the organisation."""
+    await session.execute(
+        sa.update(Organization)
+        .where(col(Organization.id) == org_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def list_(

@@ -18,6 +18,7 @@ from app.organizations.exceptions import (
     KeyExists,
     KeyNotFound,
     NotAnOperator,
+    NotAnOperatorOrganization,
     NotYourOrganization,
     OrganizationNotFound,
     RedirectUriExists,
@@ -25,6 +26,7 @@ from app.organizations.exceptions import (
     UsernameTaken,
 )
 from app.organizations.schemas import (
+    AllowedScopesUpdate,
     Decision,
     KeyCreate,
     KeyRead,
@@ -32,6 +34,7 @@ from app.organizations.schemas import (
     OrganizationRead,
     RedirectUriCreate,
     RedirectUriRead,
+    TrustedEnrolmentUpdate,
 )
 
 router = APIRouter(prefix="/v1/organizations", route_class=CommitRoute, tags=["organizations"])
@@ -101,6 +104,42 @@ _decision_route("approve", "Approve an application (authority)")
 _decision_route("reject", "Reject an application (authority)")
 _decision_route("suspend", "Suspend an organisation: its tokens stop working at once (authority)")
 _decision_route("reinstate", "Lift a suspension (authority)")
+
+
+@router.put(
+    "/{org_id}/allowed-scopes",
+    response_model=OrganizationRead,
+    responses=responses(OrganizationNotFound, NotAnOperatorOrganization),
+    summary="Set what an operator may ask people for (authority; audited)",
+    description="The OAuth scopes the operator may request at `/oauth/authorize` (a request for any other is "
+    "sent back with `error=invalid_scope`), and that the user tokens a trusted operator mints itself carry: "
+    "`behaviours:submit`, `account:read`, `mall` (ordering in the platform mall). New operators may ask for "
+    "`behaviours:submit account:read`. Tokens already issued keep their scopes until they expire; the next "
+    "refresh narrows them to what is allowed now. An unknown scope name is 422; an organisation that is not "
+    "an operator is 409 `organization_not_operator`. Recorded in the audit log with the reason.",
+)
+async def set_allowed_scopes(
+    org_id: uuid.UUID, data: AllowedScopesUpdate, session: Session, authority: Authority
+):
+    return await service.set_allowed_scopes(session, authority, org_id, data.scopes, data.reason)
+
+
+@router.put(
+    "/{org_id}/trusted-enrolment",
+    response_model=OrganizationRead,
+    responses=responses(OrganizationNotFound, NotAnOperatorOrganization),
+    summary="Trust an operator to enrol people on its own word, or stop trusting it (authority; audited)",
+    description="Off by default: people confirm their own entrustment through `/oauth/authorize`, and "
+    "`POST /v1/operator/users` and `POST /v1/operator/users/{id}/tokens` answer 403 "
+    "`person_confirmation_required`. Turn it on only for an operator that verifies people itself, for example "
+    "the city's real-name government app; each of its enrolments and minted tokens is audited. An "
+    "organisation that is not an operator is 409 `organization_not_operator`. Recorded in the audit log with "
+    "the reason.",
+)
+async def set_trusted_enrolment(
+    org_id: uuid.UUID, data: TrustedEnrolmentUpdate, session: Session, authority: Authority
+):
+    return await service.set_trusted_enrolment(session, authority, org_id, data.trusted, data.reason)
 
 
 @router.post(

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -40,6 +40,17 @@ class StaffRole(StrEnum):
     org = "org"
 
 
+Scope = Literal["behaviours:submit", "account:read", "mall"]
+"""What an operator may ask a person for (OAuth scopes): submit their behaviours, read their account
+(balance, and the behaviours and ledger entries of this operator), order in the platform mall."""
+SCOPES: tuple[str, ...] = get_args(Scope)
+
+
+def scope_list(value: Any) -> Any:
+    """``allowed_scopes`` as stored (space-separated) → a list."""
+    return value.split() if isinstance(value, str) else value
+
+
 Username = Annotated[Text, StringConstraints(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
 Password = Annotated[Text, StringConstraints(min_length=8, max_length=200)]
 CreditCode = Annotated[
@@ -74,6 +85,40 @@ class OrganizationRead(BaseModel):
     reason: str | None
     created_at: datetime
     decided_at: datetime | None
+    trusted_enrolment: bool = Field(
+        description="An operator the authority trusts to enrol people on its own word (`POST /v1/operator/users`)"
+        " and mint their user tokens; otherwise people confirm their entrustment through `/oauth/authorize`"
+    )
+    allowed_scopes: Annotated[list[Scope], BeforeValidator(scope_list)] = Field(
+        description="What this operator may ask a person for at `/oauth/authorize` (and what the user tokens it"
+        " mints itself carry when trusted); set by the authority"
+    )
+
+
+Reason = Annotated[
+    Text,
+    StringConstraints(min_length=1, max_length=1000, strip_whitespace=True, pattern=r"\S"),
+    Field(description="Why (kept in the audit log)"),
+]
+
+
+class AllowedScopesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scopes: list[Scope] = Field(
+        min_length=1,
+        max_length=len(SCOPES),
+        description="The scopes the operator may ask people for: `behaviours:submit`, `account:read`, `mall`",
+    )
+    reason: Reason
+
+
+class TrustedEnrolmentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trusted: bool = Field(
+        description="true: the operator may enrol people on its own word and mint their user tokens (for"
+        " example the city's real-name government app); false: people confirm through `/oauth/authorize`"
+    )
+    reason: Reason
 
 
 class Decision(BaseModel):

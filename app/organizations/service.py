@@ -24,6 +24,7 @@ from app.organizations.exceptions import (
     KeyExists,
     KeyNotFound,
     NotAnOperator,
+    NotAnOperatorOrganization,
     NotYourOrganization,
     OrganizationNotFound,
     RedirectUriExists,
@@ -31,7 +32,14 @@ from app.organizations.exceptions import (
     UsernameTaken,
 )
 from app.organizations.models import OperatorKey, Organization, RedirectUri, StaffUser
-from app.organizations.schemas import OrganizationCreate, OrgDecision, OrgStatus, StaffRole
+from app.organizations.schemas import (
+    SCOPES,
+    OrganizationCreate,
+    OrgDecision,
+    OrgKind,
+    OrgStatus,
+    StaffRole,
+)
 
 # decision → (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -441,7 +449,7 @@ async def redirect_uri_registered(session: AsyncSession, org_id: uuid.UUID, uri:
 
 @dataclass(frozen=True)
 class ClientProfile:
-    """An organisation as the authorization endpoint shows it to a person."""
+    """An organisation as the authorization endpoint shows it to a person, with what the authority lets it do."""
 
     id: uuid.UUID
     name: str
@@ -450,11 +458,77 @@ class ClientProfile:
 
 
 async def client_profile(session: AsyncSession, org_id: uuid.UUID) -> ClientProfile | None:
-    """The organisation ``org_id`` (its name, kind and status), or None."""
+    """The organisation ``org_id`` (its name, kind, status, allowed scopes and enrolment trust), or None."""
     org = await repository.get(session, org_id)
-    return None if org is None else ClientProfile(org.id, org.name, org.kind, org.status)
+    if org is None:
+        return None
+    return ClientProfile(
+        org.id, org.name, org.kind, org.status, frozenset(org.allowed_scopes.split()), org.trusted_enrolment
+    )
+
+
+# ---- what the authority lets an operator do (issue 14) ---------------------------------------------------
+
+
+async def _operator(session: AsyncSession, org_id: uuid.UUID) -> Organization:
+    org = await get(session, org_id)
+    if org.kind != OrgKind.operator:
+        raise NotAnOperatorOrganization(
+            f"this organisation is a {org.kind}: only operators have this setting"
+        )
+    return org
+
+
+async def set_allowed_scopes(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID, scopes: Sequence[str], reason: str
+) -> Organization:
+    """The authority sets what the operator may ask people for (audited). Tokens already issued keep
+    their scopes until they expire; a refresh narrows them to what is allowed now."""
+    org = await _operator(session, org_id)
+    before, after = org.allowed_scopes, " ".join(s for s in SCOPES if s in scopes)
+    await repository.set_operator_settings(session, org_id, allowed_scopes=after)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="organization.allowed_scopes_set",
+        subject_type="organization",
+        subject_id=org_id,
+        data={"from": before.split(), "to": after.split(), "reason": reason},
+    )
+    return await get_fresh(session, org_id)
+
+
+async def set_trusted_enrolment(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID, trusted: bool, reason: str
+) -> Organization:
+    """The authority marks the operator trusted (or not) to enrol people on its own word (audited)."""
+    org = await _operator(session, org_id)
+    before = org.trusted_enrolment
+    await repository.set_operator_settings(session, org_id, trusted_enrolment=trusted)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="organization.trusted_enrolment_set",
+        subject_type="organization",
+        subject_id=org_id,
+        data={"from": before, "to": trusted, "reason": reason},
+    )
+    return await get_fresh(session, org_id)
+
+
+async def get_fresh(session: AsyncSession, org_id: uuid.UUID) -> Organization:
+    org = await repository.get(session, org_id, fresh=True)
+    assert org is not None  # it was just read
+    return org
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
     """Organisations by status: ``{"pending": 3, "approved": 12, …}`` (absent: none)."""
     return await repository.count_by_status(session)
+    allowed_scopes: frozenset[str] = frozenset()
+    trusted_enrolment: bool = False
+
+    @property
+    def scope(self) -> str:
+        """The allowed scopes, space-separated in their canonical order."""
+        return " ".join(s for s in SCOPES if s in self.allowed_scopes)

@@ -196,14 +196,48 @@ async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asy
     )
 
 
-async def entries(conn: Conn, user_id: uuid.UUID, before_id: int | None, limit: int) -> list[asyncpg.Record]:
-    """Up to ``limit`` of the person's entries older than ``before_id``, newest first."""
+# An entry whose source is the operator $4's: an earning from a batch it submitted, an order placed through its
+# token, a redemption in its own mall (with their refunds and the expiry of refunded shares, which carry the
+# same reference), and an expiry that emptied a lot it credited. Reads ``mall_orders`` and
+# ``operator_redemptions`` (the mall domain's tables) in the same statement: a page is one query.
+_OPERATORS_ENTRY = """(
+  (e.ref_type = 'batch' AND EXISTS (SELECT 1 FROM behaviour_batches b
+     WHERE b.id = CASE WHEN e.ref_type = 'batch' THEN e.ref_id::uuid END AND b.operator_id = $4))
+  OR (e.ref_type = 'mall_order' AND EXISTS (SELECT 1 FROM mall_orders o
+     WHERE o.id = CASE WHEN e.ref_type = 'mall_order' THEN e.ref_id::uuid END AND o.operator_id = $4))
+  OR (e.ref_type = 'operator_redemption' AND EXISTS (SELECT 1 FROM operator_redemptions r
+     WHERE r.id = CASE WHEN e.ref_type = 'operator_redemption' THEN e.ref_id::uuid END AND r.operator_id = $4))
+  OR (e.ref_type = 'expiry' AND EXISTS (SELECT 1 FROM lot_allocations x
+     JOIN lot_allocations c ON c.lot_id = x.lot_id AND c.entry_id <> x.entry_id
+     JOIN ledger_entries ce ON ce.id = c.entry_id AND ce.kind = 'earn' AND ce.ref_type = 'batch'
+     JOIN behaviour_batches b ON b.id = CASE WHEN ce.ref_type = 'batch' THEN ce.ref_id::uuid END
+       AND b.operator_id = $4
+     WHERE x.entry_id = e.id))
+)"""
+
+
+async def entries(
+    conn: Conn, user_id: uuid.UUID, before_id: int | None, limit: int, operator_id: uuid.UUID | None = None
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` of the person's entries older than ``before_id``, newest first; with ``operator_id``,
+    only those whose source is that operator's (``_OPERATORS_ENTRY``)."""
+    before = before_id if before_id is not None else 2**63 - 1
+    if operator_id is None:
+        return await conn.fetch(
+            "SELECT id, kind, amount, balance_after, ref_type, ref_id, memo, created_at FROM ledger_entries"
+            " WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            user_id,
+            before,
+            limit,
+        )
     return await conn.fetch(
-        "SELECT id, kind, amount, balance_after, ref_type, ref_id, memo, created_at FROM ledger_entries"
-        " WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        "SELECT e.id, e.kind, e.amount, e.balance_after, e.ref_type, e.ref_id, e.memo, e.created_at"
+        f" FROM ledger_entries e WHERE e.user_id = $1 AND e.id < $2 AND {_OPERATORS_ENTRY}"
+        " ORDER BY e.id DESC LIMIT $3",
         user_id,
-        before_id if before_id is not None else 2**63 - 1,
+        before,
         limit,
+        operator_id,
     )
 
 
@@ -214,23 +248,30 @@ _RECORD_COLUMNS = (
 
 
 async def records(
-    conn: Conn, user_id: uuid.UUID, after: tuple[datetime, int] | None, limit: int
+    conn: Conn,
+    user_id: uuid.UUID,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    operator_id: uuid.UUID | None = None,
 ) -> list[asyncpg.Record]:
-    """Up to ``limit`` of the person's records before ``after`` (started_at, id), latest first."""
+    """Up to ``limit`` of the person's records before ``after`` (started_at, id), latest first; with
+    ``operator_id``, only the records that operator submitted."""
     if after is None:
         return await conn.fetch(
             f"SELECT {_RECORD_COLUMNS} FROM behaviour_records WHERE user_id = $1"
-            " ORDER BY started_at DESC, id DESC LIMIT $2",
+            " AND ($3::uuid IS NULL OR operator_id = $3) ORDER BY started_at DESC, id DESC LIMIT $2",
             user_id,
             limit,
+            operator_id,
         )
     return await conn.fetch(
         f"SELECT {_RECORD_COLUMNS} FROM behaviour_records WHERE user_id = $1 AND (started_at, id) < ($2, $3)"
-        " ORDER BY started_at DESC, id DESC LIMIT $4",
+        " AND ($5::uuid IS NULL OR operator_id = $5) ORDER BY started_at DESC, id DESC LIMIT $4",
         user_id,
         after[0],
         after[1],
         limit,
+        operator_id,
     )
 
 

@@ -5,7 +5,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from app.auth.dependencies import Authority, Operator, Session, User, require
+from app.auth.dependencies import AccountReader, Authority, Operator, Session, require
 from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.openapi import request_body
@@ -151,9 +151,13 @@ async def operator_user_account(external_user_id: ExternalUserId, session: Sessi
 
 
 @router.get(
-    "/v1/me/account", response_model=AccountRead, summary="My balance, lifetime totals and what expires when"
+    "/v1/me/account",
+    response_model=AccountRead,
+    summary="My balance, lifetime totals and what expires when",
+    description="Needs the scope `account:read`. The person's one account, whichever operators credited it: "
+    "through any operator's token the same balance, lifetime totals and expiring points.",
 )
-async def my_account(session: Session, user: User):
+async def my_account(session: Session, user: AccountReader):
     return await service.account(session, user.subject)
 
 
@@ -161,20 +165,29 @@ async def my_account(session: Session, user: User):
     "/v1/me/ledger",
     response_model=Page[LedgerEntryRead],
     responses=responses(InvalidCursor),
-    summary="My ledger entries, newest first",
+    summary="My ledger entries that come from this operator, newest first",
+    description="Needs the scope `account:read`. Only the entries whose source is the operator the token was "
+    "issued to (`azp`): earnings (`ref_type` `batch`) from batches it submitted; spends, refunds and expiries "
+    "of refunded shares of orders placed through its token (`mall_order`) and of redemptions in its own mall "
+    "(`operator_redemption`); expiries (`expiry`) that emptied a lot it credited (the entry's amount is the "
+    "whole expiry, other operators' points of the same lot included). Not listed: other operators' earnings, "
+    "orders and redemptions, expiries of lots it credited none of, and the authority's clawbacks. "
+    "`balance_after` is the one account's balance.",
 )
-async def my_ledger(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
-    return await service.ledger(session, user.subject, limit, cursor)
+async def my_ledger(session: Session, user: AccountReader, limit: Limit = 50, cursor: Cursor = None):
+    return await service.ledger(session, user.subject, limit, cursor, operator_id=user.org_id)
 
 
 @router.get(
     "/v1/me/behaviours",
     response_model=Page[BehaviourRead],
     responses=responses(InvalidCursor),
-    summary="My accepted behaviours, newest first",
+    summary="My accepted behaviours that this operator submitted, newest first",
+    description="Needs the scope `account:read`. Only the behaviour records the operator the token was issued "
+    "to (`azp`) submitted; other operators' records of the same person are not listed.",
 )
-async def my_behaviours(session: Session, user: User, limit: Limit = 50, cursor: Cursor = None):
-    return await service.behaviours(session, user.subject, limit, cursor)
+async def my_behaviours(session: Session, user: AccountReader, limit: Limit = 50, cursor: Cursor = None):
+    return await service.behaviours(session, user.subject, limit, cursor, operator_id=user.org_id)
 
 
 @router.post(

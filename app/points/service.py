@@ -134,11 +134,19 @@ async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:
     )
 
 
-async def ledger(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
-    """A page of the person's entries (:class:`Entry`), newest first."""
+async def ledger(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+    operator_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """A page of the person's entries (:class:`Entry`), newest first; with ``operator_id`` only those whose
+    source is that operator's: earnings from its batches, orders placed through it, redemptions in its own
+    mall, their refunds, and expiries of lots it credited."""
     after = decode_cursor(cursor, int)
     rows = await repo.entries(
-        await db.raw_connection(session), user_id, after[0] if after else None, limit + 1
+        await db.raw_connection(session), user_id, after[0] if after else None, limit + 1, operator_id
     )
     items = [
         Entry(
@@ -157,11 +165,16 @@ async def ledger(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: 
 
 
 async def behaviours(
-    session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+    operator_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """A page of the person's accepted behaviours (:class:`Behaviour`), latest first."""
+    """A page of the person's accepted behaviours (:class:`Behaviour`), latest first; with ``operator_id``
+    only those that operator submitted."""
     after = decode_cursor(cursor, datetime, int)
-    rows = await repo.records(await db.raw_connection(session), user_id, after, limit + 1)
+    rows = await repo.records(await db.raw_connection(session), user_id, after, limit + 1, operator_id)
     if not rows:
         return page([], limit, lambda b: [b.started_at, b.id])
     labels = await methodologies_service.version_labels(

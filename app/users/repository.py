@@ -219,12 +219,14 @@ async def live_entrustment_of(
     return (await session.execute(query)).scalars().first()
 
 
-async def confirm(session: AsyncSession, entrustment_id: int, agreement_version: str, now: datetime) -> None:
-    """Record that the person confirmed the entrustment themselves, under ``agreement_version``."""
+async def confirm(
+    session: AsyncSession, entrustment_id: int, agreement_version: str, scope: str, now: datetime
+) -> None:
+    """Record that the person confirmed the entrustment themselves, under ``agreement_version``, granting ``scope``."""
     await session.execute(
         sa.update(Entrustment)
         .where(col(Entrustment.id) == entrustment_id)
-        .values(confirmed_by="person_otp", confirmed_at=now, agreement_version=agreement_version)
+        .values(confirmed_by="person_otp", confirmed_at=now, agreement_version=agreement_version, scope=scope)
         .execution_options(synchronize_session=False)
     )
 
@@ -235,9 +237,10 @@ async def insert_confirmed_entrustment(
     user_id: uuid.UUID,
     external_user_id: str,
     agreement_version: str,
+    scope: str,
     now: datetime,
 ) -> int | None:
-    """A live entrustment the person confirmed; its id, or None when the external id is taken."""
+    """A live entrustment the person confirmed, granting ``scope``; its id, or None when the external id is taken."""
     statement = (
         insert(Entrustment)
         .values(
@@ -249,6 +252,7 @@ async def insert_confirmed_entrustment(
             created_at=now,
             confirmed_by="person_otp",
             confirmed_at=now,
+            scope=scope,
         )
         .on_conflict_do_nothing()
         .returning(col(Entrustment.id))

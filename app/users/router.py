@@ -13,6 +13,7 @@ from app.users.exceptions import (
     InvalidConsent,
     InvalidIdentifier,
     NotEntrusted,
+    PersonConfirmationRequired,
 )
 from app.users.schemas import Enrolment, EnrolUser, ExternalUserId, Withdrawal
 
@@ -25,10 +26,15 @@ router = APIRouter(route_class=CommitRoute, tags=["users"])
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": Enrolment, "description": "Enrolled before with the same data: nothing changed"},
-        **responses(InvalidIdentifier, InvalidConsent, ExternalIdTaken, AlreadyEntrusted),
+        **responses(
+            PersonConfirmationRequired, InvalidIdentifier, InvalidConsent, ExternalIdTaken, AlreadyEntrusted
+        ),
     },
-    summary="Enrol a person who entrusted you",
+    summary="Enrol a person on your word (only operators the authority trusts for it)",
     description=(
+        "Only for an operator the authority marked trusted for enrolment (`trusted_enrolment`, for example the "
+        "city's real-name government app); any other operator gets 403 `person_confirmation_required`: people "
+        "confirm their entrustment themselves at `/oauth/authorize` (see the walkthrough). Each use is audited. "
         "The phone number is normalised to E.164 and replaced by a keyed hash; it is never stored. The same "
         "person enrolled by two operators is one account (same `user_id`). Enrolling again with the same data "
         "changes nothing and answers 200 with `created: false`."
@@ -60,8 +66,14 @@ async def withdraw(external_user_id: ExternalUserId, session: Session, operator:
 @router.post(
     "/v1/operator/users/{external_user_id}/tokens",
     response_model=TokenResponse,
-    responses=responses(NotEntrusted),
-    summary="A short-lived user token for your app to call /v1/me/…",
+    responses=responses(PersonConfirmationRequired, NotEntrusted),
+    summary="A short-lived user token for your app to call /v1/me/… (only operators trusted for enrolment)",
+    description=(
+        "Only for an operator the authority marked trusted for enrolment; the token carries `azp` (you) and "
+        "`scope`: your `allowed_scopes`. Each use is audited. Any other operator gets 403 "
+        "`person_confirmation_required` and gets user tokens with the refresh token of the authorization code "
+        "flow (`grant_type=refresh_token`), with the scopes the person granted."
+    ),
 )
 async def user_token(external_user_id: ExternalUserId, session: Session, operator: Operator):
     return await auth_service.issue_user_token(session, operator, external_user_id)

@@ -14,8 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import audit, clock, db, ratelimit, sms
 from app.core.config import get_settings
+from app.organizations import service as organizations_service
 from app.users import repository
-from app.users.exceptions import AlreadyEntrusted, ExternalIdTaken, InvalidConsent, NotEntrusted
+from app.users.exceptions import (
+    AlreadyEntrusted,
+    ExternalIdTaken,
+    InvalidConsent,
+    NotEntrusted,
+    PersonConfirmationRequired,
+)
 from app.users.identity import identity_hash, normalise_phone
 from app.users.models import OneTimeCode
 from app.users.schemas import AccountDeletion, Enrolment, EnrolUser, EntrustmentRead, Withdrawal
@@ -31,16 +38,29 @@ class UserStanding:
 
 
 async def enrol(session: AsyncSession, operator: Principal, data: EnrolUser) -> Enrolment:
+    """Operator-asserted enrolment: only for an operator the authority trusts to enrol people on its own
+    word (``person_confirmation_required`` otherwise); each use is audited."""
+    assert operator.org_id is not None  # an operator's client token names its organisation
+    profile = await organizations_service.client_profile(session, operator.org_id)
+    if profile is None or not profile.trusted_enrolment:
+        raise PersonConfirmationRequired()
     now = clock.now()
     if data.consent.accepted_at > now:
         raise InvalidConsent("consent.accepted_at is in the future")
-    assert operator.org_id is not None  # an operator's client token names its organisation
     digest = identity_hash(data.identifier.type, data.identifier.value)
     # One account per person, whichever operator enrols them first.
     user_id = await repository.upsert_person(session, digest, now)
     live = await repository.live_entrustments_locked(session, operator.org_id, data.external_user_id, user_id)
     for row in live:
         if row.external_user_id == data.external_user_id and row.user_id == user_id:
+            audit.record(
+                session,
+                actor=operator.actor,
+                action="entrustment.asserted_again",
+                subject_type="user",
+                subject_id=user_id,
+                data={"operator_id": str(operator.org_id), "confirmed_by": "operator_asserted"},
+            )
             return Enrolment(
                 user_id=user_id,
                 external_user_id=row.external_user_id,
@@ -75,7 +95,11 @@ async def enrol(session: AsyncSession, operator: Principal, data: EnrolUser) -> 
         action="entrustment.granted",
         subject_type="user",
         subject_id=user_id,
-        data={"operator_id": str(operator.org_id), "agreement_version": data.consent.agreement_version},
+        data={
+            "operator_id": str(operator.org_id),
+            "agreement_version": data.consent.agreement_version,
+            "confirmed_by": "operator_asserted",
+        },
     )
     return Enrolment(
         user_id=user_id,
@@ -274,9 +298,11 @@ async def confirm_entrustment(
     operator_id: uuid.UUID,
     person: bytes,
     agreement_version: str,
+    scope: str,
     external_user_id: str | None = None,
 ) -> ConfirmedEntrustment:
-    """The person (by identity hash) confirmed with a one-time code that they entrust ``operator_id``.
+    """The person (by identity hash) confirmed with a one-time code that they entrust ``operator_id``
+    with ``scope`` (the OAuth scopes they granted, kept on the entrustment).
 
     Creates the person's account if new. A live entrustment of (person, operator) is marked confirmed by
     the person; otherwise a new one starts now, under ``external_user_id`` (the person's ``user_id`` when
@@ -288,12 +314,12 @@ async def confirm_entrustment(
     if live is not None and live.id is not None:
         if external_user_id is not None and external_user_id != live.external_user_id:
             raise AlreadyEntrusted(f"this person entrusted you as {live.external_user_id!r}")
-        await repository.confirm(session, live.id, agreement_version, now)
+        await repository.confirm(session, live.id, agreement_version, scope, now)
         entrustment = ConfirmedEntrustment(live.id, user_id, live.external_user_id, created=False)
     else:
         external = external_user_id or str(user_id)
         new_id = await repository.insert_confirmed_entrustment(
-            session, operator_id, user_id, external, agreement_version, now
+            session, operator_id, user_id, external, agreement_version, scope, now
         )
         if new_id is None:
             raise ExternalIdTaken("this external_user_id is enrolled for another person")
@@ -308,6 +334,7 @@ async def confirm_entrustment(
             "operator_id": str(operator_id),
             "agreement_version": agreement_version,
             "confirmed_by": Confirmation.person_otp,
+            "scope": scope,
             "created": entrustment.created,
         },
     )
