@@ -33,6 +33,7 @@ from app.organizations import service as org_service
 from app.points import service as points_service
 from app.reviews import service as reviews_service
 from app.reviews.draw import draw
+from app.reviews.schemas import PanelOpen
 from app.scenes import service as scenes_service
 from app.scenes.schemas import SceneReview
 from app.web.dependencies import page_router, require_viewer, safe_next
@@ -62,7 +63,7 @@ REFUSALS = {
     "opinions_missing": N_("Not every opinion the panel needs is in yet."),
     "panel_closed": N_("This panel has already been decided."),
     "overlapping_period": N_("Its period overlaps another published version: change the period first."),
-    "review_not_passed": N_("The expert review has not passed, so the project cannot be filed."),
+    "review_not_passed": N_("The expert review has not passed (yet), so this step cannot be taken."),
     "not_filed": N_("The project is not filed yet, so nothing can be issued."),
     "self_verification": N_("This verifier is the project's owner or the report's compiler: choose another."),
     "not_a_verifier": N_("This organisation is not an approved verifier."),
@@ -533,8 +534,14 @@ async def _version_page(
     version_id: uuid.UUID,
     *,
     error: str | None = None,
+    values: dict | None = None,
+    errors: dict | None = None,
     status: int = 200,
 ) -> Response:
+    panel = None
+    if kind == "methodology":
+        latest = await reviews_service.latest_panel(session, "methodology_version", str(version_id))
+        panel = await reviews_service.view(session, viewer.principal, latest) if latest else None
     if kind == "methodology":
         version: Any = await methodologies_service.get_methodology(session, viewer.principal, version_id)
     else:
@@ -552,6 +559,13 @@ async def _version_page(
             "version": version,
             "actions": actions,
             "error": error,
+            "panel": panel,
+            "needs_review": kind == "methodology"
+            and version.status == "under_review"
+            and (panel is None or (panel.status == "decided" and panel.outcome == "fail")),
+            "fields": [(f, gettext(FIELD_NAMES.get(f, f))) for f in experts_service.FIELDS],
+            "values": values or {"size": "3", "field": "travel"},
+            "errors": errors or {},
             "trail": await _trail(session, kind, version.id),
         },
         status_code=status,
@@ -600,6 +614,48 @@ async def _version_action(
             request, session, viewer, kind, version_id, error=refusal(exc), status=exc.status
         )
     return _see_other(f"/console/{path}/{version_id}")
+
+
+@router.post("/console/methodologies/{version_id}/review")
+async def open_methodology_review(
+    request: Request,
+    session: Session,
+    viewer: Authority,
+    version_id: uuid.UUID,
+    field: Annotated[Text, Form(max_length=30)] = "",
+    size: Annotated[Text, Form(max_length=20)] = "3",
+    quorum: Annotated[Text, Form(max_length=20)] = "",
+    seed: Annotated[Text, Form(max_length=300)] = "",
+) -> Response:
+    """The expert review a methodology version needs before it is published (SZ 12–13)."""
+    version = await methodologies_service.get_methodology(session, viewer.principal, version_id)
+    values = {"field": field, "size": size, "quorum": quorum, "seed": seed}
+    parsed, errors = _panel_form(size, quorum, seed)
+    if field not in experts_service.FIELDS:
+        errors["field"] = gettext("Choose a field of expertise from the list.")
+    if errors:
+        return await _version_page(
+            request, session, viewer, "methodology", version_id, values=values, errors=errors, status=400
+        )
+    try:
+        data = PanelOpen(
+            subject_type="methodology_version", subject_id=str(version.id), field=field, **parsed
+        )
+        panel = await reviews_service.open_from_request(session, viewer.principal, data)
+    except DomainError as exc:
+        return await _version_page(
+            request,
+            session,
+            viewer,
+            "methodology",
+            version_id,
+            values=values,
+            error=refusal(exc),
+            status=exc.status,
+        )
+    return _see_other(
+        f"/console/panels/{panel.id}?{urlencode({'back': f'/console/methodologies/{version_id}'})}"
+    )
 
 
 @router.post("/console/methodologies/{version_id}/{action}")
