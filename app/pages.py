@@ -12,9 +12,11 @@ from app.public.pages import router as public_pages
 from app.reviews.pages import router as review_pages
 from app.scenes.pages import router as scene_pages
 from app.scenes.public_pages import router as scene_public_pages
+from app.users.pages import router as user_pages
 
 PAGE_ROUTERS = [
     auth_pages,
+    user_pages,
     public_pages,
     organization_pages,
     scene_pages,

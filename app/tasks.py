@@ -8,6 +8,7 @@ from app.core import scheduler
 from app.core import tasks as core_tasks  # noqa: F401
 from app.mall import tasks as mall_tasks  # noqa: F401
 from app.points import tasks as points_tasks  # noqa: F401
+from app.users import tasks as users_tasks  # noqa: F401
 from app.web import tasks as web_tasks  # noqa: F401
 
 

@@ -241,3 +241,35 @@ async def invoke_cli(run_sync, *args: str):
         return await run_sync(CliRunner().invoke, cli, list(args))
     finally:
         db._engine, db._sessionmaker, redis._client = saved
+
+
+async def person_session(client: httpx.AsyncClient, number: str) -> str:
+    """Sign the person of ``number`` in on the platform (``/me/sign-in``: the phone, then the code from the
+    development outbox), as they would in a browser; the session cookie lands in ``client``'s jar. Returns the
+    CSRF token of the person's pages (``X-CSRF-Token`` for ``DELETE /v1/me``).
+
+    The sign-in runs from an address of its own, so the per-address budget of codes is not the suite's.
+    """
+    import random
+
+    from tests.oauth_flow import outbox_code
+    from tests.web.helpers import HTML, csrf_token
+
+    ip = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    transport = httpx.ASGITransport(app=client._transport.app, client=(ip, 50000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url=client.base_url, headers=HTML) as browser:
+        r = await browser.get("/me/sign-in")
+        assert r.status_code == 200, r.text
+        r = await browser.post("/me/sign-in", data={"csrf_token": csrf_token(r.text), "phone": number})
+        assert (r.status_code, r.headers.get("location")) == (303, "/me/sign-in/code"), r.text
+        r = await browser.get("/me/sign-in/code")
+        code = await outbox_code(browser, number)
+        r = await browser.post("/me/sign-in/code", data={"csrf_token": csrf_token(r.text), "code": code})
+        assert (r.status_code, r.headers.get("location")) == (303, "/me"), r.text
+        r = await browser.get("/me")
+        assert r.status_code == 200, r.text
+        for cookie in browser.cookies.jar:  # the same cookies, as the jar keeps them (domain included)
+            if cookie.name in ("carbon_me", "cp_csrf"):
+                client.cookies.delete(cookie.name)
+                client.cookies.jar.set_cookie(cookie)
+        return csrf_token(r.text)

@@ -356,6 +356,9 @@ async def refresh_token_grant(
     if row is None or row.client_id != client_id:
         raise InvalidGrant("unknown refresh token")
     if row.revoked_at is not None:
+        if not await users_service.entrustment_live(session, row.entrustment_id):
+            # the person withdrew it (which revoked the family): say so, the operator must not retry
+            raise InvalidGrant("the person withdrew the entrustment", code="entrustment_withdrawn")
         raise InvalidGrant("this refresh token was revoked", code="token_revoked")
     if row.rotated_at is not None:
         await repository.revoke_family(session, row.family_id, now)
@@ -387,3 +390,19 @@ async def refresh_token_grant(
     allowed = profile.allowed_scopes if profile else frozenset()
     # what the person granted, within what the authority lets the operator ask for now
     token_scope = " ".join(s for s in row.scope.split() if s in allowed)
+
+
+# ---- what the person's own page asks, and the purge ----------------------------------------------------
+
+
+async def revoke_person_tokens(
+    session: AsyncSession, user_id: uuid.UUID, client_id: uuid.UUID | None = None
+) -> int:
+    """Revoke every refresh-token family of the person (of one operator when ``client_id`` is given): their
+    user tokens stop at once, and the operator's next refresh answers ``entrustment_withdrawn``."""
+    return await repository.revoke_families_of(session, user_id, client_id, clock.now())
+
+
+async def purge_expired(session: AsyncSession) -> dict[str, int]:
+    """Delete expired authorization requests and codes, and rotated or revoked refresh tokens past expiry."""
+    return await repository.purge_expired(session, clock.now())

@@ -143,3 +143,41 @@ async def family_revoked(session: AsyncSession, family_id: uuid.UUID) -> bool:
         .limit(1)
     )
     return (await session.execute(query)).first() is not None
+
+
+async def revoke_families_of(
+    session: AsyncSession, user_id: uuid.UUID, client_id: uuid.UUID | None, now: datetime
+) -> int:
+    """Revoke every live refresh token of the person (with ``client_id``: only that operator's); how many."""
+    statement = update(RefreshToken).where(
+        col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None)
+    )
+    if client_id is not None:
+        statement = statement.where(col(RefreshToken.client_id) == client_id)
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            statement.values(revoked_at=now).execution_options(synchronize_session=False)
+        ),
+    )
+    return result.rowcount or 0
+
+
+async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Delete the authorization requests and codes that expired, and the refresh tokens past their expiry
+    that were rotated or revoked; how many of each. (A revoked family keeps its newest token until it
+    expires, so a user token of the family is refused for as long as it could live.)
+    """
+    statements = {
+        "authorization_requests": delete(AuthorizationRequest).where(col(AuthorizationRequest.expires_at) <= now),
+        "authorization_codes": delete(AuthorizationCode).where(col(AuthorizationCode.expires_at) <= now),
+        "refresh_tokens": delete(RefreshToken).where(
+            col(RefreshToken.expires_at) <= now,
+            col(RefreshToken.rotated_at).is_not(None) | col(RefreshToken.revoked_at).is_not(None),
+        ),
+    }
+    counts = {}
+    for name, statement in statements.items():
+        result = cast(CursorResult[Any], await session.execute(statement))
+        counts[name] = result.rowcount or 0
+    return counts

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     web_session_idle_minutes: int = 60
     """A browser session ends after this long without a request, and ``web_session_max_hours`` after sign-in."""
     web_session_max_hours: int = 12
+    person_session_idle_minutes: int = 15
+    """A person's own session on the platform (``/me``) ends after this long without a request, and
+    ``person_session_max_hours`` after sign-in."""
+    person_session_max_hours: int = 2
     max_body_bytes: int = 2_000_000
     """Largest request body accepted (413 ``payload_too_large`` beyond), declared or chunked."""
     cors_origins: str = ""

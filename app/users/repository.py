@@ -281,3 +281,126 @@ async def external_id_of(session: AsyncSession, entrustment_id: int) -> str | No
 
 async def code(session: AsyncSession, code_id: uuid.UUID) -> OneTimeCode | None:
     return await session.get(OneTimeCode, code_id, populate_existing=True)
+
+
+# ---- the person's own sessions on the platform (/me), and purges -----------------------------------------
+
+
+async def insert_person_session(
+    conn: Conn,
+    session_id: uuid.UUID,
+    token_sha256: bytes,
+    user_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+    ip: str,
+    user_agent: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO person_sessions (id, token_sha256, user_id, created_at, last_seen_at, expires_at, ip,"
+        " user_agent) VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
+        session_id,
+        token_sha256,
+        user_id,
+        now,
+        expires_at,
+        ip,
+        user_agent,
+    )
+
+
+async def find_person_session(conn: Conn, token_sha256: bytes) -> asyncpg.Record | None:
+    """The session of this token with its person's deletion time (one indexed read a request)."""
+    return await conn.fetchrow(
+        "SELECT p.id, p.user_id, p.last_seen_at, p.expires_at, u.deleted_at"
+        " FROM person_sessions p JOIN users u ON u.id = p.user_id WHERE p.token_sha256 = $1",
+        token_sha256,
+    )
+
+
+async def touch_person_session(conn: Conn, session_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute("UPDATE person_sessions SET last_seen_at = $2 WHERE id = $1", session_id, now)
+
+
+async def delete_person_session(conn: Conn, session_id: uuid.UUID) -> bool:
+    return await conn.execute("DELETE FROM person_sessions WHERE id = $1", session_id) == "DELETE 1"
+
+
+async def delete_person_sessions_of(conn: Conn, user_id: uuid.UUID) -> int:
+    status = await conn.execute("DELETE FROM person_sessions WHERE user_id = $1", user_id)
+    return int(status.split()[-1])
+
+
+async def purge_person_sessions(conn: Conn, now: datetime, idle_before: datetime) -> int:
+    """Delete the sessions past their absolute or idle lifetime; how many."""
+    status = await conn.execute(
+        "DELETE FROM person_sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, idle_before
+    )
+    return int(status.split()[-1])
+
+
+async def purge_codes(conn: Conn, now: datetime) -> int:
+    """Delete the one-time codes that expired; how many."""
+    status = await conn.execute("DELETE FROM one_time_codes WHERE expires_at <= $1", now)
+    return int(status.split()[-1])
+
+
+async def own_entrustment(
+    session: AsyncSession, user_id: uuid.UUID, entrustment_id: int
+) -> Entrustment | None:
+    """The person's entrustment ``entrustment_id`` (None when there is none, or it is another person's)."""
+    query = select(Entrustment).where(
+        col(Entrustment.id) == entrustment_id, col(Entrustment.user_id) == user_id
+    )
+    return (await session.execute(query.execution_options(populate_existing=True))).scalars().first()
+
+
+async def withdraw_own(
+    session: AsyncSession, user_id: uuid.UUID, entrustment_id: int, now: datetime
+) -> uuid.UUID | None:
+    """End the person's live entrustment ``entrustment_id``; its operator, or None when there is none."""
+    statement = (
+        sa.update(Entrustment)
+        .where(
+            col(Entrustment.id) == entrustment_id,
+            col(Entrustment.user_id) == user_id,
+            col(Entrustment.withdrawn_at).is_(None),
+        )
+        .values(withdrawn_at=now)
+        .returning(col(Entrustment.operator_id))
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar()
+
+
+async def account_live(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Whether the person's account exists and is not deleted."""
+    query = select(User.id).where(col(User.id) == user_id, col(User.deleted_at).is_(None))
+    return (await session.execute(query)).first() is not None
+
+
+# ---- an operator's console: the people who entrusted it ---------------------------------------------------
+
+
+async def enrolments_by_month(conn: Conn, operator_id: uuid.UUID, zone: str) -> list[asyncpg.Record]:
+    """Entrustments of the operator that began and that ended, per month (in ``zone``), newest month first."""
+    return await conn.fetch(
+        "SELECT month, sum(began)::bigint AS enrolled, sum(ended)::bigint AS withdrawn FROM ("
+        " SELECT to_char(accepted_at AT TIME ZONE $2, 'YYYY-MM') AS month, 1 AS began, 0 AS ended"
+        " FROM entrustments WHERE operator_id = $1"
+        " UNION ALL SELECT to_char(withdrawn_at AT TIME ZONE $2, 'YYYY-MM'), 0, 1"
+        " FROM entrustments WHERE operator_id = $1 AND withdrawn_at IS NOT NULL"
+        ") AS e GROUP BY month ORDER BY month DESC",
+        operator_id,
+        zone,
+    )
+
+
+async def entrustments_under(session: AsyncSession, operator_id: uuid.UUID, external_user_id: str) -> list[Entrustment]:
+    """The operator's entrustments under its own id for a person, newest first."""
+    query = (
+        select(Entrustment)
+        .where(col(Entrustment.operator_id) == operator_id, col(Entrustment.external_user_id) == external_user_id)
+        .order_by(col(Entrustment.accepted_at).desc())
+    )
+    return list((await session.execute(query)).scalars())

@@ -1,12 +1,12 @@
 from fastapi import APIRouter, Response, status
 
 from app.auth import service as auth_service
-from app.auth.dependencies import Operator, Session, User
+from app.auth.dependencies import Operator, Session
 from app.auth.router import TokenResponse
 from app.core.errors import responses
 from app.core.routing import CommitRoute
-from app.points import service as points_service
-from app.users import service
+from app.users import me, service
+from app.users.dependencies import PersonSession
 from app.users.exceptions import (
     AlreadyEntrusted,
     ExternalIdTaken,
@@ -79,25 +79,30 @@ async def user_token(external_user_id: ExternalUserId, session: Session, operato
     return await auth_service.issue_user_token(session, operator, external_user_id)
 
 
-@router.get("/v1/me/export", summary="Everything the platform holds about me (data export)")
-async def export(session: Session, user: User) -> dict:
-    ledger = await points_service.ledger(session, user.subject, 10_000, None)
-    behaviours = await points_service.behaviours(session, user.subject, 10_000, None)
-    return {
-        "user_id": user.subject,
-        "entrustments": await service.entrustments(session, user.subject),
-        "account": await points_service.account(session, user.subject),
-        "ledger": ledger["items"],
-        "behaviours": behaviours["items"],
-    }
+PERSON_ONLY = (
+    " Only the person may call this, signed in on the platform itself: the `carbon_me` cookie of a session "
+    "opened at `/me/sign-in` (phone number and one-time code), the page `/me` offers the same. A bearer token "
+    "— an operator's user token above all — is refused with 403 `platform_session_required`."
+)
+
+
+@router.get(
+    "/v1/me/export",
+    summary="Everything the platform holds about me (data export)",
+    description="The person's entrustments, account, ledger and accepted behaviours, as JSON." + PERSON_ONLY,
+)
+async def export(session: Session, person: PersonSession) -> dict:
+    return await me.export(session, person)
 
 
 @router.delete(
     "/v1/me",
     summary="Delete my account",
     description="The account is anonymised (the identity hash is erased and entrustments end); the ledger's "
-    "totals and the certified-reduction accounting stay intact. Tokens stop working at once.",
+    "totals and the certified-reduction accounting stay intact. Tokens and sessions stop working at once."
+    + PERSON_ONLY
+    + " The call also needs the CSRF token of a platform page in `X-CSRF-Token` (403 `csrf_failed`).",
 )
-async def delete_me(session: Session, user: User) -> dict:
+async def delete_me(session: Session, person: PersonSession) -> dict:
     # the body as it always was; documenting AccountDeletion would publish ``deleted_at`` in the schema
-    return (await service.delete_account(session, user)).model_dump()
+    return (await me.delete_account(session, person)).model_dump()

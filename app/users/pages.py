@@ -1,0 +1,325 @@
+"""The person's own page on the platform (``/me``): sign in with phone and one-time code, see the points and
+every operator entrusted, withdraw an entrustment, export everything, delete the account.
+
+The sign-in sends the code as the authorization pages do (same rate limits, same outbox); the code's id
+waits in a short-lived cookie signed for this browser. A number with no account learns so only after its
+code was confirmed: nobody can ask the page whether a number has an account. Accounts are never created
+here: entrusting an app opens one.
+"""
+
+import base64
+import hashlib
+import hmac
+import uuid
+from typing import Annotated
+
+from fastapi import Form, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from app.auth.dependencies import Session, client_ip
+from app.auth.pages import SCOPE_LABELS
+from app.core import sms
+from app.core.config import get_settings
+from app.core.errors import RateLimited
+from app.core.types import Int64, Text
+from app.users import me, sessions
+from app.users import service as users_service
+from app.users.exceptions import InvalidIdentifier, NotEntrusted
+from app.web import csrf
+from app.web.dependencies import is_https, page_router
+from app.web.i18n import N_
+from app.web.i18n import gettext as _
+from app.web.middleware import cookie_header
+from app.web.templating import render
+
+router = page_router()
+
+CODE_COOKIE = "carbon_me_code"
+CONFIRMED_BY = {
+    users_service.Confirmation.person_otp: N_("You, with a code sent to your phone"),
+    users_service.Confirmation.operator_asserted: N_(
+        "The app's word (you did not confirm it on the platform)"
+    ),
+}
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# ---- the session and the pending code -------------------------------------------------------------------
+
+
+async def _person(request: Request, session: Session) -> sessions.Person | None:
+    token = request.cookies.get(sessions.COOKIE)
+    person = await sessions.resolve(session, token) if token else None
+    if token and person is None:
+        request.state.forget_person = True
+    return person
+
+
+def _to_sign_in(request: Request) -> RedirectResponse:
+    response = _see_other("/me/sign-in")
+    if getattr(request.state, "forget_person", False):
+        _clear(request, response, sessions.COOKIE)
+    return response
+
+
+def _clear(request: Request, response: Response, name: str) -> None:
+    response.headers.append("set-cookie", cookie_header(name, "", https=is_https(request), max_age=0))
+
+
+def _code_mac(request: Request, code_id: str) -> str:
+    key = hmac.new(
+        get_settings().identity_hash_key.encode(), b"carbon-points/me/code", hashlib.sha256
+    ).digest()
+    mac = hmac.new(key, f"{code_id}|{csrf.seed(request)}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def _pending_code(request: Request) -> uuid.UUID | None:
+    """The code this browser is signing in with (the cookie, checked against the browser's own seed)."""
+    code_id, _, mac = request.cookies.get(CODE_COOKIE, "").partition(".")
+    try:
+        parsed = uuid.UUID(code_id)
+    except ValueError:
+        return None
+    return parsed if hmac.compare_digest(mac, _code_mac(request, str(parsed))) else None
+
+
+# ---- sign-in: phone, then the one-time code -------------------------------------------------------------
+
+
+def _phone_page(
+    request: Request, phone: str = "", error: str | None = None, status: int = 200, **extra: str
+) -> Response:
+    return render(
+        request,
+        "users/me_sign_in.html",
+        {"phone": phone, "errors": {"phone": error} if error else {}},
+        status_code=status,
+        headers=extra or None,
+    )
+
+
+@router.get("/me/sign-in", name="me_sign_in")
+async def sign_in_form(request: Request, session: Session) -> Response:
+    if await _person(request, session) is not None:
+        return _see_other("/me")
+    response = _phone_page(request)
+    if getattr(request.state, "forget_person", False):
+        _clear(request, response, sessions.COOKIE)
+    return response
+
+
+@router.post("/me/sign-in")
+async def send_code(
+    request: Request, session: Session, phone: Annotated[Text, Form(max_length=40)] = ""
+) -> Response:
+    phone = phone.strip()
+    if not phone:
+        return _phone_page(request, phone, _("Enter your mobile phone number."), 400)
+    try:
+        sent = await users_service.send_code(session, phone, client_ip(request))
+    except InvalidIdentifier:
+        return _phone_page(request, phone, _("This is not a valid mobile phone number."), 400)
+    except RateLimited as exc:
+        message = _("Too many codes were asked for. Please wait a while and try again.")
+        return _phone_page(
+            request, phone, message, 429, **{"Retry-After": exc.headers.get("Retry-After", "60")}
+        )
+    except sms.SmsUnavailable:
+        return _phone_page(
+            request, phone, _("The text message could not be sent. Please try again later."), 503
+        )
+    response = _see_other("/me/sign-in/code")
+    value = f"{sent.id}.{_code_mac(request, str(sent.id))}"
+    max_age = get_settings().otp_ttl_seconds
+    response.headers.append(
+        "set-cookie", cookie_header(CODE_COOKIE, value, https=is_https(request), max_age=max_age)
+    )
+    return response
+
+
+def _code_page(
+    request: Request, error: str | None = None, status: int = 200, restart: bool = False
+) -> Response:
+    return render(
+        request,
+        "users/me_code.html",
+        {"errors": {"code": error} if error else {}, "restart": restart},
+        status_code=status,
+    )
+
+
+@router.get("/me/sign-in/code", name="me_code")
+async def code_form(request: Request, session: Session) -> Response:
+    code_id = _pending_code(request)
+    if code_id is None:
+        return _see_other("/me/sign-in")
+    if not await users_service.code_usable(session, code_id):
+        message = _("This code can no longer be used. Ask for a new one.")
+        return _code_page(request, message, 410, restart=True)
+    return _code_page(request)
+
+
+@router.post("/me/sign-in/code")
+async def check_code(
+    request: Request, session: Session, code: Annotated[Text, Form(max_length=20)] = ""
+) -> Response:
+    code_id = _pending_code(request)
+    if code_id is None:
+        return _see_other("/me/sign-in")
+    code = code.strip().replace(" ", "")
+    if not code:
+        return _code_page(request, _("Enter the 6-digit code from the text message."), 400)
+    try:
+        result = await sessions.sign_in(
+            session,
+            code_id,
+            code,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+            replacing=request.cookies.get(sessions.COOKIE),
+        )
+    except sessions.NoAccount:
+        response = render(request, "users/me_no_account.html")
+        _clear(request, response, CODE_COOKIE)
+        return response
+    if isinstance(result, sessions.NewSession):
+        response = _see_other("/me")
+        _clear(request, response, CODE_COOKIE)
+        response.headers.append(
+            "set-cookie",
+            cookie_header(
+                sessions.COOKIE, result.token, https=is_https(request), max_age=result.max_age_seconds
+            ),
+        )
+        return response
+    request.state.keep_changes = True  # the attempt counts, though the page refuses
+    if result.outcome == users_service.CodeOutcome.wrong:
+        message = _("The code is wrong. Tries left: %(num)s.") % {"num": result.attempts_left}
+        return _code_page(request, message, 400)
+    if result.outcome == users_service.CodeOutcome.expired:
+        message = _("The code has expired. Ask for a new one.")
+    else:
+        message = _("Too many wrong codes. Ask for a new one.")
+    return _code_page(request, message, 400, restart=True)
+
+
+@router.post("/me/sign-out", name="me_sign_out")
+async def sign_out(request: Request, session: Session) -> Response:
+    await sessions.sign_out(session, request.cookies.get(sessions.COOKIE))
+    response = _see_other("/")
+    _clear(request, response, sessions.COOKIE)
+    return response
+
+
+# ---- the person's page ----------------------------------------------------------------------------------
+
+
+def _scope_labels(scopes: list[str]) -> list[str]:
+    return [_(SCOPE_LABELS[s]) if s in SCOPE_LABELS else s for s in scopes]
+
+
+@router.get("/me", name="me")
+async def overview(request: Request, session: Session) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    result = await me.overview(session, person.user_id)
+    withdrawn_name = None
+    done = request.query_params.get("withdrawn", "")
+    if done.isdigit():
+        withdrawn_name = next((e.operator_name for e in result.withdrawn if str(e.id) == done), None)
+    return render(
+        request,
+        "users/me.html",
+        {
+            "account": result.account,
+            "live": result.live,
+            "withdrawn": result.withdrawn,
+            "withdrawn_name": withdrawn_name,
+            "confirmed_by": {k: _(v) for k, v in CONFIRMED_BY.items()},
+            "scope_labels": _scope_labels,
+        },
+    )
+
+
+@router.get("/me/entrustments/{entrustment_id}/withdraw", name="me_withdraw")
+async def withdraw_form(request: Request, session: Session, entrustment_id: Int64) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    view = await me.entrustment(session, person.user_id, entrustment_id)  # not_entrusted: a 404 page
+    if not view.live:
+        return _see_other("/me")
+    return render(
+        request,
+        "users/me_withdraw.html",
+        {"entrustment": view, "scopes": _scope_labels(view.scopes)},
+    )
+
+
+@router.post("/me/entrustments/{entrustment_id}/withdraw")
+async def withdraw(request: Request, session: Session, entrustment_id: Int64) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    view = await me.entrustment(session, person.user_id, entrustment_id)  # not_entrusted: a 404 page
+    if not view.live:
+        return _see_other("/me")
+    try:
+        await me.withdraw(session, person.principal, entrustment_id)
+    except NotEntrusted:  # withdrawn meanwhile (another tab, the app itself)
+        return _see_other("/me")
+    return _see_other(f"/me?withdrawn={entrustment_id}")
+
+
+@router.get("/me/export", name="me_export")
+async def export(request: Request, session: Session) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    data = await me.export(session, person.principal)
+    return JSONResponse(
+        jsonable_encoder(data),  # as GET /v1/me/export answers it
+        headers={
+            "Content-Disposition": 'attachment; filename="carbon-account-export.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _delete_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    return render(
+        request, "users/me_delete.html", {"errors": {"confirm": error} if error else {}}, status_code=status
+    )
+
+
+@router.get("/me/delete", name="me_delete")
+async def delete_form(request: Request, session: Session) -> Response:
+    if await _person(request, session) is None:
+        return _to_sign_in(request)
+    return _delete_page(request)
+
+
+@router.post("/me/delete")
+async def delete(
+    request: Request, session: Session, confirm: Annotated[Text, Form(max_length=10)] = ""
+) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    if confirm != "yes":
+        return _delete_page(request, _("Tick the box to confirm that you want your account deleted."), 400)
+    await me.delete_account(session, person.principal)
+    response = _see_other("/me/deleted")
+    _clear(request, response, sessions.COOKIE)
+    return response
+
+
+@router.get("/me/deleted", name="me_deleted")
+async def deleted(request: Request) -> Response:
+    return render(request, "users/me_deleted.html")
