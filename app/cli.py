@@ -7,19 +7,22 @@ import asyncio
 import getpass
 import logging
 import os
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
-from app.core import db, embedded, migrate, redis
+from app.core import clock, db, embedded, migrate, redis
 from app.core.config import get_settings
 from app.core.errors import DomainError
 
 T = TypeVar("T")
+CLI_ACTOR = "cli:" + (os.environ.get("USER") or "operator")
 console = Console(soft_wrap=True)  # entry names and URLs stay on one line
 cli = typer.Typer(help="The carbon points platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -28,6 +31,11 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
 sms_cli = typer.Typer(help="Text messages (one-time codes).", no_args_is_help=True)
 cli.add_typer(sms_cli, name="sms")
+clock_cli = typer.Typer(
+    help="The sandbox clock: move the platform's time forward (local and test environments only).",
+    no_args_is_help=True,
+)
+cli.add_typer(clock_cli, name="clock")
 
 
 def urls() -> embedded.ServerUrls:
@@ -42,6 +50,7 @@ async def connected():
     db.init(u.database_url, pool_size=5)
     redis.init(u.redis_url)
     try:
+        await clock.refresh()  # the sandbox clock (local and test only), as the servers apply it
         yield u
     finally:
         await redis.close()
@@ -210,6 +219,82 @@ def sms_outbox(limit: int = typer.Option(20, min=1, max=500, help="How many mess
 
     for entry in run(read):
         console.print(f"{entry.created_at.isoformat(timespec='seconds')}  {entry.recipient}  {entry.body}")
+
+
+_DURATION = re.compile(r"^\s*(\d{1,7})\s*([dhm])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def _show_clock(sandbox: clock.SandboxClock) -> None:
+    zone = clock.zone()
+    ahead = sandbox.offset
+    console.print(
+        f"platform time: {sandbox.platform_now.astimezone(zone).isoformat(timespec='seconds')}"
+        f"  (real time {datetime.now(zone).isoformat(timespec='seconds')})"
+    )
+    console.print(
+        f"moved forward by: {ahead.days} days {ahead.seconds // 3600} hours {ahead.seconds % 3600 // 60} minutes"
+    )
+    if sandbox.updated_at is not None:
+        console.print(
+            f"last moved at {sandbox.updated_at.isoformat(timespec='seconds')} by {sandbox.updated_by}"
+        )
+
+
+def _clock_allowed() -> None:
+    if not clock.sandbox_allowed():
+        console.print(
+            "[red]sandbox_clock_refused[/red]: the platform's clock can be moved only in the local and test"
+            " environments, never in production"
+        )
+        raise typer.Exit(1)
+
+
+@clock_cli.command("show")
+def clock_show() -> None:
+    """The platform's time and how far it is moved forward."""
+    _clock_allowed()
+
+    async def read() -> clock.SandboxClock:
+        async with db.session_scope() as session:
+            return await clock.read_sandbox(session)
+
+    _show_clock(run(read))
+
+
+@clock_cli.command("advance")
+def clock_advance(
+    by: Annotated[str, typer.Argument(help="How far: 10d (days), 6h (hours) or 30m (minutes)")],
+) -> None:
+    """Move the platform's clock forward for every process (audited as the command line)."""
+    _clock_allowed()
+    match = _DURATION.match(by)
+    if not match or int(match.group(1)) == 0:
+        console.print("[red]invalid_advance[/red]: give a positive whole number and a unit: 10d, 6h or 30m")
+        raise typer.Exit(2)
+    delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+    async def move() -> clock.SandboxClock:
+        async with db.session_scope() as session:
+            return await clock.advance(session, delta, CLI_ACTOR)
+
+    moved = run(move)
+    clock.apply_sandbox(moved.offset)
+    _show_clock(moved)
+
+
+@clock_cli.command("reset")
+def clock_reset() -> None:
+    """Put the platform's clock back to the real time (audited)."""
+    _clock_allowed()
+
+    async def back() -> clock.SandboxClock:
+        async with db.session_scope() as session:
+            return await clock.reset(session, CLI_ACTOR)
+
+    moved = run(back)
+    clock.apply_sandbox(moved.offset)
+    _show_clock(moved)
 
 
 def _mount_domain_commands() -> None:

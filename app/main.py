@@ -1,5 +1,7 @@
 """The application factory and its lifespan: servers, engine, Redis, keys, scheduler."""
 
+import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 
@@ -7,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth import keys
-from app.core import db, embedded, errors, openapi, redis
+from app.core import clock, db, embedded, errors, openapi, redis
 from app.core.config import Settings, get_settings
 from app.core.observability import RequestMiddleware, configure_logging
 from app.core.scheduler import Leader
@@ -60,6 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.session_scope() as session:
             await keys.ensure(session)
         await bootstrap_admin(settings)
+        # the sandbox clock (local and test only): loaded now, re-read once a second off the request path
+        sandbox = None
+        if clock.sandbox_allowed():
+            await clock.refresh()
+            sandbox = asyncio.create_task(clock.keep_fresh(urls.database_url))
         from app import tasks  # every domain's jobs, imported here as the routers are in create_app
 
         leader = Leader(urls.database_url, tasks.jobs())
@@ -69,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if sandbox is not None:
+                sandbox.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sandbox
             await leader.stop()
             await redis.close()
             await db.dispose()

@@ -2,6 +2,7 @@
 
 from app.auth.pages import router as auth_pages
 from app.cer.pages import router as cer_pages
+from app.dashboards.pages import router as dashboard_pages
 from app.console.pages import router as console_pages
 from app.experts.pages import router as expert_pages
 from app.mall.pages import router as mall_pages
@@ -28,4 +29,5 @@ PAGE_ROUTERS = [
     cer_pages,
     console_pages,
     mall_public_pages,
+    dashboard_pages,
 ]

@@ -766,3 +766,19 @@ async def daily_tonnes(session: AsyncSession, first: date, last: date) -> list[t
 
 async def totals(session: AsyncSession) -> Totals:
     return Totals.model_validate(await repository.totals(await db.raw_connection(session), clock.today()))
+
+
+@dataclass(frozen=True)
+class FlowDay:
+    """Tonnes of certified reductions issued, transferred between accounts and retired on one local day."""
+
+    day: date
+    issued: int
+    transferred: int
+    retired: int
+
+
+async def flow_days(session: AsyncSession, first: date, last: date) -> list[FlowDay]:
+    """Every local day from ``first`` to ``last``, zeros included (the authority's dashboard)."""
+    rows = await repository.flow_days(await db.raw_connection(session), first, last, get_settings().timezone)
+    return [FlowDay(r["day"], r["issued"], r["transferred"], r["retired"]) for r in rows]

@@ -748,3 +748,24 @@ async def project_blocks(session: AsyncSession, project_id: uuid.UUID) -> list[C
     """Every block of the project's units, by serial."""
     stmt = select(CerBlock).where(CerBlock.project_id == project_id).order_by(col(CerBlock.serial_start))
     return list((await session.execute(stmt)).scalars())
+
+
+async def flow_days(conn: Conn, first: date, last: date, zone: str) -> list[Any]:
+    """Tonnes issued, transferred and retired per local day from ``first`` to ``last`` (zone ``zone``),
+    every day, zeros included."""
+    return await conn.fetch(
+        "WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),"
+        " lo AS (SELECT $1::date::timestamp AT TIME ZONE $3 AS t), hi AS (SELECT ($2::date + 1)::timestamp AT TIME ZONE $3 AS t),"
+        " i AS (SELECT (issued_at AT TIME ZONE $3)::date AS day, sum(tonnes) AS t FROM cer_issuances"
+        "   WHERE issued_at >= (SELECT t FROM lo) AND issued_at < (SELECT t FROM hi) GROUP BY 1),"
+        " x AS (SELECT (created_at AT TIME ZONE $3)::date AS day, sum(tonnes) AS t FROM cer_transfers"
+        "   WHERE created_at >= (SELECT t FROM lo) AND created_at < (SELECT t FROM hi) GROUP BY 1),"
+        " r AS (SELECT (retired_at AT TIME ZONE $3)::date AS day, sum(tonnes) AS t FROM cer_retirements"
+        "   WHERE retired_at >= (SELECT t FROM lo) AND retired_at < (SELECT t FROM hi) GROUP BY 1)"
+        " SELECT days.day, coalesce(i.t, 0)::bigint AS issued, coalesce(x.t, 0)::bigint AS transferred,"
+        " coalesce(r.t, 0)::bigint AS retired FROM days LEFT JOIN i ON i.day = days.day"
+        " LEFT JOIN x ON x.day = days.day LEFT JOIN r ON r.day = days.day ORDER BY days.day",
+        first,
+        last,
+        zone,
+    )

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, db
+from app.core.models import AuditEntry
+from app.core.pagination import keyset, page
 
 CHAINS = 16
 GENESIS = "0" * 64
@@ -220,3 +222,88 @@ async def entries_for(
         {"type": subject_type, "ids": subject_ids, "limit": limit},
     )
     return [SubjectEntry(**row._mapping) for row in rows]
+
+
+# ---- reading the log (the authority's audit viewer) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry with its place in its chain: chain number, position (``seq``) and the hashes."""
+
+    chain: int
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Search:
+    """What to look for; every field optional. ``actor`` and ``action`` match a prefix
+    (``authority:`` finds every authority account; ``cer.`` every CER action), the subject exactly."""
+
+    actor: str | None = None
+    action: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _like_prefix(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        row.chain,
+        row.seq,
+        row.at,
+        row.actor,
+        row.action,
+        row.subject_type,
+        row.subject_id,
+        row.data,
+        row.prev_hash,
+        row.hash,
+    )
+
+
+async def search(session: AsyncSession, query: Search, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Entries matching ``query``, newest first, a keyset page (``{"items", "next_cursor"}``)."""
+    t = AuditEntry.__table__.c  # type: ignore[attr-defined]
+    stmt = sa.select(AuditEntry.__table__)  # type: ignore[attr-defined]
+    if query.actor:
+        stmt = stmt.where(t.actor.like(_like_prefix(query.actor), escape="\\"))
+    if query.action:
+        stmt = stmt.where(t.action.like(_like_prefix(query.action), escape="\\"))
+    if query.subject_type:
+        stmt = stmt.where(t.subject_type == query.subject_type)
+    if query.subject_id:
+        stmt = stmt.where(t.subject_id == query.subject_id)
+    if query.since:
+        stmt = stmt.where(t.at >= query.since)
+    if query.until:
+        stmt = stmt.where(t.at < query.until)
+    stmt = keyset(stmt, cursor, (t.at, datetime), (t.chain, int), (t.seq, int), descending=True).limit(
+        limit + 1
+    )
+    items = [_entry(row) for row in (await session.execute(stmt)).all()]
+    return page(items, limit, lambda e: [e.at, e.chain, e.seq])
+
+
+async def get_entry(session: AsyncSession, chain: int, seq: int) -> Entry | None:
+    """The entry at position ``seq`` of chain ``chain``, or None."""
+    t = AuditEntry.__table__.c  # type: ignore[attr-defined]
+    row = (
+        await session.execute(
+            sa.select(AuditEntry.__table__).where(t.chain == chain, t.seq == seq)  # type: ignore[attr-defined]
+        )
+    ).first()
+    return _entry(row) if row is not None else None

@@ -577,3 +577,22 @@ async def list_redemptions(
         operator_id,
         limit + 1,
     )
+
+
+async def merchant_activity(conn: Conn, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    """Per merchant, from ``start`` to ``end``: orders placed and their points, vouchers redeemed, orders
+    cancelled, vouchers expired unused, and points refunded (each by when it happened); merchants with any."""
+    return await conn.fetch(
+        "SELECT merchant_id,"
+        " count(*) FILTER (WHERE created_at >= $1 AND created_at < $2)::bigint AS orders,"
+        " coalesce(sum(points) FILTER (WHERE created_at >= $1 AND created_at < $2), 0)::bigint AS points,"
+        " count(*) FILTER (WHERE redeemed_at >= $1 AND redeemed_at < $2)::bigint AS redeemed,"
+        " count(*) FILTER (WHERE cancelled_at >= $1 AND cancelled_at < $2)::bigint AS cancelled,"
+        " count(*) FILTER (WHERE expired_at >= $1 AND expired_at < $2)::bigint AS expired,"
+        " coalesce(sum(refunded_points) FILTER (WHERE refunded_at >= $1 AND refunded_at < $2), 0)::bigint"
+        "   AS refunded_points"
+        " FROM mall_orders WHERE (created_at >= $1 AND created_at < $2) OR (closed_at >= $1 AND closed_at < $2)"
+        " OR (refunded_at >= $1 AND refunded_at < $2) GROUP BY merchant_id",
+        start,
+        end,
+    )

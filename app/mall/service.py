@@ -807,3 +807,23 @@ def used_points_csv(report: UsedPointsReport) -> str:
             [r.day.isoformat(), getattr(r, key), r.orders, r.points_used, r.points_refunded, r.net_points]
         )
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class MerchantActivity:
+    """What happened in one merchant's part of the mall over a period (the authority's dashboard)."""
+
+    merchant_id: uuid.UUID
+    orders: int
+    points: int
+    redeemed: int
+    cancelled: int
+    expired: int
+    refunded_points: int
+
+
+async def merchant_activity(session: AsyncSession, first: date, last: date) -> list[MerchantActivity]:
+    """Every merchant with orders placed, closed or refunded from ``first`` to ``last`` (local days)."""
+    start, end = _day_bounds(first, last)
+    rows = await repo.merchant_activity(await db.raw_connection(session), start, end)
+    return [MerchantActivity(**dict(r)) for r in rows]

@@ -702,3 +702,38 @@ async def accepted_under(conn: Conn, operator_id: uuid.UUID, record_ids: list[st
         operator_id,
         as_json(record_ids),
     )
+
+
+# --- the authority's dashboards (per local day) ----------------------------------------------------------
+
+
+async def records_by_day(conn: Conn, first: date, last: date, zone: str, by: str) -> list[asyncpg.Record]:
+    """Records and grams per local day (by when they happened) and per ``by`` (``behaviour_type`` or
+    ``operator_id``, as text), only the days and keys that have any."""
+    key = {"behaviour_type": "behaviour_type", "operator_id": "operator_id::text"}[by]
+    return await conn.fetch(
+        f"SELECT (started_at AT TIME ZONE $3)::date AS day, {key} AS key, count(*)::bigint AS records,"
+        " coalesce(sum(reduction_g), 0)::bigint AS reduction_g FROM behaviour_records"
+        " WHERE started_at >= ($1::date::timestamp AT TIME ZONE $3)"
+        " AND started_at < (($2::date + 1)::timestamp AT TIME ZONE $3) GROUP BY 1, 2 ORDER BY 1, 2",
+        first,
+        last,
+        zone,
+    )
+
+
+async def expiring_by_day(
+    conn: Conn, since: datetime, first: date, last: date, zone: str
+) -> list[asyncpg.Record]:
+    """Points left in lots that expire after ``since`` and on a local day from ``first`` to ``last``,
+    per day, with how many accounts hold them; only days that have any."""
+    return await conn.fetch(
+        "SELECT (expires_at AT TIME ZONE $4)::date AS day, sum(remaining)::bigint AS points,"
+        " count(DISTINCT user_id)::bigint AS accounts FROM point_lots"
+        " WHERE remaining > 0 AND expires_at > $1 AND expires_at < (($3::date + 1)::timestamp AT TIME ZONE $4)"
+        " AND expires_at >= ($2::date::timestamp AT TIME ZONE $4) GROUP BY 1 ORDER BY 1",
+        since,
+        first,
+        last,
+        zone,
+    )

@@ -585,3 +585,39 @@ async def platform_totals(session: AsyncSession) -> PlatformTotals:
         points_expired=-row["expire"],
         points_clawed_back=-row["clawback"],
     )
+
+
+@dataclass(frozen=True)
+class RecordsDay:
+    """Records and grams of one local day (by when the behaviour happened) for one behaviour type or operator."""
+
+    day: date
+    key: str
+    records: int
+    reduction_g: int
+
+
+async def records_by_day(session: AsyncSession, first: date, last: date, by: str) -> list[RecordsDay]:
+    """Per local day from ``first`` to ``last`` and per ``by`` (``behaviour_type`` or ``operator_id``):
+    the days and keys that have records, oldest first."""
+    rows = await repo.records_by_day(
+        await db.raw_connection(session), first, last, get_settings().timezone, by
+    )
+    return [RecordsDay(r["day"], r["key"], r["records"], r["reduction_g"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class ExpiringDay:
+    """Points that expire on one local day unless spent, and how many accounts hold them."""
+
+    day: date
+    points: int
+    accounts: int
+
+
+async def expiring_by_day(session: AsyncSession, first: date, last: date) -> list[ExpiringDay]:
+    """Points still in lots that expire from now until the end of ``last``, per local day (days with any)."""
+    rows = await repo.expiring_by_day(
+        await db.raw_connection(session), clock.now(), first, last, get_settings().timezone
+    )
+    return [ExpiringDay(r["day"], r["points"], r["accounts"]) for r in rows]

@@ -62,7 +62,7 @@ async def sign_in(
     if replacing:
         await sign_out(session, replacing)
     settings = get_settings()
-    now = clock.now()
+    now = clock.real_now()  # sessions keep the real time, whatever the sandbox clock says
     max_age = timedelta(hours=settings.web_session_max_hours)
     token = secrets.token_urlsafe(32)
     session_id = uuid.uuid4()
@@ -85,7 +85,7 @@ async def resolve(session: AsyncSession, token: str | None, *, touch: bool = Tru
     if row is None:
         return None
     settings = get_settings()
-    now = clock.now()
+    now = clock.real_now()  # sessions keep the real time, whatever the sandbox clock says
     idle = timedelta(minutes=settings.web_session_idle_minutes)
     allowed = row["disabled_at"] is None and (row["org_id"] is None or row["org_status"] == "approved")
     if not allowed or row["expires_at"] <= now or row["last_seen_at"] + idle <= now:
@@ -124,6 +124,6 @@ async def exists(session: AsyncSession, session_id: uuid.UUID) -> bool:
 async def purge_expired(session: AsyncSession) -> int:
     """Deletes the sessions past their idle or absolute lifetime (the job runs this)."""
     settings = get_settings()
-    now = clock.now()
+    now = clock.real_now()  # sessions keep the real time, whatever the sandbox clock says
     idle_before = now - timedelta(minutes=settings.web_session_idle_minutes)
     return await repository.purge(await db.raw_connection(session), now, idle_before)
