@@ -1,0 +1,54 @@
+"""The authority's console in a real browser: approving an organisation and seeing its audit entry,
+accessibility (axe) and the layouts at 375 px and 1280 px in both languages (/tmp/shots/console-*)."""
+
+from tests.factories import PASSWORD, make_org
+from tests.web.helpers import make_authority_account
+from tests.web.test_web_browser import axe_violations
+
+
+async def check(page, shots, name: str) -> None:
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name} scrolls sideways"
+    assert await axe_violations(page) == [], name
+    await page.screenshot(path=str(shots / f"console-{name}.png"), full_page=True)
+
+
+class TestConsole:
+    async def test_approve_an_organisation_and_every_page_in_both_languages(self, client, page, shots):
+        page.record.error_status_expected = True  # the clawback form's errors answer 400
+        org = await make_org(client, "verifier", approve=False)
+        await page.goto("/sign-in")
+        await page.get_by_label("用户名").fill(await make_authority_account())
+        await page.get_by_label("密码").fill(PASSWORD)
+        await page.get_by_role("button", name="登录").click()
+        await page.wait_for_url("**/console")
+        await page.locator('a[href="/console/organizations?status=pending"]').click()
+        await page.get_by_role("link", name=org.extra.get("name") or "verifier co").first.wait_for()
+        await page.goto(f"/console/organizations/{org.id}")
+        await page.locator("#f-reason-approve").fill("营业执照与信用代码核对无误")
+        await page.get_by_role("button", name="批准").click()
+        await page.wait_for_load_state()
+        entry = page.locator('tr.audit-entry[data-action="organization.approve"]')
+        assert "营业执照与信用代码核对无误" in await entry.inner_text()
+        pages = {
+            "home": "/console",
+            "queue": "/console/organizations?status=approved",
+            "decision": f"/console/organizations/{org.id}",
+            "methodologies": "/console/methodologies?status=published",
+            "cer": "/console/cer",
+            "prices": "/console/prices",
+            "experts": "/console/experts",
+        }
+        for language, switch in (("zh", None), ("en", "English")):
+            if switch:
+                await page.get_by_role("button", name=switch).click()
+                await page.wait_for_load_state()
+            for width, height in ((375, 812), (1280, 800)):
+                await page.set_viewport_size({"width": width, "height": height})
+                for name, path in pages.items():
+                    assert (await page.goto(path)).status == 200, name
+                    await check(page, shots, f"{name}-{language}-{width}")
+                await page.goto("/console/clawback")
+                await page.locator("form[action='/console/clawback/preview'] button").click()
+                await page.wait_for_load_state()
+                await check(page, shots, f"clawback-errors-{language}-{width}")
