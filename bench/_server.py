@@ -116,6 +116,17 @@ async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:
     assert r.status_code == 201, r.text
     org_id = r.json()["id"]
     await client.post(f"/v1/organizations/{org_id}/approve", headers=admin)
+    # trusted to enrol people on its own word, with every scope (the people's own confirmation is issue 14's)
+    await client.put(
+        f"/v1/organizations/{org_id}/trusted-enrolment",
+        json={"trusted": True, "reason": "bench"},
+        headers=admin,
+    )
+    await client.put(
+        f"/v1/organizations/{org_id}/allowed-scopes",
+        json={"scopes": ["behaviours:submit", "account:read", "mall"], "reason": "bench"},
+        headers=admin,
+    )
     r = await client.post(
         "/v1/auth/token", data={"grant_type": "password", "username": username, "password": "bench-pass-123"}
     )

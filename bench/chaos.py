@@ -363,6 +363,18 @@ class Chaos:
         org_id = r.json()["id"]
         r = await self.call("POST", f"/v1/organizations/{org_id}/approve", headers=self.authority, final=True)
         assert r.status_code in (200, 409), r.text
+        if kind == "operator":  # trusted to enrol people on its own word, with every scope
+            for what, body in (
+                ("trusted-enrolment", {"trusted": True, "reason": "chaos"}),
+                (
+                    "allowed-scopes",
+                    {"scopes": ["behaviours:submit", "account:read", "mall"], "reason": "chaos"},
+                ),
+            ):
+                r = await self.call(
+                    "PUT", f"/v1/organizations/{org_id}/{what}", headers=self.authority, final=True, json=body
+                )
+                assert r.status_code == 200, r.text
         r = await self.call(
             "POST",
             "/v1/auth/token",

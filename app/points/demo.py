@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import clock, security
 from app.core.config import get_settings
-from app.demo import approved_org
+from app.demo import approved_org, authority
 from app.organizations import service as org_service
+from app.organizations.schemas import SCOPES
 from app.points import ingestion
 from app.users import service as users_service
 from app.users.schemas import Consent, EnrolUser, Identifier
@@ -35,6 +36,12 @@ async def load(session: AsyncSession) -> list[str]:
     org, admin = await approved_org(
         session, kind="operator", name="深圳低碳出行 (demo)", credit_code="91440300MA5DEM0001", admin=OPERATOR
     )
+    # the demo operator stands for a city's real-name app: trusted to enrol people on its own word
+    the_authority = await authority(session)
+    await org_service.set_trusted_enrolment(
+        session, the_authority, org.id, True, "demo: the city's real-name app"
+    )
+    await org_service.set_allowed_scopes(session, the_authority, org.id, SCOPES, "demo: every scope")
     pem = security.generate_es256_pem()
     key = await org_service.register_key(session, admin, org.id, security.public_jwk_from_pem(pem))
     key_path = get_settings().data_dir.resolve() / "demo-operator-key.pem"
@@ -95,6 +102,7 @@ async def load(session: AsyncSession) -> list[str]:
     summary = result.summary
     return [
         f"operator '{org.name}': admin login {OPERATOR[0]} / {OPERATOR[1]}, client id {org.id}",
+        f"  trusted by the authority to enrol people on its own word; may ask for: {' '.join(SCOPES)}",
         f"  its private key (ES256, kid {key.kid}): {key_path}",
         f"  people: {', '.join(p[0] for p in PEOPLE)}; a week of trips: {summary.accepted} accepted",
         f"  try the operator CLI: carbon-operator --client-id {org.id} --key {key_path} account demo-alice",

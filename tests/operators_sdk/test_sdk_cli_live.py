@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bench._server import free_port
-from tests.factories import PASSWORD, make_org
+from tests.factories import PASSWORD, authority_token, make_org, trust_operator
 from tests.factories_points import ensure_rule
 
 CLI = shutil.which("carbon-operator") or str(Path(sys.executable).parent / "carbon-operator")
@@ -80,7 +80,9 @@ class TestOperatorsFirstDay:
         self, client, live_server, tmp_path, run_sync
     ):
         await ensure_rule()
-        org = await make_org(client, "operator")
+        authority = await authority_token(client)
+        org = await make_org(client, "operator", authority=authority)
+        await trust_operator(client, authority, org.id)  # enrols people on its own word (``enrol``)
         key = tmp_path / "operator-key.pem"
         org.extra["key_path"] = key
 

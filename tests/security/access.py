@@ -54,6 +54,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("GET", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("DELETE", "/v1/organizations/{org_id}/keys/{kid}"): ORG_ADMIN,
+    ("PUT", "/v1/organizations/{org_id}/allowed-scopes"): AUTHORITY,
+    ("PUT", "/v1/organizations/{org_id}/trusted-enrolment"): AUTHORITY,
     ("POST", "/v1/organizations/{org_id}/redirect-uris"): ORG_ADMIN,  # then: an operator's own admin
     ("GET", "/v1/organizations/{org_id}/redirect-uris"): AUTHORITY
     | OPERATOR,  # object-level: the authority, its admin
