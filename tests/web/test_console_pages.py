@@ -7,7 +7,7 @@ from html import unescape
 import pytest
 
 from tests.factories import make_org
-from tests.web.helpers import HTML, csrf_token, make_authority_account, make_org_staff, sign_in
+from tests.web.helpers import HTML, csrf_token, make_authority_account, sign_in
 
 
 @pytest.fixture
@@ -138,7 +138,9 @@ class TestScenePanels:
         assert r.status_code == 400
         r = await post(console, f"{page}/review", {"field": "retail", "size": "25"}, page)
         assert r.status_code == 409 and "专家不足" in r.text
-        r = await post(console, f"{page}/review", {"field": "retail", "size": "2", "seed": "console-seed-1"}, page)
+        r = await post(
+            console, f"{page}/review", {"field": "retail", "size": "2", "seed": "console-seed-1"}, page
+        )
         assert r.status_code == 303
         panel = r.headers["location"]
         shown = (await console.get(panel, headers=HTML)).text
@@ -156,7 +158,12 @@ class TestScenePanels:
 class TestExperts:
     async def test_add_edit_and_deactivate(self, console):
         username = f"exp-{uuid.uuid4().hex[:8]}"
-        body = {"name": "王工", "fields": ["retail", "waste"], "affiliation": "深圳大学", "username": username}
+        body = {
+            "name": "王工",
+            "fields": ["retail", "waste"],
+            "affiliation": "深圳大学",
+            "username": username,
+        }
         r = await post(console, "/console/experts/new", {**body, "password": "short"})
         assert r.status_code == 400 and error_of(r.text, "password")
         r = await post(console, "/console/experts/new", {**body, "fields": [], "password": "a-long-password"})
@@ -164,7 +171,9 @@ class TestExperts:
         r = await post(console, "/console/experts/new", {**body, "password": "a-long-password"})
         assert r.status_code == 303
         page = r.headers["location"]
-        r = await post(console, page, {"name": "王工", "fields": ["retail"], "affiliation": "南方科技大学"}, page)
+        r = await post(
+            console, page, {"name": "王工", "fields": ["retail"], "affiliation": "南方科技大学"}, page
+        )
         assert r.status_code == 303
         r = await post(console, f"{page}/active", {"active": "false"}, page)
         assert r.status_code == 303
@@ -190,7 +199,9 @@ class TestPricesAndClawback:
         data = {"user_id": str(uuid.uuid4()), "points": "10", "reason": "fraud"}
         r = await post(console, "/console/clawback/preview", data, "/console/clawback")
         assert r.status_code == 404 and "没有该编号的积分账户" in error_of(r.text, "user_id")
-        r = await post(console, "/console/clawback/preview", {**data, "points": "0", "user_id": "x"}, "/console/clawback")
+        r = await post(
+            console, "/console/clawback/preview", {**data, "points": "0", "user_id": "x"}, "/console/clawback"
+        )
         assert r.status_code == 400 and error_of(r.text, "points") and error_of(r.text, "user_id")
         r = await post(console, "/console/clawback", data, "/console/clawback")
         assert r.status_code == 404 and "alert--error" in r.text
