@@ -86,6 +86,31 @@ def public_jwk_from_pem(private_pem: str) -> dict[str, Any]:
     raise JoseError("unsupported_key", "only EC P-256 and RSA keys are supported")
 
 
+def jwk_from_public_pem(pem: str) -> dict[str, Any]:
+    """The JWK of a PEM *public* key (``-----BEGIN PUBLIC KEY-----``, SubjectPublicKeyInfo, EC or RSA).
+
+    A private key is refused (``private_key_material``) and never parsed: the platform holds no private key.
+    """
+    if "PRIVATE KEY" in pem:
+        raise JoseError("private_key_material", "this is a private key: send the public key only")
+    try:
+        pub = serialization.load_pem_public_key(pem.strip().encode())
+    except (ValueError, TypeError) as exc:
+        raise JoseError("invalid_jwk", "not a PEM public key (-----BEGIN PUBLIC KEY-----)") from exc
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        if not isinstance(pub.curve, ec.SECP256R1):
+            raise JoseError("unsupported_key", "EC keys must use curve P-256 (ES256)")
+        numbers = pub.public_numbers()
+        x, y = numbers.x.to_bytes(32, "big"), numbers.y.to_bytes(32, "big")
+        return {"kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y)}
+    if isinstance(pub, rsa.RSAPublicKey):
+        rsa_numbers = pub.public_numbers()
+        n = rsa_numbers.n.to_bytes((rsa_numbers.n.bit_length() + 7) // 8, "big")
+        e = rsa_numbers.e.to_bytes((rsa_numbers.e.bit_length() + 7) // 8, "big")
+        return {"kty": "RSA", "n": b64url(n), "e": b64url(e)}
+    raise JoseError("unsupported_key", "only EC P-256 and RSA keys are supported")
+
+
 def thumbprint(public_jwk: dict[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256): a stable ``kid`` for a public key."""
     if public_jwk.get("kty") == "EC":

@@ -43,6 +43,7 @@ PORTALS = {
     "scene_operator": ("/scene-operator", N_("Scene operator's portal")),
     "expert": ("/expert", N_("Expert's workspace")),
     "authority": ("/console", N_("Authority console")),
+    "operator": ("/operator", N_("Operator console")),
 }
 """Each role's own pages, where there are some (the others land on the account page)."""
 

@@ -230,6 +230,17 @@ async def register_key(
     return key
 
 
+async def register_key_pem(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID, pem: str
+) -> OperatorKey:
+    """Register a PEM public key (the console's upload), checked as a JWK is; a private key is refused."""
+    try:
+        jwk = security.jwk_from_public_pem(pem)
+    except security.JoseError as exc:
+        raise InvalidKey(exc.detail, code=exc.code) from exc
+    return await register_key(session, principal, org_id, jwk)
+
+
 async def list_keys(session: AsyncSession, principal: Principal, org_id: uuid.UUID) -> list[OperatorKey]:
     _own_org(principal, org_id)
     return await repository.keys(session, org_id)

@@ -360,3 +360,44 @@ async def code_usable(session: AsyncSession, code_id: uuid.UUID) -> bool:
         and row.expires_at > clock.now()
         and row.attempts < get_settings().otp_max_attempts
     )
+
+
+# ---- an operator's console: the people who entrusted it (no identifier but the operator's own ids) --------
+
+
+@dataclass(frozen=True)
+class MonthOfEnrolments:
+    month: str  # YYYY-MM, platform time
+    enrolled: int
+    withdrawn: int
+
+
+@dataclass(frozen=True)
+class OperatorEntrustment:
+    """One entrustment as its operator sees it: its own id of the person, never the person's."""
+
+    external_user_id: str
+    accepted_at: datetime
+    withdrawn_at: datetime | None
+    confirmed_by: str
+    agreement_version: str
+
+
+async def enrolments_by_month(session: AsyncSession, operator: Principal) -> list[MonthOfEnrolments]:
+    """People who entrusted the operator and who withdrew, per month (platform time), newest first."""
+    assert operator.org_id is not None
+    rows = await repository.enrolments_by_month(
+        await db.raw_connection(session), operator.org_id, get_settings().timezone
+    )
+    return [MonthOfEnrolments(r["month"], r["enrolled"], r["withdrawn"]) for r in rows]
+
+
+async def find_entrustments(
+    session: AsyncSession, operator: Principal, external_user_id: str
+) -> list[OperatorEntrustment]:
+    """The operator's entrustments under its own id ``external_user_id``, newest first."""
+    assert operator.org_id is not None
+    return [
+        OperatorEntrustment(e.external_user_id, e.accepted_at, e.withdrawn_at, e.confirmed_by, e.agreement_version)
+        for e in await repository.entrustments_under(session, operator.org_id, external_user_id)
+    ]

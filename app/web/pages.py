@@ -35,6 +35,7 @@ LANDINGS = {
     "merchant": "/merchant",
     "expert": "/expert",
     "authority": "/console",
+    "operator": "/operator",
 }
 
 

@@ -1,0 +1,179 @@
+"""The operators' console: the batches they sent (``/operator/batches``) and one batch with its rejected
+records and their download, on the service of ``GET /v1/operator/behaviour-batches``."""
+
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Query, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from pydantic import TypeAdapter, ValidationError
+
+from app.auth.dependencies import Session
+from app.core import clock
+from app.core.pagination import Cursor
+from app.core.types import Day, Text
+from app.points import batches
+from app.points.models import RecordStatus
+from app.web.dependencies import page_router, require_viewer
+from app.web.i18n import N_, gettext, number
+from app.web.i18n import datetime_ as show_time
+from app.web.sessions import Viewer
+from app.web.templating import render
+
+router = page_router()
+OperatorViewer = Annotated[Viewer, Depends(require_viewer("operator"))]
+PAGE_SIZE = 20
+RECORDS_PAGE_SIZE = 50
+REJECTIONS = (
+    ("", N_("All batches")),
+    ("true", N_("With rejected records")),
+    ("false", N_("Without rejected records")),
+)
+STATUSES = {
+    RecordStatus.accepted: N_("Accepted"),
+    RecordStatus.duplicate: N_("Duplicate"),
+    RecordStatus.rejected: N_("Rejected"),
+}
+_DAY = TypeAdapter(Day)
+
+
+def _day(value: str | None) -> date | None:
+    """A day typed in the filter (empty: none); ValueError when it is not one."""
+    if not value:
+        return None
+    try:
+        return _DAY.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(value) from exc
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), clock.zone())
+
+
+def _url(path: str, params: dict[str, Any]) -> str:
+    kept = {k: v for k, v in params.items() if v not in (None, "")}
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+@router.get("/operator/batches", name="operator_batches")
+async def batch_list(
+    request: Request,
+    session: Session,
+    viewer: OperatorViewer,
+    received_from: Annotated[Text | None, Query(max_length=20)] = None,
+    received_to: Annotated[Text | None, Query(max_length=20)] = None,
+    rejections: Annotated[Text | None, Query(max_length=5)] = None,
+    cursor: Cursor = None,
+) -> Response:
+    errors: dict[str, str] = {}
+    days: dict[str, date | None] = {}
+    for name, value in (("received_from", received_from), ("received_to", received_to)):
+        try:
+            days[name] = _day(value)
+        except ValueError:
+            errors[name] = gettext("Enter a day as YYYY-MM-DD.")
+    first, last = days.get("received_from"), days.get("received_to")
+    if first and last and last < first:
+        errors["received_to"] = gettext("The last day comes before the first.")
+    has_rejections = {"true": True, "false": False}.get(rejections or "")
+    params = {"received_from": received_from, "received_to": received_to, "rejections": rejections}
+    result: dict[str, Any] = {"items": [], "next_cursor": None}
+    if not errors:
+        result = await batches.list_batches(
+            session,
+            viewer.principal,
+            received_from=_midnight(first) if first else None,
+            received_to=_midnight(last + timedelta(days=1)) if last else None,
+            has_rejections=has_rejections,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+        )
+    rows = [
+        [
+            Markup('<a href="/operator/batches/{}">{}</a>').format(b.id, show_time(b.received_at)),
+            number(b.records),
+            number(b.accepted),
+            number(b.duplicate),
+            Markup('<span class="rejected-count">{}</span>').format(number(b.rejected))
+            if b.rejected
+            else number(0),
+        ]
+        for b in result["items"]
+    ]
+    nxt = result["next_cursor"]
+    return render(
+        request,
+        "points/operator_batches.html",
+        {
+            "section": "batches",
+            "rows": rows,
+            "form": {k: v or "" for k, v in params.items()},
+            "errors": errors,
+            "rejection_options": [(value, gettext(label)) for value, label in REJECTIONS],
+            "next_url": _url("/operator/batches", {**params, "cursor": nxt}) if nxt else None,
+            "first_url": _url("/operator/batches", params) if cursor else None,
+        },
+        status_code=422 if errors else 200,
+    )
+
+
+@router.get("/operator/batches/{batch_id}", name="operator_batch")
+async def batch_page(
+    request: Request,
+    session: Session,
+    viewer: OperatorViewer,
+    batch_id: uuid.UUID,
+    show: Annotated[Text | None, Query(max_length=10)] = None,
+    format: Annotated[Text | None, Query(max_length=5)] = None,
+    cursor: Cursor = None,
+) -> Response:
+    if format == "csv":
+        records = await batches.rejected_records(session, viewer.principal, batch_id)
+        return Response(
+            batches.rejected_csv(records),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-rejected.csv"'},
+        )
+    status = show if show in ("all", *STATUSES) else "rejected"
+    detail = await batches.batch_detail(
+        session,
+        viewer.principal,
+        batch_id,
+        status=None if status == "all" else status,
+        limit=RECORDS_PAGE_SIZE,
+        cursor=cursor,
+    )
+    rows = [
+        [
+            number(r.index + 1),
+            r.record_id or "—",
+            r.external_user_id or "—",
+            r.behaviour_type or "—",
+            show_time(r.occurred_at) if r.occurred_at else "—",
+            gettext(STATUSES[r.status]),
+            r.code or "—",
+            r.message or "",
+        ]
+        for r in detail.results.items
+    ]
+    path = f"/operator/batches/{batch_id}"
+    params = {"show": status if status != "rejected" else None}
+    nxt = detail.results.next_cursor
+    return render(
+        request,
+        "points/operator_batch.html",
+        {
+            "section": "batches",
+            "batch": detail,
+            "rows": rows,
+            "show": status,
+            "shows": [("rejected", gettext("Rejected")), ("all", gettext("All records"))],
+            "next_url": _url(path, {**params, "cursor": nxt}) if nxt else None,
+            "first_url": _url(path, params) if cursor else None,
+            "csv_url": f"{path}?format=csv",
+        },
+    )
