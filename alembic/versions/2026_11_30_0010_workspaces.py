@@ -1,5 +1,5 @@
 """workspaces: when an operator's key was last used, experts' declarations of no conflict of
-interest, and the sandbox clock outside production
+interest, the sandbox clock outside production, and indexes for the audit viewer
 
 Revision ID: 0010
 Revises: 0009
@@ -22,6 +22,9 @@ def upgrade() -> None:
     op.add_column('operator_keys', sa.Column('last_used_at', TS, nullable=True))
     op.add_column('review_panel_members', sa.Column('declared_at', TS, nullable=True))
     op.add_column('review_panel_members', sa.Column('declaration', sa.Text(), nullable=True))
+    op.create_index('ix_audit_entries_subject', 'audit_entries', ['subject_type', 'subject_id', 'at'], unique=False)
+    op.create_index('ix_audit_entries_actor', 'audit_entries', ['actor', 'at'], unique=False)
+    op.create_index('ix_audit_entries_at', 'audit_entries', ['at'], unique=False)
     op.create_table('platform_clock',
     sa.Column('id', sa.SmallInteger(), nullable=False),
     sa.Column('offset_seconds', sa.BigInteger(), server_default='0', nullable=False),
@@ -34,6 +37,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('platform_clock')
+    op.drop_index('ix_audit_entries_at', table_name='audit_entries')
+    op.drop_index('ix_audit_entries_actor', table_name='audit_entries')
+    op.drop_index('ix_audit_entries_subject', table_name='audit_entries')
     op.drop_column('review_panel_members', 'declaration')
     op.drop_column('review_panel_members', 'declared_at')
     op.drop_column('operator_keys', 'last_used_at')

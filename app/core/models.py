@@ -22,6 +22,12 @@ class IdempotencyRecord(SQLModel, table=True):
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        # the console's audit viewer and a decision's record on its page search by these
+        sa.Index("ix_audit_entries_subject", "subject_type", "subject_id", "at"),
+        sa.Index("ix_audit_entries_actor", "actor", "at"),
+        sa.Index("ix_audit_entries_at", "at"),
+    )
 
     chain: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
