@@ -3,7 +3,7 @@ import uuid
 import sqlalchemy as sa
 
 from app.core import db
-from tests.factories import make_operator, unique
+from tests.factories import make_operator, person_session, unique
 from tests.factories_points import enrol, phone, user_headers
 
 
@@ -153,7 +153,8 @@ class TestUserTokenAndDeletion:
         number = phone()
         u = await enrol(client, op, number=number)
         h = await user_headers(client, op, u["external_user_id"])
-        r = await client.delete("/v1/me", headers=h)
+        csrf = await person_session(client, number)  # only the person, signed in on the platform, deletes
+        r = await client.delete("/v1/me", headers={"X-CSRF-Token": csrf})
         assert r.status_code == 200
         async with db.session_scope() as session:
             row = (

@@ -9,8 +9,8 @@ from app.points import service
 from app.points.exceptions import InsufficientPoints
 from app.points.ingestion import lot_expiry
 from app.points.verify import verify
-from tests.factories import authority_token, bearer, make_operator
-from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
+from tests.factories import authority_token, bearer, make_operator, person_session
+from tests.factories_points import enrol, ensure_rule, make_methodology, phone, record, submit, user_headers
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +29,10 @@ async def earn(client, op, ext, btype, km: float, when=None):
     return r.json()["results"][0]["points"]
 
 
-async def person(client):
+async def person(client, number: str | None = None):
     btype = await make_methodology(factor="100")  # 1 km = 100 g = 10 points
     op = await make_operator(client)
-    u = await enrol(client, op, accepted_at=clock.now() - timedelta(days=60))
+    u = await enrol(client, op, number=number, accepted_at=clock.now() - timedelta(days=60))
     return op, u, btype
 
 
@@ -146,7 +146,8 @@ class TestClawback:
 
 class TestViews:
     async def test_account_ledger_and_behaviours_for_the_person(self, client):
-        op, u, btype = await person(client)
+        number = phone()
+        op, u, btype = await person(client, number)
         ext = u["external_user_id"]
         for i in range(3):
             await earn(client, op, ext, btype, 1 + i, when=clock.now() - timedelta(hours=10 - i))
@@ -162,6 +163,9 @@ class TestViews:
         b2 = (await client.get(f"/v1/me/behaviours?limit=2&cursor={b1['next_cursor']}", headers=h)).json()
         assert [b["points"] for b in b1["items"] + b2["items"]] == [30, 20, 10]
         export = (await client.get("/v1/me/export", headers=h)).json()
+        assert export["code"] == "platform_session_required"  # never through an operator's token
+        await person_session(client, number)
+        export = (await client.get("/v1/me/export")).json()
         assert len(export["ledger"]) == 3 and len(export["behaviours"]) == 3
         assert export["entrustments"][0]["external_user_id"] == ext
 

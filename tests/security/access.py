@@ -33,6 +33,9 @@ MERCHANT = frozenset({"merchant"})
 VERIFIER = frozenset({"verifier"})
 BUYER = frozenset({"buyer"})
 ORG_ADMIN = frozenset({"merchant", "scene_operator", "verifier", "buyer"})
+# The person's own session on the platform (the /me cookie), which no token is: every token is refused (403
+# platform_session_required), anonymous callers 401. tests/users/test_me_pages.py calls these with the session.
+PERSON_SESSION: frozenset[str] = frozenset()
 
 # Routes outside /v1: operations (liveness, readiness, metrics) and the JWKS at its well-known path.
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"})
@@ -82,8 +85,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/operator/users/{external_user_id}/tokens"): OPERATOR,
     ("GET", "/v1/operator/users/{external_user_id}/account"): OPERATOR,
     ("POST", "/v1/operator/behaviour-batches"): OPERATOR,
-    ("GET", "/v1/me/export"): USER,
-    ("DELETE", "/v1/me"): USER,
+    ("GET", "/v1/me/export"): PERSON_SESSION,
+    ("DELETE", "/v1/me"): PERSON_SESSION,
     ("GET", "/v1/me/account"): USER,
     ("GET", "/v1/me/ledger"): USER,
     ("GET", "/v1/me/behaviours"): USER,

@@ -16,8 +16,8 @@ import pytest
 
 from app.auth import keys
 from app.core import security
-from tests.factories import authority_token, bearer, make_operator
-from tests.factories_points import enrol, user_headers
+from tests.factories import authority_token, bearer, make_operator, person_session
+from tests.factories_points import enrol, phone, user_headers
 
 
 def _b64(data: dict) -> str:
@@ -123,10 +123,12 @@ class TestWhereCredentialsGo:
 class TestTokensOfGoneAccounts:
     async def test_a_deleted_persons_token_stops_at_once(self, client):
         op = await make_operator(client)
-        person = await enrol(client, op)
+        number = phone()
+        person = await enrol(client, op, number=number)
         headers = await user_headers(client, op, person["external_user_id"])
         assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
-        r = await client.delete("/v1/me", headers=headers)
+        csrf = await person_session(client, number)  # the person deletes it, signed in on the platform
+        r = await client.delete("/v1/me", headers={"X-CSRF-Token": csrf})
         assert r.status_code == 200, r.text
         assert_401(await client.get("/v1/me/account", headers=headers), "invalid_token")
         r = await client.post(f"/v1/operator/users/{person['external_user_id']}/tokens", headers=op.headers)

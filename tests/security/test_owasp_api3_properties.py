@@ -14,7 +14,16 @@ from datetime import timedelta
 import pytest
 
 from app.core import clock
-from tests.factories import PASSWORD, authority_token, bearer, credit_code, make_operator, make_org, unique
+from tests.factories import (
+    PASSWORD,
+    authority_token,
+    bearer,
+    credit_code,
+    make_operator,
+    make_org,
+    person_session,
+    unique,
+)
 from tests.factories_methodologies import methodology_body
 from tests.factories_points import enrol, ensure_rule, make_methodology, phone, record, submit, user_headers
 from tests.factories_scenes import make_expert, scene_body
@@ -294,8 +303,9 @@ class TestNoHiddenFieldsInResponses:
         person = await enrol(client, op, number=number)
         user = await user_headers(client, op, person["external_user_id"])
         expert = await make_expert(client, authority)
+        await person_session(client, number)  # the export is the person's own, on the platform
         responses = [
-            await client.get("/v1/me/export", headers=user),
+            await client.get("/v1/me/export"),
             await client.get("/v1/me/account", headers=user),
             await client.get(f"/v1/organizations/{op.id}/keys", headers=bearer(op.extra["admin_token"])),
             await client.get(f"/v1/organizations/{op.id}", headers=op.headers),
