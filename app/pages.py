@@ -3,8 +3,9 @@
 from app.auth.pages import router as auth_pages
 from app.cer.operator_pages import router as cer_operator_pages
 from app.cer.pages import router as cer_pages
-from app.dashboards.pages import router as dashboard_pages
+from app.cer.verifier_pages import router as verifier_pages
 from app.console.pages import router as console_pages
+from app.dashboards.pages import router as dashboard_pages
 from app.experts.pages import router as expert_pages
 from app.mall.operator_pages import router as mall_operator_pages
 from app.mall.pages import router as mall_pages
@@ -31,6 +32,7 @@ PAGE_ROUTERS = [
     expert_pages,
     review_pages,
     scene_public_pages,
+    verifier_pages,
     cer_pages,
     console_pages,
     mall_public_pages,

@@ -44,6 +44,7 @@ PORTALS = {
     "expert": ("/expert", N_("Expert's workspace")),
     "authority": ("/console", N_("Authority console")),
     "operator": ("/operator", N_("Operator console")),
+    "verifier": ("/verifier", N_("Verifier's workspace")),
 }
 """Each role's own pages, where there are some (the others land on the account page)."""
 

@@ -36,6 +36,7 @@ LANDINGS = {
     "expert": "/expert",
     "authority": "/console",
     "operator": "/operator",
+    "verifier": "/verifier",
 }
 
 
