@@ -190,6 +190,7 @@ def _opinion_context(view: service.ExpertPanel, form: dict[str, str], errors: di
         "errors": errors,
         "verdicts": [(value, gettext(label)) for value, label in VERDICTS],
         "min_reasoning": MIN_REASONING,
+        "confirming": False,
         **_labels(),
     }
 
