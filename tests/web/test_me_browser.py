@@ -1,0 +1,131 @@
+"""A person's own page in a real browser (Chromium): they confirm an operator's app at /oauth/authorize, sign in
+at /me with a one-time code, see the app, withdraw it — and the operator's user token is refused at once and
+its next refresh answers ``entrustment_withdrawn``. Axe on every page; screenshots at 375 and 1280 px in both
+languages (/tmp/shots/me-*.png)."""
+
+import re
+import uuid
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+
+from tests.factories import bearer
+from tests.factories_points import phone
+from tests.oauth_flow import exchange, pkce, refresh
+from tests.web.test_oauth_browser import _operator, _outbox_code
+from tests.web.test_web_browser import axe_violations
+
+pytestmark = pytest.mark.commits
+
+LABELS = {
+    "zh": {
+        "phone": "手机号码",
+        "send": "发送验证码",
+        "code": "验证码",
+        "continue": "继续",
+        "agree": "同意并继续",
+        "withdraw": "撤回委托",
+        "delete": "注销我的账户",
+    },
+    "en": {
+        "phone": "Mobile phone number",
+        "send": "Send me a code",
+        "code": "One-time code",
+        "continue": "Continue",
+        "agree": "Agree and continue",
+        "withdraw": "Withdraw the entrustment",
+        "delete": "Delete my account",
+    },
+}
+
+
+async def _check(page, shots, name: str, language: str) -> None:
+    for width, height in ((375, 812), (1280, 800)):
+        await page.set_viewport_size({"width": width, "height": height})
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} ({language}) scrolls sideways at {width} px"
+        assert await axe_violations(page) == [], f"{name} ({language}, {width})"
+        await page.screenshot(path=str(shots / f"me-{name}-{language}-{width}.png"), full_page=True)
+
+
+async def _code(page, label: dict, number: str) -> None:
+    from app.core import sms
+
+    await page.wait_for_url(re.compile(r"/code$"))
+    await page.get_by_label(label["code"]).fill(await _outbox_code(page, sms.mask(number)))
+    await page.get_by_role("button", name=label["continue"]).click()
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+async def test_a_person_withdraws_an_app_on_their_own_page(app, page, live_server, shots, language):
+    label = LABELS[language]
+    op = await _operator(live_server)
+    verifier, challenge = pkce()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": op.id,
+            "redirect_uri": op.extra["redirect"],
+            "scope": "behaviours:submit account:read",
+            "state": uuid.uuid4().hex,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    if language == "en":
+        await page.goto("/")
+        await page.get_by_role("button", name="English").click()
+        await page.wait_for_load_state()
+    number = phone()
+    # the person confirms the app at /oauth/authorize; the operator exchanges the code
+    assert (await page.goto(f"/oauth/authorize?{query}")).status == 200
+    await page.get_by_label(label["phone"]).fill(number)
+    await page.get_by_role("button", name=label["send"]).click()
+    await _code(page, label, number)
+    await page.wait_for_url(re.compile(r"/consent$"))
+    assert await page.locator('main a[href="/me"]').count() == 1  # the consent screen says where to withdraw
+    page.record.error_status_expected = True  # the app's callback is not served here (a 404 the test expects)
+    await page.get_by_role("button", name=label["agree"]).click()
+    await page.wait_for_url(re.compile(r"/app-callback\?"))
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as api:
+        r = await exchange(api, op, parse_qs(urlsplit(page.url).query)["code"][0], verifier)
+        assert r.status_code == 200, r.text
+        tokens = r.json()
+        name = (await api.get(f"/v1/organizations/{op.id}", headers=bearer(op.extra["admin_token"]))).json()[
+            "name"
+        ]
+    # the person signs in at /me from the home page
+    await page.goto("/")
+    await page.locator('main a[href="/me"]').click()
+    await page.wait_for_url(re.compile(r"/me/sign-in$"))
+    await page.set_viewport_size({"width": 375, "height": 812})
+    await _check(page, shots, "sign-in", language)
+    await page.get_by_label(label["phone"]).fill(number)
+    await page.get_by_role("button", name=label["send"]).click()
+    await _code(page, label, number)
+    await page.wait_for_url(re.compile(r"/me$"))
+    entrustment = page.locator("li.me-entrustment")
+    assert await entrustment.count() == 1
+    assert await entrustment.locator("h3").inner_text() == name
+    assert "2026-11" in await entrustment.inner_text()
+    await _check(page, shots, "page", language)
+    # withdraw: a confirmation first
+    await entrustment.get_by_role("link").click()
+    await page.wait_for_url(re.compile(r"/me/entrustments/\d+/withdraw$"))
+    await _check(page, shots, "withdraw", language)
+    await page.get_by_role("button", name=label["withdraw"]).click()
+    await page.wait_for_url(re.compile(r"/me\?withdrawn=\d+$"))
+    assert await page.locator("#withdrawn-notice").is_visible()
+    assert await page.locator("li.me-entrustment").count() == 0
+    assert await page.locator("ul.me-withdrawn li").count() == 1
+    await _check(page, shots, "withdrawn", language)
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as api:
+        r = await api.get("/v1/me/account", headers=bearer(tokens["access_token"]))
+        assert (r.status_code, r.json()["code"]) == (401, "entrustment_withdrawn")
+        r = await refresh(api, op, tokens["refresh_token"])
+        assert (r.status_code, r.json()["code"]) == (400, "entrustment_withdrawn")
+    # the delete page (the account itself stays: deleting is tested over HTTP)
+    await page.goto("/me/delete")
+    assert await page.get_by_role("button", name=label["delete"]).is_visible()
+    await _check(page, shots, "delete", language)
