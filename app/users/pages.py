@@ -184,9 +184,9 @@ async def check_code(
             replacing=request.cookies.get(sessions.COOKIE),
         )
     except sessions.NoAccount:
-        response = render(request, "users/me_no_account.html")
-        _clear(request, response, CODE_COOKIE)
-        return response
+        page = render(request, "users/me_no_account.html")
+        _clear(request, page, CODE_COOKIE)
+        return page
     if isinstance(result, sessions.NewSession):
         response = _see_other("/me")
         _clear(request, response, CODE_COOKIE)
