@@ -51,8 +51,14 @@ class TestApplications:
             "reason",
             "created_at",
             "decided_at",
+            "trusted_enrolment",
+            "allowed_scopes",
         }
         assert (org["kind"], org["name"], org["status"]) == (kind, body["name"], "pending")
+        assert (org["trusted_enrolment"], org["allowed_scopes"]) == (
+            False,
+            ["behaviours:submit", "account:read"],
+        )
         assert org["credit_code"] == body["credit_code"].upper()
         assert org["decided_at"] is None
 
