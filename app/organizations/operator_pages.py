@@ -8,9 +8,10 @@ or RSA of 2,048 bits or more, public members only) and revokes one after a confi
 import json
 from typing import Annotated
 
-from fastapi import Depends, File, Form, Path, Request, UploadFile
+from fastapi import Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
+from starlette.datastructures import UploadFile
 
 from app.auth.dependencies import Session
 from app.core.types import Text
@@ -148,11 +149,11 @@ async def register_key(
     session: Session,
     viewer: OperatorViewer,
     key_text: Annotated[Text, Form(max_length=MAX_KEY_BYTES)] = "",
-    pem_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     _require_admin(viewer)
     text = key_text.strip()
-    if pem_file is not None and pem_file.filename:
+    pem_file = (await request.form()).get("pem_file")  # an upload, read below with a size bound
+    if isinstance(pem_file, UploadFile) and pem_file.filename:
         raw = await pem_file.read(MAX_KEY_BYTES + 1)
         try:
             text = raw.decode("ascii").strip() if len(raw) <= MAX_KEY_BYTES else ""

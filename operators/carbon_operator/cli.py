@@ -219,6 +219,48 @@ def account(ctx: typer.Context, external_user_id: str) -> None:
     run(go())
 
 
+@app.command()
+def batches(
+    ctx: typer.Context,
+    batch_id: Annotated[
+        str | None, typer.Argument(help="One batch: its counts, reject codes and records")
+    ] = None,
+    rejected: Annotated[
+        bool, typer.Option("--rejected", help="With a batch id: only its rejected records")
+    ] = False,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="With a batch id: write its rejected records here")
+    ] = None,
+    with_rejections: Annotated[
+        bool, typer.Option("--with-rejections", help="Only batches with rejections")
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="Received at or after (RFC 3339)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+) -> None:
+    """List the batches you sent (newest first), or show one with its records' outcomes."""
+
+    async def go() -> None:
+        async with ctx.obj.client() as client:
+            if batch_id is None:
+                page = await client.list_batches(
+                    received_from=since, has_rejections=True if with_rejections else None, limit=limit
+                )
+                for b in page.items:
+                    typer.echo(
+                        f"{b.id}  {b.received_at.isoformat()}  records {b.records}  accepted {b.accepted}"
+                        f"  duplicate {b.duplicate}  rejected {b.rejected}"
+                    )
+                return
+            if csv_out is not None:
+                csv_out.write_text(await client.rejected_csv(batch_id), encoding="utf-8")
+                typer.echo(f"rejected records written to {csv_out}")
+                return
+            detail = await client.get_batch(batch_id, status="rejected" if rejected else None, limit=limit)
+            typer.echo(detail.model_dump_json(indent=2))
+
+    run(go())
+
+
 @app.command("user-token")
 def user_token(ctx: typer.Context, external_user_id: str) -> None:
     """Print a short-lived user token for one of your users (what your app sends to /v1/me/...)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -32,6 +32,8 @@ from .errors import GrantError, PlatformConnectionError, PlatformError, error_fr
 from .keys import OperatorKey
 from .models import (
     Account,
+    BatchDetail,
+    BatchPage,
     BatchResult,
     BehaviourRecord,
     EnrolledUser,
@@ -546,6 +548,52 @@ class AsyncPlatformClient:
         """The user withdrew the entrustment: the platform takes no more records for them."""
         await self._send("DELETE", f"/v1/operator/users/{_seg(external_user_id)}", as_operator=True)
 
+    async def list_batches(
+        self,
+        *,
+        received_from: datetime | str | None = None,
+        received_to: datetime | str | None = None,
+        has_rejections: bool | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> BatchPage:
+        """The batches you sent, newest first, with the count of each outcome (one page)."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if received_from is not None:
+            params["received_from"] = _iso(received_from)
+        if received_to is not None:
+            params["received_to"] = _iso(received_to)
+        if has_rejections is not None:
+            params["has_rejections"] = "true" if has_rejections else "false"
+        if cursor:
+            params["cursor"] = cursor
+        response = await self._send(
+            "GET", f"/v1/operator/behaviour-batches?{urlencode(params)}", as_operator=True
+        )
+        return self._parse(BatchPage, response)
+
+    async def get_batch(
+        self, batch_id: str, *, status: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> BatchDetail:
+        """One of your batches: counts, reject codes with counts, a page of its records (`status`: one)."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        response = await self._send(
+            "GET", f"/v1/operator/behaviour-batches/{_seg(batch_id)}?{urlencode(params)}", as_operator=True
+        )
+        return self._parse(BatchDetail, response)
+
+    async def rejected_csv(self, batch_id: str) -> str:
+        """The rejected records of one of your batches as CSV (record_id, external_user_id, behaviour_type,
+        occurred_at, code, message)."""
+        response = await self._send(
+            "GET", f"/v1/operator/behaviour-batches/{_seg(batch_id)}?format=csv", as_operator=True
+        )
+        return response.content.decode("utf-8-sig")
+
     async def get_account(self, external_user_id: str) -> Account:
         response = await self._send(
             "GET", f"/v1/operator/users/{_seg(external_user_id)}/account", as_operator=True
@@ -672,6 +720,15 @@ class PlatformClient:
 
     def withdraw_user(self, external_user_id: str) -> None:
         return self._run(self._async.withdraw_user(external_user_id))
+
+    def list_batches(self, **filters: Any) -> BatchPage:
+        return self._run(self._async.list_batches(**filters))
+
+    def get_batch(self, batch_id: str, **options: Any) -> BatchDetail:
+        return self._run(self._async.get_batch(batch_id, **options))
+
+    def rejected_csv(self, batch_id: str) -> str:
+        return self._run(self._async.rejected_csv(batch_id))
 
     def get_account(self, external_user_id: str) -> Account:
         return self._run(self._async.get_account(external_user_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -146,3 +147,53 @@ class Account(_Open):
 
 class Redemption(_Open):
     id: str | None = None
+
+
+class BatchInfo(_Open):
+    """A batch you sent (``GET /v1/operator/behaviour-batches``): when, with which key, its outcome counts."""
+
+    id: str
+    received_at: datetime
+    kid: str | None = None
+    body_sha256: str | None = None
+    records: int
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+class BatchPage(_Open):
+    items: list[BatchInfo]
+    next_cursor: str | None = None
+
+
+class BatchRecord(_Open):
+    """One record of a batch, in the order sent, with its outcome."""
+
+    index: int
+    record_id: str | None = None
+    external_user_id: str | None = None
+    behaviour_type: str | None = None
+    occurred_at: datetime | None = None
+    status: str
+    code: str | None = None
+    message: str | None = None
+    reduction_g: int = 0
+    points: int = 0
+
+
+class RecordPage(_Open):
+    items: list[BatchRecord]
+    next_cursor: str | None = None
+
+
+class RejectCount(_Open):
+    code: str | None = None
+    count: int
+
+
+class BatchDetail(BatchInfo):
+    """One batch: its counts, the reject codes with their counts, a page of its records."""
+
+    reject_codes: list[RejectCount] = Field(default_factory=list)
+    results: RecordPage
