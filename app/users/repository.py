@@ -396,38 +396,15 @@ async def enrolments_by_month(conn: Conn, operator_id: uuid.UUID, zone: str) -> 
     )
 
 
-async def entrustments_under(session: AsyncSession, operator_id: uuid.UUID, external_user_id: str) -> list[Entrustment]:
+async def entrustments_under(
+    session: AsyncSession, operator_id: uuid.UUID, external_user_id: str
+) -> list[Entrustment]:
     """The operator's entrustments under its own id for a person, newest first."""
     query = (
         select(Entrustment)
-        .where(col(Entrustment.operator_id) == operator_id, col(Entrustment.external_user_id) == external_user_id)
-        .order_by(col(Entrustment.accepted_at).desc())
-    )
-    return list((await session.execute(query)).scalars())
-
-
-# ---- an operator's console: the people who entrusted it ---------------------------------------------------
-
-
-async def enrolments_by_month(conn: Conn, operator_id: uuid.UUID, zone: str) -> list[asyncpg.Record]:
-    """Entrustments of the operator that began and that ended, per month (in ``zone``), newest month first."""
-    return await conn.fetch(
-        "SELECT month, sum(began)::bigint AS enrolled, sum(ended)::bigint AS withdrawn FROM ("
-        " SELECT to_char(accepted_at AT TIME ZONE $2, 'YYYY-MM') AS month, 1 AS began, 0 AS ended"
-        " FROM entrustments WHERE operator_id = $1"
-        " UNION ALL SELECT to_char(withdrawn_at AT TIME ZONE $2, 'YYYY-MM'), 0, 1"
-        " FROM entrustments WHERE operator_id = $1 AND withdrawn_at IS NOT NULL"
-        ") AS e GROUP BY month ORDER BY month DESC",
-        operator_id,
-        zone,
-    )
-
-
-async def entrustments_under(session: AsyncSession, operator_id: uuid.UUID, external_user_id: str) -> list[Entrustment]:
-    """The operator's entrustments under its own id for a person, newest first."""
-    query = (
-        select(Entrustment)
-        .where(col(Entrustment.operator_id) == operator_id, col(Entrustment.external_user_id) == external_user_id)
+        .where(
+            col(Entrustment.operator_id) == operator_id, col(Entrustment.external_user_id) == external_user_id
+        )
         .order_by(col(Entrustment.accepted_at).desc())
     )
     return list((await session.execute(query)).scalars())

@@ -398,6 +398,8 @@ async def find_entrustments(
     """The operator's entrustments under its own id ``external_user_id``, newest first."""
     assert operator.org_id is not None
     return [
-        OperatorEntrustment(e.external_user_id, e.accepted_at, e.withdrawn_at, e.confirmed_by, e.agreement_version)
+        OperatorEntrustment(
+            e.external_user_id, e.accepted_at, e.withdrawn_at, e.confirmed_by, e.agreement_version
+        )
         for e in await repository.entrustments_under(session, operator.org_id, external_user_id)
     ]
