@@ -210,7 +210,7 @@ async def batches(
                 body_sha256=c.body_sha256,
                 body_hash_ok=c.body_hash_ok,
                 verified=c.verified,
-                reason=c.outcome.value,  # type: ignore[arg-type]
+                reason=c.outcome.value,
                 records=c.records,
                 accepted=c.accepted,
                 duplicate=c.duplicate,
