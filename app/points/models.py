@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -148,6 +149,11 @@ class BehaviourBatch(SQLModel, table=True):
     accepted: int
     duplicate: int
     rejected: int
+    rejections: list = Field(
+        default_factory=list,
+        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    )
+    """``[{index, record_id, code, message}]``: each rejected record's outcome as answered at receipt."""
 
 
 class BehaviourRecord(SQLModel, table=True):
