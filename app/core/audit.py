@@ -83,7 +83,7 @@ async def flush(session: AsyncSession) -> None:
     assert head is not None, "the migrations create every chain's head row"
     seq, prev = head["seq"], head["hash"]
     rows = []
-    at = clock.now()
+    at = clock.real_now()  # when it really happened, whatever the sandbox clock says
     for actor, action, subject_type, subject_id, data in entries:
         seq += 1
         h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)

@@ -103,7 +103,9 @@ def _stacked(days: list[date], rows: list[service.RecordsRow], value) -> list[di
 
 
 def _chart(chart_type: str, labels: list[str], datasets: list[dict[str, Any]], **options: Any) -> dict:
-    return {"type": chart_type, "labels": labels, "datasets": datasets, **options}
+    """A chart for ``web/dashboard-charts.js``; ``empty`` when it has nothing to draw (the page says so)."""
+    empty = not any(value for ds in datasets for value in ds["data"])
+    return {"type": chart_type, "labels": labels, "datasets": datasets, "empty": empty, **options}
 
 
 def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
@@ -119,6 +121,7 @@ def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
             days,
             _stacked(board.days, board.by_type, lambda r: r.records),
             stacked=True,
+            integer=True,
             y=gettext("Records"),
         ),
         "records-by-operator": _chart(
@@ -133,21 +136,22 @@ def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
             days,
             [
                 {
-                    "label": gettext("Issued"),
+                    "label": gettext("Points issued"),
                     "data": [p.points_earned for p in board.points],
                     "color": PALETTE[0],
                 },
                 {
-                    "label": gettext("Spent"),
+                    "label": gettext("Points spent"),
                     "data": [p.points_spent for p in board.points],
                     "color": PALETTE[2],
                 },
                 {
-                    "label": gettext("Expired"),
+                    "label": gettext("Points expired"),
                     "data": [p.points_expired for p in board.points],
                     "color": PALETTE[6],
                 },
             ],
+            integer=True,
             y=gettext("Points"),
         ),
         "expiring": _chart(
@@ -160,6 +164,7 @@ def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
                     "color": PALETTE[2],
                 }
             ],
+            integer=True,
             y=gettext("Points"),
         ),
         "mall": _chart(
@@ -173,6 +178,7 @@ def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
                 }
             ],
             horizontal=True,
+            integer=True,
             y=gettext("Points"),
         ),
         "cer": _chart(
@@ -187,6 +193,7 @@ def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
                 },
                 {"label": gettext("Retired"), "data": [c.retired for c in board.cer], "color": PALETTE[3]},
             ],
+            integer=True,
             y=gettext("t CO₂e"),
         ),
     }
@@ -207,7 +214,12 @@ def _tables(board: service.Dashboard) -> dict[str, dict[str, Any]]:
             "rows": records(board.by_operator),
         },
         "points": {
-            "headers": [gettext("Day"), gettext("Issued"), gettext("Spent"), gettext("Expired")],
+            "headers": [
+                gettext("Day"),
+                gettext("Points issued"),
+                gettext("Points spent"),
+                gettext("Points expired"),
+            ],
             "rows": [
                 [date_(p.day), number(p.points_earned), number(p.points_spent), number(p.points_expired)]
                 for p in board.points
@@ -430,6 +442,7 @@ async def audit_log(
             until=until,
         )
         result = await audit.search(session, query, AUDIT_PAGE, cursor)
+    names = await service.actor_names(session, [e.actor for e in result["items"]])
     kept = {k: v for k, v in raw.items() if v}
     nxt = result["next_cursor"]
     return render(
@@ -439,6 +452,7 @@ async def audit_log(
             "values": raw,
             "errors": errors,
             "entries": result["items"],
+            "names": names,
             "next_url": f"/console/audit?{urlencode({**kept, 'cursor': nxt})}" if nxt else None,
             "first_url": (f"/console/audit?{urlencode(kept)}" if kept else "/console/audit")
             if cursor
@@ -457,7 +471,8 @@ async def audit_entry(
     if entry is None:
         raise HTTPException(404)
     data = json.dumps(entry.data, ensure_ascii=False, indent=2, sort_keys=True)
-    return render(request, "dashboards/audit_entry.html", {"entry": entry, "data": data})
+    names = await service.actor_names(session, [entry.actor])
+    return render(request, "dashboards/audit_entry.html", {"entry": entry, "data": data, "names": names})
 
 
 # ---- health ----------------------------------------------------------------------------------------------
@@ -579,14 +594,18 @@ CLOCK_UNITS = (("days", N_("days")), ("hours", N_("hours")))
 CLOCK_LIMITS = {"days": 3650, "hours": 87600}
 
 
-def _clock_page(
+async def _clock_page(
     request: Request,
+    session: Session,
     sandbox: clock.SandboxClock | None,
     values: dict[str, str],
     error: str | None,
     status: int,
 ) -> Response:
     offset = sandbox.offset if sandbox else timedelta(0)
+    updated_by = sandbox.updated_by if sandbox else None
+    if updated_by:
+        updated_by = (await service.actor_names(session, [updated_by])).get(updated_by, updated_by)
     return render(
         request,
         "dashboards/clock.html",
@@ -600,6 +619,7 @@ def _clock_page(
             "values": values,
             "units": [(k, gettext(label)) for k, label in CLOCK_UNITS],
             "error": error,
+            "updated_by": updated_by,
         },
         status_code=status,
     )
@@ -614,7 +634,7 @@ REFUSED = N_(
 @router.get("/console/clock", name="console_clock")
 async def clock_page(request: Request, session: Session, viewer: Authority) -> Response:
     sandbox = await clock.read_sandbox(session) if clock.sandbox_allowed() else None
-    return _clock_page(request, sandbox, {"amount": "", "unit": "days"}, None, 200)
+    return await _clock_page(request, session, sandbox, {"amount": "", "unit": "days"}, None, 200)
 
 
 @router.post("/console/clock/advance")
@@ -626,7 +646,7 @@ async def clock_advance(
     unit: Annotated[Text, Form(max_length=10)] = "days",
 ) -> Response:
     if not clock.sandbox_allowed():
-        return _clock_page(request, None, {}, gettext(REFUSED), 403)
+        return await _clock_page(request, session, None, {}, gettext(REFUSED), 403)
     values = {"amount": amount.strip(), "unit": unit if unit in CLOCK_LIMITS else "days"}
     limit = CLOCK_LIMITS[values["unit"]]
     error = None
@@ -640,13 +660,13 @@ async def clock_advance(
         except clock.InvalidAdvance:
             error = gettext("The clock can be moved at most 3,650 days ahead in all. Reset it first.")
     if error:
-        return _clock_page(request, await clock.read_sandbox(session), values, error, 400)
+        return await _clock_page(request, session, await clock.read_sandbox(session), values, error, 400)
     return _see_other("/console/clock")
 
 
 @router.post("/console/clock/reset")
 async def clock_reset(request: Request, session: Session, viewer: Authority) -> Response:
     if not clock.sandbox_allowed():
-        return _clock_page(request, None, {}, gettext(REFUSED), 403)
+        return await _clock_page(request, session, None, {}, gettext(REFUSED), 403)
     await clock.reset(session, viewer.principal.actor)
     return _see_other("/console/clock")

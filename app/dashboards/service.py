@@ -154,3 +154,23 @@ async def run_health(session: AsyncSession, examples: int = 5) -> Health:
     t2 = time.perf_counter()
     checks = [Check(name, name not in violations, violations.get(name, [])) for name, _ in ledger.CHECKS]
     return Health(started_at, checks, t1 - t0, result.entries, result.broken, t2 - t1)
+
+
+# ---- the audit log's actors -----------------------------------------------------------------------------
+
+
+async def actor_names(session: AsyncSession, actors: list[str]) -> dict[str, str]:
+    """Who each ``role:id`` actor is, where the id is a staff account (its username) or an
+    organisation (its name); other actors (the command line, jobs) are left out."""
+    ids: dict[str, uuid.UUID] = {}
+    for actor in actors:
+        _, _, subject = actor.partition(":")
+        try:
+            ids[actor] = uuid.UUID(subject)
+        except ValueError:
+            continue
+    wanted = list(set(ids.values()))
+    staff = await org_service.usernames(session, wanted)
+    orgs = await org_service.names(session, [i for i in wanted if i not in staff])
+    known = {**orgs, **staff}
+    return {actor: known[i] for actor, i in ids.items() if i in known}

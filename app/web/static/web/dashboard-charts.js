@@ -1,5 +1,5 @@
 // The authority's dashboards: each <canvas data-chart='…'> carries its chart as JSON (type, labels,
-// datasets with label, data and colour; stacked, horizontal, y-axis title) and is drawn with the
+// datasets with label, data and colour; stacked, horizontal, integer, y-axis title) and is drawn with the
 // vendored Chart.js. The same figures are in a table under each chart, for screen readers and without
 // JavaScript.
 (function () {
@@ -15,6 +15,7 @@
     scales[value] = {
       stacked: !!chart.stacked,
       beginAtZero: true,
+      ticks: chart.integer ? { precision: 0 } : {},
       title: { display: !!chart.y, text: chart.y || "" },
     };
     new window.Chart(canvas, {
