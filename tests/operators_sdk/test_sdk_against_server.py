@@ -15,7 +15,7 @@ from carbon_operator.records import write_records, write_users
 from carbon_operator.signing import sign_detached
 from carbon_operator.simulate import Simulation, simulate
 
-from tests.factories import PASSWORD, authority_token, bearer, credit_code, unique
+from tests.factories import PASSWORD, authority_token, bearer, credit_code, trust_operator, unique
 from tests.factories_points import ensure_rule, make_methodology
 
 BASE = "http://test"
@@ -61,10 +61,10 @@ async def operator(client, transport) -> tuple[str, OperatorKey]:
     async with AsyncPlatformClient(BASE, transport=transport) as anonymous:
         org = await anonymous.apply_organization(unique("Metro Go"), credit_code(), username, PASSWORD)
     assert org.status == "pending"
-    r = await client.post(
-        f"/v1/organizations/{org.id}/approve", headers=bearer(await authority_token(client))
-    )
+    authority = await authority_token(client)
+    r = await client.post(f"/v1/organizations/{org.id}/approve", headers=bearer(authority))
     assert r.status_code == 200, r.text
+    await trust_operator(client, authority, org.id)  # these tests enrol people on the operator's word
     key = OperatorKey.generate()
     async with AsyncPlatformClient(BASE, client_id=org.id, key=key, transport=transport) as admin:
         registered = await admin.register_key(username=username, password=PASSWORD)
