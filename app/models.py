@@ -13,3 +13,4 @@ from app.reviews import models as review_models  # noqa: F401
 from app.scenes import models as scene_models  # noqa: F401
 from app.users import models as user_models  # noqa: F401
 from app.web import models as web_models  # noqa: F401
+from app.webhooks import models as webhook_models  # noqa: F401
