@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     identity_hash_key: str = LOCAL_SECRET
     """HMAC-SHA256 key that turns a normalised phone number into a person's identity hash."""
+    webhook_secret_key: str = LOCAL_SECRET
+    """The key (through HKDF) under which webhook subscriptions' signing secrets are sealed (AES-GCM)."""
+    webhook_expiring_days: int = 30
+    """``points.expiring``: the daily digest names points that expire within this many days."""
     token_ttl_seconds: int = 3600
     user_token_ttl_seconds: int = 900
     client_assertion_max_lifetime_seconds: int = 300
@@ -99,6 +103,8 @@ class Settings(BaseSettings):
     def _refuse_default_secrets(self) -> "Settings":
         if self.environment == "production" and self.identity_hash_key == LOCAL_SECRET:
             raise ValueError("CARBON_IDENTITY_HASH_KEY must be set outside local mode")
+        if self.environment == "production" and self.webhook_secret_key == LOCAL_SECRET:
+            raise ValueError("CARBON_WEBHOOK_SECRET_KEY must be set outside local mode")
         if self.bootstrap_admin:  # empty means unset (docker-compose passes "" when not given)
             username, _, password = self.bootstrap_admin.partition(":")
             if not username or len(password) < 8:

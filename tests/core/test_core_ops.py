@@ -123,7 +123,10 @@ class TestSettings:
     def test_production_refuses_the_default_secret(self):
         with pytest.raises(ValueError, match="CARBON_IDENTITY_HASH_KEY"):
             Settings(environment="production")
-        assert Settings(environment="production", identity_hash_key="k" * 32).environment == "production"
+        with pytest.raises(ValueError, match="CARBON_WEBHOOK_SECRET_KEY"):
+            Settings(environment="production", identity_hash_key="k" * 32)
+        settings = Settings(environment="production", identity_hash_key="k" * 32, webhook_secret_key="w" * 32)
+        assert settings.environment == "production"
 
     def test_cors_origin_list(self):
         assert Settings().cors_origin_list == []
