@@ -16,6 +16,8 @@ from app.reviews.router import router as reviews_router
 from app.scenes.router import public_router as scenes_public_router
 from app.scenes.router import router as scenes_router
 from app.users.router import router as users_router
+from app.webhooks.router import events_router as webhook_events_router
+from app.webhooks.router import router as webhooks_router
 
 ROUTERS = [
     ops_router,
@@ -34,4 +36,6 @@ ROUTERS = [
     cer_public_router,
     certificates_router,
     mall_router,
+    webhooks_router,
+    webhook_events_router,
 ]
