@@ -1,4 +1,6 @@
-"""The operators' console: the CER projects the operator owns (``/operator/projects``), with their stage."""
+"""The operators' console: the CER projects the operator owns (``/operator/projects``), with their stage;
+each opens on the owner's view of its evidence (``/cer/my-projects/{id}``, :mod:`app.cer.verifier_pages`)
+and links its public page."""
 
 from typing import Annotated
 
@@ -46,7 +48,9 @@ async def projects(
     )
     rows = [
         [
-            Markup('<a href="/cer/projects/{}">{}</a>').format(p.id, p.name),
+            Markup(
+                '<a href="/cer/my-projects/{}">{}</a><a class="cell-link" href="/cer/projects/{}">{}</a>'
+            ).format(p.id, p.name, p.id, gettext("Public page")),
             gettext(STAGES.get(p.status, p.status)),
             f"{show_date(p.period_start)} – {show_date(p.period_end)}",
             mass(p.claimed_g),

@@ -40,6 +40,7 @@ from app.organizations.schemas import (
     OrgStatus,
     StaffRole,
 )
+from app.webhooks import service as webhooks_service
 
 # decision → (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -184,6 +185,15 @@ async def decide(
         subject_id=org_id,
         data={"to": str(target), "reason": reason},
     )
+    if decision == OrgDecision.suspend:
+        await webhooks_service.emit(
+            session,
+            org_id=org_id,
+            type="organization.suspended",
+            subject_type="organization",
+            subject_id=org_id,
+            payload={"organization_id": org_id, "reason": reason},
+        )
     decided = await repository.get(session, org_id, fresh=True)
     assert decided is not None
     return decided

@@ -1,48 +1,33 @@
 """An operator's own batches: what it sent, and what became of each record (``GET /v1/operator/behaviour-batches``).
 
-A batch is kept as its signed body with the counts of each outcome; the accepted records are kept
-apart (``behaviour_records``). Each record's outcome is read back from them: accepted in this batch,
-a duplicate of one accepted before it, or rejected. The reason of a rejection is found again: the
-checks of the record alone (shape, times, quantity) run exactly as they ran at receipt; the checks
-against the platform's data (entrustment, methodology, unit, scene) run again on today's data; a
-record that passes both was refused by the checks against earlier records (claimed evidence,
-overlapping behaviour, the daily limit), named in the submission's own response.
+A batch is kept as its signed body with the counts of each outcome and each rejected record's outcome
+exactly as the submission answered it (``rejections``: index, record_id, code, message); the accepted
+records are kept apart (``behaviour_records``). Each record's outcome is read back from them: rejected
+as answered, accepted in this batch, or a duplicate of one accepted before it. Nothing is checked
+again: a rejection stays what it was at receipt whatever changed since.
+
+Batches received before the outcomes were kept (``rejections`` empty while ``rejected`` counts some)
+show their rejected records without a code: ``rejections_recorded`` is false.
 """
 
 import csv
 import io
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import db
-from app.core.config import get_settings
 from app.core.pagination import Page, decode_cursor, page
 from app.points import ingestion
 from app.points import repository as repo
 from app.points.exceptions import BatchNotFound, InvalidPeriod
-from app.points.models import RecordStatus, RejectCode
+from app.points.models import RecordStatus
 from app.points.schemas import BatchDetail, BatchRead, BatchRecordRead, RejectCount
 
-RECHECK_MESSAGES = {
-    RejectCode.unknown_type: "no published methodology has this behaviour type",
-    RejectCode.not_entrusted: "the person had no live entrustment with you when the behaviour began",
-    RejectCode.out_of_effective_period: "no methodology or exchange rule version was in force at that time",
-    RejectCode.unit_mismatch: "the unit is not the methodology's unit",
-    RejectCode.implausible_quantity: "the quantity is above the methodology's bound for one record",
-    RejectCode.scene_not_approved: "the scene is not approved for this behaviour type",
-    RejectCode.scene_required: "this behaviour type is recorded at an approved scene: give its scene_id",
-}
-HISTORY_MESSAGE = (
-    "refused by a check against earlier records: evidence already claimed, an overlapping behaviour "
-    "or the daily limit (the submission's response named which)"
-)
-Outcome = tuple[RecordStatus, str | None, str | None, int, int]
-"""status, code, message, grams, points"""
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEADER = ("record_id", "external_user_id", "behaviour_type", "occurred_at", "code", "message")
 
@@ -87,69 +72,41 @@ def _str(raw: object, name: str, max_length: int) -> str | None:
     return value[:max_length] if isinstance(value, str) else None
 
 
+def rejections_recorded(row) -> bool:
+    """Whether the batch ``row`` kept its rejected records' outcomes (every batch since they are kept)."""
+    return not row["rejected"] or bool(row["rejections"])
+
+
 async def _records(session: AsyncSession, operator_id: uuid.UUID, row) -> list[BatchRecordRead]:
     """Every record of the stored batch ``row`` with its outcome, in the order sent."""
     raw_records = orjson.loads(row["body"])["records"]
-    received_at: datetime = row["received_at"]
-    oldest = received_at - timedelta(days=get_settings().record_max_age_days)
-    parsed = [ingestion.parse_record(i, raw, received_at, oldest) for i, raw in enumerate(raw_records)]
-    candidates = [p for p in parsed if isinstance(p, ingestion.Candidate)]
+    rejected = {r["index"]: r for r in row["rejections"]}
+    recorded = rejections_recorded(row)
+    ids = [_str(raw, "record_id", 100) for raw in raw_records]
+    wanted = list({record_id for i, record_id in enumerate(ids) if record_id and i not in rejected})
     accepted = {
         r["record_id"]: r
-        for r in await repo.accepted_under(
-            await db.raw_connection(session), operator_id, list({c.record_id for c in candidates})
-        )
+        for r in await repo.accepted_under(await db.raw_connection(session), operator_id, wanted)
     }
-    outcomes: dict[int, Outcome] = {}
-    first: dict[str, int] = {}
-    to_check: list[ingestion.Candidate] = []
-    repeats: list[tuple[int, int]] = []
-    for c in candidates:
-        if c.record_id in first:
-            repeats.append((c.index, first[c.record_id]))
-            continue
-        first[c.record_id] = c.index
-        kept = accepted.get(c.record_id)
-        if kept is not None and kept["batch_id"] == row["id"]:
-            outcomes[c.index] = (
-                RecordStatus.accepted,
-                kept["code"],
-                None,
-                kept["reduction_g"],
-                kept["points"],
-            )
-        elif kept is not None and kept["created_at"] < received_at:
-            outcomes[c.index] = (
-                RecordStatus.duplicate,
-                kept["code"],
-                None,
-                kept["reduction_g"],
-                kept["points"],
-            )
-        else:
-            to_check.append(c)
-    if to_check:
-        codes = await ingestion.recheck(session, operator_id, to_check, len(raw_records))
-        for c in to_check:
-            found = codes.get(c.index)
-            said = RECHECK_MESSAGES.get(found, HISTORY_MESSAGE) if found else HISTORY_MESSAGE
-            outcomes[c.index] = (RecordStatus.rejected, str(found) if found else None, said, 0, 0)
-    for index, of in repeats:  # the same record twice in one batch: the first one's outcome
-        status, *rest = outcomes[of]
-        again = RecordStatus.duplicate if status == RecordStatus.accepted else status
-        outcomes[index] = (again, *rest)  # type: ignore[assignment]
+    seen: set[str] = set()
     out = []
-    for i, (raw, p) in enumerate(zip(raw_records, parsed, strict=True)):
-        outcome: Outcome = (
-            (RecordStatus.rejected, str(p.code), p.message, 0, 0)
-            if isinstance(p, ingestion.Explained)
-            else outcomes[i]
-        )
-        status, code, message, grams, points = outcome
+    for i, (raw, record_id) in enumerate(zip(raw_records, ids, strict=True)):
+        status, code, message, grams, points = RecordStatus.rejected, None, None, 0, 0
+        kept = accepted.get(record_id) if record_id else None
+        if i in rejected:
+            code, message = rejected[i]["code"], rejected[i]["message"]
+        elif kept is not None:  # the first in this batch was accepted, any other one a duplicate
+            first_here = kept["batch_id"] == row["id"] and record_id not in seen
+            status = RecordStatus.accepted if first_here else RecordStatus.duplicate
+            code, grams, points = kept["code"], kept["reduction_g"], kept["points"]
+        elif recorded:  # not rejected, yet no accepted record under its id: its first one's outcome
+            status = RecordStatus.duplicate
+        if record_id:
+            seen.add(record_id)
         out.append(
             BatchRecordRead(
                 index=i,
-                record_id=_str(raw, "record_id", 100),
+                record_id=record_id,
                 external_user_id=_str(raw, "external_user_id", 100),
                 behaviour_type=_str(raw, "type", 50),
                 occurred_at=ingestion._time(raw.get("started_at")) if isinstance(raw, dict) else None,
@@ -190,6 +147,7 @@ async def batch_detail(
     result = page(wanted[: limit + 1], limit, lambda r: [r.index])
     return BatchDetail(
         **_read(row).model_dump(),
+        rejections_recorded=rejections_recorded(row),
         reject_codes=[
             RejectCount(code=code, count=n)
             for code, n in sorted(codes.items(), key=lambda item: (-item[1], item[0] or "~"))

@@ -10,8 +10,9 @@ connection of the request's transaction — about twenty round trips whatever th
    retried batch waits for its twin, then sees its records as duplicates);
 3. earlier records with the same ids (duplicates), the same evidence, overlapping times;
    today's totals for the daily limits;
-4. insert records, upsert lots, append one ledger entry per person, allocate, update accounts
-   and daily totals, store the signed batch.
+4. store the signed batch with its counts and each rejected record's outcome as answered (one
+   statement), insert records, upsert lots, append one ledger entry per person, allocate, update
+   accounts and daily totals.
 
 Any server error rolls the whole batch back, so a retry with the same ``Idempotency-Key`` is safe.
 """
@@ -331,6 +332,7 @@ async def ingest(
             summary.accepted,
             summary.duplicate,
             summary.rejected,
+            rejections(outcomes) if summary.rejected else "[]",
         )
         if credited:
             await _write(conn, operator_id, batch_id, credited, balances, now)
@@ -355,6 +357,23 @@ async def ingest(
             },
         )
     return BatchResult(batch_id, outcomes, summary)
+
+
+def rejections(outcomes: list[Outcome]) -> str:
+    """The rejected records' outcomes exactly as answered, kept with the batch (``behaviour_batches.rejections``):
+    ``[{"index", "record_id", "code", "message"}]`` in request order, ``message`` null where none was given."""
+    return orjson.dumps(
+        [
+            {
+                "index": i,
+                "record_id": o.record_id,
+                "code": o.code,
+                "message": o.message if isinstance(o, Explained) else None,
+            }
+            for i, o in enumerate(outcomes)
+            if o.status == RecordStatus.rejected
+        ]
+    ).decode()
 
 
 async def _resolve(
@@ -418,16 +437,6 @@ async def _resolve(
         {r.id: r.version for r in rule_versions},
     )
     return kept, labels
-
-
-async def recheck(
-    session: AsyncSession, operator_id: uuid.UUID, candidates: list[Candidate], size: int
-) -> dict[int, RejectCode]:
-    """The checks against the platform's data (entrustment, methodology, unit, scene) run again, now, on
-    records of a stored batch that were neither accepted nor duplicates: by index, the code they fail."""
-    results: list[Outcome | None] = [None] * size
-    await _resolve(session, operator_id, candidates, results)
-    return {i: r.code for i, r in enumerate(results) if r is not None and isinstance(r.code, RejectCode)}
 
 
 async def _check_against_history(

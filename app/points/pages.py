@@ -37,6 +37,22 @@ STATUSES = {
     RecordStatus.duplicate: N_("Duplicate"),
     RecordStatus.rejected: N_("Rejected"),
 }
+REASONS = {  # what each reject code means, for the engineer who reads the batch
+    "invalid_record": N_("The record is not well formed: a field is missing or too long."),
+    "invalid_time": N_("The times are not RFC 3339 with an offset, or the behaviour lasts over 24 hours."),
+    "future_time": N_("The behaviour ends in the future."),
+    "too_old": N_("The behaviour is older than the submission window."),
+    "unknown_type": N_("No published methodology has this behaviour type."),
+    "not_entrusted": N_("The person had no live entrustment with your app when the behaviour began."),
+    "out_of_effective_period": N_("No methodology or exchange rule version was in force at that time."),
+    "unit_mismatch": N_("The unit is not the methodology's unit."),
+    "implausible_quantity": N_("The quantity is not plausible for one record."),
+    "daily_limit_reached": N_("The person had reached the day's limit for this behaviour."),
+    "scene_required": N_("This behaviour is recorded at an approved scene: give its scene_id."),
+    "scene_not_approved": N_("The scene is not approved for this behaviour."),
+    "evidence_already_claimed": N_("This evidence was already claimed by another record."),
+    "overlapping_behaviour": N_("It overlaps in time a behaviour of the same kind already recorded."),
+}
 _DAY = TypeAdapter(Day)
 
 
@@ -121,6 +137,14 @@ async def batch_list(
     )
 
 
+def _reason(code: str | None, message: str | None) -> Markup | str:
+    """What a reject code means in the reader's language, then the submission's own words when it gave some."""
+    reason = gettext(REASONS[code]) if code in REASONS else ""
+    if not message:
+        return reason
+    return Markup('{}<span class="answered">{}</span>').format(reason, message) if reason else message
+
+
 @router.get("/operator/batches/{batch_id}", name="operator_batch")
 async def batch_page(
     request: Request,
@@ -155,8 +179,8 @@ async def batch_page(
             r.behaviour_type or "—",
             show_time(r.occurred_at) if r.occurred_at else "—",
             gettext(STATUSES[r.status]),
-            r.code or "—",
-            r.message or "",
+            r.code or ("—" if r.status != RecordStatus.rejected else gettext("not recorded")),
+            _reason(r.code, r.message),
         ]
         for r in detail.results.items
     ]
@@ -175,5 +199,9 @@ async def batch_page(
             "next_url": _url(path, {**params, "cursor": nxt}) if nxt else None,
             "first_url": _url(path, params) if cursor else None,
             "csv_url": f"{path}?format=csv",
+            "code_rows": [
+                (c.code, gettext(REASONS[c.code]) if c.code in REASONS else "", c.count)
+                for c in detail.reject_codes
+            ],
         },
     )

@@ -105,10 +105,14 @@ async def insert_batch(
     accepted: int,
     duplicate: int,
     rejected: int,
+    rejections: str,
 ) -> None:
+    """The signed batch with the count of each outcome and ``rejections``: the rejected records' outcomes
+    as answered (a JSON array)."""
     await conn.execute(
         "INSERT INTO behaviour_batches (id, operator_id, kid, signature, body, body_sha256, received_at, records,"
-        " accepted, duplicate, rejected) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        " accepted, duplicate, rejected, rejections)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
         batch_id,
         operator_id,
         kid,
@@ -120,6 +124,7 @@ async def insert_batch(
         accepted,
         duplicate,
         rejected,
+        rejections,
     )
 
 
@@ -686,9 +691,10 @@ async def operator_batches(
 
 
 async def operator_batch(conn: Conn, operator_id: uuid.UUID, batch_id: uuid.UUID) -> asyncpg.Record | None:
-    """One of the operator's batches with its signed body, or None (another operator's too)."""
+    """One of the operator's batches with its signed body and its rejected records' outcomes as answered
+    (``rejections``, a list), or None (another operator's too)."""
     return await conn.fetchrow(
-        f"SELECT {_BATCH_COLUMNS}, body FROM behaviour_batches WHERE id = $1 AND operator_id = $2",
+        f"SELECT {_BATCH_COLUMNS}, body, rejections FROM behaviour_batches WHERE id = $1 AND operator_id = $2",
         batch_id,
         operator_id,
     )

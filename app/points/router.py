@@ -113,11 +113,11 @@ async def list_batches(
         **responses(BatchNotFound, InvalidCursor),
     },
     summary="One of your batches: outcome counts, reject codes with counts, its records with their outcome",
-    description="`results` pages through the records in the order sent (`status` keeps one outcome). The "
-    "reason of a rejection is found again from the kept signed body: the record's own checks exactly as at "
-    "receipt, the checks against the platform's data (entrustment, methodology, unit, scene) on today's "
-    "data; `code` null: refused by a check against earlier records (claimed evidence, overlapping "
-    "behaviour, daily limit), as the submission's response said. Another operator's batch is 404.",
+    description="`results` pages through the records in the order sent (`status` keeps one outcome). A "
+    "rejected record's `code` and `message` are the ones the submission answered, kept with the batch at "
+    "receipt: nothing is checked again, so they stay the same whatever changed since (an entrustment "
+    "withdrawn, a methodology retired). Batches received before the platform kept them have "
+    "`rejections_recorded` false and their rejected records no code. Another operator's batch is 404.",
 )
 async def get_batch(
     batch_id: uuid.UUID,
@@ -169,10 +169,11 @@ async def my_account(session: Session, user: AccountReader):
     description="Needs the scope `account:read`. Only the entries whose source is the operator the token was "
     "issued to (`azp`): earnings (`ref_type` `batch`) from batches it submitted; spends, refunds and expiries "
     "of refunded shares of orders placed through its token (`mall_order`) and of redemptions in its own mall "
-    "(`operator_redemption`); expiries (`expiry`) that emptied a lot it credited (the entry's amount is the "
-    "whole expiry, other operators' points of the same lot included). Not listed: other operators' earnings, "
-    "orders and redemptions, expiries of lots it credited none of, and the authority's clawbacks. "
-    "`balance_after` is the one account's balance.",
+    "(`operator_redemption`); expiries (`expiry`) and the authority's clawbacks (`clawback`) that took points "
+    "from a lot it credited (the entry's amount is the whole expiry or clawback, other operators' points of the "
+    "same lot included), so the person sees in the app that earned the points why the balance moved. Not "
+    "listed: other operators' earnings, orders and redemptions, and expiries and clawbacks that took nothing "
+    "from a lot it credited. `balance_after` is the one account's balance.",
 )
 async def my_ledger(session: Session, user: AccountReader, limit: Limit = 50, cursor: Cursor = None):
     return await service.ledger(session, user.subject, limit, cursor, operator_id=user.org_id)

@@ -146,8 +146,8 @@ class BatchRead(BaseModel):
 
 class RejectCount(BaseModel):
     code: str | None = Field(
-        description="A reject code; null for a record refused by the checks against "
-        "earlier records (claimed evidence, overlapping behaviour, the daily limit)"
+        description="A reject code, as the submission answered it; null: not recorded (a batch received "
+        "before the platform kept each rejection's outcome)"
     )
     count: int
 
@@ -161,13 +161,24 @@ class BatchRecordRead(BaseModel):
     behaviour_type: str | None
     occurred_at: datetime | None = Field(description="`started_at` as sent (null when it was not a time)")
     status: Annotated[RecordStatus, _inline(RecordStatus, "Status")]
-    code: str | None
-    message: str | None
+    code: str | None = Field(
+        description="As the submission answered it: for `rejected` the reject code (null only when not "
+        "recorded, see `rejections_recorded`); for accepted and duplicate records `capped`, "
+        "`quantity_capped` or null"
+    )
+    message: str | None = Field(
+        description="As the submission answered it: what to fix, for the record's own checks (shape, "
+        "times, quantity); null for the other codes"
+    )
     reduction_g: int
     points: int
 
 
 class BatchDetail(BatchRead):
+    rejections_recorded: bool = Field(
+        description="False for a batch with rejected records received before the platform kept each "
+        "rejection's outcome: its rejected records are listed without a code"
+    )
     reject_codes: list[RejectCount] = Field(
         description="The reject codes with their counts, most frequent first"
     )

@@ -85,6 +85,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/operator/users/{external_user_id}/tokens"): OPERATOR,
     ("GET", "/v1/operator/users/{external_user_id}/account"): OPERATOR,
     ("POST", "/v1/operator/behaviour-batches"): OPERATOR,
+    ("GET", "/v1/operator/behaviour-batches"): OPERATOR,  # the operator's client token or its staff's
+    ("GET", "/v1/operator/behaviour-batches/{batch_id}"): OPERATOR,  # object-level: only its own (404)
     ("GET", "/v1/me/export"): PERSON_SESSION,
     ("DELETE", "/v1/me"): PERSON_SESSION,
     ("GET", "/v1/me/account"): USER,

@@ -10,8 +10,9 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+import sqlalchemy as sa
 
-from app.core import clock, security
+from app.core import clock, db, security
 from tests.factories import PASSWORD, make_operator, make_org, unique
 from tests.factories_cer import create_project, days_ago
 from tests.factories_mall import people
@@ -233,12 +234,26 @@ class TestBatches:
 
         r = await browser_client.get(f"/operator/batches/{mixed}")
         assert r.status_code == 200
-        assert texts(r.text, "reject-codes")[1:] == [["implausible_quantity", "1"], ["not_entrusted", "1"]]
-        records = texts(r.text, "records")[1:]
-        assert [(x[0], x[1], x[2], x[5], x[6]) for x in records] == [
-            ("2", "who", "stranger", "Rejected", "not_entrusted"),
-            ("3", "neg", ext, "Rejected", "implausible_quantity"),
+        quantity = "The quantity is not plausible for one record."
+        entrusted = "The person had no live entrustment with your app when the behaviour began."
+        assert texts(r.text, "reject-codes")[1:] == [
+            ["implausible_quantity", quantity, "1"],
+            ["not_entrusted", entrusted, "1"],
         ]
+        records = texts(r.text, "records")[1:]
+        assert [(x[0], x[1], x[2], x[5], x[6], x[7]) for x in records] == [
+            ("2", "who", "stranger", "Rejected", "not_entrusted", entrusted),
+            (
+                "3",
+                "neg",
+                ext,
+                "Rejected",
+                "implausible_quantity",
+                quantity + "quantity must be a positive finite number",
+            ),
+        ]
+        assert '<span class="answered">quantity must be a positive finite number</span>' in r.text
+        assert 'id="not-recorded"' not in r.text
         r = await browser_client.get(f"/operator/batches/{mixed}", params={"show": "all"})
         assert [x[5] for x in texts(r.text, "records")[1:]] == ["Accepted", "Rejected", "Rejected"]
         r = await browser_client.get(f"/operator/batches/{mixed}", params={"format": "csv"})
@@ -252,6 +267,23 @@ class TestBatches:
             bad[2]["started_at"],
             "implausible_quantity",
             "quantity must be a positive finite number",
+        ]
+
+    async def test_a_batch_received_before_outcomes_were_kept(self, client, browser_client, console):
+        btype = await make_methodology()
+        r = await submit(client, console, [record("stranger", btype, record_id="who")])
+        batch_id = r.json()["batch_id"]
+        async with db.session_scope() as session:
+            await session.execute(
+                sa.text("UPDATE behaviour_batches SET rejections = '[]'::jsonb WHERE id = :id"),
+                {"id": batch_id},
+            )
+        r = await browser_client.get(f"/operator/batches/{batch_id}")
+        assert r.status_code == 200
+        assert 'id="not-recorded"' in r.text
+        assert texts(r.text, "reject-codes")[1:] == [["not recorded", "", "1"]]
+        assert [(x[1], x[5], x[6], x[7]) for x in texts(r.text, "records")[1:]] == [
+            ("who", "Rejected", "not recorded", "")
         ]
 
     async def test_another_operators_batch_is_not_found(self, client, browser_client, console):
@@ -332,6 +364,9 @@ class TestProjects:
         r = await browser_client.get("/operator/projects")
         rows = texts(r.text, "projects")[1:]
         assert [(x[0], x[1], x[3], x[4]) for x in rows] == [
-            (project["name"], "In publicity", "500 kg", "0 / 0")
+            (project["name"] + "Public page", "In publicity", "500 kg", "0 / 0")
         ]
-        assert f'href="/cer/projects/{project["id"]}"' in r.text
+        assert f'<a href="/cer/my-projects/{project["id"]}">{project["name"]}</a>' in r.text
+        assert f'<a class="cell-link" href="/cer/projects/{project["id"]}">Public page</a>' in r.text
+        r = await browser_client.get(f"/cer/my-projects/{project['id']}")  # the owner's view of its evidence
+        assert r.status_code == 200 and project["name"] in r.text
