@@ -64,6 +64,7 @@ from app.methodologies import service as methodologies_service
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 from app.points import service as points_service
+from app.webhooks import service as webhooks_service
 
 TONNE_G = 1_000_000
 ACCOUNT_KINDS = ("operator", "buyer")
@@ -121,6 +122,7 @@ async def issue(session: AsyncSession, principal: Principal, project_id: uuid.UU
     carry.grams, carry.updated_at = remainder, now
     project.status, project.issued_at, project.updated_at = ProjectStatus.issued, now, now
     await repository.add(session, issuance)
+    await projects.stage_changed(session, project, ProjectStatus.filed)
     if tonnes:
         await ensure_account(session, project.owner_org_id)
         await repository.add(
@@ -317,6 +319,22 @@ async def transfer(session: AsyncSession, principal: Principal, data: TransferCr
             "tonnes": record.tonnes,
             "serials": [r["serial"] for r in record.ranges],
             "trade_ref": data.trade_ref,
+        },
+    )
+    await webhooks_service.emit(
+        session,
+        org_id=recipient.id,
+        type="cer.units_received",
+        subject_type="cer_transfer",
+        subject_id=record.id,
+        payload={
+            "transfer_id": record.id,
+            "from_org_id": holder_id,
+            "tonnes": record.tonnes,
+            "ranges": record.ranges,
+            "exchange": record.exchange,
+            "trade_ref": record.trade_ref,
+            "created_at": record.created_at,
         },
     )
     return _transfer_view(record)

@@ -70,6 +70,7 @@ from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 from app.reviews import service as reviews_service
 from app.reviews.schemas import PanelRead
+from app.webhooks import service as webhooks_service
 
 SUBJECT_TYPE = "cer_project"
 EARLIEST_PERIOD_START = date(2000, 1, 1)
@@ -425,6 +426,29 @@ def _touch(project: CerProject, **changes: Any) -> None:
     project.updated_at = clock.now()
 
 
+async def stage_changed(session: AsyncSession, project: CerProject, previous: str) -> None:
+    """``cer_project.stage_changed`` to the project's owner, and to its verifier once one is assigned."""
+    payload = {
+        "project_id": project.id,
+        "name": project.name,
+        "from": str(previous),
+        "to": str(project.status),
+        "verifier_org_id": project.verifier_org_id,
+        "reason": project.decision_reason if project.status == ProjectStatus.rejected else None,
+        "changed_at": project.updated_at,
+    }
+    recipients = [project.owner_org_id, *([project.verifier_org_id] if project.verifier_org_id else [])]
+    await webhooks_service.emit_all(
+        session,
+        [
+            webhooks_service.Emission(
+                org, "cer_project.stage_changed", SUBJECT_TYPE, str(project.id), payload
+            )
+            for org in recipients
+        ],
+    )
+
+
 async def submit(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> ProjectRead:
     project = await get(session, project_id, principal=principal, lock=True)
     _require_owner(principal, project)
@@ -436,6 +460,7 @@ async def submit(session: AsyncSession, principal: Principal, project_id: uuid.U
         raise ObjectionsUnanswered(f"{unanswered} objections await your answer", unanswered=unanswered)
     _touch(project, status=ProjectStatus.submitted, submitted_at=clock.now())
     await session.flush()
+    await stage_changed(session, project, ProjectStatus.publicity)
     audit.record(
         session,
         actor=principal.actor,
@@ -462,10 +487,12 @@ async def assign_verifier(
         raise SelfVerification("the project owner cannot verify its own project")
     if org.id == project.compiled_by_org_id:
         raise SelfVerification("this verifier compiled the project's report (JX 15)")
+    previous = project.status
     _touch(
         project, status=ProjectStatus.verification, verifier_org_id=org.id, verifier_assigned_at=clock.now()
     )
     await session.flush()
+    await stage_changed(session, project, previous)
     audit.record(
         session,
         actor=principal.actor,
@@ -505,6 +532,7 @@ async def record_verification(
         verified_at=clock.now(),
     )
     await session.flush()
+    await stage_changed(session, project, ProjectStatus.verification)
     audit.record(
         session,
         actor=principal.actor,
@@ -538,6 +566,7 @@ async def open_review(
     )
     _touch(project, status=ProjectStatus.under_review, review_panel_id=panel.id)
     await session.flush()
+    await stage_changed(session, project, ProjectStatus.verified)
     audit.record(
         session,
         actor=principal.actor,
@@ -579,6 +608,7 @@ async def _on_review_decided(
     else:
         _touch(project, status=ProjectStatus.rejected, decision_reason=decision.reason)
     await session.flush()
+    await stage_changed(session, project, ProjectStatus.under_review)
 
 
 async def file(
@@ -587,12 +617,14 @@ async def file(
     """The authority's filing decision (备案): filed needs the expert review passed."""
     project = await get(session, project_id, lock=True)
     _require_state(project, ProjectStatus.verified, ProjectStatus.under_review, ProjectStatus.reviewed)
+    previous = project.status
     if outcome == ProjectStatus.filed:
         await reviews_service.require_passed(session, SUBJECT_TYPE, str(project.id))
         _touch(project, status=ProjectStatus.filed, filed_at=clock.now(), decision_reason=reason)
     else:
         _touch(project, status=ProjectStatus.rejected, decision_reason=reason)
     await session.flush()
+    await stage_changed(session, project, previous)
     audit.record(
         session,
         actor=principal.actor,

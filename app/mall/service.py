@@ -14,6 +14,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,6 +70,8 @@ from app.mall.schemas import (
 from app.organizations import service as org_service
 from app.organizations.exceptions import OrganizationNotFound
 from app.points import service as points_service
+from app.points.exceptions import InsufficientPoints
+from app.webhooks import service as webhooks_service
 
 MAX_QUANTITY = 100
 MAX_POINTS = 1_000_000_000
@@ -184,6 +187,34 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 def _key(read: ItemRead | OrderRead | MerchantOrderRead | OperatorRedemptionRead) -> list[Any]:
     return [read.created_at, read.id]
+
+
+_ORDER_FACTS = ("item_id", "merchant_id", "operator_id", "title", "quantity", "points", "status")
+_ORDER_TIMES = (
+    "voucher_expires_at",
+    "refunded_points",
+    "created_at",
+    "redeemed_at",
+    "cancelled_at",
+    "expired_at",
+)
+
+
+def _order_events(type_: str, orders: Any) -> list[webhooks_service.Emission]:
+    """``type_`` for each order (a row or a dict of its columns): to its merchant, and to the operator whose
+    token placed it (that copy names the person by their platform id)."""
+    out = []
+    for o in orders:
+        facts = {
+            "order_id": o["id"],
+            **{k: o[k] for k in _ORDER_FACTS},
+            **{k: o.get(k) for k in _ORDER_TIMES},
+        }
+        out.append(webhooks_service.Emission(o["merchant_id"], type_, "mall_order", str(o["id"]), facts))
+        if o["operator_id"] is not None:
+            mine = {**facts, "user_id": o["user_id"]}
+            out.append(webhooks_service.Emission(o["operator_id"], type_, "mall_order", str(o["id"]), mine))
+    return out
 
 
 # ---- items -----------------------------------------------------------------------------------------------
@@ -357,8 +388,19 @@ def _check_buyable(item: Any, user: Principal, quantity: int, now: datetime) -> 
     return item
 
 
+class PlaceOutcome(StrEnum):
+    """What ``repository.place`` answers: the order placed, or the rule that refused it."""
+
+    placed = "placed"
+    refused = "refused"  # by the item's own rules: :func:`_check_buyable` names which
+    insufficient_points = "insufficient_points"
+    out_of_stock = "out_of_stock"
+    per_user_limit = "per_user_limit"
+
+
 async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> OrderRead:
-    """Spend the points, take the stock, count the person's units, issue the voucher: one transaction.
+    """Spend the points, take the stock, count the person's units, issue the voucher: one transaction,
+    one round trip (``repository.place``).
 
     Any refusal raises, and the request's transaction rolls back whatever was done before it.
     """
@@ -366,64 +408,55 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         raise InvalidQuantity()
     conn = await db.raw_connection(session)
     now = clock.now()
-    item = _check_buyable(await repo.item(conn, item_id), user, quantity, now)
     order_id = uuid.uuid4()
     code = vouchers.new_code()
-    points = item["points_price"] * quantity
-    spent = await points_service.spend(
-        session,
-        user.subject,
-        points,
-        ref_type="mall_order",
-        ref_id=str(order_id),
-        memo=f"{quantity} × {item['title']}",
-    )
-    expires_at = now + timedelta(days=item["voucher_valid_days"])
-    terms = dict(
+    row = await repo.place(
+        conn,
         item_id=item_id,
         user_id=user.subject,
-        quantity=quantity,
-        unit_price=item["points_price"],
-        now=now,
-        per_user_limit=item["per_user_limit"],
-        order_id=order_id,
-        merchant_id=item["merchant_id"],
         operator_id=user.org_id,
-        title=item["title"],
-        points=points,
-        expiry_policy=item["expiry_policy"],
+        quantity=quantity,
+        now=now,
+        order_id=order_id,
         digest=vouchers.digest(code),
         sealed=vouchers.seal(code, order_id),
-        expires_at=expires_at,
-        spend_entry_id=spent.entry_id,
     )
-    limited = item["stock"] is not None
-    if limited:
-        await repo.savepoint(conn)
-    stocked, placed = await repo.place(conn, take_stock=limited, **terms)
-    if not stocked:
-        # No slot nobody held had enough. The attempt may have left locks on slots that turned out
-        # short (PostgreSQL keeps a row lock whose re-check failed): release them all, then wait for
-        # slots in slot order, which cannot deadlock (see repository.take_stock_waiting).
-        await repo.rollback_to_savepoint(conn)
-        if not await repo.take_stock_waiting(conn, item_id, quantity):
-            raise OutOfStock()
-        stocked, placed = await repo.place(conn, take_stock=False, **terms)
-    if not placed:
-        held = await repo.purchased(conn, item_id, user.subject)
-        raise PerUserLimitExceeded(f"at most {item['per_user_limit']} per person; you hold {held}")
+    outcome = PlaceOutcome(row["outcome"])
+    if outcome is PlaceOutcome.refused:
+        _check_buyable(row if row["merchant_id"] is not None else None, user, quantity, now)
+        raise AssertionError("mall_place_order refused an item _check_buyable accepts")
+    if outcome is PlaceOutcome.insufficient_points:
+        raise InsufficientPoints(f"{row['points']} points needed")
+    if outcome is PlaceOutcome.out_of_stock:
+        raise OutOfStock()
+    if outcome is PlaceOutcome.per_user_limit:
+        raise PerUserLimitExceeded(f"at most {row['per_user_limit']} per person; you hold {row['held']}")
+    # the ledger's record of the spend, as app.points.service.spend writes it
+    audit.record(
+        session,
+        actor=f"user:{user.subject}",
+        action="points.redeemed",
+        subject_type="user",
+        subject_id=user.subject,
+        data={
+            "points": row["points"],
+            "ref_type": "mall_order",
+            "ref_id": str(order_id),
+            "entry_id": row["entry_id"],
+        },
+    )
     return OrderRead.model_validate(
         {
             "id": order_id,
             "item_id": item_id,
-            "merchant_id": item["merchant_id"],
-            "title": item["title"],
+            "merchant_id": row["merchant_id"],
+            "title": row["title"],
             "quantity": quantity,
-            "unit_price": item["points_price"],
-            "points": points,
+            "unit_price": row["points_price"],
+            "points": row["points"],
             "status": "issued",
-            "voucher": {"code": code, "expires_at": expires_at},
-            "expiry_policy": item["expiry_policy"],
+            "voucher": {"code": code, "expires_at": row["expires_at"]},
+            "expiry_policy": row["expiry_policy"],
             "refunded_points": 0,
             "created_at": now,
             "redeemed_at": None,
@@ -565,6 +598,7 @@ async def redeem_voucher(session: AsyncSession, merchant: Principal, code: str) 
         subject_id=row["id"],
         data={"merchant_id": str(merchant.org_id), "item_id": str(row["item_id"])},
     )
+    await webhooks_service.emit_all(session, _order_events("order.redeemed", [dict(row)]))
     return RedeemedVoucher(
         order_id=row["id"],
         item_id=row["item_id"],
@@ -597,6 +631,7 @@ async def cancel_order(session: AsyncSession, user: Principal, order_id: uuid.UU
         subject_id=user.subject,
         data={"order_id": str(order_id), "points": row["points"]},
     )
+    await webhooks_service.emit_all(session, _order_events("order.cancelled", [dict(row)]))
     return _order_out(row)
 
 
@@ -630,6 +665,7 @@ async def expire_vouchers(
         subject_id=now.isoformat(),
         data=asdict(result),
     )
+    await webhooks_service.emit_all(session, _order_events("order.expired", [dict(r) for r in rows]))
     return result
 
 
@@ -714,6 +750,21 @@ async def reverse_redemption(
         subject_type="user",
         subject_id=row["user_id"],
         data={"operator_order_id": operator_order_id, "points": row["points"]},
+    )
+    await webhooks_service.emit(
+        session,
+        org_id=row["operator_id"],
+        type="operator_redemption.reversed",
+        subject_type="operator_redemption",
+        subject_id=row["id"],
+        payload={
+            "redemption_id": row["id"],
+            "operator_order_id": operator_order_id,
+            "user_id": row["user_id"],
+            "points": row["points"],
+            "created_at": row["created_at"],
+            "reversed_at": row["reversed_at"],
+        },
     )
     return _redemption_out(row)
 

@@ -50,6 +50,7 @@ from app.scenes.schemas import (
     SceneReview,
     SceneUpdate,
 )
+from app.webhooks import service as webhooks_service
 
 CATEGORIES = ("business_premises", "public_place", "public_institution")
 CATEGORY_FIELD = {"business_premises": "retail", "public_place": "retail", "public_institution": "buildings"}
@@ -425,7 +426,38 @@ async def decide(
         subject_id=scene.id,
         data={"from": str(previous), "to": str(target), "reason": reason},
     )
+    await _emit_decided(session, scene, decision=action, status=target, reason=reason)
     return (await _views(session, [scene]))[0]
+
+
+async def _emit_decided(
+    session: AsyncSession,
+    scene: Scene,
+    *,
+    decision: str,
+    status: str,
+    reason: str | None,
+    change_id: uuid.UUID | None = None,
+) -> None:
+    """``scene.decided`` to the scene's operator: what was decided (an application, a change, or the
+    authority's suspension, reinstatement or revocation), the scene's status after it, and why."""
+    await webhooks_service.emit(
+        session,
+        org_id=scene.operator_id,
+        type="scene.decided",
+        subject_type="scene",
+        subject_id=scene.id,
+        payload={
+            "scene_id": scene.id,
+            "name": scene.name,
+            "decision": decision,
+            "change_id": change_id,
+            "status": str(scene.status),
+            "decided": str(status),
+            "label_code": scene.label_code,
+            "reason": reason,
+        },
+    )
 
 
 async def _grant_label(session: AsyncSession) -> str:
@@ -456,6 +488,7 @@ async def _application_decided(
         subject_id=scene.id,
         data={"panel_id": str(panel.id), "reason": panel.reason, "label_code": scene.label_code},
     )
+    await _emit_decided(session, scene, decision="application", status=scene.status, reason=panel.reason)
 
 
 @reviews_service.on_decision(_CHANGE_TYPE)
@@ -483,6 +516,9 @@ async def _change_decided(
         subject_type="scene",
         subject_id=scene.id,
         data={"change_id": str(change.id), "panel_id": str(panel.id), "reason": change.reason},
+    )
+    await _emit_decided(
+        session, scene, decision="change", status=change.status, reason=change.reason, change_id=change.id
     )
 
 

@@ -20,6 +20,7 @@ from app.users import repository, sessions
 from app.users import service as users_service
 from app.users.exceptions import NotEntrusted
 from app.users.schemas import AccountDeletion, Withdrawal
+from app.webhooks import service as webhooks_service
 
 EXPORT_LIMIT = 10_000
 
@@ -106,6 +107,14 @@ async def withdraw(session: AsyncSession, person: Principal, entrustment_id: int
         subject_type="user",
         subject_id=person.subject,
         data={"operator_id": str(operator_id), "by": "person", "refresh_tokens_revoked": revoked},
+    )
+    await webhooks_service.emit(
+        session,
+        org_id=operator_id,
+        type="entrustment.withdrawn",
+        subject_type="entrustment",
+        subject_id=row.external_user_id,
+        payload={"external_user_id": row.external_user_id, "withdrawn_at": now, "by": "person"},
     )
     return Withdrawal(user_id=person.subject, external_user_id=row.external_user_id, withdrawn_at=now)
 

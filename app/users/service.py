@@ -26,6 +26,7 @@ from app.users.exceptions import (
 from app.users.identity import identity_hash, normalise_phone
 from app.users.models import OneTimeCode
 from app.users.schemas import AccountDeletion, Enrolment, EnrolUser, EntrustmentRead, Withdrawal
+from app.webhooks import service as webhooks_service
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,14 @@ async def withdraw(session: AsyncSession, operator: Principal, external_user_id:
         subject_type="user",
         subject_id=user_id,
         data={"operator_id": str(operator.org_id)},
+    )
+    await webhooks_service.emit(
+        session,
+        org_id=operator.org_id,
+        type="entrustment.withdrawn",
+        subject_type="entrustment",
+        subject_id=external_user_id,
+        payload={"external_user_id": external_user_id, "withdrawn_at": now, "by": "operator"},
     )
     return Withdrawal(user_id=user_id, external_user_id=external_user_id, withdrawn_at=now)
 
