@@ -463,6 +463,36 @@ async def expire_lots(conn: Conn, user_ids: list[uuid.UUID], now: datetime) -> i
     return await conn.fetchval(EXPIRE_LOTS_SQL, user_ids, now, now.isoformat())
 
 
+# ---- webhook events about expiry (their statements join entrustments, of app.users: one statement per run
+# rather than every person's lots shipped across) ------------------------------------------------------------
+
+
+async def expired_by_operator(conn: Conn, user_ids: list[uuid.UUID], ref_id: str) -> list[asyncpg.Record]:
+    """What each of these people lost in the expiry run ``ref_id``, once per operator they entrust
+    (``operator_id, external_user_id, points``), by operator and external id."""
+    return await conn.fetch(
+        "SELECT e.operator_id, e.external_user_id, -l.amount AS points FROM ledger_entries l"
+        " JOIN entrustments e ON e.user_id = l.user_id AND e.withdrawn_at IS NULL"
+        " WHERE l.user_id = ANY($1::uuid[]) AND l.kind = 'expire' AND l.ref_type = 'expiry' AND l.ref_id = $2"
+        " ORDER BY e.operator_id, e.external_user_id",
+        user_ids,
+        ref_id,
+    )
+
+
+async def expiring_by_operator(conn: Conn, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    """Points in lots expiring in (start, end], per operator entrusted by their holder
+    (``operator_id, external_user_id, expires_at, points``), by operator, external id and expiry."""
+    return await conn.fetch(
+        "SELECT e.operator_id, e.external_user_id, l.expires_at, l.remaining AS points FROM point_lots l"
+        " JOIN entrustments e ON e.user_id = l.user_id AND e.withdrawn_at IS NULL"
+        " WHERE l.remaining > 0 AND l.expires_at > $1 AND l.expires_at <= $2"
+        " ORDER BY e.operator_id, e.external_user_id, l.expires_at",
+        start,
+        end,
+    )
+
+
 # ---- records and batches for other domains (certified reductions) ----------------------------------------
 
 _FACT_COLUMNS = "id, record_id, batch_id, user_id, behaviour_type, started_at, scene_id, methodology_version_id, reduction_g"

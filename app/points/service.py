@@ -10,7 +10,7 @@ The SQL is in :mod:`app.points.repository`.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ from app.points import repository as repo
 from app.points.exceptions import AccountNotFound, EntryNotFound, InsufficientPoints, InvalidAmount
 from app.points.models import CapCode, EntryKind
 from app.users import service as users_service
+from app.webhooks import service as webhooks_service
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ async def expire_due(
         return Expiry(0, 0)
     await repo.lock_existing_accounts(conn, users)
     points = await repo.expire_lots(conn, users, now)
+    await _emit_expired(session, conn, users, now)
     audit.record(
         session,
         actor="platform",
@@ -351,6 +353,85 @@ async def expire_due(
         data={"accounts": len(users), "points": points},
     )
     return Expiry(len(users), points)
+
+
+MAX_DIGEST_PEOPLE = 10_000
+"""A ``points.expiring`` digest names at most this many people (soonest-expiring first); ``complete`` says
+whether it named them all."""
+
+
+def _by_operator(rows: Sequence[Any]) -> dict[uuid.UUID, list[Any]]:
+    out: dict[uuid.UUID, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r["operator_id"], []).append(r)
+    return out
+
+
+async def _emit_expired(session: AsyncSession, conn: db.Conn, users: list[uuid.UUID], now: datetime) -> None:
+    """``points.expired`` to each operator: which of its people lost how many in this run."""
+    rows = await repo.expired_by_operator(conn, users, now.isoformat())
+    await webhooks_service.emit_all(
+        session,
+        [
+            webhooks_service.Emission(
+                operator_id,
+                "points.expired",
+                "points_expiry",
+                now.isoformat(),
+                {
+                    "expired_at": now,
+                    "people": [
+                        {"external_user_id": r["external_user_id"], "points": r["points"]} for r in mine
+                    ],
+                    "points": sum(r["points"] for r in mine),
+                },
+            )
+            for operator_id, mine in _by_operator(rows).items()
+        ],
+    )
+
+
+async def send_expiring_digests(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """``points.expiring``: to each operator whose people have points expiring in the next
+    ``webhook_expiring_days`` days, one digest for today (the platform's day): each person by external id
+    with their lots' amounts and expiry times. A second run the same day writes nothing (the event's id
+    derives from the operator and the day). The number of digests written."""
+    now = now or clock.now()
+    days = get_settings().webhook_expiring_days
+    until = now + timedelta(days=days)
+    today = now.astimezone(ZoneInfo(get_settings().timezone)).date()
+    rows = await repo.expiring_by_operator(await db.raw_connection(session), now, until)
+    emissions = []
+    for operator_id, mine in _by_operator(rows).items():
+        people: dict[str, list[dict[str, Any]]] = {}
+        for r in mine:
+            people.setdefault(r["external_user_id"], []).append(
+                {"points": r["points"], "expires_at": r["expires_at"]}
+            )
+        listed = sorted(people.items(), key=lambda p: (p[1][0]["expires_at"], p[0]))[:MAX_DIGEST_PEOPLE]
+        payload = {
+            "day": today,
+            "until": until,
+            "days": days,
+            "people": [
+                {"external_user_id": ext, "points": sum(lot["points"] for lot in lots), "lots": lots}
+                for ext, lots in listed
+            ],
+            "people_total": len(people),
+            "points_total": sum(r["points"] for r in mine),
+            "complete": len(listed) == len(people),
+        }
+        emissions.append(
+            webhooks_service.Emission(
+                operator_id,
+                "points.expiring",
+                "points_expiring",
+                today.isoformat(),
+                payload,
+                id=webhooks_service.stable_id("points.expiring", operator_id, today),
+            )
+        )
+    return len(await webhooks_service.emit_all(session, emissions))
 
 
 # ---- records and batches for certified reductions (the CER registry) -------------------------------------
