@@ -62,7 +62,9 @@ REFUSALS = {
     "panel_already_open": N_("A panel is already open on this subject."),
     "opinions_missing": N_("Not every opinion the panel needs is in yet."),
     "panel_closed": N_("This panel has already been decided."),
-    "overlapping_period": N_("Its period overlaps another published version: change the period first."),
+    "overlapping_effective_period": N_(
+        "Its period overlaps another published version: change the period first."
+    ),
     "review_not_passed": N_("The expert review has not passed (yet), so this step cannot be taken."),
     "not_filed": N_("The project is not filed yet, so nothing can be issued."),
     "self_verification": N_("This verifier is the project's owner or the report's compiler: choose another."),
@@ -131,6 +133,14 @@ CER_STATUS = {
     "issued": N_("Issued"),
     "rejected": N_("Rejected"),
     "frozen": N_("Frozen (clawed back)"),
+}
+# Home counts that are a state, not a queue of work waiting (never in the amber "due" style).
+STANDING = frozenset(("/console/organizations?status=approved", "/console/organizations?status=suspended"))
+SCENE_DECISIONS = {
+    # decision: (label, from which statuses) — the authority's decisions on an approved scene
+    "suspend": (N_("Suspend"), ("approved",)),
+    "reinstate": (N_("Reinstate"), ("suspended",)),
+    "revoke": (N_("Revoke for good"), ("approved", "suspended")),
 }
 SCENE_QUEUES = {
     "applications": N_("Applications waiting for a panel"),
@@ -236,7 +246,12 @@ async def home(request: Request, session: Session, viewer: Authority) -> Respons
             (gettext("Projects with objections to answer"), len(objections), "/console/cer?stage=objections"),
         ]),
     ]  # fmt: skip
-    return render(request, "console/home.html", {"queues": queues})
+    # A count is amber only when it is work waiting: the standing counts are shown plainly.
+    marked = [
+        (title, [(label, count, href, href not in STANDING) for label, count, href in items])
+        for title, items in queues
+    ]
+    return render(request, "console/home.html", {"queues": marked})
 
 
 # ---- organisations ---------------------------------------------------------------------------------------
@@ -408,6 +423,30 @@ RULE_FIELDS = {
 }
 
 
+# The service's refusals of a draft that concern one field: shown beside it, in the form's words.
+DRAFT_REFUSAL_FIELDS = {
+    "invalid_behaviour_type": "behaviour_type",
+    "invalid_code": "code",
+    "code_behaviour_type_mismatch": "behaviour_type",
+    "non_positive_net_factor": "net_factor_g",
+    "invalid_factor": "net_factor_g",
+    "invalid_bounds": "max_quantity_per_record",
+    "invalid_effective_period": "effective_to",
+    "non_positive_rate": "points_per_gram",
+    "invalid_cap": "daily_cap_points",
+    "invalid_lifetime": "lot_lifetime_days",
+    "lifetime_too_long": "lot_lifetime_days",
+}
+
+
+def _draft_refusal(exc: DomainError, messages: dict[str, str]) -> dict[str, str]:
+    """A refused draft's error: beside its field when it concerns one, else above the form."""
+    name = DRAFT_REFUSAL_FIELDS.get(exc.code)
+    if name in messages:
+        return {name: gettext(messages[name])}
+    return {"form": refusal(exc)}
+
+
 def _validate(model: Any, raw: dict[str, Any], messages: dict[str, str]) -> tuple[Any, dict[str, str]]:
     """``model`` validated from the form's values, or the errors beside each field."""
     errors: dict[str, str] = {}
@@ -484,7 +523,7 @@ async def create_methodology(
         try:
             created = await methodologies_service.create_methodology(session, viewer.principal, data)
         except DomainError as exc:
-            errors["form"] = refusal(exc)
+            errors.update(_draft_refusal(exc, METHODOLOGY_FIELDS))
         else:
             return _see_other(f"/console/methodologies/{created.id}")
     return _version_form(request, "methodology", raw, errors, status=400)
@@ -520,7 +559,7 @@ async def create_exchange_rule(
         try:
             created = await methodologies_service.create_exchange_rule(session, viewer.principal, data)
         except DomainError as exc:
-            errors["form"] = refusal(exc)
+            errors.update(_draft_refusal(exc, RULE_FIELDS))
         else:
             return _see_other(f"/console/exchange-rules/{created.id}")
     return _version_form(request, "exchange_rule", raw, errors, status=400)
@@ -742,6 +781,11 @@ async def _scene_page(
             "operator": await org_service.get(session, scene.operator_id),
             "panel": panel,
             "can_open": can_open,
+            "decisions": [
+                (name, gettext(label))
+                for name, (label, sources) in SCENE_DECISIONS.items()
+                if scene.status in sources
+            ],
             "fields": [(f, gettext(FIELD_NAMES.get(f, f))) for f in experts_service.FIELDS],
             "values": values or {"size": "3", "field": ""},
             "errors": errors or {},
@@ -803,6 +847,36 @@ async def open_scene_review(
             request, session, viewer, scene_id, values=values, errors=errors, status=exc.status
         )
     return _see_other(f"/console/panels/{panel.id}?{urlencode({'back': f'/console/scenes/{scene_id}'})}")
+
+
+@router.post("/console/scenes/{scene_id}/{decision}")
+async def decide_scene(
+    request: Request,
+    session: Session,
+    viewer: Authority,
+    scene_id: uuid.UUID,
+    decision: Text,
+    reason: Reason = "",
+) -> Response:
+    """Suspend, reinstate or revoke an approved scene, with its reason (``POST /v1/scenes/{id}/{decision}``)."""
+    if decision not in SCENE_DECISIONS:
+        return await _scene_page(
+            request, session, viewer, scene_id, errors={"form": gettext("Unknown decision.")}, status=404
+        )
+    if error := _reason_error(reason):
+        return await _scene_page(
+            request, session, viewer, scene_id, values={"reason_" + decision: reason},
+            errors={f"reason_{decision}": error}, status=400,
+        )  # fmt: skip
+    try:
+        await scenes_service.decide(session, viewer.principal, scene_id, decision, reason.strip())
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _scene_page(
+            request, session, viewer, scene_id, errors={"form": refusal(exc)}, status=exc.status
+        )
+    return _see_other(f"/console/scenes/{scene_id}")
 
 
 async def _panel_page(
@@ -1124,6 +1198,7 @@ async def _project_page(
         else None
     )
     names = await org_service.names(session, [project.verifier_org_id])
+    trail = await _trail(session, "cer_project", project.id)
     return render(
         request,
         "console/cer_project.html",
@@ -1140,7 +1215,8 @@ async def _project_page(
             "panel": panel,
             "values": values or {"size": "3"},
             "errors": errors or {},
-            "trail": await _trail(session, "cer_project", project.id),
+            "trail": trail,
+            "clawback": next((e.data for e in trail if e.action == "cer.clawback"), None),
         },
         status_code=status,
     )

@@ -2,19 +2,31 @@
 
 import re
 import uuid
+from datetime import timedelta
 from html import unescape
 
 import pytest
 
+from app.core import clock
 from tests.factories import make_org
 from tests.web.helpers import HTML, csrf_token, make_authority_account, sign_in
 
 
 @pytest.fixture
 async def console(browser_client):
-    r = await sign_in(browser_client, await make_authority_account())
+    browser_client.username = await make_authority_account()
+    r = await sign_in(browser_client, browser_client.username)
     assert r.status_code == 303 and r.headers["location"] == "/console"
     return browser_client
+
+
+async def after_publicity(console, project: dict) -> None:
+    """The platform's clock past the publicity; the console's session has lapsed meanwhile: sign in again."""
+    from tests.factories_cer import after_publicity
+
+    after_publicity(project)
+    r = await sign_in(console, console.username)
+    assert r.status_code == 303
 
 
 async def post(client, path: str, data: dict, page: str | None = None):
@@ -205,3 +217,329 @@ class TestPricesAndClawback:
         assert r.status_code == 400 and error_of(r.text, "points") and error_of(r.text, "user_id")
         r = await post(console, "/console/clawback", data, "/console/clawback")
         assert r.status_code == 404 and "alert--error" in r.text
+
+
+def text_of(html: str) -> str:
+    """The page's text, tags dropped and spaces folded, to assert what a reader sees."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def actions_of(html: str) -> list[str]:
+    """The audit record's actions, newest first, as the subject's page lists them."""
+    return re.findall(r'<tr class="audit-entry" data-action="([^"]+)">', html)
+
+
+async def org_name(client, authority: str, org) -> str:
+    from tests.factories import bearer
+
+    r = await client.get(f"/v1/organizations/{org.id}", headers=bearer(authority))
+    assert r.status_code == 200, r.text
+    return r.json()["name"]
+
+
+@pytest.fixture
+def clock_back():
+    """The CER tests move the clock past publicity periods; put it back after each."""
+    yield
+    clock.set_offset(timedelta(0))
+
+
+@pytest.mark.usefixtures("clock_back")
+class TestCerProjects:
+    async def test_publicity_verifier_and_the_expert_review(self, client, console, authority):
+        from tests.factories_cer import add_records, create_project, make_owner, verifier
+        from tests.factories_scenes import ensure_experts
+
+        owner = await make_owner(client, authority)
+        await add_records(client, owner, [(3, 20.0), (2, 20.0)])
+        today = clock.today()
+        project = await create_project(client, owner, today - timedelta(days=5), today - timedelta(days=1))
+        page = f"/console/cer/{project['id']}"
+        listing = (await console.get("/console/cer?stage=publicity", headers=HTML)).text
+        assert f'href="{page}">{project["name"]}</a>' in listing
+        shown = text_of((await console.get(page, headers=HTML)).text)
+        assert "申报减排量 2.000 吨" in shown and "项目公示至" in shown
+        checker = await verifier(client, authority)
+        r = await post(console, f"{page}/verifier", {"verifier_org_id": checker.id}, page)
+        assert r.status_code == 409 and "项目当前不在此环节" in r.text
+
+        await after_publicity(console, project)
+        r = await client.post(f"/v1/cer/projects/{project['id']}/submit", headers=owner.headers)
+        assert r.status_code == 200, r.text
+        r = await post(console, f"{page}/verifier", {"verifier_org_id": ""}, page)
+        assert r.status_code == 400 and error_of(r.text, "verifier_org_id") == "请选择核证机构。"
+        r = await post(console, f"{page}/verifier", {"verifier_org_id": owner.org.id}, page)
+        assert r.status_code == 422 and "该机构不是已批准的核证机构" in r.text
+        r = await post(console, f"{page}/verifier", {"verifier_org_id": checker.id}, page)
+        assert r.status_code == 303 and r.headers["location"] == page
+        shown = (await console.get(page, headers=HTML)).text
+        assert await org_name(client, authority, checker) in shown and "核查中" in shown
+        assert actions_of(shown)[0] == "cer.verifier_assigned"
+
+        r = await client.post(
+            f"/v1/cer/projects/{project['id']}/verification",
+            json={"verified_g": 2_000_000, "statement": "Forty km checked against the signed batches."},
+            headers=checker.headers,
+        )
+        assert r.status_code == 200, r.text
+        shown = (await console.get(page, headers=HTML)).text
+        assert "Forty km checked against the signed batches." in shown
+        r = await post(console, f"{page}/review", {"size": "0", "quorum": "2", "seed": "x"}, page)
+        assert r.status_code == 400
+        assert error_of(r.text, "size") and error_of(r.text, "seed")
+        r = await post(console, f"{page}/review", {"size": "25"}, page)
+        assert r.status_code == 409 and "专家不足" in r.text
+        await ensure_experts(client, authority, "verification", 1)
+        r = await post(console, f"{page}/review", {"size": "1", "seed": "cer-console-seed"}, page)
+        assert r.status_code == 303 and r.headers["location"] == page
+        shown = (await console.get(page, headers=HTML)).text
+        assert "专家评审中" in shown and "0 / 1" not in shown
+        link = re.search(r'href="(/console/panels/[0-9a-f-]{36})"', shown)
+        assert link
+        panel = (await console.get(link.group(1), headers=HTML)).text
+        assert "cer-console-seed" in panel and f'<a href="{page}">' in panel
+        assert actions_of(shown)[:3] == ["cer.review_opened", "cer.project_verified", "cer.verifier_assigned"]
+        r = await post(console, f"{page}/review", {"size": "1"}, page)
+        assert r.status_code == 409 and "项目当前不在此环节" in r.text
+
+    async def test_filing_and_issuance(self, client, console, authority):
+        from tests.factories_cer import add_records, create_project, make_owner, review, to_verified
+
+        owner = await make_owner(client, authority)
+        await add_records(client, owner, [(3, 50.0), (2, 20.0)])  # 70 km: 3.5 t
+        today = clock.today()
+        project = await create_project(client, owner, today - timedelta(days=5), today - timedelta(days=1))
+        await to_verified(client, authority, owner, project)
+        await sign_in(console, console.username)
+        await review(client, authority, project["id"])
+        page = f"/console/cer/{project['id']}"
+        r = await post(console, f"{page}/issue", {}, page)
+        assert r.status_code == 409 and "项目尚未备案，不能签发。" in r.text
+        r = await post(console, f"{page}/filing", {"outcome": "maybe", "reason": " "}, page)
+        assert r.status_code == 400
+        assert error_of(r.text, "outcome") and error_of(r.text, "reason")
+        r = await post(console, f"{page}/filing", {"outcome": "filed", "reason": "材料齐全，予以备案"}, page)
+        assert r.status_code == 303 and r.headers["location"] == page
+        shown = (await console.get(page, headers=HTML)).text
+        assert "材料齐全，予以备案" in shown and actions_of(shown)[0] == "cer.project_filed"
+        r = await post(console, f"{page}/filing", {"outcome": "rejected", "reason": "again"}, page)
+        assert r.status_code == 409 and "项目当前不在此环节" in r.text
+        r = await post(console, f"{page}/issue", {}, page)
+        assert r.status_code == 303 and r.headers["location"] == page
+        shown = (await console.get(page, headers=HTML)).text
+        assert "已签发" in shown and actions_of(shown)[0] == "cer.issued"
+        assert "已签发 3 吨" in text_of(shown)
+        r = await post(console, f"{page}/issue", {}, page)
+        assert r.status_code == 409 and "项目当前不在此环节" in r.text
+
+    async def test_a_rejected_filing_and_an_unknown_project(self, client, console, authority):
+        from tests.factories_cer import add_records, create_project, make_owner, review, to_verified
+
+        owner = await make_owner(client, authority)
+        await add_records(client, owner, [(3, 20.0)])
+        today = clock.today()
+        project = await create_project(client, owner, today - timedelta(days=5), today - timedelta(days=1))
+        await to_verified(client, authority, owner, project)
+        await sign_in(console, console.username)
+        await review(client, authority, project["id"])
+        page = f"/console/cer/{project['id']}"
+        r = await post(console, f"{page}/filing", {"outcome": "rejected", "reason": "基线数据不可靠"}, page)
+        assert r.status_code == 303
+        shown = (await console.get(page, headers=HTML)).text
+        assert "基线数据不可靠" in shown and actions_of(shown)[0] == "cer.project_rejected"
+        assert "/filing" not in shown and "/issue" not in shown
+        r = await console.get(f"/console/cer/{uuid.uuid4()}", headers=HTML)
+        assert r.status_code == 404
+
+
+@pytest.mark.usefixtures("clock_back")
+class TestCerClawback:
+    async def test_reason_preview_confirm_result(self, client, console, authority):
+        from tests.factories_cer import account, add_records, create_project, make_owner, to_issued
+
+        owner = await make_owner(client, authority)
+        await add_records(client, owner, [(3, 100.0), (2, 25.0)])  # 125 km: 6.25 t
+        today = clock.today()
+        project = await create_project(client, owner, today - timedelta(days=5), today - timedelta(days=1))
+        issuance = await to_issued(client, authority, owner, project)
+        assert issuance["tonnes"] == 6
+        await sign_in(console, console.username)
+        buyer = await make_org(client, "buyer", authority=authority)
+        r = await client.post(
+            "/v1/cer/transfers", json={"to_org_id": buyer.id, "tonnes": 4}, headers=owner.headers
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post(
+            "/v1/cer/retirements",
+            json={
+                "tonnes": 1,
+                "beneficiary": {"kind": "organization", "name": "Green Co"},
+                "purpose": "2026",
+            },
+            headers=buyer.headers,
+        )
+        assert r.status_code == 201, r.text
+        held = {b["serial"]: b["tonnes"] for b in (await account(client, owner.headers))["blocks"]}
+        held_by_buyer = {
+            b["serial"]: b["tonnes"]
+            for b in (await account(client, buyer.headers))["blocks"]
+            if b["status"] == "held"
+        }
+        page = f"/console/cer/{project['id']}"
+        form = f"{page}/clawback"
+        r = await post(console, f"{form}/preview", {"reason": "  "}, form)
+        assert r.status_code == 400 and "理由" in error_of(r.text, "reason")
+        r = await post(console, form, {"reason": ""}, form)
+        assert r.status_code == 400 and "理由" in error_of(r.text, "reason")
+        r = await post(console, f"{form}/preview", {"reason": "核查报告数据造假"}, form)
+        assert r.status_code == 200
+        shown = text_of(r.text)
+        assert "撤销的减排量（仍被持有） 5 吨" in shown
+        assert "标记为欺诈的已注销减排量 1 吨" in shown
+        assert "没收的结转余量 250 千克" in shown
+        rows = re.findall(
+            r"<tr><th scope=\"row\">([^<]+)</th><td><code>([^<]+)</code></td><td>([\d,]+)</td></tr>", r.text
+        )
+        assert sorted(rows) == sorted(
+            [(await org_name(client, authority, owner.org), s, str(t)) for s, t in held.items()]
+            + [(await org_name(client, authority, buyer), s, str(t)) for s, t in held_by_buyer.items()]
+        )
+        assert (await client.get(f"/v1/public/cer/projects/{project['id']}")).json()["status"] == "issued"
+        r = await post(console, form, {"reason": "核查报告数据造假"}, form)
+        assert r.status_code == 303 and r.headers["location"] == page
+        shown = (await console.get(page, headers=HTML)).text
+        assert actions_of(shown)[0] == "cer.clawback" and "冻结" in shown
+        result = text_of(shown)
+        serials = ", ".join(sorted([*held, *held_by_buyer]))
+        assert f"已撤销的减排量 5 吨 已撤销的序列号 {serials} 标记为欺诈的已注销减排量 1 吨" in result
+        assert "没收的结转余量 250 千克 理由 核查报告数据造假" in result
+        assert f"{form}" not in shown
+        assert (await account(client, buyer.headers))["held_tonnes"] == 0
+        r = await console.get(form, headers=HTML)
+        assert r.status_code == 303 and r.headers["location"] == page
+        r = await post(console, form, {"reason": "again"}, page)
+        assert r.status_code == 409 and "项目当前不在此环节" in r.text
+
+
+class TestExchangeRules:
+    async def test_draft_submit_publish_retire(self, console):
+        from tests.factories_methodologies import rule_years
+
+        year = rule_years()
+        form = {
+            "name": "2050 年兑换规则",
+            "points_per_gram": "0.1",
+            "daily_cap_points": "200",
+            "lot_lifetime_days": "730",
+            "effective_from": f"{year}-01-01T00:00",
+            "effective_to": f"{year + 1}-01-01T00:00",
+        }
+        bad = {
+            **form,
+            "name": "",
+            "points_per_gram": "a tenth",
+            "daily_cap_points": "-5",
+            "lot_lifetime_days": "",
+            "effective_from": "next year",
+        }
+        r = await post(console, "/console/exchange-rules/new", bad)
+        assert r.status_code == 400
+        for name in ("name", "points_per_gram", "lot_lifetime_days", "effective_from"):
+            assert error_of(r.text, name), name
+        assert 'value="a tenth"' in r.text
+        r = await post(console, "/console/exchange-rules/new", {**form, "lot_lifetime_days": "4000"})
+        assert r.status_code == 400 and "3,650" in error_of(r.text, "lot_lifetime_days")
+        r = await post(console, "/console/exchange-rules/new", {**form, "daily_cap_points": "-5"})
+        assert r.status_code == 400 and error_of(r.text, "daily_cap_points")
+        r = await post(console, "/console/exchange-rules/new", form)
+        assert r.status_code == 303
+        page = r.headers["location"]
+        assert re.fullmatch(r"/console/exchange-rules/[0-9a-f-]{36}", page)
+        shown = (await console.get(page, headers=HTML)).text
+        assert "草稿" in shown and "730" in shown
+        r = await post(console, f"{page}/publish", {}, page)
+        assert r.status_code == 409 and "alert--error" in r.text
+        r = await post(console, f"{page}/approve", {}, page)
+        assert r.status_code == 404
+        assert (await post(console, f"{page}/submit", {}, page)).status_code == 303
+        r = await post(console, f"{page}/retire", {}, page)
+        assert r.status_code == 409
+        assert (await post(console, f"{page}/publish", {}, page)).status_code == 303
+        listing = (await console.get("/console/exchange-rules?status=published", headers=HTML)).text
+        assert f'href="{page}"' in listing
+
+        r = await post(console, "/console/exchange-rules/new", {**form, "name": "重叠的版本"})
+        second = r.headers["location"]
+        assert (await post(console, f"{second}/submit", {}, second)).status_code == 303
+        r = await post(console, f"{second}/publish", {}, second)
+        assert r.status_code == 409 and "有效期与另一已发布版本重叠" in r.text
+
+        assert (await post(console, f"{page}/retire", {}, page)).status_code == 303
+        shown = (await console.get(page, headers=HTML)).text
+        assert 'badge--neutral">已注销<' in shown
+        assert actions_of(shown)[:4] == [
+            "exchange_rule.retire",
+            "exchange_rule.publish",
+            "exchange_rule.submit",
+            "exchange_rule.create",
+        ]
+
+
+class TestSceneDecisions:
+    async def test_suspend_reinstate_revoke_an_approved_scene(self, client, console, authority, scene_types):
+        from tests.factories_scenes import approved_scene
+
+        operator = await make_org(client, "scene_operator")
+        scene = await approved_scene(client, authority, operator)
+        page = f"/console/scenes/{scene['id']}"
+        shown = (await console.get(page, headers=HTML)).text
+        assert f'action="{page}/suspend"' in shown and f'action="{page}/revoke"' in shown
+        assert f'action="{page}/reinstate"' not in shown
+        r = await post(console, f"{page}/suspend", {"reason": " "}, page)
+        assert r.status_code == 400 and "理由" in error_of(r.text, "reason-suspend")
+        r = await post(console, f"{page}/reinstate", {"reason": "整改完成"}, page)
+        assert r.status_code == 409 and "当前状态下无法办理。" in r.text
+        r = await post(console, f"{page}/approve", {"reason": "x"}, page)
+        assert r.status_code == 404
+        r = await post(console, f"{page}/suspend", {"reason": "现场核查发现未按要求记录"}, page)
+        assert r.status_code == 303 and r.headers["location"] == page
+        shown = (await console.get(page, headers=HTML)).text
+        assert "现场核查发现未按要求记录" in shown and actions_of(shown)[0] == "scene.suspend"
+        assert f'action="{page}/reinstate"' in shown and f'action="{page}/suspend"' not in shown
+        r = await client.get(f"/v1/scenes/{scene['id']}", headers=operator.headers)
+        assert r.json()["status"] == "suspended"
+        r = await post(console, f"{page}/reinstate", {"reason": "整改完成"}, page)
+        assert r.status_code == 303
+        r = await post(console, f"{page}/revoke", {"reason": "多次违规，撤销认定"}, page)
+        assert r.status_code == 303
+        shown = (await console.get(page, headers=HTML)).text
+        assert actions_of(shown)[:3] == ["scene.revoke", "scene.reinstate", "scene.suspend"]
+        assert "/revoke" not in shown and "/suspend" not in shown and "/reinstate" not in shown
+        r = await post(console, f"{page}/revoke", {"reason": "again"}, page)
+        assert r.status_code == 409
+
+
+class TestLayout:
+    async def test_standing_counts_are_not_amber_and_methodology_panels_name_their_field(self, console):
+        home = (await console.get("/console", headers=HTML)).text
+        approved = re.search(
+            r'<a href="/console/organizations\?status=approved"><span class="([^"]+)">', home
+        )
+        assert approved and approved.group(1) == "queue-count"
+        code = f"console-{uuid.uuid4().hex[:8]}"
+        form = {
+            "code": code,
+            "name": "Console bus",
+            "behaviour_type": f"bus_{uuid.uuid4().hex[:6]}",
+            "category": "travel",
+            "unit": "km",
+            "net_factor_g": "30",
+            "max_quantity_per_record": "80",
+            "effective_from": "2026-01-01T00:00",
+        }
+        page = (await post(console, "/console/methodologies/new", form)).headers["location"]
+        await post(console, f"{page}/submit", {}, page)
+        shown = (await console.get(page, headers=HTML)).text
+        assert 'action="' + page + '/review"' in shown
+        assert "按场景类别" not in shown and '<option value="">' not in shown
+        assert 'class="action-code">methodology.<wbr>submit</code>' in shown
