@@ -10,6 +10,7 @@ from app.mall import tasks as mall_tasks  # noqa: F401
 from app.points import tasks as points_tasks  # noqa: F401
 from app.users import tasks as users_tasks  # noqa: F401
 from app.web import tasks as web_tasks  # noqa: F401
+from app.webhooks import tasks as webhooks_tasks  # noqa: F401
 
 
 def jobs() -> list[scheduler.Job]:
