@@ -1,7 +1,7 @@
 """All SQL of the mall, on the raw asyncpg connection of the request's transaction.
 
-The order path is two statements here (the item, then stock + counter + order in one) besides the
-points service's two; every status change is a conditional ``UPDATE … WHERE status = …``.
+Placing an order is one statement here (the function ``mall_place_order``: the item, the points, the
+stock, the per-person count and the order); every status change is a conditional ``UPDATE … WHERE status = …``.
 """
 
 import secrets
@@ -37,7 +37,7 @@ UPDATABLE = {
     "operator_ids",
     "expiry_policy",
 }
-MAX_SLOTS = 64  # the slot order expressions below use it too
+MAX_SLOTS = 64  # mall_place_order (migration 0012) orders the slots modulo 64 too
 UNITS_PER_SLOT = 10  # small stocks get fewer slots: 10 units → 1 slot, 640 units or more → 64 slots
 
 
@@ -183,29 +183,16 @@ async def list_items(
 
 # ---- orders ----------------------------------------------------------------------------------------------
 
+# mall_place_order (migration 0012) does what placing an order takes, in this order: the item and its rules,
+# the person's account locked and the points spent from the soonest-expiring lots (the ledger's debit, on the
+# points domain's tables), a stock slot nobody holds (else one waited for in slot order), the per-person count
+# (a conditional upsert), the order. It answers one row: ``outcome`` ('placed', 'refused' by the item's own
+# rules, 'insufficient_points', 'out_of_stock', 'per_user_limit') with the item's terms, the points, the
+# voucher's expiry, the spend entry and, when over the limit, the units the person already holds.
+# Something else to write with a placed order (an outbox event) goes in one more CTE reading ``placed``.
 PLACE_SQL = """
-WITH slot AS (
-  SELECT slot FROM mall_item_stock WHERE $7::bool AND item_id = $1 AND remaining >= $3
-  ORDER BY (slot + $18::int) % 64 LIMIT 1 FOR UPDATE SKIP LOCKED
-), took AS (
-  UPDATE mall_item_stock s SET remaining = s.remaining - $3 FROM slot
-  WHERE s.item_id = $1 AND s.slot = slot.slot AND s.remaining >= $3
-  RETURNING s.slot
-), stocked AS (
-  SELECT $1::uuid AS id FROM took UNION ALL SELECT $1 WHERE NOT $7::bool
-), bought AS (
-  INSERT INTO mall_purchases AS p (item_id, user_id, quantity)
-  SELECT id, $2, $3 FROM stocked WHERE $6::int IS NULL OR $3 <= $6::int
-  ON CONFLICT (item_id, user_id) DO UPDATE SET quantity = p.quantity + EXCLUDED.quantity
-  WHERE $6::int IS NULL OR p.quantity + EXCLUDED.quantity <= $6::int
-  RETURNING quantity
-), placed AS (
-  INSERT INTO mall_orders (id, item_id, merchant_id, user_id, operator_id, title, quantity, unit_price, points,
-    status, expiry_policy, voucher_digest, voucher_sealed, voucher_expires_at, spend_entry_id, created_at)
-  SELECT $8, $1, $9, $2, $10, $11, $3, $4, $12, 'issued', $13, $14, $15, $16, $17, $5 FROM bought
-  RETURNING id
-)
-SELECT (SELECT count(*) FROM stocked) AS stocked, (SELECT count(*) FROM placed) AS placed
+WITH placed AS MATERIALIZED (SELECT * FROM mall_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9))
+SELECT * FROM placed
 """
 
 
@@ -214,107 +201,29 @@ async def place(
     *,
     item_id: uuid.UUID,
     user_id: uuid.UUID,
-    quantity: int,
-    unit_price: int,
-    now: datetime,
-    per_user_limit: int | None,
-    take_stock: bool,
-    order_id: uuid.UUID,
-    merchant_id: uuid.UUID,
     operator_id: uuid.UUID | None,
-    title: str,
-    points: int,
-    expiry_policy: str,
+    quantity: int,
+    now: datetime,
+    order_id: uuid.UUID,
     digest: bytes,
     sealed: bytes,
-    expires_at: datetime,
-    spend_entry_id: int,
-) -> tuple[bool, bool]:
-    """One statement: take ``quantity`` units from a stock slot nobody holds (when ``take_stock``), count
-    the person's units (a conditional upsert), insert the order. Returns (stock taken, order placed);
-    stock not taken means no free slot had enough: see :func:`take_stock_waiting`. Never waits for a slot."""
+) -> asyncpg.Record:
+    """Place an order in one round trip (see ``PLACE_SQL``); a refusal has changed nothing it keeps: the
+    caller rolls the transaction back. Starts looking for a free stock slot at a random one."""
     row = await conn.fetchrow(
         PLACE_SQL,
         item_id,
         user_id,
-        quantity,
-        unit_price,
-        now,
-        per_user_limit,
-        take_stock,
-        order_id,
-        merchant_id,
         operator_id,
-        title,
-        points,
-        expiry_policy,
+        quantity,
+        now,
+        order_id,
         digest,
         sealed,
-        expires_at,
-        spend_entry_id,
         secrets.randbelow(MAX_SLOTS),
     )
-    assert row is not None  # the statement always answers one row
-    return row["stocked"] == 1, row["placed"] == 1
-
-
-async def savepoint(conn: Conn) -> None:
-    await conn.execute("SAVEPOINT mall_stock")
-
-
-async def rollback_to_savepoint(conn: Conn) -> None:
-    """Undo what followed :func:`savepoint`, releasing the row locks it took (the savepoint stays)."""
-    await conn.execute("ROLLBACK TO SAVEPOINT mall_stock")
-
-
-async def take_stock_waiting(conn: Conn, item_id: uuid.UUID, quantity: int) -> bool:
-    """Take ``quantity`` units, waiting for slots in ascending slot order; False if too few are left.
-
-    Call it holding no slot lock (after :func:`rollback_to_savepoint`). It waits for the lowest slot
-    with enough units; a slot that no longer has enough once free stays locked and the wait moves up,
-    so every wait is for a higher slot than any held: no cycle with another waiter. An order larger
-    than any single slot releases those locks again and locks all the item's slots, in slot order.
-    """
-    taken = await conn.fetchval(
-        "WITH slot AS (SELECT slot FROM mall_item_stock WHERE item_id = $1 AND remaining >= $2"
-        "  ORDER BY slot LIMIT 1 FOR UPDATE)"
-        " UPDATE mall_item_stock s SET remaining = s.remaining - $2 FROM slot WHERE s.item_id = $1"
-        " AND s.slot = slot.slot AND s.remaining >= $2 RETURNING s.slot",
-        item_id,
-        quantity,
-    )
-    if taken is not None:
-        return True
-    if quantity == 1:
-        return False
-    await rollback_to_savepoint(conn)
-    slots = await conn.fetch(
-        "SELECT slot, remaining FROM mall_item_stock WHERE item_id = $1 ORDER BY slot FOR UPDATE", item_id
-    )
-    if sum(r["remaining"] for r in slots) < quantity:
-        return False
-    takes, left = [], quantity
-    for r in slots:
-        if left and r["remaining"]:
-            take = min(left, r["remaining"])
-            takes.append((r["slot"], take))
-            left -= take
-    await conn.execute(
-        "UPDATE mall_item_stock s SET remaining = s.remaining - t.q"
-        " FROM unnest($2::smallint[], $3::int[]) AS t(slot, q) WHERE s.item_id = $1 AND s.slot = t.slot",
-        item_id,
-        [t[0] for t in takes],
-        [t[1] for t in takes],
-    )
-    return True
-
-
-async def purchased(conn: Conn, item_id: uuid.UUID, user_id: uuid.UUID) -> int:
-    return await conn.fetchval(
-        "SELECT coalesce((SELECT quantity FROM mall_purchases WHERE item_id = $1 AND user_id = $2), 0)",
-        item_id,
-        user_id,
-    )
+    assert row is not None  # the function always answers one row
+    return row
 
 
 async def order(conn: Conn, order_id: uuid.UUID) -> asyncpg.Record | None:

@@ -410,6 +410,8 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     now = clock.now()
     order_id = uuid.uuid4()
     code = vouchers.new_code()
+    digest = vouchers.digest(code)
+    assert digest is not None  # a code just made is well-formed
     row = await repo.place(
         conn,
         item_id=item_id,
@@ -418,7 +420,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         quantity=quantity,
         now=now,
         order_id=order_id,
-        digest=vouchers.digest(code),
+        digest=digest,
         sealed=vouchers.seal(code, order_id),
     )
     outcome = PlaceOutcome(row["outcome"])
