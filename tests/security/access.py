@@ -33,6 +33,7 @@ MERCHANT = frozenset({"merchant"})
 VERIFIER = frozenset({"verifier"})
 BUYER = frozenset({"buyer"})
 ORG_ADMIN = frozenset({"merchant", "scene_operator", "verifier", "buyer"})
+WEBHOOK_ORGS = frozenset({"operator", "merchant", "scene_operator", "verifier", "buyer"})
 # The person's own session on the platform (the /me cookie), which no token is: every token is refused (403
 # platform_session_required), anonymous callers 401. tests/users/test_me_pages.py calls these with the session.
 PERSON_SESSION: frozenset[str] = frozenset()
@@ -188,4 +189,9 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/public/scene-operators"): PUBLIC,
     ("GET", "/v1/public/verifiers"): PUBLIC,
     ("GET", "/v1/public/totals"): PUBLIC,
+    # webhook deliveries: any staff of the subscribing organisation (object-level: its own subscriptions)
+    ("GET", "/v1/webhooks/subscriptions/{subscription_id}/deliveries"): WEBHOOK_ORGS,
+    ("GET", "/v1/webhooks/subscriptions/{subscription_id}/deliveries/{delivery_id}"): WEBHOOK_ORGS,
+    ("POST", "/v1/webhooks/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver"): WEBHOOK_ORGS,
+    ("POST", "/v1/webhooks/subscriptions/{subscription_id}/redeliver-failed"): WEBHOOK_ORGS,
 }
