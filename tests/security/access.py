@@ -189,6 +189,17 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/public/scene-operators"): PUBLIC,
     ("GET", "/v1/public/verifiers"): PUBLIC,
     ("GET", "/v1/public/totals"): PUBLIC,
+    # webhooks: the catalogue is public; subscriptions are read by the organisation's staff and changed by its
+    # admin; events are read by the organisation's staff and operators' clients
+    ("GET", "/v1/webhooks/event-types"): PUBLIC,
+    ("POST", "/v1/webhooks/subscriptions"): ORG_ADMIN,
+    ("GET", "/v1/webhooks/subscriptions"): WEBHOOK_ORGS,
+    ("GET", "/v1/webhooks/subscriptions/{subscription_id}"): WEBHOOK_ORGS,
+    ("POST", "/v1/webhooks/subscriptions/{subscription_id}/pause"): ORG_ADMIN,
+    ("POST", "/v1/webhooks/subscriptions/{subscription_id}/resume"): ORG_ADMIN,
+    ("POST", "/v1/webhooks/subscriptions/{subscription_id}/rotate-secret"): ORG_ADMIN,
+    ("DELETE", "/v1/webhooks/subscriptions/{subscription_id}"): ORG_ADMIN,
+    ("GET", "/v1/events"): WEBHOOK_ORGS,
     # webhook deliveries: any staff of the subscribing organisation (object-level: its own subscriptions)
     ("GET", "/v1/webhooks/subscriptions/{subscription_id}/deliveries"): WEBHOOK_ORGS,
     ("GET", "/v1/webhooks/subscriptions/{subscription_id}/deliveries/{delivery_id}"): WEBHOOK_ORGS,
