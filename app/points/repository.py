@@ -203,8 +203,9 @@ async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asy
 
 # An entry whose source is the operator $4's: an earning from a batch it submitted, an order placed through its
 # token, a redemption in its own mall (with their refunds and the expiry of refunded shares, which carry the
-# same reference), and an expiry that emptied a lot it credited. Reads ``mall_orders`` and
-# ``operator_redemptions`` (the mall domain's tables) in the same statement: a page is one query.
+# same reference), and an expiry or an authority's clawback that took points from a lot it credited. Reads
+# ``mall_orders`` and ``operator_redemptions`` (the mall domain's tables) in the same statement: a page is one
+# query.
 _OPERATORS_ENTRY = """(
   (e.ref_type = 'batch' AND EXISTS (SELECT 1 FROM behaviour_batches b
      WHERE b.id = CASE WHEN e.ref_type = 'batch' THEN e.ref_id::uuid END AND b.operator_id = $4))
@@ -212,7 +213,7 @@ _OPERATORS_ENTRY = """(
      WHERE o.id = CASE WHEN e.ref_type = 'mall_order' THEN e.ref_id::uuid END AND o.operator_id = $4))
   OR (e.ref_type = 'operator_redemption' AND EXISTS (SELECT 1 FROM operator_redemptions r
      WHERE r.id = CASE WHEN e.ref_type = 'operator_redemption' THEN e.ref_id::uuid END AND r.operator_id = $4))
-  OR (e.ref_type = 'expiry' AND EXISTS (SELECT 1 FROM lot_allocations x
+  OR (e.ref_type IN ('expiry', 'clawback') AND EXISTS (SELECT 1 FROM lot_allocations x
      JOIN lot_allocations c ON c.lot_id = x.lot_id AND c.entry_id <> x.entry_id
      JOIN ledger_entries ce ON ce.id = c.entry_id AND ce.kind = 'earn' AND ce.ref_type = 'batch'
      JOIN behaviour_batches b ON b.id = CASE WHEN ce.ref_type = 'batch' THEN ce.ref_id::uuid END

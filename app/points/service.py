@@ -144,7 +144,7 @@ async def ledger(
 ) -> dict[str, Any]:
     """A page of the person's entries (:class:`Entry`), newest first; with ``operator_id`` only those whose
     source is that operator's: earnings from its batches, orders placed through it, redemptions in its own
-    mall, their refunds, and expiries of lots it credited."""
+    mall, their refunds, and expiries and clawbacks that took points from lots it credited."""
     after = decode_cursor(cursor, int)
     rows = await repo.entries(
         await db.raw_connection(session), user_id, after[0] if after else None, limit + 1, operator_id

@@ -158,6 +158,23 @@ class TestFilters:
         assert await _ledger(client, only_b.via_b) == [("expire", -200, "expiry"), ("earn", 200, "batch")]
         assert (await _get(client, only_b.via_a, "/v1/me/account"))["balance"] == 0
 
+    async def test_a_clawback_is_seen_through_the_operators_that_credited_the_lots_it_took(self, client, btype):
+        both = await _two(client, btype)  # both operators credited the day's lot
+        only_b = await _two(client, btype, a_points=0)  # entrusts A too, but only B credited
+        authority = await authority_token(client)
+        for two, points in ((both, 120), (only_b, 50)):
+            r = await client.post(
+                f"/v1/points/accounts/{two.user_id}/clawback",
+                json={"points": points, "reason": "fraud found"},
+                headers={"Authorization": f"Bearer {authority}"},
+            )
+            assert r.status_code == 200, r.text
+        assert (await _ledger(client, both.via_a))[0] == ("clawback", -120, "clawback")
+        assert (await _ledger(client, both.via_b))[0] == ("clawback", -120, "clawback")
+        assert await _ledger(client, only_b.via_a) == []
+        assert await _ledger(client, only_b.via_b) == [("clawback", -50, "clawback"), ("earn", 200, "batch")]
+        assert (await _get(client, only_b.via_a, "/v1/me/account"))["balance"] == 150
+
     async def test_pages_of_the_filtered_ledger_and_behaviours(self, client, btype):
         two = await _two(client, btype, a_points=600, b_points=400)  # 3 days of A's, 2 of B's
         for path, count in (("/v1/me/ledger", 1), ("/v1/me/behaviours", 3)):
