@@ -177,7 +177,13 @@ async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:
             )
     finally:
         await conn.close()
-    return {"org_id": org_id, "kid": kid, "pem": pem, "headers": {"Authorization": f"Bearer {token}"}}
+    return {
+        "org_id": org_id,
+        "kid": kid,
+        "pem": pem,
+        "headers": {"Authorization": f"Bearer {token}"},
+        "admin_headers": org_admin,
+    }
 
 
 def sign(op: dict, body: bytes) -> str:

@@ -1,12 +1,15 @@
 """Batch ingestion throughput: credited records/s over HTTP vs a raw COPY of the same rows.
 
-    python bench/ingest.py [--batches 60] [--clients 4] [--runs 3] [--workers 2]
+    python bench/ingest.py [--batches 60] [--clients 4] [--runs 3] [--workers 2] [--webhooks]
 
 Starts ``carbon-points`` on the embedded default in a child process, enrols people, pre-signs
 batches of 1,000 records, submits them from concurrent clients and prints JSON: credited
 records/s, p50/p99 batch latency, and — measured in the same run — the rate of a raw ``COPY`` of
 the same rows into a bare table (no index, no constraint): the ceiling of the machine. Medians of
-``--runs`` runs; identical runs on a noisy machine differ by up to 2.5×.
+``--runs`` runs; identical runs on a noisy machine differ by up to 2.5×. ``--webhooks``: the operator
+subscribes to every event type it may receive (a local sink) and the runs alternate without and with
+the subscription (``--runs`` of each); ``webhooks`` in the output compares the credited records/s as
+ratios to the same run's raw COPY (``bench/_webhooks.py``).
 """
 
 import argparse
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db  # noqa: E402
 from bench._server import Server, dumps, enrol_many, percentile, seed_operator, sign  # noqa: E402
+from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -129,14 +133,30 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="subscribe the operator to its event types (a local sink); interleave runs with and without",
+    )
     args = parser.parse_args()
+    with_webhooks = modes(args.runs, args.webhooks)
     server = await asyncio.to_thread(Server(workers=args.workers).start)
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
             op = await seed_operator(client, server.urls.database_url)
             users = await enrol_many(client, op, args.users)
+            subscriptions = []
+            if args.webhooks:
+                sink = Sink()
+                catalogue = (await client.get("/v1/webhooks/event-types")).json()
+                wanted = [t["type"] for t in catalogue if "operator" in t["kinds"]]
+                admin = op["admin_headers"]
+                subscriptions.append((admin, await subscribe(client, admin, sink.url, wanted)))
         runs = []
-        for run in range(args.runs):
+        for run, on in enumerate(with_webhooks):
+            if args.webhooks:
+                async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+                    await set_active(client, subscriptions, on)
             batches = make_batches(users, args.batches, run)
             bodies = [orjson.dumps({"records": b}) for b in batches]
             result = await submit_all(server.base_url, op, bodies, args.clients)
@@ -167,6 +187,11 @@ async def main() -> None:
                     "median": {k: round(v, 1) for k, v in median.items()},
                     "ratio_to_raw_copy": round(median["records_per_s"] / median["raw_copy_rows_per_s"], 3),
                     "target_records_per_s": 20000,
+                    "webhooks": compare(
+                        runs, with_webhooks, {"records_per_s": ("records_per_s", "raw_copy_rows_per_s")}
+                    )
+                    if args.webhooks
+                    else None,
                     "runs": [{k: round(v, 1) for k, v in r.items()} for r in runs],
                 }
             )
