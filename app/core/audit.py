@@ -6,7 +6,7 @@ The log is split into ``CHAINS`` independent chains (by subject) so concurrent r
 queue on one lock; all entries of one transaction go to one chain (so it takes one lock); each
 entry's hash covers the previous hash of its chain and its own content.
 ``audit_chain_heads`` holds each chain's newest sequence number and hash: appending locks that row
-(two statements a chain), and verification compares the chain's end with it, so deleting the newest
+(one statement a transaction), and verification compares the chain's end with it, so deleting the newest
 entries is caught too.
 """
 
@@ -58,62 +58,66 @@ def entry_hash(
     subject_id: str,
     data: dict[str, Any],
 ) -> str:
-    canonical = json.dumps(
-        [prev_hash, chain, seq, at.isoformat(), actor, action, subject_type, subject_id, data],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+    canonical = _canonical(
+        [prev_hash, chain, seq, at.isoformat(), actor, action, subject_type, subject_id, data]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical(values: list[Any]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# One round trip a transaction: lock the chain's head (a locking read answers its newest committed
+# version), chain the entries' hashes from it in SQL, insert them and move the head. Python sends each
+# entry's canonical JSON without its first three members (previous hash, chain, seq: known only under
+# the lock); SQL prefixes them exactly as :func:`entry_hash` writes them (hex, integers), so the hash is
+# the same SHA-256 of the same UTF-8 text and :func:`verify` re-computes it in Python.
+APPEND_SQL = """
+WITH RECURSIVE head AS MATERIALIZED (
+  SELECT seq, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE
+), pending AS (
+  SELECT * FROM json_to_recordset($2::json) AS r(n int, rest text, at timestamptz, actor text, action text,
+    subject_type text, subject_id text, data jsonb)
+), chained (n, seq, prev_hash, hash) AS (
+  SELECT 0, head.seq, NULL::text, head.hash::text FROM head
+  UNION ALL
+  SELECT p.n, c.seq + 1, c.hash::text, encode(sha256(convert_to(
+    '["' || c.hash || '",' || $1::int || ',' || (c.seq + 1) || ',' || substr(p.rest, 2), 'UTF8')), 'hex')
+  FROM chained c JOIN pending p ON p.n = c.n + 1
+), added AS (
+  INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data, prev_hash, hash)
+  SELECT $1, c.seq, p.at, p.actor, p.action, p.subject_type, p.subject_id, p.data, c.prev_hash, c.hash
+  FROM chained c JOIN pending p ON p.n = c.n RETURNING seq, hash
+)
+UPDATE audit_chain_heads h SET seq = last.seq, hash = last.hash
+FROM (SELECT seq, hash FROM added ORDER BY seq DESC LIMIT 1) last WHERE h.chain = $1
+"""
 
 
 async def flush(session: AsyncSession) -> None:
     pending = session.info.pop("audit", None)
     if not pending:
         return
-    # One chain per transaction (picked by its first entry's subject): one lock, two statements.
-    chain, entries = _chain_of(pending[0][2], pending[0][3]), pending
-    conn = await db.raw_connection(session)  # on every write request: asyncpg directly, not the ORM
-    # Locks the chain's head row until commit and reads the newest committed head.
-    head = await conn.fetchrow(
-        "UPDATE audit_chain_heads SET seq = seq + $1 WHERE chain = $2 RETURNING seq - $1 AS seq, hash",
-        len(entries),
-        chain,
-    )
-    assert head is not None, "the migrations create every chain's head row"
-    seq, prev = head["seq"], head["hash"]
-    rows = []
+    # One chain per transaction (picked by its first entry's subject): one lock, one statement.
+    chain = _chain_of(pending[0][2], pending[0][3])
     at = clock.real_now()  # when it really happened, whatever the sandbox clock says
-    for actor, action, subject_type, subject_id, data in entries:
-        seq += 1
-        h = entry_hash(prev, chain, seq, at, actor, action, subject_type, subject_id, data)
-        rows.append(
-            {
-                "chain": chain,
-                "seq": seq,
-                "at": at.isoformat(),
-                "actor": actor,
-                "action": action,
-                "subject_type": subject_type,
-                "subject_id": subject_id,
-                "data": data,
-                "prev_hash": prev,
-                "hash": h,
-            }
-        )
-        prev = h
-    await conn.execute(
-        "WITH added AS ("
-        " INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data,"
-        " prev_hash, hash) SELECT * FROM json_to_recordset($1::json) AS r(chain smallint,"
-        " seq bigint, at timestamptz, actor text, action text, subject_type text, subject_id text,"
-        " data jsonb, prev_hash text, hash text) RETURNING 1"
-        ") UPDATE audit_chain_heads SET hash = $2 WHERE chain = $3 AND (SELECT count(*) FROM added) = $4",
-        json.dumps(rows, ensure_ascii=False),
-        prev,
-        chain,
-        len(entries),
-    )
+    rows = [
+        {
+            "n": n,
+            "rest": _canonical([at.isoformat(), actor, action, subject_type, subject_id, data]),
+            "at": at.isoformat(),
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "data": data,
+        }
+        for n, (actor, action, subject_type, subject_id, data) in enumerate(pending, start=1)
+    ]
+    conn = await db.raw_connection(session)  # on every write request: asyncpg directly, not the ORM
+    moved = await conn.execute(APPEND_SQL, chain, json.dumps(rows, ensure_ascii=False))
+    assert moved == "UPDATE 1", "the migrations create every chain's head row"
 
 
 @dataclass
