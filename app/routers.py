@@ -16,6 +16,7 @@ from app.reviews.router import router as reviews_router
 from app.scenes.router import public_router as scenes_public_router
 from app.scenes.router import router as scenes_router
 from app.users.router import router as users_router
+from app.webhooks.delivery_router import router as webhook_delivery_router
 from app.webhooks.router import events_router as webhook_events_router
 from app.webhooks.router import router as webhooks_router
 
@@ -38,4 +39,5 @@ ROUTERS = [
     mall_router,
     webhooks_router,
     webhook_events_router,
+    webhook_delivery_router,
 ]
