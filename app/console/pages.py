@@ -35,6 +35,7 @@ from app.reviews import service as reviews_service
 from app.reviews.draw import draw
 from app.reviews.schemas import PanelOpen
 from app.scenes import service as scenes_service
+from app.scenes.pages import behaviour_label, category_label
 from app.scenes.schemas import SceneReview
 from app.web.dependencies import page_router, require_viewer, safe_next
 from app.web.i18n import N_, gettext, zone
@@ -777,6 +778,8 @@ async def _scene_page(
         "console/scene.html",
         {
             "scene": scene,
+            "category_name": category_label(scene.category),
+            "behaviour_names": [behaviour_label(b) for b in scene.behaviour_types],
             "change": change,
             "operator": await org_service.get(session, scene.operator_id),
             "panel": panel,
