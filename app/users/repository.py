@@ -117,16 +117,19 @@ async def entrustments(session: AsyncSession, user_id: uuid.UUID) -> list[Entrus
     return list((await session.execute(query)).scalars())
 
 
-async def anonymise(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
-    """Erase the person's identity hash, mark the account deleted and end every live entrustment."""
+async def anonymise(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> list[tuple[uuid.UUID, str]]:
+    """Erase the person's identity hash, mark the account deleted and end every live entrustment: the
+    entrustments ended, as (operator id, external user id), oldest first."""
     await session.execute(
         sa.update(User).where(col(User.id) == user_id).values(identity_hash=None, deleted_at=now)
     )
-    await session.execute(
+    ended = await session.execute(
         sa.update(Entrustment)
         .where(col(Entrustment.user_id) == user_id, col(Entrustment.withdrawn_at).is_(None))
         .values(withdrawn_at=now)
+        .returning(col(Entrustment.id), col(Entrustment.operator_id), col(Entrustment.external_user_id))
     )
+    return [(operator_id, external_id) for _, operator_id, external_id in sorted(ended.all())]
 
 
 async def standing(conn: Conn, user_id: uuid.UUID, operator_id: uuid.UUID | None) -> asyncpg.Record | None:

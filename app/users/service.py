@@ -150,11 +150,30 @@ async def entrustments(session: AsyncSession, user_id: uuid.UUID) -> list[Entrus
 
 
 async def delete_account(session: AsyncSession, user: Principal) -> AccountDeletion:
-    """Anonymise: the identity hash goes, entrustments end, the ledger and its totals stay."""
+    """Anonymise: the identity hash goes, entrustments end (each operator told by ``entrustment.withdrawn``
+    with ``reason: account_deleted``), the ledger and its totals stay."""
     now = clock.now()
-    await repository.anonymise(session, user.subject, now)
+    ended = await repository.anonymise(session, user.subject, now)
     audit.record(
         session, actor=user.actor, action="user.deleted", subject_type="user", subject_id=user.subject
+    )
+    await webhooks_service.emit_all(
+        session,
+        [
+            webhooks_service.Emission(
+                operator_id,
+                "entrustment.withdrawn",
+                "entrustment",
+                external_user_id,
+                {
+                    "external_user_id": external_user_id,
+                    "withdrawn_at": now,
+                    "by": "person",
+                    "reason": "account_deleted",
+                },
+            )
+            for operator_id, external_user_id in ended
+        ],
     )
     return AccountDeletion(user_id=user.subject, deleted_at=now)
 
