@@ -4,6 +4,8 @@ through them, accessibility (axe) and the layouts at 375 px and 1280 px in both 
 
 from datetime import timedelta
 
+from babel.dates import format_date
+
 from app.core import clock, db
 from tests.factories import PASSWORD, make_operator
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
@@ -65,6 +67,20 @@ class TestDashboardsWalk:
             await page.get_by_role("button", name="拨快").click()
             await page.wait_for_load_state()
             assert await page.locator("#clock-offset").inner_text() == "3 天 0 小时 0 分钟"
+            # the server's process applies it within a second: the portal's "as of" is three days on
+            ahead = format_date(clock.local_day(clock.real_now()) + timedelta(days=3), "long", locale="zh_CN")
+            for _ in range(20):
+                await page.goto("/")
+                if (
+                    ahead
+                    in await page.locator("section[aria-labelledby=figures-heading] p.muted").inner_text()
+                ):
+                    break
+                await page.wait_for_timeout(250)
+            assert (
+                ahead in await page.locator("section[aria-labelledby=figures-heading] p.muted").inner_text()
+            )
+            await page.goto("/console/clock")
             await page.get_by_role("link", name="审计日志").click()
             await page.get_by_label("操作", exact=True).fill("clock.")
             await page.get_by_role("button", name="搜索").click()
