@@ -25,6 +25,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SHOTS = Path("/tmp/shots")
+SHOTS_WANTED = os.environ.get("CARBON_SHOTS") == "1"
 
 
 @pytest.fixture
@@ -124,6 +125,13 @@ async def page(browser, live_server):
     )
     tab.on("pageerror", lambda exc: record.console_errors.append(f"{tab.url}: {exc}"))
     tab.record = record
+    if not SHOTS_WANTED:
+        # The checks of a layout (no sideways scroll, axe) always run; the pictures themselves are
+        # for people to look at, taken with CARBON_SHOTS=1 (docs/architecture.md, "Tests").
+        async def no_picture(**_options) -> bytes:
+            return b""
+
+        tab.screenshot = no_picture
     yield tab
     await context.close()
     own = urlsplit(live_server)[:2]
