@@ -4,10 +4,19 @@ A hypothesis ``RuleBasedStateMachine`` enrols people (one person may be enrolled
 one account), submits signed behaviour batches (fresh, retried with the same key, resent with a new
 key, sent twice at once; with duplicate record ids, reused evidence and overlapping times), orders
 mall items, cancels orders, redeems vouchers, withdraws entrustments, claws points back, moves the
-clock forward and runs the points and voucher expiry jobs. Every response is checked against what
-the model says it must be, and after every step: ``ledger verify`` finds nothing, and every
-person's balance, lifetime points, expiry breakdown and newest ledger balance, and every item's
-stock, equal the model's. Each example ends with the audit chain verified. Hypothesis picks rules
+clock forward and runs the points and voucher expiry jobs. A third operator, ``c``, is never trusted to
+enrol anyone: people confirm it themselves through the authorization code flow (the authorize pages, the
+one-time code from the development outbox, the consent, the code exchanged with PKCE), its refresh tokens
+rotate (an old one used again revokes the family), people withdraw entrustments on their own page ``/me``
+(signed in with phone and code), and the authority narrows or widens the scopes ``c`` may ask for. Every response is checked against what
+the model says it must be, and after every step: ``ledger verify`` finds nothing; every person's
+whole ledger (kind, amount, balance after: read through the points service, as the person's export
+shows it) equals the model's; through every user token still working, the balance, lifetime points and
+expiry breakdown equal the model's and the newest entries of ``/v1/me/ledger`` are exactly those the
+model says that operator may see (its earnings, orders placed through it, their refunds, and expiries and
+clawbacks that took points from a lot it credited); and every item's stock equals the model's. A user
+token never lists another operator's records or orders, never orders without ``mall`` and never works
+after the entrustment is withdrawn. Each example ends with the audit chain verified. Hypothesis picks rules
 at random (and leaves some out of an example), so a scripted walk through the same machine also
 reaches every branch on purpose (``test_a_walk_through_every_branch``).
 
@@ -19,11 +28,13 @@ are exact; it is released when the test ends.
 
 import asyncio
 import json
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
 
+import httpx
 import hypothesis
 import pytest
 import sqlalchemy as sa
@@ -33,11 +44,23 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from app.core import audit, clock, db
 from app.mall import tasks as mall_tasks
+from app.points import service as points_service
 from app.points import tasks as points_tasks
 from app.points.verify import verify
-from tests.factories import authority_token, bearer, make_operator, make_org, signed, unique
+from tests.factories import (
+    ALL_SCOPES,
+    authority_token,
+    bearer,
+    make_operator,
+    make_org,
+    person_session,
+    signed,
+    unique,
+)
 from tests.factories_points import ensure_rule, make_methodology
 from tests.factories_security import Bridge
+from tests.oauth_flow import authorize_params, consent_to, exchange, oauth_operator, query_of, refresh
+from tests.web.helpers import HTML, csrf_token
 
 MAX_EXAMPLES = 20
 STEPS = 25
@@ -82,11 +105,33 @@ class Entrustment:
 
 
 @dataclass
+class Grant:
+    """What operator ``c`` holds for a person from the authorization code flow."""
+
+    ext: str
+    scope: set  # what the person granted
+    token_scope: set  # the scopes of the current user token
+    headers: dict
+    refresh: str
+    old: list = field(default_factory=list)  # rotated refresh tokens
+    live: bool = True
+    dead_code: str = ""  # why the tokens stopped: token_revoked | entrustment_withdrawn
+
+
+@dataclass
 class Person:
     user_id: str
     headers: dict
     phone: str
     lots: dict = field(default_factory=dict)  # expires_at -> remaining
+    lot_ops: dict = field(
+        default_factory=dict
+    )  # expires_at -> the operators whose earnings went into the lot
+    log: list = field(
+        default_factory=list
+    )  # the ledger: (kind, amount, balance_after, operators that see it)
+    records: dict = field(default_factory=dict)  # operator -> record ids accepted for the person
+    grant: Grant | None = None
     ledger: int = 0  # the account's balance: the sum of its entries
     entries: int = 0
     lifetime: int = 0
@@ -117,6 +162,7 @@ class Order:
     points: int
     taken: list  # [(lot expires_at, amount)]
     expires_at: datetime
+    via: str  # the operator the ordering token was issued to
     status: str = "issued"
 
 
@@ -134,6 +180,13 @@ class World:
         self.moment = clock.now()
         self.idempotency_ttl_hours = 48
         self.record_max_age_days = 90
+        self.allowed_c = set(ALL_SCOPES)  # what the authority lets operator c ask for
+
+    def browser(self) -> httpx.AsyncClient:
+        """A browser of its own address (cookies of its own), on the same application."""
+        ip = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        transport = httpx.ASGITransport(app=self.client._transport.app, client=(ip, 50000))
+        return httpx.AsyncClient(transport=transport, base_url=self.client.base_url, timeout=60)
 
     def request(self, method: str, url: str, **kwargs):
         STATS["requests"] += 1
@@ -148,13 +201,15 @@ class LedgerMachine(RuleBasedStateMachine):
         w = self.world
         w.moment = max(w.moment, clock.now()) + timedelta(seconds=1)
         clock.freeze(w.moment)
+        if w.allowed_c != set(ALL_SCOPES):
+            self._set_c_scopes(set(ALL_SCOPES))
         self.people: list[Person] = []
         self.entrustments: list[Entrustment] = []
         self.items: list[Item] = []
         self.orders: list[Order] = []
         self.sent: dict[tuple[str, str], dict] = {}  # (operator, record_id) -> first accepted outcome
         self.claimed: set[tuple[str, str]] = set()
-        self.record_ids: dict[str, list[str]] = {"a": [], "b": []}
+        self.record_ids: dict[str, list[str]] = {"a": [], "b": [], "c": []}
         self.evidence: list[str] = []
         self.last_batch = None
         STATS["examples"] += 1
@@ -174,7 +229,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def usable(self, p: Person) -> int:
         return sum(v for x, v in p.lots.items() if x > self.now)
 
-    def _debit(self, p: Person, points: int) -> list:
+    def _log(self, p: Person, kind: str, amount: int, ops) -> None:
+        p.log.append((kind, amount, p.ledger, frozenset(ops)))
+
+    def _debit(self, p: Person, points: int, kind: str, via: str | None = None) -> list:
+        """Take ``points`` (soonest-expiring lots first); the entry is seen through ``via`` (an order's
+        operator) or, for a clawback, through every operator that credited a lot it took from."""
         taken, left = [], points
         for x in sorted(p.lots):
             if x <= self.now or p.lots[x] <= 0 or left == 0:
@@ -186,16 +246,29 @@ class LedgerMachine(RuleBasedStateMachine):
         assert left == 0
         p.ledger -= points
         p.entries += 1
+        ops = {via} if via else set().union(*(p.lot_ops.get(x, set()) for x, _ in taken))
+        self._log(p, kind, -points, ops)
         return taken
 
-    def _refund(self, p: Person, taken: list) -> None:
+    def _refund(self, p: Person, taken: list, via: str) -> None:
         points = sum(a for _, a in taken)
         expired = sum(a for x, a in taken if x <= self.now)
         for x, a in taken:
             if x > self.now:
                 p.lots[x] += a
-        p.ledger += points - expired
+        p.ledger += points
+        self._log(p, "refund", points, {via})
+        if expired:  # a share whose lot has expired meanwhile expires at once
+            p.ledger -= expired
+            self._log(p, "expire", -expired, {via})
         p.entries += 2 if expired else 1
+
+    def _tokens(self, p: Person) -> list[tuple[str, dict, set]]:
+        """The person's user tokens still working: (operator, headers, scopes)."""
+        tokens = [(p.via, p.headers, set(ALL_SCOPES))] if p.headers else []
+        if p.grant and p.grant.live:
+            tokens.append(("c", p.grant.headers, p.grant.token_scope))
+        return tokens
 
     # ------------------------------------------------------------------ setup
 
@@ -263,7 +336,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def _reissue_token(self, person: Person) -> None:
         """A token through another operator the person still entrusts, if any; else the person has none."""
         w = self.world
-        live = [e for e in self.entrustments if e.user is person and e.withdrawn_at is None]
+        live = [
+            e for e in self.entrustments if e.user is person and e.withdrawn_at is None and e.operator != "c"
+        ]
         if not live:
             person.headers, person.via = {}, ""
             return
@@ -312,14 +387,235 @@ class LedgerMachine(RuleBasedStateMachine):
         r = w.request("DELETE", f"/v1/operator/users/{e.ext}", headers=w.operators[e.operator].headers)
         assert r.status_code == 200, r.text
         assert datetime.fromisoformat(r.json()["withdrawn_at"]) == self.now
-        e.withdrawn_at = self.now
+        self._withdrawn(e)
         counted("entrustment withdrawn")
-        if e.user.via == e.operator:  # the token issued through this operator stops at once
+        r = w.request("DELETE", f"/v1/operator/users/{e.ext}", headers=w.operators[e.operator].headers)
+        assert (r.status_code, r.json()["code"]) == (404, "not_entrusted")
+
+    def _withdrawn(self, e: Entrustment) -> None:
+        """The model after a withdrawal: the tokens issued through that operator stop at once, and operator
+        c is told at its next refresh (``entrustment_withdrawn``)."""
+        w = self.world
+        e.withdrawn_at = self.now
+        if e.user.via == e.operator:
             r = w.request("GET", "/v1/me/account", headers=e.user.headers)
             assert (r.status_code, r.json()["code"]) == (401, "entrustment_withdrawn"), r.text
             self._reissue_token(e.user)
-        r = w.request("DELETE", f"/v1/operator/users/{e.ext}", headers=w.operators[e.operator].headers)
-        assert (r.status_code, r.json()["code"]) == (404, "not_entrusted")
+        g = e.user.grant
+        if e.operator == "c" and g is not None and g.ext == e.ext:
+            if g.live:
+                r = w.request("GET", "/v1/me/account", headers=g.headers)
+                assert (r.status_code, r.json()["code"]) == (401, "entrustment_withdrawn"), r.text
+            r = self._refresh_c(g.refresh)
+            assert (r.status_code, r.json()["code"]) == (400, "entrustment_withdrawn"), r.text
+            g.live, g.dead_code = False, "entrustment_withdrawn"
+            counted("refresh refused: entrustment_withdrawn")
+
+    # ------------------------------------------------------------------ operator c: the person decides
+
+    def _set_c_scopes(self, scopes: set) -> None:
+        w = self.world
+        r = w.request(
+            "PUT",
+            f"/v1/organizations/{w.operators['c'].id}/allowed-scopes",
+            json={"scopes": sorted(scopes), "reason": "model"},
+            headers=bearer(w.authority),
+        )
+        assert r.status_code == 200, r.text
+        assert set(r.json()["allowed_scopes"]) == scopes
+        w.allowed_c = set(scopes)
+
+    @rule(mall=st.booleans())
+    def authority_sets_the_scopes_of_c(self, mall):
+        """The authority lets operator c ask for ``mall`` or not; user tokens c gets from then on carry
+        what the person granted within what c may ask for."""
+        STATS["rules"]["authority_sets_the_scopes_of_c"] = (
+            STATS["rules"].get("authority_sets_the_scopes_of_c", 0) + 1
+        )
+        self._set_c_scopes({"behaviours:submit", "account:read", *(["mall"] if mall else [])})
+        counted(f"c may ask for mall: {mall}")
+
+    def _refresh_c(self, token: str) -> httpx.Response:
+        w = self.world
+        STATS["requests"] += 1
+        return w.bridge.run(refresh(w.client, w.operators["c"], token))
+
+    @precondition(lambda self: self.people)
+    @rule(data=st.data(), mall=st.booleans())
+    def confirm_c_through_the_authorization_flow(self, data, mall):
+        """The person confirms operator c: authorize page, phone, one-time code from the outbox, consent;
+        c exchanges the code (PKCE) for a refresh token and a user token. A second exchange of the same code
+        revokes what the first issued."""
+        STATS["rules"]["confirm_c"] = STATS["rules"].get("confirm_c", 0) + 1
+        w = self.world
+        p = data.draw(st.sampled_from(self.people))
+        if p.grant is not None and p.grant.live:
+            return
+        live = next(
+            (e for e in self.entrustments if e.user is p and e.operator == "c" and e.withdrawn_at is None),
+            None,
+        )
+        granted = {"behaviours:submit", "account:read", *(["mall"] if mall and "mall" in w.allowed_c else [])}
+        op = w.operators["c"]
+        started = authorize_params(op, scope=" ".join(s for s in ALL_SCOPES if s in granted))
+        ext = live.ext if live else unique("m")
+        replay = data.draw(st.booleans())
+
+        async def walk():
+            async with w.browser() as browser:
+                browser.headers.update(HTML)
+                location = await consent_to(browser, started, p.phone)
+            got = query_of(location)
+            assert got["state"] == started.state, location
+            first = await exchange(w.client, op, got["code"], started.verifier, external_user_id=ext)
+            again = await exchange(w.client, op, got["code"], started.verifier) if replay else None
+            return first, again
+
+        STATS["requests"] += 12
+        r, again = w.bridge.run(walk())
+        assert r.status_code == 200, r.text
+        tokens = r.json()
+        assert (tokens["user_id"], tokens["external_user_id"]) == (p.user_id, ext), tokens
+        assert set(tokens["scope"].split()) == granted
+        p.grant = Grant(ext, granted, set(granted), bearer(tokens["access_token"]), tokens["refresh_token"])
+        if live is None:
+            self.entrustments.append(Entrustment("c", ext, p, self.now))
+        counted("c confirmed by the person")
+        if again is not None:  # the code used twice: what the first use issued is revoked
+            assert (again.status_code, again.json()["code"]) == (400, "code_reused"), again.text
+            p.grant.live, p.grant.dead_code = False, "token_revoked"
+            r = w.request("GET", "/v1/me/account", headers=p.grant.headers)
+            assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
+            counted("code reused: tokens revoked")
+
+    @precondition(lambda self: any(p.grant for p in self.people))
+    @rule(data=st.data(), reuse=st.booleans())
+    def refresh_c(self, data, reuse):
+        """c refreshes (the refresh token rotates, the user token carries the granted scopes c may still ask
+        for), or uses an old refresh token again: the whole family is revoked."""
+        STATS["rules"]["refresh_c"] = STATS["rules"].get("refresh_c", 0) + 1
+        w = self.world
+        g = data.draw(st.sampled_from([p.grant for p in self.people if p.grant]))
+        if not g.live:
+            r = self._refresh_c(g.refresh)
+            assert (r.status_code, r.json()["code"]) == (400, g.dead_code), r.text
+            counted(f"refresh refused: {g.dead_code}")
+            return
+        if reuse and g.old:
+            r = self._refresh_c(data.draw(st.sampled_from(g.old)))
+            assert (r.status_code, r.json()["code"]) == (400, "refresh_token_reused"), r.text
+            g.live, g.dead_code = False, "token_revoked"
+            r = w.request("GET", "/v1/me/account", headers=g.headers)
+            assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
+            r = self._refresh_c(g.refresh)
+            assert (r.status_code, r.json()["code"]) == (400, "token_revoked"), r.text
+            counted("refresh token reused: family revoked")
+            return
+        r = self._refresh_c(g.refresh)
+        assert r.status_code == 200, r.text
+        tokens = r.json()
+        g.token_scope = g.scope & w.allowed_c
+        assert set(tokens["scope"].split()) == g.token_scope, (tokens, g.token_scope)
+        assert tokens["refresh_token"] != g.refresh
+        g.old.append(g.refresh)
+        g.refresh, g.headers = tokens["refresh_token"], bearer(tokens["access_token"])
+        counted("refreshed" + (" without mall" if "mall" in g.scope - g.token_scope else ""))
+
+    @precondition(lambda self: sum(e.withdrawn_at is None for e in self.entrustments) > 3)
+    @rule(data=st.data())
+    def withdraw_on_my_page(self, data):
+        """The person signs in on /me (phone, one-time code), exports their data (the whole ledger and every
+        entrustment, with what they granted) and withdraws one entrustment."""
+        STATS["rules"]["withdraw_on_my_page"] = STATS["rules"].get("withdraw_on_my_page", 0) + 1
+        w = self.world
+        e = data.draw(st.sampled_from([e for e in self.entrustments if e.withdrawn_at is None]))
+        p = e.user
+        op_id = w.operators[e.operator].id
+
+        async def walk():
+            async with w.browser() as browser:
+                await person_session(browser, p.phone)
+                export = await browser.get("/v1/me/export")
+                async with db.sessionmaker()() as session:
+                    entrustment = (
+                        await session.execute(
+                            sa.text(
+                                "SELECT id FROM entrustments WHERE operator_id = :o AND user_id = :u"
+                                " AND withdrawn_at IS NULL"
+                            ),
+                            {"o": op_id, "u": p.user_id},
+                        )
+                    ).scalar_one()
+                    await session.rollback()
+                form = await browser.get(f"/me/entrustments/{entrustment}/withdraw", headers=HTML)
+                assert form.status_code == 200, form.text
+                done = await browser.post(
+                    f"/me/entrustments/{entrustment}/withdraw",
+                    data={"csrf_token": csrf_token(form.text)},
+                    headers=HTML,
+                )
+                return export, entrustment, done
+
+        STATS["requests"] += 9
+        export, entrustment, done = w.bridge.run(walk())
+        assert export.status_code == 200, export.text
+        body = export.json()
+        assert [(x["kind"], x["amount"], x["balance_after"]) for x in body["ledger"]] == [
+            (k, a, b) for k, a, b, _ in reversed(p.log)
+        ]
+        assert body["account"]["balance"] == self.usable(p)
+        ids = {x: w.operators[x].id for x in ("a", "b", "c")}
+        assert sorted(
+            (
+                x["operator_id"],
+                x["external_user_id"],
+                x["withdrawn_at"] is None,
+                x["scope"],
+                x["confirmed_by"],
+            )
+            for x in body["entrustments"]
+        ) == sorted(
+            (
+                ids[m.operator],
+                m.ext,
+                m.withdrawn_at is None,
+                " ".join(s for s in ALL_SCOPES if s in p.grant.scope)
+                if m.operator == "c" and p.grant and m.ext == p.grant.ext
+                else None,
+                "person_otp" if m.operator == "c" else "operator_asserted",
+            )
+            for m in self.entrustments
+            if m.user is p
+        )
+        assert (done.status_code, done.headers["location"]) == (303, f"/me?withdrawn={entrustment}"), (
+            done.text
+        )
+        counted(f"withdrawn on /me: {e.operator}")
+        self._withdrawn(e)
+
+    @precondition(lambda self: self.people)
+    @rule()
+    def look_through_every_token(self):
+        """Through each working user token: only the records that operator submitted for the person, only the
+        orders placed through it (and none at all without ``mall``)."""
+        STATS["rules"]["look_through_every_token"] = STATS["rules"].get("look_through_every_token", 0) + 1
+        w = self.world
+        for p in self.people:
+            for via, headers, scopes in self._tokens(p):
+                r = w.request("GET", "/v1/me/behaviours", params={"limit": 200}, headers=headers)
+                assert r.status_code == 200, r.text
+                items = r.json()["items"]
+                assert {i["record_id"] for i in items} == p.records.get(via, set())
+                assert {i["operator_id"] for i in items} <= {w.operators[via].id}
+                r = w.request("GET", "/v1/me/orders", params={"limit": 200}, headers=headers)
+                if "mall" not in scopes:
+                    assert (r.status_code, r.json()["code"]) == (403, "scope_required"), r.text
+                    counted("orders not listed without mall")
+                    continue
+                assert r.status_code == 200, r.text
+                mine = {o.id for o in self.orders if o.person is p and o.via == via}
+                assert {i["id"] for i in r.json()["items"]} == mine
+                counted("looked through a token")
 
     # ------------------------------------------------------------------ behaviour batches
 
@@ -450,6 +746,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 "rule_version": rule_.version,
             }
             results[i] = outcome
+            person.records.setdefault(operator, set()).add(rec["record_id"])
             self.sent[(operator, rec["record_id"])] = outcome
             credits.setdefault(person.user_id, [person, 0, rule_])[1] += points
             person.lifetime += points
@@ -463,8 +760,10 @@ class LedgerMachine(RuleBasedStateMachine):
             if points:
                 x = local_midnight_after(self.now, rule_.lifetime_days)
                 person.lots[x] = person.lots.get(x, 0) + points
+                person.lot_ops.setdefault(x, set()).add(operator)
                 person.ledger += points
                 person.entries += 1
+                self._log(person, "earn", points, {operator})
         for rec in records:
             if rec["record_id"] not in self.record_ids[operator]:
                 self.record_ids[operator].append(rec["record_id"])
@@ -502,7 +801,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return body, headers
 
     @rule(
-        operator=st.sampled_from(["a", "b"]),
+        operator=st.sampled_from(["a", "b", "c"]),
         size=st.integers(1, 6),
         data=st.data(),
         then=st.sampled_from(["nothing", "retry with the same key", "resend with a new key", "race"]),
@@ -589,25 +888,25 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             assert (r.status_code, r.json()["code"]) == (404, "voucher_not_found")
         elif what == "order" or not self.orders:
-            with_token = [p for p in self.people if p.headers]
-            if not with_token:
+            tokens = [(p, t) for p in self.people for t in self._tokens(p)]
+            if not tokens:
                 return
-            self._order(
-                data.draw(st.sampled_from(with_token)),
-                data.draw(st.sampled_from(self.items)),
-                quantity,
-                retry,
-            )
+            person, token = data.draw(st.sampled_from(tokens))
+            self._order(person, data.draw(st.sampled_from(self.items)), quantity, retry, token)
         else:
             order = data.draw(st.sampled_from(self.orders))
             self._cancel(order) if what == "cancel" else self._redeem(order)
 
-    def _order(self, person: Person, item: Item, quantity: int, retry: bool = False) -> None:
+    def _order(self, person: Person, item: Item, quantity: int, retry: bool = False, token=None) -> None:
+        """An order through ``token`` (operator, headers, scopes; default: the person's token via a or b)."""
         w = self.world
+        via, person_headers, scopes = token or (person.via, person.headers, set(ALL_SCOPES))
         points = item.price * quantity
         held = item.held.get(person.user_id, 0)
         expected = None
-        if item.stock is not None and item.stock < quantity:
+        if "mall" not in scopes:
+            expected = (403, "scope_required")
+        elif item.stock is not None and item.stock < quantity:
             expected = (409, "out_of_stock")
         elif item.per_user_limit is not None and quantity > item.per_user_limit:
             expected = (409, "per_user_limit_exceeded")
@@ -615,7 +914,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = (409, "insufficient_points")
         elif item.per_user_limit is not None and held + quantity > item.per_user_limit:
             expected = (409, "per_user_limit_exceeded")
-        headers = {**person.headers, "Idempotency-Key": unique("order")}
+        headers = {**person_headers, "Idempotency-Key": unique("order")}
         body = {"item_id": item.id, "quantity": quantity}
         r = w.request("POST", "/v1/me/orders", json=body, headers=headers)
         if expected:
@@ -633,12 +932,12 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         expires = self.now + timedelta(days=item.valid_days)
         assert datetime.fromisoformat(o["voucher"]["expires_at"]) == expires
-        taken = self._debit(person, points)
+        taken = self._debit(person, points, "redeem", via)
         if item.stock is not None:
             item.stock -= quantity
         item.held[person.user_id] = held + quantity
         self.orders.append(
-            Order(o["id"], o["voucher"]["code"], item, person, quantity, points, taken, expires)
+            Order(o["id"], o["voucher"]["code"], item, person, quantity, points, taken, expires, via)
         )
         if retry:
             again = w.request("POST", "/v1/me/orders", json=body, headers=headers)
@@ -656,9 +955,18 @@ class LedgerMachine(RuleBasedStateMachine):
         return None
 
     def _cancel(self, order: Order) -> None:
-        if not order.person.headers:  # no operator acts for this person any more
+        """The person cancels through a token of the operator the order was placed through; through another
+        operator's token the order is nobody's (404), without ``mall`` it cannot be touched (403)."""
+        tokens = self._tokens(order.person)
+        if not tokens:  # no operator acts for this person any more
             return
-        r = self.world.request("POST", f"/v1/me/orders/{order.id}/cancel", headers=order.person.headers)
+        via, headers, scopes = next((t for t in tokens if t[0] == order.via), tokens[0])
+        r = self.world.request("POST", f"/v1/me/orders/{order.id}/cancel", headers=headers)
+        if "mall" not in scopes or via != order.via:
+            code = (403, "scope_required") if "mall" not in scopes else (404, "order_not_found")
+            assert (r.status_code, r.json()["code"]) == code, r.text
+            counted(f"cancel refused: {code[1]}")
+            return
         closed = self._closed_code(order)
         if closed:
             assert (r.status_code, r.json()["code"]) == (409, closed), r.text
@@ -668,7 +976,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert r.status_code == 200, r.text
         assert (r.json()["status"], r.json()["refunded_points"]) == ("cancelled", order.points)
         order.status = "cancelled"
-        self._refund(order.person, order.taken)
+        self._refund(order.person, order.taken, order.via)
         if order.item.stock is not None:
             order.item.stock += order.quantity
         order.item.held[order.person.user_id] -= order.quantity
@@ -716,7 +1024,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         counted("clawback")
         assert r.status_code == 200, r.text
-        self._debit(person, points)
+        self._debit(person, points, "clawback")
         assert (r.json()["points"], r.json()["balance_after"]) == (points, person.ledger)
 
     @rule(days=st.sampled_from([1, 4, 30, 400, 731]), run_jobs=st.booleans())
@@ -735,6 +1043,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.world.bridge.run(points_tasks.expire_all())
         for p in self.people:
             due = sum(v for x, v in p.lots.items() if x <= self.now and v > 0)
+            ops = set().union(
+                *(p.lot_ops.get(x, set()) for x, v in p.lots.items() if x <= self.now and v > 0)
+            )
             for x in p.lots:
                 if x <= self.now:
                     p.lots[x] = 0
@@ -742,6 +1053,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 counted("lots expired")
                 p.ledger -= due
                 p.entries += 1
+                self._log(p, "expire", -due, ops)
         self.world.bridge.run(mall_tasks.expire_all())
         for order in self.orders:
             if order.status != "issued" or order.expires_at > self.now:
@@ -751,7 +1063,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if order.item.stock is not None:
                 order.item.stock += order.quantity
             if order.item.policy == "refund":
-                self._refund(order.person, order.taken)
+                self._refund(order.person, order.taken, order.via)
                 order.item.held[order.person.user_id] -= order.quantity
 
     # ------------------------------------------------------------------ after every step
@@ -768,18 +1080,34 @@ class LedgerMachine(RuleBasedStateMachine):
             return found
 
         assert w.bridge.run(violations()) == []
-        for p in self.people:
-            if not p.headers:
-                continue
-            r = w.request("GET", "/v1/me/account", headers=p.headers)
-            assert r.status_code == 200, r.text
-            account = r.json()
-            expiring = [(datetime.fromisoformat(e["expires_at"]), e["points"]) for e in account["expiring"]]
-            assert expiring == sorted((x, v) for x, v in p.lots.items() if x > self.now and v > 0)
-            assert (account["balance"], account["lifetime_points"]) == (self.usable(p), p.lifetime)
-            if p.entries:
-                r = w.request("GET", "/v1/me/ledger", params={"limit": 1}, headers=p.headers)
-                assert r.json()["items"][0]["balance_after"] == p.ledger
+
+        async def ledgers():  # every person's whole ledger, as the person's own export reads it
+            async with db.sessionmaker()() as session:
+                found = [
+                    (await points_service.ledger(session, uuid.UUID(p.user_id), 200, None))["items"]
+                    for p in self.people
+                ]
+                await session.rollback()
+            return found
+
+        for p, entries in zip(self.people, w.bridge.run(ledgers()), strict=True):
+            assert [(e.kind, e.amount, e.balance_after) for e in entries] == [
+                (k, a, b) for k, a, b, _ in reversed(p.log)
+            ]
+            assert (len(p.log), p.log[-1][2] if p.log else 0) == (p.entries, p.ledger)
+            for via, headers, _ in self._tokens(p):
+                r = w.request("GET", "/v1/me/account", headers=headers)
+                assert r.status_code == 200, r.text
+                account = r.json()
+                expiring = [
+                    (datetime.fromisoformat(e["expires_at"]), e["points"]) for e in account["expiring"]
+                ]
+                assert expiring == sorted((x, v) for x, v in p.lots.items() if x > self.now and v > 0)
+                assert (account["balance"], account["lifetime_points"]) == (self.usable(p), p.lifetime)
+                r = w.request("GET", "/v1/me/ledger", params={"limit": 3}, headers=headers)
+                assert r.status_code == 200, r.text
+                seen = [(k, a, b) for k, a, b, ops in reversed(p.log) if via in ops][:3]
+                assert [(e["kind"], e["amount"], e["balance_after"]) for e in r.json()["items"]] == seen, via
         for item in self.items:
             r = w.request("GET", f"/v1/mall/items/{item.id}")
             assert r.json()["stock"] == item.stock
@@ -823,9 +1151,15 @@ async def world(client, settings, monkeypatch):
     """Operators, a merchant and a behaviour type of the test's own; the clock released afterwards."""
     await ensure_rule()
     monkeypatch.setattr(settings, "voucher_guess_limit_per_minute", 0)  # guessing is tested in tests/security
+    monkeypatch.setattr(settings, "otp_per_phone_per_hour", 10_000)  # the budgets of codes: tests/oauth
+    monkeypatch.setattr(settings, "otp_per_ip_per_hour", 10_000)
     btype = await make_methodology(factor=str(FACTOR), max_record=str(MAX_RECORD), max_day=None)
     authority = await authority_token(client)
-    operators = {"a": await make_operator(client, authority), "b": await make_operator(client, authority)}
+    operators = {
+        "a": await make_operator(client, authority),
+        "b": await make_operator(client, authority),
+        "c": await oauth_operator(client, trusted=False),  # people confirm it themselves
+    }
     merchant = await make_org(client, "merchant", authority=authority)
     w = World(
         client, Bridge(asyncio.get_running_loop()), operators, merchant, authority, btype, await _rules()
