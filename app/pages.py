@@ -20,6 +20,7 @@ from app.scenes.pages import router as scene_pages
 from app.scenes.public_pages import router as scene_public_pages
 from app.users.operator_pages import router as people_pages
 from app.users.pages import router as user_pages
+from app.webhooks.pages import router as webhook_pages
 
 PAGE_ROUTERS = [
     auth_pages,
@@ -42,4 +43,5 @@ PAGE_ROUTERS = [
     mall_operator_pages,
     cer_operator_pages,
     dashboard_pages,
+    webhook_pages,
 ]

@@ -54,6 +54,11 @@ CARDS = (
         N_("CER projects"),
         N_("Your certified emission reduction projects and their stage."),
     ),
+    (
+        "/webhooks",
+        N_("Webhooks"),
+        N_("Events posted to your systems as they happen: subscriptions, their secrets and deliveries."),
+    ),
 )
 KEY_REFUSALS = {
     "private_key_material": N_(

@@ -36,6 +36,9 @@ STATUSES: dict[str, tuple[str, str]] = {
     "pass": (N_("Passed"), GOOD),
     "fail": (N_("Failed"), BAD),
     "inactive": (N_("Inactive"), NEUTRAL),
+    "disabled": (N_("Disabled"), BAD),
+    "delivered": (N_("Delivered"), GOOD),
+    "failed": (N_("Failed"), BAD),
 }
 
 
