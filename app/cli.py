@@ -126,6 +126,8 @@ def serve(
             access_log=False,
             lifespan="on",
             proxy_headers=False,
+            loop="uvloop",  # the event loop and HTTP parser in C (uvicorn[standard] installs both)
+            http="httptools",
         )
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving

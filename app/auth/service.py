@@ -1,7 +1,10 @@
 """Tokens: the password grant, the operators' ``private_key_jwt`` grant, and verification."""
 
 import asyncio
+import hashlib
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -205,13 +208,47 @@ async def issue_user_token(session: AsyncSession, operator: Principal, external_
     )
 
 
-async def authenticate(session: AsyncSession, token: str) -> Principal:
-    """A bearer token → the caller, checked against the database (a suspension acts at once)."""
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What a token's signature and claims proved: they never change, so they are kept until ``exp``."""
+
+    principal: Principal
+    family: uuid.UUID | None
+    exp: float
+    kid: str
+
+
+VERIFIED_TOKENS_KEPT = 20_000
+"""Verified tokens this process remembers (least recently used forgotten first)."""
+_verified: OrderedDict[bytes, _Verified] = OrderedDict()
+
+
+def _remember(digest: bytes, verified: _Verified) -> None:
+    _verified[digest] = verified
+    if len(_verified) > VERIFIED_TOKENS_KEPT:
+        _verified.popitem(last=False)
+
+
+async def _verified_token(session: AsyncSession, token: str) -> _Verified:
+    """The token's signature and claims, verified once per process and kept until the token expires.
+
+    Keyed by the token's SHA-256. Only what the signature proves is kept: the caller's standing (account,
+    organisation, entrustment, refresh family) is read from the database on every request, so a suspension,
+    a withdrawal, a revoked family, a deleted account or a disabled staff account acts at once in every
+    process. A kept token whose key no longer verifies (retired past its grace) is verified again, and refused.
+    """
+    digest = hashlib.sha256(token.encode()).digest()
+    kept = _verified.get(digest)
+    if kept is not None and kept.exp > time.time() and await keys.for_kid(session, kept.kid) is not None:
+        _verified.move_to_end(digest)
+        return kept
+    _verified.pop(digest, None)
     try:
         header = security.unverified_header(token)
     except security.JoseError as exc:
         raise InvalidToken(exc.detail) from exc
-    key = await keys.for_kid(session, str(header.get("kid")))
+    kid = str(header.get("kid"))
+    key = await keys.for_kid(session, kid)
     if key is None:
         raise InvalidToken("unknown signing key")
     try:
@@ -220,21 +257,26 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         )
         kind, role, subject = claims["typ"], claims["role"], uuid.UUID(claims["sub"])
         org_id = uuid.UUID(claims["org"]) if claims.get("org") else None
+        # a user token from the authorization code flow: its refresh family must still be live
+        family = uuid.UUID(str(claims["fam"])) if claims.get("fam") is not None else None
     except security.JoseError as exc:
         raise InvalidToken(exc.detail, code="token_expired" if exc.code == "token_expired" else None) from exc
     except (KeyError, ValueError) as exc:
         raise InvalidToken("the token lacks platform claims") from exc
     scopes = frozenset(str(claims.get("scope") or "").split()) if kind == CallerKind.user else frozenset()
     principal = Principal(kind, role, subject, org_id, bool(claims.get("adm")), scopes)
+    verified = _Verified(principal, family, float(claims["exp"]), kid)
+    _remember(digest, verified)
+    return verified
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal:
+    """A bearer token → the caller, checked against the database (a suspension acts at once)."""
+    verified = await _verified_token(session, token)
+    principal = verified.principal
     await _check_still_allowed(session, principal)
-    family = claims.get("fam")  # a user token from the authorization code flow: its refresh family still live
-    if family is not None:
-        try:
-            revoked = await repository.family_revoked(session, uuid.UUID(str(family)))
-        except ValueError as exc:
-            raise InvalidToken("the token lacks platform claims") from exc
-        if revoked:
-            raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
+    if verified.family is not None and await repository.family_revoked(session, verified.family):
+        raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
     return principal
 
 

@@ -191,6 +191,19 @@ async def account_totals(conn: Conn, user_id: uuid.UUID) -> asyncpg.Record | Non
     )
 
 
+async def account_view(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
+    """The account's lifetime totals (``NULL`` without an account) on every row, with the points left in lots not
+    yet expired per expiry moment, soonest first (one row with ``expires_at`` ``NULL`` when there are none)."""
+    return await conn.fetch(
+        "SELECT a.lifetime_points, a.lifetime_reduction_g, l.expires_at, l.points FROM (SELECT 1) AS one"
+        " LEFT JOIN point_accounts a ON a.user_id = $1 LEFT JOIN LATERAL (SELECT expires_at,"
+        " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = $1 AND remaining > 0 AND expires_at > $2"
+        " GROUP BY expires_at) l ON true ORDER BY l.expires_at",
+        user_id,
+        now,
+    )
+
+
 async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
     """Points left in lots not yet expired, per expiry moment, soonest first."""
     return await conn.fetch(
@@ -417,14 +430,19 @@ async def expire_shares(
     )
 
 
-async def people_with_due_lots(conn: Conn, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Up to ``limit`` people with points in lots expired at ``now``, in ``user_id`` order."""
+async def people_with_due_lots(conn: Conn, now: datetime, limit: int | None) -> list[uuid.UUID]:
+    """Up to ``limit`` (``None``: all) people with points in lots expired at ``now``, in ``user_id`` order."""
     rows = await conn.fetch(
         "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 ORDER BY user_id LIMIT $2",
         now,
         limit,
     )
     return [r["user_id"] for r in rows]
+
+
+async def relaxed_commit(conn: Conn) -> None:
+    """This transaction's commit does not wait for its WAL to reach the disk (a job that a crash only delays)."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
 
 
 async def lock_existing_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> None:

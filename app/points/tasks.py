@@ -1,21 +1,38 @@
 """Scheduled jobs of the points ledger."""
 
-from app.core import db
+import asyncio
+
+from app.core import clock, db
 from app.core.config import get_settings
 from app.core.scheduler import job
 from app.points import service
 
+CHUNK_ACCOUNTS = 5000
+"""People per transaction: their accounts stay locked only while their lots are emptied."""
+CONCURRENCY = 2
+"""Transactions at once (distinct people each; each locks its accounts in ``user_id`` order)."""
+
 
 async def expire_all() -> dict[str, int]:
-    """Expire every due lot, a chunk of accounts per transaction, until none is left: the totals."""
+    """Expire every due lot: read who has any once, then a chunk of accounts per transaction, two at a
+    time, and again until nobody is left (lots that fell due meanwhile). The totals."""
     total = {"accounts": 0, "points": 0}
     while True:
+        now = clock.now()
         async with db.session_scope() as session:
-            done = await service.expire_due(session)
-        total["accounts"] += done.accounts
-        total["points"] += done.points
-        if done.accounts == 0:
+            people = await service.people_with_due_lots(session, now)
+        if not people:
             return total
+        chunks = iter([people[i : i + CHUNK_ACCOUNTS] for i in range(0, len(people), CHUNK_ACCOUNTS)])
+
+        async def worker(chunks=chunks, now=now) -> None:
+            for chunk in chunks:
+                async with db.session_scope() as session:
+                    done = await service.expire_people(session, chunk, now)
+                total["accounts"] += done.accounts
+                total["points"] += done.points
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
 @job("cron", hour=0, minute=5, timezone=get_settings().timezone)  # lots expire at local midnight
