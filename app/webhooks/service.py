@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -390,6 +391,13 @@ class Emission:
     id: uuid.UUID = field(default_factory=uuid7)
 
 
+def _json_default(value: Any) -> str:
+    """Ids read by asyncpg are its own UUID type (not ``uuid.UUID``); payloads carry them as text."""
+    if isinstance(value, asyncpg.pgproto.pgproto.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a payload value")
+
+
 def stable_id(*parts: Any) -> uuid.UUID:
     """An event id derived from ``parts``: the same parts, the same id (an event written at most once)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, "carbon-points:webhook-event:" + ":".join(str(p) for p in parts))
@@ -409,7 +417,7 @@ async def emit_all(session: AsyncSession, emissions: Sequence[Emission]) -> list
         [e.type for e in emissions],
         [e.subject_type for e in emissions],
         [e.subject_id for e in emissions],
-        [orjson.dumps(e.payload).decode() for e in emissions],
+        [orjson.dumps(e.payload, default=_json_default).decode() for e in emissions],
         clock.now(),
     )
     return [e.id for e in emissions if e.id in written]
