@@ -91,7 +91,7 @@ class TestSignIn:
     async def test_the_return_address_must_be_on_this_site(self, browser_client):
         username = await make_authority_account()
         r = await sign_in(browser_client, username, next="//evil.example/steal")
-        assert r.headers["location"] == "/"
+        assert r.headers["location"] == "/console"  # the authority's own landing, never the other host
 
     async def test_an_organisation_not_yet_approved_cannot_sign_in(self, client, browser_client):
         org = await make_org(client, "merchant", approve=False)
