@@ -38,7 +38,7 @@ STATUSES: dict[str, tuple[str, str]] = {
     "inactive": (N_("Inactive"), NEUTRAL),
     "disabled": (N_("Disabled"), BAD),
     "delivered": (N_("Delivered"), GOOD),
-    "failed": (N_("Failed"), BAD),
+    "failed": (N_("Not delivered"), BAD),
 }
 
 

@@ -291,7 +291,7 @@ async def _detail_page(
                 ("", gettext("All")),
                 ("pending", gettext("Pending")),
                 ("delivered", gettext("Delivered")),
-                ("failed", gettext("Failed")),
+                ("failed", gettext("Not delivered")),
             ],
             "next_url": f"{path}?{urlencode({**kept, 'cursor': nxt})}#deliveries" if nxt else None,
             "first_url": (f"{path}?{urlencode(kept)}#deliveries" if kept else f"{path}#deliveries")

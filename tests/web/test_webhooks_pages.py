@@ -379,7 +379,7 @@ class TestDeliveries:
         assert header == ["Event type", "Event time", "Status", "Attempts", "Last attempt", "Action"]
         assert [row[0], row[2], row[3], row[5]] == [
             f"entrustment.withdrawn {event_id}",
-            "Failed",
+            "Not delivered",
             "2",
             "Redeliver",
         ]
