@@ -375,6 +375,10 @@ async def refresh_token_grant(
     row.rotated_at = now
     await session.flush()
     external = await users_service.external_id_of(session, row.entrustment_id)
+    profile = await organizations_service.client_profile(session, client_id)
+    allowed = profile.allowed_scopes if profile else frozenset()
+    # what the person granted, within what the authority lets the operator ask for now
+    token_scope = " ".join(s for s in row.scope.split() if s in allowed)
     return await _issue(
         session,
         client_id,
@@ -386,10 +390,6 @@ async def refresh_token_grant(
         now,
         token_scope,
     )
-    profile = await organizations_service.client_profile(session, client_id)
-    allowed = profile.allowed_scopes if profile else frozenset()
-    # what the person granted, within what the authority lets the operator ask for now
-    token_scope = " ".join(s for s in row.scope.split() if s in allowed)
 
 
 # ---- what the person's own page asks, and the purge ----------------------------------------------------

@@ -281,6 +281,11 @@ async def public_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> Oper
     return key if key is not None and key.revoked_at is None else None
 
 
+async def registered_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> OperatorKey | None:
+    """A key ``org_id`` registered under ``kid``, live or revoked (re-verifying what it signed), or None."""
+    return await repository.key(session, org_id, kid)
+
+
 async def authority_exists(session: AsyncSession) -> bool:
     return await repository.first_authority_id(session) is not None
 
@@ -299,11 +304,6 @@ async def public_list(session: AsyncSession, kind: str, limit: int, cursor: str 
     """Approved organisations of one kind, by name: what the public may know of them."""
     rows = await repository.list_approved(session, kind, limit, cursor)
     return page(rows, limit, lambda o: [o.name, o.id])
-
-async def registered_key(session: AsyncSession, org_id: uuid.UUID, kid: str) -> OperatorKey | None:
-    """A key ``org_id`` registered under ``kid``, live or revoked (re-verifying what it signed), or None."""
-    return await repository.key(session, org_id, kid)
-
 
 
 async def count_approved(session: AsyncSession) -> dict[str, int]:
@@ -476,6 +476,13 @@ class ClientProfile:
     name: str
     kind: str
     status: str
+    allowed_scopes: frozenset[str] = frozenset()
+    trusted_enrolment: bool = False
+
+    @property
+    def scope(self) -> str:
+        """The allowed scopes, space-separated in their canonical order."""
+        return " ".join(s for s in SCOPES if s in self.allowed_scopes)
 
 
 async def client_profile(session: AsyncSession, org_id: uuid.UUID) -> ClientProfile | None:
@@ -546,10 +553,3 @@ async def get_fresh(session: AsyncSession, org_id: uuid.UUID) -> Organization:
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
     """Organisations by status: ``{"pending": 3, "approved": 12, …}`` (absent: none)."""
     return await repository.count_by_status(session)
-    allowed_scopes: frozenset[str] = frozenset()
-    trusted_enrolment: bool = False
-
-    @property
-    def scope(self) -> str:
-        """The allowed scopes, space-separated in their canonical order."""
-        return " ".join(s for s in SCOPES if s in self.allowed_scopes)

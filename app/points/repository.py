@@ -555,6 +555,23 @@ async def batches(
     )
 
 
+async def signed_batches(
+    conn: Conn, batch_ids: Sequence[uuid.UUID], after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    """``limit`` of these batches by receipt after ``after`` (received_at, id), with their bodies and
+    whether each body still hashes to its recorded SHA-256."""
+    return await conn.fetch(
+        "SELECT id, operator_id, kid, signature, body, body_sha256,"
+        " encode(sha256(body), 'hex') = body_sha256 AS body_hash_ok, received_at, records, accepted,"
+        " duplicate, rejected FROM behaviour_batches WHERE id = ANY($1::uuid[])"
+        " AND ($2::timestamptz IS NULL OR (received_at, id) > ($2, $3::uuid)) ORDER BY received_at, id LIMIT $4",
+        list(batch_ids),
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+
+
 async def scene_activity(
     conn: Conn, scene_id: uuid.UUID, since: datetime, timezone: str
 ) -> list[asyncpg.Record]:
@@ -595,23 +612,6 @@ async def totals(conn: Conn) -> asyncpg.Record:
     )
     assert row is not None  # aggregates: always one row
     return row
-
-async def signed_batches(
-    conn: Conn, batch_ids: Sequence[uuid.UUID], after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> list[asyncpg.Record]:
-    """``limit`` of these batches by receipt after ``after`` (received_at, id), with their bodies and
-    whether each body still hashes to its recorded SHA-256."""
-    return await conn.fetch(
-        "SELECT id, operator_id, kid, signature, body, body_sha256,"
-        " encode(sha256(body), 'hex') = body_sha256 AS body_hash_ok, received_at, records, accepted,"
-        " duplicate, rejected FROM behaviour_batches WHERE id = ANY($1::uuid[])"
-        " AND ($2::timestamptz IS NULL OR (received_at, id) > ($2, $3::uuid)) ORDER BY received_at, id LIMIT $4",
-        list(batch_ids),
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
-    )
-
 
 
 async def platform_days(conn: Conn, first: date, last: date, zone: str) -> list[asyncpg.Record]:

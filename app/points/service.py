@@ -508,19 +508,6 @@ async def batches(
     return [BatchFacts(*r) for r in await repo.batches(await db.raw_connection(session), batch_ids, limit)]
 
 
-async def methodology_versions_used(session: AsyncSession, operator_id: uuid.UUID) -> list[uuid.UUID]:
-    """The methodology versions that computed any of the operator's records."""
-    return await repo.methodology_versions_used(await db.raw_connection(session), operator_id)
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityRow:
-    month: str  # YYYY-MM in the platform's time zone
-    behaviour_type: str
-    records: int
-    reduction_g: int
-    points: int
-
 class SignatureOutcome(StrEnum):
     """A stored batch's signature checked again now, against the operator's registered key."""
 
@@ -602,6 +589,19 @@ async def check_batches(
         )
     return out
 
+
+async def methodology_versions_used(session: AsyncSession, operator_id: uuid.UUID) -> list[uuid.UUID]:
+    """The methodology versions that computed any of the operator's records."""
+    return await repo.methodology_versions_used(await db.raw_connection(session), operator_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    month: str  # YYYY-MM in the platform's time zone
+    behaviour_type: str
+    records: int
+    reduction_g: int
+    points: int
 
 
 @dataclass(frozen=True)

@@ -55,11 +55,11 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/organizations/{org_id}/reject"): AUTHORITY,
     ("POST", "/v1/organizations/{org_id}/suspend"): AUTHORITY,
     ("POST", "/v1/organizations/{org_id}/reinstate"): AUTHORITY,
+    ("PUT", "/v1/organizations/{org_id}/allowed-scopes"): AUTHORITY,
+    ("PUT", "/v1/organizations/{org_id}/trusted-enrolment"): AUTHORITY,
     ("POST", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("GET", "/v1/organizations/{org_id}/keys"): ORG_ADMIN,
     ("DELETE", "/v1/organizations/{org_id}/keys/{kid}"): ORG_ADMIN,
-    ("PUT", "/v1/organizations/{org_id}/allowed-scopes"): AUTHORITY,
-    ("PUT", "/v1/organizations/{org_id}/trusted-enrolment"): AUTHORITY,
     ("POST", "/v1/organizations/{org_id}/redirect-uris"): ORG_ADMIN,  # then: an operator's own admin
     ("GET", "/v1/organizations/{org_id}/redirect-uris"): AUTHORITY
     | OPERATOR,  # object-level: the authority, its admin
@@ -149,10 +149,10 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/cer/projects"): AUTHORITY | OPERATOR | VERIFIER,
     ("GET", "/v1/cer/projects/{project_id}"): AUTHORITY | OPERATOR | VERIFIER,
     ("GET", "/v1/cer/projects/{project_id}/objections"): AUTHORITY | OPERATOR | VERIFIER,
-    ("POST", "/v1/cer/projects/{project_id}/objections/{objection_id}/answer"): OPERATOR,
     ("GET", "/v1/cer/projects/{project_id}/records"): AUTHORITY | OPERATOR | VERIFIER,
     ("GET", "/v1/cer/projects/{project_id}/records/sample"): AUTHORITY | OPERATOR | VERIFIER,
     ("GET", "/v1/cer/projects/{project_id}/batches"): AUTHORITY | OPERATOR | VERIFIER,
+    ("POST", "/v1/cer/projects/{project_id}/objections/{objection_id}/answer"): OPERATOR,
     ("POST", "/v1/cer/projects/{project_id}/submit"): OPERATOR,
     ("POST", "/v1/cer/projects/{project_id}/verifier"): AUTHORITY,
     ("POST", "/v1/cer/projects/{project_id}/verification"): VERIFIER,
