@@ -361,12 +361,13 @@ async def ingest(
 
 def rejections(outcomes: list[Outcome]) -> str:
     """The rejected records' outcomes exactly as answered, kept with the batch (``behaviour_batches.rejections``):
-    ``[{"index", "record_id", "code", "message"}]`` in request order, ``message`` null where none was given."""
+    ``[{"index", "record_id", "code", "message"}]`` in request order, ``message`` null where none was given.
+    A NUL in a refused record_id (which PostgreSQL's jsonb cannot hold) is kept as U+FFFD."""
     return orjson.dumps(
         [
             {
                 "index": i,
-                "record_id": o.record_id,
+                "record_id": o.record_id.replace("\x00", "\ufffd") if o.record_id else o.record_id,
                 "code": o.code,
                 "message": o.message if isinstance(o, Explained) else None,
             }

@@ -351,6 +351,22 @@ class TestStoredOutcomes:
         rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
         assert [(row[0], row[4]) for row in rows[1:]] == [(x[1], x[2]) for x in as_answered]
 
+    async def test_a_nul_in_a_refused_record_id_is_kept(self, client):
+        btype = await make_methodology()
+        op = await make_operator(client)
+        ext = (await enrol(client, op))["external_user_id"]
+        r = await submit(client, op, [record(ext, btype, record_id="r\x00")])
+        assert r.status_code == 200, r.text
+        assert await kept(client, op, r.json()["batch_id"]) == [
+            (0, "r\x00", "invalid_record", "record_id: 1–100 characters")
+        ]
+        async with db.session_scope() as session:
+            stored = await session.execute(
+                sa.text("SELECT rejections FROM behaviour_batches WHERE id = :id"),
+                {"id": r.json()["batch_id"]},
+            )
+            assert [x["record_id"] for x in stored.scalar_one()] == ["r\ufffd"]
+
     async def test_a_batch_received_before_outcomes_were_kept(self, client, sent):
         op, _, mixed, records, ext, btype = sent
         async with db.session_scope() as session:
