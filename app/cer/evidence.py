@@ -118,8 +118,8 @@ async def records(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Page[ProjectRecord]:
     """The project's records by record number (authority, its owner, its verifier)."""
+    after = decode_cursor(cursor, int)  # a forged cursor is the client's error whoever asks
     project = await get(session, project_id, principal=principal)
-    after = decode_cursor(cursor, int)
     rows = await repository.project_records(
         await db.raw_connection(session), project.id, after[0] if after else None, limit + 1
     )
@@ -188,9 +188,9 @@ async def batches(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Page[BatchRead]:
     """The signed batches the project's records came in, by receipt, each signature verified now."""
+    after = decode_cursor(cursor, datetime, uuid.UUID)  # a forged cursor is the client's error whoever asks
     project = await get(session, project_id, principal=principal)
     per_batch = await repository.by_batch(await db.raw_connection(session), project.id)
-    after = decode_cursor(cursor, datetime, uuid.UUID)
     checks = await points_service.check_batches(
         session, list(per_batch), after=(after[0], after[1]) if after else None, limit=limit + 1
     )

@@ -220,13 +220,13 @@ async def project_records_sample(
     "revoked since is still used, and its revocation shown): `verified` with its `reason` (`verified`, "
     "`body_hash_mismatch`, `unknown_key`, `malformed_signature`, `algorithm_not_allowed`, "
     "`invalid_signature`), the body's SHA-256, the batch's counts and how many of its records the project "
-    "counts. At most 50 a page.",
+    "counts. 20 a page unless `limit` says otherwise (at most 200).",
 )
 async def project_batches(
     project_id: uuid.UUID,
     session: Session,
     principal: Involved,
-    limit: Annotated[Int32, Query(ge=1, le=50, description="Page size (1–50)")] = 20,
+    limit: Limit = 20,
     cursor: Cursor = None,
 ):
     return await evidence.batches(session, principal, project_id, limit=limit, cursor=cursor)

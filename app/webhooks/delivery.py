@@ -444,9 +444,11 @@ async def list_deliveries(
     cursor: str | None,
 ) -> dict[str, Any]:
     """A page of the subscription's deliveries, newest first."""
+    after = pagination.decode_cursor(
+        cursor, datetime, int
+    )  # a forged cursor is the client's error whoever asks
     conn = await db.raw_connection(session)
     await _own_subscription(conn, org_id, subscription_id)
-    after = pagination.decode_cursor(cursor, datetime, int)
     rows = await repo.list_deliveries(
         conn,
         subscription_id,

@@ -38,7 +38,6 @@ UNREACHABLE = {
     ("GET", "/v1/exchange-rules/current", "naive_datetime"): "asks for the rule at the platform clock's now",
     ("GET", "/v1/me/export", "invalid_cursor"): "reads every page itself, from the first",
     ("POST", "/v1/points/accounts/{user_id}/clawback", "invalid_amount"): "the body's points are > 0",
-    ("POST", "/v1/me/orders", "invalid_amount"): "price (> 0) times quantity (≥ 1)",
     ("POST", "/v1/me/operator-redemptions", "invalid_amount"): "invalid_points is refused first",
     ("POST", "/v1/me/orders/{order_id}/cancel", "entry_not_found"): "refunds the order's own debit entry",
     (

@@ -130,14 +130,16 @@ def _scene(**overrides):
     return scene_body(**overrides)
 
 
-# The one HTTP client: the SMS gateway adapter posts to CARBON_SMS_HTTP_URL, a URL the deployment
-# configures; nothing a client sends ever becomes a URL it fetches (its only input is the message).
-HTTP_CLIENTS = {"core/sms.py"}
+# The HTTP clients: the SMS gateway adapter posts to CARBON_SMS_HTTP_URL, a URL the deployment
+# configures (its only input is the message); the webhook worker posts to the URLs organisations
+# subscribed, each resolved, checked against private, link-local and metadata addresses in production,
+# and connected to at the checked address (tests/webhooks/test_delivery.py proves the refusals).
+HTTP_CLIENTS = {"core/sms.py", "webhooks/delivery.py"}
 
 
 def test_the_app_has_no_http_client():
-    """No module of the platform imports an HTTP client (but the SMS gateway adapter, whose URL is
-    configuration): there is nothing that could fetch a URL a client sent."""
+    """No module of the platform imports an HTTP client but the two above: nothing else could fetch
+    a URL a client sent."""
     root = pathlib.Path(__file__).resolve().parents[2] / "app"
     offenders = []
     for path in root.rglob("*.py"):
