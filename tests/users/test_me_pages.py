@@ -316,7 +316,8 @@ class TestExportAndDelete:
         assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment;")
         row = (
             await _rows(
-                "SELECT external_user_id, agreement_version, accepted_at FROM entrustments WHERE user_id = :u",
+                "SELECT external_user_id, agreement_version, accepted_at, confirmed_at, scope FROM entrustments"
+                " WHERE user_id = :u",
                 u=uuid.UUID(tokens["user_id"]),
             )
         )[0]
@@ -329,6 +330,9 @@ class TestExportAndDelete:
                     "agreement_version": "2026-11",
                     "accepted_at": row.accepted_at.isoformat().replace("+00:00", "Z"),
                     "withdrawn_at": None,
+                    "confirmed_by": "person_otp",
+                    "confirmed_at": row.confirmed_at.isoformat().replace("+00:00", "Z"),
+                    "scope": "behaviours:submit account:read",
                 }
             ],
             "account": {
@@ -520,7 +524,8 @@ class TestPurge:
                 b=uuid.uuid5(uuid.NAMESPACE_URL, f"{user_id}new"),
             ),
             "requests": await _rows(
-                "SELECT id FROM oauth_authorization_requests WHERE client_id = :op AND redirect_uri = 'x'", op=uuid.UUID(op.id)
+                "SELECT id FROM oauth_authorization_requests WHERE client_id = :op AND redirect_uri = 'x'",
+                op=uuid.UUID(op.id),
             ),
             "auth_codes": await _rows(
                 "SELECT code_sha256 FROM oauth_authorization_codes WHERE client_id = :op AND redirect_uri = 'x'",
