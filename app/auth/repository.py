@@ -156,9 +156,7 @@ async def revoke_families_of(
         statement = statement.where(col(RefreshToken.client_id) == client_id)
     result = cast(
         CursorResult[Any],
-        await session.execute(
-            statement.values(revoked_at=now).execution_options(synchronize_session=False)
-        ),
+        await session.execute(statement.values(revoked_at=now).execution_options(synchronize_session=False)),
     )
     return result.rowcount or 0
 
@@ -169,7 +167,9 @@ async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
     expires, so a user token of the family is refused for as long as it could live.)
     """
     statements = {
-        "authorization_requests": delete(AuthorizationRequest).where(col(AuthorizationRequest.expires_at) <= now),
+        "authorization_requests": delete(AuthorizationRequest).where(
+            col(AuthorizationRequest.expires_at) <= now
+        ),
         "authorization_codes": delete(AuthorizationCode).where(col(AuthorizationCode.expires_at) <= now),
         "refresh_tokens": delete(RefreshToken).where(
             col(RefreshToken.expires_at) <= now,

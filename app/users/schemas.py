@@ -59,7 +59,9 @@ class EntrustmentRead(BaseModel):
         description="`person_otp`: the person confirmed it on the platform (phone and one-time code); "
         "`operator_asserted`: an operator the authority trusts enrolled the person on its own word"
     )
-    confirmed_at: datetime | None = Field(description="When the person confirmed it (none if operator-asserted)")
+    confirmed_at: datetime | None = Field(
+        description="When the person confirmed it (none if operator-asserted)"
+    )
     scope: str | None = Field(
         description="What the person granted the operator (OAuth scopes, space-separated); none if "
         "operator-asserted (its user tokens carry the operator's allowed scopes)"

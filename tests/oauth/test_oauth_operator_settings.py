@@ -230,9 +230,9 @@ class TestScopesAtTheAuthorizationEndpoint:
             ]
             == "this application may ask only for behaviours:submit account:read"
         )
-        assert await _rows("SELECT count(*) FROM oauth_authorization_requests WHERE client_id = :op", op=op.id) == [
-            (0,)
-        ]
+        assert await _rows(
+            "SELECT count(*) FROM oauth_authorization_requests WHERE client_id = :op", op=op.id
+        ) == [(0,)]
 
     async def test_what_the_person_granted_is_what_the_tokens_carry(self, browser_client, client):
         authority = await authority_token(client)

@@ -158,7 +158,9 @@ class TestFilters:
         assert await _ledger(client, only_b.via_b) == [("expire", -200, "expiry"), ("earn", 200, "batch")]
         assert (await _get(client, only_b.via_a, "/v1/me/account"))["balance"] == 0
 
-    async def test_a_clawback_is_seen_through_the_operators_that_credited_the_lots_it_took(self, client, btype):
+    async def test_a_clawback_is_seen_through_the_operators_that_credited_the_lots_it_took(
+        self, client, btype
+    ):
         both = await _two(client, btype)  # both operators credited the day's lot
         only_b = await _two(client, btype, a_points=0)  # entrusts A too, but only B credited
         authority = await authority_token(client)

@@ -3,10 +3,10 @@ withdrawing an entrustment, the export, deleting the account; and the two JSON r
 session may call (``GET /v1/me/export``, ``DELETE /v1/me``)."""
 
 import random
-from html import unescape
 import re
 import uuid
 from datetime import timedelta
+from html import unescape
 
 import httpx
 import pytest
