@@ -1,5 +1,6 @@
 """Helpers of the web tests: a browser-like client, the CSRF token of a page, a signed-in staff account."""
 
+import os
 import re
 import uuid
 
@@ -8,6 +9,14 @@ import httpx
 from app.core import db
 from app.organizations import service as org_service
 from tests.factories import PASSWORD, unique
+
+# The languages the browser walks take: Chinese always; English too with CARBON_SHOTS=1 or
+# CARBON_BROWSER_LANGUAGES=all (the in-process page tests and the catalogue test cover English in every run).
+LANGUAGES: tuple[tuple[str, str | None], ...] = (
+    (("zh", None), ("en", "English"))
+    if os.environ.get("CARBON_SHOTS") == "1" or os.environ.get("CARBON_BROWSER_LANGUAGES") == "all"
+    else (("zh", None),)
+)
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

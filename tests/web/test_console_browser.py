@@ -3,7 +3,7 @@ accessibility (axe) and the layouts at 375 px and 1280 px in both languages (/tm
 with a subject of each kind: a scene, its panel, methodology and exchange-rule versions, an expert."""
 
 from tests.factories import PASSWORD, bearer, make_org
-from tests.web.helpers import make_authority_account
+from tests.web.helpers import LANGUAGES, make_authority_account
 from tests.web.test_web_browser import axe_violations
 
 
@@ -70,7 +70,7 @@ class TestConsole:
             "experts": "/console/experts",
             **more,
         }
-        for language, switch in (("zh", None), ("en", "English")):
+        for language, switch in LANGUAGES:
             if switch:
                 await page.get_by_role("button", name=switch).click()
                 await page.wait_for_load_state()

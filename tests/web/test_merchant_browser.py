@@ -9,6 +9,7 @@ import pytest
 
 from app.mall import vouchers
 from tests.factories import PASSWORD
+from tests.web.helpers import LANGUAGES
 from tests.web.merchant_helpers import mall_world, shop, voucher
 from tests.web.test_web_browser import axe_violations
 
@@ -170,7 +171,7 @@ class TestLayouts:
             "orders": "/merchant/orders",
             "reports": "/merchant/reports",
         }
-        for language, switch in (("zh", None), ("en", "English")):
+        for language, switch in LANGUAGES:
             if switch:
                 await page.goto("/merchant")
                 await page.get_by_role("button", name=switch).click()

@@ -13,6 +13,7 @@ import pytest
 from tests.factories import bearer, make_operator
 from tests.factories_points import phone
 from tests.oauth_flow import exchange, pkce
+from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations
 
 pytestmark = pytest.mark.commits
@@ -50,7 +51,7 @@ async def _outbox_code(page, number_masked: str) -> str:
     return re.search(r"\b(\d{6})\b", text).group(1)
 
 
-@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("language", [code for code, _ in LANGUAGES])
 async def test_a_person_confirms_their_entrustment(app, page, live_server, shots, language):
     from app.core import sms
 
@@ -115,7 +116,7 @@ async def test_a_person_confirms_their_entrustment(app, page, live_server, shots
         assert r.json()["scope"] == "behaviours:submit account:read mall"
 
 
-@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("language", [code for code, _ in LANGUAGES])
 async def test_an_unregistered_redirect_uri_is_a_page(app, page, live_server, shots, language):
     op = await _operator(live_server)
     _, challenge = pkce()

@@ -17,6 +17,7 @@ from tests.factories import make_operator
 from tests.factories_cer import Owner, create_project, days_ago
 from tests.factories_mall import people
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
+from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations, sign_in
 
 SHOTS_WANTED = os.environ.get("CARBON_SHOTS") == "1"
@@ -144,7 +145,7 @@ async def screenshots(client, page, shots, op, batch_id: str) -> None:
     await create_project(client, Owner(op, owner_ext, cer_type), days_ago(10).date(), days_ago(1).date())
     folder = shots / "operator"
     folder.mkdir(exist_ok=True)
-    for language, switch in (("zh", None), ("en", "English")):
+    for language, switch in LANGUAGES:
         if switch:
             await page.get_by_role("button", name=switch).click()
             await page.wait_for_load_state()

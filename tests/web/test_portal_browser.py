@@ -11,6 +11,7 @@ import httpx
 import segno
 from pypdf import PdfReader
 
+from tests.web.helpers import LANGUAGES
 from tests.web.portal_data import portal_data_fixture  # noqa: F401 - the fixture portal_data
 from tests.web.test_web_browser import axe_violations
 
@@ -148,7 +149,7 @@ class TestLayouts:
             "portal-certificate": (f"/certificates/{number}", 200),
             "portal-certificate-missing": ("/certificates/CERT-1999-000000", 404),
         }
-        for language, switch in (("zh", None), ("en", "English")):
+        for language, switch in LANGUAGES:
             if switch:
                 await page.goto("/")
                 await page.get_by_role("button", name=switch).click()

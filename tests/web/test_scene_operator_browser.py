@@ -12,6 +12,7 @@ import pytest
 
 from tests.factories import PASSWORD, authority_token, bearer
 from tests.factories_scenes import decide_panel, ensure_experts, open_scene_review
+from tests.web.helpers import LANGUAGES
 from tests.web.test_organizations_pages import valid_credit_code, wrong_check_digit
 from tests.web.test_web_browser import axe_violations, sign_in
 
@@ -162,7 +163,7 @@ class TestBadInput:
 
 
 class TestLayouts:
-    @pytest.mark.parametrize("language", ["zh", "en"])
+    @pytest.mark.parametrize("language", [code for code, _ in LANGUAGES])
     async def test_phone_and_desktop(self, client, page, shots, language):
         page.record.error_status_expected = True
         name, username = f"Layout Venues {uuid.uuid4().hex[:6]}", f"layout-{uuid.uuid4().hex[:8]}"
@@ -246,7 +247,7 @@ class TestDemo:
         assert records > 0
         await page.get_by_role("table", name="按月份").wait_for()
         cafe = page.url
-        for language in ("zh", "en"):
+        for language, _switch in LANGUAGES:
             if language == "en":
                 await page.get_by_role("button", name="English").click()
                 await page.wait_for_load_state()

@@ -13,6 +13,7 @@ import pytest
 from app.cer import evidence
 from app.core import clock
 from tests.factories_evidence import identifiers, make_case
+from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations, sign_in
 
 
@@ -86,7 +87,7 @@ class TestVerifierJourney:
         assert await axe_violations(page) == []
 
         # every page, at a phone's and a desktop's width, in both languages
-        for language, switch in (("zh", None), ("en", "English")):
+        for language, switch in LANGUAGES:
             if switch:
                 await page.get_by_role("button", name=switch).click()
                 await page.wait_for_load_state()

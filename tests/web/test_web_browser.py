@@ -12,7 +12,7 @@ from babel.numbers import format_decimal
 
 from app.core import db
 from tests.factories import PASSWORD
-from tests.web.helpers import make_authority_account
+from tests.web.helpers import LANGUAGES, make_authority_account
 
 AXE = "/static/vendor/axe-core-4.14.1/axe.min.js"
 
@@ -175,7 +175,7 @@ class TestLayouts:
 
     async def test_phone_and_desktop_in_both_languages(self, page, shots):
         page.record.error_status_expected = True
-        for language, switch in (("zh", None), ("en", "English")):
+        for language, switch in LANGUAGES:
             if switch:
                 await page.goto("/")
                 await page.get_by_role("button", name=switch).click()

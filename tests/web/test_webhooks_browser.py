@@ -8,6 +8,7 @@ import os
 import uuid
 
 from tests.factories import make_operator, unique
+from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations, sign_in
 from tests.web.test_webhooks_pages import _failed_delivery
 
@@ -78,7 +79,7 @@ async def screenshots(page, shots, op, sid: str) -> None:
     _, delivery_id = await _failed_delivery(op, sid)
     folder = shots / "webhooks"
     folder.mkdir(exist_ok=True)
-    for language, switch in (("zh", None), ("en", "English")):
+    for language, switch in LANGUAGES:
         if switch:
             await page.get_by_role("button", name=switch).click()
             await page.wait_for_load_state()
