@@ -90,6 +90,7 @@ async def examples(app, tmp_path_factory) -> dict[str, str]:
         "/v1/exchange-rules/current": "/v1/exchange-rules/current",
         "/v1/exchange-rules/{version_id}": f"/v1/exchange-rules/{rule['id']}",
         "/v1/public/experts": "/v1/public/experts",
+        "/v1/webhooks/event-types": "/v1/webhooks/event-types",
         "/v1/reviews/{panel_id}/draw": f"/v1/reviews/{panel['id']}/draw",
         "/v1/public/scenes": "/v1/public/scenes",
         "/v1/public/scenes/behaviour-types": "/v1/public/scenes/behaviour-types",

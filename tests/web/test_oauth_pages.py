@@ -340,10 +340,9 @@ async def test_withdrawal_stops_the_refresh_tokens(browser_client, client):
     tokens = (await exchange(client, op, code, started.verifier)).json()
     r = await client.delete(f"/v1/operator/users/{tokens['external_user_id']}", headers=op.headers)
     assert r.status_code == 200, r.text
-    r = await refresh(client, op, tokens["refresh_token"])
-    assert (r.status_code, r.json()["code"]) == (400, "entrustment_withdrawn")
-    r = await refresh(client, op, tokens["refresh_token"])
-    assert (r.status_code, r.json()["code"]) == (400, "token_revoked")
+    for _ in range(2):  # the operator is told why, every time it tries
+        r = await refresh(client, op, tokens["refresh_token"])
+        assert (r.status_code, r.json()["code"]) == (400, "entrustment_withdrawn")
 
 
 async def test_another_operators_refresh_token_is_refused(browser_client, client):

@@ -178,7 +178,7 @@ class TestRegistration:
 
 class TestLanding:
     @pytest.mark.parametrize(
-        ("kind", "landing"), [("scene_operator", "/scene-operator"), ("verifier", "/organization")]
+        ("kind", "landing"), [("scene_operator", "/scene-operator"), ("verifier", "/verifier")]
     )
     async def test_staff_of_an_organisation_land_on_their_portal_or_account(
         self, client, browser_client, kind, landing

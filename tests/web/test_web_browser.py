@@ -79,7 +79,7 @@ class TestSignInAndOut:
     async def test_a_staff_account_signs_in_and_out(self, app, page):
         username = await make_authority_account()
         await sign_in(page, username)
-        assert page.url.endswith("/")
+        assert page.url.endswith("/console")  # the authority's own landing
         await page.get_by_text(username, exact=True).wait_for()
         assert await session_rows(username) == 1
         cookies = {c["name"]: c for c in await page.context.cookies()}
