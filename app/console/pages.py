@@ -9,6 +9,7 @@ entry are shown. The dashboards, the audit viewer, ledger health and the sandbox
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -482,6 +483,27 @@ def _version_form(request: Request, kind: str, values: dict, errors: dict, statu
     )
 
 
+async def _create_version(
+    request: Request,
+    kind: str,
+    raw: dict[str, Any],
+    model: Any,
+    messages: dict[str, str],
+    create: Callable[[Any], Awaitable[Any]],
+    listing: str,
+) -> Response:
+    """A draft version from the form: its page once created, else the form with each error beside its field."""
+    data, errors = _validate(model, raw, messages)
+    if data is not None:
+        try:
+            created = await create(data)
+        except DomainError as exc:
+            errors.update(_draft_refusal(exc, messages))
+        else:
+            return _see_other(f"{listing}/{created.id}")
+    return _version_form(request, kind, raw, errors, status=400)
+
+
 @router.get("/console/methodologies/new")
 async def new_methodology(request: Request, viewer: Authority) -> Response:
     return _version_form(request, "methodology", {"category": "travel"}, {})
@@ -519,15 +541,11 @@ async def create_methodology(
         "effective_from": effective_from,
         "effective_to": effective_to,
     }
-    data, errors = _validate(MethodologyCreate, raw, METHODOLOGY_FIELDS)
-    if data is not None:
-        try:
-            created = await methodologies_service.create_methodology(session, viewer.principal, data)
-        except DomainError as exc:
-            errors.update(_draft_refusal(exc, METHODOLOGY_FIELDS))
-        else:
-            return _see_other(f"/console/methodologies/{created.id}")
-    return _version_form(request, "methodology", raw, errors, status=400)
+    return await _create_version(
+        request, "methodology", raw, MethodologyCreate, METHODOLOGY_FIELDS,
+        lambda data: methodologies_service.create_methodology(session, viewer.principal, data),
+        "/console/methodologies",
+    )  # fmt: skip
 
 
 @router.get("/console/exchange-rules/new")
@@ -555,15 +573,11 @@ async def create_exchange_rule(
         "effective_from": effective_from,
         "effective_to": effective_to,
     }
-    data, errors = _validate(ExchangeRuleCreate, raw, RULE_FIELDS)
-    if data is not None:
-        try:
-            created = await methodologies_service.create_exchange_rule(session, viewer.principal, data)
-        except DomainError as exc:
-            errors.update(_draft_refusal(exc, RULE_FIELDS))
-        else:
-            return _see_other(f"/console/exchange-rules/{created.id}")
-    return _version_form(request, "exchange_rule", raw, errors, status=400)
+    return await _create_version(
+        request, "exchange_rule", raw, ExchangeRuleCreate, RULE_FIELDS,
+        lambda data: methodologies_service.create_exchange_rule(session, viewer.principal, data),
+        "/console/exchange-rules",
+    )  # fmt: skip
 
 
 async def _version_page(
