@@ -8,7 +8,7 @@ import httpx
 from app.core import clock
 from tests.factories import Org, bearer, make_operator, make_org, unique
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
-from tests.factories_scenes import EXPERTS, declare, ensure_experts, strangers
+from tests.factories_scenes import decide_panel, draw_lock, ensure_experts, strangers
 
 
 @dataclass
@@ -134,30 +134,15 @@ async def to_verified(
 
 async def review(client: httpx.AsyncClient, authority: str, project_id: str, outcome: str = "pass") -> dict:
     """Open the expert review (one verification expert these tests can log in as) and decide it."""
-    await ensure_experts(client, authority, "verification", 1)
-    r = await client.post(
-        f"/v1/cer/projects/{project_id}/review",
-        json={"size": 1, "exclude_experts": await strangers(client, authority, "verification")},
-        headers=bearer(authority),
-    )
-    assert r.status_code == 201, r.text
-    panel = r.json()
-    for member in panel["members"]:
-        expert = EXPERTS[str(member["expert_id"])]
-        await declare(client, panel["id"], expert.headers)
+    async with draw_lock():
+        await ensure_experts(client, authority, "verification", 1)
         r = await client.post(
-            f"/v1/reviews/{panel['id']}/opinions",
-            json={"verdict": outcome, "score": 80, "text": "checked"},
-            headers=expert.headers,
+            f"/v1/cer/projects/{project_id}/review",
+            json={"size": 1, "exclude_experts": await strangers(client, authority, "verification")},
+            headers=bearer(authority),
         )
-        assert r.status_code == 201, r.text
-    r = await client.post(
-        f"/v1/reviews/{panel['id']}/decision",
-        json={"outcome": outcome, "reason": "checked"},
-        headers=bearer(authority),
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
+    assert r.status_code == 201, r.text
+    return await decide_panel(client, authority, r.json(), outcome, "checked")
 
 
 async def to_issued(client: httpx.AsyncClient, authority: str, owner: Owner, project: dict, **kw) -> dict:

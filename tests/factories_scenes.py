@@ -1,6 +1,8 @@
 """Factories for experts, review panels and scenes (over HTTP)."""
 
+import asyncio
 import random
+import weakref
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +23,18 @@ class ExpertLogin:
     @property
     def headers(self) -> dict[str, str]:
         return bearer(self.token)
+
+
+_draw_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def draw_lock() -> asyncio.Lock:
+    """Held from listing the experts to drawing a panel: requests side by side in one test must not
+    draw an expert another of them is still creating (and has not yet logged in as)."""
+    loop = asyncio.get_running_loop()
+    return _draw_locks.setdefault(loop, asyncio.Lock())
 
 
 async def make_expert(
@@ -105,13 +119,14 @@ async def open_scene_review(
     client: httpx.AsyncClient, authority: str, scene_id: str, *, size: int = 1, field: str = "retail", **extra
 ) -> dict:
     """Open the scene's review, drawing only from experts these tests can log in as."""
-    body = {
-        "size": size,
-        "field": field,
-        "exclude_experts": await strangers(client, authority, field),
-        **extra,
-    }
-    r = await client.post(f"/v1/scenes/{scene_id}/review", json=body, headers=bearer(authority))
+    async with draw_lock():
+        body = {
+            "size": size,
+            "field": field,
+            "exclude_experts": await strangers(client, authority, field),
+            **extra,
+        }
+        r = await client.post(f"/v1/scenes/{scene_id}/review", json=body, headers=bearer(authority))
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -199,14 +214,15 @@ async def pass_review(
     outcome: str = "pass",
 ) -> dict:
     """A one-expert panel on any subject (e.g. ``"methodology_version"``), decided ``outcome``."""
-    await ensure_experts(client, authority, field)
-    body = {
-        "subject_type": subject_type,
-        "subject_id": subject_id,
-        "field": field,
-        "size": 1,
-        "exclude_experts": await strangers(client, authority, field),
-    }
-    r = await client.post("/v1/reviews", json=body, headers=bearer(authority))
+    async with draw_lock():
+        await ensure_experts(client, authority, field)
+        body = {
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "field": field,
+            "size": 1,
+            "exclude_experts": await strangers(client, authority, field),
+        }
+        r = await client.post("/v1/reviews", json=body, headers=bearer(authority))
     assert r.status_code == 201, r.text
     return await decide_panel(client, authority, r.json(), outcome, f"review {outcome}")
