@@ -1,4 +1,7 @@
-"""Demo data: each domain adds its part in ``app/<domain>/demo.py`` (function ``load``)."""
+"""Demo data: each domain adds its part in ``app/<domain>/demo.py`` (function ``load``).
+
+Outside production only: the demo makes accounts with known passwords, and the CER demo moves the
+sandbox clock forward past a project's publicity (``app/cer/demo.py``)."""
 
 import importlib
 
@@ -6,7 +9,8 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import CallerKind, Principal
-from app.core import db
+from app.core import clock, db
+from app.core.errors import DomainError
 from app.organizations import service as org_service
 from app.organizations.models import Organization
 from app.organizations.schemas import AdminAccount, OrganizationCreate, OrgDecision, StaffRole
@@ -15,7 +19,16 @@ DEMO_ADMIN = ("authority", "authority-demo-pw")
 DOMAINS = ("methodologies", "points", "mall", "scenes", "cer")
 
 
+class DemoRefused(DomainError):
+    status, code, title = 403, "demo_refused", "The demo data is not loaded in production"
+
+
 async def load_demo(console: Console, *, only_if_empty: bool) -> None:
+    if not clock.sandbox_allowed():
+        raise DemoRefused(
+            "the demo data (accounts with known passwords, a moved sandbox clock) is loaded only in the local"
+            " and test environments, never in production"
+        )
     async with db.session_scope() as session:
         if only_if_empty and await org_service.authority_exists(session):
             return

@@ -1,17 +1,25 @@
 """Demo data of the registry: the demo operator's account, prices, a project carried through the whole
-lifecycle to a retirement certificate, and a project of its last week in publicity.
+lifecycle to a retirement certificate, and a project of a week of green trips in publicity.
 
-The issued project aggregates a month of electric-car commutes of fifty drivers, sent as signed batches
-of 1,000 records through the ingestion service, a few tonnes in all. Its publicity (7 working days from
-its creation) must be over by today, so its drivers, their trips and the project itself are made with
-the platform clock set back four weeks and the period is the month before that; the clock is put back
-at once, and the rest — publicity over, verification by a demo verifier, an expert review, filing,
-issuance of the whole tonnes, a transfer to a demo buyer and a retirement with its certificate —
-happens today. The week project stays in publicity (7 working days) like a real one would.
+The issued project aggregates the last month of electric-car commutes of fifty drivers, sent today as
+signed batches of 1,000 records through the ingestion service, a few tonnes in all, and is created
+today. Its publicity lasts 7 working days, so the demo then does what the authority would do outside
+production: it moves the **sandbox clock** forward to the day after the publicity (``clock.advance``,
+as ``/console/clock`` and ``carbon-points clock advance`` do: kept in ``platform_clock``, audited as
+``clock.advance`` by the demo authority). On that day come verification by a demo verifier, an
+expert review, filing, issuance of the whole tonnes, a transfer to a demo buyer and a retirement with
+its certificate, and the week project (the demo people's trips of the week before the first day,
+without the electric cars) goes into its own publicity. Daily closing prices are recorded for every
+trading day from the ten before the first day up to the new one, so the reference price exists on
+both. What the other demos made before stays where it was in time (points expire 730 days after
+crediting; Alice's voucher keeps its 30 days from its order, fewer of them left).
+
+Loaded again (the demo buyer exists), nothing moves: the clock advances once per demo database. In
+production the sandbox clock does not exist and no project is carried past its publicity.
 """
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,13 +51,12 @@ from app.users.schemas import Consent, EnrolUser, Identifier
 
 OPERATOR_USERNAME = "demo-operator"  # made by app/points/demo.py
 PRICES_FEN = [9012, 9105, 8987, 9230, 9318, 9264, 9401, 9377, 9452, 9510]
+"""The closes of the ten trading days before the demo's first day, oldest first; later days go on from the last."""
 
 NEV_CODE = "nev-driving"  # the shipped catalogue's battery-electric car methodology
 DRIVERS = 50
 PERIOD_DAYS = 30
 BATCH = 1000
-BACK = timedelta(days=28)
-"""How far the clock is set back while the issued project's trips are sent and the project is created."""
 VERIFIER = ("verifier-demo", "verifier-demo-pw")
 VERIFIER_CREDIT_CODE = "91440300MA5DEMKF0H"
 BUYER = ("buyer-demo", "buyer-demo-pw")
@@ -64,51 +71,84 @@ async def load(session: AsyncSession) -> list[str]:
     if org_id is None:
         return []
     operator = Principal("client", "operator", org_id, org_id)
-    authority = Principal("staff", "authority", uuid.UUID(int=0))
+    authority = await demo_authority(session)
     await registry.ensure_account(session, org_id)
     lines = [f"CER: registry account for the demo operator {org_id}"]
-
-    today = clock.today()
-    overrides = await repository.calendar_overrides(session, *calendar.span_before(today))
-    for day, fen in zip(
-        reversed(calendar.trading_days_before(today, 10, overrides)), PRICES_FEN, strict=False
-    ):
-        await prices.record_price(session, authority, PriceIn(date=day, price_fen=fen))
-    lines.append(f"CER: reference price GET /v1/cer/reference-price?on={today}")
-    lines += await _issued_and_retired(session, operator)
-
-    used = await points_service.methodology_versions_used(session, org_id)
-    codes = sorted({v.code for v in await methodologies_service.versions_by_id(session, used)})
-    if codes:
-        try:
-            async with session.begin_nested():
-                project = await service.create(
-                    session,
-                    operator,
-                    ProjectCreate(
-                        name="深圳低碳出行 demo: a week of green trips",
-                        description="Metro, bus, cycling and walking of the demo operator's users.",
-                        benefit_sharing="Points to the users; the operator owns the project.",
-                        methodology_codes=codes,
-                        period_start=today - timedelta(days=8),
-                        period_end=today - timedelta(days=1),
-                    ),
-                )
-        except DomainError as exc:  # loaded before: the week is in a project already
-            lines.append(f"CER: no new demo project ({exc.code})")
-        else:
-            lines.append(
-                f"CER: project {project.id} in publicity until {project.publicity_ends_on} "
-                f"({project.record_count} records, {project.claimed_g} g) — GET /v1/public/cer/projects"
-            )
+    first_day = clock.today()  # the day the demo starts, before the sandbox clock moves
+    buyer_id = await org_service.staff_org_id(session, BUYER[0])
+    if buyer_id is not None:  # loaded before, the week project too: nothing moves again
+        await _prices(session, authority, first_day)
+        return [
+            *lines,
+            f"CER: reference price GET /v1/cer/reference-price?on={clock.today()}",
+            *await _certificate_lines(session, buyer_id, "CER: demo certificate already there"),
+        ]
+    try:
+        issued = await _issued_and_retired(session, operator, authority)
+        await _prices(session, authority, first_day)
+        lines.append(f"CER: reference price GET /v1/cer/reference-price?on={clock.today()}")
+        lines += issued
+        lines += await _week_project(session, operator, org_id, first_day)
+    finally:
+        # This process saw the moved clock before the demo's transaction commits; once it has,
+        # every process (this one included) reads the offset from platform_clock.
+        clock.set_offset(timedelta(0))
     return lines
 
 
-async def _issued_and_retired(session: AsyncSession, operator: Principal) -> list[str]:
+async def _prices(session: AsyncSession, authority: Principal, first_day: date) -> None:
+    """Daily closes of every trading day from the ten before ``first_day`` up to yesterday, where none
+    was recorded yet (a demo loaded again on a later day fills the days since)."""
+    today = clock.today()
+    overrides = await repository.calendar_overrides(session, *calendar.span_before(first_day))
+    start = calendar.trading_days_before(first_day, len(PRICES_FEN), overrides)[-1]
+    overrides = await repository.calendar_overrides(session, start, today)
+    days = [
+        start + timedelta(days=n)
+        for n in range((today - start).days)
+        if calendar.is_trading_day(start + timedelta(days=n), overrides)
+    ]
+    recorded = {p.date for p in await prices.list_prices(session, start, today)}
+    for n, day in enumerate(days):
+        if day in recorded:
+            continue
+        fen = PRICES_FEN[n] if n < len(PRICES_FEN) else PRICES_FEN[-1] + 17 * (n - 9) - 45 * (n % 3)
+        await prices.record_price(session, authority, PriceIn(date=day, price_fen=fen))
+
+
+async def _week_project(
+    session: AsyncSession, operator: Principal, org_id: uuid.UUID, first_day: date
+) -> list[str]:
+    """The demo people's green trips of the week before the first day, in publicity from today."""
+    used = await points_service.methodology_versions_used(session, org_id)
+    versions = await methodologies_service.versions_by_id(session, used)
+    codes = sorted({v.code for v in versions} - {NEV_CODE})  # the electric cars are in the issued project
+    if not codes:
+        return []
+    try:
+        async with session.begin_nested():
+            project = await service.create(
+                session,
+                operator,
+                ProjectCreate(
+                    name="深圳低碳出行 demo: a week of green trips",
+                    description="Metro, bus, cycling and walking of the demo operator's users.",
+                    benefit_sharing="Points to the users; the operator owns the project.",
+                    methodology_codes=codes,
+                    period_start=first_day - timedelta(days=8),
+                    period_end=first_day - timedelta(days=1),
+                ),
+            )
+    except DomainError as exc:  # loaded before: the week is in a project already
+        return [f"CER: no new demo project ({exc.code})"]
+    return [
+        f"CER: project {project.id} in publicity until {project.publicity_ends_on} "
+        f"({project.record_count} records, {project.claimed_g} g) — GET /v1/public/cer/projects"
+    ]
+
+
+async def _issued_and_retired(session: AsyncSession, operator: Principal, authority: Principal) -> list[str]:
     """The demo operator's month of electric-car commutes, from publicity to a retirement certificate."""
-    buyer_id = await org_service.staff_org_id(session, BUYER[0])
-    if buyer_id is not None:  # loaded before
-        return await _certificate_lines(session, buyer_id, "CER: demo certificate already there")
     key_path = get_settings().data_dir.resolve() / "demo-operator-key.pem"
     versions = await methodologies_service.versions_by_code(session, [NEV_CODE])
     expert_staff_id = await org_service.staff_id(session, REVIEW_EXPERT)
@@ -123,30 +163,39 @@ async def _issued_and_retired(session: AsyncSession, operator: Principal) -> lis
         return [
             "CER: no issued demo project (the points demo's key or the scenes demo's experts are missing)"
         ]
+    if not clock.sandbox_allowed():
+        return ["CER: no issued demo project (there is no sandbox clock in production to end its publicity)"]
 
-    clock.set_offset(-BACK)  # the trips are sent and the project created four weeks ago
+    created_on = clock.today()
+    trips = await _send_trips(session, operator, key_path.read_text())
+    project = await service.create(
+        session,
+        operator,
+        ProjectCreate(
+            name="深圳电动车通勤 demo: a month of electric-car commutes",
+            description=f"Commutes of {DRIVERS} of the demo operator's users in battery-electric cars instead of "
+            "petrol cars, from the charging operator's data.",
+            benefit_sharing="Points to the drivers; the operator owns the project and sells its units.",
+            methodology_codes=[NEV_CODE],
+            period_start=created_on - timedelta(days=PERIOD_DAYS),
+            period_end=created_on - timedelta(days=1),
+        ),
+    )
+    # The authority moves the sandbox clock to the day after the publicity, as on /console/clock.
+    by = timedelta(days=(project.publicity_ends_on - created_on).days + 1)
     try:
-        created_on = clock.today()
-        trips = await _send_trips(session, operator, key_path.read_text())
-        project = await service.create(
-            session,
-            operator,
-            ProjectCreate(
-                name="深圳电动车通勤 demo: a month of electric-car commutes",
-                description=f"Commutes of {DRIVERS} of the demo operator's users in battery-electric cars instead of "
-                "petrol cars, from the charging operator's data.",
-                benefit_sharing="Points to the drivers; the operator owns the project and sells its units.",
-                methodology_codes=[NEV_CODE],
-                period_start=created_on - timedelta(days=PERIOD_DAYS),
-                period_end=created_on - timedelta(days=1),
-            ),
-        )
-    finally:
-        clock.set_offset(timedelta(0))
-    if project.publicity_ends_on >= clock.today():
-        return [f"CER: demo project {project.id} in publicity until {project.publicity_ends_on}"]
+        moved = await clock.advance(session, by, authority.actor)
+    except clock.InvalidAdvance as exc:  # the clock was moved nearly ten years already
+        return [
+            f"CER: demo project {project.id} in publicity until {project.publicity_ends_on} ({exc.detail})"
+        ]
+    clock.set_offset(by)  # this process sees it at once; load() puts it back, platform_clock keeps it
+    lines = [
+        f"CER: project {project.id} created on {created_on}, in publicity until {project.publicity_ends_on}; "
+        f"the sandbox clock moved {by.days} days forward to {clock.today()} (now {moved.offset.days} days ahead "
+        "in all): see /console/clock or `carbon-points clock show`; `carbon-points clock reset` puts it back"
+    ]
 
-    authority = await demo_authority(session)
     verifier_org, verifier = await approved_org(
         session,
         kind="verifier",
@@ -206,7 +255,7 @@ async def _issued_and_retired(session: AsyncSession, operator: Principal) -> lis
     await registry.retire(
         session, buyer, RetirementCreate(tonnes=1, beneficiary=BENEFICIARY, purpose=PURPOSE)
     )
-    lines = [
+    lines += [
         f"CER: project '{project.name}': {trips} electric-car trips of {DRIVERS} drivers, "
         f"{project.claimed_g / 1e6:.2f} t; verified by {verifier_org.name} (login {VERIFIER[0]} / {VERIFIER[1]}), "
         f"reviewed, filed, issued {issuance.tonnes} t ({issuance.serials})",
