@@ -34,6 +34,12 @@ SUBJECT_TYPES = {
     "cer_project": N_("CER project"),
     "methodology_version": N_("Methodology version"),
 }
+SUBJECT_OWNERS = {  # who stands behind the subject, named as the regulations name them
+    "scene": N_("Applicant"),
+    "scene_change": N_("Scene operator"),
+    "cer_project": N_("Project owner"),
+    "methodology_version": N_("Drafted by"),
+}
 VERDICTS = (("pass", N_("Pass")), ("fail", N_("Fail")))
 MIN_REASONING, MAX_REASONING = 20, 20000
 NOTE_MAX = 2000
@@ -41,6 +47,11 @@ NOTE_MAX = 2000
 
 def subject_type_label(code: str) -> str:
     return gettext(SUBJECT_TYPES[code]) if code in SUBJECT_TYPES else code
+
+
+def owner_label(code: str) -> str:
+    """What the subject's owner is called for this kind of subject (a scene's applicant, a project's owner…)."""
+    return gettext(SUBJECT_OWNERS.get(code, N_("Owner")))
 
 
 def field_label(code: str) -> str:
@@ -55,6 +66,7 @@ def _labels() -> dict[str, Any]:
     """The label functions every template of the workspace uses."""
     return {
         "subject_type_label": subject_type_label,
+        "owner_label": owner_label,
         "field_label": field_label,
         "verdict_label": verdict_label,
     }

@@ -25,7 +25,7 @@ STATUSES: dict[str, tuple[str, str]] = {
     "publicity": (N_("In publicity"), WAITING),
     "issued": (N_("Issued"), GOOD),
     "held": (N_("Held"), GOOD),
-    "retired": (N_("Retired"), NEUTRAL),
+    "retired": (N_("Retired from use"), NEUTRAL),  # a methodology or exchange-rule version (废止, not 注销)
     "revoked": (N_("Revoked"), BAD),
     "valid": (N_("Valid"), GOOD),
     "flagged": (N_("Flagged"), BAD),

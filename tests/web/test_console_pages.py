@@ -267,9 +267,9 @@ class TestCerProjects:
         r = await client.post(f"/v1/cer/projects/{project['id']}/submit", headers=owner.headers)
         assert r.status_code == 200, r.text
         r = await post(console, f"{page}/verifier", {"verifier_org_id": ""}, page)
-        assert r.status_code == 400 and error_of(r.text, "verifier_org_id") == "请选择核证机构。"
+        assert r.status_code == 400 and error_of(r.text, "verifier_org_id") == "请选择核查机构。"
         r = await post(console, f"{page}/verifier", {"verifier_org_id": owner.org.id}, page)
-        assert r.status_code == 422 and "该机构不是已批准的核证机构" in r.text
+        assert r.status_code == 422 and "该机构不是已批准的核查机构" in r.text
         r = await post(console, f"{page}/verifier", {"verifier_org_id": checker.id}, page)
         assert r.status_code == 303 and r.headers["location"] == page
         shown = (await console.get(page, headers=HTML)).text
@@ -476,7 +476,7 @@ class TestExchangeRules:
 
         assert (await post(console, f"{page}/retire", {}, page)).status_code == 303
         shown = (await console.get(page, headers=HTML)).text
-        assert 'badge--neutral">已注销<' in shown
+        assert 'badge--neutral">已废止<' in shown  # a retired version: 废止, not a CER unit's 注销
         assert actions_of(shown)[:4] == [
             "exchange_rule.retire",
             "exchange_rule.publish",
