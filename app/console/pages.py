@@ -10,6 +10,7 @@ entry are shown. The dashboards, the audit viewer, ledger health and the sandbox
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from app.cer.schemas import PriceIn, ReviewOpen
 from app.core import audit, clock
 from app.core.errors import DomainError
 from app.core.types import Text
+from app.dashboards import service as dashboards_service
 from app.experts import service as experts_service
 from app.experts.schemas import ExpertCreate, ExpertUpdate
 from app.methodologies import service as methodologies_service
@@ -36,7 +38,7 @@ from app.reviews import service as reviews_service
 from app.reviews.draw import draw
 from app.reviews.schemas import PanelOpen
 from app.scenes import service as scenes_service
-from app.scenes.pages import behaviour_label, category_label
+from app.scenes.pages import DISTRICTS, FIELD_LABELS, behaviour_label, category_label
 from app.scenes.schemas import SceneReview
 from app.web.dependencies import page_router, require_viewer, safe_next
 from app.web.i18n import N_, gettext, zone
@@ -151,6 +153,11 @@ SCENE_QUEUES = {
 }
 
 
+def district_label(code: str) -> str:
+    """A Shenzhen district by its name (南山区), any other code as it is."""
+    return next((gettext(name) for value, name in DISTRICTS if value == code), code)
+
+
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -167,8 +174,28 @@ def _labels(table: dict[str, str]) -> dict[str, str]:
     return {key: gettext(label) for key, label in table.items()}
 
 
-async def _trail(session: Any, subject_type: str, *ids: Any) -> list[audit.SubjectEntry]:
-    return await audit.entries_for(session, subject_type, [str(i) for i in ids if i is not None])
+# Actors that are no account: who they are in words.
+ACTOR_WORDS = {
+    "public": N_("An applicant (not signed in)"),
+    "platform": N_("The platform (automatic)"),
+}
+
+
+@dataclass(frozen=True)
+class Trail:
+    """The audit entries about a subject, and each actor as people read it (a name, not role:uuid)."""
+
+    entries: list[audit.SubjectEntry]
+    actors: dict[str, str]
+
+
+async def _trail(session: Any, subject_type: str, *ids: Any) -> Trail:
+    entries = await audit.entries_for(session, subject_type, [str(i) for i in ids if i is not None])
+    names = await dashboards_service.actor_names(session, [e.actor for e in entries])
+    for e in entries:
+        if e.actor in ACTOR_WORDS:
+            names[e.actor] = gettext(ACTOR_WORDS[e.actor])
+    return Trail(entries, names)
 
 
 def _paging(path: str, params: dict[str, Any], next_cursor: str | None, cursor: str | None) -> dict:
@@ -369,6 +396,7 @@ async def methodologies(
         {
             "kind": "methodology",
             "versions": result.items,
+            "behaviour_names": {v.behaviour_type: behaviour_label(v.behaviour_type) for v in result.items},
             "status": status,
             "counts": counts,
             **_paging(request.url.path, {"status": status}, result.next_cursor, cursor),
@@ -611,6 +639,7 @@ async def _version_page(
         {
             "kind": kind,
             "version": version,
+            "behaviour_name": behaviour_label(version.behaviour_type) if kind == "methodology" else None,
             "actions": actions,
             "error": error,
             "panel": panel,
@@ -761,6 +790,7 @@ async def scenes(
                 "changes": counts["change_submitted"] + counts["change_under_review"],
             },
             "names": await org_service.names(session, [s.operator_id for s in found]),
+            "districts": {s.district_code: district_label(s.district_code) for s in found},
             **_paging(request.url.path, {"queue": queue}, next_cursor, cursor),
         },
     )
@@ -794,7 +824,9 @@ async def _scene_page(
             "scene": scene,
             "category_name": category_label(scene.category),
             "behaviour_names": [behaviour_label(b) for b in scene.behaviour_types],
+            "district_name": district_label(scene.district_code),
             "change": change,
+            "change_labels": {key: gettext(label) for key, label in FIELD_LABELS.items()},
             "operator": await org_service.get(session, scene.operator_id),
             "panel": panel,
             "can_open": can_open,
@@ -1020,7 +1052,7 @@ EXPERT_FIELDS = {
 
 
 def _expert_form(
-    request: Request, expert: Any, values: dict, errors: dict, trail: list | None = None, status: int = 200
+    request: Request, expert: Any, values: dict, errors: dict, trail: Trail | None = None, status: int = 200
 ) -> Response:
     return render(
         request,
@@ -1030,7 +1062,7 @@ def _expert_form(
             "values": values,
             "errors": errors,
             "fields": [(f, gettext(FIELD_NAMES.get(f, f))) for f in experts_service.FIELDS],
-            "trail": trail or [],
+            "trail": trail or Trail([], {}),
         },
         status_code=status,
     )
@@ -1233,7 +1265,7 @@ async def _project_page(
             "values": values or {"size": "3"},
             "errors": errors or {},
             "trail": trail,
-            "clawback": next((e.data for e in trail if e.action == "cer.clawback"), None),
+            "clawback": next((e.data for e in trail.entries if e.action == "cer.clawback"), None),
         },
         status_code=status,
     )
@@ -1524,9 +1556,7 @@ async def _prices_page(
             "today": today,
             "values": values,
             "errors": errors,
-            "trail": await audit.entries_for(
-                session, "cer_price", [p.date.isoformat() for p in recorded[:10]]
-            ),
+            "trail": await _trail(session, "cer_price", *[p.date.isoformat() for p in recorded[:10]]),
         },
         status_code=status,
     )

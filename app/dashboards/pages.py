@@ -7,6 +7,7 @@ attribute (no inline script); each chart has its figures in a table beside it an
 
 import json
 import re
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from app.core import audit, clock
 from app.core.pagination import Cursor
 from app.core.types import MAX_YEAR, MIN_YEAR, Int32, Int64, Text
 from app.dashboards import service
+from app.scenes.pages import behaviour_label
 from app.web.dependencies import page_router, require_viewer
 from app.web.disclosure import csv_response
 from app.web.i18n import N_, date_, gettext, mass, number
@@ -108,6 +110,11 @@ def _chart(chart_type: str, labels: list[str], datasets: list[dict[str, Any]], *
     return {"type": chart_type, "labels": labels, "datasets": datasets, "empty": empty, **options}
 
 
+def _by_type(board: service.Dashboard) -> list[service.RecordsRow]:
+    """The rows per behaviour type named as people read them (新能源汽车, not nev); the CSV keeps the code."""
+    return [replace(r, name=behaviour_label(r.key)) for r in board.by_type]
+
+
 def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
     days = [date_(d, "MMMd") for d in board.days]
     expiring_days = [
@@ -119,7 +126,7 @@ def _charts(board: service.Dashboard) -> dict[str, dict[str, Any]]:
         "records-by-type": _chart(
             "bar",
             days,
-            _stacked(board.days, board.by_type, lambda r: r.records),
+            _stacked(board.days, _by_type(board), lambda r: r.records),
             stacked=True,
             integer=True,
             y=gettext("Records"),
@@ -207,7 +214,7 @@ def _tables(board: service.Dashboard) -> dict[str, dict[str, Any]]:
     return {
         "records-by-type": {
             "headers": [gettext("Day"), gettext("Behaviour type"), gettext("Records"), gettext("Reductions")],
-            "rows": records(board.by_type),
+            "rows": records(_by_type(board)),
         },
         "records-by-operator": {
             "headers": [gettext("Day"), gettext("Operator"), gettext("Records"), gettext("Reductions")],
