@@ -17,11 +17,9 @@ from tests.factories import authority_token
 
 
 async def loaded() -> str:
-    console = Console(file=io.StringIO(), width=400)
-    await load_demo(console, only_if_empty=False)
-    out = console.file.getvalue()
-    assert isinstance(out, str)
-    return out
+    buffer = io.StringIO()
+    await load_demo(Console(file=buffer, width=400), only_if_empty=False)
+    return buffer.getvalue()
 
 
 async def clock_advances(actor: str) -> list[dict]:
@@ -119,8 +117,8 @@ class TestDemoCertificate:
 class TestProduction:
     async def test_the_demo_is_refused_and_loads_nothing(self, settings, monkeypatch):
         monkeypatch.setattr(settings, "environment", "production")
-        console = Console(file=io.StringIO(), width=400)
+        buffer = io.StringIO()
         with pytest.raises(DemoRefused) as refused:
-            await load_demo(console, only_if_empty=False)
+            await load_demo(Console(file=buffer, width=400), only_if_empty=False)
         assert (refused.value.status, refused.value.code) == (403, "demo_refused")
-        assert console.file.getvalue() == ""
+        assert buffer.getvalue() == ""
