@@ -5,6 +5,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from markupsafe import escape
 
 from app.core import clock
 from tests.factories import bearer, make_org
@@ -123,6 +124,7 @@ class TestDeclaration:
         r = await browser_client.get(f"/expert/panels/{panel['id']}/declaration")
         assert r.status_code == 200
         assert scene["name"] in r.text and owner["name"] in unescape(r.text)
+        assert f'<dt>申请单位</dt><dd id="subject-owner">{escape(owner["name"])}</dd>' in r.text  # not 业主
         assert ADDRESS not in r.text and "example.org/photos" not in r.text
 
     async def test_before_declaring_the_documents_and_the_form_point_to_the_declaration(
@@ -287,6 +289,7 @@ class TestCerProject:
         await sign_in(browser_client, reviewer.username)
         r = await browser_client.get(f"/expert/panels/{panel['id']}/declaration")
         assert project["name"] in r.text and project["owner_name"] in unescape(r.text)
+        assert f'<dt>项目业主</dt><dd id="subject-owner">{escape(project["owner_name"])}</dd>' in r.text
         await declare(browser_client, panel["id"])
         html = unescape((await browser_client.get(f"/expert/panels/{panel['id']}")).text)
         documents = html.split('id="cer-documents"', 1)[1]
