@@ -71,7 +71,7 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
                 f"through /oauth/authorize with scope including {scope}",
                 scope=scope,
             )
-        await ratelimit.hit(principal.rate_bucket, get_settings().rate_limit_per_minute)
+        await ratelimit.throttle(principal.rate_bucket, get_settings().rate_limit_per_minute)
         if request.method == "POST":
             await idempotency.begin(request, session, principal.scope, required=idempotency_required)
         return principal
@@ -93,7 +93,7 @@ def require(*roles: str, idempotency_required: bool = False, admin: bool = False
 async def public_call(request: Request, session: Session) -> None:
     """For anonymous routes: rate limit per client IP; POSTs honour Idempotency-Key per IP."""
     ip = client_ip(request)
-    await ratelimit.hit(f"ip:{ip}", get_settings().rate_limit_per_minute)
+    await ratelimit.throttle(f"ip:{ip}", get_settings().rate_limit_per_minute)
     if request.method == "POST":
         await idempotency.begin(request, session, f"ip:{ip}")
 

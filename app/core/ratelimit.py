@@ -6,6 +6,8 @@ platform, they must not take it down.
 """
 
 import logging
+import time
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
@@ -35,3 +37,81 @@ async def hit(bucket: str, limit: int, window_seconds: int = 60, *, cost: int = 
             f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+# ---- the per-caller request budget: counted here, shared through Redis in batches ----------------------
+
+SHARE_EVERY_SECONDS = 0.05
+"""How often a process adds its counts to Redis and learns the others' (one pipeline for all buckets)."""
+
+
+@dataclass(slots=True)
+class _Count:
+    window: int
+    shared: int = 0  # the window's count in Redis at the last exchange: every process's hits
+    unshared: int = 0  # this process's hits since
+
+
+_counts: dict[tuple[str, int], _Count] = {}
+_unshared: dict[tuple[str, int], _Count] = {}  # the buckets that moved since the last exchange
+_shared_at = 0.0
+_pruned_at = 0.0
+
+
+async def throttle(bucket: str, limit: int, window_seconds: int = 60) -> None:
+    """``hit`` for the per-caller budget every request spends: no Redis round trip of its own.
+
+    The count is kept in this process and exchanged with Redis at most every ``SHARE_EVERY_SECONDS``
+    by whichever request comes then (one pipeline for every bucket that moved). Within one process it
+    is exact; across processes a caller may get up to what the others counted in the last 50 ms
+    beyond ``limit`` before every process refuses. Login attempts, one-time codes and voucher guesses,
+    where an attacker's every try counts, use :func:`hit` (one Redis round trip, exact everywhere).
+    If Redis is unreachable, each process goes on counting its own.
+    """
+    global _shared_at
+    if limit <= 0:
+        return
+    now = clock.now().timestamp()
+    window = int(now // window_seconds)
+    key = (bucket, window_seconds)
+    count = _counts.get(key)
+    if count is None or count.window != window:
+        count = _counts[key] = _Count(window)
+    if count.shared + count.unshared >= limit:
+        retry_after = max(1, int((window + 1) * window_seconds - now) + 1)
+        raise RateLimited(
+            f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+    count.unshared += 1
+    _unshared[key] = count
+    moment = time.monotonic()
+    if moment - _shared_at >= SHARE_EVERY_SECONDS:
+        _shared_at = moment
+        await _share(now, moment)
+
+
+async def _share(now: float, moment: float) -> None:
+    """Add this process's unshared counts to Redis and read back each bucket's total."""
+    global _pruned_at
+    if moment - _pruned_at >= 60:  # forget the buckets whose window has ended
+        _pruned_at = moment
+        for key in [k for k, c in _counts.items() if c.window < int(now // k[1])]:
+            del _counts[key]
+    moved = [(key, c, c.unshared) for key, c in _unshared.items()]
+    _unshared.clear()
+    try:
+        pipe = redis.client().pipeline(transaction=False)
+        for (bucket, seconds), count, n in moved:
+            name = f"rl:{bucket}:{count.window}"
+            pipe.incrby(name, n)
+            pipe.expire(name, seconds + 1)
+        totals = (await pipe.execute())[::2]
+    except RedisError:
+        log.warning("rate limiter unavailable; counting in this process only")
+        for key, count, _ in moved:  # shared at the next exchange
+            _unshared.setdefault(key, count)
+        return
+    for (_, count, n), total in zip(moved, totals, strict=True):
+        count.unshared -= n
+        count.shared = int(total)  # every process's count, ours just sent included

@@ -46,7 +46,7 @@ async def person_session(
     if person is None:
         raise NotAuthenticated("sign in on the platform at /me (phone and one-time code)")
     principal = person.principal
-    await ratelimit.hit(principal.rate_bucket, get_settings().rate_limit_per_minute)
+    await ratelimit.throttle(principal.rate_bucket, get_settings().rate_limit_per_minute)
     await csrf.check(request)
     return principal
 

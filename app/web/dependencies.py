@@ -37,7 +37,7 @@ async def page_context(request: Request, session: Session) -> WebState:
     if token and viewer is None:
         request.state.clear_session_cookie = True  # ended or unknown: the browser forgets it
     bucket = viewer.principal.rate_bucket if viewer else f"ip:{client_ip(request)}"
-    await ratelimit.hit(bucket, get_settings().rate_limit_per_minute)
+    await ratelimit.throttle(bucket, get_settings().rate_limit_per_minute)
     await csrf.check(request)
     return state
 

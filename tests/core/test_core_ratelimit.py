@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.core import clock, ratelimit
+from app.core import clock, ratelimit, redis
 from app.core.errors import RateLimited
 from tests.factories import PASSWORD, application, make_org, random_ip, unique
 
@@ -111,3 +111,54 @@ class TestLimiter:
         monkeypatch.setattr(ratelimit.redis, "client", lambda: Down())
         await ratelimit.hit(unique("bucket"), 1)
         await ratelimit.hit(unique("bucket"), 1)
+
+
+class TestThrottle:
+    """The per-caller budget: counted in the process, exchanged with Redis every 50 ms."""
+
+    @pytest.fixture(autouse=True)
+    def share_every_call(self, monkeypatch):
+        monkeypatch.setattr(ratelimit, "SHARE_EVERY_SECONDS", 0.0)
+
+    def key(self, bucket: str) -> str:
+        return f"rl:{bucket}:{int(clock.now().timestamp() // 60)}"
+
+    async def test_exact_within_a_process(self, monkeypatch):
+        monkeypatch.setattr(ratelimit, "SHARE_EVERY_SECONDS", 3600.0)  # never exchanged: local counts alone
+        bucket = unique("bucket")
+        for _ in range(3):
+            await ratelimit.throttle(bucket, 3)
+        with pytest.raises(RateLimited) as refused:
+            await ratelimit.throttle(bucket, 3)
+        assert refused.value.headers["Retry-After"] == "31"
+        assert refused.value.detail == "more than 3 requests in 60 s; retry after 31 s"
+
+    async def test_counts_reach_redis_and_other_processes_counts_come_back(self):
+        bucket = unique("bucket")
+        for _ in range(3):
+            await ratelimit.throttle(bucket, 20)
+        assert int(await redis.client().get(self.key(bucket))) == 3
+        await redis.client().incrby(self.key(bucket), 16)  # another process's hits: 19 in all
+        await ratelimit.throttle(bucket, 20)  # the 20th: allowed, and the exchange learns the others'
+        assert int(await redis.client().get(self.key(bucket))) == 20
+        with pytest.raises(RateLimited):
+            await ratelimit.throttle(bucket, 20)
+
+    async def test_redis_down_counts_in_the_process(self, monkeypatch):
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        class Down:
+            def pipeline(self, **_):
+                raise RedisConnectionError("down")
+
+        monkeypatch.setattr(ratelimit.redis, "client", lambda: Down())
+        bucket = unique("bucket")
+        for _ in range(2):
+            await ratelimit.throttle(bucket, 2)
+        with pytest.raises(RateLimited):
+            await ratelimit.throttle(bucket, 2)
+
+    async def test_zero_means_unlimited(self):
+        bucket = unique("bucket")
+        for _ in range(5):
+            await ratelimit.throttle(bucket, 0)
