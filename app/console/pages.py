@@ -146,6 +146,13 @@ SCENE_DECISIONS = {
     "reinstate": (N_("Reinstate"), ("suspended",)),
     "revoke": (N_("Revoke for good"), ("approved", "suspended")),
 }
+# What a review panel reviews, in words (the panel's subject_type).
+PANEL_SUBJECTS = {
+    "scene": N_("Scene application"),
+    "scene_change": N_("Change request"),
+    "cer_project": N_("CER project"),
+    "methodology_version": N_("Methodology version"),
+}
 SCENE_QUEUES = {
     "applications": N_("Applications waiting for a panel"),
     "review": N_("Applications under review"),
@@ -949,11 +956,14 @@ async def _panel_page(
         back = f"/console/cer/{panel.subject_id}"
     elif not back and panel.subject_type == "scene":
         back = f"/console/scenes/{panel.subject_id}"
+    opened_by = (await dashboards_service.actor_names(session, [panel.opened_by])).get(panel.opened_by)
     return render(
         request,
         "console/panel.html",
         {
             "panel": panel,
+            "subject_name": gettext(PANEL_SUBJECTS.get(panel.subject_type, panel.subject_type)),
+            "opened_by": opened_by or panel.opened_by,
             "record": record,
             "names": {str(k): v for k, v in names.items()},
             "rerun": rerun,

@@ -77,6 +77,9 @@ class TestOrganizations:
         shown = (await console.get(page, headers=HTML)).text
         assert 'badge--good">已批准' in shown
         assert 'data-action="organization.approve"' in shown and "Documents in order" in shown
+        # Who acted, in words: the applicant who was not signed in, the authority's account by its name.
+        assert '申请人（未登录） <span class="muted actor-id">public</span>' in shown
+        assert f'{console.username} <span class="muted actor-id">authority:' in shown
 
     async def test_reject_needs_a_reason_and_suspend_needs_approval(self, client, console):
         org = await make_org(client, "buyer", approve=False)
@@ -132,6 +135,29 @@ async def scene_types(app, tmp_path_factory):
     await publish_scene_types(tmp_path_factory.mktemp("console-scene-types"))
 
 
+class TestWordsNotCodes:
+    async def test_a_behaviour_type_reads_as_a_word_with_its_code(self, console):
+        form = {
+            "code": f"console-{uuid.uuid4().hex[:8]}",
+            "name": "Console cycling",
+            "behaviour_type": "cycling",
+            "category": "travel",
+            "unit": "km",
+            "net_factor_g": "80",
+            "max_quantity_per_record": "30",
+            "effective_from": "2027-01-01T00:00",
+        }
+        r = await post(console, "/console/methodologies/new", form)
+        assert r.status_code == 303
+        listing = (await console.get("/console/methodologies?status=draft", headers=HTML)).text
+        assert '<td data-label="行为类型">骑行 <code class="muted">cycling</code></td>' in listing
+        shown = (await console.get(r.headers["location"], headers=HTML)).text
+        assert "<dd>骑行 (cycling)</dd>" in shown
+        console.cookies.set("lang", "en")
+        listing = (await console.get("/console/methodologies?status=draft", headers=HTML)).text
+        assert '<td data-label="Behaviour type">Cycling <code class="muted">cycling</code></td>' in listing
+
+
 class TestScenePanels:
     async def test_open_a_panel_rerun_the_draw_and_refuse_an_early_decision(
         self, client, console, authority, scene_types
@@ -142,7 +168,9 @@ class TestScenePanels:
         scene = await make_scene(client, operator, submit=True)
         await ensure_experts(client, authority, "retail", 2)
         page = f"/console/scenes/{scene['id']}"
-        assert scene["name"] in (await console.get("/console/scenes?queue=applications", headers=HTML)).text
+        listing = (await console.get("/console/scenes?queue=applications", headers=HTML)).text
+        assert scene["name"] in listing
+        assert '<td data-label="区">南山区</td>' in listing  # the district by its name, not 440305
         r = await post(console, f"{page}/review", {"field": "retail", "size": "0", "seed": "short"}, page)
         assert r.status_code == 400
         assert error_of(r.text, "size") and error_of(r.text, "seed")
@@ -157,6 +185,7 @@ class TestScenePanels:
         panel = r.headers["location"]
         shown = (await console.get(panel, headers=HTML)).text
         assert "console-seed-1" in shown and "hmac-sha256-rank/v1" in shown
+        assert f"场景认定申请 · {scene['id']}" in shown and f" · {console.username}</dd>" in shown
         checked = (await console.get(panel.replace("?", "?check=1&"), headers=HTML)).text
         assert 'data-rerun="same"' in checked
         panel_path = panel.split("?")[0]
@@ -398,7 +427,9 @@ class TestCerClawback:
         assert "标记为欺诈的已注销减排量 1 吨" in shown
         assert "没收的结转余量 250 千克" in shown
         rows = re.findall(
-            r"<tr><th scope=\"row\">([^<]+)</th><td><code>([^<]+)</code></td><td>([\d,]+)</td></tr>", r.text
+            r'<tr><th scope="row" data-label="持有方">([^<]+)</th><td data-label="序列号"><code>([^<]+)</code></td>'
+            r'<td data-label="吨">([\d,]+)</td></tr>',
+            r.text,
         )
         assert sorted(rows) == sorted(
             [(await org_name(client, authority, owner.org), s, str(t)) for s, t in held.items()]
