@@ -73,11 +73,12 @@ def main() -> None:
         sys.exit(check())
     if args[0] == "test":
         # Two workers (one per core of the reference machine), each with its own embedded servers;
-        # a test file stays on one worker. `-n 0` runs everything in one process.
+        # a test file stays on one worker, the slowest files first (tests/durations.json, see
+        # tests/conftest.py). `-n 0` runs everything in one process.
         workers = (
             []
             if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args[1:])
-            else ["-n", "2", "--dist", "loadfile"]
+            else ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
         )
         command = [str(BIN / "python"), "-m", "pytest", *workers, *args[1:]]
     elif args[0] == "serve":

@@ -13,9 +13,11 @@ throw-away database).
 
 import asyncio
 import inspect
+import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -122,11 +124,45 @@ def _runs_side_by_side(item) -> bool:
     return any(hint in source for hint in CONCURRENT)
 
 
+# Seconds each test file took in a full run on the reference machine (two cores). The slowest files
+# start first, so neither worker idles at the end waiting for one long file. Refresh after adding
+# slow tests: CARBON_RECORD_DURATIONS=1 python3 run.py test
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
+        path = _file(item.nodeid)
         if path in COMMITTING_MODULES or path.startswith("tests/web/") or _runs_side_by_side(item):
             item.add_marker(pytest.mark.commits)
+    seconds = json.loads(DURATIONS.read_text(encoding="utf-8")) if DURATIONS.exists() else {}
+    counts = Counter(_file(item.nodeid) for item in items)
+    # a file not measured yet counts half a second a test; the sort is stable, so a file's own
+    # tests keep their order
+    items.sort(
+        key=lambda item: (
+            -seconds.get(_file(item.nodeid), counts[_file(item.nodeid)] / 2),
+            _file(item.nodeid),
+        )
+    )
+
+
+_durations: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("CARBON_RECORD_DURATIONS"):
+        _durations[_file(report.nodeid)] += report.duration
+
+
+def pytest_sessionfinish(session):
+    if os.environ.get("CARBON_RECORD_DURATIONS") and not hasattr(session.config, "workerinput"):
+        measured = {path: round(s, 1) for path, s in _durations.most_common()}
+        DURATIONS.write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
 
 
 class _OneAtATime:
