@@ -7,6 +7,7 @@ its JSON route calls."""
 import secrets
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Query, Request
@@ -20,6 +21,7 @@ from app.cer.schemas import ProjectRead, VerificationIn
 from app.core import clock
 from app.core.pagination import Cursor
 from app.core.types import Text
+from app.scenes.pages import behaviour_label
 from app.web.dependencies import page_router, require_viewer
 from app.web.i18n import N_, datetime_, gettext, mass, number
 from app.web.sessions import Viewer
@@ -67,6 +69,7 @@ def _context(ws: Workspace, project: ProjectRead, tab: str, **extra: Any) -> dic
         "status_label": _status(project.status),
         "tab": tab,
         "path": f"{ws.base}/{project.id}",
+        "behaviour_label": behaviour_label,
         **extra,
     }
 
@@ -205,18 +208,37 @@ async def record_verification(
 # --- the records, the sample, the batches (both audiences) -----------------------------------
 
 
+def quantity(text: str, unit: str) -> str:
+    """A record's quantity as people read it: ``12.4 km``, ``1 item`` (``12.4000`` in the read model)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return f"{text} {unit}"
+    if not value.is_finite():
+        return f"{text} {unit}"
+    shown = number(value.normalize())
+    one = value == 1
+    if unit == "km":
+        return gettext("%(value)s km") % {"value": shown}
+    if unit == "item":
+        return (gettext("%(value)s item") if one else gettext("%(value)s items")) % {"value": shown}
+    if unit == "trip":
+        return (gettext("%(value)s trip") if one else gettext("%(value)s trips")) % {"value": shown}
+    return f"{shown} {unit}"
+
+
 def _record_row(r: Any) -> list[Any]:
     return [
         r.id,
         r.record_id,
         r.person,
-        r.behaviour_type,
+        behaviour_label(r.behaviour_type),
         datetime_(r.started_at),
-        f"{r.quantity} {r.unit}",
+        quantity(r.quantity, r.unit),
         number(r.reduction_g),
         f"{r.methodology_code} v{r.methodology_version}",
         gettext(CAP_CODES[r.cap_code]) if r.cap_code in CAP_CODES else "",
-        r.batch_id,
+        f"{str(r.batch_id)[:8]}…",  # the batches tab and the CSV have the whole id
     ]
 
 

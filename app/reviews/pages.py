@@ -19,7 +19,7 @@ from app.reviews.exceptions import (
     OpinionAlreadySubmitted,
     PanelClosed,
 )
-from app.scenes.pages import behaviour_label, category_label, opening_hours_text
+from app.scenes.pages import DISTRICTS, behaviour_label, category_label, opening_hours_text
 from app.web.dependencies import page_router, require_viewer
 from app.web.i18n import N_, gettext
 from app.web.sessions import Viewer
@@ -177,6 +177,7 @@ def _documents(view: service.ExpertPanel) -> dict[str, Any]:
             "category": category_label(docs.category),
             "behaviours": [behaviour_label(b) for b in docs.behaviour_types],
             "opening_hours": opening_hours_text(docs.opening_hours),
+            "district": next((gettext(name) for code, name in DISTRICTS if code == docs.district_code), None),
         }
     if view.subject.type == "cer_project" and docs is not None:
         return {"behaviour_label": behaviour_label}

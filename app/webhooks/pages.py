@@ -289,7 +289,7 @@ async def _detail_page(
             "status_filter": status_filter.value if status_filter else "",
             "statuses": [
                 ("", gettext("All")),
-                ("pending", gettext("Pending")),
+                ("pending", gettext("Waiting to be delivered")),
                 ("delivered", gettext("Delivered")),
                 ("failed", gettext("Not delivered")),
             ],

@@ -173,6 +173,7 @@ class TestDeclaration:
         assert 'href="https://example.org/photos/1"' in documents
         assert "Bring your own cup and get points." in documents
         assert "自带杯" in documents  # the behaviour, by its name
+        assert '<span id="scene-district">南山区</span>' in html  # the district by its name, beside its code
         # a declared page is not asked again
         r = await browser_client.get(f"/expert/panels/{panel['id']}/declaration")
         assert (r.status_code, r.headers["location"]) == (303, f"/expert/panels/{panel['id']}")
@@ -298,4 +299,7 @@ class TestCerProject:
         assert "1.900 t CO₂e" in documents.split("data-verified>", 1)[1]
         assert "Records sampled and checked against the signed batches." in documents
         assert f"{owner.code} v1" in documents
+        # the report's tables stack on a phone: each cell carries its column's name
+        assert f'<th scope="row" class="code" data-label="方法学">{owner.code} v1</th>' in documents
+        assert "· 异议 0 件" in documents  # the publicity's dates, then its objections
         assert project["report_sha256"] in documents

@@ -253,6 +253,7 @@ class TestBatches:
             ),
         ]
         assert '<span class="answered">quantity must be a positive finite number</span>' in r.text
+        assert "<h2>Record list</h2>" in r.text and "<caption>Record list</caption>" in r.text
         assert 'id="not-recorded"' not in r.text
         r = await browser_client.get(f"/operator/batches/{mixed}", params={"show": "all"})
         assert [x[5] for x in texts(r.text, "records")[1:]] == ["Accepted", "Rejected", "Rejected"]
@@ -304,6 +305,7 @@ class TestPeople:
         assert r.status_code in (200, 204), r.text
         r = await browser_client.get("/operator/people")
         month = clock.today().strftime("%Y-%m")
+        assert texts(r.text, "months")[0] == ["Month", "New entrustments", "Withdrew"]
         rows = texts(r.text, "months")[1:]
         assert rows[0] == [month, "2", "1"] or [
             sum(int(x[1]) for x in rows),

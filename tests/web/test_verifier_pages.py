@@ -42,7 +42,14 @@ def error_of(html: str, field: str) -> str:
 
 
 def record_numbers(html: str) -> list[str]:
-    return re.findall(r'<tr><th scope="row">(\d+)</th>', html)
+    return re.findall(r'<tr><th scope="row"[^>]*>(\d+)</th>', html)
+
+
+def cells(html: str, table_id: str, label: str) -> list[str]:
+    """The text of every cell of one column (by its data-label) in the table inside ``table_id``."""
+    block = html[html.index(f'id="{table_id}"') :]
+    block = block[: block.index("</table>")]
+    return [unescape(c) for c in re.findall(rf'<t[hd][^>]* data-label="{label}">([^<]*)</t[hd]>', block)]
 
 
 class TestVerifier:
@@ -75,6 +82,30 @@ class TestVerifier:
         assert batches.status_code == 200
         assert batches.text.count('data-verified="true"') == 2
         assert 'data-verified="false"' not in batches.text
+
+    async def test_records_read_as_people_read_them_and_stack_on_a_phone(self, case, as_verifier):
+        base = f"/verifier/projects/{case.project['id']}"
+        as_verifier.cookies.set("lang", "en")
+        r = await as_verifier.get(f"{base}/records")
+        assert "<caption>Record list</caption>" in r.text
+        assert len(cells(r.text, "records", "No.")) == 5
+        assert cells(r.text, "records", "Quantity") == ["2 km", "1.5 km", "4 km", "3 km", "0.5 km"]
+        assert '<div class="stack stack--wide">' in r.text  # rows become cards on a phone (verifier.css)
+        shown = cells(r.text, "records", "Batch")  # the first 8 characters; the batches tab has the whole id
+        assert len(shown) == 5 and all(re.fullmatch(r"[0-9a-f]{8}…", b) for b in shown)
+        batches = (await as_verifier.get(f"{base}/batches")).text
+        assert {b[:8] for b in shown} == {b[:8] for b in re.findall(r'data-batch="([0-9a-f-]{36})"', batches)}
+        as_verifier.cookies.set("lang", "zh-CN")
+        r = await as_verifier.get(f"{base}/records")
+        assert "<caption>记录清单</caption>" in r.text
+        assert cells(r.text, "records", "数量") == ["2 公里", "1.5 公里", "4 公里", "3 公里", "0.5 公里"]
+        r = await as_verifier.get(f"{base}/sample", params={"seed": "s", "size": "5"})
+        assert sorted(cells(r.text, "sample", "数量")) == sorted(
+            ["2 公里", "1.5 公里", "4 公里", "3 公里", "0.5 公里"]
+        )
+        r = await as_verifier.get(f"{base}/batches")
+        assert len(cells(r.text, "batches", "接收时间")) == 2
+        assert sorted(cells(r.text, "batches", "计入本项目")) == ["2", "3"]
 
     async def test_the_same_seed_draws_the_same_sample(self, client, case, as_verifier):
         base = f"/verifier/projects/{case.project['id']}/sample"

@@ -399,6 +399,8 @@ class TestDeliveries:
         )
         r = await browser_client.get(r.headers["location"])
         assert "The event will be sent again within seconds." in r.text and 'data-status="pending"' in r.text
+        # a delivery waiting for its next attempt is not a review's "pending" (待审核)
+        assert '<span class="badge badge--waiting">Waiting to be delivered</span>' in r.text
         assert await _delivery_status(delivery_id) == "pending"
 
     async def test_other_organisations_and_bad_ids_are_not_found(self, client, browser_client, operator):
