@@ -20,7 +20,7 @@ from app.auth.exceptions import (
     OrganizationNotActive,
 )
 from app.auth.principal import CallerKind, Principal
-from app.core import audit, clock, passwords, ratelimit, redis, security
+from app.core import audit, clock, db, passwords, ratelimit, redis, security
 from app.core.config import get_settings
 from app.organizations import service as organizations_service
 from app.organizations.schemas import OrgKind, OrgStatus, StaffRole
@@ -275,7 +275,9 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     verified = await _verified_token(session, token)
     principal = verified.principal
     await _check_still_allowed(session, principal)
-    if verified.family is not None and await repository.family_revoked(session, verified.family):
+    if verified.family is not None and await repository.family_revoked(
+        await db.raw_connection(session), verified.family
+    ):
         raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
     return principal
 

@@ -98,6 +98,8 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
 
 
 Conn = asyncpg.Connection
+READS_ONLY = "reads_only"
+"""``session.info`` key: the session's raw statements run without a transaction (each its own)."""
 """The asyncpg connection of a session's transaction: what tier-2 repository functions take first."""
 
 
@@ -105,10 +107,14 @@ async def raw_connection(session: AsyncSession) -> Conn:
     """The asyncpg connection under ``session``, inside the session's open transaction.
 
     No round trip of its own: the first call of a transaction sends the ``BEGIN`` SQLAlchemy would
-    have sent with the session's first statement; later calls cost nothing.
+    have sent with the session's first statement; later calls cost nothing. A session marked
+    :data:`READS_ONLY` (a route that only reads, see :class:`app.core.routing.CommitRoute`) begins
+    none: each statement is its own transaction, and the request saves the ``BEGIN`` and ``COMMIT``
+    round trips.
     """
     fairy = await (await session.connection()).get_raw_connection()
-    await _begin_now(fairy.dbapi_connection)
+    if not session.info.get(READS_ONLY):
+        await _begin_now(fairy.dbapi_connection)
     return cast(Conn, fairy.driver_connection)
 
 

@@ -22,7 +22,9 @@ from app.core.errors import DomainError, documented_codes, responses, with_codes
 class CommitRoute(APIRoute):
     """Also documents the errors of the route's dependencies: a dependency function carrying
     ``problem_responses`` (the auth dependencies do) adds them to the route's ``responses``; one
-    carrying ``cache_control`` makes the route's anonymous answers cacheable (:mod:`app.core.caching`)."""
+    carrying ``cache_control`` makes the route's anonymous answers cacheable (:mod:`app.core.caching`);
+    one carrying ``reads_only`` makes a GET's raw statements run without a transaction
+    (:func:`app.core.db.raw_connection`): only for routes that read and write nothing."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
         super().__init__(path, endpoint, **kwargs)
@@ -45,6 +47,10 @@ class CommitRoute(APIRoute):
                 self.cache_control = getattr(call, "cache_control", None) or self.cache_control
         if self.cache_control is not None:
             caching.document(self.responses)
+        # a GET whose dependency says it only reads (``reads_only``): no BEGIN/COMMIT round trips
+        self.reads_only = "GET" in (self.methods or ()) and any(
+            getattr(call, "reads_only", False) for call in _dependency_calls(self.dependant)
+        )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -52,6 +58,8 @@ class CommitRoute(APIRoute):
         async def run_in_transaction(request: Request) -> Response:
             async with db.sessionmaker()() as session:
                 request.state.session = session
+                if self.reads_only:
+                    session.info[db.READS_ONLY] = True
                 try:
                     response = await handler(request)
                 except idempotency.Replay as replay:

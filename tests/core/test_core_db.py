@@ -54,3 +54,30 @@ class TestRawConnection:
             await session.execute(sa.text("SELECT 1"))
             assert await db.raw_connection(session) is first
             await session.rollback()
+
+
+class TestReadsOnly:
+    async def test_a_session_that_only_reads_begins_no_transaction(self, app):
+        async with db.sessionmaker()() as session:
+            session.info[db.READS_ONLY] = True
+            conn = await db.raw_connection(session)
+            assert not conn.is_in_transaction()
+            first = await conn.fetchval("SELECT txid_current()")
+            second = await conn.fetchval("SELECT txid_current()")
+            assert second > first  # each statement its own transaction
+            await session.commit()
+
+    def test_only_get_routes_that_read_are_marked(self, app):
+        from app.core.routing import CommitRoute
+        from tests.core.test_core_types import _routes
+
+        marked = sorted(
+            (sorted(r.methods), r.path)
+            for r in _routes(app.routes)
+            if isinstance(r, CommitRoute) and r.reads_only
+        )
+        assert marked == [
+            (["GET"], "/v1/me/account"),
+            (["GET"], "/v1/me/behaviours"),
+            (["GET"], "/v1/me/ledger"),
+        ]
