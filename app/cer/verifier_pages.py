@@ -177,16 +177,21 @@ async def record_verification(
     links = [line.strip() for line in documents.splitlines() if line.strip()]
     if len(links) > 50:
         errors["documents"] = gettext("At most 50 links, one a line.")
+    if (
+        errors and "verified_g" not in errors
+    ):  # say everything wrong at once, not the grams only after a retry
+        claimed = (await service.read(session, viewer.principal, project_id)).claimed_g
+        if int(grams) > claimed:
+            errors["verified_g"] = _exceeds(claimed)
     status_code = 422
     if not errors:
         try:
             data = VerificationIn(verified_g=int(grams), statement=statement.strip(), documents=links)
             await service.record_verification(session, viewer.principal, project_id, data)
         except VerifiedExceedsClaimed:
-            project = await service.read(session, viewer.principal, project_id)
-            errors["verified_g"] = gettext(
-                "The verified reduction cannot exceed the claimed one: at most %(claimed)s g (%(mass)s)."
-            ) % {"claimed": number(project.claimed_g), "mass": mass(project.claimed_g)}
+            errors["verified_g"] = _exceeds(
+                (await service.read(session, viewer.principal, project_id)).claimed_g
+            )
         except InvalidDocumentLink:
             errors["documents"] = gettext(
                 "Each line must be a web address beginning with http:// or https://."
@@ -203,6 +208,12 @@ async def record_verification(
     return await _overview(
         request, session, viewer, VERIFIER, project_id, values=values, errors=errors, status_code=status_code
     )
+
+
+def _exceeds(claimed: int) -> str:
+    return gettext(
+        "The verified reduction cannot exceed the claimed one: at most %(claimed)s g (%(mass)s)."
+    ) % {"claimed": number(claimed), "mass": mass(claimed)}
 
 
 # --- the records, the sample, the batches (both audiences) -----------------------------------

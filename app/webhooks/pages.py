@@ -224,6 +224,11 @@ async def create(
         for problem in exc.errors():
             name = str(problem["loc"][0])
             errors.setdefault(name, gettext(FIELD_ERRORS.get(name, FIELD_ERRORS["url"])))
+        if "url" not in errors:  # the address's own refusal too, in the same answer as the other mistakes
+            try:
+                service.check_url(url.strip())
+            except InvalidWebhookUrl as url_refused:
+                errors["url"] = _url_refusal(url_refused)
     else:
         try:
             created = await service.create_subscription(session, viewer.principal, data)

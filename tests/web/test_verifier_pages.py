@@ -10,7 +10,9 @@ from html import unescape
 import pytest
 
 from app.cer import evidence
+from app.cer.verifier_pages import quantity
 from app.core import clock
+from app.web import i18n
 from tests.factories import make_org
 from tests.factories_cer import verifier
 from tests.factories_evidence import identifiers, make_case
@@ -50,6 +52,26 @@ def cells(html: str, table_id: str, label: str) -> list[str]:
     block = html[html.index(f'id="{table_id}"') :]
     block = block[: block.index("</table>")]
     return [unescape(c) for c in re.findall(rf'<t[hd][^>]* data-label="{label}">([^<]*)</t[hd]>', block)]
+
+
+def test_a_quantity_reads_in_the_readers_language():
+    for tag, expected in (
+        ("en", ["12.4 km", "1 item", "3 items", "2 trips", "1,200.5 kWh", "x km"]),
+        ("zh-CN", ["12.4 公里", "1 件", "3 件", "2 次", "1,200.5 kWh", "x km"]),
+    ):
+        token = i18n.use(i18n.language_for(tag))
+        try:
+            shown = [
+                quantity("12.4000", "km"),
+                quantity("1.0000", "item"),
+                quantity("3", "item"),
+                quantity("2.0000", "trip"),
+                quantity("1200.5", "kWh"),
+                quantity("x", "km"),
+            ]
+        finally:
+            i18n.reset(token)
+        assert shown == expected, tag
 
 
 class TestVerifier:
@@ -96,6 +118,13 @@ class TestVerifier:
         batches = (await as_verifier.get(f"{base}/batches")).text
         assert {b[:8] for b in shown} == {b[:8] for b in re.findall(r'data-batch="([0-9a-f-]{36})"', batches)}
         as_verifier.cookies.set("lang", "zh-CN")
+        r = await as_verifier.get(base)
+        assert (
+            f'<span class="muted">({case.project["claimed_g"]:,} 克)</span>' in r.text
+        )  # not "g" in Chinese
+        assert cells(r.text, "report-heading", "行为") == [
+            case.owner.code
+        ]  # a code without a name stays as is
         r = await as_verifier.get(f"{base}/records")
         assert "<caption>记录清单</caption>" in r.text
         assert cells(r.text, "records", "数量") == ["2 公里", "1.5 公里", "4 公里", "3 公里", "0.5 公里"]
@@ -147,6 +176,10 @@ class TestVerifier:
         r = await as_verifier.post(f"{base}/verification", data=form, headers=HTML)
         assert r.status_code == 422
         assert f"{claimed:,}" in error_of(r.text, "verified_g")
+        # with another mistake beside it, the grams over the claim are named in the same answer
+        r = await as_verifier.post(f"{base}/verification", data={**form, "statement": " "}, headers=HTML)
+        assert r.status_code == 422
+        assert f"{claimed:,}" in error_of(r.text, "verified_g") and error_of(r.text, "statement")
         r = await as_verifier.post(
             f"{base}/verification",
             data={**form, "verified_g": "abc", "statement": "", "documents": "ftp://x"},

@@ -206,6 +206,15 @@ class TestCreate:
         assert field_error(r.text, field) == message
         assert await _subscription_ids(operator.id) == []
 
+    async def test_a_refused_address_and_no_event_type_are_named_together(self, browser_client, operator):
+        r = await create(browser_client, url="ftp://hooks.example.com/x", types=[])
+        assert r.status_code == 400
+        assert field_error(r.text, "event_types") == "Choose at least one event type."
+        assert field_error(r.text, "url") == (
+            "The address starts with https:// (on a test platform also http:// to this computer, 127.0.0.1)."
+        )
+        assert await _subscription_ids(operator.id) == []
+
     async def test_production_wants_https_to_a_public_address(
         self, browser_client, operator, settings, monkeypatch
     ):
@@ -287,6 +296,7 @@ class TestChanges:
         sid = await _created(browser_client, operator)
         r = await browser_client.get(f"/webhooks/{sid}/delete")
         assert "This cannot be undone." in r.text
+        assert '<button class="button button--danger" type="submit">' in r.text  # red: it cannot be undone
         r = await post(browser_client, f"/webhooks/{sid}/delete")
         assert (r.status_code, r.headers["location"]) == (303, "/webhooks?done=deleted")
         assert "The subscription is deleted." in (await browser_client.get("/webhooks?done=deleted")).text
