@@ -1,17 +1,25 @@
-"""The authority's console in a real browser: approving an organisation and seeing its audit entry,
-accessibility (axe) and the layouts at 375 px and 1280 px in both languages (/tmp/shots/console2/),
-with a subject of each kind: a scene, its panel, methodology and exchange-rule versions, an expert."""
+"""The authority's console in a real browser: accessibility (axe) and the layouts at 375 px and 1280 px in
+both languages (/tmp/shots/console2/), with a subject of each kind: an organisation's application, a scene,
+its panel, methodology and exchange-rule versions, an expert. The decisions themselves are taken in
+test_journey_browser.py (which runs axe at 1280 px on the pages it visits: here they are checked at 375 px)."""
 
-from tests.factories import PASSWORD, bearer, make_org
+from tests.factories import bearer, make_org
 from tests.web.helpers import LANGUAGES, make_authority_account
-from tests.web.test_web_browser import axe_violations
+from tests.web.test_web_browser import axe_violations, sign_in
+
+# pages whose decisions the journey takes in Chinese at 1280 px, axe included
+JOURNEY = {"home", "decision", "scene", "panel", "methodology"}
 
 
 async def subjects(client, authority: str) -> dict[str, str]:
     """One subject of each kind the console decides on, at the step a civil servant sees most: pages by name."""
     from tests.factories_methodologies import create, rule_years
+    from tests.factories_points import ensure_rule
     from tests.factories_scenes import approved_scene, ensure_experts
 
+    # the shipped exchange rule (v1) first: were the draft below v1, the catalogue would never be loaded on
+    # this worker and every later test's records would find no rule in force (out_of_effective_period)
+    await ensure_rule()
     scene_operator = await make_org(client, "scene_operator", authority=authority)
     await ensure_experts(client, authority, "retail", 1)
     scene = await approved_scene(client, authority, scene_operator)
@@ -32,37 +40,25 @@ async def subjects(client, authority: str) -> dict[str, str]:
     }
 
 
-async def check(page, shots, name: str) -> None:
+async def check(page, shots, name: str, axe: bool = True) -> None:
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} scrolls sideways"
-    assert await axe_violations(page) == [], name
+    if axe:
+        assert await axe_violations(page) == [], name
     (shots / "console2").mkdir(exist_ok=True)
     await page.screenshot(path=str(shots / "console2" / f"{name}.png"), full_page=True)
 
 
 class TestConsole:
-    async def test_approve_an_organisation_and_every_page_in_both_languages(
-        self, client, authority, page, shots
-    ):
+    async def test_every_page_in_both_languages(self, client, authority, page, shots):
         page.record.error_status_expected = True  # the clawback form's errors answer 400
         org = await make_org(client, "verifier", approve=False)
         more = await subjects(client, authority)
-        await page.goto("/sign-in")
-        await page.get_by_label("用户名").fill(await make_authority_account())
-        await page.get_by_label("密码").fill(PASSWORD)
-        await page.get_by_role("button", name="登录").click()
-        await page.wait_for_url("**/console")
-        await page.locator('a[href="/console/organizations?status=pending"]').click()
-        await page.get_by_role("link", name=org.extra.get("name") or "verifier co").first.wait_for()
-        await page.goto(f"/console/organizations/{org.id}")
-        await page.locator("#f-reason-approve").fill("营业执照与信用代码核对无误")
-        await page.get_by_role("button", name="批准").click()
-        await page.wait_for_load_state()
-        entry = page.locator('tr.audit-entry[data-action="organization.approve"]')
-        assert "营业执照与信用代码核对无误" in await entry.inner_text()
+        await sign_in(page, await make_authority_account())
+        assert page.url.endswith("/console")
         pages = {
             "home": "/console",
-            "queue": "/console/organizations?status=approved",
+            "queue": "/console/organizations?status=pending",
             "decision": f"/console/organizations/{org.id}",
             "methodologies": "/console/methodologies?status=published",
             "cer": "/console/cer",
@@ -78,7 +74,8 @@ class TestConsole:
                 await page.set_viewport_size({"width": width, "height": height})
                 for name, path in pages.items():
                     assert (await page.goto(path)).status == 200, name
-                    await check(page, shots, f"{name}-{language}-{width}")
+                    journey = language == "zh" and width == 1280 and name in JOURNEY
+                    await check(page, shots, f"{name}-{language}-{width}", axe=not journey)
                 await page.goto("/console/clawback")
                 await page.locator("form[action='/console/clawback/preview'] button").click()
                 await page.wait_for_load_state()

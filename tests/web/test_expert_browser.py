@@ -1,12 +1,14 @@
 """The experts' workspace in a real browser (Chromium): an expert signs in, finds the panel, declares no
-conflict of interest, reads the scene's documents and gives an opinion, confirmed before it is sent; in
-Chinese, then in English on a second panel. Axe runs on every page; screenshots at 375 and 1280 px in both
-languages go to /tmp/shots/expert-*.png."""
+conflict of interest, reads the scene's documents and gives an opinion, confirmed before it is sent, in
+English (the Chinese walk is the one of test_journey_browser.py; here too with CARBON_SHOTS=1 or
+CARBON_BROWSER_LANGUAGES=all, first, on a panel of its own). Every page at 375 and 1280 px: no sideways
+scrolling, axe; screenshots go to /tmp/shots/expert-*.png."""
 
 import uuid
 
 from tests.factories import authority_token, bearer, make_org
 from tests.factories_scenes import make_expert, make_scene, strangers
+from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations, sign_in
 
 REASONS = {
@@ -72,8 +74,10 @@ class TestExpertJourney:
         expert = await make_expert(
             client, authority, fields=["retail"], name=f"Dr Lin {uuid.uuid4().hex[:4]}"
         )
+        walks = [language for language, _ in LANGUAGES if language != "en"] + ["en"]
+        names = {"zh": "绿豆咖啡（科技园店）", "en": "Harbour Canteen"}
         panels = []
-        for name in ("绿豆咖啡（科技园店）", "Harbour Canteen"):
+        for name in (names[language] for language in walks):
             operator = await make_org(client, "scene_operator", authority=authority)
             scene = await make_scene(client, operator, submit=True, name=f"{name} {uuid.uuid4().hex[:4]}")
             r = await client.post(
@@ -90,10 +94,11 @@ class TestExpertJourney:
 
         await sign_in(page, expert.username)
         assert page.url.endswith("/expert")
-        await walk(page, shots, "zh", *panels[0])
-        await page.get_by_role("button", name="English").click()
-        await page.wait_for_load_state()
-        await walk(page, shots, "en", *panels[1])
+        for language, (scene, panel) in zip(walks, panels, strict=True):
+            if language == "en":
+                await page.get_by_role("button", name="English").click()
+                await page.wait_for_load_state()
+            await walk(page, shots, language, scene, panel)
         for _, panel in panels:
             (member,) = (await client.get(f"/v1/reviews/{panel['id']}", headers=bearer(authority))).json()[
                 "members"

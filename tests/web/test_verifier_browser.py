@@ -1,7 +1,9 @@
 """The verifiers' workspace in a real browser (Chromium): the verifier signs in, opens the project assigned
 to it, draws a sample (the same seed draws the same records), downloads the records as CSV, checks the
-signed batches and records the verification. Axe runs on every page; screenshots of each page at 375 and
-1280 px in both languages go to /tmp/shots/verifier/."""
+signed batches and is told what is wrong with a verification above the claim. Recording the verification,
+and axe at 1280 px on the home, project, records and sample pages, are test_journey_browser.py's. Axe on
+every page at 375 px; screenshots of each page at 375 and 1280 px in both languages go to
+/tmp/shots/verifier/."""
 
 import csv
 import io
@@ -34,11 +36,9 @@ class TestVerifierJourney:
         base = f"/verifier/projects/{case.project['id']}"
         await sign_in(page, case.verifier.admin_username)
         assert page.url.endswith("/verifier")
-        assert await axe_violations(page) == []
         await page.get_by_role("link", name=case.project["name"]).click()
         await page.wait_for_load_state()
         assert page.url.endswith(base)
-        assert await axe_violations(page) == []
 
         await page.get_by_role("link", name="抽取样本").click()
         await page.wait_for_load_state()
@@ -48,13 +48,11 @@ class TestVerifierJourney:
         await page.locator("#sample-summary").wait_for()
         first = await sample_numbers(page)
         assert len(first) == 3
-        assert await axe_violations(page) == []
         await page.reload()
         assert await sample_numbers(page) == first  # the seed is in the address: the same draw again
 
         await page.locator(f'.tabs a[href="{base}/records"]').click()
         await page.wait_for_load_state()
-        assert await axe_violations(page) == []
         async with page.expect_download() as info:
             await page.get_by_role("link", name="下载全部记录（CSV）").click()
         download = await info.value
@@ -80,11 +78,7 @@ class TestVerifierJourney:
         await page.locator("#f-verified_g-error").wait_for()
         page.record.error_status_expected = True
         assert await axe_violations(page) == []
-        await page.get_by_label("核证减排量（克二氧化碳当量）").fill(str(claimed))
-        await page.get_by_role("button", name="提交核证结论").click()
-        await page.locator("#recorded-verification").wait_for()
-        assert await page.locator("#project-status").get_attribute("data-status") == "verified"
-        assert await axe_violations(page) == []
+        assert await page.locator("#project-status").get_attribute("data-status") == "verification"
 
         # every page, at a phone's and a desktop's width, in both languages
         for language, switch in LANGUAGES:
