@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth import keys
-from app.core import clock, db, embedded, errors, openapi, redis
+from app.core import callers, clock, db, embedded, errors, openapi, redis
 from app.core.config import Settings, get_settings
 from app.core.observability import RequestMiddleware, configure_logging
 from app.core.scheduler import Leader
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if clock.sandbox_allowed():
             await clock.refresh()
             sandbox = asyncio.create_task(clock.keep_fresh(urls.database_url))
+        # callers' standing kept per process until a committed change is heard of (app.core.callers)
+        listener = asyncio.create_task(callers.listen(db.plain_url(urls.database_url)))
         from app import tasks  # every domain's jobs, imported here as the routers are in create_app
 
         leader = Leader(urls.database_url, tasks.jobs())
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             if sandbox is not None:
                 sandbox.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -21,6 +21,7 @@ from app.auth.models import (
     RefreshToken,
     UsedAssertion,
 )
+from app.core import callers
 from app.core.db import Conn
 
 # ---- platform signing keys -------------------------------------------------------------------------------
@@ -127,6 +128,7 @@ async def refresh_token_for_update(session: AsyncSession, token_sha256: bytes) -
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> int:
     """Revoke every live refresh token of the family; how many."""
+    callers.standing_changed()  # what this process kept of callers' standing is read again
     statement = (
         update(RefreshToken)
         .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
@@ -152,6 +154,7 @@ async def revoke_families_of(
     session: AsyncSession, user_id: uuid.UUID, client_id: uuid.UUID | None, now: datetime
 ) -> int:
     """Revoke every live refresh token of the person (with ``client_id``: only that operator's); how many."""
+    callers.standing_changed()  # what this process kept of callers' standing is read again
     statement = update(RefreshToken).where(
         col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None)
     )

@@ -20,7 +20,7 @@ from app.auth.exceptions import (
     OrganizationNotActive,
 )
 from app.auth.principal import CallerKind, Principal
-from app.core import audit, clock, db, passwords, ratelimit, redis, security
+from app.core import audit, callers, clock, db, passwords, ratelimit, redis, security
 from app.core.config import get_settings
 from app.organizations import service as organizations_service
 from app.organizations.schemas import OrgKind, OrgStatus, StaffRole
@@ -208,14 +208,17 @@ async def issue_user_token(session: AsyncSession, operator: Principal, external_
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Verified:
-    """What a token's signature and claims proved: they never change, so they are kept until ``exp``."""
+    """What a token's signature and claims proved: they never change, so they are kept until ``exp``;
+    and the epoch in which the caller's standing was last found good (:mod:`app.core.callers`)."""
 
     principal: Principal
     family: uuid.UUID | None
     exp: float
     kid: str
+    standing_epoch: int = -1
+    standing_until: float = 0.0
 
 
 VERIFIED_TOKENS_KEPT = 20_000
@@ -232,10 +235,10 @@ def _remember(digest: bytes, verified: _Verified) -> None:
 async def _verified_token(session: AsyncSession, token: str) -> _Verified:
     """The token's signature and claims, verified once per process and kept until the token expires.
 
-    Keyed by the token's SHA-256. Only what the signature proves is kept: the caller's standing (account,
-    organisation, entrustment, refresh family) is read from the database on every request, so a suspension,
-    a withdrawal, a revoked family, a deleted account or a disabled staff account acts at once in every
-    process. A kept token whose key no longer verifies (retired past its grace) is verified again, and refused.
+    Keyed by the token's SHA-256. What the signature proves is kept; the caller's standing (account,
+    organisation, entrustment, refresh family) is read again whenever this process hears of a change
+    (:mod:`app.core.callers`), so a suspension, a withdrawal, a revoked family, a deleted account or a
+    disabled staff account acts at once in every process. A kept token whose key no longer verifies (retired past its grace) is verified again, and refused.
     """
     digest = hashlib.sha256(token.encode()).digest()
     kept = _verified.get(digest)
@@ -274,11 +277,16 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     """A bearer token → the caller, checked against the database (a suspension acts at once)."""
     verified = await _verified_token(session, token)
     principal = verified.principal
+    epoch = callers.epoch()
+    if epoch is not None and verified.standing_epoch == epoch and verified.standing_until > time.monotonic():
+        return principal  # checked since the last change this process heard of (app.core.callers)
     await _check_still_allowed(session, principal)
     if verified.family is not None and await repository.family_revoked(
         await db.raw_connection(session), verified.family
     ):
         raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
+    if epoch is not None:  # the epoch read before the check: a change during it makes the next request read
+        verified.standing_epoch, verified.standing_until = epoch, time.monotonic() + callers.KEEP_SECONDS
     return principal
 
 

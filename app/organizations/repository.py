@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.core import callers
 from app.core.db import Conn
 from app.core.pagination import keyset
 from app.organizations.models import OperatorKey, Organization, RedirectUri, StaffUser
@@ -54,6 +55,7 @@ async def set_status(
     now: datetime,
 ) -> bool:
     """Move the organisation to ``target`` if it is in one of ``sources``; False when it is not (or absent)."""
+    callers.standing_changed()  # what this process kept of callers' standing is read again
     result = await session.execute(
         sa.update(Organization)
         .where(col(Organization.id) == org_id, col(Organization.status).in_(sources))

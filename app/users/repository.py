@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.core import callers
 from app.core.db import Conn
 from app.users.models import Entrustment, OneTimeCode, User
 
@@ -98,6 +99,7 @@ async def withdraw(
     session: AsyncSession, operator_id: uuid.UUID, external_user_id: str, now: datetime
 ) -> uuid.UUID | None:
     """End the operator's live entrustment under ``external_user_id``; its person, or None when there is none."""
+    callers.standing_changed()  # what this process kept of callers' standing is read again
     statement = (
         sa.update(Entrustment)
         .where(
@@ -120,6 +122,7 @@ async def entrustments(session: AsyncSession, user_id: uuid.UUID) -> list[Entrus
 async def anonymise(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> list[tuple[uuid.UUID, str]]:
     """Erase the person's identity hash, mark the account deleted and end every live entrustment: the
     entrustments ended, as (operator id, external user id), oldest first."""
+    callers.standing_changed()  # what this process kept of callers' standing is read again
     await session.execute(
         sa.update(User).where(col(User.id) == user_id).values(identity_hash=None, deleted_at=now)
     )
@@ -362,6 +365,7 @@ async def withdraw_own(
     session: AsyncSession, user_id: uuid.UUID, entrustment_id: int, now: datetime
 ) -> uuid.UUID | None:
     """End the person's live entrustment ``entrustment_id``; its operator, or None when there is none."""
+    callers.standing_changed()  # what this process kept of callers' standing is read again
     statement = (
         sa.update(Entrustment)
         .where(
