@@ -134,6 +134,8 @@ class TestVerifier:
         )
         r = await as_verifier.get(f"{base}/batches")
         assert len(cells(r.text, "batches", "接收时间")) == 2
+        # a signature checked again is 验证通过, not the verifier's 已核查
+        assert r.text.count('<span class="check check--ok" data-verified="true">验证通过</span>') == 2
         assert sorted(cells(r.text, "batches", "计入本项目")) == ["2", "3"]
 
     async def test_the_same_seed_draws_the_same_sample(self, client, case, as_verifier):
