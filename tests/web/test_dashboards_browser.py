@@ -1,7 +1,8 @@
 """The authority's dashboards, audit log, health checks and sandbox clock in a real browser: one walk
 through them, accessibility (axe) and the layouts at 375 px and 1280 px in both languages
-(screenshots in /tmp/shots/dashboards/). Resetting the clock from its page is test_journey_browser.py's
-(here the fixture's code puts it back)."""
+(screenshots in /tmp/shots/dashboards/). Resetting the clock from its page, and in Chinese the checks of
+the audit search and the clock pages, are test_journey_browser.py's (here the fixture's code puts the clock
+back)."""
 
 from datetime import timedelta
 
@@ -120,6 +121,8 @@ class TestDashboardsWalk:
                 for width, height in ((375, 812), (1280, 800)):
                     await page.set_viewport_size({"width": width, "height": height})
                     for name, path in pages.items():
+                        if language == "zh" and name in ("audit", "clock"):
+                            continue  # the journey's
                         assert (await page.goto(path)).status == 200, name
                         if name == "dashboards":
                             assert {"records-by-type", "records-by-operator", "points"} <= set(
