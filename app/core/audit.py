@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock, db
+from app.core import clock, db, idempotency
 from app.core.models import AuditEntry
 from app.core.pagination import keyset, page
 
@@ -94,10 +94,26 @@ UPDATE audit_chain_heads h SET seq = last.seq, hash = last.hash
 FROM (SELECT seq, hash FROM added ORDER BY seq DESC LIMIT 1) last WHERE h.chain = $1
 """
 
+_APPEND_AND_STORE_SQL = APPEND_SQL.replace(
+    "WITH RECURSIVE ",
+    "WITH RECURSIVE stored AS (" + idempotency.STORE_SQL.format(*(f"${n}" for n in range(3, 11))) + "), ",
+    1,
+)
+"""APPEND_SQL that also stores the request's idempotency record ($3…$10): a data-modifying WITH runs
+whether or not the rest of the statement reads it."""
 
-async def flush(session: AsyncSession) -> None:
+
+async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None) -> None:
+    """Write the transaction's audit entries in one statement.
+
+    ``stored``: an idempotency record (:func:`app.core.idempotency.record`) written by the same statement,
+    so a write request's end costs one round trip before its commit.
+    """
     pending = session.info.pop("audit", None)
     if not pending:
+        if stored is not None:
+            conn = await db.raw_connection(session)
+            await conn.execute(idempotency.STORE_SQL.format(*(f"${n}" for n in range(1, 9))), *stored)
         return
     # One chain per transaction (picked by its first entry's subject): one lock, one statement.
     chain = _chain_of(pending[0][2], pending[0][3])
@@ -116,7 +132,12 @@ async def flush(session: AsyncSession) -> None:
         for n, (actor, action, subject_type, subject_id, data) in enumerate(pending, start=1)
     ]
     conn = await db.raw_connection(session)  # on every write request: asyncpg directly, not the ORM
-    moved = await conn.execute(APPEND_SQL, chain, json.dumps(rows, ensure_ascii=False))
+    if stored is None:
+        moved = await conn.execute(APPEND_SQL, chain, json.dumps(rows, ensure_ascii=False))
+    else:
+        moved = await conn.execute(
+            _APPEND_AND_STORE_SQL, chain, json.dumps(rows, ensure_ascii=False), *stored
+        )
     assert moved == "UPDATE 1", "the migrations create every chain's head row"
 
 

@@ -100,18 +100,24 @@ async def begin(request: Request, session: AsyncSession, scope: str, *, required
     request.state.idempotency = Pending(scope, key, fingerprint)
 
 
-async def finish(request: Request, session: AsyncSession, response: Response) -> None:
+STORE_SQL = (
+    "INSERT INTO idempotency_records (scope, key, fingerprint, status_code, body, content_type,"
+    " created_at, expires_at) VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})"
+    " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+    " status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,"
+    " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
+)
+"""The response stored under its key; ``{0}``…``{7}`` are the parameters' places (``$1``… when alone,
+later ones when :func:`app.core.audit.flush` sends it in the same statement as the audit entries)."""
+
+
+def record(request: Request, response: Response) -> tuple[Any, ...] | None:
+    """What :data:`STORE_SQL` stores for this request's key, or None (no key, or a refusal)."""
     pending: Pending | None = getattr(request.state, "idempotency", None)
     if pending is None or response.status_code >= 400:
-        return
+        return None
     now = clock.now()
-    conn = await db.raw_connection(session)
-    await conn.execute(
-        "INSERT INTO idempotency_records (scope, key, fingerprint, status_code, body, content_type,"
-        " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
-        " status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,"
-        " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
+    return (
         pending.scope,
         pending.key,
         pending.fingerprint,

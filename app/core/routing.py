@@ -75,8 +75,8 @@ class CommitRoute(APIRoute):
                     # a page that refuses but counted something (a one-time code's attempt) keeps it
                     await _end_refused(session, keep=getattr(request.state, "keep_changes", False))
                     return response
-                await idempotency.finish(request, session, response)
-                await audit.flush(session)
+                # the audit entries and the response kept under its Idempotency-Key: one statement
+                await audit.flush(session, stored=idempotency.record(request, response))
                 await session.commit()
                 if self.cache_control is not None:
                     return caching.answer(request, response, self.cache_control)
