@@ -95,7 +95,11 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         migrate.upgrade(u.database_url)
-        if demo:
+        if "CARBON_PUBLIC_BASE_URL" not in os.environ and not _in_dotenv("CARBON_PUBLIC_BASE_URL"):
+            # client assertions name the token URL as their audience: by default, where we serve
+            os.environ["CARBON_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
+        get_settings.cache_clear()
+        if demo:  # after the base URL: the demo prints links and signs certificates' QR codes with it
             from app.demo import load_demo
 
             run(lambda: load_demo(console, only_if_empty=True))
@@ -110,9 +114,6 @@ def serve(
         # The app (and any worker process) uses the servers started here, by URL.
         os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
         os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
-        if "CARBON_PUBLIC_BASE_URL" not in os.environ and not _in_dotenv("CARBON_PUBLIC_BASE_URL"):
-            # client assertions name the token URL as their audience: by default, where we serve
-            os.environ["CARBON_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
         get_settings.cache_clear()
         # No proxy headers in uvicorn (it would believe X-Forwarded-For from loopback): the app reads
         # them itself, from the proxies in CARBON_TRUSTED_PROXIES only (app.core.proxies).
