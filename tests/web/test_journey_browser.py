@@ -66,7 +66,11 @@ async def look(tab, name: str, axe: bool = True) -> None:
         assert await axe_violations(tab) == [], name
     for width, height in ((1280, 800), (375, 812)):
         await tab.set_viewport_size({"width": width, "height": height})
-        overflow = await tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        for _ in range(20):  # charts follow the new width on their next frames
+            overflow = await tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            if overflow <= 0:
+                break
+            await tab.wait_for_timeout(100)
         assert overflow <= 0, f"{name} scrolls sideways at {width} px"
         if SHOTS_WANTED:
             await tab.screenshot(path=str(SHOTS / FOLDER / f"{name}-{width}.png"), full_page=True)
