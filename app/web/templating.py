@@ -18,6 +18,7 @@ from jinja2_fragments import render_block
 
 from app.core.config import get_settings
 from app.web import i18n
+from app.web.audit_labels import audit_action, audit_subject
 from app.web.badges import status_badge
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -58,6 +59,8 @@ def _environment() -> Environment:
         date=i18n.date_,
         mass=i18n.mass,
         tonnes=i18n.tonnes,
+        audit_action=audit_action,
+        audit_subject=audit_subject,
     )
     env.globals.update(static=static_url, languages=i18n.LANGUAGES, status_badge=status_badge)
     return env
