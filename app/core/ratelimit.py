@@ -49,6 +49,7 @@ SHARE_EVERY_SECONDS = 0.05
 class _Count:
     window: int
     shared: int = 0  # the window's count in Redis at the last exchange: every process's hits
+    sending: int = 0  # this process's hits on their way to Redis (an exchange not yet answered)
     unshared: int = 0  # this process's hits since
 
 
@@ -77,7 +78,7 @@ async def throttle(bucket: str, limit: int, window_seconds: int = 60) -> None:
     count = _counts.get(key)
     if count is None or count.window != window:
         count = _counts[key] = _Count(window)
-    if count.shared + count.unshared >= limit:
+    if count.shared + count.sending + count.unshared >= limit:
         retry_after = max(1, int((window + 1) * window_seconds - now) + 1)
         raise RateLimited(
             f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
@@ -100,6 +101,9 @@ async def _share(now: float, moment: float) -> None:
             del _counts[key]
     moved = [(key, c, c.unshared) for key, c in _unshared.items()]
     _unshared.clear()
+    for _, count, n in moved:
+        count.unshared -= n
+        count.sending += n
     try:
         pipe = redis.client().pipeline(transaction=False)
         for (bucket, seconds), count, n in moved:
@@ -109,9 +113,12 @@ async def _share(now: float, moment: float) -> None:
         totals = (await pipe.execute())[::2]
     except RedisError:
         log.warning("rate limiter unavailable; counting in this process only")
-        for key, count, _ in moved:  # shared at the next exchange
+        for key, count, n in moved:  # shared at the next exchange
+            count.sending -= n
+            count.unshared += n
             _unshared.setdefault(key, count)
         return
     for (_, count, n), total in zip(moved, totals, strict=True):
-        count.unshared -= n
-        count.shared = int(total)  # every process's count, ours just sent included
+        count.sending -= n
+        # every process's count, this batch included; exchanges answered out of order never lower it
+        count.shared = max(count.shared, int(total))

@@ -1,5 +1,6 @@
 """Rate limits on Redis: per organisation, per client IP for anonymous calls, per IP+username for logins."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -143,6 +144,14 @@ class TestThrottle:
         assert int(await redis.client().get(self.key(bucket))) == 20
         with pytest.raises(RateLimited):
             await ratelimit.throttle(bucket, 20)
+
+    async def test_overlapping_exchanges_count_each_hit_once(self):
+        bucket = unique("bucket")
+        await asyncio.gather(*(ratelimit.throttle(bucket, 1_000) for _ in range(300)))  # exchanges overlap
+        await ratelimit.throttle(bucket, 1_000)  # one more, after every exchange was answered
+        assert int(await redis.client().get(self.key(bucket))) == 301
+        count = ratelimit._counts[(bucket, 60)]
+        assert (count.shared, count.sending, count.unshared) == (301, 0, 0)
 
     async def test_redis_down_counts_in_the_process(self, monkeypatch):
         from redis.exceptions import ConnectionError as RedisConnectionError
