@@ -23,6 +23,7 @@ from app.web.i18n import N_, gettext
 from app.web.i18n import datetime_ as show_time
 from app.web.sessions import Viewer
 from app.web.templating import render
+from app.webhooks import service as webhooks_service
 
 router = page_router()
 OperatorViewer = Annotated[Viewer, Depends(require_viewer("operator"))]
@@ -76,9 +77,14 @@ def _see_other(url: str) -> RedirectResponse:
 
 
 @router.get("/operator", name="operator_home")
-async def home(request: Request, viewer: OperatorViewer) -> Response:
+async def home(request: Request, session: Session, viewer: OperatorViewer) -> Response:
     cards = [(href, gettext(title), gettext(text)) for href, title, text in CARDS]
-    return render(request, "organizations/operator_home.html", {"section": "home", "cards": cards})
+    # the platform stopped delivering to an endpoint that failed for a day: said first, where staff look
+    subscriptions = await webhooks_service.list_subscriptions(session, viewer.principal)
+    disabled = [s for s in subscriptions if s.status == "disabled"]
+    return render(
+        request, "organizations/operator_home.html", {"section": "home", "cards": cards, "disabled": disabled}
+    )
 
 
 def _org(viewer: Viewer):

@@ -269,6 +269,20 @@ class TestChanges:
         listing = await browser_client.get("/webhooks")
         row = rows(listing.text, "subscriptions")[1]
         assert row[2:] == ["Disabled", row[3], "every attempt failed for 24 hours"] and row[3] != "—"
+        notice = (
+            "The platform stopped delivering events to 1 endpoint: its deliveries failed for a day. "
+            "Fix the endpoint, then resume the subscription; the events missed meanwhile are in GET /v1/events."
+        )
+        for page in ("/webhooks", "/operator"):  # the admin is told where they look: the list and the console
+            r = await browser_client.get(page)
+            alert = re.search(
+                r'<div class="alert alert--error" role="alert" id="disabled-webhooks">(.*?)</div>',
+                r.text,
+                re.S,
+            )
+            assert alert is not None, page
+            assert " ".join(re.sub(r"<[^>]+>", " ", alert.group(1)).split()).startswith(notice), page
+            assert f'href="/webhooks/{sid}"' in alert.group(1)
         r = await post(browser_client, f"/webhooks/{sid}/pause")
         assert r.status_code == 409
         assert "The platform disabled this subscription: resume it once its endpoint works again." in r.text
