@@ -66,7 +66,6 @@ TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=5.0)
 DEADLINE_SECONDS = 20.0
 """A post is abandoned after this long in all, however slowly the endpoint drips its answer."""
 SYSTEM_ACTOR = "platform"
-DISABLED_EVENT = "webhook_subscription.disabled"
 
 
 # ---- addresses ------------------------------------------------------------------------------------------------
@@ -356,9 +355,9 @@ class Worker:
 async def _disable(
     session: AsyncSession, conn: db.Conn, due: repo.Due, failing_since: datetime, now: datetime
 ) -> bool:
-    """Disable the subscription and tell its organisation: an audit entry on the subscription (the admin
-    sees the status and reason on the subscriptions page and in ``GET /v1/webhooks/subscriptions``) and a
-    ``webhook_subscription.disabled`` event in ``GET /v1/events``."""
+    """Disable the subscription and tell its organisation: an audit entry on the subscription; the admin
+    sees a notice on the operators' console and the subscriptions page, and the status and reason in
+    ``GET /v1/webhooks/subscriptions``."""
     reason = (
         f"no successful delivery since {failing_since.isoformat()}: every attempt failed for"
         f" {int(DISABLE_AFTER.total_seconds() // 3600)} hours"
@@ -374,15 +373,6 @@ async def _disable(
         subject_id=due.subscription_id,
         data={"org_id": str(org_id), "url": due.url, "reason": reason, "failing_since": failing_since},
     )
-    if DISABLED_EVENT in service.EVENT_TYPES:  # once the catalogue lists it, GET /v1/events shows it too
-        await service.emit(
-            session,
-            org_id=org_id,
-            type=DISABLED_EVENT,
-            subject_type="webhook_subscription",
-            subject_id=str(due.subscription_id),
-            payload={"subscription_id": str(due.subscription_id), "url": due.url, "reason": reason},
-        )
     log.warning("webhook subscription disabled", extra={"subscription_id": str(due.subscription_id)})
     return True
 
