@@ -95,7 +95,7 @@ class TestDashboardsWalk:
             await page.get_by_role("button", name="搜索").click()
             await page.wait_for_load_state()
             first = page.locator("#entries tbody tr").first
-            assert await first.locator("code").inner_text() == "clock.advance"
+            assert await first.locator("code.action-code").inner_text() == "clock.advance"
             await first.locator("a").click()
             await page.wait_for_load_state()
             assert '"by_seconds": 259200' in await page.locator(".dash-data").inner_text()

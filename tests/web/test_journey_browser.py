@@ -198,7 +198,7 @@ async def audit_actions(page, subject_id: str, form: bool = False) -> list[str]:
         await click(page, page.get_by_role("button", name=zh("Search")))
     else:
         await page.goto(f"/console/audit?subject_id={subject_id}")
-    return await page.locator("#entries tbody tr code").all_inner_texts()
+    return await page.locator("#entries tbody tr code.action-code").all_inner_texts()
 
 
 @pytest.fixture

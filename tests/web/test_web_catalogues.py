@@ -29,8 +29,8 @@ def _catalog(path: Path, locale: str | None = None):
 
 def test_the_template_lists_every_string_of_the_code():
     """After changing a string: pybabel extract and update (docs/architecture.md, "Web pages")."""
-    pot = {m.id for m in _catalog(LOCALE / "messages.pot") if m.id}
-    assert _extracted() == pot
+    pot = {m.id if isinstance(m.id, str) else m.id[0] for m in _catalog(LOCALE / "messages.pot") if m.id}
+    assert _extracted() == pot  # a plural by its singular, as extracted
 
 
 @pytest.mark.parametrize("locale", ["zh_CN", "en"])
