@@ -101,6 +101,8 @@ _APPEND_AND_STORE_SQL = APPEND_SQL.replace(
 )
 """APPEND_SQL that also stores the request's idempotency record ($3…$10): a data-modifying WITH runs
 whether or not the rest of the statement reads it."""
+_STORE_SQL = idempotency.STORE_SQL.format(*(f"${n}" for n in range(1, 9)))
+"""The idempotency record alone, for a write request that audited nothing."""
 
 
 async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None) -> None:
@@ -113,7 +115,7 @@ async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None)
     if not pending:
         if stored is not None:
             conn = await db.raw_connection(session)
-            await conn.execute(idempotency.STORE_SQL.format(*(f"${n}" for n in range(1, 9))), *stored)
+            await conn.execute(_STORE_SQL, *stored)
         return
     # One chain per transaction (picked by its first entry's subject): one lock, one statement.
     chain = _chain_of(pending[0][2], pending[0][3])

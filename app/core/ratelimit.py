@@ -32,11 +32,16 @@ async def hit(bucket: str, limit: int, window_seconds: int = 60, *, cost: int = 
         log.warning("rate limiter unavailable; letting the request through", extra={"bucket": bucket})
         return
     if count > limit:
-        retry_after = max(1, int((window + 1) * window_seconds - now) + 1)
-        raise RateLimited(
-            f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
+        raise _refused(limit, window_seconds, window, now)
+
+
+def _refused(limit: int, window_seconds: int, window: int, now: float) -> RateLimited:
+    """429 with ``Retry-After``: the seconds until the window ends, and one more."""
+    retry_after = max(1, int((window + 1) * window_seconds - now) + 1)
+    return RateLimited(
+        f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 # ---- the per-caller request budget: counted here, shared through Redis in batches ----------------------
@@ -79,11 +84,7 @@ async def throttle(bucket: str, limit: int, window_seconds: int = 60) -> None:
     if count is None or count.window != window:
         count = _counts[key] = _Count(window)
     if count.shared + count.sending + count.unshared >= limit:
-        retry_after = max(1, int((window + 1) * window_seconds - now) + 1)
-        raise RateLimited(
-            f"more than {limit} requests in {window_seconds} s; retry after {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
+        raise _refused(limit, window_seconds, window, now)
     count.unshared += 1
     _unshared[key] = count
     moment = time.monotonic()
