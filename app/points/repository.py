@@ -432,12 +432,12 @@ async def expire_shares(
 
 async def people_with_due_lots(conn: Conn, now: datetime, limit: int | None) -> list[uuid.UUID]:
     """Up to ``limit`` (``None``: all) people with points in lots expired at ``now``, in ``user_id`` order."""
+    # Grouped by hashing and sorted here: a million due lots sorted by the server spill to disk at the
+    # default work_mem (2.2 s against 0.4 s on the bench machine).
     rows = await conn.fetch(
-        "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 ORDER BY user_id LIMIT $2",
-        now,
-        limit,
+        "SELECT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 GROUP BY user_id", now
     )
-    return [r["user_id"] for r in rows]
+    return sorted(r["user_id"] for r in rows)[:limit]
 
 
 async def relaxed_commit(conn: Conn) -> None:
@@ -452,12 +452,15 @@ async def lock_existing_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> None:
     )
 
 
+# The due lots are read, then emptied by id through the primary key: an UPDATE joined to its own read
+# is planned as a hash join over a sequential scan of every lot, once per chunk of people. The read
+# needs no row locks: every writer of a lot holds its account's lock, and these accounts are locked.
 EXPIRE_LOTS_SQL = """
-WITH due AS (
-  UPDATE point_lots SET remaining = 0 FROM (
-    SELECT id, remaining AS amount FROM point_lots
-    WHERE user_id = ANY($1::uuid[]) AND expires_at <= $2 AND remaining > 0
-  ) d WHERE point_lots.id = d.id RETURNING point_lots.id, point_lots.user_id, d.amount
+WITH due AS MATERIALIZED (
+  SELECT id, user_id, remaining AS amount FROM point_lots
+  WHERE user_id = ANY($1::uuid[]) AND expires_at <= $2 AND remaining > 0
+), emptied AS (
+  UPDATE point_lots SET remaining = 0 WHERE id = ANY(ARRAY(SELECT id FROM due))
 ), per_user AS (
   SELECT user_id, sum(amount)::bigint AS total FROM due GROUP BY user_id
 ), accounts AS (
