@@ -10,6 +10,7 @@ from app.mall.router import router as mall_router
 from app.methodologies.router import router as methodologies_router
 from app.ops.router import router as ops_router
 from app.organizations.router import router as organizations_router
+from app.points.router import direct_reads as points_direct_reads
 from app.points.router import router as points_router
 from app.public.router import router as public_router
 from app.reviews.router import router as reviews_router
@@ -27,6 +28,7 @@ ROUTERS = [
     methodologies_router,
     users_router,
     points_router,
+    points_direct_reads,
     public_router,
     experts_router,
     reviews_router,

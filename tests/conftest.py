@@ -208,6 +208,7 @@ async def _rolled_back(request):
     async with db.engine().connect() as conn:
         outer = await conn.begin()
         saved = db._sessionmaker
+        db.direct_reads = False  # they would not see the test's transaction
         db._sessionmaker = _OneAtATime(  # type: ignore[assignment]
             async_sessionmaker(
                 bind=conn, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
@@ -217,6 +218,7 @@ async def _rolled_back(request):
             yield
         finally:
             db._sessionmaker = saved
+            db.direct_reads = True
             await outer.rollback()
 
 

@@ -236,11 +236,11 @@ async def invoke_cli(run_sync, *args: str):
     from app.cli import cli
     from app.core import redis
 
-    saved = (db._engine, db._sessionmaker, redis._client)
+    saved = (db._engine, db._sessionmaker, db._direct, db._direct_settings, redis._client)
     try:
         return await run_sync(CliRunner().invoke, cli, list(args))
     finally:
-        db._engine, db._sessionmaker, redis._client = saved
+        db._engine, db._sessionmaker, db._direct, db._direct_settings, redis._client = saved
 
 
 async def person_session(client: httpx.AsyncClient, number: str) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service
@@ -38,6 +39,14 @@ async def optional_principal(
     return await service.authenticate(session, credentials.credentials)
 
 
+async def bearer_principal(request: Request, session: AsyncSession) -> Principal | None:
+    """The caller of ``Authorization: Bearer …`` read straight from the header, as :data:`_bearer` reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if not token or scheme.lower() != "bearer":
+        return None
+    return await service.authenticate(session, token)
+
+
 optional_principal.problem_responses = (InvalidToken, OrganizationNotActive)  # type: ignore[attr-defined]
 
 
@@ -65,9 +74,7 @@ def require(
     and pass (``roles`` decides who they are).
     """
 
-    async def dependency(
-        request: Request, session: Session, principal: Principal | None = Depends(optional_principal)
-    ) -> Principal:
+    async def admit(request: Request, session: AsyncSession, principal: Principal | None) -> Principal:
         if principal is None:
             raise NotAuthenticated()
         if roles and principal.role not in roles:
@@ -85,6 +92,16 @@ def require(
             await idempotency.begin(request, session, principal.scope, required=idempotency_required)
         return principal
 
+    async def dependency(
+        request: Request, session: Session, principal: Principal | None = Depends(optional_principal)
+    ) -> Principal:
+        return await admit(request, session, principal)
+
+    async def resolve(request: Request, session: AsyncSession) -> Principal:
+        """The same caller, the same checks, without FastAPI's dependency solving
+        (:class:`app.core.routing.DirectReadRoute`)."""
+        return await admit(request, session, await bearer_principal(request, session))
+
     dependency.problem_responses = (  # type: ignore[attr-defined]  # documented on every route using it
         NotAuthenticated,
         InvalidToken,
@@ -97,6 +114,7 @@ def require(
         *([(idempotency.KeyRequired, {"POST"})] if idempotency_required else []),
     )
     dependency.reads_only = reads_only  # type: ignore[attr-defined]
+    dependency.resolve = resolve  # type: ignore[attr-defined]
     return dependency
 
 

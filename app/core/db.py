@@ -5,6 +5,8 @@ before the response leaves. Services flush, never commit. Hot paths reach the as
 connection of the *same* transaction with :func:`raw_connection`.
 """
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -26,6 +28,9 @@ metadata = SQLModel.metadata
 
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
+_direct: asyncpg.Pool | None = None
+_direct_settings: tuple[str, int] | None = None
+_direct_lock = asyncio.Lock()
 
 
 def asyncpg_url(url: str) -> str:
@@ -54,17 +59,20 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
 
 
 def init(url: str, pool_size: int = 20) -> AsyncEngine:
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _direct, _direct_settings
     _engine = create_engine(url, pool_size)
     _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
+    _direct, _direct_settings = None, (plain_url(url), pool_size)  # opened on first use, on its loop
     return _engine
 
 
 async def dispose() -> None:
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _direct, _direct_settings
     if _engine is not None:
         await _engine.dispose()
-    _engine, _sessionmaker = None, None
+    if _direct is not None:
+        await _direct.close()
+    _engine, _sessionmaker, _direct, _direct_settings = None, None, None, None
 
 
 def engine() -> AsyncEngine:
@@ -103,6 +111,11 @@ READS_ONLY = "reads_only"
 """The asyncpg connection of a session's transaction: what tier-2 repository functions take first."""
 
 
+DIRECT = "direct"
+"""``session.info`` key: a plain asyncpg connection (:func:`direct_connection`) the session's raw
+statements run on instead of the session's own, each its own transaction."""
+
+
 async def raw_connection(session: AsyncSession) -> Conn:
     """The asyncpg connection under ``session``, inside the session's open transaction.
 
@@ -110,8 +123,12 @@ async def raw_connection(session: AsyncSession) -> Conn:
     have sent with the session's first statement; later calls cost nothing. A session marked
     :data:`READS_ONLY` (a route that only reads, see :class:`app.core.routing.CommitRoute`) begins
     none: each statement is its own transaction, and the request saves the ``BEGIN`` and ``COMMIT``
-    round trips.
+    round trips. A session given a :data:`DIRECT` connection (:class:`app.core.routing.DirectReadRoute`)
+    runs its raw statements on that one, without SQLAlchemy's connection at all.
     """
+    direct = session.info.get(DIRECT)
+    if direct is not None:
+        return cast(Conn, direct)
     fairy = await (await session.connection()).get_raw_connection()
     if not session.info.get(READS_ONLY):
         await _begin_now(fairy.dbapi_connection)
@@ -140,3 +157,59 @@ async def ping() -> None:
 async def advisory_xact_lock(session: AsyncSession, key: int) -> None:
     """Wait for the transaction-scoped advisory lock ``key`` (released at commit or rollback)."""
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+async def _direct_codecs(conn: Conn) -> None:
+    """JSON as SQLAlchemy's asyncpg dialect sets it on its connections: raw statements read and write
+    ``json`` / ``jsonb`` the same way on either kind of connection."""
+    await conn.set_type_codec(
+        "json", encoder=str.encode, decoder=lambda b: json.loads(b.decode()), schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda s: b"\x01" + s.encode(),
+        decoder=lambda b: json.loads(b[1:].decode()),
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def _no_reset(conn: Conn) -> None:
+    """A direct connection comes back as it left: autocommit reads set nothing to reset (a transaction
+    left open is rolled back by asyncpg before this)."""
+
+
+async def _direct_pool() -> asyncpg.Pool:
+    global _direct
+    if _direct is None:
+        async with _direct_lock:
+            if _direct is None:
+                if _direct_settings is None:
+                    raise RuntimeError("database not initialised")
+                url, size = _direct_settings
+                _direct = await asyncpg.create_pool(
+                    url,
+                    min_size=0,
+                    max_size=size,
+                    init=_direct_codecs,
+                    reset=_no_reset,
+                    server_settings={"timezone": "UTC", "application_name": "carbon-points"},
+                )
+    return _direct
+
+
+direct_reads = True
+"""False while every session is bound to one connection (a test's transaction, rolled back at its end):
+:func:`direct_connection` then gives none and direct reads run on the session's connection."""
+
+
+@asynccontextmanager
+async def direct_connection() -> AsyncIterator[Conn | None]:
+    """A pooled plain asyncpg connection, outside SQLAlchemy: for reads made on every app open, where an
+    ORM session's bookkeeping would cost more than the statement (:class:`app.core.routing.DirectReadRoute`).
+    None when :data:`direct_reads` is off."""
+    if not direct_reads:
+        yield None
+        return
+    async with (await _direct_pool()).acquire() as conn:
+        yield conn

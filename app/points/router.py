@@ -10,7 +10,7 @@ from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.openapi import request_body
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
-from app.core.routing import CommitRoute
+from app.core.routing import CommitRoute, DirectReadRoute
 from app.core.types import Moment, Text
 from app.points import batches, ingestion, service
 from app.points.exceptions import (
@@ -40,6 +40,8 @@ from app.users.exceptions import NotEntrusted
 from app.users.schemas import ExternalUserId
 
 router = APIRouter(route_class=CommitRoute, tags=["points"])
+direct_reads = APIRouter(route_class=DirectReadRoute, tags=["points"])
+"""The reads a person's app makes on every open (:class:`app.core.routing.DirectReadRoute`)."""
 BatchOperator = Annotated[Principal, Depends(require("operator", idempotency_required=True))]
 
 
@@ -150,7 +152,7 @@ async def operator_user_account(external_user_id: ExternalUserId, session: Sessi
     return await service.account(session, user_id)
 
 
-@router.get(
+@direct_reads.get(
     "/v1/me/account",
     response_model=AccountRead,
     summary="My balance, lifetime totals and what expires when",

@@ -1,10 +1,12 @@
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from app.core import clock
+from app.core.config import get_settings
 from tests.factories import make_operator, signed, unique
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
 
@@ -130,13 +132,20 @@ class TestCrediting:
         assert [(x["status"], x["code"]) for x in r.json()["results"]] == [("rejected", "not_entrusted")] * 2
 
 
+def yesterday_morning() -> datetime:
+    """08:00 of yesterday in the platform's time zone: three hourly records fall on one local day (daily
+    limits count per local day), whatever the hour the test runs at."""
+    local = clock.now().astimezone(ZoneInfo(get_settings().timezone)) - timedelta(days=1)
+    return local.replace(hour=8, minute=0, second=0, microsecond=0)
+
+
 class TestDailyLimits:
     async def test_points_cap_cuts_points_but_keeps_the_reduction(self, client):
         btype = await make_methodology(factor="1000", max_record="60", max_day="1000")
         op = await make_operator(client)
         u = await enrol(client, op)
         ext = u["external_user_id"]
-        day = clock.now() - timedelta(days=1)
+        day = yesterday_morning()
         r = await submit(
             client,
             op,
@@ -168,7 +177,7 @@ class TestDailyLimits:
         op = await make_operator(client)
         u = await enrol(client, op)
         ext = u["external_user_id"]
-        day = clock.now() - timedelta(days=1)
+        day = yesterday_morning()
         r = await submit(
             client,
             op,
