@@ -163,7 +163,11 @@ async def _direct_codecs(conn: Conn) -> None:
     """JSON as SQLAlchemy's asyncpg dialect sets it on its connections: raw statements read and write
     ``json`` / ``jsonb`` the same way on either kind of connection."""
     await conn.set_type_codec(
-        "json", encoder=str.encode, decoder=lambda b: json.loads(b.decode()), schema="pg_catalog", format="binary"
+        "json",
+        encoder=str.encode,
+        decoder=lambda b: json.loads(b.decode()),
+        schema="pg_catalog",
+        format="binary",
     )
     await conn.set_type_codec(
         "jsonb",
@@ -212,4 +216,4 @@ async def direct_connection() -> AsyncIterator[Conn | None]:
         yield None
         return
     async with (await _direct_pool()).acquire() as conn:
-        yield conn
+        yield cast(Conn, conn)  # a pool's proxy: every Connection method, forwarded

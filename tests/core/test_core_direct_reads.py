@@ -1,0 +1,110 @@
+"""Direct reads (``GET /v1/me/account``): on a plain asyncpg pool, the caller resolved without FastAPI's
+dependency solving, the same answers and refusals as every other route.
+
+These tests commit: a direct read's connection is not the test's, so it sees only committed rows.
+"""
+
+from typing import Annotated
+
+import pytest
+from fastapi import Depends, FastAPI, Query
+
+from app.auth.dependencies import AccountReader, Session, require
+from app.auth.principal import Principal
+from app.core import db
+from app.core.routing import DirectReadRoute
+from app.points.schemas import AccountRead
+from tests.factories import assert_problem, bearer, make_operator
+from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
+
+pytestmark = pytest.mark.commits
+
+
+async def credited_person(client) -> tuple[object, str, dict[str, str]]:
+    """An operator, one of its people with 1,500 g of reduction credited, and the person's headers."""
+    await ensure_rule()
+    btype = await make_methodology(factor="1000")
+    op = await make_operator(client)
+    ext = (await enrol(client, op))["external_user_id"]
+    r = await submit(client, op, [record(ext, btype, quantity=1.5)])
+    assert r.json()["results"][0]["status"] == "accepted", r.text
+    return op, ext, await user_headers(client, op, ext)
+
+
+class TestAnswers:
+    async def test_the_same_account_as_the_operators_read_of_it_through_the_session_path(self, client):
+        op, ext, headers = await credited_person(client)
+        direct = await client.get("/v1/me/account", headers=headers)
+        assert direct.status_code == 200, direct.text
+        assert direct.headers["content-type"] == "application/json"
+        through_session = await client.get(f"/v1/operator/users/{ext}/account", headers=op.headers)
+        assert through_session.status_code == 200, through_session.text
+        assert direct.json() == through_session.json()
+        assert direct.json()["balance"] == 150
+        assert sum(e["points"] for e in direct.json()["expiring"]) == 150
+
+    async def test_it_reads_on_the_direct_pool_not_the_orm_session(self, client, monkeypatch):
+        _, _, headers = await credited_person(client)
+        used = []
+        acquire = db.direct_connection
+
+        def counted():
+            used.append(1)
+            return acquire()
+
+        monkeypatch.setattr(db, "direct_connection", counted)
+        assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
+        assert used == [1]
+        assert db._direct is not None and db._direct.get_size() >= 1
+
+
+class TestRefusals:
+    async def test_no_token_a_bad_token_and_another_scheme(self, client):
+        assert_problem(await client.get("/v1/me/account"), 401, "not_authenticated")
+        assert_problem(await client.get("/v1/me/account", headers=bearer("not-a-jwt")), 401, "invalid_token")
+        r = await client.get("/v1/me/account", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert_problem(r, 401, "not_authenticated")
+
+    async def test_a_caller_of_another_kind_is_refused_by_role(self, client):
+        op, _, _ = await credited_person(client)
+        assert_problem(await client.get("/v1/me/account", headers=op.headers), 403, "forbidden_role")
+
+    async def test_a_withdrawal_stops_the_next_direct_read(self, client):
+        op, ext, headers = await credited_person(client)
+        assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
+        r = await client.delete(f"/v1/operator/users/{ext}", headers=op.headers)
+        assert r.status_code == 200, r.text
+        assert_problem(await client.get("/v1/me/account", headers=headers), 401, "entrustment_withdrawn")
+
+
+class TestDeclaration:
+    """What a direct read cannot do is refused when the route is declared."""
+
+    def _declare(self, endpoint) -> None:
+        app = FastAPI()
+        app.router.route_class = DirectReadRoute
+        app.get("/x", response_model=AccountRead)(endpoint)
+
+    def test_a_query_parameter_is_refused(self):
+        async def with_query(session: Session, user: AccountReader, limit: Annotated[int, Query()] = 5):
+            return None
+
+        with pytest.raises(TypeError, match="takes no parameters"):
+            self._declare(with_query)
+
+    def test_a_caller_that_may_write_is_refused(self):
+        async def writer(session: Session, user: Annotated[Principal, Depends(require("user"))]):
+            return None
+
+        with pytest.raises(TypeError, match="reads_only"):
+            self._declare(writer)
+
+    def test_another_dependency_is_refused(self):
+        async def other() -> int:
+            return 1
+
+        async def with_other(session: Session, user: AccountReader, n: Annotated[int, Depends(other)]):
+            return None
+
+        with pytest.raises(TypeError, match="only the session and its caller"):
+            self._declare(with_other)
