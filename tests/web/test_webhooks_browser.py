@@ -7,6 +7,9 @@ also takes screenshots of every webhook page at 375 and 1280 px in Chinese and E
 import os
 import uuid
 
+import sqlalchemy as sa
+
+from app.core import db
 from tests.factories import make_operator, unique
 from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations, sign_in
@@ -106,6 +109,29 @@ async def screenshots(page, shots, op, sid: str) -> None:
             await page.locator('main form[action$="/rotate-secret"] button').click()
             await page.wait_for_load_state()
             await check(page, folder, "secret", language, width)
+    await disabled_notice_shots(page, folder, sid)
+
+
+async def disabled_notice_shots(page, folder, sid: str) -> None:
+    """The notice of a subscription the platform disabled, where the admin looks: the list and the console."""
+    async with db.session_scope() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE webhook_subscriptions SET status = 'disabled', failing_since = now(),"
+                " disabled_reason = 'every attempt failed for 24 hours' WHERE id = :s"
+            ),
+            {"s": uuid.UUID(sid)},
+        )
+    for language, switch in reversed(LANGUAGES):  # the pages are in the last language of the loop above
+        if switch is None and len(LANGUAGES) > 1:
+            await page.get_by_role("button", name="中文").click()
+            await page.wait_for_load_state()
+        for width, height in ((375, 812), (1280, 800)):
+            await page.set_viewport_size({"width": width, "height": height})
+            for name, path in (("list-disabled", "/webhooks"), ("operator-disabled", "/operator")):
+                assert (await page.goto(path)).status == 200, name
+                assert await page.locator("#disabled-webhooks").count() == 1, name
+                await check(page, folder, name, language, width)
 
 
 async def check(page, folder, name: str, language: str, width: int) -> None:

@@ -268,7 +268,8 @@ class TestChanges:
             )
         listing = await browser_client.get("/webhooks")
         row = rows(listing.text, "subscriptions")[1]
-        assert row[2:] == ["Disabled", row[3], "every attempt failed for 24 hours"] and row[3] != "—"
+        # the reason in the page's language, not the stored machine text
+        assert row[2:] == ["Disabled", row[3], "Every delivery attempt failed for a day"] and row[3] != "—"
         notice = (
             "The platform stopped delivering events to 1 endpoint: its deliveries failed for a day. "
             "Fix the endpoint, then resume the subscription; the events missed meanwhile are in GET /v1/events."
@@ -283,6 +284,7 @@ class TestChanges:
             assert alert is not None, page
             assert " ".join(re.sub(r"<[^>]+>", " ", alert.group(1)).split()).startswith(notice), page
             assert f'href="/webhooks/{sid}"' in alert.group(1)
+            assert f"· failing since {row[3]}" in " ".join(re.sub(r"<[^>]+>", " ", alert.group(1)).split()), page
         r = await post(browser_client, f"/webhooks/{sid}/pause")
         assert r.status_code == 409
         assert "The platform disabled this subscription: resume it once its endpoint works again." in r.text
