@@ -284,7 +284,9 @@ class TestChanges:
             assert alert is not None, page
             assert " ".join(re.sub(r"<[^>]+>", " ", alert.group(1)).split()).startswith(notice), page
             assert f'href="/webhooks/{sid}"' in alert.group(1)
-            assert f"· failing since {row[3]}" in " ".join(re.sub(r"<[^>]+>", " ", alert.group(1)).split()), page
+            assert f"· failing since {row[3]}" in " ".join(re.sub(r"<[^>]+>", " ", alert.group(1)).split()), (
+                page
+            )
         r = await post(browser_client, f"/webhooks/{sid}/pause")
         assert r.status_code == 409
         assert "The platform disabled this subscription: resume it once its endpoint works again." in r.text
