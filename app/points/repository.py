@@ -432,12 +432,12 @@ async def expire_shares(
 
 async def people_with_due_lots(conn: Conn, now: datetime, limit: int | None) -> list[uuid.UUID]:
     """Up to ``limit`` (``None``: all) people with points in lots expired at ``now``, in ``user_id`` order."""
-    # Grouped by hashing and sorted here: a million due lots sorted by the server spill to disk at the
-    # default work_mem (2.2 s against 0.4 s on the bench machine).
     rows = await conn.fetch(
-        "SELECT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 GROUP BY user_id", now
+        "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 ORDER BY user_id LIMIT $2",
+        now,
+        limit,
     )
-    return sorted(r["user_id"] for r in rows)[:limit]
+    return [r["user_id"] for r in rows]
 
 
 async def relaxed_commit(conn: Conn) -> None:

@@ -7,13 +7,10 @@ also takes screenshots of every webhook page at 375 and 1280 px in Chinese and E
 import os
 import uuid
 
-import sqlalchemy as sa
-
-from app.core import db
 from tests.factories import make_operator, unique
 from tests.web.helpers import LANGUAGES
 from tests.web.test_web_browser import axe_violations, sign_in
-from tests.web.test_webhooks_pages import _failed_delivery
+from tests.web.test_webhooks_pages import _failed_delivery, disabled_by_the_platform
 
 SHOTS_WANTED = os.environ.get("CARBON_SHOTS") == "1"
 
@@ -114,14 +111,7 @@ async def screenshots(page, shots, op, sid: str) -> None:
 
 async def disabled_notice_shots(page, folder, sid: str) -> None:
     """The notice of a subscription the platform disabled, where the admin looks: the list and the console."""
-    async with db.session_scope() as session:
-        await session.execute(
-            sa.text(
-                "UPDATE webhook_subscriptions SET status = 'disabled', failing_since = now(),"
-                " disabled_reason = 'every attempt failed for 24 hours' WHERE id = :s"
-            ),
-            {"s": uuid.UUID(sid)},
-        )
+    await disabled_by_the_platform(sid)
     for language, switch in reversed(LANGUAGES):  # the pages are in the last language of the loop above
         if switch is None and len(LANGUAGES) > 1:
             await page.get_by_role("button", name="中文").click()

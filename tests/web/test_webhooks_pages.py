@@ -258,14 +258,7 @@ class TestChanges:
 
     async def test_a_disabled_one_is_resumed_not_paused(self, browser_client, operator):
         sid = await _created(browser_client, operator)
-        async with db.session_scope() as session:
-            await session.execute(
-                sa.text(
-                    "UPDATE webhook_subscriptions SET status = 'disabled', failing_since = now(),"
-                    " disabled_reason = 'every attempt failed for 24 hours' WHERE id = :s"
-                ),
-                {"s": uuid.UUID(sid)},
-            )
+        await disabled_by_the_platform(sid)
         listing = await browser_client.get("/webhooks")
         row = rows(listing.text, "subscriptions")[1]
         # the reason in the page's language, not the stored machine text
@@ -352,6 +345,18 @@ class TestReadOnlyStaff:
             ).status_code == (403), path
         assert await _subscription_ids(op.id) == [sid]
         assert await _delivery_status(delivery_id) == "failed"
+
+
+async def disabled_by_the_platform(sid: str) -> None:
+    """The subscription ``sid`` as the delivery worker leaves it after a day of failures."""
+    async with db.session_scope() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE webhook_subscriptions SET status = 'disabled', failing_since = now(),"
+                " disabled_reason = 'every attempt failed for 24 hours' WHERE id = :s"
+            ),
+            {"s": uuid.UUID(sid)},
+        )
 
 
 async def _failed_delivery(org, sid: str) -> tuple[uuid.UUID, int]:
