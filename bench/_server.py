@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ class Server:
 
     def __init__(self, workers: int = 1, data_dir: str | None = None):
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="carbon-bench-"))
+        self.own_dir = data_dir is None  # a folder it made is removed when it stops
         self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -93,6 +95,8 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=30)
         embedded.stop_all()
+        if self.own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:

@@ -17,6 +17,7 @@ rows/s, their ratio, medians of ``--runs`` runs and each run.
 import argparse
 import asyncio
 import gc
+import shutil
 import statistics
 import sys
 import tempfile
@@ -170,6 +171,7 @@ async def main() -> None:
         runs = [await run_once(urls.database_url, args, run) for run in range(args.runs)]
     finally:
         embedded.stop_all()
+        shutil.rmtree(data_dir, ignore_errors=True)
     med = {
         "expire_seconds": statistics.median(r["expire_seconds"] for r in runs),
         "lots_per_s": statistics.median(r["lots_per_s"] for r in runs),

@@ -30,7 +30,6 @@ little as possible of the machine the server runs on.
 import argparse
 import asyncio
 import random
-import shutil
 import statistics
 import sys
 import time
@@ -447,7 +446,6 @@ async def main() -> None:
         )
     finally:
         server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -81,14 +81,18 @@ class PointAccount(SQLModel, table=True):
 
 
 class PointLot(SQLModel, table=True):
-    """Points credited on one day with one expiry: one lot per account per expiry moment."""
+    """Points credited on one day with one expiry: one lot per account per expiry moment.
+
+    No index covers ``remaining`` and the table keeps half of each page free (``fillfactor`` 50, set by
+    its migration), so emptying or refilling a lot writes no index entry (a heap-only update).
+    """
 
     __tablename__ = "point_lots"
     __table_args__ = (
         sa.UniqueConstraint("user_id", "expires_at"),
         sa.CheckConstraint("remaining >= 0", name="remaining_not_negative"),
         sa.CheckConstraint("remaining <= credited", name="remaining_within_credited"),
-        sa.Index("ix_point_lots_expiring", "expires_at", postgresql_where=sa.text("remaining > 0")),
+        sa.Index("ix_point_lots_expires_at", "expires_at"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
@@ -96,6 +100,18 @@ class PointLot(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts())
     credited: int = Field(sa_column=_big(), description="Points ever put in this lot (earn + refunds)")
     remaining: int = Field(sa_column=_big())
+
+
+class PointExpiryMark(SQLModel, table=True):
+    """How far the expiry job has emptied every lot (one row): each lot due at or before ``expired_through``
+    is empty. Written when a run finds nobody left; read only where the clock never goes back."""
+
+    __tablename__ = "point_expiry_mark"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="one_row"),)
+
+    id: int = Field(default=1, sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False))
+    expired_through: datetime = Field(sa_column=_ts())
+    marked_at: datetime = Field(sa_column=_ts())
 
 
 class LedgerEntry(SQLModel, table=True):

@@ -430,14 +430,42 @@ async def expire_shares(
     )
 
 
-async def people_with_due_lots(conn: Conn, now: datetime, limit: int | None) -> list[uuid.UUID]:
-    """Up to ``limit`` (``None``: all) people with points in lots expired at ``now``, in ``user_id`` order."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0 ORDER BY user_id LIMIT $2",
-        now,
-        limit,
-    )
+async def people_with_due_lots(
+    conn: Conn, now: datetime, limit: int | None, since: datetime | None = None
+) -> list[uuid.UUID]:
+    """Up to ``limit`` (``None``: all) people with points in lots expired at ``now``, in ``user_id`` order;
+    with ``since``, only lots due after it (every lot due at or before it is known to be empty)."""
+    if since is None:
+        rows = await conn.fetch(
+            "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0"
+            " ORDER BY user_id LIMIT $2",
+            now,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT DISTINCT user_id FROM point_lots WHERE expires_at > $3 AND expires_at <= $1 AND remaining > 0"
+            " ORDER BY user_id LIMIT $2",
+            now,
+            limit,
+            since,
+        )
     return [r["user_id"] for r in rows]
+
+
+async def expired_through(conn: Conn) -> datetime | None:
+    """The expiry job's mark: every lot due at or before it is empty (``None``: no mark yet)."""
+    return await conn.fetchval("SELECT expired_through FROM point_expiry_mark WHERE id = 1")
+
+
+async def mark_expired_through(conn: Conn, through: datetime, now: datetime) -> None:
+    """Record that every lot due at or before ``through`` is empty (replacing the previous mark)."""
+    await conn.execute(
+        "INSERT INTO point_expiry_mark (id, expired_through, marked_at) VALUES (1, $1, $2)"
+        " ON CONFLICT (id) DO UPDATE SET expired_through = excluded.expired_through, marked_at = excluded.marked_at",
+        through,
+        now,
+    )
 
 
 async def relaxed_commit(conn: Conn) -> None:
@@ -457,10 +485,10 @@ async def lock_existing_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> None:
 # needs no row locks: every writer of a lot holds its account's lock, and these accounts are locked.
 EXPIRE_LOTS_SQL = """
 WITH due AS MATERIALIZED (
-  SELECT id, user_id, remaining AS amount FROM point_lots
+  SELECT ctid AS tid, id, user_id, remaining AS amount FROM point_lots
   WHERE user_id = ANY($1::uuid[]) AND expires_at <= $2 AND remaining > 0
 ), emptied AS (
-  UPDATE point_lots SET remaining = 0 WHERE id = ANY(ARRAY(SELECT id FROM due))
+  UPDATE point_lots SET remaining = 0 WHERE ctid = ANY(ARRAY(SELECT tid FROM due))
 ), per_user AS (
   SELECT user_id, sum(amount)::bigint AS total FROM due GROUP BY user_id
 ), accounts AS (

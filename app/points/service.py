@@ -335,15 +335,44 @@ async def expire_due(
     """
     conn = await db.raw_connection(session)
     now = now or clock.now()
-    users = await repo.people_with_due_lots(conn, now, max_accounts)
+    users = await repo.people_with_due_lots(conn, now, max_accounts, await _expired_since(conn, now))
     if not users:
+        await mark_all_expired(session, now)
         return Expiry(0, 0)
     return await expire_people(session, users, now)
 
 
-async def people_with_due_lots(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
-    """Everybody with points in lots expired at ``now``, in ``user_id`` order (one read, for the job)."""
-    return await repo.people_with_due_lots(await db.raw_connection(session), now, None)
+EXPIRY_MARK_LAG = timedelta(days=1)
+"""The expiry mark trails the run that sets it by a day: a lot refilled by a refund still in flight when
+the run read (a refund expires a lot's share at once only by its own clock) is read again next time."""
+
+
+async def _expired_since(conn: db.Conn, now: datetime) -> datetime | None:
+    """Where the due lots begin: after the job's mark, where the platform's clock only goes forward
+    (production). A sandbox clock that was put back, or a test's, can credit a lot due before the mark:
+    there every due lot is read."""
+    if clock.sandbox_allowed():
+        return None
+    since = await repo.expired_through(conn)
+    return since if since is not None and since < now else None
+
+
+async def people_with_due_lots(
+    session: AsyncSession, now: datetime, *, after: datetime | None = None
+) -> list[uuid.UUID]:
+    """Everybody with points in lots expired at ``now``, in ``user_id`` order (one read, for the job).
+    ``after``: only lots due after it (the job's earlier pass emptied those due at or before it)."""
+    conn = await db.raw_connection(session)
+    since = await _expired_since(conn, now)
+    if after is not None:
+        since = after if since is None else max(since, after)
+    return await repo.people_with_due_lots(conn, now, None, since)
+
+
+async def mark_all_expired(session: AsyncSession, now: datetime) -> None:
+    """Nobody has points due at ``now`` (just read in this transaction): remember it, less the lag, so the
+    next runs read only lots due after that."""
+    await repo.mark_expired_through(await db.raw_connection(session), now - EXPIRY_MARK_LAG, clock.now())
 
 
 async def expire_people(session: AsyncSession, users: list[uuid.UUID], now: datetime) -> Expiry:

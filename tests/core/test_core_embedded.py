@@ -35,6 +35,8 @@ class TestEmbeddedServers:
         assert urls.redis_url.startswith("unix://")
         assert (folder / "postgres" / "PG_VERSION").exists()
         assert (folder / "redis").is_dir()
+        # restarted once when new, for the setting that needs it
+        assert [tuple(row) for row in await query(urls.database_url, "SHOW wal_buffers")] == [("64MB",)]
 
         await query(urls.database_url, "CREATE TABLE kept (v text)")
         await query(urls.database_url, "INSERT INTO kept VALUES ('still here')")
