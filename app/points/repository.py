@@ -480,9 +480,10 @@ async def lock_existing_accounts(conn: Conn, user_ids: list[uuid.UUID]) -> None:
     )
 
 
-# The due lots are read, then emptied by id through the primary key: an UPDATE joined to its own read
-# is planned as a hash join over a sequential scan of every lot, once per chunk of people. The read
-# needs no row locks: every writer of a lot holds its account's lock, and these accounts are locked.
+# The due lots are read, then emptied by their row address (a TID scan): an UPDATE joined to its own read
+# is planned as a hash join over a sequential scan of every lot, once per chunk of people. The read needs
+# no row locks and the addresses cannot move under it: every writer of a lot holds its account's lock, and
+# these accounts are locked.
 EXPIRE_LOTS_SQL = """
 WITH due AS MATERIALIZED (
   SELECT ctid AS tid, id, user_id, remaining AS amount FROM point_lots
