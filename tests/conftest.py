@@ -12,6 +12,7 @@ throw-away database).
 """
 
 import asyncio
+import atexit
 import inspect
 import json
 import os
@@ -25,6 +26,8 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 _tmp = Path(tempfile.mkdtemp(prefix="carbon-test-"))
+# removed by the servers fixture; this also removes the one xdist's controlling process makes (it starts none)
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
 os.environ.update(
     {
         "CARBON_ENVIRONMENT": "test",
