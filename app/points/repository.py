@@ -435,21 +435,14 @@ async def people_with_due_lots(
 ) -> list[uuid.UUID]:
     """Up to ``limit`` (``None``: all) people with points in lots expired at ``now``, in ``user_id`` order;
     with ``since``, only lots due after it (every lot due at or before it is known to be empty)."""
-    if since is None:
-        rows = await conn.fetch(
-            "SELECT DISTINCT user_id FROM point_lots WHERE expires_at <= $1 AND remaining > 0"
-            " ORDER BY user_id LIMIT $2",
-            now,
-            limit,
-        )
-    else:
-        rows = await conn.fetch(
-            "SELECT DISTINCT user_id FROM point_lots WHERE expires_at > $3 AND expires_at <= $1 AND remaining > 0"
-            " ORDER BY user_id LIMIT $2",
-            now,
-            limit,
-            since,
-        )
+    after = "" if since is None else "expires_at > $3 AND "
+    rows = await conn.fetch(
+        f"SELECT DISTINCT user_id FROM point_lots WHERE {after}expires_at <= $1 AND remaining > 0"
+        " ORDER BY user_id LIMIT $2",
+        now,
+        limit,
+        *(() if since is None else (since,)),
+    )
     return [r["user_id"] for r in rows]
 
 
