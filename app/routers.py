@@ -7,6 +7,7 @@ from app.cer.router import public_router as cer_public_router
 from app.cer.router import router as cer_router
 from app.experts.router import public_router as experts_public_router
 from app.experts.router import router as experts_router
+from app.mall.router import direct_writes as mall_direct_writes
 from app.mall.router import router as mall_router
 from app.methodologies.router import router as methodologies_router
 from app.ops.router import router as ops_router
@@ -25,6 +26,7 @@ from app.webhooks.router import router as webhooks_router
 ROUTERS = [
     ops_router,
     points_direct_reads,  # matched second: the request a person's app makes most
+    mall_direct_writes,  # and third the order placed at lunch
     auth_router,
     organizations_router,
     methodologies_router,

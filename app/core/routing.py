@@ -6,13 +6,14 @@ handler: the response goes out only once the transaction (with its idempotency r
 entries) is durable. Errors roll everything back.
 """
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -61,38 +62,56 @@ class CommitRoute(APIRoute):
                 request.state.session = session
                 if self.reads_only:
                     session.info[db.READS_ONLY] = True
-                try:
-                    response = await handler(request)
-                except idempotency.Replay as replay:
-                    await session.rollback()
-                    return replay.response
-                except DomainError as exc:
-                    await _end_refused(session, keep=exc.keep_changes)
-                    raise
-                except BaseException:
-                    await session.rollback()
-                    raise
-                if response.status_code >= 400:
-                    # a page that refuses but counted something (a one-time code's attempt) keeps it
-                    await _end_refused(session, keep=getattr(request.state, "keep_changes", False))
-                    return response
-                # the audit entries and the response kept under its Idempotency-Key: one statement
-                await audit.flush(session, stored=idempotency.record(request, response))
-                await session.commit()
-                if self.cache_control is not None:
+                response = await _answer(request, session, handler(request), session.commit, session.rollback)
+                if self.cache_control is not None and response.status_code < 400:
                     return caching.answer(request, response, self.cache_control)
                 return response
 
         return run_in_transaction
 
 
-async def _end_refused(session: AsyncSession, *, keep: bool) -> None:
+async def _answer(
+    request: Request,
+    session: AsyncSession,
+    work: Awaitable[Response],
+    commit: Callable[[], Awaitable[Any]],
+    rollback: Callable[[], Awaitable[Any]],
+) -> Response:
+    """The request's work, then its end: committed with its audit entries and its idempotency record, or
+    rolled back (a replayed key, a refusal, an error)."""
+    try:
+        response = await work
+    except idempotency.Replay as replay:
+        await rollback()
+        return replay.response
+    except DomainError as exc:
+        await _end_refused(session, exc.keep_changes, commit, rollback)
+        raise
+    except BaseException:
+        await rollback()
+        raise
+    if response.status_code >= 400:
+        # a page that refuses but counted something (a one-time code's attempt) keeps it
+        await _end_refused(session, getattr(request.state, "keep_changes", False), commit, rollback)
+        return response
+    # the audit entries and the response kept under its Idempotency-Key: one statement
+    await audit.flush(session, stored=idempotency.record(request, response))
+    await commit()
+    return response
+
+
+async def _end_refused(
+    session: AsyncSession,
+    keep: bool,
+    commit: Callable[[], Awaitable[Any]],
+    rollback: Callable[[], Awaitable[Any]],
+) -> None:
     """A refused request's transaction: rolled back, unless what it wrote must stand (``keep_changes``)."""
     if keep:
         await audit.flush(session)
-        await session.commit()
+        await commit()
     else:
-        await session.rollback()
+        await rollback()
 
 
 def _dependency_calls(dependant: Dependant):
@@ -107,6 +126,30 @@ async def get_session(request: Request) -> AsyncSession:
     return request.state.session
 
 
+def _direct_arguments(route: APIRoute) -> list[tuple[str, Callable[..., Any] | None]]:
+    """The endpoint's session (None) and its caller (the dependency's ``resolve``), by parameter name; any
+    other dependency is refused when the route is declared."""
+    arguments: list[tuple[str, Callable[..., Any] | None]] = []
+    for sub in route.dependant.dependencies:
+        if sub.call is get_session:
+            arguments.append((str(sub.name), None))
+        elif hasattr(sub.call, "resolve"):
+            arguments.append((str(sub.name), sub.call.resolve))  # type: ignore[union-attr]
+        else:
+            raise TypeError(
+                f"{route.path}: a direct route takes only the session and its caller (a write also its body)"
+            )
+    return arguments
+
+
+async def _resolve(
+    arguments: list[tuple[str, Callable[..., Any] | None]], request: Request, session: AsyncSession
+) -> dict[str, Any]:
+    return {
+        name: session if resolve is None else await resolve(request, session) for name, resolve in arguments
+    }
+
+
 class DirectReadRoute(CommitRoute):
     """A GET that a person's app makes on every open (their balance): the same caller, checks, statement
     and answer as a :class:`CommitRoute` GET with a ``reads_only`` dependency, at a fraction of the cost.
@@ -114,8 +157,9 @@ class DirectReadRoute(CommitRoute):
     The endpoint may take only the request's session (:func:`get_session`) and its caller: a dependency
     carrying ``resolve(request, session)`` (:func:`app.auth.dependencies.require` makes them), which is
     called directly instead of FastAPI's dependency solving; the session's raw statements run on a plain
-    pooled asyncpg connection (:func:`app.core.db.direct_connection`), each its own transaction; the endpoint's result is validated against the response model and serialised to JSON
-    once. Anything else in the signature is refused when the route is declared, not when it is called.
+    pooled asyncpg connection (:func:`app.core.db.direct_connection`), each its own transaction; the
+    endpoint's result is validated against the response model and serialised to JSON once. Anything else
+    in the signature is refused when the route is declared, not when it is called.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
@@ -125,14 +169,7 @@ class DirectReadRoute(CommitRoute):
         params = self.dependant
         if params.path_params or params.query_params or params.header_params or params.cookie_params:
             raise TypeError(f"{path}: a direct read takes no parameters")
-        self._arguments: list[tuple[str, Callable[..., Any] | None]] = []
-        for sub in params.dependencies:
-            if sub.call is get_session:
-                self._arguments.append((str(sub.name), None))
-            elif hasattr(sub.call, "resolve"):
-                self._arguments.append((str(sub.name), sub.call.resolve))  # type: ignore[union-attr]
-            else:
-                raise TypeError(f"{path}: a direct read takes only the session and its caller")
+        self._arguments = _direct_arguments(self)
         self._answer = TypeAdapter(self.response_model)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -143,13 +180,75 @@ class DirectReadRoute(CommitRoute):
                 session.info[db.READS_ONLY] = True
                 if conn is not None:
                     session.info[db.DIRECT] = conn
-                kwargs = {
-                    name: session if resolve is None else await resolve(request, session)
-                    for name, resolve in self._arguments
-                }
-                result = await self.endpoint(**kwargs)
+                result = await self.endpoint(**await _resolve(self._arguments, request, session))
             answer = self._answer
             body = answer.dump_json(answer.validate_python(result, from_attributes=True))
             return Response(body, media_type="application/json")
 
         return read
+
+
+class DirectWriteRoute(CommitRoute):
+    """A POST made at a city's peak (an order at lunch): the same caller, checks, statements, transaction
+    and answers as a :class:`CommitRoute` POST, without FastAPI's dependency solving or an ORM session.
+
+    The endpoint takes the request's session, its caller (as :class:`DirectReadRoute`'s) and one JSON body
+    model, and answers a ``Response`` (serialised once, by the endpoint). A body sent as ``application/json`` that parses and validates is handed over directly, and the
+    transaction is a plain pooled asyncpg connection's (:func:`app.core.db.direct_connection`): the
+    session's raw statements (:func:`app.core.db.raw_connection`), its audit entries and the idempotency
+    record run on it, committed before the response leaves. The endpoint must not use the ORM (nothing
+    would commit it): a session that did is refused and the transaction rolled back. Any other body (another
+    content type, bad JSON, a value the model refuses) takes the :class:`CommitRoute` path, which answers
+    exactly what FastAPI answers; so does every request while :data:`app.core.db.direct_reads` is off.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
+        super().__init__(path, endpoint, **kwargs)
+        params = self.dependant
+        if self.methods != {"POST"} or params.path_params or params.query_params:
+            raise TypeError(f"{path}: a direct write is a POST without path or query parameters")
+        if params.header_params or params.cookie_params or len(params.body_params) != 1:
+            raise TypeError(f"{path}: a direct write takes one JSON body and no header or cookie parameters")
+        field = params.body_params[0]
+        if getattr(field.field_info, "embed", False):
+            raise TypeError(f"{path}: a direct write's body is its model, not embedded in an object")
+        self._arguments = _direct_arguments(self)
+        self._body_name = str(field.name)
+        self._body = TypeAdapter(field.field_info.annotation)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        through_fastapi = super().get_route_handler()
+
+        async def write(request: Request) -> Response:
+            data = await self._data(request)
+            if data is None or not db.direct_reads:
+                return await through_fastapi(request)
+            async with db.direct_connection() as conn, db.sessionmaker()() as session:
+                assert conn is not None  # direct_reads is on
+                request.state.session = session
+                session.info[db.DIRECT] = conn
+                transaction = conn.transaction()
+                await transaction.start()
+
+                async def work() -> Response:
+                    kwargs = await _resolve(self._arguments, request, session)
+                    response = await self.endpoint(**kwargs, **{self._body_name: data})
+                    if not isinstance(response, Response):
+                        raise TypeError(f"{self.path}: a direct write's endpoint answers a Response")
+                    if session.in_transaction() or session.new or session.dirty or session.deleted:
+                        raise RuntimeError(f"{self.path}: a direct write used the ORM session")
+                    return response
+
+                return await _answer(request, session, work(), transaction.commit, transaction.rollback)
+
+        return write
+
+    async def _data(self, request: Request) -> Any:
+        """The body as the model, or None where FastAPI's own reading must answer (and explain) it."""
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            return None
+        try:
+            return self._body.validate_python(orjson.loads(await request.body()))
+        except (orjson.JSONDecodeError, ValidationError):
+            return None

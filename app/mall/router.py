@@ -10,7 +10,7 @@ from app.auth.principal import Principal
 from app.core.errors import RateLimited, responses
 from app.core.idempotency import KeyRequired
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
-from app.core.routing import CommitRoute
+from app.core.routing import CommitRoute, DirectWriteRoute
 from app.core.types import Day, Int64, Text
 from app.mall import service
 from app.mall.exceptions import (
@@ -56,6 +56,8 @@ from app.mall.schemas import (
 from app.points.exceptions import InsufficientPoints
 
 router = APIRouter(route_class=CommitRoute, tags=["mall"])
+direct_writes = APIRouter(route_class=DirectWriteRoute, tags=["mall"])
+"""Placing an order, the mall's request at a city's lunch hour (:class:`app.core.routing.DirectWriteRoute`)."""
 Buyer = Annotated[Principal, Depends(require("user", idempotency_required=True, scope="mall"))]
 MallUser = Annotated[Principal, Depends(require("user", scope="mall"))]
 """A person through an operator's app that they let order in the platform mall (``mall``)."""
@@ -210,7 +212,7 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
 # ---- orders ----------------------------------------------------------------------------------------------
 
 
-@router.post(
+@direct_writes.post(
     "/v1/me/orders",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderRead,

@@ -1,0 +1,237 @@
+"""Orders on the direct write path (:class:`app.core.routing.DirectWriteRoute`): a plain pooled asyncpg
+transaction, the caller resolved without FastAPI's dependency solving; the same answers, refusals,
+audit entries and idempotency as every other write.
+
+These tests commit: the direct path's connection is not a test's rolled-back one.
+"""
+
+import asyncio
+import uuid
+from typing import Annotated
+
+import pytest
+import sqlalchemy as sa
+from fastapi import Body, FastAPI, Header, status
+from fastapi.responses import Response
+
+from app.auth.dependencies import Session
+from app.core import db
+from app.core.models import AuditEntry
+from app.core.routing import DirectWriteRoute
+from app.mall.router import Buyer
+from app.mall.schemas import OrderCreate
+from tests.factories import assert_problem, bearer
+from tests.factories_mall import balance, ledger_violations, make_item, make_merchant, people, place
+
+pytestmark = pytest.mark.commits
+
+
+@pytest.fixture
+def acquired(monkeypatch) -> list[int]:
+    """Counts the direct pool's connections taken (one per request on the direct path)."""
+    taken: list[int] = []
+    acquire = db.direct_connection
+
+    def counted():
+        taken.append(1)
+        return acquire()
+
+    monkeypatch.setattr(db, "direct_connection", counted)
+    return taken
+
+
+async def orders_of(user_id: str) -> list[tuple]:
+    async with db.session_scope() as session:
+        rows = await session.execute(
+            sa.text(
+                "SELECT item_id, quantity, points FROM mall_orders WHERE user_id = :u ORDER BY created_at"
+            ),
+            {"u": uuid.UUID(user_id)},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def redeemed_audit(user_id: str) -> list[dict]:
+    async with db.session_scope() as session:
+        rows = await session.execute(
+            sa.select(AuditEntry.data).where(
+                AuditEntry.action == "points.redeemed", AuditEntry.subject_id == user_id
+            )
+        )
+        return [r[0] for r in rows]
+
+
+class TestPlaced:
+    async def test_an_order_is_placed_on_the_direct_pool_with_its_audit_entry(self, client, world, acquired):
+        merchant = await make_merchant(client, world.authority)
+        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+        it = await make_item(client, merchant, points_price=30, stock=5)
+        acquired.clear()
+        r = await place(client, buyer, it["id"], 2)
+        assert r.status_code == 201, r.text
+        assert acquired == [1]
+        order = r.json()
+        assert (order["item_id"], order["quantity"], order["points"], order["status"]) == (
+            it["id"],
+            2,
+            60,
+            "issued",
+        )
+        assert await orders_of(buyer.user_id) == [(uuid.UUID(it["id"]), 2, 60)]
+        assert await balance(client, buyer) == 40
+        [audited] = await redeemed_audit(buyer.user_id)
+        assert (audited["points"], audited["ref_type"], audited["ref_id"]) == (60, "mall_order", order["id"])
+        assert await ledger_violations() == []
+
+    async def test_a_retry_with_the_same_key_is_the_same_order(self, client, world):
+        merchant = await make_merchant(client, world.authority)
+        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+        it = await make_item(client, merchant, points_price=30, stock=5)
+        first = await place(client, buyer, it["id"], key="lunch-1")
+        again = await place(client, buyer, it["id"], key="lunch-1")
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.content == first.content
+        assert again.headers["idempotent-replayed"] == "true"
+        assert len(await orders_of(buyer.user_id)) == 1
+        assert await balance(client, buyer) == 70
+
+    async def test_the_same_key_at_once_places_one_order(self, client, world):
+        merchant = await make_merchant(client, world.authority)
+        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+        it = await make_item(client, merchant, points_price=10, stock=None)
+        answers = await asyncio.gather(*[place(client, buyer, it["id"], key="tap-twice") for _ in range(8)])
+        placed = [r for r in answers if r.status_code == 201]
+        assert placed and all(r.content == placed[0].content for r in placed)
+        assert {r.json()["code"] for r in answers if r.status_code != 201} <= {"idempotency_key_in_use"}
+        assert len(await orders_of(buyer.user_id)) == 1
+        assert await balance(client, buyer) == 90
+        r = await client.post(
+            "/v1/me/orders",
+            json={"item_id": it["id"], "quantity": 2},
+            headers={**buyer.headers, "Idempotency-Key": "tap-twice"},
+        )
+        assert_problem(r, 422, "idempotency_key_reused")
+
+    async def test_concurrent_orders_on_the_last_units_sell_exactly_the_stock(self, client, world):
+        merchant = await make_merchant(client, world.authority)
+        crowd = await people(client, world.operator, world.btype, 30, points=50)
+        it = await make_item(client, merchant, points_price=20, stock=10)
+        answers = await asyncio.gather(*[place(client, p, it["id"]) for p in crowd])
+        codes = [r.status_code if r.status_code == 201 else r.json()["code"] for r in answers]
+        assert (codes.count(201), codes.count("out_of_stock")) == (10, 20)
+        for p, r in zip(crowd, answers, strict=True):
+            assert await balance(client, p) == (30 if r.status_code == 201 else 50)
+        assert await ledger_violations() == []
+
+
+class TestRefused:
+    async def test_a_refusal_changes_nothing(self, client, world, acquired):
+        merchant = await make_merchant(client, world.authority)
+        [buyer] = await people(client, world.operator, world.btype, 1, points=50)
+        it = await make_item(client, merchant, points_price=60, stock=5)
+        acquired.clear()
+        assert_problem(await place(client, buyer, it["id"]), 409, "insufficient_points")
+        assert acquired == [1]
+        assert await orders_of(buyer.user_id) == []
+        assert await redeemed_audit(buyer.user_id) == []
+        assert await balance(client, buyer) == 50
+        assert (await client.get(f"/v1/mall/items/{it['id']}")).json()["stock"] == 5
+
+    async def test_callers_are_refused_as_on_every_route(self, client, world):
+        merchant = await make_merchant(client, world.authority)
+        it = await make_item(client, merchant, points_price=30, stock=5)
+        body = {"item_id": it["id"], "quantity": 1}
+        key = {"Idempotency-Key": "k-1"}
+        assert_problem(await client.post("/v1/me/orders", json=body, headers=key), 401, "not_authenticated")
+        r = await client.post("/v1/me/orders", json=body, headers={**bearer("not-a-jwt"), **key})
+        assert_problem(r, 401, "invalid_token")
+        assert_problem(
+            await client.post("/v1/me/orders", json=body, headers=merchant.headers), 403, "forbidden_role"
+        )
+        [buyer] = await people(client, world.operator, world.btype, 1)
+        r = await client.post("/v1/me/orders", json=body, headers=buyer.headers)
+        assert_problem(r, 400, "idempotency_key_required")
+
+    async def test_bodies_the_model_refuses_get_fastapis_own_answers(self, client, world, acquired):
+        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+        headers = {**buyer.headers, "Idempotency-Key": "odd-body"}
+        acquired.clear()
+        r = await client.post(
+            "/v1/me/orders", content=b'{"item_id": ', headers={**headers, "content-type": "application/json"}
+        )
+        assert_problem(r, 400, "malformed_json")
+        r = await client.post("/v1/me/orders", json={"item_id": "not-a-uuid", "quantity": 1}, headers=headers)
+        body = assert_problem(r, 422, "validation_error")
+        assert [e["loc"] for e in body["errors"]] == [["body", "item_id"]]
+        r = await client.post(
+            "/v1/me/orders", json={"item_id": str(uuid.uuid4()), "quantity": "two"}, headers=headers
+        )
+        assert [e["loc"] for e in assert_problem(r, 422, "validation_error")["errors"]] == [
+            ["body", "quantity"]
+        ]
+        assert acquired == []  # none of them reached the direct path
+        assert await orders_of(buyer.user_id) == []
+
+
+class TestDeclaration:
+    """What a direct write cannot do is refused when it is declared, or when it is done."""
+
+    def _declare(self, endpoint, method: str = "post", path: str = "/x") -> FastAPI:
+        app = FastAPI()
+        app.router.route_class = DirectWriteRoute
+        getattr(app, method)(path, status_code=201)(endpoint)
+        return app
+
+    def test_a_get_a_path_parameter_a_header_and_two_bodies_are_refused(self):
+        async def plain(session: Session, user: Buyer, data: OrderCreate) -> Response:
+            return Response()
+
+        with pytest.raises(TypeError, match="a POST"):
+            self._declare(plain, method="get")
+
+        async def with_path(session: Session, user: Buyer, data: OrderCreate, n: int) -> Response:
+            return Response()
+
+        with pytest.raises(TypeError, match="without path or query"):
+            self._declare(with_path, path="/x/{n}")
+
+        async def with_header(session: Session, data: OrderCreate, x_n: Annotated[str, Header()]) -> Response:
+            return Response()
+
+        with pytest.raises(TypeError, match="one JSON body"):
+            self._declare(with_header)
+
+        async def two_bodies(session: Session, a: OrderCreate, b: OrderCreate) -> Response:
+            return Response()
+
+        with pytest.raises(TypeError, match="one JSON body"):
+            self._declare(two_bodies)
+
+        async def embedded(session: Session, data: Annotated[OrderCreate, Body(embed=True)]) -> Response:
+            return Response()
+
+        with pytest.raises(TypeError, match="embedded"):
+            self._declare(embedded)
+
+    async def test_an_endpoint_using_the_orm_is_rolled_back(self, app, client):
+        async def sneaky(session: Session, data: OrderCreate) -> Response:
+            await session.execute(sa.text("CREATE TABLE direct_write_sneaky (n int)"))
+            return Response(status_code=status.HTTP_201_CREATED)
+
+        async def no_answer(session: Session, data: OrderCreate) -> dict:
+            return {}
+
+        sneaky_app = self._declare(sneaky)
+        sneaky_app.post("/y", status_code=201)(no_answer)
+        import httpx
+
+        transport = httpx.ASGITransport(app=sneaky_app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            body = {"item_id": str(uuid.uuid4()), "quantity": 1}
+            with pytest.raises(RuntimeError, match="used the ORM session"):
+                await c.post("/x", json=body)
+            with pytest.raises(TypeError, match="answers a Response"):
+                await c.post("/y", json=body)
+        async with db.session_scope() as session:
+            found = await session.execute(sa.text("SELECT to_regclass('direct_write_sneaky') IS NULL"))
+            assert found.scalar_one() is True
