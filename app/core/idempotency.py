@@ -3,6 +3,7 @@
 :func:`begin` runs before the work: it takes a transaction-scoped advisory lock on the key
 (another request holding it → 409 ``idempotency_key_in_use``), then looks the key up: same
 request → the stored response is replayed; another request → 422 ``idempotency_key_reused``.
+Both in one round trip (the ``idempotency_begin`` function, migration 0015).
 :func:`finish` stores the successful response in the same transaction, so a crash before the
 commit leaves nothing behind and a retry simply runs again. Failed requests change nothing and
 store nothing: a retry re-evaluates them.
@@ -75,18 +76,16 @@ async def begin(request: Request, session: AsyncSession, scope: str, *, required
         b"\x00".join([request.method.encode(), request.url.path.encode(), body])
     ).hexdigest()
     conn = await db.raw_connection(session)  # on every POST: asyncpg directly, not the ORM
-    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_key(scope, key)):
+    # the key's lock tried, then its record looked up with a snapshot taken under the lock: one round trip
+    row = await conn.fetchrow(
+        "SELECT * FROM idempotency_begin($1, $2, $3, $4)", _lock_key(scope, key), scope, key, clock.now()
+    )
+    assert row is not None  # the function answers one row
+    if not row["locked"]:
         raise KeyInUse(
             "the first request with this key has not finished; retry shortly", headers={"Retry-After": "1"}
         )
-    row = await conn.fetchrow(
-        "SELECT fingerprint, status_code, body, content_type FROM idempotency_records"
-        " WHERE scope = $1 AND key = $2 AND expires_at > $3",
-        scope,
-        key,
-        clock.now(),
-    )
-    if row is not None:
+    if row["fingerprint"] is not None:
         if row["fingerprint"] != fingerprint:
             raise KeyReused("this key was first used with another body or path")
         raise Replay(

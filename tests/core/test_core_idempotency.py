@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
@@ -214,3 +215,65 @@ class TestExpiry:
 
         names = {j.name for j in JOBS}
         assert tasks.purge_expired_idempotency_keys.__module__ + ".purge_expired_idempotency_keys" in names
+
+
+class TestBeginInOneRoundTrip:
+    """``idempotency_begin`` (migration 0015) tries the key's lock, then looks the key up with a snapshot
+    taken under the lock: a record committed by the request that held it a moment ago is seen."""
+
+    async def test_a_record_committed_while_the_call_waited_for_the_lock_is_replayed(self, app, servers):
+        scope, k = "test:begin", key()
+        lock, now = idempotency._lock_key(scope, k), clock.now()
+        first = await asyncpg.connect(db.plain_url(servers.database_url))
+        second = await asyncpg.connect(db.plain_url(servers.database_url))
+        try:
+            holding = first.transaction()
+            await holding.start()
+            assert await first.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock)
+            await first.execute(
+                idempotency.STORE_SQL.format(*(f"${n}" for n in range(1, 9))),
+                scope,
+                k,
+                "f" * 64,
+                201,
+                b'{"n":1}',
+                "application/json",
+                now,
+                now + timedelta(hours=1),
+            )
+            in_use = await second.fetchrow(
+                "SELECT * FROM idempotency_begin($1, $2, $3, $4)", lock, scope, k, now
+            )
+            assert (in_use["locked"], in_use["fingerprint"]) == (False, None)
+            # the call's statement starts (its snapshot taken) before the first commits; its lock and lookup
+            # run after: the first's record is seen, not missed
+            waited = asyncio.create_task(
+                second.fetchrow(
+                    "SELECT f.* FROM (SELECT $4::timestamptz AS now, pg_sleep(0.5)) s,"
+                    " LATERAL idempotency_begin($1, $2, $3, s.now) f",
+                    lock,
+                    scope,
+                    k,
+                    now,
+                )
+            )
+            await asyncio.sleep(0.15)
+            await holding.commit()
+            row = await waited
+            assert (row["locked"], row["fingerprint"], row["status_code"], row["body"]) == (
+                True,
+                "f" * 64,
+                201,
+                b'{"n":1}',
+            )
+            fresh = await second.fetchrow(
+                "SELECT * FROM idempotency_begin($1, $2, $3, $4)", lock, scope, "never-used", now
+            )
+            assert (fresh["locked"], fresh["fingerprint"], fresh["body"]) == (True, None, None)
+            expired = await second.fetchrow(
+                "SELECT * FROM idempotency_begin($1, $2, $3, $4)", lock, scope, k, now + timedelta(hours=2)
+            )
+            assert (expired["locked"], expired["fingerprint"]) == (True, None)
+        finally:
+            await first.close()
+            await second.close()
