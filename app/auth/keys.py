@@ -27,13 +27,15 @@ async def load(session: AsyncSession) -> None:
     global _active, _loaded_at
     _loaded_at = time.monotonic()
     grace = timedelta(seconds=max(get_settings().token_ttl_seconds, get_settings().user_token_ttl_seconds))
-    rows = await repository.verification_keys(session, clock.now() - grace)
+    rows = await repository.verification_keys(await db.raw_connection(session), clock.now() - grace)
     _keys.clear()
     _active = None
     for row in rows:
-        _keys[row.kid] = security.SigningKey(row.kid, row.algorithm, row.private_pem, row.public_jwk)
-        if row.retired_at is None:
-            _active = row.kid
+        _keys[row["kid"]] = security.SigningKey(
+            row["kid"], row["algorithm"], row["private_pem"], row["public_jwk"]
+        )
+        if row["retired_at"] is None:
+            _active = row["kid"]
 
 
 async def ensure(session: AsyncSession) -> None:

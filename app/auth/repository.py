@@ -1,14 +1,15 @@
 """All SQL of the auth domain: the platform's signing keys and the client assertions already used.
 
 Both are the long tail (a key rotation, one token grant): SQLAlchemy statements on the session; the one
-read of every request of a person's token (:func:`family_revoked`) is on asyncpg.
+read of every request of a person's token (:func:`family_revoked`) and the keys' periodic re-read
+(:func:`verification_keys`) are on asyncpg.
 """
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,18 +28,16 @@ from app.core.db import Conn
 # ---- platform signing keys -------------------------------------------------------------------------------
 
 
-async def verification_keys(session: AsyncSession, retired_after: datetime) -> Sequence[PlatformSigningKey]:
-    """The keys that still verify (unretired, or retired after ``retired_after``), oldest first."""
-    query = (
-        select(PlatformSigningKey)
-        .where(
-            col(PlatformSigningKey.retired_at).is_(None)
-            | (col(PlatformSigningKey.retired_at) > retired_after)
-        )
-        .order_by(col(PlatformSigningKey.created_at))
-        .execution_options(populate_existing=True)  # as stored now, whatever this session read before
+async def verification_keys(conn: Conn, retired_after: datetime) -> list[asyncpg.Record]:
+    """The keys that still verify (unretired, or retired after ``retired_after``), oldest first.
+
+    On asyncpg: a process re-reads them every minute from whatever request comes along, and a direct
+    route's request runs its statements on a connection that is not its ORM session's."""
+    return await conn.fetch(
+        "SELECT kid, algorithm, private_pem, public_jwk, retired_at FROM platform_signing_keys"
+        " WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at",
+        retired_after,
     )
-    return (await session.execute(query)).scalars().all()
 
 
 async def has_active_key(session: AsyncSession) -> bool:

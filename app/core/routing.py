@@ -210,11 +210,12 @@ class DirectWriteRoute(CommitRoute):
         if params.header_params or params.cookie_params or len(params.body_params) != 1:
             raise TypeError(f"{path}: a direct write takes one JSON body and no header or cookie parameters")
         field = params.body_params[0]
-        if getattr(field.field_info, "embed", False):
+        annotation = field.field_info.annotation
+        if getattr(field.field_info, "embed", False) or annotation is None:
             raise TypeError(f"{path}: a direct write's body is its model, not embedded in an object")
         self._arguments = _direct_arguments(self)
         self._body_name = str(field.name)
-        self._body = TypeAdapter(field.field_info.annotation)
+        self._body = TypeAdapter(annotation)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         through_fastapi = super().get_route_handler()

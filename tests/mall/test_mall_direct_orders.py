@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import Body, FastAPI, Header, status
 from fastapi.responses import Response
 
+from app.auth import keys
 from app.auth.dependencies import Session
 from app.core import db
 from app.core.models import AuditEntry
@@ -82,6 +83,18 @@ class TestPlaced:
         [audited] = await redeemed_audit(buyer.user_id)
         assert (audited["points"], audited["ref_type"], audited["ref_id"]) == (60, "mall_order", order["id"])
         assert await ledger_violations() == []
+
+    async def test_an_order_that_rereads_the_signing_keys_stays_off_the_orm(self, client, world, monkeypatch):
+        """Every minute a process re-reads the platform's keys from whatever request comes along: on a direct
+        write that read runs on the direct connection, so the order goes through."""
+        merchant = await make_merchant(client, world.authority)
+        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+        it = await make_item(client, merchant, points_price=30, stock=5)
+        monkeypatch.setattr(keys, "_loaded_at", 0.0)  # a minute and more ago
+        r = await place(client, buyer, it["id"])
+        assert r.status_code == 201, r.text
+        assert keys._loaded_at > 0.0
+        assert await balance(client, buyer) == 70
 
     async def test_a_retry_with_the_same_key_is_the_same_order(self, client, world):
         merchant = await make_merchant(client, world.authority)
