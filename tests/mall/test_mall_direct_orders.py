@@ -62,11 +62,16 @@ async def redeemed_audit(user_id: str) -> list[dict]:
         return [r[0] for r in rows]
 
 
+async def a_buyer_and_an_item(client, world, *, points: int, price: int, stock: int | None):
+    """A person with ``points`` and a new merchant's item at ``price`` with ``stock`` units."""
+    merchant = await make_merchant(client, world.authority)
+    [buyer] = await people(client, world.operator, world.btype, 1, points=points)
+    return buyer, await make_item(client, merchant, points_price=price, stock=stock)
+
+
 class TestPlaced:
     async def test_an_order_is_placed_on_the_direct_pool_with_its_audit_entry(self, client, world, acquired):
-        merchant = await make_merchant(client, world.authority)
-        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
-        it = await make_item(client, merchant, points_price=30, stock=5)
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
         acquired.clear()
         r = await place(client, buyer, it["id"], 2)
         assert r.status_code == 201, r.text
@@ -87,9 +92,7 @@ class TestPlaced:
     async def test_an_order_that_rereads_the_signing_keys_stays_off_the_orm(self, client, world, monkeypatch):
         """Every minute a process re-reads the platform's keys from whatever request comes along: on a direct
         write that read runs on the direct connection, so the order goes through."""
-        merchant = await make_merchant(client, world.authority)
-        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
-        it = await make_item(client, merchant, points_price=30, stock=5)
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
         monkeypatch.setattr(keys, "_loaded_at", 0.0)  # a minute and more ago
         r = await place(client, buyer, it["id"])
         assert r.status_code == 201, r.text
@@ -97,9 +100,7 @@ class TestPlaced:
         assert await balance(client, buyer) == 70
 
     async def test_a_retry_with_the_same_key_is_the_same_order(self, client, world):
-        merchant = await make_merchant(client, world.authority)
-        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
-        it = await make_item(client, merchant, points_price=30, stock=5)
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
         first = await place(client, buyer, it["id"], key="lunch-1")
         again = await place(client, buyer, it["id"], key="lunch-1")
         assert (first.status_code, again.status_code) == (201, 201)
@@ -109,9 +110,7 @@ class TestPlaced:
         assert await balance(client, buyer) == 70
 
     async def test_the_same_key_at_once_places_one_order(self, client, world):
-        merchant = await make_merchant(client, world.authority)
-        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
-        it = await make_item(client, merchant, points_price=10, stock=None)
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=10, stock=None)
         answers = await asyncio.gather(*[place(client, buyer, it["id"], key="tap-twice") for _ in range(8)])
         placed = [r for r in answers if r.status_code == 201]
         assert placed and all(r.content == placed[0].content for r in placed)
@@ -139,9 +138,7 @@ class TestPlaced:
 
 class TestRefused:
     async def test_a_refusal_changes_nothing(self, client, world, acquired):
-        merchant = await make_merchant(client, world.authority)
-        [buyer] = await people(client, world.operator, world.btype, 1, points=50)
-        it = await make_item(client, merchant, points_price=60, stock=5)
+        buyer, it = await a_buyer_and_an_item(client, world, points=50, price=60, stock=5)
         acquired.clear()
         assert_problem(await place(client, buyer, it["id"]), 409, "insufficient_points")
         assert acquired == [1]
