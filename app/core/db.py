@@ -204,14 +204,16 @@ async def _direct_pool() -> asyncpg.Pool:
 
 direct_reads = True
 """False while every session is bound to one connection (a test's transaction, rolled back at its end):
-:func:`direct_connection` then gives none and direct reads run on the session's connection."""
+:func:`direct_connection` then gives none, direct reads run on the session's connection and direct writes
+take the ordinary route (:class:`app.core.routing.DirectWriteRoute`)."""
 
 
 @asynccontextmanager
 async def direct_connection() -> AsyncIterator[Conn | None]:
-    """A pooled plain asyncpg connection, outside SQLAlchemy: for reads made on every app open, where an
-    ORM session's bookkeeping would cost more than the statement (:class:`app.core.routing.DirectReadRoute`).
-    None when :data:`direct_reads` is off."""
+    """A pooled plain asyncpg connection, outside SQLAlchemy: for the reads made on every app open and the
+    orders of a lunch hour, where an ORM session's bookkeeping would cost more than the statements
+    (:class:`app.core.routing.DirectReadRoute`, :class:`app.core.routing.DirectWriteRoute`). None when
+    :data:`direct_reads` is off."""
     if not direct_reads:
         yield None
         return

@@ -333,9 +333,8 @@ async def expire_due(
     One ``expire`` entry per person with allocations per lot. Accounts are locked in ``user_id``
     order. Returns how many people and points; run it until ``accounts`` is 0.
     """
-    conn = await db.raw_connection(session)
     now = now or clock.now()
-    users = await repo.people_with_due_lots(conn, now, max_accounts, await _expired_since(conn, now))
+    users = await people_with_due_lots(session, now, limit=max_accounts)
     if not users:
         await mark_all_expired(session, now)
         return Expiry(0, 0)
@@ -358,15 +357,15 @@ async def _expired_since(conn: db.Conn, now: datetime) -> datetime | None:
 
 
 async def people_with_due_lots(
-    session: AsyncSession, now: datetime, *, after: datetime | None = None
+    session: AsyncSession, now: datetime, *, after: datetime | None = None, limit: int | None = None
 ) -> list[uuid.UUID]:
-    """Everybody with points in lots expired at ``now``, in ``user_id`` order (one read, for the job).
+    """Everybody (up to ``limit``) with points in lots expired at ``now``, in ``user_id`` order (one read).
     ``after``: only lots due after it (the job's earlier pass emptied those due at or before it)."""
     conn = await db.raw_connection(session)
     since = await _expired_since(conn, now)
     if after is not None:
         since = after if since is None else max(since, after)
-    return await repo.people_with_due_lots(conn, now, None, since)
+    return await repo.people_with_due_lots(conn, now, limit, since)
 
 
 async def mark_all_expired(session: AsyncSession, now: datetime) -> None:
