@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth import keys
-from app.core import callers, clock, db, embedded, errors, openapi, redis
+from app.core import callers, clock, db, embedded, errors, heap, openapi, redis
 from app.core.config import Settings, get_settings
 from app.core.observability import RequestMiddleware, configure_logging
 from app.core.scheduler import Leader
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.scheduler_enabled:
             leader.start()
         app.state.leader = leader
+        heap.settle()  # everything started stays out of the cyclic collector's walks (app.core.heap)
         try:
             yield
         finally:
