@@ -3,8 +3,9 @@
 CPython frees most objects when their last reference goes; its cyclic collector runs besides, every 700
 container allocations, and now and then walks every object the process holds. A started process holds about
 250,000 (modules, routes, models, compiled statements) that live as long as it does, so each full walk took
-150–190 ms, and a 1,000-record batch, which allocates tens of thousands of objects, paid about 57 ms of
-collection on its ~300 ms (measured with ``gc.callbacks`` on ``bench/ingest.py``'s batches).
+170–250 ms, and a 1,000-record batch, which allocates tens of thousands of objects, paid about 57 ms of
+collection on its ~300 ms; after :func:`settle`, 8 ms (``gc.callbacks`` timing 40 of ``bench/ingest.py``'s
+batches sent one after another).
 """
 
 import gc
