@@ -300,6 +300,21 @@ class TestInPlace:
         ]
         assert options == ["fillfactor=50"]
 
+    async def test_an_account_is_rewritten_in_place(self, client):
+        async with db.session_scope() as session:
+            defs = (
+                await session.execute(
+                    sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = 'point_accounts'")
+                )
+            ).scalars()
+            options = (
+                await session.execute(
+                    sa.text("SELECT reloptions FROM pg_class WHERE relname = 'point_accounts'")
+                )
+            ).scalar_one()
+        assert [d.split(" ON ")[0] for d in defs] == ["CREATE UNIQUE INDEX pk_point_accounts"]
+        assert options == ["fillfactor=50"]
+
     async def test_expiring_a_lot_is_a_heap_only_update(self, client):
         op, u, btype = await person(client)
         await earn(client, op, u["external_user_id"], btype, 3)
@@ -307,14 +322,21 @@ class TestInPlace:
         due = _parse((await _lot_times(u["user_id"]))[0])
         counts = sa.text(
             "SELECT pg_stat_get_xact_tuples_updated('point_lots'::regclass),"
-            " pg_stat_get_xact_tuples_hot_updated('point_lots'::regclass)"
+            " pg_stat_get_xact_tuples_hot_updated('point_lots'::regclass),"
+            " pg_stat_get_xact_tuples_updated('point_accounts'::regclass),"
+            " pg_stat_get_xact_tuples_hot_updated('point_accounts'::regclass)"
         )
         async with db.session_scope() as session:
             before = (await session.execute(counts)).one()
             done = await service.expire_people(session, [user], due)
             after = (await session.execute(counts)).one()
         assert done == service.Expiry(1, 30)
-        assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+        assert tuple(a - b for a, b in zip(after, before, strict=True)) == (
+            1,
+            1,
+            1,
+            1,
+        )  # the lot, the account
 
 
 def _parse(value):
