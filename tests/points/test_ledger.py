@@ -282,38 +282,36 @@ class TestTheMark:
             )
 
 
+async def _storage(table: str) -> tuple[list[str], list[str] | None]:
+    """The table's indexes (``CREATE … INDEX name``, sorted) and its storage options."""
+    async with db.session_scope() as session:
+        defs = (
+            await session.execute(
+                sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table}
+            )
+        ).scalars()
+        options = (
+            await session.execute(sa.text("SELECT reloptions FROM pg_class WHERE relname = :t"), {"t": table})
+        ).scalar_one()
+    return sorted(d.split(" ON ")[0] for d in defs), options
+
+
 class TestInPlace:
     async def test_no_index_of_a_lot_covers_what_expiry_changes(self, client):
-        async with db.session_scope() as session:
-            defs = (
-                await session.execute(
-                    sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = 'point_lots'")
-                )
-            ).scalars()
-            options = (
-                await session.execute(sa.text("SELECT reloptions FROM pg_class WHERE relname = 'point_lots'"))
-            ).scalar_one()
-        assert sorted(d.split(" ON ")[0] for d in defs) == [
-            "CREATE INDEX ix_point_lots_expires_at",
-            "CREATE UNIQUE INDEX pk_point_lots",
-            "CREATE UNIQUE INDEX uq_point_lots_user_id_expires_at",
-        ]
-        assert options == ["fillfactor=50"]
+        assert await _storage("point_lots") == (
+            [
+                "CREATE INDEX ix_point_lots_expires_at",
+                "CREATE UNIQUE INDEX pk_point_lots",
+                "CREATE UNIQUE INDEX uq_point_lots_user_id_expires_at",
+            ],
+            ["fillfactor=50"],
+        )
 
     async def test_an_account_is_rewritten_in_place(self, client):
-        async with db.session_scope() as session:
-            defs = (
-                await session.execute(
-                    sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = 'point_accounts'")
-                )
-            ).scalars()
-            options = (
-                await session.execute(
-                    sa.text("SELECT reloptions FROM pg_class WHERE relname = 'point_accounts'")
-                )
-            ).scalar_one()
-        assert [d.split(" ON ")[0] for d in defs] == ["CREATE UNIQUE INDEX pk_point_accounts"]
-        assert options == ["fillfactor=50"]
+        assert await _storage("point_accounts") == (
+            ["CREATE UNIQUE INDEX pk_point_accounts"],
+            ["fillfactor=50"],
+        )
 
     async def test_expiring_a_lot_is_a_heap_only_update(self, client):
         op, u, btype = await person(client)
