@@ -158,9 +158,11 @@ class TestDashboards:
             in html
         )
         assert f'<input id="f-to" name="to" type="date" value="{today.isoformat()}"' in html
-        assert f"<td>{btype}</td><td>2</td><td>1.5 kg</td>" in html
-        assert f"<td>{btype}</td><td>1</td><td>1.2 kg</td>" in html
-        assert f"<td>{name}</td><td>2</td><td>1.5 kg</td>" in html
+        # each cell carries its column's name, for the cards a phone shows
+        figures = '<td data-label="Records">{}</td><td data-label="Reductions">{}</td>'
+        assert f'<td data-label="Behaviour type">{btype}</td>' + figures.format(2, "1.5 kg") in html
+        assert f'<td data-label="Behaviour type">{btype}</td>' + figures.format(1, "1.2 kg") in html
+        assert f'<td data-label="Operator">{name}</td>' + figures.format(2, "1.5 kg") in html
         assert 'href="/console/dashboards/records-by-type.csv?from=' in html
         assert "data-chart=" in html and "<script>" not in html
 
@@ -200,8 +202,10 @@ class TestDashboards:
         ]
         html = (await console.get("/console/dashboards", headers=HTML)).text
         assert (
-            f'<th scope="row">{name}</th><td>2</td><td>150</td><td>0</td><td>0</td><td>0</td><td>0</td>'
-            in html
+            f'<th scope="row" data-label="Merchant">{name}</th><td data-label="Orders">2</td>'
+            '<td data-label="Points spent">150</td><td data-label="Redeemed">0</td>'
+            '<td data-label="Cancelled">0</td>'
+            '<td data-label="Expired unused">0</td><td data-label="Points refunded">0</td>' in html
         )
 
     async def test_points_about_to_expire(self, client, console):
