@@ -29,8 +29,11 @@ metadata = SQLModel.metadata
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _direct: asyncpg.Pool | None = None
+_shared: asyncpg.Pool | None = None
 _direct_settings: tuple[str, int] | None = None
 _direct_lock = asyncio.Lock()
+SHARED_CONNECTIONS = 2
+"""Connections of the pool that statements shared between requests run on (:func:`shared_connection`)."""
 
 
 def asyncpg_url(url: str) -> str:
@@ -59,20 +62,21 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
 
 
 def init(url: str, pool_size: int = 20) -> AsyncEngine:
-    global _engine, _sessionmaker, _direct, _direct_settings
+    global _engine, _sessionmaker, _direct, _shared, _direct_settings
     _engine = create_engine(url, pool_size)
     _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
-    _direct, _direct_settings = None, (plain_url(url), pool_size)  # opened on first use, on its loop
+    _direct, _shared, _direct_settings = None, None, (plain_url(url), pool_size)  # opened on first use
     return _engine
 
 
 async def dispose() -> None:
-    global _engine, _sessionmaker, _direct, _direct_settings
+    global _engine, _sessionmaker, _direct, _shared, _direct_settings
     if _engine is not None:
         await _engine.dispose()
-    if _direct is not None:
-        await _direct.close()
-    _engine, _sessionmaker, _direct, _direct_settings = None, None, None, None
+    for pool in (_direct, _shared):
+        if pool is not None:
+            await pool.close()
+    _engine, _sessionmaker, _direct, _shared, _direct_settings = None, None, None, None, None
 
 
 def engine() -> AsyncEngine:
@@ -106,14 +110,35 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
 
 
 Conn = asyncpg.Connection
-READS_ONLY = "reads_only"
-"""``session.info`` key: the session's raw statements run without a transaction (each its own)."""
 """The asyncpg connection of a session's transaction: what tier-2 repository functions take first."""
 
+READS_ONLY = "reads_only"
+"""``session.info`` key: the session's raw statements run without a transaction (each its own)."""
 
 DIRECT = "direct"
-"""``session.info`` key: a plain asyncpg connection (:func:`direct_connection`) the session's raw
-statements run on instead of the session's own, each its own transaction."""
+"""``session.info`` key: a :class:`DirectLease` whose plain asyncpg connection the session's raw statements
+run on instead of the session's own."""
+
+
+class DirectLease:
+    """A plain pooled asyncpg connection for one request, taken from the pool when a statement first needs
+    it (a direct read whose caller is known and whose data comes from a shared statement takes none) and
+    given back when the request ends (:func:`direct_lease`)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Conn | None = None):
+        self._conn = conn
+
+    async def connection(self) -> Conn:
+        if self._conn is None:
+            self._conn = cast(Conn, await (await _direct_pool()).acquire())
+        return self._conn
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and _direct is not None:
+            await _direct.release(cast(Any, conn))  # the pool's own proxy, as acquired
 
 
 async def raw_connection(session: AsyncSession) -> Conn:
@@ -126,9 +151,9 @@ async def raw_connection(session: AsyncSession) -> Conn:
     round trips. A session given a :data:`DIRECT` connection (:class:`app.core.routing.DirectReadRoute`)
     runs its raw statements on that one, without SQLAlchemy's connection at all.
     """
-    direct = session.info.get(DIRECT)
-    if direct is not None:
-        return cast(Conn, direct)
+    lease = session.info.get(DIRECT)
+    if lease is not None:
+        return await lease.connection()
     fairy = await (await session.connection()).get_raw_connection()
     if not session.info.get(READS_ONLY):
         await _begin_now(fairy.dbapi_connection)
@@ -183,23 +208,35 @@ async def _no_reset(conn: Conn) -> None:
     left open is rolled back by asyncpg before this)."""
 
 
+async def _plain_pool(size: int) -> asyncpg.Pool:
+    if _direct_settings is None:
+        raise RuntimeError("database not initialised")
+    return await asyncpg.create_pool(
+        _direct_settings[0],
+        min_size=0,
+        max_size=size,
+        init=_direct_codecs,
+        reset=_no_reset,
+        server_settings={"timezone": "UTC", "application_name": "carbon-points"},
+    )
+
+
 async def _direct_pool() -> asyncpg.Pool:
     global _direct
     if _direct is None:
         async with _direct_lock:
             if _direct is None:
-                if _direct_settings is None:
-                    raise RuntimeError("database not initialised")
-                url, size = _direct_settings
-                _direct = await asyncpg.create_pool(
-                    url,
-                    min_size=0,
-                    max_size=size,
-                    init=_direct_codecs,
-                    reset=_no_reset,
-                    server_settings={"timezone": "UTC", "application_name": "carbon-points"},
-                )
+                _direct = await _plain_pool(_direct_settings[1] if _direct_settings else 0)
     return _direct
+
+
+async def _shared_pool() -> asyncpg.Pool:
+    global _shared
+    if _shared is None:
+        async with _direct_lock:
+            if _shared is None:
+                _shared = await _plain_pool(SHARED_CONNECTIONS)
+    return _shared
 
 
 direct_reads = True
@@ -219,3 +256,33 @@ async def direct_connection() -> AsyncIterator[Conn | None]:
         return
     async with (await _direct_pool()).acquire() as conn:
         yield cast(Conn, conn)  # a pool's proxy: every Connection method, forwarded
+
+
+@asynccontextmanager
+async def shared_connection() -> AsyncIterator[Conn]:
+    """A plain asyncpg connection for a statement shared between requests (:mod:`app.core.coalesce`), from
+    a pool of its own: a request may hold a direct connection while it waits for a shared statement, so
+    the two never wait for each other's connections."""
+    async with (await _shared_pool()).acquire() as conn:
+        yield cast(Conn, conn)
+
+
+@asynccontextmanager
+async def direct_lease() -> AsyncIterator[DirectLease | None]:
+    """A :class:`DirectLease` for a direct read, given back at the end; None when :data:`direct_reads` is
+    off."""
+    if not direct_reads:
+        yield None
+        return
+    lease = DirectLease()
+    try:
+        yield lease
+    finally:
+        await lease.release()
+
+
+def reads_committed_apart(session: AsyncSession) -> bool:
+    """Whether the session is a direct read's: its statements run each on its own, on a connection that is
+    not the session's, and see what is committed when they start. Such a read may share its statement with
+    other requests' (:mod:`app.core.coalesce`): nothing of its own transaction could be missed."""
+    return session.info.get(READS_ONLY, False) and isinstance(session.info.get(DIRECT), DirectLease)

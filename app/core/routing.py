@@ -157,8 +157,10 @@ class DirectReadRoute(CommitRoute):
     The endpoint may take only the request's session (:func:`get_session`) and its caller: a dependency
     carrying ``resolve(request, session)`` (:func:`app.auth.dependencies.require` makes them), which is
     called directly instead of FastAPI's dependency solving; the session's raw statements run on a plain
-    pooled asyncpg connection (:func:`app.core.db.direct_connection`), each its own transaction; the
-    endpoint's result is validated against the response model and serialised to JSON once. Anything else
+    pooled asyncpg connection (:class:`app.core.db.DirectLease`), each its own transaction, taken only if a
+    statement needs one (a caller whose standing is kept and a read shared with other requests',
+    :mod:`app.core.coalesce`, take none); the endpoint's result is validated against the response model and
+    serialised to JSON once. Anything else
     in the signature is refused when the route is declared, not when it is called.
     """
 
@@ -175,11 +177,11 @@ class DirectReadRoute(CommitRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         # called by APIRoute.__init__, before this class's own __init__ has looked at the signature
         async def read(request: Request) -> Response:
-            async with db.direct_connection() as conn, db.sessionmaker()() as session:
+            async with db.direct_lease() as lease, db.sessionmaker()() as session:
                 request.state.session = session
                 session.info[db.READS_ONLY] = True
-                if conn is not None:
-                    session.info[db.DIRECT] = conn
+                if lease is not None:
+                    session.info[db.DIRECT] = lease
                 result = await self.endpoint(**await _resolve(self._arguments, request, session))
             answer = self._answer
             body = answer.dump_json(answer.validate_python(result, from_attributes=True))
@@ -227,7 +229,7 @@ class DirectWriteRoute(CommitRoute):
             async with db.direct_connection() as conn, db.sessionmaker()() as session:
                 assert conn is not None  # direct_reads is on
                 request.state.session = session
-                session.info[db.DIRECT] = conn
+                session.info[db.DIRECT] = db.DirectLease(conn)
                 transaction = conn.transaction()
                 await transaction.start()
 

@@ -204,6 +204,25 @@ async def account_view(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[as
     )
 
 
+async def account_views(
+    conn: Conn, user_ids: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """:func:`account_view` of each of ``user_ids`` (distinct), in one statement."""
+    views: dict[uuid.UUID, list[asyncpg.Record]] = {user_id: [] for user_id in user_ids}
+    rows = await conn.fetch(
+        "SELECT p.user_id, a.lifetime_points, a.lifetime_reduction_g, l.expires_at, l.points"
+        " FROM unnest($1::uuid[]) AS p(user_id) LEFT JOIN point_accounts a ON a.user_id = p.user_id"
+        " LEFT JOIN LATERAL (SELECT expires_at, sum(remaining)::bigint AS points FROM point_lots"
+        " WHERE user_id = p.user_id AND remaining > 0 AND expires_at > $2 GROUP BY expires_at) l ON true"
+        " ORDER BY p.user_id, l.expires_at",
+        user_ids,
+        now,
+    )
+    for row in rows:
+        views[row["user_id"]].append(row)
+    return views
+
+
 async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
     """Points left in lots not yet expired, per expiry moment, soonest first."""
     return await conn.fetch(

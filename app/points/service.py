@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, security
+from app.core import audit, clock, coalesce, db, security
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.methodologies import service as methodologies_service
@@ -119,9 +119,23 @@ class PlatformTotals:
 # ---- people's views --------------------------------------------------------------------------------------
 
 
+async def _account_views(conn: db.Conn, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    return await repo.account_views(conn, user_ids, clock.now())
+
+
+_shared_account_views = coalesce.Coalesced(_account_views)
+"""The balance read a person's app makes on every open: the direct reads waiting at the same time share one
+statement."""
+
+
 async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:
     """Balance usable now (lots not yet expired), broken down by expiry, soonest first."""
-    rows = await repo.account_view(await db.raw_connection(session), user_id, clock.now())  # one round trip
+    if db.reads_committed_apart(session):
+        rows = await _shared_account_views.get(user_id)
+    else:
+        rows = await repo.account_view(
+            await db.raw_connection(session), user_id, clock.now()
+        )  # one round trip
     expiring = [Expiring(r["expires_at"], r["points"]) for r in rows if r["expires_at"] is not None]
     return Account(
         user_id=user_id,

@@ -43,19 +43,22 @@ class TestAnswers:
         assert direct.json()["balance"] == 150
         assert sum(e["points"] for e in direct.json()["expiring"]) == 150
 
-    async def test_it_reads_on_the_direct_pool_not_the_orm_session(self, client, monkeypatch):
+    async def test_it_reads_on_the_plain_pools_not_the_orm_session(self, client, monkeypatch):
         _, _, headers = await credited_person(client)
-        used = []
-        acquire = db.direct_connection
+        shared = []
+        acquire = db.shared_connection
 
         def counted():
-            used.append(1)
+            shared.append(1)
             return acquire()
 
-        monkeypatch.setattr(db, "direct_connection", counted)
+        monkeypatch.setattr(db, "shared_connection", counted)
+        engine_checkouts = db.engine().pool.checkedout()
         assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
-        assert used == [1]
-        assert db._direct is not None and db._direct.get_size() >= 1
+        assert shared == [1]  # the balance: a statement shared with whoever waited at the same time
+        assert db._direct is not None and db._direct.get_size() >= 1  # the caller's standing, read once
+        assert db._shared is not None and db._shared.get_size() >= 1
+        assert db.engine().pool.checkedout() == engine_checkouts
 
 
 class TestRefusals:

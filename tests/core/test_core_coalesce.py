@@ -1,0 +1,142 @@
+"""Reads shared between the requests that wait at the same time (:mod:`app.core.coalesce`), on the real
+server: one statement for many waiters, each their own answer, a lone read at once, errors and
+cancellations confined, at most ``in_flight`` statements at once; and the balance read that uses it."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from app.core import clock, coalesce, db
+from app.points import repository as points_repo
+from tests.factories import make_operator
+from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
+
+pytestmark = pytest.mark.commits
+
+
+class Recorder:
+    """A fetch that squares its keys in PostgreSQL and remembers the keys of each statement."""
+
+    def __init__(self, gate: asyncio.Event | None = None, fail_on: int | None = None):
+        self.batches: list[list[int]] = []
+        self.gate, self.fail_on = gate, fail_on
+        self.running = self.most_running = 0
+
+    async def __call__(self, conn: db.Conn, keys: list[int]) -> dict[int, int]:
+        self.batches.append(keys)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.fail_on in keys:
+                await conn.fetch("SELECT 1 / 0")
+            rows = await conn.fetch("SELECT k, k * k AS sq FROM unnest($1::int[]) AS k", keys)
+            return {r["k"]: r["sq"] for r in rows}
+        finally:
+            self.running -= 1
+
+
+async def test_a_lone_read_is_sent_at_once_alone(app):
+    fetch = Recorder()
+    assert await coalesce.Coalesced(fetch).get(7) == 49
+    assert fetch.batches == [[7]]
+
+
+async def test_reads_that_wait_together_share_a_statement_and_each_gets_its_own_answer(app):
+    fetch = Recorder()
+    shared = coalesce.Coalesced(fetch, in_flight=1)
+    keys = [k % 40 for k in range(100)]  # each key asked for more than once
+    answers = await asyncio.gather(*[shared.get(k) for k in keys])
+    assert answers == [k * k for k in keys]
+    assert len(fetch.batches) < len(keys)
+    assert all(len(batch) == len(set(batch)) for batch in fetch.batches)  # keys sent once a statement
+    assert sorted(set().union(*fetch.batches)) == list(range(40))
+
+
+async def test_at_most_in_flight_statements_and_the_rest_wait_for_the_next(app):
+    gate = asyncio.Event()
+    fetch = Recorder(gate)
+    shared = coalesce.Coalesced(fetch, in_flight=2, most=10)
+    waiting = [asyncio.ensure_future(shared.get(k)) for k in range(25)]
+    await asyncio.sleep(0.05)
+    assert fetch.running == 2 and len(fetch.batches) == 2  # two statements out, 23 reads waiting
+    gate.set()
+    assert await asyncio.gather(*waiting) == [k * k for k in range(25)]
+    assert fetch.most_running == 2
+    assert max(len(batch) for batch in fetch.batches) == 10  # a statement takes at most `most` keys
+    assert sorted(k for batch in fetch.batches for k in batch) == list(range(25))
+
+
+async def test_a_failed_statement_fails_its_waiters_only_and_the_next_read_works(app):
+    gate = asyncio.Event()
+    fetch = Recorder(gate, fail_on=3)
+    shared = coalesce.Coalesced(fetch, in_flight=1)
+    first = asyncio.ensure_future(shared.get(1))  # alone in the first statement
+    await asyncio.sleep(0.01)
+    doomed = [asyncio.ensure_future(shared.get(k)) for k in (2, 3)]  # together in the second
+    gate.set()
+    assert await first == 1
+    for read in doomed:
+        with pytest.raises(Exception, match="division by zero"):
+            await read
+    fetch.fail_on = None
+    assert await shared.get(3) == 9
+
+
+async def test_a_cancelled_waiter_leaves_the_others_their_answers(app):
+    gate = asyncio.Event()
+    fetch = Recorder(gate)
+    shared = coalesce.Coalesced(fetch, in_flight=1)
+    first = asyncio.ensure_future(shared.get(1))
+    await asyncio.sleep(0.01)
+    gone, kept = asyncio.ensure_future(shared.get(2)), asyncio.ensure_future(shared.get(3))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    gate.set()
+    assert (await first, await kept) == (1, 9)
+    assert gone.cancelled()
+    assert fetch.batches == [[1], [3]]  # the cancelled read's key was not sent
+
+
+async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(client, monkeypatch):
+    """Twelve people with different balances read them at the same time through ``/v1/me/account``."""
+    await ensure_rule()
+    btype = await make_methodology(factor="1000")
+    op = await make_operator(client)
+    people = []
+    for n in range(1, 13):
+        ext = (await enrol(client, op))["external_user_id"]
+        r = await submit(client, op, [record(ext, btype, quantity=n / 10)])
+        assert r.json()["results"][0]["status"] == "accepted", r.text
+        people.append((n * 10, await user_headers(client, op, ext)))
+    for _, headers in people:  # every token verified and every standing kept: only the balance is read
+        assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
+    statements: list[int] = []
+    views = points_repo.account_views
+
+    async def counted(conn, user_ids, now):
+        statements.append(len(user_ids))
+        return await views(conn, user_ids, now)
+
+    monkeypatch.setattr(points_repo, "account_views", counted)
+    answers = await asyncio.gather(*[client.get("/v1/me/account", headers=h) for _, h in people])
+    assert [r.status_code for r in answers] == [200] * 12
+    assert [r.json()["balance"] for r in answers] == [points for points, _ in people]
+    assert sum(statements) == 12 and len(statements) < 12
+
+
+async def test_a_balance_read_right_after_a_credit_sees_it(client):
+    await ensure_rule()
+    btype = await make_methodology(factor="1000")
+    op = await make_operator(client)
+    ext = (await enrol(client, op))["external_user_id"]
+    headers = await user_headers(client, op, ext)
+    for n in range(1, 4):
+        r = await submit(
+            client, op, [record(ext, btype, quantity=0.5, start=clock.now() - timedelta(hours=2 + n))]
+        )
+        assert r.json()["results"][0]["status"] == "accepted", r.text
+        reads = await asyncio.gather(*[client.get("/v1/me/account", headers=headers) for _ in range(5)])
+        assert [r.json()["balance"] for r in reads] == [50 * n] * 5
