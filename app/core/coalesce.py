@@ -8,13 +8,16 @@ round trip serves dozens of requests; a lone request waits for nobody.
 
 Each statement is sent after every request it answers arrived, so it sees everything committed before any
 of them was made: a person who spends and then opens their balance sees the spend. Only reads that see
-nothing but committed data may share a statement (:func:`app.core.db.reads_committed_apart`); a read inside
-a transaction of its own reads on its own.
+nothing but committed data share a statement (:func:`app.core.db.reads_committed_apart`: a direct read's);
+a read inside a transaction reads on its own, the same statement for its one key, on the transaction's
+connection.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import db
 
@@ -42,7 +45,14 @@ class Coalesced(Generic[K, V]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def get(self, key: K) -> V:
+    async def get(self, session: AsyncSession, key: K) -> V:
+        """The value of ``key``: shared with the reads waiting at the same time if ``session`` is a direct
+        read's, else read on the session's connection, in its transaction."""
+        if not db.reads_committed_apart(session):
+            return (await self._fetch(await db.raw_connection(session), [key]))[key]
+        return await self._shared(key)
+
+    async def _shared(self, key: K) -> V:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (a test's): what waited on the old one is gone
             self._loop, self._waiting, self._running, self._tasks = loop, [], 0, set()

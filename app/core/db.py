@@ -32,7 +32,7 @@ _direct: asyncpg.Pool | None = None
 _shared: asyncpg.Pool | None = None
 _direct_settings: tuple[str, int] | None = None
 _direct_lock = asyncio.Lock()
-SHARED_CONNECTIONS = 2
+SHARED_CONNECTIONS = 4
 """Connections of the pool that statements shared between requests run on (:func:`shared_connection`)."""
 
 

@@ -123,19 +123,14 @@ async def _account_views(conn: db.Conn, user_ids: list[uuid.UUID]) -> dict[uuid.
     return await repo.account_views(conn, user_ids, clock.now())
 
 
-_shared_account_views = coalesce.Coalesced(_account_views)
-"""The balance read a person's app makes on every open: the direct reads waiting at the same time share one
+_account_views_shared = coalesce.Coalesced(_account_views)
+"""The balance read a person's app makes on every open: direct reads waiting at the same time share one
 statement."""
 
 
 async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:
     """Balance usable now (lots not yet expired), broken down by expiry, soonest first."""
-    if db.reads_committed_apart(session):
-        rows = await _shared_account_views.get(user_id)
-    else:
-        rows = await repo.account_view(
-            await db.raw_connection(session), user_id, clock.now()
-        )  # one round trip
+    rows = await _account_views_shared.get(session, user_id)  # one round trip, perhaps shared
     expiring = [Expiring(r["expires_at"], r["points"]) for r in rows if r["expires_at"] is not None]
     return Account(
         user_id=user_id,

@@ -135,19 +135,29 @@ async def anonymise(session: AsyncSession, user_id: uuid.UUID, now: datetime) ->
     return [(operator_id, external_id) for _, operator_id, external_id in sorted(ended.all())]
 
 
-async def standing(conn: Conn, user_id: uuid.UUID, operator_id: uuid.UUID | None) -> asyncpg.Record | None:
-    """Per request of a user token, one indexed read: the person, their operator's status, a live entrustment.
+Standing = tuple[uuid.UUID, uuid.UUID | None]
+"""A user token's person and operator."""
+
+
+async def standings(conn: Conn, wanted: list[Standing]) -> dict[Standing, asyncpg.Record | None]:
+    """Per request of a user token, one indexed read: the person, their operator's status, a live entrustment;
+    for each of ``wanted`` (distinct; None where the person or the operator is unknown), in one statement.
 
     Reads ``organizations`` (the organizations domain's table) in the same statement: every user call
     comes here, and one round trip is the budget.
     """
-    return await conn.fetchrow(
-        "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
-        " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
-        " FROM users u, organizations o WHERE u.id = $1 AND o.id = $2",
-        user_id,
-        operator_id,
+    found: dict[Standing, asyncpg.Record | None] = dict.fromkeys(wanted)
+    rows = await conn.fetch(
+        "SELECT p.user_id, p.operator_id, u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e"
+        " WHERE e.user_id = u.id AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
+        " FROM unnest($1::uuid[], $2::uuid[]) AS p(user_id, operator_id)"
+        " JOIN users u ON u.id = p.user_id JOIN organizations o ON o.id = p.operator_id",
+        [user_id for user_id, _ in wanted],
+        [operator_id for _, operator_id in wanted],
     )
+    for row in rows:
+        found[(row["user_id"], row["operator_id"])] = row
+    return found
 
 
 # ---- what other domains ask (points) ---------------------------------------------------------------------

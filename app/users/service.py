@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, ratelimit, sms
+from app.core import audit, clock, coalesce, db, ratelimit, sms
 from app.core.config import get_settings
 from app.organizations import service as organizations_service
 from app.users import repository
@@ -178,11 +178,15 @@ async def delete_account(session: AsyncSession, user: Principal) -> AccountDelet
     return AccountDeletion(user_id=user.subject, deleted_at=now)
 
 
+_standings_shared = coalesce.Coalesced(repository.standings)
+"""User tokens' standings: direct reads waiting at the same time share one statement."""
+
+
 async def standing(
     session: AsyncSession, user_id: uuid.UUID, operator_id: uuid.UUID | None
 ) -> UserStanding | None:
     """A user token's standing, per request (one indexed read on asyncpg); None: person or operator unknown."""
-    row = await repository.standing(await db.raw_connection(session), user_id, operator_id)
+    row = await _standings_shared.get(session, (user_id, operator_id))
     if row is None:
         return None
     return UserStanding(

@@ -7,12 +7,23 @@ from datetime import timedelta
 
 import pytest
 
-from app.core import clock, coalesce, db
+from app.core import callers, clock, coalesce, db
 from app.points import repository as points_repo
+from app.users import repository as users_repo
+from app.users import service as users_service
 from tests.factories import make_operator
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
 
 pytestmark = pytest.mark.commits
+
+
+@pytest.fixture
+async def direct(app):
+    """A direct read's session: its reads may share a statement with others waiting at the same time."""
+    async with db.direct_lease() as lease, db.sessionmaker()() as session:
+        session.info[db.READS_ONLY] = True
+        session.info[db.DIRECT] = lease
+        yield session
 
 
 class Recorder:
@@ -20,11 +31,13 @@ class Recorder:
 
     def __init__(self, gate: asyncio.Event | None = None, fail_on: int | None = None):
         self.batches: list[list[int]] = []
+        self.connections: list[db.Conn] = []
         self.gate, self.fail_on = gate, fail_on
         self.running = self.most_running = 0
 
     async def __call__(self, conn: db.Conn, keys: list[int]) -> dict[int, int]:
         self.batches.append(keys)
+        self.connections.append(conn)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:
@@ -38,28 +51,28 @@ class Recorder:
             self.running -= 1
 
 
-async def test_a_lone_read_is_sent_at_once_alone(app):
+async def test_a_lone_read_is_sent_at_once_alone(direct):
     fetch = Recorder()
-    assert await coalesce.Coalesced(fetch).get(7) == 49
+    assert await coalesce.Coalesced(fetch).get(direct, 7) == 49
     assert fetch.batches == [[7]]
 
 
-async def test_reads_that_wait_together_share_a_statement_and_each_gets_its_own_answer(app):
+async def test_reads_that_wait_together_share_a_statement_and_each_gets_its_own_answer(direct):
     fetch = Recorder()
     shared = coalesce.Coalesced(fetch, in_flight=1)
     keys = [k % 40 for k in range(100)]  # each key asked for more than once
-    answers = await asyncio.gather(*[shared.get(k) for k in keys])
+    answers = await asyncio.gather(*[shared.get(direct, k) for k in keys])
     assert answers == [k * k for k in keys]
     assert len(fetch.batches) < len(keys)
     assert all(len(batch) == len(set(batch)) for batch in fetch.batches)  # keys sent once a statement
     assert sorted(set().union(*fetch.batches)) == list(range(40))
 
 
-async def test_at_most_in_flight_statements_and_the_rest_wait_for_the_next(app):
+async def test_at_most_in_flight_statements_and_the_rest_wait_for_the_next(direct):
     gate = asyncio.Event()
     fetch = Recorder(gate)
     shared = coalesce.Coalesced(fetch, in_flight=2, most=10)
-    waiting = [asyncio.ensure_future(shared.get(k)) for k in range(25)]
+    waiting = [asyncio.ensure_future(shared.get(direct, k)) for k in range(25)]
     await asyncio.sleep(0.05)
     assert fetch.running == 2 and len(fetch.batches) == 2  # two statements out, 23 reads waiting
     gate.set()
@@ -69,35 +82,54 @@ async def test_at_most_in_flight_statements_and_the_rest_wait_for_the_next(app):
     assert sorted(k for batch in fetch.batches for k in batch) == list(range(25))
 
 
-async def test_a_failed_statement_fails_its_waiters_only_and_the_next_read_works(app):
+async def test_a_failed_statement_fails_its_waiters_only_and_the_next_read_works(direct):
     gate = asyncio.Event()
     fetch = Recorder(gate, fail_on=3)
     shared = coalesce.Coalesced(fetch, in_flight=1)
-    first = asyncio.ensure_future(shared.get(1))  # alone in the first statement
+    first = asyncio.ensure_future(shared.get(direct, 1))  # alone in the first statement
     await asyncio.sleep(0.01)
-    doomed = [asyncio.ensure_future(shared.get(k)) for k in (2, 3)]  # together in the second
+    doomed = [asyncio.ensure_future(shared.get(direct, k)) for k in (2, 3)]  # together in the second
     gate.set()
     assert await first == 1
     for read in doomed:
         with pytest.raises(Exception, match="division by zero"):
             await read
     fetch.fail_on = None
-    assert await shared.get(3) == 9
+    assert await shared.get(direct, 3) == 9
 
 
-async def test_a_cancelled_waiter_leaves_the_others_their_answers(app):
+async def test_a_cancelled_waiter_leaves_the_others_their_answers(direct):
     gate = asyncio.Event()
     fetch = Recorder(gate)
     shared = coalesce.Coalesced(fetch, in_flight=1)
-    first = asyncio.ensure_future(shared.get(1))
+    first = asyncio.ensure_future(shared.get(direct, 1))
     await asyncio.sleep(0.01)
-    gone, kept = asyncio.ensure_future(shared.get(2)), asyncio.ensure_future(shared.get(3))
+    gone, kept = asyncio.ensure_future(shared.get(direct, 2)), asyncio.ensure_future(shared.get(direct, 3))
     await asyncio.sleep(0.01)
     gone.cancel()
     gate.set()
     assert (await first, await kept) == (1, 9)
     assert gone.cancelled()
     assert fetch.batches == [[1], [3]]  # the cancelled read's key was not sent
+
+
+async def test_a_read_in_a_transaction_reads_alone_on_its_connection(app):
+    fetch = Recorder()
+    async with db.session_scope() as session:
+        conn = await db.raw_connection(session)
+        shared = coalesce.Coalesced(fetch)
+        answers = [await shared.get(session, k) for k in (2, 3)]
+    assert answers == [4, 9]
+    assert fetch.batches == [[2], [3]]
+    assert fetch.connections == [conn, conn]
+
+
+def counting(sizes: list[int], fetch):
+    async def counted(conn, keys):
+        sizes.append(len(keys))
+        return await fetch(conn, keys)
+
+    return counted
 
 
 async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(client, monkeypatch):
@@ -111,20 +143,22 @@ async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(c
         r = await submit(client, op, [record(ext, btype, quantity=n / 10)])
         assert r.json()["results"][0]["status"] == "accepted", r.text
         people.append((n * 10, await user_headers(client, op, ext)))
-    for _, headers in people:  # every token verified and every standing kept: only the balance is read
-        assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
-    statements: list[int] = []
+    balances: list[int] = []
     views = points_repo.account_views
 
     async def counted(conn, user_ids, now):
-        statements.append(len(user_ids))
+        balances.append(len(user_ids))
         return await views(conn, user_ids, now)
 
+    standings: list[int] = []
     monkeypatch.setattr(points_repo, "account_views", counted)
+    monkeypatch.setattr(users_service._standings_shared, "_fetch", counting(standings, users_repo.standings))
+    callers.standing_changed()  # nobody's standing kept: each read checks its caller's first
     answers = await asyncio.gather(*[client.get("/v1/me/account", headers=h) for _, h in people])
     assert [r.status_code for r in answers] == [200] * 12
     assert [r.json()["balance"] for r in answers] == [points for points, _ in people]
-    assert sum(statements) == 12 and len(statements) < 12
+    assert sum(balances) == 12 and len(balances) < 12
+    assert sum(standings) == 12 and len(standings) < 12
 
 
 async def test_a_balance_read_right_after_a_credit_sees_it(client):

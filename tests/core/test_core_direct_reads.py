@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, Query
 
 from app.auth.dependencies import AccountReader, Session, require
 from app.auth.principal import Principal
-from app.core import db
+from app.core import callers, db
 from app.core.routing import DirectReadRoute
 from app.points.schemas import AccountRead
 from tests.factories import assert_problem, bearer, make_operator
@@ -53,11 +53,20 @@ class TestAnswers:
             return acquire()
 
         monkeypatch.setattr(db, "shared_connection", counted)
+        leased = []
+        lease = db.DirectLease.connection
+
+        async def leased_connection(self):
+            leased.append(1)
+            return await lease(self)
+
+        monkeypatch.setattr(db.DirectLease, "connection", leased_connection)
         engine_checkouts = db.engine().pool.checkedout()
+        callers.standing_changed()  # the caller's standing is read, not kept
         assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
-        assert shared == [1]  # the balance: a statement shared with whoever waited at the same time
-        assert db._direct is not None and db._direct.get_size() >= 1  # the caller's standing, read once
-        assert db._shared is not None and db._shared.get_size() >= 1
+        # the caller's standing, then the balance: each a statement shared with whoever waits at the same time
+        assert shared == [1, 1]
+        assert leased == []  # no connection of its own
         assert db.engine().pool.checkedout() == engine_checkouts
 
 
