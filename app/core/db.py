@@ -208,7 +208,7 @@ async def _no_reset(conn: Conn) -> None:
     left open is rolled back by asyncpg before this)."""
 
 
-async def _plain_pool(size: int) -> asyncpg.Pool:
+async def _plain_pool(size: int, **settings: str) -> asyncpg.Pool:
     if _direct_settings is None:
         raise RuntimeError("database not initialised")
     return await asyncpg.create_pool(
@@ -217,7 +217,7 @@ async def _plain_pool(size: int) -> asyncpg.Pool:
         max_size=size,
         init=_direct_codecs,
         reset=_no_reset,
-        server_settings={"timezone": "UTC", "application_name": "carbon-points"},
+        server_settings={"timezone": "UTC", "application_name": "carbon-points", **settings},
     )
 
 
@@ -235,7 +235,9 @@ async def _shared_pool() -> asyncpg.Pool:
     if _shared is None:
         async with _direct_lock:
             if _shared is None:
-                _shared = await _plain_pool(SHARED_CONNECTIONS)
+                # a shared statement reads an array of keys: planned for the keys it has, never with the
+                # generic plan PostgreSQL would keep after five runs (it guesses ten keys and may scan tables)
+                _shared = await _plain_pool(SHARED_CONNECTIONS, plan_cache_mode="force_custom_plan")
     return _shared
 
 

@@ -191,6 +191,18 @@ async def account_totals(conn: Conn, user_id: uuid.UUID) -> asyncpg.Record | Non
     )
 
 
+async def account_view(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
+    """:func:`account_views` of one person: the statement planned for one key (index lookups)."""
+    return await conn.fetch(
+        "SELECT a.lifetime_points, a.lifetime_reduction_g, l.expires_at, l.points FROM (SELECT 1) AS one"
+        " LEFT JOIN point_accounts a ON a.user_id = $1 LEFT JOIN LATERAL (SELECT expires_at,"
+        " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = $1 AND remaining > 0 AND expires_at > $2"
+        " GROUP BY expires_at) l ON true ORDER BY l.expires_at",
+        user_id,
+        now,
+    )
+
+
 async def account_views(
     conn: Conn, user_ids: list[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, list[asyncpg.Record]]:

@@ -119,11 +119,15 @@ class PlatformTotals:
 # ---- people's views --------------------------------------------------------------------------------------
 
 
+async def _account_view(conn: db.Conn, user_id: uuid.UUID) -> list[Any]:
+    return await repo.account_view(conn, user_id, clock.now())
+
+
 async def _account_views(conn: db.Conn, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
     return await repo.account_views(conn, user_ids, clock.now())
 
 
-_account_views_shared = coalesce.Coalesced(_account_views)
+_account_views_shared = coalesce.Coalesced(_account_view, _account_views)
 """The balance read a person's app makes on every open: direct reads waiting at the same time share one
 statement."""
 

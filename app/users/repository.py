@@ -139,6 +139,17 @@ Standing = tuple[uuid.UUID, uuid.UUID | None]
 """A user token's person and operator."""
 
 
+async def standing(conn: Conn, user_id: uuid.UUID, operator_id: uuid.UUID | None) -> asyncpg.Record | None:
+    """:func:`standings` of one caller: the statement planned for one key (index lookups)."""
+    return await conn.fetchrow(
+        "SELECT u.deleted_at, o.status, EXISTS (SELECT 1 FROM entrustments e WHERE e.user_id = u.id"
+        " AND e.operator_id = o.id AND e.withdrawn_at IS NULL) AS entrusted"
+        " FROM users u, organizations o WHERE u.id = $1 AND o.id = $2",
+        user_id,
+        operator_id,
+    )
+
+
 async def standings(conn: Conn, wanted: list[Standing]) -> dict[Standing, asyncpg.Record | None]:
     """Per request of a user token, one indexed read: the person, their operator's status, a live entrustment;
     for each of ``wanted`` (distinct; None where the person or the operator is unknown), in one statement.

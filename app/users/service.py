@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,7 +179,15 @@ async def delete_account(session: AsyncSession, user: Principal) -> AccountDelet
     return AccountDeletion(user_id=user.subject, deleted_at=now)
 
 
-_standings_shared = coalesce.Coalesced(repository.standings)
+async def _standing(conn: db.Conn, caller: repository.Standing) -> Any:
+    return await repository.standing(conn, *caller)
+
+
+async def _standings(conn: db.Conn, wanted: list[repository.Standing]) -> dict[repository.Standing, Any]:
+    return await repository.standings(conn, wanted)
+
+
+_standings_shared = coalesce.Coalesced(_standing, _standings)
 """User tokens' standings: direct reads waiting at the same time share one statement."""
 
 

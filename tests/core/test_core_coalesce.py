@@ -10,7 +10,6 @@ import pytest
 from app.core import callers, clock, coalesce, db
 from app.points import repository as points_repo
 from app.users import repository as users_repo
-from app.users import service as users_service
 from tests.factories import make_operator
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
 
@@ -27,7 +26,8 @@ async def direct(app):
 
 
 class Recorder:
-    """A fetch that squares its keys in PostgreSQL and remembers the keys of each statement."""
+    """Reads that square their keys in PostgreSQL and remember the keys of each statement: ``one`` a key,
+    the recorder itself many."""
 
     def __init__(self, gate: asyncio.Event | None = None, fail_on: int | None = None):
         self.batches: list[list[int]] = []
@@ -50,16 +50,22 @@ class Recorder:
         finally:
             self.running -= 1
 
+    async def one(self, conn: db.Conn, key: int) -> int:
+        return (await self(conn, [key]))[key]
+
+    def coalesced(self, **limits: int) -> coalesce.Coalesced[int, int]:
+        return coalesce.Coalesced(self.one, self, **limits)
+
 
 async def test_a_lone_read_is_sent_at_once_alone(direct):
     fetch = Recorder()
-    assert await coalesce.Coalesced(fetch).get(direct, 7) == 49
+    assert await fetch.coalesced().get(direct, 7) == 49
     assert fetch.batches == [[7]]
 
 
 async def test_reads_that_wait_together_share_a_statement_and_each_gets_its_own_answer(direct):
     fetch = Recorder()
-    shared = coalesce.Coalesced(fetch, in_flight=1)
+    shared = fetch.coalesced(in_flight=1)
     keys = [k % 40 for k in range(100)]  # each key asked for more than once
     answers = await asyncio.gather(*[shared.get(direct, k) for k in keys])
     assert answers == [k * k for k in keys]
@@ -71,7 +77,7 @@ async def test_reads_that_wait_together_share_a_statement_and_each_gets_its_own_
 async def test_at_most_in_flight_statements_and_the_rest_wait_for_the_next(direct):
     gate = asyncio.Event()
     fetch = Recorder(gate)
-    shared = coalesce.Coalesced(fetch, in_flight=2, most=10)
+    shared = fetch.coalesced(in_flight=2, most=10)
     waiting = [asyncio.ensure_future(shared.get(direct, k)) for k in range(25)]
     await asyncio.sleep(0.05)
     assert fetch.running == 2 and len(fetch.batches) == 2  # two statements out, 23 reads waiting
@@ -85,7 +91,7 @@ async def test_at_most_in_flight_statements_and_the_rest_wait_for_the_next(direc
 async def test_a_failed_statement_fails_its_waiters_only_and_the_next_read_works(direct):
     gate = asyncio.Event()
     fetch = Recorder(gate, fail_on=3)
-    shared = coalesce.Coalesced(fetch, in_flight=1)
+    shared = fetch.coalesced(in_flight=1)
     first = asyncio.ensure_future(shared.get(direct, 1))  # alone in the first statement
     await asyncio.sleep(0.01)
     doomed = [asyncio.ensure_future(shared.get(direct, k)) for k in (2, 3)]  # together in the second
@@ -98,10 +104,24 @@ async def test_a_failed_statement_fails_its_waiters_only_and_the_next_read_works
     assert await shared.get(direct, 3) == 9
 
 
+async def test_a_statement_that_misses_a_key_fails_its_reads_not_the_coalescer(direct):
+    async def forgetful(conn: db.Conn, keys: list[int]) -> dict[int, int]:
+        rows = await conn.fetch("SELECT k FROM unnest($1::int[]) AS k WHERE k <> 5", keys)
+        return {r["k"]: r["k"] for r in rows}
+
+    async def one(conn: db.Conn, key: int) -> int:
+        return (await forgetful(conn, [key]))[key]
+
+    shared = coalesce.Coalesced(one, forgetful, in_flight=1)
+    answers = await asyncio.gather(shared.get(direct, 5), shared.get(direct, 6), return_exceptions=True)
+    assert [type(a) for a in answers] == [KeyError, KeyError]  # the statement's answer was incomplete
+    assert await shared.get(direct, 7) == 7
+
+
 async def test_a_cancelled_waiter_leaves_the_others_their_answers(direct):
     gate = asyncio.Event()
     fetch = Recorder(gate)
-    shared = coalesce.Coalesced(fetch, in_flight=1)
+    shared = fetch.coalesced(in_flight=1)
     first = asyncio.ensure_future(shared.get(direct, 1))
     await asyncio.sleep(0.01)
     gone, kept = asyncio.ensure_future(shared.get(direct, 2)), asyncio.ensure_future(shared.get(direct, 3))
@@ -117,19 +137,27 @@ async def test_a_read_in_a_transaction_reads_alone_on_its_connection(app):
     fetch = Recorder()
     async with db.session_scope() as session:
         conn = await db.raw_connection(session)
-        shared = coalesce.Coalesced(fetch)
+        shared = fetch.coalesced()
         answers = [await shared.get(session, k) for k in (2, 3)]
     assert answers == [4, 9]
     assert fetch.batches == [[2], [3]]
     assert fetch.connections == [conn, conn]
 
 
-def counting(sizes: list[int], fetch):
-    async def counted(conn, keys):
-        sizes.append(len(keys))
-        return await fetch(conn, keys)
+def counting(sizes: list[int], module, one: str, many: str, monkeypatch) -> None:
+    """Counts the keys of each statement of ``module``'s ``one`` and ``many`` reads."""
+    read_one, read_many = getattr(module, one), getattr(module, many)
 
-    return counted
+    async def counted_one(conn, key, *args):
+        sizes.append(1)
+        return await read_one(conn, key, *args)
+
+    async def counted_many(conn, keys, *args):
+        sizes.append(len(keys))
+        return await read_many(conn, keys, *args)
+
+    monkeypatch.setattr(module, one, counted_one)
+    monkeypatch.setattr(module, many, counted_many)
 
 
 async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(client, monkeypatch):
@@ -144,15 +172,9 @@ async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(c
         assert r.json()["results"][0]["status"] == "accepted", r.text
         people.append((n * 10, await user_headers(client, op, ext)))
     balances: list[int] = []
-    views = points_repo.account_views
-
-    async def counted(conn, user_ids, now):
-        balances.append(len(user_ids))
-        return await views(conn, user_ids, now)
-
     standings: list[int] = []
-    monkeypatch.setattr(points_repo, "account_views", counted)
-    monkeypatch.setattr(users_service._standings_shared, "_fetch", counting(standings, users_repo.standings))
+    counting(balances, points_repo, "account_view", "account_views", monkeypatch)
+    counting(standings, users_repo, "standing", "standings", monkeypatch)
     callers.standing_changed()  # nobody's standing kept: each read checks its caller's first
     answers = await asyncio.gather(*[client.get("/v1/me/account", headers=h) for _, h in people])
     assert [r.status_code for r in answers] == [200] * 12
