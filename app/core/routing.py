@@ -160,8 +160,8 @@ class DirectReadRoute(CommitRoute):
     pooled asyncpg connection (:class:`app.core.db.DirectLease`), each its own transaction, taken only if a
     statement needs one (a caller whose standing is kept and a read shared with other requests',
     :mod:`app.core.coalesce`, take none); the endpoint's result is validated against the response model and
-    serialised to JSON once. Anything else
-    in the signature is refused when the route is declared, not when it is called.
+    serialised to JSON once. Anything else in the signature is refused when the route is declared, not when
+    it is called.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
