@@ -1,7 +1,8 @@
 """Rewards-mall orders over HTTP: a hot item and orders spread over many people and items.
 
     python bench/redeem.py [--people 5000] [--hot-stock 3000] [--hot-attempts 5000] [--spread-orders 6000]
-                           [--items 200] [--connections 64] [--runs 3] [--workers 2] [--webhooks]
+                           [--items 200] [--reads 20000] [--first-reads 5000] [--connections 64]
+                           [--runs 3] [--workers 2] [--webhooks]
 
 Starts ``carbon-points`` on the embedded default in a child process (``bench/_server.py``), enrols
 ``--people`` people through an operator and credits each 200 points with one signed batch record,
@@ -11,10 +12,13 @@ connections:
 * ``hot``: ``--hot-attempts`` orders, one per person, all at once on one new item with
   ``--hot-stock`` units (per-person limit 1): attempts/s, p50/p99 latency, what was sold;
 * ``spread``: ``--spread-orders`` orders over all the people and ``--items`` items: orders/s, p50/p99;
-* ``healthz``: as many ``GET /healthz`` as hot attempts, the same way: the bare cost of a request
-  on this machine at this moment, so ``ratio_to_healthz`` says what the order path itself costs;
-  and ``me_account``: ``GET /v1/me/account`` (a user token checked, a session, two reads), the
-  floor of any authenticated call.
+* ``healthz``: ``--reads`` ``GET /healthz`` the same way: the bare cost of a request on this machine at
+  this moment, so ``ratio_to_healthz`` says what each path itself costs;
+* ``me_account_first``: ``GET /v1/me/account`` once each with ``--first-reads`` user tokens minted for
+  this run: every read is a token's first, its ES256 signature verified and its caller's standing read;
+* ``me_account``: ``--reads`` more balance reads with those tokens, shuffled (each token read about
+  ``--reads / --first-reads`` times more, as an app opened again within its 15-minute token): the
+  server's two processes keep a token once verified, and a process that has not seen it yet verifies it.
 
 After every run it checks in the database that nothing was oversold or overspent: the hot item's
 units sold equal the orders that succeeded and never exceed its stock, no balance is negative,
@@ -249,9 +253,21 @@ async def setup(
     return {
         "merchant": merchant,
         "operator_admin": op["admin_headers"],
+        "operator": op_auth,
+        "people": exts,
         "users": users,
         "spread_items": spread_items,
     }
+
+
+async def fresh_tokens(raw: RawClient, state: dict, n: int) -> list[bytes]:
+    """New user tokens for ``n`` of the people, none of them seen by the server yet."""
+    chosen = random.sample(state["people"], min(n, len(state["people"])))
+    minted = await timed(
+        raw, [("POST", f"/v1/operator/users/{ext}/tokens", state["operator"], b"") for ext in chosen], 32
+    )
+    assert all(s == 200 for s in minted["statuses"]), set(minted["statuses"])
+    return [bearer(orjson.loads(b)["access_token"]) for b in minted["bodies"]]
 
 
 async def check(database_url: str, hot_item: str, hot_stock: int, hot_sold_by_client: int) -> dict:
@@ -322,12 +338,16 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
         )
         for n in random.sample(range(args.spread_orders), args.spread_orders)
     ]
-    health_calls = [("GET", "/healthz", b"", b"")] * len(hot_calls)
-    account_calls = [("GET", "/v1/me/account", users[i], b"") for i in attempts]
+    health_calls = [("GET", "/healthz", b"", b"")] * args.reads
     host, port = server.base_url.removeprefix("http://").split(":")
     async with RawClient(host, int(port), args.connections) as raw:
+        readers = await fresh_tokens(raw, state, args.first_reads)
+        first_calls = [("GET", "/v1/me/account", token, b"") for token in readers]
+        again_calls = [("GET", "/v1/me/account", readers[n % len(readers)], b"") for n in range(args.reads)]
+        random.shuffle(again_calls)
         healthz = summary(await timed(raw, health_calls, args.connections), "requests_per_s")
-        account = summary(await timed(raw, account_calls, args.connections), "requests_per_s")
+        first = summary(await timed(raw, first_calls, args.connections), "requests_per_s")
+        again = summary(await timed(raw, again_calls, args.connections), "requests_per_s")
         hot_result = await timed(raw, hot_calls, args.connections)
         spread = summary(await timed(raw, spread_calls, args.connections), "orders_per_s")
     hot_summary = summary(hot_result, "attempts_per_s")
@@ -337,7 +357,8 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
         "hot": hot_summary,
         "spread": spread,
         "healthz": healthz,
-        "me_account": account,
+        "me_account": again,
+        "me_account_first": first,
         "checks": await check(server.urls.database_url, hot, args.hot_stock, sold),
     }
 
@@ -351,6 +372,8 @@ async def main() -> None:
     parser.add_argument("--hot-attempts", type=int, default=5000)
     parser.add_argument("--spread-orders", type=int, default=6000)
     parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--reads", type=int, default=20000)
+    parser.add_argument("--first-reads", type=int, default=5000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -393,6 +416,9 @@ async def main() -> None:
             "spread_p99_ms": statistics.median(r["spread"]["p99_ms"] for r in runs),
             "healthz_requests_per_s": statistics.median(r["healthz"]["requests_per_s"] for r in runs),
             "me_account_requests_per_s": statistics.median(r["me_account"]["requests_per_s"] for r in runs),
+            "me_account_first_requests_per_s": statistics.median(
+                r["me_account_first"]["requests_per_s"] for r in runs
+            ),
         }
         print(
             dumps(
@@ -404,6 +430,8 @@ async def main() -> None:
                         "hot_attempts": args.hot_attempts,
                         "spread_orders": args.spread_orders,
                         "items": args.items,
+                        "reads": args.reads,
+                        "first_reads": args.first_reads,
                         "connections": args.connections,
                         "server_workers": args.workers,
                         "runs": args.runs,
@@ -415,6 +443,9 @@ async def main() -> None:
                         "spread": round(med["spread_orders_per_s"] / med["healthz_requests_per_s"], 3),
                         "me_account": round(
                             med["me_account_requests_per_s"] / med["healthz_requests_per_s"], 3
+                        ),
+                        "me_account_first": round(
+                            med["me_account_first_requests_per_s"] / med["healthz_requests_per_s"], 3
                         ),
                     },
                     "targets": {

@@ -75,6 +75,13 @@ statements write several MB each (the default, 4 MB with 128 MB of shared buffer
 WAL writes; measured with ``bench/expire.py``)."""
 
 
+MAX_CONNECTIONS = 400
+"""Enough for five server processes at the default pool size, with room for the command line and ``psql``.
+A process opens at most 3 × ``db_pool_size`` + 7 connections (67 at 20): the ORM's pool and its overflow,
+the direct pool (:mod:`app.core.db`), the shared-read pool, the clock's, the callers' listener and the
+scheduler's lock. PostgreSQL's default, 100, let two processes under load run out ("too many clients")."""
+
+
 def _tune(server) -> bool:
     """Create the database and set the server up for our load; whether it must be restarted."""
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'carbon';")
@@ -85,10 +92,14 @@ def _tune(server) -> bool:
         "ALTER SYSTEM SET max_wal_size = '2GB'; ALTER SYSTEM SET checkpoint_timeout = '15min';"
         " SELECT pg_reload_conf();"
     )
-    if WAL_BUFFERS in server.psql("SHOW wal_buffers;"):
-        return False
-    server.psql(f"ALTER SYSTEM SET wal_buffers = '{WAL_BUFFERS}';")
-    return True
+    restart = False
+    if WAL_BUFFERS not in server.psql("SHOW wal_buffers;"):
+        server.psql(f"ALTER SYSTEM SET wal_buffers = '{WAL_BUFFERS}';")
+        restart = True
+    if f" {MAX_CONNECTIONS}\n" not in server.psql("SHOW max_connections;"):
+        server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+        restart = True
+    return restart
 
 
 def start_redis(data_dir: Path) -> str:

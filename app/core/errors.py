@@ -254,11 +254,15 @@ def answered_by_every_route(operation: dict[str, Any], route: Any) -> dict[int, 
 
     * 413 ``payload_too_large``: the body limit of ``RequestMiddleware`` holds for every request;
     * 500 ``internal_error``: the last resort, for any route;
+    * 503 ``database_unavailable``: PostgreSQL took no more connections (or was starting or stopping), so
+      nothing was done: retry after ``Retry-After`` (a route answering 503 with a body of its own keeps it);
     * 422 ``validation_error`` when FastAPI validates a parameter or a body (the handler above);
     * 400 when FastAPI reads a body: ``malformed_json`` (JSON that does not decode) and ``bad_request``
       (a body it cannot read at all, such as bytes that are not UTF-8).
     """
     out: dict[int, list[str]] = {413: ["payload_too_large"], 500: ["internal_error"]}
+    if not _a_body_of_its_own(operation.get("responses", {}).get("503", {})):
+        out[503] = ["database_unavailable"]
     body = route.body_field if route is not None else None
     if operation.get("parameters") or body is not None:
         out[422] = ["validation_error"]
@@ -267,6 +271,36 @@ def answered_by_every_route(operation: dict[str, Any], route: Any) -> dict[int, 
             ["bad_request"] if isinstance(body.field_info, params.Form) else ["malformed_json", "bad_request"]
         )
     return out
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a connection PostgreSQL refused (too many clients, starting up or shutting
+    down) or the pool could not give within its timeout: raised before the request's first statement, so
+    nothing was done. A connection lost mid-transaction is not one of these (its outcome is not known)."""
+    import asyncpg
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | PoolTimeout):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def database_unavailable_response(request: Request | None, **extra: Any) -> JSONResponse:
+    """503 ``database_unavailable`` with ``Retry-After: 1``, for an error :func:`database_unavailable` knows."""
+    return problem_response(
+        request,
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        "The database takes no more connections at the moment; nothing was done. Retry shortly.",
+        headers={"Retry-After": "1"},
+        **extra,
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -319,6 +353,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        if database_unavailable(exc):
+            log.warning(
+                "database unavailable", extra={"request_id": getattr(request.state, "request_id", None)}
+            )
+            return database_unavailable_response(request)
         log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
         return problem_response(
             request,

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import proxies
 from app.core.config import Settings, get_settings
-from app.core.errors import problem_response
+from app.core.errors import database_unavailable, database_unavailable_response, problem_response
 
 REQUESTS = Counter("carbon_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -166,7 +166,14 @@ class RequestMiddleware:
                 )
             else:
                 await self.app(scope, limited_receive, send_with_headers)
-        except Exception:
+        except Exception as exc:
+            if not response_started and database_unavailable(exc):
+                log.warning(
+                    "database unavailable", extra={"request_id": request_id, "path": loggable_path(scope)}
+                )
+                response = database_unavailable_response(None, request_id=request_id, instance=scope["path"])
+                await response(scope, _noop_receive, send_with_headers)
+                return
             log.exception("unhandled error", extra={"request_id": request_id, "path": loggable_path(scope)})
             if response_started:
                 raise

@@ -2,10 +2,11 @@
 
 import random
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.dependencies import Operator, Session
@@ -68,9 +69,27 @@ def probe_app() -> FastAPI:
             await session.execute(sa.text("INSERT INTO probe_rows (id) VALUES (:v)"), {"v": value})
         return {"written": value}
 
+    @router.get("/no-connection")
+    async def no_connection(request: Request, direct: bool = False) -> dict:
+        # a role PostgreSQL lets open no connection: it refuses as it does when max_connections is reached
+        url = request.app.state.full_url
+        if direct:
+            await asyncpg.connect(db.plain_url(url))
+        engine = db.create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        finally:
+            await engine.dispose()
+        return {}
+
     app.include_router(router)
     app.add_middleware(RequestMiddleware)
     return app
+
+
+FULL_ROLE = "carbon_probe_full"
+"""A login role with CONNECTION LIMIT 0 (not a superuser, so the limit holds)."""
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +101,16 @@ async def probe(app):
                 " CONSTRAINT probe_rows_id_key UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)"
             )
         )
-    transport = httpx.ASGITransport(app=probe_app(), client=("127.0.0.1", 50001))
+        await session.execute(
+            sa.text(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{FULL_ROLE}') THEN"
+                f" CREATE ROLE {FULL_ROLE} LOGIN CONNECTION LIMIT 0; END IF; END $$"
+            )
+        )
+    probing = probe_app()
+    url = sa.engine.make_url(app.state.urls.database_url).set(username=FULL_ROLE, password=None)
+    probing.state.full_url = url.render_as_string(hide_password=False)
+    transport = httpx.ASGITransport(app=probing, client=("127.0.0.1", 50001))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
     async with db.session_scope() as session:
@@ -220,6 +248,22 @@ class TestUnexpectedErrors:
     async def test_domain_error_in_a_dependency(self, probe):
         body = assert_problem(await probe.get("/probe/refused"), 403, "dependency_refused")
         assert body["detail"] == "a dependency said no"
+
+    @pytest.mark.parametrize("direct", [False, True])
+    async def test_a_database_taking_no_more_connections_is_a_503_to_retry(self, probe, direct, caplog):
+        with caplog.at_level("WARNING"):
+            r = await probe.get("/probe/no-connection", params={"direct": direct})
+        body = assert_problem(r, 503, "database_unavailable")
+        assert body["detail"] == (
+            "The database takes no more connections at the moment; nothing was done. Retry shortly."
+        )
+        assert r.headers["retry-after"] == "1"
+        assert not [
+            rec for rec in caplog.records if rec.levelname == "ERROR"
+        ]  # expected under load: a warning
+        assert [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"] == [
+            "database unavailable"
+        ]
 
     async def test_the_error_is_logged_with_the_request_id(self, probe, caplog):
         with caplog.at_level("ERROR"):
