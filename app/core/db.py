@@ -36,6 +36,39 @@ SHARED_CONNECTIONS = 4
 """Connections of the pool that statements shared between requests run on (:func:`shared_connection`)."""
 
 
+def connections_per_process(pool_size: int) -> int:
+    """The most connections one server process opens: the ORM's pool and as many again in overflow, the
+    direct pool (:func:`direct_connection`), the shared reads' pool, and one each for the sandbox clock, the
+    callers' listener and the scheduler's lock."""
+    return 3 * pool_size + SHARED_CONNECTIONS + 3
+
+
+def budget_warning(available: int, workers: int, pool_size: int) -> str | None:
+    """What to say when ``workers`` processes may open more connections than PostgreSQL gives (None if not)."""
+    each = connections_per_process(pool_size)
+    if workers * each <= available:
+        return None
+    fitting = max((available // workers - SHARED_CONNECTIONS - 3) // 3, 1)
+    return (
+        f"PostgreSQL gives {available} connections; {workers} worker process(es) may open up to"
+        f" {workers * each} ({each} each with CARBON_DB_POOL_SIZE={pool_size}): under load, requests beyond"
+        f" it are answered 503 database_unavailable. Set CARBON_DB_POOL_SIZE={fitting} or raise max_connections."
+    )
+
+
+async def available_connections(url: str) -> int:
+    """The connections PostgreSQL gives a role that is not a superuser."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        value = await conn.fetchval(
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+        )
+    finally:
+        await conn.close()
+    return int(value)
+
+
 def asyncpg_url(url: str) -> str:
     """``postgresql://…`` in any spelling → the SQLAlchemy asyncpg form."""
     for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):

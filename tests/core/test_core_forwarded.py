@@ -42,6 +42,7 @@ def served(app, monkeypatch):
         lambda: SimpleNamespace(database_url="postgresql://db", redis_url="redis://r", started=[]),
     )
     monkeypatch.setattr(cli.migrate, "upgrade", lambda url: None)
+    monkeypatch.setattr(cli, "_connection_budget", lambda *args: None)
     monkeypatch.setattr(cli.embedded, "stop_all", lambda **kw: None)
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
     monkeypatch.setattr(cli.get_settings, "cache_clear", lambda: None)  # the test app keeps its settings
