@@ -60,6 +60,7 @@ _IDEMPOTENCY_ERRORS = (idempotency.KeyInUse, idempotency.KeyReused, idempotency.
 def require(
     *roles: str,
     idempotency_required: bool = False,
+    idempotency_deferred: bool = False,
     admin: bool = False,
     scope: str | None = None,
     reads_only: bool = False,
@@ -68,6 +69,9 @@ def require(
 
     ``reads_only``: every GET route using it only reads, so its statements need no transaction
     (:class:`app.core.routing.CommitRoute`): two round trips fewer.
+
+    ``idempotency_deferred``: a POST's Idempotency-Key is checked here, its lock and record by the route's
+    first statement (:func:`app.core.idempotency.defer`; the route's service must take it).
 
     ``scope``: a user token must carry this OAuth scope (403 ``scope_required`` naming it); the scopes
     are what the person granted the operator the token was issued to. Other kinds of caller have none
@@ -89,7 +93,8 @@ def require(
             )
         await ratelimit.throttle(principal.rate_bucket, get_settings().rate_limit_per_minute)
         if request.method == "POST":
-            await idempotency.begin(request, session, principal.scope, required=idempotency_required)
+            begin = idempotency.defer if idempotency_deferred else idempotency.begin
+            await begin(request, session, principal.scope, required=idempotency_required)
         return principal
 
     async def dependency(

@@ -3,7 +3,9 @@
 :func:`begin` runs before the work: it takes a transaction-scoped advisory lock on the key
 (another request holding it → 409 ``idempotency_key_in_use``), then looks the key up: same
 request → the stored response is replayed; another request → 422 ``idempotency_key_reused``.
-Both in one round trip (the ``idempotency_begin`` function, migration 0015).
+Both in one round trip (the ``idempotency_begin`` function, migration 0015); or in none of their own
+(:func:`defer`): a route whose work is one statement calls the function first in it (an order:
+``mall_place_keyed_order``, migration 0017).
 :func:`finish` stores the successful response in the same transaction, so a crash before the
 commit leaves nothing behind and a retry simply runs again. Failed requests change nothing and
 store nothing: a retry re-evaluates them.
@@ -63,40 +65,110 @@ def _lock_key(scope: str, key: str) -> int:
     )
 
 
-async def begin(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
+async def _pending(request: Request, scope: str, required: bool) -> Pending | None:
+    """The request's key, checked, with the fingerprint of its method, path and body (None: no key)."""
     key = request.headers.get(HEADER)
     if key is None:
         if required:
             raise KeyRequired()
-        return
+        return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise KeyInvalid(f"an Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters")
     body = await request.body()
     fingerprint = hashlib.sha256(
         b"\x00".join([request.method.encode(), request.url.path.encode(), body])
     ).hexdigest()
-    conn = await db.raw_connection(session)  # on every POST: asyncpg directly, not the ORM
-    # the key's lock tried, then its record looked up with a snapshot taken under the lock: one round trip
-    row = await conn.fetchrow(
-        "SELECT * FROM idempotency_begin($1, $2, $3, $4)", _lock_key(scope, key), scope, key, clock.now()
-    )
-    assert row is not None  # the function answers one row
-    if not row["locked"]:
+    return Pending(scope, key, fingerprint)
+
+
+def _settle(pending: Pending, state: Any, locked: bool, fingerprint: str | None, stored: Any) -> None:
+    """What ``idempotency_begin`` answered: go on (the key is the request's until it ends), or a refusal, or
+    the stored response replayed. ``stored``: the record's ``status_code``, ``body`` and ``content_type``."""
+    if not locked:
         raise KeyInUse(
             "the first request with this key has not finished; retry shortly", headers={"Retry-After": "1"}
         )
-    if row["fingerprint"] is not None:
-        if row["fingerprint"] != fingerprint:
+    if fingerprint is not None:
+        if fingerprint != pending.fingerprint:
             raise KeyReused("this key was first used with another body or path")
+        status_code, body, content_type = stored
         raise Replay(
             Response(
-                content=row["body"],
-                status_code=row["status_code"],
-                media_type=row["content_type"],
+                content=body,
+                status_code=status_code,
+                media_type=content_type,
                 headers={"Idempotent-Replayed": "true"},
             )
         )
-    request.state.idempotency = Pending(scope, key, fingerprint)
+    state.idempotency = pending
+
+
+async def begin(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
+    pending = await _pending(request, scope, required)
+    if pending is None:
+        return
+    conn = await db.raw_connection(session)  # on every POST: asyncpg directly, not the ORM
+    # the key's lock tried, then its record looked up with a snapshot taken under the lock: one round trip
+    row = await conn.fetchrow(
+        "SELECT * FROM idempotency_begin($1, $2, $3, $4)",
+        _lock_key(scope, pending.key),
+        scope,
+        pending.key,
+        clock.now(),
+    )
+    assert row is not None  # the function answers one row
+    _settle(
+        pending,
+        request.state,
+        row["locked"],
+        row["fingerprint"],
+        (row["status_code"], row["body"], row["content_type"]),
+    )
+
+
+DEFERRED = "idempotency_deferred"
+"""``session.info`` key: the request's key, to be checked by its first statement (:func:`defer`)."""
+
+
+@dataclass(slots=True)
+class Deferred:
+    """A key whose ``idempotency_begin`` runs inside the request's first statement, not as a round trip of
+    its own: the statement calls it first and does its work only if the key is free and unused
+    (``mall_place_keyed_order``), and :meth:`settle` reads what it answered."""
+
+    pending: Pending
+    state: Any  # the request's state: where the key goes once it is the request's
+
+    @property
+    def args(self) -> tuple[int, str, str]:
+        """``idempotency_begin``'s lock, scope and key."""
+        return _lock_key(self.pending.scope, self.pending.key), self.pending.scope, self.pending.key
+
+    def settle(self, row: Any) -> None:
+        """The statement's ``key_locked``, ``key_fingerprint``, ``key_status_code``, ``key_body`` and
+        ``key_content_type``, as :func:`begin` reads ``idempotency_begin``'s."""
+        stored = (row["key_status_code"], row["key_body"], row["key_content_type"])
+        _settle(self.pending, self.state, row["key_locked"], row["key_fingerprint"], stored)
+
+
+async def defer(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
+    """:func:`begin` left to the route's first statement (one round trip fewer): the key is checked now, its
+    lock and record by the statement the service runs with :func:`deferred`'s ``args``."""
+    pending = await _pending(request, scope, required)
+    if pending is not None:
+        session.info[DEFERRED] = Deferred(pending, request.state)
+
+
+def deferred(session: AsyncSession) -> Deferred | None:
+    """The request's deferred key (taken: the caller's statement must check it, then :meth:`Deferred.settle`)."""
+    taken: Deferred | None = session.info.pop(DEFERRED, None)
+    return taken
+
+
+def check_taken(session: AsyncSession) -> None:
+    """Before a request's success is committed: a deferred key no statement checked is a route's mistake."""
+    if DEFERRED in session.info:
+        raise RuntimeError("the route's statements never checked its deferred Idempotency-Key")
 
 
 STORE_SQL = (

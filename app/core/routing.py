@@ -94,6 +94,7 @@ async def _answer(
         # a page that refuses but counted something (a one-time code's attempt) keeps it
         await _end_refused(session, getattr(request.state, "keep_changes", False), commit, rollback)
         return response
+    idempotency.check_taken(session)
     # the audit entries and the response kept under its Idempotency-Key: one statement
     await audit.flush(session, stored=idempotency.record(request, response))
     await commit()

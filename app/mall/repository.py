@@ -194,6 +194,9 @@ PLACE_SQL = """
 WITH placed AS MATERIALIZED (SELECT * FROM mall_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9))
 SELECT * FROM placed
 """
+PLACE_KEYED_SQL = "SELECT * FROM mall_place_keyed_order($10, $11, $12, $1, $2, $3, $4, $5, $6, $7, $8, $9)"
+"""The order with its Idempotency-Key's lock and record (migration 0017): ``$10``–``$12`` are
+``idempotency_begin``'s lock, scope and key."""
 
 
 async def place(
@@ -207,11 +210,15 @@ async def place(
     order_id: uuid.UUID,
     digest: bytes,
     sealed: bytes,
+    key: tuple[int, str, str] | None = None,
 ) -> asyncpg.Record:
     """Place an order in one round trip (see ``PLACE_SQL``); a refusal has changed nothing it keeps: the
-    caller rolls the transaction back. Starts looking for a free stock slot at a random one."""
+    caller rolls the transaction back. Starts looking for a free stock slot at a random one. ``key``: the
+    request's Idempotency-Key (:attr:`app.core.idempotency.Deferred.args`), taken in the same call first;
+    the row's ``key_`` columns say what it found, and the order was placed only if ``key_locked`` and no
+    ``key_fingerprint``."""
     row = await conn.fetchrow(
-        PLACE_SQL,
+        PLACE_SQL if key is None else PLACE_KEYED_SQL,
         item_id,
         user_id,
         operator_id,
@@ -221,6 +228,7 @@ async def place(
         digest,
         sealed,
         secrets.randbelow(MAX_SLOTS),
+        *(key or ()),
     )
     assert row is not None  # the function always answers one row
     return row

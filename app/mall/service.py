@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, ratelimit
+from app.core import audit, clock, db, idempotency, ratelimit
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.mall import repository as repo
@@ -400,7 +400,8 @@ class PlaceOutcome(StrEnum):
 
 async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> OrderRead:
     """Spend the points, take the stock, count the person's units, issue the voucher: one transaction,
-    one round trip (``repository.place``).
+    one round trip (``repository.place``), which also takes the request's deferred Idempotency-Key
+    (:func:`app.core.idempotency.defer`) if it has one.
 
     Any refusal raises, and the request's transaction rolls back whatever was done before it.
     """
@@ -412,6 +413,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     code = vouchers.new_code()
     digest = vouchers.digest(code)
     assert digest is not None  # a code just made is well-formed
+    key = idempotency.deferred(session)  # the route's Idempotency-Key, taken by the same call
     row = await repo.place(
         conn,
         item_id=item_id,
@@ -422,7 +424,10 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         order_id=order_id,
         digest=digest,
         sealed=vouchers.seal(code, order_id),
+        key=key.args if key is not None else None,
     )
+    if key is not None:
+        key.settle(row)  # a key in use or reused, or a replay, raises: nothing was placed
     outcome = PlaceOutcome(row["outcome"])
     if outcome is PlaceOutcome.refused:
         _check_buyable(row if row["merchant_id"] is not None else None, user, quantity, now)

@@ -6,6 +6,7 @@ These tests commit: the direct path's connection is not a test's rolled-back one
 """
 
 import asyncio
+import contextlib
 import uuid
 from typing import Annotated
 
@@ -69,6 +70,14 @@ async def a_buyer_and_an_item(client, world, *, points: int, price: int, stock: 
     return buyer, await make_item(client, merchant, points_price=price, stock=stock)
 
 
+def _kind(query: str) -> str:
+    if "mall_place_keyed_order" in query:
+        return "key and order"
+    if "INSERT INTO idempotency_records" in query and "audit_entries" in query:
+        return "audit entry and record"
+    return query.strip().rstrip(";")
+
+
 class TestPlaced:
     async def test_an_order_is_placed_on_the_direct_pool_with_its_audit_entry(self, client, world, acquired):
         buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
@@ -88,6 +97,37 @@ class TestPlaced:
         [audited] = await redeemed_audit(buyer.user_id)
         assert (audited["points"], audited["ref_type"], audited["ref_id"]) == (60, "mall_order", order["id"])
         assert await ledger_violations() == []
+
+    async def test_the_key_and_the_order_are_one_call(self, client, world, monkeypatch):
+        """The Idempotency-Key's lock and record are taken by the order's own call: four round trips."""
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
+        await balance(client, buyer)  # the caller's standing read and kept: the order reads none
+        sent: list[str] = []
+        acquire = db.direct_connection
+
+        @contextlib.asynccontextmanager
+        async def logged():
+            def log(record) -> None:
+                sent.append(record.query)
+
+            async with acquire() as conn:
+                conn.add_query_logger(log)
+                try:
+                    yield conn
+                finally:
+                    conn.remove_query_logger(log)
+
+        monkeypatch.setattr(db, "direct_connection", logged)
+        r = await place(client, buyer, it["id"], key="one-call")
+        assert r.status_code == 201, r.text
+        # asyncpg's own look-ups of a type (once per connection) aside
+        ours = [q for q in sent if "typeinfo_tree" not in q and "current_setting('jit')" not in q]
+        assert [_kind(q) for q in ours] == ["BEGIN", "key and order", "audit entry and record", "COMMIT"], (
+            ours
+        )
+        again = await place(client, buyer, it["id"], key="one-call")
+        assert again.content == r.content and again.headers["idempotent-replayed"] == "true"
+        assert len(await orders_of(buyer.user_id)) == 1
 
     async def test_an_order_that_rereads_the_signing_keys_stays_off_the_orm(self, client, world, monkeypatch):
         """Every minute a process re-reads the platform's keys from whatever request comes along: on a direct
@@ -245,3 +285,27 @@ class TestDeclaration:
         async with db.session_scope() as session:
             found = await session.execute(sa.text("SELECT to_regclass('direct_write_sneaky') IS NULL"))
             assert found.scalar_one() is True
+
+    async def test_a_deferred_key_no_statement_took_fails_the_request(self, app, client, world):
+        """A route whose caller defers the Idempotency-Key to its statement must take it: one that does not is
+        a mistake, refused before anything is committed."""
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
+
+        async def forgetful(session: Session, user: Buyer, data: OrderCreate) -> Response:
+            return Response(status_code=status.HTTP_201_CREATED)
+
+        import httpx
+
+        transport = httpx.ASGITransport(app=self._declare(forgetful), raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            with pytest.raises(RuntimeError, match="never checked its deferred Idempotency-Key"):
+                await c.post(
+                    "/x",
+                    json={"item_id": it["id"], "quantity": 1},
+                    headers={**buyer.headers, "Idempotency-Key": "forgotten"},
+                )
+        async with db.session_scope() as session:
+            stored = await session.execute(
+                sa.text("SELECT count(*) FROM idempotency_records WHERE key = 'forgotten'")
+            )
+            assert stored.scalar_one() == 0
