@@ -90,6 +90,30 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError("server did not become ready")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time so far (user and system) of the API's processes and of this PostgreSQL's (the postmaster
+        and its backends): read before and after a phase, what each request cost the machine's two halves."""
+        import psutil
+
+        def total(processes: list) -> float:
+            seconds = 0.0
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:  # a backend gone meanwhile: its time is lost to both readings
+                    continue
+                seconds += times.user + times.system
+            return seconds
+
+        assert self.proc is not None
+        postmaster = psutil.Process(
+            int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        )
+        return {
+            "api": total(psutil.Process(self.proc.pid).children(recursive=True)),
+            "postgres": total([postmaster, *postmaster.children(recursive=True)]),
+        }
+
     def stop(self) -> None:
         if self.proc:
             os.killpg(self.proc.pid, signal.SIGTERM)
