@@ -300,7 +300,7 @@ class TestCommandLine:
         assert second.refresh_token != first.refresh_token
         assert TokenSet.model_validate_json(tokens_file.read_text()) == second
 
-        reused = cli("refresh", first.refresh_token)
+        reused = cli("refresh", "--", first.refresh_token)  # a token may begin with "-"
         assert reused.exit_code == 1
         assert "400 refresh_token_reused" in reused.stderr
 
