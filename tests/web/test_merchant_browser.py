@@ -6,6 +6,7 @@ import base64
 import re
 
 import pytest
+from playwright.async_api import expect
 
 from app.mall import vouchers
 from tests.factories import PASSWORD
@@ -32,8 +33,9 @@ async def sign_in(page, username: str, next: str = "/merchant") -> None:
 
 async def type_code(page, code: str) -> None:
     await page.goto("/merchant")
-    # the field is ready at the counter: `autofocus` applies on the next frame, so wait for it (fails after 5 s)
-    await page.wait_for_function("document.activeElement?.id === 'f-code'", timeout=5000)
+    # the field is ready at the counter: `autofocus` applies on the next frame, so wait for it (fails after 5 s;
+    # an assertion, not wait_for_function, whose polling evaluates a string the pages' CSP refuses)
+    await expect(page.locator("#f-code")).to_be_focused(timeout=5000)
     await page.keyboard.type(code)
     await page.locator("#till-form button[type=submit]").click()
     await page.wait_for_load_state()

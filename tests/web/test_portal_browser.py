@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import segno
+from playwright.async_api import expect
 from pypdf import PdfReader
 
 from tests.web.helpers import LANGUAGES
@@ -95,7 +96,8 @@ class TestListsMatchTheApi:
 
     async def test_the_home_page_draws_its_charts(self, page):
         await page.goto("/")
-        await page.wait_for_function("document.querySelectorAll('[data-chart] canvas').length === 4")
+        # an assertion, not wait_for_function, whose polling evaluates a string the pages' CSP refuses
+        await expect(page.locator("[data-chart] canvas")).to_have_count(4)
         drawn = await page.evaluate(
             "Array.from(document.querySelectorAll('[data-chart] canvas')).map(c => !!Chart.getChart(c))"
         )
