@@ -178,7 +178,7 @@ class DirectReadRoute(CommitRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         # called by APIRoute.__init__, before this class's own __init__ has looked at the signature
         async def read(request: Request) -> Response:
-            async with db.direct_lease() as lease, db.sessionmaker()() as session:
+            async with db.direct_lease() as lease, db.carrier_session() as session:
                 request.state.session = session
                 session.info[db.READS_ONLY] = True
                 if lease is not None:
@@ -227,7 +227,7 @@ class DirectWriteRoute(CommitRoute):
             data = await self._data(request)
             if data is None or not db.direct_reads:
                 return await through_fastapi(request)
-            async with db.direct_connection() as conn, db.sessionmaker()() as session:
+            async with db.direct_connection() as conn, db.carrier_session() as session:
                 assert conn is not None  # direct_reads is on
                 request.state.session = session
                 session.info[db.DIRECT] = db.DirectLease(conn)

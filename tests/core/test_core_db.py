@@ -107,3 +107,53 @@ class TestConnectionBudget:
         assert cli._connection_budget(servers.database_url, 5, 20) is None
         warning = cli._connection_budget(servers.database_url, 6, 20)
         assert warning is not None and warning.startswith("PostgreSQL gives 397 connections; 6 worker")
+
+
+class TestCarrierSession:
+    """Direct routes carry their ``info`` on a session that earlier requests gave back untouched."""
+
+    async def test_an_untouched_session_is_given_out_again_with_its_info_emptied(self, app):
+        async with db.carrier_session() as first:
+            first.info["probe"] = "left behind"
+        async with db.carrier_session() as second:
+            assert second is first
+            assert second.info == {}
+
+    async def test_a_session_that_ran_a_statement_is_closed_not_given_out(self, app):
+        async with db.carrier_session() as used:
+            assert (await used.execute(sa.text("SELECT 1"))).scalar() == 1
+        assert not used.in_transaction()  # closed: its connection went back to the pool
+        async with db.carrier_session() as next_one:
+            assert next_one is not used
+
+    async def test_a_session_whose_work_raised_after_a_statement_is_closed(self, app):
+        try:
+            async with db.carrier_session() as failed:
+                await failed.execute(sa.text("SELECT 1"))
+                raise LookupError("the endpoint's refusal")
+        except LookupError:
+            pass
+        assert not failed.in_transaction()
+        async with db.carrier_session() as next_one:
+            assert next_one is not failed
+
+    async def test_at_once_each_request_has_its_own(self, app):
+        async with db.carrier_session() as a, db.carrier_session() as b:
+            assert a is not b
+
+    async def test_no_more_than_the_limit_are_kept(self, app, monkeypatch):
+        monkeypatch.setattr(db, "IDLE_SESSIONS", 2)
+        db._idle_sessions.clear()
+        async with db.carrier_session() as a, db.carrier_session() as b, db.carrier_session() as c:
+            pass
+        assert db._idle_sessions == [c, b]  # the first given back was one too many: closed
+        assert a not in db._idle_sessions
+
+    async def test_a_session_of_another_sessionmaker_is_never_given_out(self, app, monkeypatch):
+        async with db.carrier_session() as old:
+            pass
+        other = type(db.sessionmaker())(db.engine(), expire_on_commit=False, autoflush=False)
+        monkeypatch.setattr(db, "_sessionmaker", other)
+        async with db.carrier_session() as new:
+            assert new is not old
+        assert old not in db._idle_sessions

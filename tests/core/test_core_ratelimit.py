@@ -1,6 +1,7 @@
 """Rate limits on Redis: per organisation, per client IP for anonymous calls, per IP+username for logins."""
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -153,11 +154,36 @@ class TestThrottle:
         count = ratelimit._counts[(bucket, 60)]
         assert (count.shared, count.sending, count.unshared) == (301, 0, 0)
 
+    async def test_one_exchange_adds_every_bucket_and_sets_each_window_s_lifetime(self, monkeypatch):
+        buckets = [unique("bucket") for _ in range(40)]
+        monkeypatch.setattr(ratelimit, "SHARE_EVERY_SECONDS", 3600.0)
+        monkeypatch.setattr(ratelimit, "_shared_at", time.monotonic())  # no exchange until the one below
+        for i, bucket in enumerate(buckets):
+            for _ in range(i % 3 + 1):
+                await ratelimit.throttle(bucket, 100)
+        await redis.client().incrby(self.key(buckets[0]), 7)  # another process's hits
+        now = clock.now().timestamp()
+        await ratelimit._share(now, time.monotonic())
+        for i, bucket in enumerate(buckets):
+            mine = i % 3 + 1
+            assert int(await redis.client().get(self.key(bucket))) == mine + (7 if i == 0 else 0)
+            assert 0 < await redis.client().ttl(self.key(bucket)) <= 61
+            count = ratelimit._counts[(bucket, 60)]
+            assert (count.shared, count.sending, count.unshared) == (mine + (7 if i == 0 else 0), 0, 0)
+        assert not ratelimit._unshared
+
+    async def test_an_exchange_after_redis_lost_its_scripts(self):
+        bucket = unique("bucket")
+        await ratelimit.throttle(bucket, 10)
+        await redis.client().script_flush()
+        await ratelimit.throttle(bucket, 10)
+        assert int(await redis.client().get(self.key(bucket))) == 2
+
     async def test_redis_down_counts_in_the_process(self, monkeypatch):
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         class Down:
-            def pipeline(self, **_):
+            def register_script(self, _):
                 raise RedisConnectionError("down")
 
         monkeypatch.setattr(ratelimit.redis, "client", lambda: Down())
