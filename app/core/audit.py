@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,11 +136,9 @@ async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None)
     ]
     conn = await db.raw_connection(session)  # on every write request: asyncpg directly, not the ORM
     if stored is None:
-        moved = await conn.execute(APPEND_SQL, chain, json.dumps(rows, ensure_ascii=False))
+        moved = await conn.execute(APPEND_SQL, chain, orjson.dumps(rows).decode())
     else:
-        moved = await conn.execute(
-            _APPEND_AND_STORE_SQL, chain, json.dumps(rows, ensure_ascii=False), *stored
-        )
+        moved = await conn.execute(_APPEND_AND_STORE_SQL, chain, orjson.dumps(rows).decode(), *stored)
     assert moved == "UPDATE 1", "the migrations create every chain's head row"
 
 
