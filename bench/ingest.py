@@ -11,7 +11,9 @@ the same rows into a bare table (no index, no constraint): the ceiling of the ma
 ``--runs`` runs; identical runs on a noisy machine differ by up to 2.5×. ``--webhooks``: the operator
 subscribes to every event type it may receive (a local sink) and the runs alternate without and with
 the subscription (``--runs`` of each); ``webhooks`` in the output compares the credited records/s as
-ratios to the same run's raw COPY (``bench/_webhooks.py``).
+ratios to the same run's raw COPY (``bench/_webhooks.py``). Each run also reports the CPU time a credited
+record cost the API's processes and PostgreSQL's (``cpu_us_per_record_api``, ``cpu_us_per_record_postgres``,
+read from the processes before and after the batches): which half a change saved, steadier than the rates.
 """
 
 import argparse
@@ -172,7 +174,9 @@ async def main() -> None:
                     await set_active(client, subscriptions, on)
             batches = make_batches(users, args.batches, run)
             bodies = [orjson.dumps({"records": b}) for b in batches]
+            before = server.cpu_seconds()
             result = await submit_all(server.base_url, op, bodies, args.clients, args.keep_alive)
+            cpu = {k: (v - before[k]) / result["credited"] * 1e6 for k, v in server.cpu_seconds().items()}
             copy_rate = await raw_copy(server.urls.database_url, batches)
             # the rate counts credited records: a run whose records were refused would not measure ingestion
             assert result["credited"] == 1000 * len(bodies), f"only {result['credited']} records credited"
@@ -185,6 +189,8 @@ async def main() -> None:
                     "p99_batch_ms": percentile(lat, 99) * 1000,
                     "max_batch_ms": max(lat) * 1000,
                     "raw_copy_rows_per_s": copy_rate,
+                    "cpu_us_per_record_api": cpu["api"],
+                    "cpu_us_per_record_postgres": cpu["postgres"],
                 }
             )
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
