@@ -315,9 +315,13 @@ async def carrier_session() -> AsyncIterator[AsyncSession]:
     new one. Given back if this request left it untouched too (no ORM transaction began, no object in it),
     with its ``info`` emptied; otherwise closed, as ``async with`` a new session would. Making a session and
     closing it was ~6 % of a balance read's CPU. A session of another sessionmaker (a test's) is never
-    given out."""
+    given out, and a sessionmaker that is not SQLAlchemy's is used as it is (``async with``)."""
     global _idle_maker
     maker = sessionmaker()
+    if not isinstance(maker, async_sessionmaker):  # one that hands sessions out in turns (a test's): as made
+        async with maker() as made:
+            yield made
+        return
     if _idle_maker is not maker:
         _idle_sessions.clear()
         _idle_maker = maker
