@@ -186,6 +186,7 @@ async def main() -> None:
                 "median": med,
                 "ratio_to_raw_copy": round(med["lots_per_s"] / med["raw_copy_rows_per_s"], 4),
                 "targets": {"expire_seconds": 10},
+                "targets_met": {"expire_seconds": med["expire_seconds"] <= 10},
                 "checks_hold": all(
                     not r["ledger_verify_broken"]
                     and r["lots_left"] == 0
