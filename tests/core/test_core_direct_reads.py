@@ -4,6 +4,7 @@ dependency solving, the same answers and refusals as every other route.
 These tests commit: a direct read's connection is not the test's, so it sees only committed rows.
 """
 
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import pytest
@@ -68,6 +69,27 @@ class TestAnswers:
         assert shared == [1, 1]
         assert leased == []  # no connection of its own
         assert db.engine().pool.checkedout() == engine_checkouts
+
+    async def test_reads_one_after_another_carry_their_info_on_one_session(self, client, monkeypatch):
+        _, _, headers = await credited_person(client)
+        carried = []
+        carrier = db.carrier_session
+
+        @asynccontextmanager
+        async def seen():
+            async with carrier() as session:
+                carried.append((session, dict(session.info)))  # as the read is given it
+                yield session
+
+        monkeypatch.setattr(db, "carrier_session", seen)
+        for _ in range(2):
+            r = await client.get("/v1/me/account", headers=headers)
+            assert r.status_code == 200, r.text
+            assert r.json()["balance"] == 150
+        (first, first_info), (second, second_info) = carried
+        assert second is first  # given back untouched, given out again
+        assert first_info == second_info == {}  # nothing of the first read left on it
+        assert not first.in_transaction() and not first.identity_map
 
 
 class TestRefusals:
