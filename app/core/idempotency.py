@@ -81,22 +81,22 @@ async def _pending(request: Request, scope: str, required: bool) -> Pending | No
     return Pending(scope, key, fingerprint)
 
 
-def _settle(pending: Pending, state: Any, locked: bool, fingerprint: str | None, stored: Any) -> None:
-    """What ``idempotency_begin`` answered: go on (the key is the request's until it ends), or a refusal, or
-    the stored response replayed. ``stored``: the record's ``status_code``, ``body`` and ``content_type``."""
-    if not locked:
+def _settle(pending: Pending, state: Any, row: Any, prefix: str = "") -> None:
+    """What ``idempotency_begin`` answered in ``row`` (its columns named with ``prefix``): go on (the key is the
+    request's until it ends), or a refusal, or the stored response replayed."""
+    if not row[prefix + "locked"]:
         raise KeyInUse(
             "the first request with this key has not finished; retry shortly", headers={"Retry-After": "1"}
         )
+    fingerprint = row[prefix + "fingerprint"]
     if fingerprint is not None:
         if fingerprint != pending.fingerprint:
             raise KeyReused("this key was first used with another body or path")
-        status_code, body, content_type = stored
         raise Replay(
             Response(
-                content=body,
-                status_code=status_code,
-                media_type=content_type,
+                content=row[prefix + "body"],
+                status_code=row[prefix + "status_code"],
+                media_type=row[prefix + "content_type"],
                 headers={"Idempotent-Replayed": "true"},
             )
         )
@@ -117,13 +117,7 @@ async def begin(request: Request, session: AsyncSession, scope: str, *, required
         clock.now(),
     )
     assert row is not None  # the function answers one row
-    _settle(
-        pending,
-        request.state,
-        row["locked"],
-        row["fingerprint"],
-        (row["status_code"], row["body"], row["content_type"]),
-    )
+    _settle(pending, request.state, row)
 
 
 DEFERRED = "idempotency_deferred"
@@ -147,8 +141,7 @@ class Deferred:
     def settle(self, row: Any) -> None:
         """The statement's ``key_locked``, ``key_fingerprint``, ``key_status_code``, ``key_body`` and
         ``key_content_type``, as :func:`begin` reads ``idempotency_begin``'s."""
-        stored = (row["key_status_code"], row["key_body"], row["key_content_type"])
-        _settle(self.pending, self.state, row["key_locked"], row["key_fingerprint"], stored)
+        _settle(self.pending, self.state, row, prefix="key_")
 
 
 async def defer(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
