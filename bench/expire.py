@@ -35,6 +35,8 @@ from app.points import repository as points_repository  # noqa: E402
 from bench._server import dumps  # noqa: E402
 
 TABLES = ("lot_allocations", "ledger_entries", "point_lots", "point_accounts")
+TARGET_SECONDS = 10
+"""The expiry job over 1,000,000 due lots of 200,000 people, on a 2-core machine running everything."""
 
 
 def rows_for(people: int, lots_each: int, run: int) -> dict[str, list[tuple]]:
@@ -185,8 +187,8 @@ async def main() -> None:
                 "setup": {"people": args.people, "lots_each": args.lots_each, "runs": args.runs},
                 "median": med,
                 "ratio_to_raw_copy": round(med["lots_per_s"] / med["raw_copy_rows_per_s"], 4),
-                "targets": {"expire_seconds": 10},
-                "targets_met": {"expire_seconds": med["expire_seconds"] <= 10},
+                "targets": {"expire_seconds": TARGET_SECONDS},
+                "targets_met": {"expire_seconds": med["expire_seconds"] <= TARGET_SECONDS},
                 "checks_hold": all(
                     not r["ledger_verify_broken"]
                     and r["lots_left"] == 0

@@ -314,11 +314,11 @@ async def carrier_session() -> AsyncIterator[AsyncSession]:
     deferred Idempotency-Key, audit entries) and no ORM: one an earlier request gave back untouched, or a
     new one. Given back if this request left it untouched too (no ORM transaction began, no object in it),
     with its ``info`` emptied; otherwise closed, as ``async with`` a new session would. Making a session and
-    closing it was ~6 % of a balance read's CPU. A session of another sessionmaker (a test's) is never
-    given out, and a sessionmaker that is not SQLAlchemy's is used as it is (``async with``)."""
+    closing it was ~6 % of a balance read's CPU. A session of another sessionmaker is never given out; while
+    :data:`direct_reads` is off, each request has a session of its own, as ``async with`` it."""
     global _idle_maker
     maker = sessionmaker()
-    if not isinstance(maker, async_sessionmaker):  # one that hands sessions out in turns (a test's): as made
+    if not direct_reads:  # every session is bound to one connection (a test's) and used through the ORM
         async with maker() as made:
             yield made
         return

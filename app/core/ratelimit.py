@@ -24,11 +24,8 @@ async def hit(bucket: str, limit: int, window_seconds: int = 60, *, cost: int = 
     now = clock.now().timestamp()
     window = int(now // window_seconds)
     key = f"rl:{bucket}:{window}"
-    try:
-        client = redis.client()
-        count = await client.incrby(key, cost)
-        if count == cost:  # the window's first hit sets its lifetime
-            await client.expire(key, window_seconds + 1)
+    try:  # the budget's exchange for one bucket: the hit and the window's lifetime in one round trip
+        (count,) = await _exchange_script()(keys=[key], args=[cost, window_seconds + 1])
     except RedisError:
         log.warning("rate limiter unavailable; letting the request through", extra={"bucket": bucket})
         return

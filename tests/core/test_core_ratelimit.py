@@ -107,7 +107,7 @@ class TestLimiter:
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         class Down:
-            async def incrby(self, *_):
+            def register_script(self, _):
                 raise RedisConnectionError("down")
 
         monkeypatch.setattr(ratelimit.redis, "client", lambda: Down())
