@@ -413,7 +413,8 @@ class TestTheJsonRoutesNeedThePersonsSession:
         assert (await client.get("/v1/me/export")).json()["user_id"] == tokens["user_id"]
         r = await client.delete("/v1/me")
         assert (r.status_code, r.json()["code"]) == (403, "csrf_failed")
-        r = await client.delete("/v1/me", headers={"X-CSRF-Token": "x" + token[1:]})
+        wrong = ("x" if token[0] != "x" else "y") + token[1:]  # one character off, never the token itself
+        r = await client.delete("/v1/me", headers={"X-CSRF-Token": wrong})
         assert (r.status_code, r.json()["code"]) == (403, "csrf_failed")
         r = await client.delete("/v1/me", headers={"X-CSRF-Token": token})
         assert r.status_code == 200 and r.json()["user_id"] == tokens["user_id"]
