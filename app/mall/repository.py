@@ -189,13 +189,33 @@ async def list_items(
 # (a conditional upsert), the order. It answers one row: ``outcome`` ('placed', 'refused' by the item's own
 # rules, 'insufficient_points', 'out_of_stock', 'per_user_limit') with the item's terms, the points, the
 # voucher's expiry, the spend entry and, when over the limit, the units the person already holds.
-# Something else to write with a placed order (an outbox event) goes in one more CTE reading ``placed``.
-PLACE_SQL = """
-WITH placed AS MATERIALIZED (SELECT * FROM mall_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9))
-SELECT * FROM placed
+# A placed order's events (order.created) are written by the same statement: the service sends them without
+# what only the statement knows (the merchant, as the first event's recipient when its ``org_id`` is null, and
+# the title, points and voucher expiry in every payload), and ``webhook_emit`` (migration 0018) writes them
+# with their deliveries only when the order was placed.
+_EMIT_PLACED = """
+, emitted AS MATERIALIZED (
+  SELECT w FROM placed p, webhook_emit(
+    $10, ARRAY(SELECT coalesce(o, p.merchant_id) FROM unnest($11::uuid[]) WITH ORDINALITY AS u(o, n) ORDER BY n),
+    $12, $13, $14,
+    ARRAY(SELECT (k::jsonb || jsonb_build_object('merchant_id', p.merchant_id, 'title', p.title,
+                 'points', p.points, 'voucher_expires_at', webhook_time(p.expires_at)))::text
+          FROM unnest($15::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n),
+    $5) w
+  WHERE p.outcome = 'placed'
+)
+SELECT placed.*, (SELECT count(*) FROM emitted) AS events FROM placed
 """
-PLACE_KEYED_SQL = "SELECT * FROM mall_place_keyed_order($10, $11, $12, $1, $2, $3, $4, $5, $6, $7, $8, $9)"
-"""The order with its Idempotency-Key's lock and record (migration 0017): ``$10``–``$12`` are
+PLACE_SQL = (
+    "WITH placed AS MATERIALIZED (SELECT * FROM mall_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9))"
+    + _EMIT_PLACED
+)
+PLACE_KEYED_SQL = (
+    "WITH placed AS MATERIALIZED"
+    " (SELECT * FROM mall_place_keyed_order($16, $17, $18, $1, $2, $3, $4, $5, $6, $7, $8, $9))"
+    + _EMIT_PLACED
+)
+"""The order with its Idempotency-Key's lock and record (migration 0017): ``$16``–``$18`` are
 ``idempotency_begin``'s lock, scope and key."""
 
 
@@ -210,13 +230,15 @@ async def place(
     order_id: uuid.UUID,
     digest: bytes,
     sealed: bytes,
+    events: tuple[list[Any], ...],
     key: tuple[int, str, str] | None = None,
 ) -> asyncpg.Record:
     """Place an order in one round trip (see ``PLACE_SQL``); a refusal has changed nothing it keeps: the
     caller rolls the transaction back. Starts looking for a free stock slot at a random one. ``key``: the
     request's Idempotency-Key (:attr:`app.core.idempotency.Deferred.args`), taken in the same call first;
     the row's ``key_`` columns say what it found, and the order was placed only if ``key_locked`` and no
-    ``key_fingerprint``."""
+    ``key_fingerprint``. ``events``: the order.created events as ``webhook_emit`` takes them (ids, recipients,
+    types, subject types, subject ids, payloads), written only if the order is placed (see ``_EMIT_PLACED``)."""
     row = await conn.fetchrow(
         PLACE_SQL if key is None else PLACE_KEYED_SQL,
         item_id,
@@ -228,6 +250,7 @@ async def place(
         digest,
         sealed,
         secrets.randbelow(MAX_SLOTS),
+        *events,
         *(key or ()),
     )
     assert row is not None  # the function always answers one row

@@ -14,24 +14,9 @@ from app.core.pagination import decode_cursor
 from app.webhooks.models import WebhookEvent, WebhookSubscription
 
 # One round trip: the events, and one pending delivery per active subscription of the recipient that
-# wants the type. An event whose id exists already (a job that ran twice) is skipped with its deliveries:
-# the deliveries join only the rows the first INSERT returns.
-EMIT_SQL = """
-WITH ev AS (
-  INSERT INTO webhook_events (id, org_id, type, subject_type, subject_id, payload, created_at)
-  SELECT e.id, e.org_id, e.type, e.subject_type, e.subject_id, e.payload::jsonb, $7
-  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
-    AS e(id, org_id, type, subject_type, subject_id, payload)
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id, org_id, type
-), deliveries AS (
-  INSERT INTO webhook_deliveries (event_id, subscription_id, status, attempts, next_attempt_at, created_at)
-  SELECT ev.id, s.id, 'pending', 0, $7, $7
-  FROM ev JOIN webhook_subscriptions s
-    ON s.org_id = ev.org_id AND s.status = 'active' AND s.event_types ? ev.type
-)
-SELECT id FROM ev
-"""
+# wants the type (the function ``webhook_emit``, migration 0018, which an order's own statement calls too).
+# An event whose id exists already (a job that ran twice) is skipped with its deliveries.
+EMIT_SQL = "SELECT e.id FROM webhook_emit($1, $2, $3, $4, $5, $6, $7) AS e(id)"
 
 
 async def insert_events(

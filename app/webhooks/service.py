@@ -408,19 +408,25 @@ async def emit_all(session: AsyncSession, emissions: Sequence[Emission]) -> list
     written (an emission whose id exists already is skipped)."""
     if not emissions:
         return []
+    written = await repository.insert_events(
+        await db.raw_connection(session), *columns(emissions), clock.now()
+    )
+    return [e.id for e in emissions if e.id in written]
+
+
+def columns(emissions: Sequence[Emission]) -> tuple[list[Any], ...]:
+    """The emissions as the outbox's statement takes them: ids, recipients, types, subject types, subject ids
+    and payloads (JSON text); for a statement of another domain that writes its events itself (an order)."""
     for e in emissions:
         assert e.type in EVENT_TYPES, e.type  # a caller's slip, never a request's input
-    written = await repository.insert_events(
-        await db.raw_connection(session),
+    return (
         [e.id for e in emissions],
         [e.org_id for e in emissions],
         [e.type for e in emissions],
         [e.subject_type for e in emissions],
         [e.subject_id for e in emissions],
         [orjson.dumps(e.payload, default=_json_default).decode() for e in emissions],
-        clock.now(),
     )
-    return [e.id for e in emissions if e.id in written]
 
 
 async def emit(
