@@ -20,13 +20,13 @@ depends_on = None
 EMIT = r"""
 CREATE FUNCTION webhook_emit(
   p_ids uuid[], p_org_ids uuid[], p_types text[], p_subject_types text[], p_subject_ids text[],
-  p_payloads text[], p_now timestamptz
+  p_payloads jsonb[], p_now timestamptz
 ) RETURNS SETOF uuid VOLATILE LANGUAGE plpgsql AS $fn$
 BEGIN
   RETURN QUERY
     WITH ev AS (
       INSERT INTO webhook_events (id, org_id, type, subject_type, subject_id, payload, created_at)
-      SELECT e.id, e.org_id, e.type, e.subject_type, e.subject_id, e.payload::jsonb, p_now
+      SELECT e.id, e.org_id, e.type, e.subject_type, e.subject_id, e.payload, p_now
       FROM unnest(p_ids, p_org_ids, p_types, p_subject_types, p_subject_ids, p_payloads)
         AS e(id, org_id, type, subject_type, subject_id, payload)
       ON CONFLICT (id) DO NOTHING
@@ -43,13 +43,16 @@ $fn$
 """
 
 # webhook_time: a time as events carry it (Python's isoformat in UTC, as orjson writes it: microseconds only
-# when there are some), for a payload made in SQL.
+# when there are some), for a payload made in SQL. PL/pgSQL, not SQL: a SQL function that cannot be inlined
+# (to_char is only stable) is parsed and planned again at each call.
 TIME = r"""
-CREATE FUNCTION webhook_time(p_at timestamptz) RETURNS text IMMUTABLE LANGUAGE sql AS $fn$
-  SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+CREATE FUNCTION webhook_time(p_at timestamptz) RETURNS text STABLE LANGUAGE plpgsql AS $fn$
+BEGIN
+  RETURN to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
     || CASE WHEN extract(microseconds FROM p_at)::bigint % 1000000 = 0 THEN ''
             ELSE to_char(p_at AT TIME ZONE 'UTC', '.US') END
-    || '+00:00'
+    || '+00:00';
+END
 $fn$
 """
 
@@ -61,4 +64,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION webhook_time(timestamptz)")
-    op.execute("DROP FUNCTION webhook_emit(uuid[], uuid[], text[], text[], text[], text[], timestamptz)")
+    op.execute("DROP FUNCTION webhook_emit(uuid[], uuid[], text[], text[], text[], jsonb[], timestamptz)")

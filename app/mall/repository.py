@@ -199,7 +199,7 @@ _EMIT_PLACED = """
     $10, ARRAY(SELECT coalesce(o, p.merchant_id) FROM unnest($11::uuid[]) WITH ORDINALITY AS u(o, n) ORDER BY n),
     $12, $13, $14,
     ARRAY(SELECT (k::jsonb || jsonb_build_object('merchant_id', p.merchant_id, 'title', p.title,
-                 'points', p.points, 'voucher_expires_at', webhook_time(p.expires_at)))::text
+                 'points', p.points, 'voucher_expires_at', webhook_time(p.expires_at)))
           FROM unnest($15::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n),
     $5) w
   WHERE p.outcome = 'placed'
