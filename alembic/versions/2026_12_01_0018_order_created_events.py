@@ -42,16 +42,17 @@ END
 $fn$
 """
 
-# webhook_time: a time as events carry it (Python's isoformat in UTC, as orjson writes it: microseconds only
-# when there are some), for a payload made in SQL. PL/pgSQL, not SQL: a SQL function that cannot be inlined
-# (to_char is only stable) is parsed and planned again at each call.
+# json_time: a time in UTC as our JSON writes it (orjson: microseconds only when there are some), ending in
+# ``p_utc``: '+00:00' in events' payloads (Python's isoformat), 'Z' in the API's answers (OPT_UTC_Z); for JSON
+# made in SQL. PL/pgSQL, not SQL: a SQL function that cannot be inlined (to_char is only stable) is parsed and
+# planned again at each call.
 TIME = r"""
-CREATE FUNCTION webhook_time(p_at timestamptz) RETURNS text STABLE LANGUAGE plpgsql AS $fn$
+CREATE FUNCTION json_time(p_at timestamptz, p_utc text) RETURNS text STABLE LANGUAGE plpgsql AS $fn$
 BEGIN
   RETURN to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
     || CASE WHEN extract(microseconds FROM p_at)::bigint % 1000000 = 0 THEN ''
             ELSE to_char(p_at AT TIME ZONE 'UTC', '.US') END
-    || '+00:00';
+    || p_utc;
 END
 $fn$
 """
@@ -63,5 +64,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION webhook_time(timestamptz)")
+    op.execute("DROP FUNCTION json_time(timestamptz, text)")
     op.execute("DROP FUNCTION webhook_emit(uuid[], uuid[], text[], text[], text[], jsonb[], timestamptz)")

@@ -12,6 +12,7 @@ entries is caught too.
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock, db, idempotency
+from app.core import clock, db, idempotency, sqljson
 from app.core.models import AuditEntry
 from app.core.pagination import keyset, page
 
@@ -69,36 +70,15 @@ def _canonical(values: list[Any]) -> str:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-# One round trip a transaction: lock the chain's head (a locking read answers its newest committed
-# version), chain the entries' hashes from it in SQL, insert them and move the head. Python sends each
-# entry's canonical JSON without its first three members (previous hash, chain, seq: known only under
-# the lock); SQL prefixes them exactly as :func:`entry_hash` writes them (hex, integers), so the hash is
-# the same SHA-256 of the same UTF-8 text and :func:`verify` re-computes it in Python.
-APPEND_SQL = """
-WITH RECURSIVE head AS MATERIALIZED (
-  SELECT seq, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE
-), pending AS (
-  SELECT * FROM json_to_recordset($2::json) AS r(n int, rest text, at timestamptz, actor text, action text,
-    subject_type text, subject_id text, data jsonb)
-), chained (n, seq, prev_hash, hash) AS (
-  SELECT 0, head.seq, NULL::text, head.hash::text FROM head
-  UNION ALL
-  SELECT p.n, c.seq + 1, c.hash::text, encode(sha256(convert_to(
-    '["' || c.hash || '",' || $1::int || ',' || (c.seq + 1) || ',' || substr(p.rest, 2), 'UTF8')), 'hex')
-  FROM chained c JOIN pending p ON p.n = c.n + 1
-), added AS (
-  INSERT INTO audit_entries (chain, seq, at, actor, action, subject_type, subject_id, data, prev_hash, hash)
-  SELECT $1, c.seq, p.at, p.actor, p.action, p.subject_type, p.subject_id, p.data, c.prev_hash, c.hash
-  FROM chained c JOIN pending p ON p.n = c.n RETURNING seq, hash
-)
-UPDATE audit_chain_heads h SET seq = last.seq, hash = last.hash
-FROM (SELECT seq, hash FROM added ORDER BY seq DESC LIMIT 1) last WHERE h.chain = $1
-"""
+# One round trip a transaction: ``audit_append`` (migration 0019) locks the chain's head, chains the entries'
+# hashes from it in SQL, inserts them and moves the head. Python sends each entry's canonical JSON without its
+# first three members (previous hash, chain, seq: known only under the lock); SQL prefixes them exactly as
+# :func:`entry_hash` writes them (hex, integers), so the hash is the same SHA-256 of the same UTF-8 text and
+# :func:`verify` re-computes it in Python.
+APPEND_SQL = "SELECT audit_append($1, $2::json)"
 
-_APPEND_AND_STORE_SQL = APPEND_SQL.replace(
-    "WITH RECURSIVE ",
-    "WITH RECURSIVE stored AS (" + idempotency.STORE_SQL.format(*(f"${n}" for n in range(3, 11))) + "), ",
-    1,
+_APPEND_AND_STORE_SQL = (
+    "WITH stored AS (" + idempotency.STORE_SQL.format(*(f"${n}" for n in range(3, 11))) + ") " + APPEND_SQL
 )
 """APPEND_SQL that also stores the request's idempotency record ($3…$10): a data-modifying WITH runs
 whether or not the rest of the statement reads it."""
@@ -106,19 +86,9 @@ _STORE_SQL = idempotency.STORE_SQL.format(*(f"${n}" for n in range(1, 9)))
 """The idempotency record alone, for a write request that audited nothing."""
 
 
-async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None) -> None:
-    """Write the transaction's audit entries in one statement.
-
-    ``stored``: an idempotency record (:func:`app.core.idempotency.record`) written by the same statement,
-    so a write request's end costs one round trip before its commit.
-    """
-    pending = session.info.pop("audit", None)
-    if not pending:
-        if stored is not None:
-            conn = await db.raw_connection(session)
-            await conn.execute(_STORE_SQL, *stored)
-        return
-    # One chain per transaction (picked by its first entry's subject): one lock, one statement.
+def _rows(pending: list[tuple[str, str, str, str, Any]]) -> tuple[int, str]:
+    """The chain of the entries (one per transaction, picked by the first entry's subject: one lock) and the
+    entries as ``audit_append`` takes them (JSON text)."""
     chain = _chain_of(pending[0][2], pending[0][3])
     at = clock.real_now()  # when it really happened, whatever the sandbox clock says
     rows = [
@@ -134,12 +104,38 @@ async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None)
         }
         for n, (actor, action, subject_type, subject_id, data) in enumerate(pending, start=1)
     ]
+    return chain, orjson.dumps(rows).decode()
+
+
+async def flush(session: AsyncSession, *, stored: tuple[Any, ...] | None = None) -> None:
+    """Write the transaction's audit entries in one statement.
+
+    ``stored``: an idempotency record (:func:`app.core.idempotency.record`) written by the same statement,
+    so a write request's end costs one round trip before its commit.
+    """
+    pending = session.info.pop("audit", None)
+    if not pending:
+        if stored is not None:
+            conn = await db.raw_connection(session)
+            await conn.execute(_STORE_SQL, *stored)
+        return
+    chain, rows = _rows(pending)
     conn = await db.raw_connection(session)  # on every write request: asyncpg directly, not the ORM
     if stored is None:
-        moved = await conn.execute(APPEND_SQL, chain, orjson.dumps(rows).decode())
+        await conn.execute(APPEND_SQL, chain, rows)
     else:
-        moved = await conn.execute(_APPEND_AND_STORE_SQL, chain, orjson.dumps(rows).decode(), *stored)
-    assert moved == "UPDATE 1", "the migrations create every chain's head row"
+        await conn.execute(_APPEND_AND_STORE_SQL, chain, rows, *stored)
+
+
+def statement_entry(
+    *, actor: str, action: str, subject_type: str, subject_id: Any, data: dict[str, Any], later: Sequence[str]
+) -> tuple[int, str]:
+    """One entry for a statement that appends it itself (``audit_append``), with the values of ``data`` named in
+    ``later`` (each given as :func:`app.core.sqljson.later`) filled in by that statement: its chain and its rows
+    as a ``format()`` template whose ``%n$s`` is the JSON of ``later[n - 1]``."""
+    entry = (actor, action, subject_type, str(subject_id), json.loads(json.dumps(data, default=str)))
+    chain, rows = _rows([entry])
+    return chain, sqljson.template(rows, later)
 
 
 @dataclass

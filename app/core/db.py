@@ -174,6 +174,52 @@ class DirectLease:
             await _direct.release(cast(Any, conn))  # the pool's own proxy, as acquired
 
 
+class DirectTransaction(DirectLease):
+    """A direct write's connection (:class:`app.core.routing.DirectWriteRoute`): its transaction begins with
+    the first statement that needs one (:func:`raw_connection`); a statement that needs none of the request's
+    (:func:`statement_connection`: a read, or a write that is a whole change by itself) runs before that on
+    its own. A request whose one write is such a statement sends neither ``BEGIN`` nor ``COMMIT``."""
+
+    __slots__ = ("_transaction",)
+
+    def __init__(self, conn: Conn):
+        super().__init__(conn)
+        self._transaction: Any = None
+
+    async def connection(self) -> Conn:
+        conn = await super().connection()
+        if self._transaction is None:
+            self._transaction = conn.transaction()
+            await self._transaction.start()
+        return conn
+
+    async def apart(self) -> Conn | None:
+        """The connection outside any transaction, or None once the request's transaction began."""
+        return None if self._transaction is not None else await super().connection()
+
+    async def commit(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.commit()
+
+    async def rollback(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.rollback()
+
+
+async def statement_connection(session: AsyncSession) -> Conn:
+    """The connection for a statement that needs no transaction of the request's: a read, or a write that is a
+    whole change by itself (its own locks, audit entry and stored response: an order, ``mall_order_request``).
+    On a direct write that has begun no transaction, the connection outside any (the statement is its own
+    transaction; a read sees what it would have seen inside, at read committed); otherwise
+    :func:`raw_connection`'s, inside the request's transaction, with what it wrote before."""
+    lease = session.info.get(DIRECT)
+    if isinstance(lease, DirectTransaction):
+        conn = await lease.apart()
+        if conn is not None:
+            return conn
+    return await raw_connection(session)
+
+
 async def raw_connection(session: AsyncSession) -> Conn:
     """The asyncpg connection under ``session``, inside the session's open transaction.
 

@@ -4,16 +4,16 @@
 (another request holding it → 409 ``idempotency_key_in_use``), then looks the key up: same
 request → the stored response is replayed; another request → 422 ``idempotency_key_reused``.
 Both in one round trip (the ``idempotency_begin`` function, migration 0015); or in none of their own
-(:func:`defer`): a route whose work is one statement calls the function first in it (an order:
-``mall_place_keyed_order``, migration 0017).
-:func:`finish` stores the successful response in the same transaction, so a crash before the
-commit leaves nothing behind and a retry simply runs again. Failed requests change nothing and
+(:func:`defer`): a route whose work is one statement calls the function first in it, and that statement
+stores the response under the key too (an order: ``mall_order_request``, migration 0019).
+:func:`record` is what the request's end stores with its effect, in the same transaction, so a crash
+before the commit leaves nothing behind and a retry simply runs again. Failed requests change nothing and
 store nothing: a retry re-evaluates them.
 """
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -81,7 +81,7 @@ async def _pending(request: Request, scope: str, required: bool) -> Pending | No
     return Pending(scope, key, fingerprint)
 
 
-def _settle(pending: Pending, state: Any, row: Any, prefix: str = "") -> None:
+def _settle(pending: Pending, row: Any, prefix: str = "") -> None:
     """What ``idempotency_begin`` answered in ``row`` (its columns named with ``prefix``): go on (the key is the
     request's until it ends), or a refusal, or the stored response replayed."""
     if not row[prefix + "locked"]:
@@ -100,7 +100,6 @@ def _settle(pending: Pending, state: Any, row: Any, prefix: str = "") -> None:
                 headers={"Idempotent-Replayed": "true"},
             )
         )
-    state.idempotency = pending
 
 
 async def begin(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
@@ -117,7 +116,8 @@ async def begin(request: Request, session: AsyncSession, scope: str, *, required
         clock.now(),
     )
     assert row is not None  # the function answers one row
-    _settle(pending, request.state, row)
+    _settle(pending, row)
+    request.state.idempotency = pending  # its response stored at the request's end (record)
 
 
 DEFERRED = "idempotency_deferred"
@@ -126,22 +126,25 @@ DEFERRED = "idempotency_deferred"
 
 @dataclass(slots=True)
 class Deferred:
-    """A key whose ``idempotency_begin`` runs inside the request's first statement, not as a round trip of
-    its own: the statement calls it first and does its work only if the key is free and unused
-    (``mall_place_keyed_order``), and :meth:`settle` reads what it answered."""
+    """A key whose ``idempotency_begin`` runs inside the request's one statement, not as a round trip of its
+    own: the statement calls it first, does its work only if the key is free and unused, and stores the
+    response under the key itself (``mall_order_request``); :meth:`settle` reads what it answered."""
 
     pending: Pending
-    state: Any  # the request's state: where the key goes once it is the request's
 
     @property
-    def args(self) -> tuple[int, str, str]:
-        """``idempotency_begin``'s lock, scope and key."""
-        return _lock_key(self.pending.scope, self.pending.key), self.pending.scope, self.pending.key
+    def args(self) -> tuple[int, str, str, str, datetime]:
+        """``idempotency_begin``'s lock, scope and key, then what the record stores: the fingerprint, and until
+        when it is kept."""
+        scope, key = self.pending.scope, self.pending.key
+        until = clock.now() + timedelta(hours=get_settings().idempotency_ttl_hours)
+        return _lock_key(scope, key), scope, key, self.pending.fingerprint, until
 
     def settle(self, row: Any) -> None:
         """The statement's ``key_locked``, ``key_fingerprint``, ``key_status_code``, ``key_body`` and
-        ``key_content_type``, as :func:`begin` reads ``idempotency_begin``'s."""
-        _settle(self.pending, self.state, row, prefix="key_")
+        ``key_content_type``, as :func:`begin` reads ``idempotency_begin``'s; the request's response is not
+        stored again at its end (the statement stored it with its effect)."""
+        _settle(self.pending, row, prefix="key_")
 
 
 async def defer(request: Request, session: AsyncSession, scope: str, *, required: bool = False) -> None:
@@ -149,7 +152,7 @@ async def defer(request: Request, session: AsyncSession, scope: str, *, required
     lock and record by the statement the service runs with :func:`deferred`'s ``args``."""
     pending = await _pending(request, scope, required)
     if pending is not None:
-        session.info[DEFERRED] = Deferred(pending, request.state)
+        session.info[DEFERRED] = Deferred(pending)
 
 
 def deferred(session: AsyncSession) -> Deferred | None:

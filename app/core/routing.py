@@ -197,9 +197,12 @@ class DirectWriteRoute(CommitRoute):
 
     The endpoint takes the request's session, its caller (as :class:`DirectReadRoute`'s) and one JSON body
     model, and answers a ``Response`` (serialised once, by the endpoint). A body sent as ``application/json`` that parses and validates is handed over directly, and the
-    transaction is a plain pooled asyncpg connection's (:func:`app.core.db.direct_connection`): the
-    session's raw statements (:func:`app.core.db.raw_connection`), its audit entries and the idempotency
-    record run on it, committed before the response leaves. The endpoint must not use the ORM (nothing
+    transaction is a plain pooled asyncpg connection's (:func:`app.core.db.direct_connection`), begun by the
+    first statement that needs it (:class:`app.core.db.DirectTransaction`): the session's raw statements
+    (:func:`app.core.db.raw_connection`), its audit entries and the idempotency record run on it, committed
+    before the response leaves. Reads, and a write that is a whole change by itself
+    (:func:`app.core.db.statement_connection`: an order), run before any on their own: a request that has
+    only those sends neither ``BEGIN`` nor ``COMMIT``. The endpoint must not use the ORM (nothing
     would commit it): a session that did is refused and the transaction rolled back. Any other body (another
     content type, bad JSON, a value the model refuses) takes the :class:`CommitRoute` path, which answers
     exactly what FastAPI answers; so does every request while :data:`app.core.db.direct_reads` is off.
@@ -230,9 +233,7 @@ class DirectWriteRoute(CommitRoute):
             async with db.direct_connection() as conn, db.carrier_session() as session:
                 assert conn is not None  # direct_reads is on
                 request.state.session = session
-                session.info[db.DIRECT] = db.DirectLease(conn)
-                transaction = conn.transaction()
-                await transaction.start()
+                session.info[db.DIRECT] = lease = db.DirectTransaction(conn)
 
                 async def work() -> Response:
                     kwargs = await _resolve(self._arguments, request, session)
@@ -243,7 +244,7 @@ class DirectWriteRoute(CommitRoute):
                         raise RuntimeError(f"{self.path}: a direct write used the ORM session")
                     return response
 
-                return await _answer(request, session, work(), transaction.commit, transaction.rollback)
+                return await _answer(request, session, work(), lease.commit, lease.rollback)
 
         return write
 

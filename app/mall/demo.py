@@ -97,7 +97,7 @@ async def _orders(session: AsyncSession, merchant: Principal) -> list[str]:
         try:
             user_id = await users_service.entrusted_user(session, operator_id, external_id)
             buyer = Principal("user", "user", user_id, operator_id)
-            order = await service.place_order(session, buyer, coffee.id, 1)
+            order = (await service.place_order(session, buyer, coffee.id, 1)).order
         except (NotEntrusted, InsufficientPoints):
             continue
         if external_id == BUYERS[0]:

@@ -189,39 +189,22 @@ async def list_items(
 # (a conditional upsert), the order. It answers one row: ``outcome`` ('placed', 'refused' by the item's own
 # rules, 'insufficient_points', 'out_of_stock', 'per_user_limit') with the item's terms, the points, the
 # voucher's expiry, the spend entry and, when over the limit, the units the person already holds.
-# A placed order's events (order.created) are written by the same statement: the service sends them without
-# what only the statement knows (the merchant, as the first event's recipient when its ``org_id`` is null, and
-# the title, points and voucher expiry in every payload), and ``webhook_emit`` (migration 0018) writes them
-# with their deliveries only when the order was placed.
-_EMIT_PLACED = """
-, emitted AS MATERIALIZED (
-  SELECT w FROM placed p, webhook_emit(
-    $10, ARRAY(SELECT coalesce(o, p.merchant_id) FROM unnest($11::uuid[]) WITH ORDINALITY AS u(o, n) ORDER BY n),
-    $12, $13, $14,
-    ARRAY(SELECT (k::jsonb || jsonb_build_object('merchant_id', p.merchant_id, 'title', p.title,
-                 'points', p.points, 'voucher_expires_at', webhook_time(p.expires_at)))
-          FROM unnest($15::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n),
-    $5) w
-  WHERE p.outcome = 'placed'
+# mall_order_request (migration 0019) is the person's whole order request in one statement: the
+# Idempotency-Key's lock and record first (idempotency_begin), then mall_place_order in a subtransaction undone
+# if it refuses, then for a placed order its order.created events (webhook_emit), its audit entry
+# (audit_append) and its answer, stored under the key. What only the statement knows (the item's merchant,
+# title, price and voucher expiry, the order's points and ledger entry) it fills into the events' payloads and
+# into the audit entry and the answer, which the service sends as format() templates (app.core.sqljson).
+ORDER_REQUEST_SQL = (
+    "SELECT * FROM mall_order_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23)"
 )
-SELECT placed.*, (SELECT count(*) FROM emitted) AS events FROM placed
-"""
-PLACE_SQL = (
-    "WITH placed AS MATERIALIZED (SELECT * FROM mall_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9))"
-    + _EMIT_PLACED
-)
-PLACE_KEYED_SQL = (
-    "WITH placed AS MATERIALIZED"
-    " (SELECT * FROM mall_place_keyed_order($16, $17, $18, $1, $2, $3, $4, $5, $6, $7, $8, $9))"
-    + _EMIT_PLACED
-)
-"""The order with its Idempotency-Key's lock and record (migration 0017): ``$16``–``$18`` are
-``idempotency_begin``'s lock, scope and key."""
 
 
 async def place(
     conn: Conn,
     *,
+    key: tuple[int, str, str, str, datetime] | None,
     item_id: uuid.UUID,
     user_id: uuid.UUID,
     operator_id: uuid.UUID | None,
@@ -231,16 +214,21 @@ async def place(
     digest: bytes,
     sealed: bytes,
     events: tuple[list[Any], ...],
-    key: tuple[int, str, str] | None = None,
+    audit: tuple[int, str],
+    body: str,
 ) -> asyncpg.Record:
-    """Place an order in one round trip (see ``PLACE_SQL``); a refusal has changed nothing it keeps: the
-    caller rolls the transaction back. Starts looking for a free stock slot at a random one. ``key``: the
-    request's Idempotency-Key (:attr:`app.core.idempotency.Deferred.args`), taken in the same call first;
-    the row's ``key_`` columns say what it found, and the order was placed only if ``key_locked`` and no
-    ``key_fingerprint``. ``events``: the order.created events as ``webhook_emit`` takes them (ids, recipients,
-    types, subject types, subject ids, payloads), written only if the order is placed (see ``_EMIT_PLACED``)."""
+    """Place an order in one statement (see ``ORDER_REQUEST_SQL``), its own transaction when run outside one.
+    A refusal changed nothing. Starts looking for a free stock slot at a random one.
+
+    ``key``: the request's Idempotency-Key (:attr:`app.core.idempotency.Deferred.args`) or None; the row's
+    ``key_`` columns say what it found: the order was placed only if ``key_locked`` and no ``key_fingerprint``.
+    ``events``: the order.created events as ``webhook_emit`` takes them (ids, recipients, types, subject types,
+    subject ids, payloads; the first recipient null: the merchant). ``audit``: the spend's entry, its chain and
+    rows (``%1$s``: the ledger entry id, ``%2$s``: the points). ``body``: the answer (``%1$s``…``%6$s``: merchant
+    id, title, unit price, points, voucher expiry, expiry policy); the row's ``body`` is it filled in."""
     row = await conn.fetchrow(
-        PLACE_SQL if key is None else PLACE_KEYED_SQL,
+        ORDER_REQUEST_SQL,
+        *(key or (None, None, None, None, None)),
         item_id,
         user_id,
         operator_id,
@@ -251,7 +239,8 @@ async def place(
         sealed,
         secrets.randbelow(MAX_SLOTS),
         *events,
-        *(key or ()),
+        *audit,
+        body,
     )
     assert row is not None  # the function always answers one row
     return row

@@ -240,8 +240,8 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
     "order belongs to the operator the token was issued to.",
 )
 async def place_order(data: OrderCreate, session: Session, user: Buyer):
-    order = await service.place_order(session, user, data.item_id, data.quantity)
-    return _json(order.model_dump(), status.HTTP_201_CREATED)
+    placed = await service.place_order(session, user, data.item_id, data.quantity)
+    return Response(placed.body, status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.get(

@@ -17,10 +17,11 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, idempotency, ratelimit
+from app.core import audit, clock, db, idempotency, ratelimit, sqljson
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.mall import repository as repo
@@ -398,23 +399,59 @@ class PlaceOutcome(StrEnum):
     per_user_limit = "per_user_limit"
 
 
-async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> OrderRead:
-    """Spend the points, take the stock, count the person's units, issue the voucher: one transaction,
-    one round trip (``repository.place``), which also takes the request's deferred Idempotency-Key
-    (:func:`app.core.idempotency.defer`) if it has one.
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A placed order's answer: its JSON as the order's statement made it (and stored it under the request's
+    Idempotency-Key), sent as it is."""
 
-    Any refusal raises, and the request's transaction rolls back whatever was done before it.
+    body: bytes
+
+    @property
+    def order(self) -> OrderRead:
+        return OrderRead.model_validate_json(self.body)
+
+
+_FILLED_BY_THE_ORDER = ("merchant_id", "title", "unit_price", "points", "expires_at", "expiry_policy")
+"""The answer's values only the order's statement knows, in the order ``mall_order_request`` fills them."""
+
+
+async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID, quantity: int) -> Placed:
+    """Spend the points, take the stock, count the person's units, issue the voucher, tell the merchant and the
+    app (order.created), audit the spend and answer: one statement (``repository.place``), which also takes the
+    request's deferred Idempotency-Key (:func:`app.core.idempotency.defer`) if it has one and stores the answer
+    under it. On the direct path it is the request's own transaction (:func:`app.core.db.statement_connection`):
+    one round trip, no ``BEGIN`` or ``COMMIT``.
+
+    A refusal raises and has changed nothing (the statement undid what the order did before it).
     """
     if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidQuantity()
-    conn = await db.raw_connection(session)
+    conn = await db.statement_connection(session)
     now = clock.now()
     order_id = uuid.uuid4()
     code = vouchers.new_code()
     digest = vouchers.digest(code)
     assert digest is not None  # a code just made is well-formed
-    key = idempotency.deferred(session)  # the route's Idempotency-Key, taken by the same call
-    # order.created, written by the same call if it places the order; what only it knows left out (null)
+    key = idempotency.deferred(session)  # the route's Idempotency-Key, taken by the same statement
+    later = sqljson.later
+    answer = {  # OrderRead's fields, in its order
+        "id": order_id,
+        "item_id": item_id,
+        "merchant_id": later("merchant_id"),
+        "title": later("title"),
+        "quantity": quantity,
+        "unit_price": later("unit_price"),
+        "points": later("points"),
+        "status": "issued",
+        "voucher": {"code": code, "expires_at": later("expires_at")},
+        "expiry_policy": later("expiry_policy"),
+        "refunded_points": 0,
+        "created_at": now,
+        "redeemed_at": None,
+        "cancelled_at": None,
+        "expired_at": None,
+    }
+    # order.created, to the merchant (null: the statement knows it) and the app; the statement adds the rest
     created = {
         "id": order_id,
         "item_id": item_id,
@@ -431,6 +468,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     }
     row = await repo.place(
         conn,
+        key=key.args if key is not None else None,
         item_id=item_id,
         user_id=user.subject,
         operator_id=user.org_id,
@@ -440,7 +478,23 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         digest=digest,
         sealed=vouchers.seal(code, order_id),
         events=webhooks_service.columns(_order_events("order.created", [created])),
-        key=key.args if key is not None else None,
+        # the ledger's record of the spend, as app.points.service.spend writes it
+        audit=audit.statement_entry(
+            actor=f"user:{user.subject}",
+            action="points.redeemed",
+            subject_type="user",
+            subject_id=user.subject,
+            data={
+                "points": later("points"),
+                "ref_type": "mall_order",
+                "ref_id": str(order_id),
+                "entry_id": later("entry_id"),
+            },
+            later=("entry_id", "points"),
+        ),
+        body=sqljson.template(
+            orjson.dumps(answer, default=str, option=orjson.OPT_UTC_Z).decode(), _FILLED_BY_THE_ORDER
+        ),
     )
     if key is not None:
         key.settle(row)  # a key in use or reused, or a replay, raises: nothing was placed
@@ -454,39 +508,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         raise OutOfStock()
     if outcome is PlaceOutcome.per_user_limit:
         raise PerUserLimitExceeded(f"at most {row['per_user_limit']} per person; you hold {row['held']}")
-    # the ledger's record of the spend, as app.points.service.spend writes it
-    audit.record(
-        session,
-        actor=f"user:{user.subject}",
-        action="points.redeemed",
-        subject_type="user",
-        subject_id=user.subject,
-        data={
-            "points": row["points"],
-            "ref_type": "mall_order",
-            "ref_id": str(order_id),
-            "entry_id": row["entry_id"],
-        },
-    )
-    return OrderRead.model_validate(
-        {
-            "id": order_id,
-            "item_id": item_id,
-            "merchant_id": row["merchant_id"],
-            "title": row["title"],
-            "quantity": quantity,
-            "unit_price": row["points_price"],
-            "points": row["points"],
-            "status": "issued",
-            "voucher": {"code": code, "expires_at": row["expires_at"]},
-            "expiry_policy": row["expiry_policy"],
-            "refunded_points": 0,
-            "created_at": now,
-            "redeemed_at": None,
-            "cancelled_at": None,
-            "expired_at": None,
-        }
-    )
+    return Placed(bytes(row["body"]))
 
 
 def _mine(row, user: Principal) -> bool:

@@ -414,7 +414,11 @@ async def emit_all(session: AsyncSession, emissions: Sequence[Emission]) -> list
     return [e.id for e in emissions if e.id in written]
 
 
-def columns(emissions: Sequence[Emission]) -> tuple[list[Any], ...]:
+Columns = tuple[list[uuid.UUID], list[uuid.UUID], list[str], list[str], list[str], list[str]]
+"""Ids, recipients, types, subject types, subject ids and payloads (JSON text)."""
+
+
+def columns(emissions: Sequence[Emission]) -> Columns:
     """The emissions as the outbox's statement takes them: ids, recipients, types, subject types, subject ids
     and payloads (JSON text); for a statement of another domain that writes its events itself (an order)."""
     for e in emissions:
