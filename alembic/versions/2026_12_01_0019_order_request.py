@@ -60,7 +60,8 @@ $fn$
 #    and %2$s are the spend's ledger entry id and points), the response (``p_body``: the answer's JSON as a
 #    format() template; %1$s…%6$s: merchant id, title, unit price, points, voucher expiry, expiry policy) and,
 #    with a key, the response stored under it (201, until ``p_stored_until``).
-# Each is a statement of this VOLATILE function, taking its snapshot after the key's lock is held.
+# Each is a statement of this VOLATILE function, taking its snapshot after the key's lock is held. It replaces
+# mall_place_keyed_order (migration 0017), which nothing calls any more.
 REQUEST = r"""
 CREATE FUNCTION mall_order_request(
   p_lock bigint, p_scope text, p_key text, p_fingerprint text, p_stored_until timestamptz,
