@@ -109,3 +109,17 @@ class TestOrderCreated:
         assert (await place(client, buyer, one_each["id"])).json()["code"] == "per_user_limit_exceeded"
         assert [e["subject_id"] for e in await created_events(merchant.id)] == [first.json()["id"]]
         assert [e["subject_id"] for e in await created_events(operator.id)] == [first.json()["id"]]
+
+    async def test_a_title_with_percent_signs_quotes_and_backslashes_comes_back_as_written(
+        self, client, world
+    ):
+        merchant, operator, buyer, _ = await a_shop(client, world)
+        title = '50% off "双11" \\ %1$s %%'
+        it = await make_item(client, merchant, points_price=30, stock=5, title=title)
+        r = await place(client, buyer, it["id"])
+        assert r.status_code == 201, r.text
+        assert (r.json()["title"], r.json()["unit_price"], r.json()["points"]) == (title, 30, 30)
+        [event] = await created_events(merchant.id)
+        assert event["payload"]["title"] == title
+        read = await client.get(f"/v1/me/orders/{r.json()['id']}", headers=buyer.headers)
+        assert read.content == r.content  # the statement's answer is the order as it reads back
