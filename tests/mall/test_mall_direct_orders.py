@@ -310,6 +310,65 @@ class TestDeclaration:
             found = await session.execute(sa.text("SELECT to_regclass('direct_write_sneaky') IS NULL"))
             assert found.scalar_one() is True
 
+    async def test_the_transaction_begins_with_the_first_statement_that_needs_one(
+        self, app, client, monkeypatch
+    ):
+        """A read before any write runs on its own; the first raw statement begins the transaction, which a
+        refusal rolls back and a success commits; statements after it run inside it."""
+        from app.mall.exceptions import InvalidQuantity
+
+        name = f"direct_probe_{uuid.uuid4().hex[:12]}"
+        sent: list[str] = []
+        acquire = db.direct_connection
+
+        @contextlib.asynccontextmanager
+        async def logged():
+            def log(record) -> None:
+                sent.append(record.query)
+
+            async with acquire() as conn:
+                conn.add_query_logger(log)
+                try:
+                    yield conn
+                finally:
+                    conn.remove_query_logger(log)
+
+        async def writes(session: Session, data: OrderCreate) -> Response:
+            await (await db.statement_connection(session)).fetchval("SELECT 1")
+            conn = await db.raw_connection(session)
+            await conn.execute(f"CREATE TABLE IF NOT EXISTS {name} (n int)")
+            await conn.execute(f"INSERT INTO {name} VALUES ({data.quantity})")
+            assert await db.statement_connection(session) is conn  # inside the transaction now
+            if data.quantity == 2:
+                raise InvalidQuantity()
+            return Response(status_code=status.HTTP_201_CREATED)
+
+        monkeypatch.setattr(db, "direct_connection", logged)
+        import httpx
+
+        transport = httpx.ASGITransport(app=self._declare(writes))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            with pytest.raises(InvalidQuantity):  # the bare app has no handler: the refusal, rolled back
+                await c.post("/x", json={"item_id": str(uuid.uuid4()), "quantity": 2})
+            kept = [q.split(" (")[0].split(" VALUES")[0].rstrip(";") for q in sent if "typeinfo" not in q]
+            sent.clear()
+            placed = await c.post("/x", json={"item_id": str(uuid.uuid4()), "quantity": 1})
+        assert placed.status_code == 201
+        create, insert = f"CREATE TABLE IF NOT EXISTS {name}", f"INSERT INTO {name}"
+        assert kept == ["SELECT 1", "BEGIN", create, insert, "ROLLBACK"]
+        assert [q.split(" (")[0].split(" VALUES")[0].rstrip(";") for q in sent if "typeinfo" not in q] == [
+            "SELECT 1",
+            "BEGIN",
+            create,
+            insert,
+            "COMMIT",
+        ]
+        async with db.session_scope() as session:
+            rows = (await session.execute(sa.text(f"SELECT n FROM {name}"))).scalars().all()
+            await session.execute(sa.text(f"DROP TABLE {name}"))
+            await session.commit()
+        assert rows == [1]
+
     async def test_a_deferred_key_no_statement_took_fails_the_request(self, app, client, world):
         """A route whose caller defers the Idempotency-Key to its statement must take it: one that does not is
         a mistake, refused before anything is committed."""
