@@ -42,6 +42,28 @@ def acquired(monkeypatch) -> list[int]:
     return taken
 
 
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """The statements sent on the direct path's connections, as asyncpg logs them."""
+    queries: list[str] = []
+    acquire = db.direct_connection
+
+    @contextlib.asynccontextmanager
+    async def logged():
+        def log(record) -> None:
+            queries.append(record.query)
+
+        async with acquire() as conn:
+            conn.add_query_logger(log)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(log)
+
+    monkeypatch.setattr(db, "direct_connection", logged)
+    return queries
+
+
 async def orders_of(user_id: str) -> list[tuple]:
     async with db.session_scope() as session:
         rows = await session.execute(
@@ -99,34 +121,18 @@ class TestPlaced:
         assert told == {it["merchant_id"]: 60, world.operator.id: 60}  # order.created, by the same call
         assert await ledger_violations() == []
 
-    async def test_the_order_request_is_one_statement_without_begin_or_commit(
-        self, client, world, monkeypatch
-    ):
+    async def test_the_order_request_is_one_statement_without_begin_or_commit(self, client, world, sent):
         """The Idempotency-Key, the order, its events, its audit entry and its stored answer: one statement,
         its own transaction (one round trip); its replay the same one statement."""
         buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
         await balance(client, buyer)  # the caller's standing read and kept: the order reads none
-        sent: list[str] = []
-        acquire = db.direct_connection
-
-        @contextlib.asynccontextmanager
-        async def logged():
-            def log(record) -> None:
-                sent.append(record.query)
-
-            async with acquire() as conn:
-                conn.add_query_logger(log)
-                try:
-                    yield conn
-                finally:
-                    conn.remove_query_logger(log)
+        sent.clear()
 
         def ours() -> list[str]:  # asyncpg's own look-ups of a type (once per connection) aside
             found = [q for q in sent if "typeinfo_tree" not in q and "current_setting('jit')" not in q]
             sent.clear()
             return found
 
-        monkeypatch.setattr(db, "direct_connection", logged)
         r = await place(client, buyer, it["id"], key="one-call")
         assert r.status_code == 201, r.text
         assert [q.split("(")[0] for q in ours()] == ["SELECT * FROM mall_order_request"]
@@ -310,28 +316,12 @@ class TestDeclaration:
             found = await session.execute(sa.text("SELECT to_regclass('direct_write_sneaky') IS NULL"))
             assert found.scalar_one() is True
 
-    async def test_the_transaction_begins_with_the_first_statement_that_needs_one(
-        self, app, client, monkeypatch
-    ):
+    async def test_the_transaction_begins_with_the_first_statement_that_needs_one(self, app, client, sent):
         """A read before any write runs on its own; the first raw statement begins the transaction, which a
         refusal rolls back and a success commits; statements after it run inside it."""
         from app.mall.exceptions import InvalidQuantity
 
         name = f"direct_probe_{uuid.uuid4().hex[:12]}"
-        sent: list[str] = []
-        acquire = db.direct_connection
-
-        @contextlib.asynccontextmanager
-        async def logged():
-            def log(record) -> None:
-                sent.append(record.query)
-
-            async with acquire() as conn:
-                conn.add_query_logger(log)
-                try:
-                    yield conn
-                finally:
-                    conn.remove_query_logger(log)
 
         async def writes(session: Session, data: OrderCreate) -> Response:
             await (await db.statement_connection(session)).fetchval("SELECT 1")
@@ -343,7 +333,6 @@ class TestDeclaration:
                 raise InvalidQuantity()
             return Response(status_code=status.HTTP_201_CREATED)
 
-        monkeypatch.setattr(db, "direct_connection", logged)
         import httpx
 
         transport = httpx.ASGITransport(app=self._declare(writes))
