@@ -235,7 +235,8 @@ _transition("end", "End the sale for good (its merchant); vouchers already issue
     summary="Order an item with points (user; Idempotency-Key required)",
     description="One transaction: the points are spent (soonest-expiring lots first), the stock taken, the "
     "per-person limit checked, and a voucher issued: `code` (`XXXX-XXXX-XXXX-XXXX`, 80 random bits) to show "
-    "at the counter before `expires_at`. Refused: nothing changes. Retry with the same `Idempotency-Key` to "
+    "at the counter before `expires_at`; the merchant and the app that placed it get an `order.created` "
+    "event (webhooks). Refused: nothing changes. Retry with the same `Idempotency-Key` to "
     "get the same order back. Needs the scope `mall` the person granted (403 `scope_required` naming it); the "
     "order belongs to the operator the token was issued to.",
 )
