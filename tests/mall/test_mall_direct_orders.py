@@ -23,7 +23,17 @@ from app.core.routing import DirectWriteRoute
 from app.mall.router import Buyer
 from app.mall.schemas import OrderCreate
 from tests.factories import assert_problem, bearer
-from tests.factories_mall import balance, ledger_violations, make_item, make_merchant, people, place
+from tests.factories_mall import (
+    balance,
+    entries,
+    item,
+    ledger_violations,
+    make_item,
+    make_merchant,
+    people,
+    place,
+    purchased,
+)
 
 pytestmark = pytest.mark.commits
 
@@ -216,6 +226,27 @@ class TestRefused:
         assert await redeemed_audit(buyer.user_id) == []
         assert await balance(client, buyer) == 50
         assert (await client.get(f"/v1/mall/items/{it['id']}")).json()["stock"] == 5
+
+    async def test_a_refusal_after_the_points_were_spent_is_undone_by_the_statement(self, client, world):
+        """Over the per-person limit is found after the points were spent and the stock taken: with no
+        transaction of the request's around it, the statement itself undoes them."""
+        merchant = await make_merchant(client, world.authority)
+        [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+        it = await make_item(client, merchant, points_price=30, stock=5, per_user_limit=1)
+        first = await place(client, buyer, it["id"])
+        assert first.status_code == 201, first.text
+        before = (await entries(buyer.user_id), await purchased(it["id"], buyer.user_id))
+        assert_problem(await place(client, buyer, it["id"]), 409, "per_user_limit_exceeded")
+        assert (await entries(buyer.user_id), await purchased(it["id"], buyer.user_id)) == before
+        assert await orders_of(buyer.user_id) == [(uuid.UUID(it["id"]), 1, 30)]
+        assert len(await redeemed_audit(buyer.user_id)) == 1
+        assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (70, 4)
+        async with db.session_scope() as session:
+            events = await session.scalar(
+                sa.text("SELECT count(*) FROM webhook_events WHERE type = 'order.created' AND org_id = :m"),
+                {"m": uuid.UUID(merchant.id)},
+            )
+        assert events == 1 and await ledger_violations() == []
 
     async def test_callers_are_refused_as_on_every_route(self, client, world):
         merchant = await make_merchant(client, world.authority)
