@@ -87,7 +87,7 @@ class TestEntries:
         assert r.status_code == 409
         assert len(await entries_of(org_id)) == len(rows)
 
-    async def test_jobs_and_cli_sessions_write_their_entries(self):
+    async def test_jobs_and_cli_sessions_write_their_entries(self, app):  # the database set up
         subject = unique("job")
         async with db.session_scope() as session:
             audit.record(session, actor="job:test", action="test.ran", subject_type="job", subject_id=subject)
