@@ -5,6 +5,9 @@ Revises: 0018
 Create Date: 2026-12-01 13:00:00.000000
 """
 
+import importlib.util
+from pathlib import Path
+
 from alembic import op
 
 revision = "0019"
@@ -48,6 +51,24 @@ END
 $fn$
 """
 
+# idempotency_store: the response stored under its key (app.core.idempotency.STORE_SQL calls it, at the end of
+# every write request with a key; so does mall_order_request).
+STORE = r"""
+CREATE FUNCTION idempotency_store(
+  p_scope text, p_key text, p_fingerprint text, p_status_code int, p_body bytea, p_content_type text,
+  p_created_at timestamptz, p_expires_at timestamptz
+) RETURNS void VOLATILE LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO idempotency_records AS r (scope, key, fingerprint, status_code, body, content_type, created_at,
+                                        expires_at)
+  VALUES (p_scope, p_key, p_fingerprint, p_status_code, p_body, p_content_type, p_created_at, p_expires_at)
+  ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+    status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,
+    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at;
+END
+$fn$
+"""
+
 # mall_order_request: a person's order request whole, in one statement (so, on the direct path, in one round
 # trip without BEGIN or COMMIT: the statement is its own transaction):
 # 1. the Idempotency-Key (when ``p_lock`` is given): idempotency_begin (migration 0015); a key in use, or one
@@ -61,7 +82,7 @@ $fn$
 #    format() template; %1$s…%6$s: merchant id, title, unit price, points, voucher expiry, expiry policy) and,
 #    with a key, the response stored under it (201, until ``p_stored_until``).
 # Each is a statement of this VOLATILE function, taking its snapshot after the key's lock is held. It replaces
-# mall_place_keyed_order (migration 0017), which nothing calls any more.
+# mall_place_keyed_order (migration 0017), dropped here.
 REQUEST = r"""
 CREATE FUNCTION mall_order_request(
   p_lock bigint, p_scope text, p_key text, p_fingerprint text, p_stored_until timestamptz,
@@ -125,12 +146,8 @@ BEGIN
                             o.points, '"' || json_time(o.expires_at, 'Z') || '"', to_json(o.expiry_policy)::text),
                      'UTF8');
   IF p_lock IS NOT NULL THEN
-    INSERT INTO idempotency_records AS r (scope, key, fingerprint, status_code, body, content_type, created_at,
-                                          expires_at)
-    VALUES (p_scope, p_key, p_fingerprint, 201, v_body, 'application/json', p_now, p_stored_until)
-    ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
-      status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,
-      created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at;
+    PERFORM idempotency_store(p_scope, p_key, p_fingerprint, 201, v_body, 'application/json', p_now,
+                              p_stored_until);
   END IF;
   body := v_body;
   RETURN NEXT;
@@ -139,14 +156,33 @@ $fn$
 """
 
 
+KEYED = (
+    "mall_place_keyed_order(bigint, text, text, uuid, uuid, uuid, int, timestamptz, uuid, bytea, bytea, int)"
+)
+
+
+def _revision_0017():
+    """Migration 0017's module (its function's text, for the downgrade)."""
+    path = next(Path(__file__).parent.glob("*_0017_keyed_order.py"))
+    spec = importlib.util.spec_from_file_location("keyed_order_0017", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def upgrade() -> None:
     op.execute(APPEND)
+    op.execute(STORE)
     op.execute(REQUEST)
+    op.execute(f"DROP FUNCTION {KEYED}")
 
 
 def downgrade() -> None:
+    op.execute(_revision_0017().KEYED)
     op.execute(
         "DROP FUNCTION mall_order_request(bigint, text, text, text, timestamptz, uuid, uuid, uuid, int,"
         " timestamptz, uuid, bytea, bytea, int, uuid[], uuid[], text[], text[], text[], text[], int, text, text)"
     )
+    op.execute("DROP FUNCTION idempotency_store(text, text, text, int, bytea, text, timestamptz, timestamptz)")
     op.execute("DROP FUNCTION audit_append(int, json)")

@@ -78,10 +78,10 @@ def _canonical(values: list[Any]) -> str:
 APPEND_SQL = "SELECT audit_append($1, $2::json)"
 
 _APPEND_AND_STORE_SQL = (
-    "WITH stored AS (" + idempotency.STORE_SQL.format(*(f"${n}" for n in range(3, 11))) + ") " + APPEND_SQL
+    idempotency.STORE_SQL.format(*(f"${n}" for n in range(3, 11))) + ", audit_append($1, $2::json)"
 )
-"""APPEND_SQL that also stores the request's idempotency record ($3…$10): a data-modifying WITH runs
-whether or not the rest of the statement reads it."""
+"""APPEND_SQL that also stores the request's idempotency record ($3…$10): both functions called by one
+statement."""
 _STORE_SQL = idempotency.STORE_SQL.format(*(f"${n}" for n in range(1, 9)))
 """The idempotency record alone, for a write request that audited nothing."""
 

@@ -167,14 +167,9 @@ def check_taken(session: AsyncSession) -> None:
         raise RuntimeError("the route's statements never checked its deferred Idempotency-Key")
 
 
-STORE_SQL = (
-    "INSERT INTO idempotency_records (scope, key, fingerprint, status_code, body, content_type,"
-    " created_at, expires_at) VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})"
-    " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
-    " status_code = EXCLUDED.status_code, body = EXCLUDED.body, content_type = EXCLUDED.content_type,"
-    " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
-)
-"""The response stored under its key; ``{0}``…``{7}`` are the parameters' places (``$1``… when alone,
+STORE_SQL = "SELECT idempotency_store({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})"
+"""The response stored under its key (``idempotency_store``, migration 0019, which an order's own statement calls
+too); ``{0}``…``{7}`` are the parameters' places (``$1``… when alone,
 later ones when :func:`app.core.audit.flush` sends it in the same statement as the audit entries)."""
 
 
