@@ -13,11 +13,17 @@ subscribes to every event type it may receive (a local sink) and the runs altern
 the subscription (``--runs`` of each); ``webhooks`` in the output compares the credited records/s as
 ratios to the same run's raw COPY (``bench/_webhooks.py``). Each run also reports the CPU time a credited
 record cost the API's processes and PostgreSQL's (``cpu_us_per_record_api``, ``cpu_us_per_record_postgres``,
-read from the processes before and after the batches): which half a change saved, steadier than the rates.
+read from the processes before and after the batches): which half a change saved, steadier than the rates;
+and ``cores_busy``, the cores the two halves kept busy (``machine_cores`` in ``setup``; the load generator, on the
+same machine, takes part of the rest): close to the machine's cores the CPU bounds the rate, far below them the
+batches wait. Record n goes to person n mod ``--users``, so with the
+default 2,000 people the batches in flight share their people in pairs, and each pair takes its people's account
+locks in turn (``docs/scaling.md``); ``--users 4000``: no two batches in flight share a person.
 """
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -195,6 +201,12 @@ async def main() -> None:
                     "raw_copy_rows_per_s": copy_rate,
                     "cpu_us_per_record_api": cpu["api"],
                     "cpu_us_per_record_postgres": cpu["postgres"],
+                    # cores the server's two halves kept busy: near the machine's cores, the CPU bounds the rate;
+                    # well below, the batches wait (for their people's locks: see --users)
+                    "cores_busy": (cpu["api"] + cpu["postgres"])
+                    * result["credited"]
+                    / 1e6
+                    / result["seconds"],
                 }
             )
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -210,6 +222,7 @@ async def main() -> None:
                         "users": args.users,
                         "server_workers": args.workers,
                         "runs": args.runs,
+                        "machine_cores": os.cpu_count(),
                     },
                     "median": {k: round(v, 1) for k, v in median.items()},
                     "ratio_to_raw_copy": round(median["records_per_s"] / median["raw_copy_rows_per_s"], 3),
