@@ -261,7 +261,15 @@ def batches(
     run(go())
 
 
-@app.command("user-token")
+OPAQUE_ARGUMENT = {"ignore_unknown_options": True}
+"""For a command whose argument is a value made elsewhere (a code or a refresh token the platform made:
+random URL-safe text, one in 64 begins with ``-``; your id of a person, which may be ``-42``): the command
+takes it as the argument, not as an unknown option (``No such option: -R``). These commands have no short
+options a value could be read as, a mistyped option is still refused (as an extra argument), and ``--``
+before the value works as well."""
+
+
+@app.command("user-token", context_settings=OPAQUE_ARGUMENT)
 def user_token(ctx: typer.Context, external_user_id: str) -> None:
     """Print a short-lived user token for one of your users (what your app sends to /v1/me/...)."""
 
@@ -329,7 +337,7 @@ def authorize_url(
     err.print("send the person to the url; on your redirect URI check the state, then run exchange-code")
 
 
-@app.command("exchange-code")
+@app.command("exchange-code", context_settings=OPAQUE_ARGUMENT)
 def exchange_code(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="The code your redirect URI received.")],
@@ -349,7 +357,7 @@ def exchange_code(
     _keep(run(go()), tokens_file)
 
 
-@app.command()
+@app.command(context_settings=OPAQUE_ARGUMENT)
 def refresh(
     ctx: typer.Context,
     refresh_token: Annotated[

@@ -75,6 +75,9 @@ class FakePlatform:
         self.refresh_tokens: dict[str, FakeRefresh] = {}
         self.withdrawn: set[str] = set()  # user ids who withdrew the entrustment
         self.person_grants: list[dict[str, str]] = []  # the forms of authorization_code/refresh_token
+        # the next codes and refresh tokens to issue (random ones once these are used up)
+        self.next_codes: list[str] = []
+        self.next_refresh_tokens: list[str] = []
 
     def authorize(self, url: str, user_id: str | None = None) -> str:
         """A person approves the authorize URL: the Location they are sent back to (code, state)."""
@@ -85,7 +88,7 @@ class FakePlatform:
         assert query["redirect_uri"] in self.redirect_uris.values(), "not a registered redirect URI"
         assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
         assert query["state"]
-        code = secrets.token_urlsafe(32)
+        code = self.next_codes.pop(0) if self.next_codes else secrets.token_urlsafe(32)
         self.codes[code] = FakeCode(
             query["redirect_uri"], query["code_challenge"], query["scope"], user_id or str(uuid.uuid4())
         )
@@ -93,7 +96,10 @@ class FakePlatform:
 
     def _person_tokens(self, refresh: FakeRefresh) -> httpx.Response:
         self.tokens_issued += 1
-        token, new_refresh = f"user-tok-{self.tokens_issued}", secrets.token_urlsafe(32)
+        token = f"user-tok-{self.tokens_issued}"
+        new_refresh = (
+            self.next_refresh_tokens.pop(0) if self.next_refresh_tokens else secrets.token_urlsafe(32)
+        )
         self._tokens.add(token)
         self.refresh_tokens[new_refresh] = refresh
         return httpx.Response(200, json={

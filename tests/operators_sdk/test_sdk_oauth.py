@@ -304,6 +304,51 @@ class TestCommandLine:
         assert reused.exit_code == 1
         assert "400 refresh_token_reused" in reused.stderr
 
+    @pytest.mark.parametrize("value", ["-R" + "x" * 41, "--" + "y" * 41, "-_" + "z" * 41])
+    def test_a_code_or_refresh_token_beginning_with_a_dash_is_the_argument(self, cli, fake, tmp_path, value):
+        # the platform's codes and refresh tokens are random URL-safe text: one in 64 begins with "-"
+        fake.redirect_uris[1] = CALLBACK
+        printed = json.loads(
+            cli("authorize-url", "--redirect-uri", CALLBACK, "--scope", "account:read").stdout
+        )
+        fake.next_codes.append(value)
+        fake.next_refresh_tokens.extend([value + "-1", "second-refresh"])
+        assert query(fake.authorize(printed["url"], "u-7"))["code"] == value
+        tokens_file = tmp_path / "tokens.json"
+        exchanged = cli(
+            "exchange-code", value, "--redirect-uri", CALLBACK, "--verifier", printed["code_verifier"],
+            "--tokens", str(tokens_file),
+        )  # fmt: skip
+        assert exchanged.exit_code == 0, exchanged.output
+        assert TokenSet.model_validate_json(exchanged.stdout).refresh_token == value + "-1"
+        assert fake.person_grants[-1]["code"] == value
+
+        rotated = cli("refresh", value + "-1")  # without "--"
+        assert rotated.exit_code == 0, rotated.output
+        assert TokenSet.model_validate_json(rotated.stdout).refresh_token == "second-refresh"
+        assert fake.person_grants[-1]["refresh_token"] == value + "-1"
+        reused = cli("refresh", value + "-1", "--tokens", str(tokens_file))
+        assert reused.exit_code == 1 and "400 refresh_token_reused" in reused.stderr
+
+    def test_a_persons_id_beginning_with_a_dash_is_the_argument(self, cli, fake):
+        result = cli("user-token", "-42")
+        assert fake.requests[-1].method == "POST"
+        assert fake.requests[-1].url.path == "/v1/operator/users/-42/tokens", result.output
+
+    def test_an_unknown_option_is_still_refused(self, cli):
+        # taking a value that begins with "-" must not turn a mistyped option into one
+        result = cli("exchange-code", "the-code", "--redirect-uri", CALLBACK, "--verifer", "v")
+        assert result.exit_code == 2 and "Missing option '--verifier'" in result.output
+        for args in (
+            ("exchange-code", "the-code", "--redirect-uri", CALLBACK, "--verifier", "v", "--tokns", "f"),
+            ("refresh", "a-token", "--tokns", "f"),
+        ):
+            result = cli(*args)
+            said = " ".join(
+                result.output.replace("│", " ").split()
+            )  # the error box wraps at the terminal's width
+            assert result.exit_code == 2 and "(--tokns f)" in said, result.output
+
     def test_redirect_uris_add_list_remove(self, cli, fake):
         added = cli("redirect-uris", "add", CALLBACK, "--username", ADMIN[0], "--password", ADMIN[1])
         assert added.exit_code == 0, added.output
