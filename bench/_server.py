@@ -123,6 +123,13 @@ class Server:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def cores_busy(before: dict[str, float], after: dict[str, float], seconds: float) -> float:
+    """The cores the server's two halves kept busy between two :meth:`Server.cpu_seconds` readings ``seconds``
+    apart: close to the machine's cores the CPU bounds the rate; far below them the requests wait (the load
+    generator, on the same machine, takes part of the rest)."""
+    return round(sum(after[k] - before[k] for k in after) / seconds, 2)
+
+
 async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:
     """An approved operator with a key and a token, the exchange rule and a bench methodology."""
     r = await client.post(

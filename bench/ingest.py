@@ -16,9 +16,9 @@ record cost the API's processes and PostgreSQL's (``cpu_us_per_record_api``, ``c
 read from the processes before and after the batches): which half a change saved, steadier than the rates;
 and ``cores_busy``, the cores the two halves kept busy (``machine_cores`` in ``setup``; the load generator, on the
 same machine, takes part of the rest): close to the machine's cores the CPU bounds the rate, far below them the
-batches wait. Record n goes to person n mod ``--users``, so with the
-default 2,000 people the batches in flight share their people in pairs, and each pair takes its people's account
-locks in turn (``docs/scaling.md``); ``--users 4000``: no two batches in flight share a person.
+batches wait. Record n goes to person n mod ``--users``, so with the default 2,000 people the batches in flight
+share their people in pairs, and each pair takes its people's account locks in turn (``docs/scaling.md``);
+``--users 4000``: no two batches in flight share a person.
 """
 
 import argparse
@@ -38,7 +38,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db  # noqa: E402
-from bench._server import Server, dumps, enrol_many, percentile, seed_operator, sign  # noqa: E402
+from bench._server import Server, cores_busy, dumps, enrol_many, percentile, seed_operator, sign  # noqa: E402
 from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -186,7 +186,8 @@ async def main() -> None:
             bodies = [orjson.dumps({"records": b}) for b in batches]
             before = server.cpu_seconds()
             result = await submit_all(server.base_url, op, bodies, args.clients, args.keep_alive)
-            cpu = {k: (v - before[k]) / result["credited"] * 1e6 for k, v in server.cpu_seconds().items()}
+            after = server.cpu_seconds()
+            cpu = {k: (after[k] - before[k]) / result["credited"] * 1e6 for k in after}
             copy_rate = await raw_copy(server.urls.database_url, batches)
             # the rate counts credited records: a run whose records were refused would not measure ingestion
             assert result["credited"] == 1000 * len(bodies), f"only {result['credited']} records credited"
@@ -201,12 +202,9 @@ async def main() -> None:
                     "raw_copy_rows_per_s": copy_rate,
                     "cpu_us_per_record_api": cpu["api"],
                     "cpu_us_per_record_postgres": cpu["postgres"],
-                    # cores the server's two halves kept busy: near the machine's cores, the CPU bounds the rate;
-                    # well below, the batches wait (for their people's locks: see --users)
-                    "cores_busy": (cpu["api"] + cpu["postgres"])
-                    * result["credited"]
-                    / 1e6
-                    / result["seconds"],
+                    "cores_busy": cores_busy(
+                        before, after, result["seconds"]
+                    ),  # far below the cores: --users
                 }
             )
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db  # noqa: E402
 from app.points.verify import CHECKS  # noqa: E402
-from bench._server import Server, dumps, percentile, seed_operator, sign  # noqa: E402
+from bench._server import Server, cores_busy, dumps, percentile, seed_operator, sign  # noqa: E402
 from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -364,7 +364,7 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
             result = await timed(raw, calls, args.connections)
             after = server.cpu_seconds()
             result["cpu_us"] = {k: round((after[k] - before[k]) / len(calls) * 1e6) for k in after}
-            result["cores_busy"] = round(sum(after[k] - before[k] for k in after) / result["seconds"], 2)
+            result["cores_busy"] = cores_busy(before, after, result["seconds"])
             return result
 
         healthz = summary(await measured(health_calls), "requests_per_s")

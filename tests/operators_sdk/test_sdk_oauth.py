@@ -344,9 +344,8 @@ class TestCommandLine:
             ("refresh", "a-token", "--tokns", "f"),
         ):
             result = cli(*args)
-            said = " ".join(
-                result.output.replace("│", " ").split()
-            )  # the error box wraps at the terminal's width
+            # the error box wraps at the terminal's width
+            said = " ".join(result.output.replace("│", " ").split())
             assert result.exit_code == 2 and "(--tokns f)" in said, result.output
 
     def test_redirect_uris_add_list_remove(self, cli, fake):
