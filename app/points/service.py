@@ -127,9 +127,10 @@ async def _account_views(conn: db.Conn, user_ids: list[uuid.UUID]) -> dict[uuid.
     return await repo.account_views(conn, user_ids, clock.now())
 
 
-_account_views_shared = coalesce.Coalesced(_account_view, _account_views)
+_account_views_shared = coalesce.Coalesced(_account_view, _account_views, in_flight=1)
 """The balance read a person's app makes on every open: direct reads waiting at the same time share one
-statement."""
+statement, one statement at a time a process (the reads arriving meanwhile wait for the next: fewer, larger
+statements; measured with ``bench/redeem.py``, ~10 % less CPU a read than two at a time, latency unchanged)."""
 
 
 async def account(session: AsyncSession, user_id: uuid.UUID) -> Account:

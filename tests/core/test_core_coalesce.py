@@ -9,6 +9,7 @@ import pytest
 
 from app.core import callers, clock, coalesce, db
 from app.points import repository as points_repo
+from app.points import service as points_service
 from app.users import repository as users_repo
 from tests.factories import make_operator
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
@@ -181,6 +182,56 @@ async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(c
     assert [r.json()["balance"] for r in answers] == [points for points, _ in people]
     assert sum(balances) == 12 and len(balances) < 12
     assert sum(standings) == 12 and len(standings) < 12
+
+
+async def test_balance_reads_that_arrive_during_a_statement_wait_for_it_and_share_the_next(
+    client, monkeypatch
+):
+    """A process sends one balance statement at a time: the reads arriving while it runs are read together by
+    the next one (measured: fewer, larger statements cost each read ~10 % less CPU than two at a time)."""
+    await ensure_rule()
+    btype = await make_methodology(factor="1000")
+    op = await make_operator(client)
+    people = []
+    for n in range(1, 5):
+        ext = (await enrol(client, op))["external_user_id"]
+        r = await submit(client, op, [record(ext, btype, quantity=n / 10)])
+        assert r.json()["results"][0]["status"] == "accepted", r.text
+        people.append((n * 10, await user_headers(client, op, ext)))
+    for _, headers in people:  # each caller's standing kept: only balance statements from here on
+        assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
+    sizes: list[int] = []
+    gate, started = asyncio.Event(), asyncio.Event()
+    read_one, read_many = points_repo.account_view, points_repo.account_views
+
+    async def held_one(conn, key, *args):
+        sizes.append(1)
+        started.set()
+        await gate.wait()
+        return await read_one(conn, key, *args)
+
+    async def counted_many(conn, keys, *args):
+        sizes.append(len(keys))
+        return await read_many(conn, keys, *args)
+
+    monkeypatch.setattr(points_repo, "account_view", held_one)
+    monkeypatch.setattr(points_repo, "account_views", counted_many)
+    first = asyncio.create_task(client.get("/v1/me/account", headers=people[0][1]))
+    rest: list[asyncio.Task] = []
+    try:
+        await asyncio.wait_for(started.wait(), 10)  # the first read's statement is running (held)
+        rest = [asyncio.create_task(client.get("/v1/me/account", headers=h)) for _, h in people[1:]]
+        shared = points_service._account_views_shared
+        for _ in range(500):  # until the three wait for the next statement, or another statement began
+            if len(shared._waiting) == 3 or len(sizes) > 1:
+                break
+            await asyncio.sleep(0.01)
+        assert sizes == [1] and len(shared._waiting) == 3  # no second statement while the first runs
+    finally:
+        gate.set()  # a failed check must not leave the first read held
+        answers = [await first, *[await task for task in rest]]
+    assert [r.json()["balance"] for r in answers] == [points for points, _ in people]
+    assert sizes == [1, 3]
 
 
 async def test_a_balance_read_right_after_a_credit_sees_it(client):
