@@ -161,17 +161,23 @@ def counting(sizes: list[int], module, one: str, many: str, monkeypatch) -> None
     monkeypatch.setattr(module, many, counted_many)
 
 
-async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(client, monkeypatch):
-    """Twelve people with different balances read them at the same time through ``/v1/me/account``."""
+async def people_with_balances(client, count: int) -> list[tuple[int, dict[str, str]]]:
+    """``count`` people of one operator, the n-th credited 10 × n points: each one's balance and token headers."""
     await ensure_rule()
     btype = await make_methodology(factor="1000")
     op = await make_operator(client)
     people = []
-    for n in range(1, 13):
+    for n in range(1, count + 1):
         ext = (await enrol(client, op))["external_user_id"]
         r = await submit(client, op, [record(ext, btype, quantity=n / 10)])
         assert r.json()["results"][0]["status"] == "accepted", r.text
         people.append((n * 10, await user_headers(client, op, ext)))
+    return people
+
+
+async def test_balances_read_at_once_each_person_their_own_in_fewer_statements(client, monkeypatch):
+    """Twelve people with different balances read them at the same time through ``/v1/me/account``."""
+    people = await people_with_balances(client, 12)
     balances: list[int] = []
     standings: list[int] = []
     counting(balances, points_repo, "account_view", "account_views", monkeypatch)
@@ -189,15 +195,7 @@ async def test_balance_reads_that_arrive_during_a_statement_wait_for_it_and_shar
 ):
     """A process sends one balance statement at a time: the reads arriving while it runs are read together by
     the next one (measured: fewer, larger statements cost each read ~10 % less CPU than two at a time)."""
-    await ensure_rule()
-    btype = await make_methodology(factor="1000")
-    op = await make_operator(client)
-    people = []
-    for n in range(1, 5):
-        ext = (await enrol(client, op))["external_user_id"]
-        r = await submit(client, op, [record(ext, btype, quantity=n / 10)])
-        assert r.json()["results"][0]["status"] == "accepted", r.text
-        people.append((n * 10, await user_headers(client, op, ext)))
+    people = await people_with_balances(client, 4)
     for _, headers in people:  # each caller's standing kept: only balance statements from here on
         assert (await client.get("/v1/me/account", headers=headers)).status_code == 200
     sizes: list[int] = []
