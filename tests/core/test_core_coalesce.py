@@ -220,7 +220,7 @@ async def test_balance_reads_that_arrive_during_a_statement_wait_for_it_and_shar
         await asyncio.wait_for(started.wait(), 10)  # the first read's statement is running (held)
         rest = [asyncio.create_task(client.get("/v1/me/account", headers=h)) for _, h in people[1:]]
         shared = points_service._account_views_shared
-        for _ in range(500):  # until the three wait for the next statement, or another statement began
+        for _ in range(1000):  # until the three wait for the next statement, or another statement began
             if len(shared._waiting) == 3 or len(sizes) > 1:
                 break
             await asyncio.sleep(0.01)
