@@ -45,8 +45,15 @@ def record(
 ) -> None:
     """Queue an audit entry; it is written in the same transaction, just before commit."""
     session.info.setdefault("audit", []).append(
-        (actor, action, subject_type, str(subject_id), json.loads(json.dumps(data or {}, default=str)))
+        _pending_entry(actor, action, subject_type, subject_id, data or {})
     )
+
+
+def _pending_entry(
+    actor: str, action: str, subject_type: str, subject_id: Any, data: dict[str, Any]
+) -> tuple[str, str, str, str, Any]:
+    """An entry as :func:`_rows` takes it: the subject's id as text, ``data`` as JSON has it (ids as text)."""
+    return (actor, action, subject_type, str(subject_id), json.loads(json.dumps(data, default=str)))
 
 
 def entry_hash(
@@ -133,8 +140,7 @@ def statement_entry(
     """One entry for a statement that appends it itself (``audit_append``), with the values of ``data`` named in
     ``later`` (each given as :func:`app.core.sqljson.later`) filled in by that statement: its chain and its rows
     as a ``format()`` template whose ``%n$s`` is the JSON of ``later[n - 1]``."""
-    entry = (actor, action, subject_type, str(subject_id), json.loads(json.dumps(data, default=str)))
-    chain, rows = _rows([entry])
+    chain, rows = _rows([_pending_entry(actor, action, subject_type, subject_id, data)])
     return chain, sqljson.template(rows, later)
 
 

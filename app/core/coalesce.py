@@ -49,7 +49,8 @@ class Coalesced(Generic[K, V]):
 
     async def get(self, session: AsyncSession, key: K) -> V:
         """The value of ``key``: shared with the reads waiting at the same time if ``session`` is a direct
-        read's, else read on the session's connection (in its transaction, if one began: :func:`app.core.db.statement_connection`)."""
+        read's, else read on the session's connection (in its transaction, if one began:
+        :func:`app.core.db.statement_connection`)."""
         if not db.reads_committed_apart(session):
             return await self._one(await db.statement_connection(session), key)
         return await self._shared(key)

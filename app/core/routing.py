@@ -196,16 +196,17 @@ class DirectWriteRoute(CommitRoute):
     and answers as a :class:`CommitRoute` POST, without FastAPI's dependency solving or an ORM session.
 
     The endpoint takes the request's session, its caller (as :class:`DirectReadRoute`'s) and one JSON body
-    model, and answers a ``Response`` (serialised once, by the endpoint). A body sent as ``application/json`` that parses and validates is handed over directly, and the
-    transaction is a plain pooled asyncpg connection's (:func:`app.core.db.direct_connection`), begun by the
-    first statement that needs it (:class:`app.core.db.DirectTransaction`): the session's raw statements
+    model, and answers a ``Response`` (serialised once, by the endpoint). A body sent as ``application/json``
+    that parses and validates is handed over directly, and the transaction is a plain pooled asyncpg
+    connection's (:func:`app.core.db.direct_connection`), begun by the first statement that needs it
+    (:class:`app.core.db.DirectTransaction`): the session's raw statements
     (:func:`app.core.db.raw_connection`), its audit entries and the idempotency record run on it, committed
     before the response leaves. Reads, and a write that is a whole change by itself
-    (:func:`app.core.db.statement_connection`: an order), run before any on their own: a request that has
-    only those sends neither ``BEGIN`` nor ``COMMIT``. The endpoint must not use the ORM (nothing
-    would commit it): a session that did is refused and the transaction rolled back. Any other body (another
-    content type, bad JSON, a value the model refuses) takes the :class:`CommitRoute` path, which answers
-    exactly what FastAPI answers; so does every request while :data:`app.core.db.direct_reads` is off.
+    (:func:`app.core.db.statement_connection`: an order), run before any on their own: a request that has only
+    those sends neither ``BEGIN`` nor ``COMMIT``. The endpoint must not use the ORM (nothing would commit it):
+    a session that did is refused and the transaction rolled back. Any other body (another content type, bad
+    JSON, a value the model refuses) takes the :class:`CommitRoute` path, which answers exactly what FastAPI
+    answers; so does every request while :data:`app.core.db.direct_reads` is off.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
