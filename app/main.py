@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from app.auth import keys
 from app.core import callers, clock, db, embedded, errors, heap, openapi, redis
@@ -48,6 +49,10 @@ async def bootstrap_admin(settings: Settings) -> None:
             return
         await org_service.create_staff_user(session, username, password, "authority")
         log.info("bootstrap authority account created", extra={"username": username})
+
+
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's native OpenTelemetry, off (``CARBON_OPENTELEMETRY`` turns it on)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -98,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url=None,  # /docs and /redoc come from app.web, on vendored files (no CDN)
         redoc_url=None,
+        telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     openapi.install(app)  # first: errors.install wraps it to document every error as problem+json
     errors.install(app)

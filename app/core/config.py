@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     """Largest request body accepted (413 ``payload_too_large`` beyond), declared or chunked."""
     cors_origins: str = ""
     """Comma-separated browser origins allowed by CORS (``https://a.example,https://b.example``); empty: none."""
+    opentelemetry: bool = False
+    """FastAPI's own OpenTelemetry spans, metrics and logs for every request, to the providers an OpenTelemetry
+    SDK set up in the process (``opentelemetry-instrument``, for one). Off by default: the platform's metrics are
+    Prometheus's (``/metrics``) and its logs JSON lines; and with no SDK set up, FastAPI would still ask on every
+    request whether one had been since (4 µs a request, more than matching a route)."""
     hsts_seconds: int = 0
     """When > 0, HTTPS responses carry ``Strict-Transport-Security: max-age=…`` (behind a TLS proxy)."""
     trusted_proxies: str = ""

