@@ -5,10 +5,11 @@ One pure-ASGI middleware (cheaper than ``BaseHTTPMiddleware`` on hot paths).
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
+from typing import Any
 from urllib.parse import parse_qsl
 
 from prometheus_client import Counter, Histogram
@@ -26,6 +27,21 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+_counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+"""Each (method, route, status)'s counter and histogram children, as ``labels()`` made them: looked up once."""
+
+
+def _count(method: str, route: str, status: int, seconds: float) -> None:
+    """A request in the metrics (``labels()`` takes a lock and checks its labels: ~1 µs a call, twice)."""
+    children = _counted.get((method, route, status))
+    if children is None:
+        children = _counted[method, route, status] = (
+            REQUESTS.labels(method, route, status),
+            LATENCY.labels(method, route),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
+
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -110,7 +126,7 @@ class RequestMiddleware:
                 forwarded_proto = value
         if forwarded_for or forwarded_proto is not None:
             _believe_trusted_proxies(scope, settings, forwarded_for, forwarded_proto)
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()  # 128 random bits, as a UUID's hex (a fifth the cost)
         scope.setdefault("state", {})["request_id"] = request_id
         extra_headers = list(SECURITY_HEADERS)
         if settings.hsts_seconds > 0 and scope.get("scheme") == "https":
@@ -190,8 +206,7 @@ class RequestMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
-            REQUESTS.labels(scope["method"], path, status_holder[0]).inc()
-            LATENCY.labels(scope["method"], path).observe(elapsed)
+            _count(scope["method"], path, status_holder[0], elapsed)
             access_log.info(
                 "request",
                 extra={

@@ -56,6 +56,23 @@ class TestMetrics:
         )
         assert "carbon_http_request_seconds_bucket" in r.text
 
+    async def test_each_request_counted_and_timed_once(self, client):
+        def seen(text: str) -> tuple[float, float]:
+            count = re.search(
+                r'carbon_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', text
+            )
+            timed = re.search(
+                r'carbon_http_request_seconds_count\{method="GET",route="/healthz"\} (\S+)', text
+            )
+            assert count and timed, "the /healthz series are exported"
+            return float(count[1]), float(timed[1])
+
+        await client.get("/healthz")
+        before = seen((await client.get("/metrics")).text)
+        for _ in range(3):
+            assert (await client.get("/healthz")).status_code == 200
+        assert seen((await client.get("/metrics")).text) == (before[0] + 3, before[1] + 3)
+
 
 class TestHeaders:
     async def test_security_headers(self, client):
