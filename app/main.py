@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 
 from app.auth import keys
-from app.core import callers, clock, db, embedded, errors, heap, openapi, redis
+from app.core import callers, clock, db, embedded, errors, heap, openapi, redis, route_index
 from app.core.config import Settings, get_settings
 from app.core.observability import RequestMiddleware, configure_logging
 from app.core.scheduler import Leader
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_web(app)  # pages, /static, /docs and /redoc, HTML error pages for browsers
+    route_index.install(app)  # last: each router asked only about paths it could have
     if settings.cors_origin_list:  # server-to-server and native apps need none: off unless configured
         app.add_middleware(
             CORSMiddleware,
