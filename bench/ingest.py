@@ -202,9 +202,8 @@ async def main() -> None:
                     "raw_copy_rows_per_s": copy_rate,
                     "cpu_us_per_record_api": cpu["api"],
                     "cpu_us_per_record_postgres": cpu["postgres"],
-                    "cores_busy": cores_busy(
-                        before, after, result["seconds"]
-                    ),  # far below the cores: --users
+                    # far below the machine's cores: the batches wait (for each other's people: --users)
+                    "cores_busy": cores_busy(before, after, result["seconds"]),
                 }
             )
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

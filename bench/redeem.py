@@ -59,6 +59,7 @@ from bench._server import Server, cores_busy, dumps, percentile, seed_operator, 
 from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
+PHASES = ("healthz", "me_account_first", "me_account", "hot", "spread")
 POINTS_EACH = 200  # one 50 km bench-metro record: 2,335 g, capped at the rule's 200 points a day
 PRICE = 10
 
@@ -446,11 +447,10 @@ async def main() -> None:
                     side: statistics.median(r[phase]["cpu_us_per_request"][side] for r in runs)
                     for side in ("api", "postgres")
                 }
-                for phase in ("healthz", "me_account_first", "me_account", "hot", "spread")
+                for phase in PHASES
             },
             "cores_busy": {
-                phase: statistics.median(r[phase]["cores_busy"] for r in runs)
-                for phase in ("healthz", "me_account_first", "me_account", "hot", "spread")
+                phase: statistics.median(r[phase]["cores_busy"] for r in runs) for phase in PHASES
             },
         }
         print(

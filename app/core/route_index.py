@@ -23,6 +23,7 @@ found, which is why the app adds none.
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from starlette._utils import get_route_path  # what Starlette's routes match a path by
 from starlette.routing import Match, Mount, Route, WebSocketRoute
 from starlette.types import Scope
 
@@ -71,20 +72,9 @@ def route_paths(router: _IncludedRouter) -> tuple[frozenset[str], tuple[str, ...
 
 def _only_for(exact: frozenset[str], beginnings: tuple[str, ...], matches: Matches) -> Matches:
     def indexed(scope: Scope) -> tuple[Match, Scope]:
-        path = _route_path(scope)
+        path = get_route_path(scope)  # what the routes match: without the app's root_path
         if path in exact or path.startswith(beginnings) or not path.startswith("/"):
             return matches(scope)
         return Match.NONE, {}
 
     return indexed
-
-
-def _route_path(scope: Scope) -> str:
-    """The path the routes match (``starlette._utils.get_route_path``): without the app's ``root_path``."""
-    path: str = scope["path"]
-    root_path = scope.get("root_path", "")
-    if not root_path or not path.startswith(root_path):
-        return path
-    if path == root_path:
-        return ""
-    return path[len(root_path) :] if path[len(root_path)] == "/" else path
