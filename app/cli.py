@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from app.core import clock, db, embedded, migrate, redis
+from app.core import clock, db, embedded, migrate, proofs, redis
 from app.core.config import get_settings
 from app.core.errors import DomainError
 
@@ -118,21 +118,23 @@ def serve(
         os.environ.setdefault("CARBON_DATABASE_URL", u.database_url)
         os.environ.setdefault("CARBON_REDIS_URL", u.redis_url)
         get_settings.cache_clear()
-        # No proxy headers in uvicorn (it would believe X-Forwarded-For from loopback): the app reads
-        # them itself, from the proxies in CARBON_TRUSTED_PROXIES only (app.core.proxies).
-        uvicorn.run(
-            "app.main:app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            proxy_headers=False,
-            loop="uvloop",  # the event loop and HTTP parser in C (uvicorn[standard] installs both)
-            http="httptools",
-        )
+        # The workers share the signatures they verified (app.core.proofs): a token is verified once here.
+        with proofs.shared_by_workers(workers):
+            # No proxy headers in uvicorn (it would believe X-Forwarded-For from loopback): the app reads
+            # them itself, from the proxies in CARBON_TRUSTED_PROXIES only (app.core.proxies).
+            uvicorn.run(
+                "app.main:app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                proxy_headers=False,
+                loop="uvloop",  # the event loop and HTTP parser in C (uvicorn[standard] installs both)
+                http="httptools",
+            )
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
 

@@ -21,6 +21,7 @@ from jose import jws as jose_jws
 from jose import jwt as jose_jwt
 from jose.exceptions import JOSEError, JWTClaimsError
 
+from app.core import proofs
 from app.core.types import holds_nul
 
 
@@ -192,8 +193,12 @@ def _verifier(jwk_json: str, algorithm: str):
 
 
 def _key(public_jwk: dict[str, Any], algorithm: str):
+    return _key_of(json.dumps(public_jwk, sort_keys=True), algorithm)
+
+
+def _key_of(jwk_json: str, algorithm: str):
     try:
-        return _verifier(json.dumps(public_jwk, sort_keys=True), algorithm)
+        return _verifier(jwk_json, algorithm)
     except (JOSEError, ValueError, TypeError) as exc:
         raise JoseError("invalid_jwk", "the registered key cannot be used") from exc
 
@@ -216,19 +221,33 @@ def verify_jwt(
     codes are stable and a non-finite number is refused: ``exp`` must lie ahead of ``now`` (the
     wall clock unless given), ``nbf`` — and ``iat`` when ``refuse_future_iat`` — at most
     ``CLOCK_SKEW_SECONDS`` beyond it.
+
+    A signature this server's processes verified before, for these exact bytes with this key and
+    algorithm, is not verified again (:mod:`app.core.proofs`); every other check is made every time.
     """
     header = unverified_header(token)
     if header.get("alg") != algorithm:
         raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
-    options = {"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False}
+    jwk_json = json.dumps(public_jwk, sort_keys=True)
+    proof = proofs.digest(b"jws", algorithm.encode(), jwk_json.encode(), token.encode())
+    known = proof in proofs.table()
+    options = {
+        "verify_signature": not known,
+        "verify_aud": False,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+    }
     try:
         claims = jose_jwt.decode(
-            token, _key(public_jwk, algorithm), algorithms=[algorithm], issuer=issuer, options=options
+            token, _key_of(jwk_json, algorithm), algorithms=[algorithm], issuer=issuer, options=options
         )
     except JWTClaimsError as exc:
         raise JoseError("invalid_claims", str(exc)) from exc
     except JOSEError as exc:
         raise JoseError("invalid_signature", "the signature does not verify") from exc
+    if not known:
+        proofs.table().add(proof)
     if audience is not None:
         _check_audience(claims, audience)
     for claim in require:
