@@ -329,3 +329,7 @@ _mount_domain_commands()  # at import, so ``cli`` is whole for tests (CliRunner)
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     cli()
+
+
+if __name__ == "__main__":  # python -m app.cli
+    main()

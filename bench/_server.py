@@ -59,25 +59,18 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "app.main:app",
-                "--factory",
+                "app.cli",  # the server as `carbon-points serve` runs it (uvloop, httptools, no access log)
+                "serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
             ],
             cwd=ROOT,
             env=env,
+            stdout=sys.stderr,  # what serve prints is not the benchmark's JSON
             start_new_session=True,
         )
         deadline = time.time() + 60
@@ -110,7 +103,8 @@ class Server:
             int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
         )
         return {
-            "api": total(psutil.Process(self.proc.pid).children(recursive=True)),
+            # the serving process and its workers (with one worker it serves alone)
+            "api": total([server := psutil.Process(self.proc.pid), *server.children(recursive=True)]),
             "postgres": total([postmaster, *postmaster.children(recursive=True)]),
         }
 
