@@ -10,7 +10,8 @@ The table is a set of 32-byte SHA-256 digests in ``BUCKETS`` buckets of ``WAYS``
 a digest is stored whole by one copy, and a slot read while another process writes it holds either digest or a
 mix of the two, which matches no digest anyone asks for (that would take a second preimage of SHA-256). So a hit
 means exactly these bytes were proved here; what a miss costs is the verification. A full bucket gives up one of
-its slots to a new digest; the file is the server user's alone (``0600``).
+its slots to a new digest; the file is the server user's alone (``0600``), removed when ``serve`` ends (a killed
+server's by the next ``serve`` on the machine).
 """
 
 import hashlib
@@ -71,6 +72,23 @@ class Proofs:
         memory[at : at + DIGEST] = d
 
 
+PREFIX = "carbon-proofs-"
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Tables of servers that were killed (no ``finally`` ran): this user's, whose server process is gone."""
+    for path in folder.glob(f"{PREFIX}*"):
+        try:
+            pid = int(path.name.removeprefix(PREFIX).split("-")[0])
+            if path.stat().st_uid != os.getuid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (ValueError, OSError):  # not ours to judge (another name, another user's process)
+            continue
+
+
 def _private() -> Proofs:
     return Proofs(mmap.mmap(-1, SIZE))
 
@@ -107,8 +125,11 @@ def shared_by_workers(workers: int) -> Iterator[Path | None]:
     if workers <= 1:
         yield None
         return
-    folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    fd, name = tempfile.mkstemp(prefix="carbon-proofs-", dir=folder)  # 0600, created new
+    folder = Path(
+        "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    )
+    _remove_orphans(folder)
+    fd, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", dir=folder)  # 0600, created new
     path = Path(name)
     try:
         try:

@@ -95,6 +95,16 @@ class TestSharedByWorkers:
             path.chmod(0o644 if problem == "mode" else 0o600)
         assert proofs._mapped(str(path)) is None
 
+    def test_a_killed_servers_table_is_removed_by_the_next(self, tmp_path):
+        ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+        dead = tmp_path / f"{proofs.PREFIX}{int(ended.stdout)}-abc"
+        alive = tmp_path / f"{proofs.PREFIX}{os.getpid()}-def"
+        other = tmp_path / f"{proofs.PREFIX}not-a-pid"
+        for path in (dead, alive, other):
+            path.write_bytes(b"")
+        proofs._remove_orphans(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
+
     async def test_serve_starts_its_workers_with_the_table(self, run_sync, monkeypatch):
         import uvicorn
 
