@@ -116,10 +116,22 @@ class TestSharedByWorkers:
             path = Path(os.environ[proofs.ENV])
             seen.update(workers=kwargs["workers"], path=path, size=path.stat().st_size)
 
+        settings = cli.get_settings()
+
+        class Kept:  # serve clears the settings' cache after it sets its URLs: the tests' settings stay
+            def __call__(self):
+                return settings
+
+            def cache_clear(self) -> None:
+                pass
+
         monkeypatch.setattr(uvicorn, "run", fake_run)
         monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # not the main thread here
         monkeypatch.setattr(cli.embedded, "stop_all", lambda **kwargs: None)  # the tests' own servers
-        monkeypatch.delenv(proofs.ENV, raising=False)
+        monkeypatch.setattr(cli, "get_settings", Kept())
+        monkeypatch.setattr(
+            os, "environ", {k: v for k, v in os.environ.items() if k != proofs.ENV}
+        )  # serve sets URLs
         result = await invoke_cli(run_sync, "serve", "--workers", "2")
         assert result.exit_code == 0, result.output
         assert seen["workers"] == 2
