@@ -29,6 +29,7 @@ SIZE = BUCKETS * WAYS * DIGEST  # 8 MiB: 262,144 digests
 EMPTY = bytes(DIGEST)  # an unused slot (no SHA-256 digest is all zeros in practice; it is refused outright)
 ENV = "CARBON_SHARED_PROOFS"
 """The table's file, set by ``serve`` for the workers it starts (not a setting: nothing else should set it)."""
+PREFIX = "carbon-proofs-"  # the file's name: then the serving process's id (see _remove_orphans)
 
 
 def digest(*parts: bytes) -> bytes:
@@ -70,9 +71,6 @@ class Proofs:
                 return
         at = start + d[8] % WAYS * DIGEST  # full: a slot chosen by the digest itself, so processes agree
         memory[at : at + DIGEST] = d
-
-
-PREFIX = "carbon-proofs-"
 
 
 def _remove_orphans(folder: Path) -> None:
