@@ -48,20 +48,22 @@ class Proofs:
         self._memory = memory
 
     @staticmethod
-    def _bucket(d: bytes) -> int:
-        return int.from_bytes(d[:8], "big") % BUCKETS * WAYS * DIGEST
-
-    def __contains__(self, d: bytes) -> bool:
-        if len(d) != DIGEST or d == EMPTY:
-            return False
-        memory, start = self._memory, self._bucket(d)
-        return any(memory[at : at + DIGEST] == d for at in range(start, start + WAYS * DIGEST, DIGEST))
-
-    def add(self, d: bytes) -> None:
+    def _slots(d: bytes) -> range:
+        """Where ``d`` may be held: its bucket's slots (``ValueError`` for what no proof is)."""
         if len(d) != DIGEST or d == EMPTY:
             raise ValueError("a proof is a 32-byte digest")
-        memory, start = self._memory, self._bucket(d)
-        slots = range(start, start + WAYS * DIGEST, DIGEST)
+        start = int.from_bytes(d[:8], "big") % BUCKETS * WAYS * DIGEST
+        return range(start, start + WAYS * DIGEST, DIGEST)
+
+    def __contains__(self, d: bytes) -> bool:
+        try:
+            slots = self._slots(d)
+        except ValueError:
+            return False
+        return any(self._memory[at : at + DIGEST] == d for at in slots)
+
+    def add(self, d: bytes) -> None:
+        memory, slots = self._memory, self._slots(d)
         for at in slots:
             held = memory[at : at + DIGEST]
             if held == d:
@@ -69,7 +71,7 @@ class Proofs:
             if held == EMPTY:
                 memory[at : at + DIGEST] = d
                 return
-        at = start + d[8] % WAYS * DIGEST  # full: a slot chosen by the digest itself, so processes agree
+        at = slots[d[8] % WAYS]  # full: a slot chosen by the digest itself, so processes agree
         memory[at : at + DIGEST] = d
 
 

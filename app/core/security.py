@@ -229,8 +229,11 @@ def verify_jwt(
     if header.get("alg") != algorithm:
         raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
     jwk_json = json.dumps(public_jwk, sort_keys=True)
-    proof = proofs.digest(b"jws", algorithm.encode(), jwk_json.encode(), token.encode())
-    known = proof in proofs.table()
+    proof, proved = (
+        proofs.digest(b"jws", algorithm.encode(), jwk_json.encode(), token.encode()),
+        proofs.table(),
+    )
+    known = proof in proved
     options = {
         "verify_signature": not known,
         "verify_aud": False,
@@ -247,7 +250,7 @@ def verify_jwt(
     except JOSEError as exc:
         raise JoseError("invalid_signature", "the signature does not verify") from exc
     if not known:
-        proofs.table().add(proof)
+        proved.add(proof)
     if audience is not None:
         _check_audience(claims, audience)
     for claim in require:
