@@ -110,7 +110,9 @@ def serve(
                 f"  PostgreSQL: {u.database_url}\n  Redis: {u.redis_url}\n"
                 f"  psql: {embedded.psql_hint(u.database_url)}"
             )
-        warning = _connection_budget(u.database_url, workers, settings.db_pool_size)
+        warning = _connection_budget(
+            u.database_url, workers, settings.db_pool_size, settings.db_direct_pool_size
+        )
         if warning:
             console.print(f"[yellow]{warning}[/yellow]")
         console.print(f"API on http://{host}:{port}  ·  OpenAPI: http://{host}:{port}/docs")
@@ -139,9 +141,10 @@ def serve(
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving
 
 
-def _connection_budget(database_url: str, workers: int, pool_size: int) -> str | None:
+def _connection_budget(database_url: str, workers: int, pool_size: int, direct_pool_size: int) -> str | None:
     """What ``serve`` warns of when its workers may open more connections than PostgreSQL gives."""
-    return db.budget_warning(asyncio.run(db.available_connections(database_url)), workers, pool_size)
+    available = asyncio.run(db.available_connections(database_url))
+    return db.budget_warning(available, workers, pool_size, direct_pool_size)
 
 
 def _in_dotenv(name: str) -> bool:

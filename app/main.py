@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         urls = embedded.ensure_servers(settings.database_url, settings.redis_url, settings.data_dir)
         app.state.urls = urls
-        db.init(urls.database_url, settings.db_pool_size)
+        db.init(urls.database_url, settings.db_pool_size, settings.db_direct_pool_size)
         redis.init(urls.redis_url)
         async with db.session_scope() as session:
             await keys.ensure(session)

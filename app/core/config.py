@@ -5,10 +5,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core import proxies
+from app.core.db import DIRECT_POOL_SIZE
 
 LOCAL_SECRET = "local-development-secret-change-me"
 
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     agreement_version: str = "2026-11"
     """The entrustment agreement version people accept on the consent page."""
     db_pool_size: int = 20
+    db_direct_pool_size: int = Field(default=DIRECT_POOL_SIZE, ge=1)
+    """The connections a process runs balance reads' and orders' statements on, each held only while its
+    statements run (:data:`app.core.db.DIRECT_POOL_SIZE`)."""
     scheduler_enabled: bool = True
     log_level: str = "INFO"
 

@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import asyncpg
 import sqlalchemy as sa
@@ -30,29 +30,49 @@ _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _direct: asyncpg.Pool | None = None
 _shared: asyncpg.Pool | None = None
-_direct_settings: tuple[str, int] | None = None
+_direct_settings: tuple[str, int, int] | None = None
 _direct_lock = asyncio.Lock()
 SHARED_CONNECTIONS = 4
 """Connections of the pool that statements shared between requests run on (:func:`shared_connection`)."""
 
 
-def connections_per_process(pool_size: int) -> int:
+DIRECT_POOL_SIZE = 4
+"""The direct pool's connections in a process by default (``CARBON_DB_DIRECT_POOL_SIZE``): the statements of
+balance reads and orders it runs at once. Each is held only while its statements run, so a few keep a
+process's requests going; more make PostgreSQL's backends wait for each other (the stock, the audit chains'
+heads) and switch between them, which costs CPU: on two cores an order cost PostgreSQL ~18 % less with 3 a
+process than with 20 (docs/scaling.md)."""
+
+ACQUIRE_TIMEOUT_SECONDS = 30.0
+"""How long a request waits for a direct connection before it is answered 503 ``database_unavailable`` (as
+long as SQLAlchemy's pool waits for one of its own)."""
+
+
+class DirectPoolTimeout(Exception):
+    """No direct connection came free within :data:`ACQUIRE_TIMEOUT_SECONDS`: raised before the statement that
+    needed it, so nothing of the request was done (:func:`app.core.errors.database_unavailable`)."""
+
+
+def connections_per_process(pool_size: int, direct_pool_size: int = DIRECT_POOL_SIZE) -> int:
     """The most connections one server process opens: the ORM's pool and as many again in overflow, the
     direct pool (:func:`direct_connection`), the shared reads' pool, and one each for the sandbox clock, the
     callers' listener and the scheduler's lock."""
-    return 3 * pool_size + SHARED_CONNECTIONS + 3
+    return 2 * pool_size + direct_pool_size + SHARED_CONNECTIONS + 3
 
 
-def budget_warning(available: int, workers: int, pool_size: int) -> str | None:
+def budget_warning(
+    available: int, workers: int, pool_size: int, direct_pool_size: int = DIRECT_POOL_SIZE
+) -> str | None:
     """What to say when ``workers`` processes may open more connections than PostgreSQL gives (None if not)."""
-    each = connections_per_process(pool_size)
+    each = connections_per_process(pool_size, direct_pool_size)
     if workers * each <= available:
         return None
-    fitting = max((available // workers - SHARED_CONNECTIONS - 3) // 3, 1)
+    fitting = max((available // workers - direct_pool_size - SHARED_CONNECTIONS - 3) // 2, 1)
     return (
         f"PostgreSQL gives {available} connections; {workers} worker process(es) may open up to"
-        f" {workers * each} ({each} each with CARBON_DB_POOL_SIZE={pool_size}): under load, requests beyond"
-        f" it are answered 503 database_unavailable. Set CARBON_DB_POOL_SIZE={fitting} or raise max_connections."
+        f" {workers * each} ({each} each with CARBON_DB_POOL_SIZE={pool_size} and CARBON_DB_DIRECT_POOL_SIZE="
+        f"{direct_pool_size}): under load, requests beyond it are answered 503 database_unavailable."
+        f" Set CARBON_DB_POOL_SIZE={fitting} or raise max_connections."
     )
 
 
@@ -94,11 +114,12 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     )
 
 
-def init(url: str, pool_size: int = 20) -> AsyncEngine:
+def init(url: str, pool_size: int = 20, direct_pool_size: int = DIRECT_POOL_SIZE) -> AsyncEngine:
     global _engine, _sessionmaker, _direct, _shared, _direct_settings
     _engine = create_engine(url, pool_size)
     _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
-    _direct, _shared, _direct_settings = None, None, (plain_url(url), pool_size)  # opened on first use
+    _direct, _shared = None, None  # opened on first use
+    _direct_settings = (plain_url(url), pool_size, direct_pool_size)
     return _engine
 
 
@@ -154,24 +175,35 @@ run on instead of the session's own."""
 
 
 class DirectLease:
-    """A plain pooled asyncpg connection for one request, taken from the pool when a statement first needs
-    it (a direct read whose caller is known and whose data comes from a shared statement takes none) and
-    given back when the request ends (:func:`direct_lease`)."""
+    """A plain pooled asyncpg connection for one request (:func:`direct_connection`), taken when a statement
+    first needs it (a direct read whose caller is known and whose data comes from a shared statement takes
+    none; an order takes it after its caller and its body are checked) and given back when the request ends
+    (:func:`direct_lease`). So a connection is held while statements run, not while Python works."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_taken")
 
-    def __init__(self, conn: Conn | None = None):
-        self._conn = conn
+    def __init__(self) -> None:
+        self._conn: Conn | None = None
+        self._taken: Any = None
 
     async def connection(self) -> Conn:
         if self._conn is None:
-            self._conn = cast(Conn, await (await _direct_pool()).acquire())
+            taken = direct_connection()
+            conn = await taken.__aenter__()
+            assert conn is not None  # a lease is made only while direct_reads is on
+            self._taken, self._conn = taken, conn
         return self._conn
 
     async def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and _direct is not None:
-            await _direct.release(cast(Any, conn))  # the pool's own proxy, as acquired
+        taken, self._taken, self._conn = self._taken, None, None
+        if taken is not None:
+            await taken.__aexit__(None, None, None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
 
 
 class DirectTransaction(DirectLease):
@@ -182,8 +214,8 @@ class DirectTransaction(DirectLease):
 
     __slots__ = ("_transaction",)
 
-    def __init__(self, conn: Conn):
-        super().__init__(conn)
+    def __init__(self) -> None:
+        super().__init__()
         self._transaction: Any = None
 
     async def connection(self) -> Conn:
@@ -305,7 +337,7 @@ async def _direct_pool() -> asyncpg.Pool:
     if _direct is None:
         async with _direct_lock:
             if _direct is None:
-                _direct = await _plain_pool(_direct_settings[1] if _direct_settings else 0)
+                _direct = await _plain_pool(_direct_settings[2] if _direct_settings else 0)
     return _direct
 
 
@@ -335,8 +367,15 @@ async def direct_connection() -> AsyncIterator[Conn | None]:
     if not direct_reads:
         yield None
         return
-    async with (await _direct_pool()).acquire() as conn:
+    pool = await _direct_pool()
+    try:
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        raise DirectPoolTimeout(f"no direct connection came free in {ACQUIRE_TIMEOUT_SECONDS} s") from exc
+    try:
         yield cast(Conn, conn)  # a pool's proxy: every Connection method, forwarded
+    finally:
+        await pool.release(conn)
 
 
 @asynccontextmanager
@@ -396,11 +435,8 @@ async def direct_lease() -> AsyncIterator[DirectLease | None]:
     if not direct_reads:
         yield None
         return
-    lease = DirectLease()
-    try:
+    async with DirectLease() as lease:
         yield lease
-    finally:
-        await lease.release()
 
 
 def reads_committed_apart(session: AsyncSession) -> bool:

@@ -280,10 +280,15 @@ def database_unavailable(exc: BaseException) -> bool:
     import asyncpg
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    from app.core.db import DirectPoolTimeout
+
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | PoolTimeout):
+        if isinstance(
+            cause,
+            asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | PoolTimeout | DirectPoolTimeout,
+        ):
             return True
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__

@@ -198,7 +198,8 @@ class DirectWriteRoute(CommitRoute):
     The endpoint takes the request's session, its caller (as :class:`DirectReadRoute`'s) and one JSON body
     model, and answers a ``Response`` (serialised once, by the endpoint). A body sent as ``application/json``
     that parses and validates is handed over directly, and the transaction is a plain pooled asyncpg
-    connection's (:func:`app.core.db.direct_connection`), begun by the first statement that needs it
+    connection's (:func:`app.core.db.direct_connection`, taken when the first statement needs it and given
+    back when the request ends), begun by the first statement that needs one
     (:class:`app.core.db.DirectTransaction`): the session's raw statements
     (:func:`app.core.db.raw_connection`), its audit entries and the idempotency record run on it, committed
     before the response leaves. Reads, and a write that is a whole change by itself
@@ -231,10 +232,9 @@ class DirectWriteRoute(CommitRoute):
             data = await self._data(request)
             if data is None or not db.direct_reads:
                 return await through_fastapi(request)
-            async with db.direct_connection() as conn, db.carrier_session() as session:
-                assert conn is not None  # direct_reads is on
+            async with db.DirectTransaction() as lease, db.carrier_session() as session:
                 request.state.session = session
-                session.info[db.DIRECT] = lease = db.DirectTransaction(conn)
+                session.info[db.DIRECT] = lease
 
                 async def work() -> Response:
                     kwargs = await _resolve(self._arguments, request, session)

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from app.auth import keys
 from app.auth.dependencies import Session
 from app.core import audit, db
+from app.core.config import get_settings
 from app.core.models import AuditEntry
 from app.core.routing import DirectWriteRoute
 from app.mall.router import Buyer
@@ -263,6 +264,18 @@ class TestRefused:
         r = await client.post("/v1/me/orders", json=body, headers=buyer.headers)
         assert_problem(r, 400, "idempotency_key_required")
 
+    async def test_a_refused_caller_takes_no_connection(self, client, world, acquired):
+        """The connection is taken by the first statement, after the caller and the body are checked."""
+        merchant = await make_merchant(client, world.authority)
+        it = await make_item(client, merchant, points_price=30, stock=5)
+        body = {"item_id": it["id"], "quantity": 1}
+        key = {"Idempotency-Key": "k-2"}
+        acquired.clear()
+        r = await client.post("/v1/me/orders", json=body, headers={**bearer("not-a-jwt"), **key})
+        assert_problem(r, 401, "invalid_token")
+        assert_problem(await client.post("/v1/me/orders", json=body, headers=key), 401, "not_authenticated")
+        assert acquired == []
+
     async def test_bodies_the_model_refuses_get_fastapis_own_answers(self, client, world, acquired):
         [buyer] = await people(client, world.operator, world.btype, 1, points=100)
         headers = {**buyer.headers, "Idempotency-Key": "odd-body"}
@@ -412,3 +425,40 @@ class TestDeclaration:
                 sa.text("SELECT count(*) FROM idempotency_records WHERE key = 'forgotten'")
             )
             assert stored.scalar_one() == 0
+
+
+class TestDirectPool:
+    """The direct pool is small (``CARBON_DB_DIRECT_POOL_SIZE``): requests wait for its connections, and a
+    request that waits too long is answered 503 with nothing done."""
+
+    async def test_more_orders_at_once_than_connections_all_complete(self, client, world):
+        size = get_settings().db_direct_pool_size
+        merchant = await make_merchant(client, world.authority)
+        buyers = await people(client, world.operator, world.btype, 6 * size, points=100)
+        it = await make_item(client, merchant, points_price=10, stock=None)
+        answers = await asyncio.gather(*(place(client, b, it["id"]) for b in buyers))
+        assert [r.status_code for r in answers] == [201] * len(buyers)
+        assert {await balance(client, b) for b in buyers} == {90}
+        assert await ledger_violations() == []
+
+    async def test_a_request_that_gets_no_connection_in_time_is_503_with_nothing_done(
+        self, client, world, monkeypatch
+    ):
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
+        await balance(
+            client, buyer
+        )  # the caller's standing read and kept: the order's statement is its first
+        monkeypatch.setattr(db, "ACQUIRE_TIMEOUT_SECONDS", 0.2)
+        async with contextlib.AsyncExitStack() as held:
+            with pytest.raises(db.DirectPoolTimeout):
+                while True:  # every connection of the pool taken
+                    await held.enter_async_context(db.direct_connection())
+            assert len(held._exit_callbacks) == get_settings().db_direct_pool_size
+            r = await place(client, buyer, it["id"], key="waited")
+            assert_problem(r, 503, "database_unavailable")
+            assert r.headers["Retry-After"] == "1"
+        assert await orders_of(buyer.user_id) == []
+        assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (100, 5)
+        again = await place(client, buyer, it["id"], key="waited")  # the key was not taken: a retry places it
+        assert again.status_code == 201, again.text
+        assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (70, 4)
