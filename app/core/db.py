@@ -368,8 +368,9 @@ async def direct_connection() -> AsyncIterator[Conn | None]:
         yield None
         return
     pool = await _direct_pool()
-    try:
-        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+    try:  # not acquire(timeout=…): asyncpg would run the acquire, and the release, as tasks of their own
+        async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
+            conn = await pool.acquire()
     except TimeoutError as exc:
         raise DirectPoolTimeout(f"no direct connection came free in {ACQUIRE_TIMEOUT_SECONDS} s") from exc
     try:
