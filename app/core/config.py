@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     """The entrustment agreement version people accept on the consent page."""
     db_pool_size: int = 20
     db_direct_pool_size: int = Field(default=DIRECT_POOL_SIZE, ge=1)
-    """The connections a process runs balance reads' and orders' statements on, each held only while its
-    statements run (:data:`app.core.db.DIRECT_POOL_SIZE`)."""
+    """The connections a process runs balance reads' and orders' statements on, each taken by a request's
+    first statement and given back when it ends (:data:`app.core.db.DIRECT_POOL_SIZE`)."""
     scheduler_enabled: bool = True
     log_level: str = "INFO"
 

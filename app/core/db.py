@@ -38,9 +38,9 @@ SHARED_CONNECTIONS = 4
 
 DIRECT_POOL_SIZE = 4
 """The direct pool's connections in a process by default (``CARBON_DB_DIRECT_POOL_SIZE``): the statements of
-balance reads and orders it runs at once. Each is held only while its statements run, so a few keep a
-process's requests going; more make PostgreSQL's backends wait for each other (the stock, the audit chains'
-heads) and switch between them, which costs CPU: on two cores an order cost PostgreSQL ~18 % less with 3 a
+balance reads and orders it runs at once. Each is taken by a request's first statement and given back when
+the request ends, so a few keep a process's requests going; more make PostgreSQL's backends wait for each other (the stock, the audit chains'
+heads) and switch between them, which costs CPU: on two cores an order cost PostgreSQL 9–13 % less with 4 a
 process than with 20 (docs/scaling.md)."""
 
 ACQUIRE_TIMEOUT_SECONDS = 30.0
@@ -178,7 +178,7 @@ class DirectLease:
     """A plain pooled asyncpg connection for one request (:func:`direct_connection`), taken when a statement
     first needs it (a direct read whose caller is known and whose data comes from a shared statement takes
     none; an order takes it after its caller and its body are checked) and given back when the request ends
-    (:func:`direct_lease`). So a connection is held while statements run, not while Python works."""
+    (:func:`direct_lease`): checking who is asking holds no connection."""
 
     __slots__ = ("_conn", "_taken")
 
