@@ -86,7 +86,7 @@ class TestReadsOnly:
 
 class TestConnectionBudget:
     def test_a_process_opens_at_most_two_pools_the_direct_pool_and_seven_more(self):
-        assert db.connections_per_process(20) == 51  # 20 + 20 in overflow, the direct 4, the shared 4, 3
+        assert db.connections_per_process(20) == 55  # 20 + 20 in overflow, the direct 8, the shared 4, 3
         assert db.connections_per_process(20, 20) == 67
         assert db.connections_per_process(5, 2) == 19
 

@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi import Body, FastAPI, Header, status
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from app.auth import keys
 from app.auth.dependencies import Session
 from app.core import audit, db
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.models import AuditEntry
 from app.core.routing import DirectWriteRoute
 from app.mall.router import Buyer
@@ -430,6 +431,15 @@ class TestDeclaration:
 class TestDirectPool:
     """The direct pool is small (``CARBON_DB_DIRECT_POOL_SIZE``): requests wait for its connections, and a
     request that waits too long is answered 503 with nothing done."""
+
+    def test_the_size_is_a_setting_of_at_least_one(self, monkeypatch):
+        monkeypatch.setenv("CARBON_DB_DIRECT_POOL_SIZE", "6")
+        assert Settings().db_direct_pool_size == 6
+        monkeypatch.setenv("CARBON_DB_DIRECT_POOL_SIZE", "0")
+        with pytest.raises(ValidationError, match="db_direct_pool_size"):
+            Settings()
+        monkeypatch.delenv("CARBON_DB_DIRECT_POOL_SIZE")
+        assert Settings().db_direct_pool_size == db.DIRECT_POOL_SIZE
 
     async def test_more_orders_at_once_than_connections_all_complete(self, client, world):
         size = get_settings().db_direct_pool_size
