@@ -188,7 +188,7 @@ class DirectLease:
 
     async def connection(self) -> Conn:
         if self._conn is None:
-            taken = direct_connection()
+            taken = direct_connection()  # entered here, left by release(): the request's end
             conn = await taken.__aenter__()
             assert conn is not None  # a lease is made only while direct_reads is on
             self._taken, self._conn = taken, conn
