@@ -30,7 +30,7 @@ _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _direct: asyncpg.Pool | None = None
 _shared: asyncpg.Pool | None = None
-_direct_settings: tuple[str, int, int] | None = None
+_direct_settings: tuple[str, int] | None = None
 _direct_lock = asyncio.Lock()
 SHARED_CONNECTIONS = 4
 """Connections of the pool that statements shared between requests run on (:func:`shared_connection`)."""
@@ -119,7 +119,7 @@ def init(url: str, pool_size: int = 20, direct_pool_size: int = DIRECT_POOL_SIZE
     _engine = create_engine(url, pool_size)
     _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
     _direct, _shared = None, None  # opened on first use
-    _direct_settings = (plain_url(url), pool_size, direct_pool_size)
+    _direct_settings = (plain_url(url), direct_pool_size)
     return _engine
 
 
@@ -337,7 +337,7 @@ async def _direct_pool() -> asyncpg.Pool:
     if _direct is None:
         async with _direct_lock:
             if _direct is None:
-                _direct = await _plain_pool(_direct_settings[2] if _direct_settings else 0)
+                _direct = await _plain_pool(_direct_settings[1] if _direct_settings else 0)
     return _direct
 
 
