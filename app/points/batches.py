@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import db
+from app.core.config import get_settings
 from app.core.pagination import Page, decode_cursor, page
-from app.points import ingestion
+from app.points import bodies, ingestion
 from app.points import repository as repo
-from app.points.exceptions import BatchNotFound, InvalidPeriod
+from app.points.exceptions import BatchBodyUnreadable, BatchNotFound, InvalidPeriod
 from app.points.models import RecordStatus
 from app.points.schemas import BatchDetail, BatchRead, BatchRecordRead, RejectCount
 
@@ -79,7 +80,10 @@ def rejections_recorded(row) -> bool:
 
 async def _records(session: AsyncSession, operator_id: uuid.UUID, row) -> list[BatchRecordRead]:
     """Every record of the stored batch ``row`` with its outcome, in the order sent."""
-    raw_records = orjson.loads(row["body"])["records"]
+    body = bodies.original(row["body"], row["body_encoding"], get_settings().max_body_bytes)
+    if body is None:
+        raise BatchBodyUnreadable()
+    raw_records = orjson.loads(body)["records"]
     rejected = {r["index"]: r for r in row["rejections"]}
     recorded = rejections_recorded(row)
     ids = [_str(raw, "record_id", 100) for raw in raw_records]

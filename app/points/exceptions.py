@@ -45,3 +45,9 @@ class BatchNotFound(NotFound):
 
 class InvalidPeriod(DomainError):
     status, code, title = 422, "invalid_period", "received_from must come before received_to"
+
+
+class BatchBodyUnreadable(DomainError):
+    """The kept body is no longer one whole zlib stream (app.points.bodies): altered in the database."""
+
+    status, code, title = 500, "batch_body_unreadable", "The stored body of this batch can no longer be read"

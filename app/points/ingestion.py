@@ -10,7 +10,7 @@ connection of the request's transaction — about twenty round trips whatever th
    retried batch waits for its twin, then sees its records as duplicates);
 3. earlier records with the same ids (duplicates), the same evidence, overlapping times;
    today's totals for the daily limits;
-4. store the signed batch with its counts and each rejected record's outcome as answered (one
+4. store the signed batch (its body compressed: :mod:`app.points.bodies`) with its counts and each rejected record's outcome as answered (one
    statement), insert records, upsert lots, append one ledger entry per person, allocate, update
    accounts and daily totals.
 
@@ -37,6 +37,7 @@ from app.core.config import get_settings
 from app.methodologies import service as methodologies_service
 from app.methodologies.service import MethodologyTerms, RuleTerms, VersionLabels
 from app.organizations import service as org_service
+from app.points import bodies
 from app.points import repository as repo
 from app.points.exceptions import (
     BatchTooLarge,
@@ -318,6 +319,7 @@ async def ingest(
         counts[RecordStatus.accepted], counts[RecordStatus.duplicate], counts[RecordStatus.rejected]
     )
     body_sha256 = hashlib.sha256(body).hexdigest()
+    kept, encoding = bodies.stored(body)
     try:
         await repo.insert_batch(
             conn,
@@ -325,7 +327,8 @@ async def ingest(
             operator_id,
             kid,
             signature,
-            body,
+            kept,
+            encoding,
             body_sha256,
             now,
             len(raw_records),

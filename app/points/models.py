@@ -157,12 +157,21 @@ class BehaviourBatch(SQLModel, table=True):
     """A signed submission, kept byte for byte so every credited gram traces to a signature."""
 
     __tablename__ = "behaviour_batches"
+    __table_args__ = (
+        sa.CheckConstraint("body_encoding IN ('identity', 'zlib')", name="body_encoding_known"),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     operator_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
     kid: str = Field(max_length=100)
     signature: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     body: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    """The body as received, compressed as ``body_encoding`` says (:mod:`app.points.bodies`)."""
+    body_encoding: str = Field(
+        default="identity",
+        sa_column=sa.Column(sa.String(10), nullable=False, server_default="identity"),
+    )
+    """``zlib`` (every batch since migration 0020) or ``identity`` (the body as received)."""
     body_sha256: str = Field(max_length=64)
     received_at: datetime = Field(sa_column=_ts())
     records: int

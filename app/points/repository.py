@@ -110,6 +110,7 @@ async def insert_batch(
     kid: str,
     signature: str,
     body: bytes,
+    encoding: str,
     sha: str,
     now: datetime,
     count: int,
@@ -118,17 +119,18 @@ async def insert_batch(
     rejected: int,
     rejections: str,
 ) -> None:
-    """The signed batch with the count of each outcome and ``rejections``: the rejected records' outcomes
-    as answered (a JSON array)."""
+    """The signed batch (its body as kept, ``encoding``: app.points.bodies) with the count of each outcome and
+    ``rejections``: the rejected records' outcomes as answered (a JSON array)."""
     await conn.execute(
-        "INSERT INTO behaviour_batches (id, operator_id, kid, signature, body, body_sha256, received_at, records,"
-        " accepted, duplicate, rejected, rejections)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+        "INSERT INTO behaviour_batches (id, operator_id, kid, signature, body, body_encoding, body_sha256,"
+        " received_at, records, accepted, duplicate, rejected, rejections)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
         batch_id,
         operator_id,
         kid,
         signature,
         body,
+        encoding,
         sha,
         now,
         count,
@@ -600,12 +602,10 @@ async def records_by_id(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
 async def batches(
     conn: Conn, batch_ids: Sequence[uuid.UUID], limit: int | None = None
 ) -> list[asyncpg.Record]:
-    """Signed batches with whether their stored body still hashes to the recorded SHA-256 (the first
-    ``limit`` by receipt: only their bodies are hashed)."""
+    """Signed batches with their bodies as kept (the first ``limit`` by receipt)."""
     return await conn.fetch(
-        "SELECT id, operator_id, kid, body_sha256, encode(sha256(body), 'hex') = body_sha256 AS body_hash_ok,"
-        " signature, received_at FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id"
-        " LIMIT $2",
+        "SELECT id, operator_id, kid, body_sha256, body, body_encoding, signature, received_at"
+        " FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id LIMIT $2",
         list(batch_ids),
         limit,
     )
@@ -614,12 +614,10 @@ async def batches(
 async def signed_batches(
     conn: Conn, batch_ids: Sequence[uuid.UUID], after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[asyncpg.Record]:
-    """``limit`` of these batches by receipt after ``after`` (received_at, id), with their bodies and
-    whether each body still hashes to its recorded SHA-256."""
+    """``limit`` of these batches by receipt after ``after`` (received_at, id), with their bodies as kept."""
     return await conn.fetch(
-        "SELECT id, operator_id, kid, signature, body, body_sha256,"
-        " encode(sha256(body), 'hex') = body_sha256 AS body_hash_ok, received_at, records, accepted,"
-        " duplicate, rejected FROM behaviour_batches WHERE id = ANY($1::uuid[])"
+        "SELECT id, operator_id, kid, signature, body, body_encoding, body_sha256, received_at, records,"
+        " accepted, duplicate, rejected FROM behaviour_batches WHERE id = ANY($1::uuid[])"
         " AND ($2::timestamptz IS NULL OR (received_at, id) > ($2, $3::uuid)) ORDER BY received_at, id LIMIT $4",
         list(batch_ids),
         after[0] if after else None,
@@ -799,7 +797,8 @@ async def operator_batch(conn: Conn, operator_id: uuid.UUID, batch_id: uuid.UUID
     """One of the operator's batches with its signed body and its rejected records' outcomes as answered
     (``rejections``, a list), or None (another operator's too)."""
     return await conn.fetchrow(
-        f"SELECT {_BATCH_COLUMNS}, body, rejections FROM behaviour_batches WHERE id = $1 AND operator_id = $2",
+        f"SELECT {_BATCH_COLUMNS}, body, body_encoding, rejections FROM behaviour_batches"
+        " WHERE id = $1 AND operator_id = $2",
         batch_id,
         operator_id,
     )

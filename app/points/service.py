@@ -24,6 +24,7 @@ from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.methodologies import service as methodologies_service
 from app.organizations import service as org_service
+from app.points import bodies
 from app.points import repository as repo
 from app.points.exceptions import AccountNotFound, EntryNotFound, InsufficientPoints, InvalidAmount
 from app.points.models import CapCode, EntryKind
@@ -547,7 +548,19 @@ async def batches(
 ) -> list[BatchFacts]:
     """These signed batches (the first ``limit``), by time of receipt, each with whether its body still
     matches its hash."""
-    return [BatchFacts(*r) for r in await repo.batches(await db.raw_connection(session), batch_ids, limit)]
+    max_bytes = get_settings().max_body_bytes
+    return [
+        BatchFacts(
+            r["id"],
+            r["operator_id"],
+            r["kid"],
+            r["body_sha256"],
+            bodies.checked(r["body"], r["body_encoding"], r["body_sha256"], max_bytes) is not None,
+            r["signature"],
+            r["received_at"],
+        )
+        for r in await repo.batches(await db.raw_connection(session), batch_ids, limit)
+    ]
 
 
 class SignatureOutcome(StrEnum):
@@ -596,19 +609,22 @@ async def check_batches(
     (a key revoked since is still used: it was live when the batch was accepted; its revocation is shown)."""
     rows = await repo.signed_batches(await db.raw_connection(session), batch_ids, after, limit)
     keys: dict[tuple[uuid.UUID, str], Any] = {}
+    max_bytes = get_settings().max_body_bytes
     out = []
     for r in rows:
         key_id = (r["operator_id"], r["kid"])
         if key_id not in keys:
             keys[key_id] = await org_service.registered_key(session, *key_id)
         key = keys[key_id]
-        if not r["body_hash_ok"]:
+        body = bodies.checked(r["body"], r["body_encoding"], r["body_sha256"], max_bytes)
+        body_hash_ok = body is not None
+        if body is None:
             outcome = SignatureOutcome.body_hash_mismatch
         elif key is None:
             outcome = SignatureOutcome.unknown_key
         else:
             try:
-                security.verify_detached(r["signature"], bytes(r["body"]), key.jwk, key.algorithm)
+                security.verify_detached(r["signature"], body, key.jwk, key.algorithm)
                 outcome = SignatureOutcome.verified
             except security.JoseError as exc:
                 outcome = SignatureOutcome.__members__.get(exc.code, SignatureOutcome.invalid_signature)
@@ -620,7 +636,7 @@ async def check_batches(
                 algorithm=key.algorithm if key else None,
                 key_revoked_at=key.revoked_at if key else None,
                 body_sha256=r["body_sha256"],
-                body_hash_ok=r["body_hash_ok"],
+                body_hash_ok=body_hash_ok,
                 outcome=outcome,
                 received_at=r["received_at"],
                 records=r["records"],
