@@ -502,12 +502,21 @@ async def _check_against_history(
 
 async def _daily_totals(conn: repo.Conn, candidates: list[Candidate]) -> dict:
     """Points and quantity per person, local day and type so far (``'*'``: all types)."""
-    spans = []
-    for user_id, day in sorted({(c.user_id, c.day) for c in candidates if c.user_id and c.day}):
-        start = datetime(day.year, day.month, day.day, tzinfo=clock.zone())
-        spans.append((user_id, day, start, start + timedelta(days=1)))
+    zone = clock.zone()
+    places: dict[date, int] = {}
+    days: list[tuple[date, datetime, datetime]] = []
+    people_days: set[tuple[uuid.UUID, int]] = set()
+    for c in candidates:
+        if c.user_id is None or c.day is None:
+            continue
+        place = places.get(c.day)
+        if place is None:  # each day's bounds made once: a batch's records fall on one or two
+            start = datetime(c.day.year, c.day.month, c.day.day, tzinfo=zone)
+            days.append((c.day, start, start + timedelta(days=1)))
+            place = places[c.day] = len(days)
+        people_days.add((c.user_id, place))
     totals: dict = {}
-    for r in await repo.daily_totals(conn, spans):
+    for r in await repo.daily_totals(conn, list(people_days), days):
         totals[(r["user_id"], r["day"], r["behaviour_type"])] = [r["points"], r["quantity"]]
         overall = totals.setdefault((r["user_id"], r["day"], "*"), [0, Decimal(0)])
         overall[0] += r["points"]

@@ -90,16 +90,23 @@ async def overlapping(conn: Conn, candidates) -> list:
     )
 
 
-async def daily_totals(conn: Conn, days: list[tuple[uuid.UUID, date, datetime, datetime]]):
-    """What each person already earned on each local day, by type: summed from their records."""
+async def daily_totals(
+    conn: Conn, people_days: list[tuple[uuid.UUID, int]], days: list[tuple[date, datetime, datetime]]
+):
+    """What each person already earned on each local day, by type: summed from their records. ``people_days``:
+    (person, the day's place in ``days``, from 1); ``days``: each local day with its start and end, sent once
+    (a batch's records fall on one or two)."""
     return await conn.fetch(
-        "SELECT p.u AS user_id, p.d AS day, r.behaviour_type, sum(r.points)::bigint AS points,"
-        " sum(r.counted_quantity) AS quantity"
-        " FROM json_to_recordset($1::json) AS p(u uuid, d date, s timestamptz, e timestamptz)"
+        "SELECT p.u AS user_id, ($2::date[])[p.i] AS day, r.behaviour_type, sum(r.points)::bigint AS points,"
+        " sum(r.counted_quantity) AS quantity FROM json_to_recordset($1::json) AS p(u uuid, i int)"
         " CROSS JOIN LATERAL (SELECT r.behaviour_type, r.points, r.counted_quantity FROM behaviour_records r"
-        " WHERE r.user_id = p.u AND r.started_at >= p.s AND r.started_at < p.e" + ONE_LOOKUP_EACH + ") r"
-        " GROUP BY p.u, p.d, r.behaviour_type",
-        as_json([{"u": u, "d": d, "s": s, "e": e} for u, d, s, e in days]),
+        " WHERE r.user_id = p.u AND r.started_at >= ($3::timestamptz[])[p.i]"
+        " AND r.started_at < ($4::timestamptz[])[p.i]" + ONE_LOOKUP_EACH + ") r"
+        " GROUP BY p.u, p.i, r.behaviour_type",
+        as_json([{"u": u, "i": i} for u, i in people_days]),
+        [day for day, _, _ in days],
+        [start for _, start, _ in days],
+        [end for _, _, end in days],
     )
 
 

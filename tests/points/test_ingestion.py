@@ -194,6 +194,42 @@ class TestDailyLimits:
             ("rejected", "daily_limit_reached", 0),
         ]
 
+    async def test_each_local_day_counts_what_each_person_earned_on_it_before(self, client):
+        btype = await make_methodology(factor="1", max_record="60", max_day="100")
+        op = await make_operator(client)
+        a, b = [(await enrol(client, op))["external_user_id"] for _ in range(2)]
+        day = yesterday_morning()
+        before = day - timedelta(days=1)
+        r = await submit(
+            client,
+            op,
+            [
+                record(a, btype, quantity=50, start=before),
+                record(a, btype, quantity=30, start=day),
+                record(b, btype, quantity=60, start=day),
+            ],
+        )
+        assert [x["status"] for x in r.json()["results"]] == ["accepted"] * 3
+        r = await submit(
+            client,
+            op,
+            [
+                record(a, btype, quantity=60, start=before + timedelta(hours=1)),  # 50 used that day: 50 left
+                record(a, btype, quantity=60, start=day + timedelta(hours=1)),  # 30 used: all 60 fit
+                record(b, btype, quantity=60, start=day + timedelta(hours=1)),  # 60 used: 40 left
+                record(b, btype, quantity=60, start=before + timedelta(hours=2)),  # nothing that day yet
+                record(b, btype, quantity=1, start=day + timedelta(hours=2)),  # the day's 100 reached
+            ],
+        )
+        got = [(x["status"], x["code"], x["reduction_g"]) for x in r.json()["results"]]
+        assert got == [
+            ("accepted", "quantity_capped", 50),
+            ("accepted", None, 60),
+            ("accepted", "quantity_capped", 40),
+            ("accepted", None, 60),
+            ("rejected", "daily_limit_reached", 0),
+        ]
+
 
 class TestUniqueness:
     async def test_a_retried_record_is_a_duplicate_with_its_first_outcome(self, client):

@@ -50,7 +50,7 @@ async def test_each_key_is_its_own_lookup(explained):
     await repo.existing_records(explained, uuid.uuid4(), [f"r-{n}" for n in range(1000)])
     await repo.claimed_evidence(explained, [("card", f"ref-{n}") for n in range(1000)])
     await repo.overlapping(explained, candidates)
-    await repo.daily_totals(explained, [(p, NOW.date(), NOW, NOW + timedelta(days=1)) for p in people])
+    await repo.daily_totals(explained, [(p, 1) for p in people], [(NOW.date(), NOW, NOW + timedelta(days=1))])
     assert len(explained.plans) == 4
     for plan in explained.plans:
         assert "Nested Loop" in plan and "Hash Join" not in plan and "Merge Join" not in plan, plan
