@@ -33,7 +33,10 @@ def free_port() -> int:
 class Server:
     """``carbon-points serve`` in a child process with embedded PostgreSQL and Redis."""
 
-    def __init__(self, workers: int = 1, data_dir: str | None = None):
+    def __init__(self, workers: int = 1, data_dir: str | None = None, checkout: Path = ROOT):
+        """``checkout``: the project's folder whose code the server runs (another checkout of it: its own
+        migrations and, if it has one, its own ``.venv``), this one by default."""
+        self.checkout = checkout.resolve()
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="carbon-bench-"))
         self.own_dir = data_dir is None  # a folder it made is removed when it stops
         self.workers = workers
@@ -43,7 +46,6 @@ class Server:
 
     def start(self) -> "Server":
         self.urls = embedded.ensure_servers(None, None, self.data_dir)
-        migrate.upgrade(self.urls.database_url)
         env = {
             **os.environ,
             "CARBON_DATABASE_URL": self.urls.database_url,
@@ -55,9 +57,21 @@ class Server:
             "CARBON_BOOTSTRAP_ADMIN": "bench-admin:bench-admin-pw",
             "CARBON_SCHEDULER_ENABLED": "false",
         }
+        python = self.checkout / ".venv" / "bin" / "python"
+        python = python if python.exists() and self.checkout != ROOT else Path(sys.executable)
+        if self.checkout == ROOT:
+            migrate.upgrade(self.urls.database_url)
+        else:  # that checkout's migrations
+            subprocess.run(
+                [python, "-m", "app.cli", "migrate"],
+                cwd=self.checkout,
+                env=env,
+                check=True,
+                stdout=sys.stderr,
+            )
         self.proc = subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "app.cli",  # the server as `carbon-points serve` runs it (uvloop, httptools, no access log)
                 "serve",
@@ -68,7 +82,7 @@ class Server:
                 "--workers",
                 str(self.workers),
             ],
-            cwd=ROOT,
+            cwd=self.checkout,
             env=env,
             stdout=sys.stderr,  # what serve prints is not the benchmark's JSON
             start_new_session=True,

@@ -1,0 +1,120 @@
+"""Two versions of the code side by side: the CPU a credited record costs each, compared round by round.
+
+    python bench/ingest_ab.py BEFORE [AFTER] [--rounds 8] [--batches 16] [--clients 4] [--users 2000]
+
+BEFORE and AFTER are checkouts of this project (AFTER defaults to this one; e.g. ``git worktree add
+/tmp/before HEAD~1``; a checkout without a ``.venv`` runs on this one's Python). On this machine the same code
+measures up to 2.5× apart from one hour to the next, and changes of a few percent drown in that noise between
+separate invocations of ``bench/ingest.py``. Here both servers run at once, each on an embedded PostgreSQL
+of its own with ``--workers 2``, and each round sends ``--batches`` batches of 1,000 records (those of
+``bench/ingest.py``, from ``--clients`` clients) to one and then to the other, alternating which goes first;
+a server is idle while the other is sent its batches, so the CPU its processes and its PostgreSQL's spent
+in its turn is its own. A first round warms both and is not counted. Prints JSON: each side's medians (CPU a
+record, API and PostgreSQL; records/s) and, the figures to read, the medians over the rounds of AFTER's
+figure over BEFORE's in the same round (``after_over_before``: 0.95 for ``total`` is 5 % less CPU a record).
+"""
+
+import argparse
+import asyncio
+import statistics
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._server import ROOT, Server, dumps, enrol_many, seed_operator  # noqa: E402
+from bench.ingest import make_batches, submit_all  # noqa: E402
+
+SIDES = ("before", "after")
+
+
+async def turn(server: Server, op: dict, users: list[str], batches: int, clients: int, run: int) -> dict:
+    """``batches`` batches sent to one server: its CPU a credited record (API, PostgreSQL) and its rate."""
+    bodies = [orjson.dumps({"records": b}) for b in make_batches(users, batches, run)]
+    before = server.cpu_seconds()
+    result = await submit_all(server.base_url, op, bodies, clients, False)
+    after = server.cpu_seconds()
+    assert result["credited"] == 1000 * batches, f"only {result['credited']} records credited"
+    per_record = {k: (after[k] - before[k]) / result["credited"] * 1e6 for k in after}
+    return {
+        **per_record,
+        "total": sum(per_record.values()),
+        "records_per_s": result["credited"] / result["seconds"],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path, nargs="?", default=ROOT)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--users", type=int, default=2000)
+    args = parser.parse_args()
+    servers = {
+        "before": Server(workers=2, checkout=args.before),
+        "after": Server(workers=2, checkout=args.after),
+    }
+    try:
+        for server in servers.values():
+            await asyncio.to_thread(server.start)
+        seeded = {}
+        for side, server in servers.items():
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+                op = await seed_operator(client, server.urls.database_url)
+                seeded[side] = (op, await enrol_many(client, op, args.users))
+        rounds: dict[str, list[dict]] = {side: [] for side in SIDES}
+        for run in range(
+            args.rounds + 1
+        ):  # each run on days of its own (make_batches): every record credited
+            for side in SIDES if run % 2 else SIDES[::-1]:
+                measured = await turn(servers[side], *seeded[side], args.batches, args.clients, run)
+                if run:
+                    rounds[side].append(measured)
+        keys = ("api", "postgres", "total", "records_per_s")
+        pairs = list(zip(rounds["before"], rounds["after"], strict=True))
+        print(
+            dumps(
+                {
+                    "benchmark": "ingest_ab",
+                    "setup": {
+                        "before": str(args.before.resolve()),
+                        "after": str(args.after.resolve()),
+                        "rounds": args.rounds,
+                        "batches_per_turn": args.batches,
+                        "records_per_batch": 1000,
+                        "clients": args.clients,
+                        "users": args.users,
+                        "server_workers": 2,
+                    },
+                    "cpu_us_per_record": {
+                        side: {k: round(statistics.median(r[k] for r in rounds[side]), 1) for k in keys[:3]}
+                        for side in SIDES
+                    },
+                    "records_per_s": {
+                        side: round(statistics.median(r["records_per_s"] for r in rounds[side]))
+                        for side in SIDES
+                    },
+                    "after_over_before": {
+                        k: round(statistics.median(a[k] / b[k] for b, a in pairs), 3) for k in keys
+                    },
+                    "rounds": {
+                        side: [{k: round(v, 1) for k, v in r.items()} for r in rounds[side]] for side in SIDES
+                    },
+                }
+            )
+        )
+    finally:
+        for server in servers.values():
+            if server.proc is not None:
+                server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
