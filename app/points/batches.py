@@ -12,6 +12,7 @@ show their rejected records without a code: ``rejections_recorded`` is false.
 
 import csv
 import io
+import logging
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -28,6 +29,8 @@ from app.points import repository as repo
 from app.points.exceptions import BatchBodyUnreadable, BatchNotFound, InvalidPeriod
 from app.points.models import RecordStatus
 from app.points.schemas import BatchDetail, BatchRead, BatchRecordRead, RejectCount
+
+log = logging.getLogger(__name__)
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEADER = ("record_id", "external_user_id", "behaviour_type", "occurred_at", "code", "message")
@@ -82,6 +85,7 @@ async def _records(session: AsyncSession, operator_id: uuid.UUID, row) -> list[B
     """Every record of the stored batch ``row`` with its outcome, in the order sent."""
     body = bodies.original(row["body"], row["body_encoding"], get_settings().max_body_bytes)
     if body is None:
+        log.error("a batch's kept body can no longer be read", extra={"batch_id": str(row["id"])})
         raise BatchBodyUnreadable()
     raw_records = orjson.loads(body)["records"]
     rejected = {r["index"]: r for r in row["rejections"]}

@@ -10,9 +10,9 @@ connection of the request's transaction — about twenty round trips whatever th
    retried batch waits for its twin, then sees its records as duplicates);
 3. earlier records with the same ids (duplicates), the same evidence, overlapping times;
    today's totals for the daily limits;
-4. store the signed batch (its body compressed: :mod:`app.points.bodies`) with its counts and each rejected record's outcome as answered (one
-   statement), insert records, upsert lots, append one ledger entry per person, allocate, update
-   accounts and daily totals.
+4. store the signed batch (its body compressed: :mod:`app.points.bodies`) with its counts and each
+   rejected record's outcome as answered (one statement), insert records, upsert lots, append one
+   ledger entry per person, allocate, update accounts and daily totals.
 
 Any server error rolls the whole batch back, so a retry with the same ``Idempotency-Key`` is safe.
 """

@@ -606,15 +606,24 @@ async def records_by_id(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
     )
 
 
-async def batches(
+async def batches_by_receipt(
     conn: Conn, batch_ids: Sequence[uuid.UUID], limit: int | None = None
-) -> list[asyncpg.Record]:
-    """Signed batches with their bodies as kept (the first ``limit`` by receipt)."""
-    return await conn.fetch(
-        "SELECT id, operator_id, kid, body_sha256, body, body_encoding, signature, received_at"
-        " FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id LIMIT $2",
+) -> list[uuid.UUID]:
+    """These batches' ids by time of receipt (the first ``limit``)."""
+    rows = await conn.fetch(
+        "SELECT id FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id LIMIT $2",
         list(batch_ids),
         limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def batches(conn: Conn, batch_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    """These signed batches with their bodies as kept, by time of receipt."""
+    return await conn.fetch(
+        "SELECT id, operator_id, kid, body_sha256, body, body_encoding, signature, received_at"
+        " FROM behaviour_batches WHERE id = ANY($1::uuid[]) ORDER BY received_at, id",
+        list(batch_ids),
     )
 
 

@@ -15,6 +15,7 @@ from app.core.types import Moment, Text
 from app.points import batches, ingestion, service
 from app.points.exceptions import (
     AccountNotFound,
+    BatchBodyUnreadable,
     BatchNotFound,
     BatchTooLarge,
     ConcurrentConflict,
@@ -112,14 +113,16 @@ async def list_batches(
             "description": "JSON, or with `format=csv` the rejected records: record_id, external_user_id, "
             "behaviour_type, occurred_at, code, message (UTF-8 with a byte-order mark)",
         },
-        **responses(BatchNotFound, InvalidCursor),
+        **responses(BatchNotFound, BatchBodyUnreadable, InvalidCursor),
     },
     summary="One of your batches: outcome counts, reject codes with counts, its records with their outcome",
     description="`results` pages through the records in the order sent (`status` keeps one outcome). A "
     "rejected record's `code` and `message` are the ones the submission answered, kept with the batch at "
     "receipt: nothing is checked again, so they stay the same whatever changed since (an entrustment "
     "withdrawn, a methodology retired). Batches received before the platform kept them have "
-    "`rejections_recorded` false and their rejected records no code. Another operator's batch is 404.",
+    "`rejections_recorded` false and their rejected records no code. Another operator's batch is 404. The "
+    "signed body is kept compressed; one that can no longer be read (altered in the database) is 500 "
+    "`batch_body_unreadable`.",
 )
 async def get_batch(
     batch_id: uuid.UUID,

@@ -139,3 +139,30 @@ class TestKept:
         _, batch_id, body = batch
         with pytest.raises(sa.exc.IntegrityError, match="ck_behaviour_batches_body_encoding_known"):
             await _set_body(batch_id, body, "gzip")
+
+
+async def test_batches_are_read_a_few_at_a_time_in_order_of_receipt(client, batch, monkeypatch):
+    op, first, _ = batch
+    later = []
+    for n in range(2):
+        ext = (await enrol(client, op))["external_user_id"]
+        body, headers = signed(
+            op, {"records": [record(ext, await make_methodology(), record_id=f"later-{n}")]}
+        )
+        headers["Idempotency-Key"] = unique("batch")
+        clock.set_offset(timedelta(seconds=n + 1))  # received after the first, in this order
+        try:
+            r = await client.post(LIST, content=body, headers=headers)
+        finally:
+            clock.set_offset(timedelta(0))
+        assert r.status_code == 200, r.text
+        later.append(uuid.UUID(r.json()["batch_id"]))
+    kept, *_ = await _row(later[0])
+    await _set_body(later[0], kept[:-1], "zlib")
+    monkeypatch.setattr(points_service, "BODIES_AT_ONCE", 2)  # three batches: two reads of bodies
+    wanted = [later[1], first, later[0], uuid.uuid4()]  # in no order, one unknown
+    async with db.session_scope() as session:
+        every = await points_service.batches(session, wanted)
+        two = await points_service.batches(session, wanted, limit=2)
+    assert [(b.id, b.body_hash_ok) for b in every] == [(first, True), (later[0], False), (later[1], True)]
+    assert [b.id for b in two] == [first, later[0]]

@@ -288,6 +288,20 @@ class TestBatches:
             ("who", "Rejected", "not recorded", "")
         ]
 
+    async def test_a_batch_whose_kept_body_was_altered_is_the_500_page(self, client, browser_client, console):
+        btype = await make_methodology()
+        r = await submit(client, console, [record("stranger", btype, record_id="who")])
+        batch_id = r.json()["batch_id"]
+        async with db.session_scope() as session:
+            await session.execute(
+                sa.text("UPDATE behaviour_batches SET body = substr(body, 1, 10) WHERE id = :id"),
+                {"id": batch_id},
+            )
+        r = await browser_client.get(f"/operator/batches/{batch_id}")
+        assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
+        # a fault on the platform's side, not the operator's: the 500 page, with the request id to quote
+        assert "Something went wrong" in r.text and r.headers["x-request-id"] in r.text
+
     async def test_another_operators_batch_is_not_found(self, client, browser_client, console):
         other = await make_operator(client)
         btype = await make_methodology()
