@@ -579,29 +579,32 @@ async def _write(
     per_lot: defaultdict[tuple[uuid.UUID, datetime], int] = defaultdict(int)
     per_user: dict[uuid.UUID, list[int]] = {}
     expiries: dict[int, datetime] = {}
+    methodologies: dict[uuid.UUID, int] = {}  # each version's place in the statement's array, from 1
+    rules: dict[uuid.UUID, int] = {}
     for credit in credited:
         c, points, reduction_g = credit.candidate, credit.points, credit.reduction_g
         assert c.user_id is not None and c.methodology is not None and c.rule is not None
-        records.append(
-            {
-                "record_id": c.record_id,
-                "user_id": c.user_id,
-                "behaviour_type": c.type,
-                "started_at": c.started_at,
-                "ended_at": c.ended_at,
-                "quantity": c.quantity,
-                "counted_quantity": credit.counted,
-                "unit": c.unit,
-                "scene_id": c.scene_id,
-                "evidence_source": c.evidence_source,
-                "evidence_ref": c.evidence_ref,
-                "methodology_version_id": c.methodology.id,
-                "rule_version_id": c.rule.id,
-                "reduction_g": reduction_g,
-                "points": points,
-                "code": credit.code,
-            }
-        )
+        row = {  # repo.CREDIT_KEYS
+            "i": c.record_id,
+            "u": c.user_id,
+            "t": c.type,
+            "s": c.started_at,
+            "e": c.ended_at,
+            "q": c.quantity,
+            "c": credit.counted,
+            "n": c.unit,
+            "es": c.evidence_source,
+            "er": c.evidence_ref,
+            "m": methodologies.setdefault(c.methodology.id, len(methodologies) + 1),
+            "x": rules.setdefault(c.rule.id, len(rules) + 1),
+            "g": reduction_g,
+            "p": points,
+        }
+        if c.scene_id is not None:
+            row["sc"] = c.scene_id
+        if credit.code is not None:
+            row["k"] = credit.code
+        records.append(row)
         if points:
             lifetime = c.rule.lot_lifetime_days
             if lifetime not in expiries:
@@ -618,4 +621,6 @@ async def _write(
         records,
         [{"u": u, "x": x, "p": p} for (u, x), p in per_lot.items()],
         [{"u": u, "p": p, "g": g, "b": balances[u] + p} for u, (p, g) in per_user.items()],
+        list(methodologies),
+        list(rules),
     )

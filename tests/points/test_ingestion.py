@@ -241,6 +241,27 @@ class TestUniqueness:
         again = outcome(await submit(client, op, [rec]))
         assert again == {**first, "status": "duplicate"}
 
+    async def test_retried_records_of_several_versions_keep_each_ones_version(self, client):
+        # the credit sends each record's versions as places in arrays: each record keeps its own
+        a, b = await make_methodology(factor="10"), await make_methodology(factor="20", unit="kWh")
+        op = await make_operator(client)
+        ext = (await enrol(client, op))["external_user_id"]
+        start = clock.now() - timedelta(hours=6)
+        records = [
+            record(ext, a, quantity=1, start=start, record_id="a-1"),
+            record(ext, b, quantity=1, unit="kWh", start=start, record_id="b-1"),
+            record(ext, a, quantity=2, start=start + timedelta(hours=1), record_id="a-2"),
+        ]
+        first = (await submit(client, op, records)).json()["results"]
+        again = (await submit(client, op, records)).json()["results"]
+        got = [(x["record_id"], x["status"], x["methodology_version"], x["reduction_g"]) for x in again]
+        assert got == [
+            ("a-1", "duplicate", f"{a}@1", 10),
+            ("b-1", "duplicate", f"{b}@1", 20),
+            ("a-2", "duplicate", f"{a}@1", 20),
+        ]
+        assert [x["methodology_version"] for x in first] == [f"{a}@1", f"{b}@1", f"{a}@1"]
+
     async def test_the_same_record_twice_in_one_batch(self, client):
         btype = await make_methodology()
         op = await make_operator(client)
