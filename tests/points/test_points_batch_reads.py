@@ -1,6 +1,7 @@
 """A batch's reads of earlier records look each of its keys up on its own (``ONE_LOOKUP_EACH``), however the
 planner prices the table: never one pass hashing all the records (which grew with the history)."""
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,3 +57,16 @@ async def test_each_key_is_its_own_lookup(explained):
         assert "Nested Loop" in plan and "Hash Join" not in plan and "Merge Join" not in plan, plan
         # the records' scan runs under the loop, once a key, with the key as its condition
         assert "on behaviour_records r" in plan.split("Nested Loop", 1)[1], plan
+
+
+def test_the_credit_keys_fill_the_columns_they_name():
+    """``repo.CREDIT_KEYS`` (what ingestion writes) and the statement that reads the rows say the same."""
+    records = repo.CREDIT_SQL.split("RETURNING 1", 1)[0]
+    columns = re.search(r"INSERT INTO behaviour_records \((.*?)\)", records, re.S)
+    values = re.search(r"SELECT \$1, \$2, \$3, (.*?)\s+FROM json_to_recordset", records, re.S)
+    declared = re.search(r"AS r\((.*?)\)\s*$", records.strip(), re.S)
+    assert columns and values and declared
+    names = re.split(r",\s*", columns.group(1).strip())[3:]  # after operator_id, batch_id, created_at
+    keys = [re.findall(r"r\.(\w+)", v)[0] for v in re.split(r",\s*", values.group(1))]
+    assert dict(zip(keys, names, strict=True)) == repo.CREDIT_KEYS
+    assert [d.split()[0] for d in re.split(r",\s*", declared.group(1).strip())] == list(repo.CREDIT_KEYS)
