@@ -57,6 +57,17 @@ def alert(html: str) -> str:
     return unescape(match.group(1))
 
 
+async def altered_batch(client, op, change: str) -> str:
+    """A batch of one rejected record ("who", a stranger), then ``UPDATE behaviour_batches SET <change>`` on it."""
+    r = await submit(client, op, [record("stranger", await make_methodology(), record_id="who")])
+    batch_id = r.json()["batch_id"]
+    async with db.session_scope() as session:
+        await session.execute(
+            sa.text(f"UPDATE behaviour_batches SET {change} WHERE id = :id"), {"id": batch_id}
+        )
+    return batch_id
+
+
 async def post(
     browser_client, path: str, data: dict | None = None, files=None, form_page: str = "/operator/keys"
 ):
@@ -272,14 +283,7 @@ class TestBatches:
         ]
 
     async def test_a_batch_received_before_outcomes_were_kept(self, client, browser_client, console):
-        btype = await make_methodology()
-        r = await submit(client, console, [record("stranger", btype, record_id="who")])
-        batch_id = r.json()["batch_id"]
-        async with db.session_scope() as session:
-            await session.execute(
-                sa.text("UPDATE behaviour_batches SET rejections = '[]'::jsonb WHERE id = :id"),
-                {"id": batch_id},
-            )
+        batch_id = await altered_batch(client, console, "rejections = '[]'::jsonb")
         r = await browser_client.get(f"/operator/batches/{batch_id}")
         assert r.status_code == 200
         assert 'id="not-recorded"' in r.text
@@ -289,14 +293,7 @@ class TestBatches:
         ]
 
     async def test_a_batch_whose_kept_body_was_altered_is_the_500_page(self, client, browser_client, console):
-        btype = await make_methodology()
-        r = await submit(client, console, [record("stranger", btype, record_id="who")])
-        batch_id = r.json()["batch_id"]
-        async with db.session_scope() as session:
-            await session.execute(
-                sa.text("UPDATE behaviour_batches SET body = substr(body, 1, 10) WHERE id = :id"),
-                {"id": batch_id},
-            )
+        batch_id = await altered_batch(client, console, "body = substr(body, 1, 10)")
         r = await browser_client.get(f"/operator/batches/{batch_id}")
         assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
         # a fault on the platform's side, not the operator's: the 500 page, with the request id to quote
