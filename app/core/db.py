@@ -39,9 +39,10 @@ SHARED_CONNECTIONS = 4
 DIRECT_POOL_SIZE = 8
 """The direct pool's connections in a process by default (``CARBON_DB_DIRECT_POOL_SIZE``): the statements of
 balance reads and orders it runs at once. Each is taken by a request's first statement and given back when
-the request ends, so a few keep a process's requests going; more make PostgreSQL's backends wait for each other (the stock, the audit chains'
-heads) and switch between them, which costs CPU: on two cores an order cost PostgreSQL ~12 % less with 8 a
-process than with 20, a hot item's attempt ~25 % less (docs/scaling.md)."""
+the request ends, so a few keep a process's requests going; more make PostgreSQL's backends wait for each
+other (the stock, the audit chains' heads) and switch between them, which costs CPU: on two cores an order
+cost PostgreSQL ~12 % less with 8 a process than with 20, a hot item's attempt ~25 % less
+(docs/scaling.md)."""
 
 ACQUIRE_TIMEOUT_SECONDS = 30.0
 """How long a request waits for a direct connection before it is answered 503 ``database_unavailable`` (as

@@ -79,7 +79,8 @@ MAX_CONNECTIONS = 400
 """Enough for seven server processes at the default pool sizes, with room for the command line and ``psql``.
 A process opens at most 2 × ``db_pool_size`` + ``db_direct_pool_size`` + 7 connections (55 at 20 and 8): the
 ORM's pool and its overflow, the direct pool (:mod:`app.core.db`), the shared-read pool, the clock's, the
-callers' listener and the scheduler's lock. PostgreSQL's default, 100, let two processes under load run out ("too many clients")."""
+callers' listener and the scheduler's lock. PostgreSQL's default, 100, let two processes under load run out
+("too many clients")."""
 
 
 def _tune(server) -> bool:

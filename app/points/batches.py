@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import db
-from app.core.config import get_settings
 from app.core.pagination import Page, decode_cursor, page
 from app.points import bodies, ingestion
 from app.points import repository as repo
@@ -83,7 +82,7 @@ def rejections_recorded(row) -> bool:
 
 async def _records(session: AsyncSession, operator_id: uuid.UUID, row) -> list[BatchRecordRead]:
     """Every record of the stored batch ``row`` with its outcome, in the order sent."""
-    body = bodies.original(row["body"], row["body_encoding"], get_settings().max_body_bytes)
+    body = bodies.original(row["body"], row["body_encoding"])
     if body is None:
         log.error("a batch's kept body can no longer be read", extra={"batch_id": str(row["id"])})
         raise BatchBodyUnreadable()

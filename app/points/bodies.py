@@ -13,6 +13,8 @@ zlib stream (cut, altered, or with bytes after its end) give no body: they no lo
 import hashlib
 import zlib
 
+from app.core.config import get_settings
+
 IDENTITY = "identity"
 ZLIB = "zlib"
 LEVEL = 1
@@ -24,11 +26,13 @@ def stored(body: bytes) -> tuple[bytes, str]:
     return zlib.compress(body, LEVEL), ZLIB
 
 
-def original(kept: bytes, encoding: str, max_bytes: int) -> bytes | None:
+def original(kept: bytes, encoding: str, max_bytes: int | None = None) -> bytes | None:
     """The body as received, or None when ``kept`` no longer holds one: not one whole zlib stream, or a
-    body longer than ``max_bytes`` (no batch was: the request's body is bounded)."""
+    body longer than ``max_bytes`` (by default ``CARBON_MAX_BODY_BYTES``, the bound of every request's body)."""
     if encoding == IDENTITY:
         return bytes(kept)
+    if max_bytes is None:
+        max_bytes = get_settings().max_body_bytes
     stream = zlib.decompressobj()
     try:
         body = stream.decompress(kept, max_bytes + 1)
@@ -39,7 +43,7 @@ def original(kept: bytes, encoding: str, max_bytes: int) -> bytes | None:
     return body
 
 
-def checked(kept: bytes, encoding: str, body_sha256: str, max_bytes: int) -> bytes | None:
+def checked(kept: bytes, encoding: str, body_sha256: str, max_bytes: int | None = None) -> bytes | None:
     """The body as received if the kept one is whole and hashes to the SHA-256 recorded at receipt, else None."""
     body = original(kept, encoding, max_bytes)
     return body if body is not None and hashlib.sha256(body).hexdigest() == body_sha256 else None

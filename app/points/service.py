@@ -553,7 +553,6 @@ async def batches(
     """These signed batches (the first ``limit``), by time of receipt, each with whether its body still
     matches its hash (checked here, on the body decompressed: :mod:`app.points.bodies`)."""
     conn = await db.raw_connection(session)
-    max_bytes = get_settings().max_body_bytes
     ordered = await repo.batches_by_receipt(conn, batch_ids, limit)
     facts = []
     for at in range(0, len(ordered), BODIES_AT_ONCE):
@@ -564,7 +563,7 @@ async def batches(
                     r["operator_id"],
                     r["kid"],
                     r["body_sha256"],
-                    bodies.checked(r["body"], r["body_encoding"], r["body_sha256"], max_bytes) is not None,
+                    bodies.checked(r["body"], r["body_encoding"], r["body_sha256"]) is not None,
                     r["signature"],
                     r["received_at"],
                 )
@@ -618,14 +617,13 @@ async def check_batches(
     (a key revoked since is still used: it was live when the batch was accepted; its revocation is shown)."""
     rows = await repo.signed_batches(await db.raw_connection(session), batch_ids, after, limit)
     keys: dict[tuple[uuid.UUID, str], Any] = {}
-    max_bytes = get_settings().max_body_bytes
     out = []
     for r in rows:
         key_id = (r["operator_id"], r["kid"])
         if key_id not in keys:
             keys[key_id] = await org_service.registered_key(session, *key_id)
         key = keys[key_id]
-        body = bodies.checked(r["body"], r["body_encoding"], r["body_sha256"], max_bytes)
+        body = bodies.checked(r["body"], r["body_encoding"], r["body_sha256"])
         body_hash_ok = body is not None
         if body is None:
             outcome = SignatureOutcome.body_hash_mismatch
