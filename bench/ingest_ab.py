@@ -12,9 +12,11 @@ at the same time: each sees the same moment of the machine and the same load bes
 processes and its PostgreSQL's spent in the round is its own. A first round warms both and is not counted.
 Prints JSON: each side's medians (CPU a record, API and PostgreSQL; records/s) and, the figures to read, the
 medians over the rounds of AFTER's figure over BEFORE's in the same round (``after_over_before``: 0.95 for
-``total`` is 5 % less CPU a record). The same code on both sides measured 1.000 and 0.980 (rounds 0.94–1.09);
-sending each round's batches to one server and then the other, as this script first did, measured the same
-code 0.88–1.03 (``docs/scaling.md``).
+``total`` is 5 % less CPU a record). The same code on both sides measured 1.000 and 0.980 (rounds 0.94–1.09),
+and the same code on two PostgreSQL settings 0.988 and, swapped, 0.968: the second side may gain up to ~2 %
+from its place, so for a change of a few percent run it twice, the second time with the two swapped, and take
+the geometric mean of AFTER's figures over BEFORE's (the place cancels). Sending each round's batches to one
+server and then the other, as this script first did, measured the same code 0.88–1.03 (``docs/scaling.md``).
 """
 
 import argparse
