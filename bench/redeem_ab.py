@@ -1,0 +1,142 @@
+"""Two versions of the code side by side: the CPU a spread order costs each, compared round by round.
+
+    python bench/redeem_ab.py BEFORE [AFTER] [--rounds 8] [--orders 2000] [--people 4000] [--items 200]
+                              [--connections 32]
+
+What ``bench/ingest_ab.py`` is for batches, this is for the orders of ``bench/redeem.py``'s spread phase: BEFORE
+and AFTER are checkouts of this project (AFTER defaults to this one; e.g. ``git worktree add /tmp/before
+HEAD~1``); both servers run at once, each with ``--workers 2`` on an embedded PostgreSQL of its own (both started
+by this script, so with this checkout's settings), set up as ``bench/redeem.py`` sets its server up
+(``--people`` people with 200 points each, a merchant's ``--items`` items). Each round sends ``--orders`` orders
+of one unit, each person at most once a round, to both at the same time from ``--connections`` keep-alive
+connections each: both see the same moment of the machine, and the CPU each one's processes and PostgreSQL
+spent in the round is its own. A first round warms both and is not counted; every order must be placed (201).
+Prints JSON: each side's medians (CPU an order, API and PostgreSQL; orders/s) and the medians over the rounds of
+AFTER's figure over BEFORE's in the same round (``after_over_before``). A side's place may be worth a few
+percent: for a small change run it twice, the second time with the two swapped, and take the geometric mean.
+"""
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._server import ROOT, Server, dumps  # noqa: E402
+from bench.redeem import POINTS_EACH, PRICE, RawClient, setup, timed  # noqa: E402
+
+SIDES = ("before", "after")
+JSON_HEADER = b"content-type: application/json\r\n"
+
+
+def orders(state: dict, count: int, run: int) -> list[tuple[str, str, bytes, bytes]]:
+    """``count`` orders of one unit of a random item, by as many different people."""
+    return [
+        (
+            "POST",
+            "/v1/me/orders",
+            state["users"][n] + JSON_HEADER + f"idempotency-key: ab-{run}-{n}\r\n".encode(),
+            orjson.dumps({"item_id": random.choice(state["spread_items"]), "quantity": 1}),
+        )
+        for n in random.sample(range(len(state["users"])), count)
+    ]
+
+
+async def turn(server: Server, calls: list, connections: int) -> dict:
+    """Orders sent to one server: its CPU an order (API, PostgreSQL) and its rate."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    async with RawClient(host, int(port), connections) as raw:
+        before = server.cpu_seconds()
+        result = await timed(raw, calls, connections)
+        after = server.cpu_seconds()
+    refused = [s for s in result["statuses"] if s != 201]
+    assert not refused, f"{len(refused)} orders not placed: {sorted(set(refused))}"
+    per_order = {k: (after[k] - before[k]) / len(calls) * 1e6 for k in after}
+    return {**per_order, "total": sum(per_order.values()), "orders_per_s": len(calls) / result["seconds"]}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path, nargs="?", default=ROOT)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--people", type=int, default=4000)
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if args.orders > args.people:
+        parser.error("--orders: at most --people (each person orders at most once a round)")
+    if (args.rounds + 1) * PRICE > POINTS_EACH:
+        parser.error(f"--rounds: at most {POINTS_EACH // PRICE - 1} (each person has {POINTS_EACH} points)")
+    servers = {
+        "before": Server(workers=2, checkout=args.before),
+        "after": Server(workers=2, checkout=args.after),
+    }
+    try:
+        for server in servers.values():
+            await asyncio.to_thread(server.start)
+        states = {}
+        for side, server in servers.items():
+            host, port = server.base_url.removeprefix("http://").split(":")
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
+                async with RawClient(host, int(port), 32) as raw:
+                    states[side] = await setup(client, raw, server.urls.database_url, args.people, args.items)
+        rounds: dict[str, list[dict]] = {side: [] for side in SIDES}
+        for run in range(args.rounds + 1):
+            calls = {side: orders(states[side], args.orders, run) for side in SIDES}
+            measured = await asyncio.gather(
+                *(turn(servers[side], calls[side], args.connections) for side in SIDES)
+            )
+            if run:
+                for side, figures in zip(SIDES, measured, strict=True):
+                    rounds[side].append(figures)
+        keys = ("api", "postgres", "total", "orders_per_s")
+        pairs = list(zip(rounds["before"], rounds["after"], strict=True))
+        print(
+            dumps(
+                {
+                    "benchmark": "redeem_ab",
+                    "setup": {
+                        "before": str(args.before.resolve()),
+                        "after": str(args.after.resolve()),
+                        "rounds": args.rounds,
+                        "orders_per_round": args.orders,
+                        "people": args.people,
+                        "items": args.items,
+                        "connections_each": args.connections,
+                        "server_workers": 2,
+                    },
+                    "cpu_us_per_order": {
+                        side: {k: round(statistics.median(r[k] for r in rounds[side]), 1) for k in keys[:3]}
+                        for side in SIDES
+                    },
+                    "orders_per_s": {
+                        side: round(statistics.median(r["orders_per_s"] for r in rounds[side]))
+                        for side in SIDES
+                    },
+                    "after_over_before": {
+                        k: round(statistics.median(a[k] / b[k] for b, a in pairs), 3) for k in keys
+                    },
+                    "rounds": {
+                        side: [{k: round(v, 1) for k, v in r.items()} for r in rounds[side]] for side in SIDES
+                    },
+                }
+            )
+        )
+    finally:
+        for server in servers.values():
+            if server.proc is not None:
+                server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
