@@ -21,7 +21,6 @@ server and then the other, as this script first did, measured the same code 0.88
 
 import argparse
 import asyncio
-import statistics
 import sys
 from pathlib import Path
 
@@ -30,10 +29,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._ab import compared, per_unit, rounds, servers  # noqa: E402
 from bench._server import ROOT, Server, dumps, enrol_many, seed_operator  # noqa: E402
 from bench.ingest import make_batches, submit_all  # noqa: E402
-
-SIDES = ("before", "after")
 
 
 async def turn(server: Server, op: dict, bodies: list[bytes], clients: int) -> dict:
@@ -42,12 +40,7 @@ async def turn(server: Server, op: dict, bodies: list[bytes], clients: int) -> d
     result = await submit_all(server.base_url, op, bodies, clients, False)
     after = server.cpu_seconds()
     assert result["credited"] == 1000 * len(bodies), f"only {result['credited']} records credited"
-    per_record = {k: (after[k] - before[k]) / result["credited"] * 1e6 for k in after}
-    return {
-        **per_record,
-        "total": sum(per_record.values()),
-        "records_per_s": result["credited"] / result["seconds"],
-    }
+    return per_unit(before, after, result["credited"], "records_per_s", result["seconds"])
 
 
 async def main() -> None:
@@ -63,69 +56,38 @@ async def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.rounds <= 9:  # make_batches puts run 10 on days still to come: its records are refused
         parser.error("--rounds: from 1 to 9")
-    servers = {
-        "before": Server(workers=2, checkout=args.before),
-        "after": Server(workers=2, checkout=args.after),
-    }
-    try:
-        for server in servers.values():
-            await asyncio.to_thread(server.start)
+    async with servers(args.before, args.after) as started:
         seeded = {}
-        for side, server in servers.items():
+        for side, server in started.items():
             async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
                 op = await seed_operator(client, server.urls.database_url)
                 seeded[side] = (op, await enrol_many(client, op, args.users))
-        rounds: dict[str, list[dict]] = {side: [] for side in SIDES}
-        for run in range(
-            args.rounds + 1
-        ):  # each run on days of its own (make_batches): every record credited
-            bodies = {
-                side: [orjson.dumps({"records": b}) for b in make_batches(seeded[side][1], args.batches, run)]
-                for side in SIDES
+
+        def batches(side: str, run: int) -> list[bytes]:  # each run on days of its own: every record credited
+            return [orjson.dumps({"records": b}) for b in make_batches(seeded[side][1], args.batches, run)]
+
+        async def sent(side: str, bodies: list[bytes]) -> dict:
+            return await turn(started[side], seeded[side][0], bodies, args.clients)
+
+        kept = await rounds(args.rounds, batches, sent)
+    print(
+        dumps(
+            {
+                "benchmark": "ingest_ab",
+                "setup": {
+                    "before": str(args.before.resolve()),
+                    "after": str(args.after.resolve()),
+                    "rounds": args.rounds,
+                    "batches_per_turn": args.batches,
+                    "records_per_batch": 1000,
+                    "clients": args.clients,
+                    "users": args.users,
+                    "server_workers": 2,
+                },
+                **compared(kept, "record", "records_per_s"),
             }
-            measured = await asyncio.gather(
-                *(turn(servers[side], seeded[side][0], bodies[side], args.clients) for side in SIDES)
-            )
-            if run:
-                for side, figures in zip(SIDES, measured, strict=True):
-                    rounds[side].append(figures)
-        keys = ("api", "postgres", "total", "records_per_s")
-        pairs = list(zip(rounds["before"], rounds["after"], strict=True))
-        print(
-            dumps(
-                {
-                    "benchmark": "ingest_ab",
-                    "setup": {
-                        "before": str(args.before.resolve()),
-                        "after": str(args.after.resolve()),
-                        "rounds": args.rounds,
-                        "batches_per_turn": args.batches,
-                        "records_per_batch": 1000,
-                        "clients": args.clients,
-                        "users": args.users,
-                        "server_workers": 2,
-                    },
-                    "cpu_us_per_record": {
-                        side: {k: round(statistics.median(r[k] for r in rounds[side]), 1) for k in keys[:3]}
-                        for side in SIDES
-                    },
-                    "records_per_s": {
-                        side: round(statistics.median(r["records_per_s"] for r in rounds[side]))
-                        for side in SIDES
-                    },
-                    "after_over_before": {
-                        k: round(statistics.median(a[k] / b[k] for b, a in pairs), 3) for k in keys
-                    },
-                    "rounds": {
-                        side: [{k: round(v, 1) for k, v in r.items()} for r in rounds[side]] for side in SIDES
-                    },
-                }
-            )
         )
-    finally:
-        for server in servers.values():
-            if server.proc is not None:
-                server.stop()
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ percent: for a small change run it twice, the second time with the two swapped, 
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._ab import compared, per_unit, rounds, servers  # noqa: E402
 from bench._server import ROOT, Server, dumps  # noqa: E402
 from bench.redeem import POINTS_EACH, PRICE, RawClient, setup, timed  # noqa: E402
 
-SIDES = ("before", "after")
 JSON_HEADER = b"content-type: application/json\r\n"
 
 
@@ -57,8 +56,7 @@ async def turn(server: Server, calls: list, connections: int) -> dict:
         after = server.cpu_seconds()
     refused = [s for s in result["statuses"] if s != 201]
     assert not refused, f"{len(refused)} orders not placed: {sorted(set(refused))}"
-    per_order = {k: (after[k] - before[k]) / len(calls) * 1e6 for k in after}
-    return {**per_order, "total": sum(per_order.values()), "orders_per_s": len(calls) / result["seconds"]}
+    return per_unit(before, after, len(calls), "orders_per_s", result["seconds"])
 
 
 async def main() -> None:
@@ -77,65 +75,36 @@ async def main() -> None:
         parser.error("--orders: at most --people (each person orders at most once a round)")
     if (args.rounds + 1) * PRICE > POINTS_EACH:
         parser.error(f"--rounds: at most {POINTS_EACH // PRICE - 1} (each person has {POINTS_EACH} points)")
-    servers = {
-        "before": Server(workers=2, checkout=args.before),
-        "after": Server(workers=2, checkout=args.after),
-    }
-    try:
-        for server in servers.values():
-            await asyncio.to_thread(server.start)
+    async with servers(args.before, args.after) as started:
         states = {}
-        for side, server in servers.items():
+        for side, server in started.items():
             host, port = server.base_url.removeprefix("http://").split(":")
             async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
                 async with RawClient(host, int(port), 32) as raw:
                     states[side] = await setup(client, raw, server.urls.database_url, args.people, args.items)
-        rounds: dict[str, list[dict]] = {side: [] for side in SIDES}
-        for run in range(args.rounds + 1):
-            calls = {side: orders(states[side], args.orders, run) for side in SIDES}
-            measured = await asyncio.gather(
-                *(turn(servers[side], calls[side], args.connections) for side in SIDES)
-            )
-            if run:
-                for side, figures in zip(SIDES, measured, strict=True):
-                    rounds[side].append(figures)
-        keys = ("api", "postgres", "total", "orders_per_s")
-        pairs = list(zip(rounds["before"], rounds["after"], strict=True))
-        print(
-            dumps(
-                {
-                    "benchmark": "redeem_ab",
-                    "setup": {
-                        "before": str(args.before.resolve()),
-                        "after": str(args.after.resolve()),
-                        "rounds": args.rounds,
-                        "orders_per_round": args.orders,
-                        "people": args.people,
-                        "items": args.items,
-                        "connections_each": args.connections,
-                        "server_workers": 2,
-                    },
-                    "cpu_us_per_order": {
-                        side: {k: round(statistics.median(r[k] for r in rounds[side]), 1) for k in keys[:3]}
-                        for side in SIDES
-                    },
-                    "orders_per_s": {
-                        side: round(statistics.median(r["orders_per_s"] for r in rounds[side]))
-                        for side in SIDES
-                    },
-                    "after_over_before": {
-                        k: round(statistics.median(a[k] / b[k] for b, a in pairs), 3) for k in keys
-                    },
-                    "rounds": {
-                        side: [{k: round(v, 1) for k, v in r.items()} for r in rounds[side]] for side in SIDES
-                    },
-                }
-            )
+
+        async def sent(side: str, calls: list) -> dict:
+            return await turn(started[side], calls, args.connections)
+
+        kept = await rounds(args.rounds, lambda side, run: orders(states[side], args.orders, run), sent)
+    print(
+        dumps(
+            {
+                "benchmark": "redeem_ab",
+                "setup": {
+                    "before": str(args.before.resolve()),
+                    "after": str(args.after.resolve()),
+                    "rounds": args.rounds,
+                    "orders_per_round": args.orders,
+                    "people": args.people,
+                    "items": args.items,
+                    "connections_each": args.connections,
+                    "server_workers": 2,
+                },
+                **compared(kept, "order", "orders_per_s"),
+            }
         )
-    finally:
-        for server in servers.values():
-            if server.proc is not None:
-                server.stop()
+    )
 
 
 if __name__ == "__main__":
