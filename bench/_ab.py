@@ -1,6 +1,7 @@
 """What ``bench/ingest_ab.py`` and ``bench/redeem_ab.py`` share: two checkouts' servers at once, each round's load
 sent to both at the same time, and AFTER's figures over BEFORE's round by round."""
 
+import argparse
 import asyncio
 import statistics
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -8,9 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bench._server import Server
+from bench._server import ROOT, Server, dumps
 
 SIDES = ("before", "after")
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """A script's command line: the two checkouts and ``--rounds`` (8); the script adds its own load's."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path, nargs="?", default=ROOT)
+    parser.add_argument("--rounds", type=int, default=8)
+    return parser
 
 
 @asynccontextmanager
@@ -51,17 +61,32 @@ async def rounds(
     return kept
 
 
-def compared(kept: dict[str, list[dict]], unit: str, rate: str) -> dict:
-    """Each side's medians (``cpu_us_per_<unit>``: API, PostgreSQL, both; ``rate``), the medians over the rounds
-    of AFTER's figure over BEFORE's in the same round, and every round."""
+def report(
+    benchmark: str, args: argparse.Namespace, load: dict, kept: dict[str, list[dict]], unit: str, rate: str
+) -> str:
+    """The JSON a script prints: its setup (the checkouts, the rounds, ``load``), each side's medians
+    (``cpu_us_per_<unit>``: API, PostgreSQL, both; ``rate``), the medians over the rounds of AFTER's figure over
+    BEFORE's in the same round, and every round."""
     keys = ("api", "postgres", "total", rate)
     pairs = list(zip(kept["before"], kept["after"], strict=True))
-    return {
-        f"cpu_us_per_{unit}": {
-            side: {k: round(statistics.median(r[k] for r in kept[side]), 1) for k in keys[:3]}
-            for side in SIDES
-        },
-        rate: {side: round(statistics.median(r[rate] for r in kept[side])) for side in SIDES},
-        "after_over_before": {k: round(statistics.median(a[k] / b[k] for b, a in pairs), 3) for k in keys},
-        "rounds": {side: [{k: round(v, 1) for k, v in r.items()} for r in kept[side]] for side in SIDES},
-    }
+    return dumps(
+        {
+            "benchmark": benchmark,
+            "setup": {
+                "before": str(args.before.resolve()),
+                "after": str(args.after.resolve()),
+                "rounds": args.rounds,
+                **load,
+                "server_workers": 2,
+            },
+            f"cpu_us_per_{unit}": {
+                side: {k: round(statistics.median(r[k] for r in kept[side]), 1) for k in keys[:3]}
+                for side in SIDES
+            },
+            rate: {side: round(statistics.median(r[rate] for r in kept[side])) for side in SIDES},
+            "after_over_before": {
+                k: round(statistics.median(a[k] / b[k] for b, a in pairs), 3) for k in keys
+            },
+            "rounds": {side: [{k: round(v, 1) for k, v in r.items()} for r in kept[side]] for side in SIDES},
+        }
+    )

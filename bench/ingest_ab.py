@@ -19,7 +19,6 @@ the geometric mean of AFTER's figures over BEFORE's (the place cancels). Sending
 server and then the other, as this script first did, measured the same code 0.88–1.03 (``docs/scaling.md``).
 """
 
-import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -29,8 +28,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._ab import compared, per_unit, rounds, servers  # noqa: E402
-from bench._server import ROOT, Server, dumps, enrol_many, seed_operator  # noqa: E402
+from bench._ab import arguments, per_unit, report, rounds, servers  # noqa: E402
+from bench._server import Server, enrol_many, seed_operator  # noqa: E402
 from bench.ingest import make_batches, submit_all  # noqa: E402
 
 
@@ -44,12 +43,7 @@ async def turn(server: Server, op: dict, bodies: list[bytes], clients: int) -> d
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path, nargs="?", default=ROOT)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser = arguments(__doc__)
     parser.add_argument("--batches", type=int, default=16)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--users", type=int, default=2000)
@@ -71,21 +65,18 @@ async def main() -> None:
 
         kept = await rounds(args.rounds, batches, sent)
     print(
-        dumps(
+        report(
+            "ingest_ab",
+            args,
             {
-                "benchmark": "ingest_ab",
-                "setup": {
-                    "before": str(args.before.resolve()),
-                    "after": str(args.after.resolve()),
-                    "rounds": args.rounds,
-                    "batches_per_turn": args.batches,
-                    "records_per_batch": 1000,
-                    "clients": args.clients,
-                    "users": args.users,
-                    "server_workers": 2,
-                },
-                **compared(kept, "record", "records_per_s"),
-            }
+                "batches_per_turn": args.batches,
+                "records_per_batch": 1000,
+                "clients": args.clients,
+                "users": args.users,
+            },
+            kept,
+            "record",
+            "records_per_s",
         )
     )
 

@@ -16,7 +16,6 @@ AFTER's figure over BEFORE's in the same round (``after_over_before``). A side's
 percent: for a small change run it twice, the second time with the two swapped, and take the geometric mean.
 """
 
-import argparse
 import asyncio
 import random
 import sys
@@ -27,8 +26,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._ab import compared, per_unit, rounds, servers  # noqa: E402
-from bench._server import ROOT, Server, dumps  # noqa: E402
+from bench._ab import arguments, per_unit, report, rounds, servers  # noqa: E402
+from bench._server import Server  # noqa: E402
 from bench.redeem import POINTS_EACH, PRICE, RawClient, setup, timed  # noqa: E402
 
 JSON_HEADER = b"content-type: application/json\r\n"
@@ -60,12 +59,7 @@ async def turn(server: Server, calls: list, connections: int) -> dict:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path, nargs="?", default=ROOT)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser = arguments(__doc__)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--people", type=int, default=4000)
     parser.add_argument("--items", type=int, default=200)
@@ -88,21 +82,18 @@ async def main() -> None:
 
         kept = await rounds(args.rounds, lambda side, run: orders(states[side], args.orders, run), sent)
     print(
-        dumps(
+        report(
+            "redeem_ab",
+            args,
             {
-                "benchmark": "redeem_ab",
-                "setup": {
-                    "before": str(args.before.resolve()),
-                    "after": str(args.after.resolve()),
-                    "rounds": args.rounds,
-                    "orders_per_round": args.orders,
-                    "people": args.people,
-                    "items": args.items,
-                    "connections_each": args.connections,
-                    "server_workers": 2,
-                },
-                **compared(kept, "order", "orders_per_s"),
-            }
+                "orders_per_round": args.orders,
+                "people": args.people,
+                "items": args.items,
+                "connections_each": args.connections,
+            },
+            kept,
+            "order",
+            "orders_per_s",
         )
     )
 
