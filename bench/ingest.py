@@ -1,6 +1,7 @@
 """Batch ingestion throughput: credited records/s over HTTP vs a raw COPY of the same rows.
 
-    python bench/ingest.py [--batches 60] [--clients 4] [--runs 3] [--workers 2] [--keep-alive] [--webhooks]
+    python bench/ingest.py [--batches 60] [--clients 4] [--users 20000] [--runs 3] [--workers 2] [--keep-alive]
+                           [--webhooks]
 
 Starts ``carbon-points`` on the embedded default in a child process, enrols people, makes batches of 1,000
 records and submits them from concurrent clients, each batch signed as it is sent (~1.3 ms of the load generator's
@@ -16,9 +17,11 @@ record cost the API's processes and PostgreSQL's (``cpu_us_per_record_api``, ``c
 read from the processes before and after the batches): which half a change saved, steadier than the rates;
 and ``cores_busy``, the cores the two halves kept busy (``machine_cores`` in ``setup``; the load generator, on the
 same machine, takes part of the rest): close to the machine's cores the CPU bounds the rate, far below them the
-batches wait. Record n goes to person n mod ``--users``, so with the default 2,000 people the batches in flight
-share their people in pairs, and each pair takes its people's account locks in turn (``docs/scaling.md``);
-``--users 4000``: no two batches in flight share a person.
+batches wait. Record n goes to person n mod ``--users``: with the default 20,000 people each record of a batch is
+a different person, as is each record of the batches in flight, and a person has three rides a run (30 minutes
+apart, on one day), so the day's totals read about what a real person's day holds. ``--users 2000`` is the
+workload of the figures before 2026-12-02: 30 rides a person a day, and the four batches in flight sharing their
+people in pairs, each pair taking its people's account locks in turn (``docs/scaling.md``).
 """
 
 import argparse
@@ -150,7 +153,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
