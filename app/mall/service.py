@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, idempotency, ratelimit, sqljson
+from app.core import audit, clock, db, idempotency, ids, ratelimit, sqljson
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.mall import repository as repo
@@ -428,7 +428,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         raise InvalidQuantity()
     conn = await db.statement_connection(session)
     now = clock.now()
-    order_id = uuid.uuid4()
+    order_id = ids.uuid7()  # time-ordered: each order's index entries go to the newest pages
     code = vouchers.new_code()
     digest = vouchers.digest(code)
     assert digest is not None  # a code just made is well-formed
@@ -729,7 +729,7 @@ async def operator_redeem(
         raise InvalidPoints()
     conn = await db.raw_connection(session)
     now = clock.now()
-    redemption_id = uuid.uuid4()
+    redemption_id = ids.uuid7()
     claimed = await repo.claim_redemption(
         conn,
         redemption_id,

@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, security
+from app.core import audit, clock, db, ids, security
 from app.core.config import get_settings
 from app.methodologies import service as methodologies_service
 from app.methodologies.service import MethodologyTerms, RuleTerms, VersionLabels
@@ -296,7 +296,7 @@ async def ingest(
         candidates.append(parsed)
 
     conn = await db.raw_connection(session)
-    batch_id = uuid.uuid4()
+    batch_id = ids.uuid7()
     balances: dict[uuid.UUID, int] = {}
     if candidates:
         candidates, labels = await _resolve(session, operator_id, candidates, results)

@@ -12,8 +12,6 @@ import functools
 import ipaddress
 import os
 import secrets
-import threading
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.core import audit, clock, db
 from app.core.config import get_settings
+from app.core.ids import uuid7
 from app.core.pagination import Page, page
 from app.webhooks import repository
 from app.webhooks.exceptions import (
@@ -363,19 +362,6 @@ async def delete(session: AsyncSession, principal: Principal, subscription_id: u
 
 
 # ---- emitting events -------------------------------------------------------------------------------------
-
-_uuid7_lock = threading.Lock()
-_uuid7_last = 0
-
-
-def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (RFC 9562 version 7), strictly increasing within this process."""
-    global _uuid7_last
-    with _uuid7_lock:
-        stamp = max(time.time_ns() // 1_000_000 << 12, _uuid7_last + 1)  # milliseconds, then a counter
-        _uuid7_last = stamp
-    rand = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
-    return uuid.UUID(int=(stamp >> 12) << 80 | 0x7 << 76 | (stamp & 0xFFF) << 64 | 0b10 << 62 | rand)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class TestOrdering:
             "refunded_points": 0,
         }
         assert CODE.match(order["voucher"]["code"])
+        assert uuid.UUID(order["id"]).version == 7  # time-ordered (app.core.ids)
         expires = datetime.fromisoformat(order["voucher"]["expires_at"])
         assert before + timedelta(days=7) <= expires <= clock.now() + timedelta(days=7)
         assert await balance(client, buyer) == 160

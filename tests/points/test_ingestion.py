@@ -1,5 +1,6 @@
 import asyncio
 import json
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -81,6 +82,7 @@ class TestCrediting:
             ("accepted", None),
         ]
         assert r.json()["summary"] == {"accepted": 2, "duplicate": 0, "rejected": 11}
+        assert uuid.UUID(r.json()["batch_id"]).version == 7  # time-ordered (app.core.ids)
 
     async def test_methodology_version_in_force_at_started_at(self, client):
         boundary = clock.now() - timedelta(days=1)
