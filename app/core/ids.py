@@ -3,9 +3,10 @@
 A random (version 4) UUID as a primary key puts each new row's index entry on a random leaf page of the
 index: on a large table each insert touches a page no recent insert touched, which PostgreSQL writes whole
 to its WAL once after every checkpoint, and which must be read from disk once the index outgrows memory. A
-version 7 UUID begins with the time in milliseconds, so new entries go to the index's newest pages. Its
-other 74 bits are random: an id is as hard to guess as before, and says only when it was made (which the
-rows carry anyway).
+version 7 UUID begins with the time in milliseconds, so new entries go to the index's newest pages. Then come a
+12-bit counter (ids made within one millisecond stay in order) and 62 random bits: an id cannot be guessed (no id
+is a secret here: every read checks who may see the row), and says only when it was made, which the rows carry
+anyway.
 """
 
 import os
