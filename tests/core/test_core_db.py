@@ -1,5 +1,6 @@
 """The raw asyncpg connection of a session is the session's transaction: one commit, one rollback."""
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -158,3 +159,28 @@ class TestCarrierSession:
         async with db.carrier_session() as new:
             assert new is not old
         assert old not in db._idle_sessions
+
+
+class TestEndedConnections:
+    async def test_a_pooled_connection_the_server_ended_is_given_to_no_one(self, servers):
+        engine = db.create_engine(servers.database_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                first = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            admin = await asyncpg.connect(db.plain_url(servers.database_url))
+            try:
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
+                for _ in range(200):  # the server's goodbye reaches the pooled connection
+                    if not await admin.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+            finally:
+                await admin.close()
+            await asyncio.sleep(0.05)
+            async with engine.connect() as conn:  # without the check: InterfaceError, connection is closed
+                second = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            assert second != first
+        finally:
+            await engine.dispose()
