@@ -706,7 +706,8 @@ class Chaos:
         from app.points.verify import verify
 
         # The terminations end any busy backend named carbon-points, this process's own too (the expiry job's, a
-        # test's): a connection they ended stays in the pool until a statement finds it closed. Check on new ones.
+        # test's); the pool gives out no connection it knows ended (db._closed_is_gone), but the checks do not rely
+        # on the goodbye having been read: they run on new connections.
         await db.engine().dispose()
         async with db.sessionmaker()() as session:
             for violation in await verify(session):
