@@ -34,6 +34,9 @@ _direct_settings: tuple[str, int] | None = None
 _direct_lock = asyncio.Lock()
 SHARED_CONNECTIONS = 4
 """Connections of the pool that statements shared between requests run on (:func:`shared_connection`)."""
+TOGETHER_CONNECTIONS = 4
+"""Connections of the pool that writes sent together run on (:func:`together_connection`): the groups of orders
+a process sends at once."""
 
 
 DIRECT_POOL_SIZE = 8
@@ -56,9 +59,9 @@ class DirectPoolTimeout(Exception):
 
 def connections_per_process(pool_size: int, direct_pool_size: int = DIRECT_POOL_SIZE) -> int:
     """The most connections one server process opens: the ORM's pool and as many again in overflow, the
-    direct pool (:func:`direct_connection`), the shared reads' pool, and one each for the sandbox clock, the
-    callers' listener and the scheduler's lock."""
-    return 2 * pool_size + direct_pool_size + SHARED_CONNECTIONS + 3
+    direct pool (:func:`direct_connection`), the shared reads' pool, the pool of writes sent together, and one
+    each for the sandbox clock, the callers' listener and the scheduler's lock."""
+    return 2 * pool_size + direct_pool_size + SHARED_CONNECTIONS + TOGETHER_CONNECTIONS + 3
 
 
 def budget_warning(
@@ -68,7 +71,7 @@ def budget_warning(
     each = connections_per_process(pool_size, direct_pool_size)
     if workers * each <= available:
         return None
-    fitting = max((available // workers - direct_pool_size - SHARED_CONNECTIONS - 3) // 2, 1)
+    fitting = max((available // workers - connections_per_process(0, direct_pool_size)) // 2, 1)
     return (
         f"PostgreSQL gives {available} connections; {workers} worker process(es) may open up to"
         f" {workers * each} ({each} each with CARBON_DB_POOL_SIZE={pool_size} and CARBON_DB_DIRECT_POOL_SIZE="
@@ -127,22 +130,22 @@ def _closed_is_gone(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 
 def init(url: str, pool_size: int = 20, direct_pool_size: int = DIRECT_POOL_SIZE) -> AsyncEngine:
-    global _engine, _sessionmaker, _direct, _shared, _direct_settings
+    global _engine, _sessionmaker, _direct, _shared, _together, _direct_settings
     _engine = create_engine(url, pool_size)
     _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
-    _direct, _shared = None, None  # opened on first use
+    _direct, _shared, _together = None, None, None  # opened on first use
     _direct_settings = (plain_url(url), direct_pool_size)
     return _engine
 
 
 async def dispose() -> None:
-    global _engine, _sessionmaker, _direct, _shared, _direct_settings
+    global _engine, _sessionmaker, _direct, _shared, _together, _direct_settings
     if _engine is not None:
         await _engine.dispose()
-    for pool in (_direct, _shared):
+    for pool in (_direct, _shared, _together):
         if pool is not None:
             await pool.close()
-    _engine, _sessionmaker, _direct, _shared, _direct_settings = None, None, None, None, None
+    _engine, _sessionmaker, _direct, _shared, _together, _direct_settings = None, None, None, None, None, None
 
 
 def engine() -> AsyncEngine:
@@ -236,6 +239,10 @@ class DirectTransaction(DirectLease):
             self._transaction = conn.transaction()
             await self._transaction.start()
         return conn
+
+    def apart_still(self) -> bool:
+        """Whether the request's transaction has not begun: a statement may still run outside it."""
+        return self._transaction is None
 
     async def apart(self) -> Conn | None:
         """The connection outside any transaction, or None once the request's transaction began."""
@@ -364,6 +371,35 @@ async def _shared_pool() -> asyncpg.Pool:
     return _shared
 
 
+_together: asyncpg.Pool | None = None
+
+
+async def _together_pool() -> asyncpg.Pool:
+    global _together
+    if _together is None:
+        async with _direct_lock:
+            if _together is None:
+                _together = await _plain_pool(TOGETHER_CONNECTIONS)
+    return _together
+
+
+@asynccontextmanager
+async def together_connection() -> AsyncIterator[Conn]:
+    """A connection for a group of writes sent together (:class:`app.core.coalesce.Together`), from a pool of its
+    own: a request waiting for its group may hold a direct or a shared connection, so the group never waits for
+    those. Answered like the direct pool when none comes free in time."""
+    pool = await _together_pool()
+    try:
+        async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
+            conn = await pool.acquire()
+    except TimeoutError as exc:
+        raise DirectPoolTimeout(f"no connection came free in {ACQUIRE_TIMEOUT_SECONDS} s") from exc
+    try:
+        yield cast(Conn, conn)
+    finally:
+        await pool.release(conn)
+
+
 direct_reads = True
 """False while every session is bound to one connection (a test's transaction, rolled back at its end):
 :func:`direct_connection` then gives none, direct reads run on the session's connection and direct writes
@@ -450,6 +486,15 @@ async def direct_lease() -> AsyncIterator[DirectLease | None]:
         return
     async with DirectLease() as lease:
         yield lease
+
+
+def writes_apart(session: AsyncSession) -> bool:
+    """Whether the session is a direct write's that has begun no transaction: a statement that is a whole change
+    by itself (its own locks, audit entry and stored response: an order) runs as its own transaction on a
+    connection that is not the request's, and may be sent together with other requests' in one statement
+    (:class:`app.core.coalesce.Together`): nothing of the request's own would be missed or left uncommitted."""
+    lease = session.info.get(DIRECT)
+    return isinstance(lease, DirectTransaction) and lease.apart_still()
 
 
 def reads_committed_apart(session: AsyncSession) -> bool:

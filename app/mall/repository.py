@@ -4,10 +4,13 @@ Placing an order is one statement here (the function ``mall_place_order``: the i
 stock, the per-person count and the order); every status change is a conditional ``UPDATE … WHERE status = …``.
 """
 
+import functools
+import itertools
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -201,8 +204,42 @@ ORDER_REQUEST_SQL = (
 )
 
 
-async def place(
-    conn: Conn,
+class OrderRequest(NamedTuple):
+    """An order request's arguments, in ``mall_order_request``'s order (made by :func:`order_request`)."""
+
+    lock: int | None
+    scope: str | None
+    key: str | None
+    fingerprint: str | None
+    stored_until: datetime | None
+    item_id: uuid.UUID
+    user_id: uuid.UUID
+    operator_id: uuid.UUID | None
+    quantity: int
+    now: datetime
+    order_id: uuid.UUID
+    digest: bytes
+    sealed: bytes
+    first_slot: int
+    event_ids: list[uuid.UUID]
+    event_orgs: list[uuid.UUID | None]
+    event_types: list[str]
+    event_subject_types: list[str]
+    event_subject_ids: list[str]
+    event_payloads: list[str]
+    audit_chain: int
+    audit: str
+    body: str
+
+
+_TYPES = (
+    "bigint", "text", "text", "text", "timestamptz", "uuid", "uuid", "uuid", "int", "timestamptz", "uuid",
+    "bytea", "bytea", "int", "uuid[]", "uuid[]", "text[]", "text[]", "text[]", "text[]", "int", "text", "text",
+)  # fmt: skip
+assert len(_TYPES) == len(OrderRequest._fields)
+
+
+def order_request(
     *,
     key: tuple[int, str, str, str, datetime] | None,
     item_id: uuid.UUID,
@@ -216,9 +253,9 @@ async def place(
     events: tuple[list[Any], ...],
     audit: tuple[int, str],
     body: str,
-) -> asyncpg.Record:
-    """Place an order in one statement (see ``ORDER_REQUEST_SQL``), its own transaction when run outside one.
-    A refusal changed nothing. Starts looking for a free stock slot at a random one.
+) -> OrderRequest:
+    """An order request for :func:`place` or :func:`place_together`; it starts looking for a free stock slot at
+    a random one.
 
     ``key``: the request's Idempotency-Key (:attr:`app.core.idempotency.Deferred.args`) or None; the row's
     ``key_`` columns say what it found: the order was placed only if ``key_locked`` and no ``key_fingerprint``.
@@ -226,24 +263,64 @@ async def place(
     subject ids, payloads; the first recipient null: the merchant). ``audit``: the spend's entry, its chain and
     rows (``%1$s``: the ledger entry id, ``%2$s``: the points). ``body``: the answer (``%1$s``…``%6$s``: merchant
     id, title, unit price, points, voucher expiry, expiry policy); the row's ``body`` is it filled in."""
-    row = await conn.fetchrow(
-        ORDER_REQUEST_SQL,
-        *(key or (None, None, None, None, None)),
-        item_id,
-        user_id,
-        operator_id,
-        quantity,
-        now,
-        order_id,
-        digest,
-        sealed,
-        secrets.randbelow(MAX_SLOTS),
-        *events,
-        *audit,
-        body,
+    return OrderRequest._make(
+        (
+            *(key or (None, None, None, None, None)),
+            item_id,
+            user_id,
+            operator_id,
+            quantity,
+            now,
+            order_id,
+            digest,
+            sealed,
+            secrets.randbelow(MAX_SLOTS),
+            *events,
+            *audit,
+            body,
+        )
     )
+
+
+async def place(conn: Conn, request: OrderRequest) -> asyncpg.Record:
+    """Place an order in one statement (see ``ORDER_REQUEST_SQL``), its own transaction when run outside one.
+    A refusal changed nothing."""
+    row = await conn.fetchrow(ORDER_REQUEST_SQL, *request)
     assert row is not None  # the function always answers one row
     return row
+
+
+async def place_together(conn: Conn, requests: Sequence[OrderRequest]) -> list[asyncpg.Record]:
+    """Place orders in one statement, one transaction when run outside one: each as :func:`place` would, in the
+    order given, each seeing those before it; one answer each, in that order. A refusal undoes its own order
+    only; an error (a deadlock detected) undoes them all.
+
+    Its locks: first the accounts of every person in it, in one order (the order of a ledger's credit, which
+    locks its accounts thus too), then each order's stock slot, per-person count and audit chain in the order
+    given. Locking each account only when its order came would hold an earlier order's audit chain while waiting
+    for a later person's account, which another order of that person may hold while it waits for the chain."""
+    rows = await conn.fetch(
+        _together_sql(len(requests)), [r.user_id for r in requests], *itertools.chain.from_iterable(requests)
+    )
+    return list(rows)
+
+
+@functools.cache
+def _together_sql(n: int) -> str:
+    fields = OrderRequest._fields
+    width = len(fields)
+    values = ", ".join(
+        f"({k}, " + ", ".join(f"${2 + k * width + j}::{t}" for j, t in enumerate(_TYPES)) + ")"
+        for k in range(n)
+    )
+    # the accounts' locks are taken first: the one-time filter's subquery runs before any row is made
+    return (
+        "WITH held AS MATERIALIZED (SELECT count(*) AS accounts FROM (SELECT FROM point_accounts a"
+        " WHERE a.user_id = ANY($1::uuid[]) ORDER BY a.user_id FOR UPDATE) locked)"
+        f" SELECT r.* FROM (VALUES {values}) AS v(n, {', '.join(fields)})"
+        f" CROSS JOIN LATERAL mall_order_request({', '.join('v.' + f for f in fields)}) r"
+        " WHERE (SELECT accounts FROM held) >= 0 ORDER BY v.n"
+    )
 
 
 async def order(conn: Conn, order_id: uuid.UUID) -> asyncpg.Record | None:

@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, db, idempotency, ids, ratelimit, sqljson
+from app.core import audit, clock, coalesce, db, idempotency, ids, ratelimit, sqljson
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.mall import repository as repo
@@ -419,14 +419,15 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     """Spend the points, take the stock, count the person's units, issue the voucher, tell the merchant and the
     app (order.created), audit the spend and answer: one statement (``repository.place``), which also takes the
     request's deferred Idempotency-Key (:func:`app.core.idempotency.defer`) if it has one and stores the answer
-    under it. On the direct path it is the request's own transaction (:func:`app.core.db.statement_connection`):
-    one round trip, no ``BEGIN`` or ``COMMIT``.
+    under it. On the direct path it is the request's own transaction, with no ``BEGIN`` or ``COMMIT``, and is sent
+    together with the other requests' orders waiting at the same time (:class:`app.core.coalesce.Together`,
+    ``repository.place_together``): one statement and one commit for them all, each its own answer; otherwise it
+    runs on the request's connection (:func:`app.core.db.statement_connection`).
 
     A refusal raises and has changed nothing (the statement undid what the order did before it).
     """
     if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidQuantity()
-    conn = await db.statement_connection(session)
     now = clock.now()
     order_id = ids.uuid7()  # time-ordered: each order's index entries go to the newest pages
     code = vouchers.new_code()
@@ -466,8 +467,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         "refunded_points": 0,
         "created_at": now,
     }
-    row = await repo.place(
-        conn,
+    request = repo.order_request(
         key=key.args if key is not None else None,
         item_id=item_id,
         user_id=user.subject,
@@ -496,6 +496,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
             orjson.dumps(answer, default=str, option=orjson.OPT_UTC_Z).decode(), _FILLED_BY_THE_ORDER
         ),
     )
+    row = await _ORDERS.run(session, request)
     if key is not None:
         key.settle(row)  # a key in use or reused, or a replay, raises: nothing was placed
     outcome = PlaceOutcome(row["outcome"])
@@ -509,6 +510,23 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     if outcome is PlaceOutcome.per_user_limit:
         raise PerUserLimitExceeded(f"at most {row['per_user_limit']} per person; you hold {row['held']}")
     return Placed(bytes(row["body"]))
+
+
+def _apart(a: repo.OrderRequest, b: repo.OrderRequest) -> bool:
+    """Two orders never sent together: one Idempotency-Key's (alone, the second is answered 409 in use; in one
+    statement it would find the first's record and answer its response), or one item's (a statement holds its
+    items' stock slots until it ends: a hot item's orders would each wait for a whole group)."""
+    return a.item_id == b.item_id or (a.key is not None and (a.scope, a.key) == (b.scope, b.key))
+
+
+_ORDERS = coalesce.Together(
+    repo.place,
+    repo.place_together,
+    apart=_apart,
+    # the order a group takes its audit chains' heads in, the same in every group: no two groups wait for each
+    # other's (the accounts are locked before any, by person)
+    order=lambda r: (r.audit_chain, r.user_id),
+)
 
 
 def _mine(row, user: Principal) -> bool:

@@ -86,29 +86,30 @@ class TestReadsOnly:
 
 
 class TestConnectionBudget:
-    def test_a_process_opens_at_most_two_pools_the_direct_pool_and_seven_more(self):
-        assert db.connections_per_process(20) == 55  # 20 + 20 in overflow, the direct 8, the shared 4, 3
-        assert db.connections_per_process(20, 20) == 67
-        assert db.connections_per_process(5, 2) == 19
+    def test_a_process_opens_at_most_two_pools_the_direct_pool_and_eleven_more(self):
+        # 20 + 20 in overflow, the direct 8, the shared 4, the together 4, 3
+        assert db.connections_per_process(20) == 59
+        assert db.connections_per_process(20, 20) == 71
+        assert db.connections_per_process(5, 2) == 23
 
     def test_serve_warns_when_the_workers_may_open_more_than_postgresql_gives(self):
         assert db.budget_warning(97, 1, 20, 4) is None
-        assert db.budget_warning(102, 2, 20, 4) is None  # exactly what two may open
+        assert db.budget_warning(110, 2, 20, 4) is None  # exactly what two may open
         assert db.budget_warning(97, 2, 20, 4) == (
-            "PostgreSQL gives 97 connections; 2 worker process(es) may open up to 102 (51 each with"
+            "PostgreSQL gives 97 connections; 2 worker process(es) may open up to 110 (55 each with"
             " CARBON_DB_POOL_SIZE=20 and CARBON_DB_DIRECT_POOL_SIZE=4): under load, requests beyond it are"
-            " answered 503 database_unavailable. Set CARBON_DB_POOL_SIZE=18 or raise max_connections."
+            " answered 503 database_unavailable. Set CARBON_DB_POOL_SIZE=16 or raise max_connections."
         )
-        assert db.connections_per_process(18, 4) * 2 <= 97 < db.connections_per_process(19, 4) * 2
+        assert db.connections_per_process(16, 4) * 2 <= 97 < db.connections_per_process(17, 4) * 2
         assert db.budget_warning(embedded.MAX_CONNECTIONS - 3, 7, 20, 4) is None
 
     def test_what_the_embedded_server_gives_covers_seven_workers(self, servers):
         if "postgresql" not in servers.started:  # external test servers: their own settings
             assert cli._connection_budget(servers.database_url, 1, 1, 1) is None
             return
-        assert cli._connection_budget(servers.database_url, 7, 20, 4) is None
-        warning = cli._connection_budget(servers.database_url, 8, 20, 4)
-        assert warning is not None and warning.startswith("PostgreSQL gives 397 connections; 8 worker")
+        assert cli._connection_budget(servers.database_url, 7, 20, 8) is None
+        warning = cli._connection_budget(servers.database_url, 8, 20, 8)
+        assert warning is not None and warning.startswith("PostgreSQL gives 447 connections; 8 worker")
 
 
 class TestCarrierSession:

@@ -37,7 +37,7 @@ class TestEmbeddedServers:
         assert (folder / "redis").is_dir()
         # restarted once when new, for the setting that needs it
         assert [tuple(row) for row in await query(urls.database_url, "SHOW wal_buffers")] == [("64MB",)]
-        assert [tuple(row) for row in await query(urls.database_url, "SHOW max_connections")] == [("400",)]
+        assert [tuple(row) for row in await query(urls.database_url, "SHOW max_connections")] == [("450",)]
 
         await query(urls.database_url, "CREATE TABLE kept (v text)")
         await query(urls.database_url, "INSERT INTO kept VALUES ('still here')")

@@ -56,23 +56,27 @@ def acquired(monkeypatch) -> list[int]:
 
 @pytest.fixture
 def sent(monkeypatch) -> list[str]:
-    """The statements sent on the direct path's connections, as asyncpg logs them."""
+    """The statements sent on the direct path's connections and on those of orders sent together, as asyncpg
+    logs them."""
     queries: list[str] = []
-    acquire = db.direct_connection
 
-    @contextlib.asynccontextmanager
-    async def logged():
-        def log(record) -> None:
-            queries.append(record.query)
+    def logging(acquire):
+        @contextlib.asynccontextmanager
+        async def logged():
+            def log(record) -> None:
+                queries.append(record.query)
 
-        async with acquire() as conn:
-            conn.add_query_logger(log)
-            try:
-                yield conn
-            finally:
-                conn.remove_query_logger(log)
+            async with acquire() as conn:
+                conn.add_query_logger(log)
+                try:
+                    yield conn
+                finally:
+                    conn.remove_query_logger(log)
 
-    monkeypatch.setattr(db, "direct_connection", logged)
+        return logged
+
+    monkeypatch.setattr(db, "direct_connection", logging(db.direct_connection))
+    monkeypatch.setattr(db, "together_connection", logging(db.together_connection))
     return queries
 
 
@@ -454,6 +458,8 @@ class TestDirectPool:
     async def test_a_request_that_gets_no_connection_in_time_is_503_with_nothing_done(
         self, client, world, monkeypatch
     ):
+        """An order waits for a connection of the pool orders are sent together on (it needs none of the direct
+        pool once its caller's standing is known)."""
         buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
         await balance(
             client, buyer
@@ -462,8 +468,8 @@ class TestDirectPool:
         async with contextlib.AsyncExitStack() as held:
             with pytest.raises(db.DirectPoolTimeout):
                 while True:  # every connection of the pool taken
-                    await held.enter_async_context(db.direct_connection())
-            assert len(held._exit_callbacks) == get_settings().db_direct_pool_size
+                    await held.enter_async_context(db.together_connection())
+            assert len(held._exit_callbacks) == db.TOGETHER_CONNECTIONS
             r = await place(client, buyer, it["id"], key="waited")
             assert_problem(r, 503, "database_unavailable")
             assert r.headers["Retry-After"] == "1"
@@ -471,4 +477,18 @@ class TestDirectPool:
         assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (100, 5)
         again = await place(client, buyer, it["id"], key="waited")  # the key was not taken: a retry places it
         assert again.status_code == 201, again.text
+        assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (70, 4)
+
+    async def test_an_order_whose_caller_is_known_needs_no_direct_connection(
+        self, client, world, monkeypatch
+    ):
+        buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
+        await balance(client, buyer)
+        monkeypatch.setattr(db, "ACQUIRE_TIMEOUT_SECONDS", 0.2)
+        async with contextlib.AsyncExitStack() as held:
+            with pytest.raises(db.DirectPoolTimeout):
+                while True:
+                    await held.enter_async_context(db.direct_connection())
+            r = await place(client, buyer, it["id"])
+            assert r.status_code == 201, r.text
         assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (70, 4)
