@@ -137,17 +137,25 @@ class Coalesced(_Waiting[K, V]):
             _answer(future, answer)
 
 
-class Together(_Waiting[T, V]):
+class _Alone:
+    """A write's answer from :meth:`Together._take`: run it alone, on the request's own connection."""
+
+
+ALONE = _Alone()
+
+
+class Together(_Waiting[T, V | _Alone]):
     """Writes that are each a whole transaction of one statement, sent together: those that arrive while a
     group's statement runs go together in the next.
 
     ``one(conn, w)`` runs one write; ``many(conn, group)`` runs a group (two or more) as one statement and
-    answers each one's result in the group's order. Two writes for which ``apart(a, b)`` holds never share a
-    group (the later waits for a later one); a group is sorted by ``order`` (the order it takes its locks in,
-    the same in every group). A group whose statement fails (a deadlock detected, any error) is sent again one
-    write at a time, each failing alone with its own error. Groups run on connections of
-    :func:`app.core.db.together_connection`'s pool, at most ``in_flight`` at once per process, each of at most
-    ``most`` writes.
+    answers each one's result in the group's order. A write for which ``apart(w, other)`` holds with a write of
+    the group being taken is not sent with it: it runs alone at once, on its request's own connection (one
+    Idempotency-Key's second write, one item's: a hot item's orders keep the concurrency they have alone). A
+    group is sorted by ``order`` (the order it takes its locks in, the same in every group). A group whose
+    statement fails (a deadlock detected, any error) is sent again one write at a time, each failing alone with
+    its own error. Groups run on connections of :func:`app.core.db.together_connection`'s pool, at most
+    ``in_flight`` at once per process, each of at most ``most`` writes.
     """
 
     def __init__(
@@ -165,19 +173,24 @@ class Together(_Waiting[T, V]):
 
     async def run(self, session: AsyncSession, write: T) -> V:
         """``write``'s result: sent together with the writes waiting at the same time if ``session`` is a direct
-        write's that has begun no transaction, else run on the session's connection
-        (:func:`app.core.db.statement_connection`: in the request's transaction, if one began)."""
-        if not db.writes_apart(session):
-            return await self._one(await db.statement_connection(session), write)
-        return await self._wait(write)
+        write's that has begun no transaction (or alone on its own connection, when it must stay apart from
+        them), else run on the session's connection (:func:`app.core.db.statement_connection`: in the request's
+        transaction, if one began)."""
+        if db.writes_apart(session):
+            result = await self._wait(write)
+            if not isinstance(result, _Alone):
+                return result
+        return await self._one(await db.statement_connection(session), write)
 
-    def _take(self) -> list[Waiter[T, V]]:
-        group: list[Waiter[T, V]] = []
-        left: list[Waiter[T, V]] = []
+    def _take(self) -> list[Waiter[T, V | _Alone]]:
+        group: list[Waiter[T, V | _Alone]] = []
+        left: list[Waiter[T, V | _Alone]] = []
         for waiter in self._waiting:
             if waiter[1].done():  # a cancelled request
                 continue
-            if len(group) < self._most and not any(self._apart(waiter[0], other) for other, _ in group):
+            if any(self._apart(waiter[0], other) for other, _ in group):
+                _answer(waiter[1], ALONE)
+            elif len(group) < self._most:
                 group.append(waiter)
             else:
                 left.append(waiter)
@@ -185,7 +198,7 @@ class Together(_Waiting[T, V]):
         group.sort(key=lambda waiter: self._order(waiter[0]))
         return group
 
-    async def _send(self, group: list[Waiter[T, V]]) -> None:
+    async def _send(self, group: list[Waiter[T, V | _Alone]]) -> None:
         async with db.together_connection() as conn:
             if len(group) > 1:
                 try:

@@ -13,12 +13,18 @@ from app.core import coalesce, db
 pytestmark = pytest.mark.commits
 
 
-@pytest.fixture
-async def direct(app):
+@contextlib.asynccontextmanager
+async def direct_write():
     """A direct write's session that has begun no transaction: its writes may be sent together."""
     async with db.DirectTransaction() as lease, db.sessionmaker()() as session:
         session.info[db.DIRECT] = lease
         assert db.writes_apart(session)
+        yield session
+
+
+@pytest.fixture
+async def direct(app):
+    async with direct_write() as session:
         yield session
 
 
@@ -84,17 +90,27 @@ async def test_writes_that_wait_together_share_a_statement_in_order_each_its_own
     assert writer.groups == [[1], [5, 4, 3, 2]]
 
 
-async def test_writes_kept_apart_never_share_a_statement(direct):
+async def test_a_write_kept_apart_from_the_group_runs_alone_at_once_on_its_own_connection(direct):
     gate = asyncio.Event()
     writer = Writer(gate)
     writes = writer.together(in_flight=1, apart=lambda a, b: a % 10 == b % 10)  # one key's, one item's
     first = await held_first(writes, direct, 100)
-    rest = [asyncio.ensure_future(writes.run(direct, w)) for w in (1, 11, 2, 21, 12, 3)]
-    await asyncio.sleep(0.05)
-    gate.set()
-    assert [await w for w in rest] == [10, 110, 20, 210, 120, 30]
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(direct_write()) for _ in range(6)]
+        rest = [
+            asyncio.ensure_future(writes.run(s, w))
+            for s, w in zip(sessions, (1, 11, 2, 21, 12, 3), strict=True)
+        ]
+        await asyncio.sleep(0.05)
+        assert writer.groups == [[100]]  # the first still held: the six wait for the next group
+        gate.set()
+        assert [await w for w in rest] == [10, 110, 20, 210, 120, 30]
+        leases = [s.info[db.DIRECT] for s in sessions]
+        alone = {leases[n]._conn for n in (1, 3, 4)}  # each on its request's own direct connection
     assert await first == 1000
-    assert writer.groups == [[100], [1, 2, 3], [11, 12], [21]]
+    assert writer.groups[:2] == [[100], [1, 2, 3]]
+    assert sorted(writer.groups[2:]) == [[11], [12], [21]]
+    assert alone == set(writer.connections[2:]) and len(alone) == 3
 
 
 async def test_a_failed_group_is_sent_again_a_write_at_a_time_each_failing_only_with_its_own_error(direct):
