@@ -24,7 +24,8 @@ write at a time, so each write fails only with its own error.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -137,25 +138,19 @@ class Coalesced(_Waiting[K, V]):
             _answer(future, answer)
 
 
-class _Alone:
-    """A write's answer from :meth:`Together._take`: run it alone, on the request's own connection."""
-
-
-ALONE = _Alone()
-
-
-class Together(_Waiting[T, V | _Alone]):
+class Together(_Waiting[T, V]):
     """Writes that are each a whole transaction of one statement, sent together: those that arrive while a
     group's statement runs go together in the next.
 
     ``one(conn, w)`` runs one write; ``many(conn, group)`` runs a group (two or more) as one statement and
-    answers each one's result in the group's order. A write for which ``apart(w, other)`` holds with a write of
-    the group being taken is not sent with it: it runs alone at once, on its request's own connection (one
-    Idempotency-Key's second write, one item's: a hot item's orders keep the concurrency they have alone). A
-    group is sorted by ``order`` (the order it takes its locks in, the same in every group). A group whose
-    statement fails (a deadlock detected, any error) is sent again one write at a time, each failing alone with
-    its own error. Groups run on connections of :func:`app.core.db.together_connection`'s pool, at most
-    ``in_flight`` at once per process, each of at most ``most`` writes.
+    answers each one's result in the group's order. Writes that share one of their ``keys`` never share a group:
+    a write with a key of one waiting or in a group being sent runs alone at once, on its request's own
+    connection (one Idempotency-Key's second write, one item's: a hot item's orders keep the concurrency they
+    have alone, and wait for no group). A group is sorted by ``order`` (the order it takes its locks in, the same
+    in every group). A group whose statement fails (a deadlock detected, any error) is sent again one write at a
+    time, each failing alone with its own error. Groups run on connections of
+    :func:`app.core.db.together_connection`'s pool, at most ``in_flight`` at once per process, each of at most
+    ``most`` writes.
     """
 
     def __init__(
@@ -163,42 +158,41 @@ class Together(_Waiting[T, V | _Alone]):
         one: One[T, V],
         many: ManyInOrder[T, V],
         *,
-        apart: Callable[[T, T], bool],
+        keys: Callable[[T], Iterable[Hashable]],
         order: Callable[[T], Any],
         in_flight: int = db.TOGETHER_CONNECTIONS,
         most: int = 16,
     ):
         super().__init__(in_flight=in_flight, most=most)
-        self._one, self._many, self._apart, self._order = one, many, apart, order
+        self._one, self._many, self._keys, self._order = one, many, keys, order
+        self._held: Counter[Hashable] = Counter()  # the keys of the writes waiting or being sent
 
     async def run(self, session: AsyncSession, write: T) -> V:
         """``write``'s result: sent together with the writes waiting at the same time if ``session`` is a direct
-        write's that has begun no transaction (or alone on its own connection, when it must stay apart from
-        them), else run on the session's connection (:func:`app.core.db.statement_connection`: in the request's
-        transaction, if one began)."""
+        write's that has begun no transaction and none of them has one of its keys, else run alone on the
+        session's connection (:func:`app.core.db.statement_connection`: in the request's transaction, if one
+        began)."""
         if db.writes_apart(session):
-            result = await self._wait(write)
-            if not isinstance(result, _Alone):
-                return result
+            if asyncio.get_running_loop() is not self._loop:  # a new event loop (a test's)
+                self._held.clear()
+            keys = set(self._keys(write))
+            if not any(self._held[key] for key in keys):
+                self._held.update(keys)
+                try:
+                    return await self._wait(write)
+                finally:
+                    self._held.subtract(keys)
+                    for key in keys:
+                        if self._held[key] <= 0:
+                            del self._held[key]
         return await self._one(await db.statement_connection(session), write)
 
-    def _take(self) -> list[Waiter[T, V | _Alone]]:
-        group: list[Waiter[T, V | _Alone]] = []
-        left: list[Waiter[T, V | _Alone]] = []
-        for waiter in self._waiting:
-            if waiter[1].done():  # a cancelled request
-                continue
-            if any(self._apart(waiter[0], other) for other, _ in group):
-                _answer(waiter[1], ALONE)
-            elif len(group) < self._most:
-                group.append(waiter)
-            else:
-                left.append(waiter)
-        self._waiting = left
+    def _take(self) -> list[Waiter[T, V]]:
+        group = super()._take()
         group.sort(key=lambda waiter: self._order(waiter[0]))
         return group
 
-    async def _send(self, group: list[Waiter[T, V | _Alone]]) -> None:
+    async def _send(self, group: list[Waiter[T, V]]) -> None:
         async with db.together_connection() as conn:
             if len(group) > 1:
                 try:

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import uuid
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -512,17 +513,17 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     return Placed(bytes(row["body"]))
 
 
-def _apart(a: repo.OrderRequest, b: repo.OrderRequest) -> bool:
-    """Two orders never sent together: one Idempotency-Key's (alone, the second is answered 409 in use; in one
-    statement it would find the first's record and answer its response), or one item's (a statement holds its
-    items' stock slots until it ends: a hot item's orders would each wait for a whole group)."""
-    return a.item_id == b.item_id or (a.key is not None and (a.scope, a.key) == (b.scope, b.key))
+def _kept_apart(request: repo.OrderRequest) -> tuple[Hashable, ...]:
+    """What two orders sent together must not share: their Idempotency-Key (alone, the second is answered 409 in
+    use; in one statement it would find the first's record and answer its response), or their item (a statement
+    holds its items' stock slots until it ends: a hot item's orders would each wait for a whole group)."""
+    return (request.item_id,) if request.key is None else (request.item_id, (request.scope, request.key))
 
 
 _ORDERS = coalesce.Together(
     repo.place,
     repo.place_together,
-    apart=_apart,
+    keys=_kept_apart,
     # the order a group takes its audit chains' heads in, the same in every group: no two groups wait for each
     # other's (the accounts are locked before any, by person)
     order=lambda r: (r.audit_chain, r.user_id),

@@ -86,21 +86,21 @@ class TestReadsOnly:
 
 
 class TestConnectionBudget:
-    def test_a_process_opens_at_most_two_pools_the_direct_pool_and_eleven_more(self):
-        # 20 + 20 in overflow, the direct 8, the shared 4, the together 4, 3
-        assert db.connections_per_process(20) == 59
-        assert db.connections_per_process(20, 20) == 71
-        assert db.connections_per_process(5, 2) == 23
+    def test_a_process_opens_at_most_two_pools_the_direct_pool_and_nine_more(self):
+        # 20 + 20 in overflow, the direct 8, the shared 4, the together 2, 3
+        assert db.connections_per_process(20) == 57
+        assert db.connections_per_process(20, 20) == 69
+        assert db.connections_per_process(5, 2) == 21
 
     def test_serve_warns_when_the_workers_may_open_more_than_postgresql_gives(self):
         assert db.budget_warning(97, 1, 20, 4) is None
-        assert db.budget_warning(110, 2, 20, 4) is None  # exactly what two may open
+        assert db.budget_warning(106, 2, 20, 4) is None  # exactly what two may open
         assert db.budget_warning(97, 2, 20, 4) == (
-            "PostgreSQL gives 97 connections; 2 worker process(es) may open up to 110 (55 each with"
+            "PostgreSQL gives 97 connections; 2 worker process(es) may open up to 106 (53 each with"
             " CARBON_DB_POOL_SIZE=20 and CARBON_DB_DIRECT_POOL_SIZE=4): under load, requests beyond it are"
-            " answered 503 database_unavailable. Set CARBON_DB_POOL_SIZE=16 or raise max_connections."
+            " answered 503 database_unavailable. Set CARBON_DB_POOL_SIZE=17 or raise max_connections."
         )
-        assert db.connections_per_process(16, 4) * 2 <= 97 < db.connections_per_process(17, 4) * 2
+        assert db.connections_per_process(17, 4) * 2 <= 97 < db.connections_per_process(18, 4) * 2
         assert db.budget_warning(embedded.MAX_CONNECTIONS - 3, 7, 20, 4) is None
 
     def test_what_the_embedded_server_gives_covers_seven_workers(self, servers):

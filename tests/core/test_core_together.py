@@ -59,9 +59,9 @@ class Writer:
         return (await self.many(conn, [write]))[0]
 
     def together(
-        self, *, apart=lambda a, b: False, order=lambda w: w, **limits: int
+        self, *, keys=lambda w: (w,), order=lambda w: w, **limits: int
     ) -> coalesce.Together[int, int]:
-        return coalesce.Together(self.one, self.many, apart=apart, order=order, **limits)
+        return coalesce.Together(self.one, self.many, keys=keys, order=order, **limits)
 
 
 async def held_first(writes: coalesce.Together[int, int], session, write: int) -> asyncio.Future[int]:
@@ -90,27 +90,31 @@ async def test_writes_that_wait_together_share_a_statement_in_order_each_its_own
     assert writer.groups == [[1], [5, 4, 3, 2]]
 
 
-async def test_a_write_kept_apart_from_the_group_runs_alone_at_once_on_its_own_connection(direct):
+async def test_a_write_with_a_key_of_one_waiting_or_being_sent_runs_alone_at_once_on_its_own_connection(
+    direct,
+):
     gate = asyncio.Event()
     writer = Writer(gate)
-    writes = writer.together(in_flight=1, apart=lambda a, b: a % 10 == b % 10)  # one key's, one item's
+    writes = writer.together(in_flight=1, keys=lambda w: (w % 10,))  # one key's, one item's
     first = await held_first(writes, direct, 100)
     async with contextlib.AsyncExitStack() as stack:
-        sessions = [await stack.enter_async_context(direct_write()) for _ in range(6)]
-        rest = [
-            asyncio.ensure_future(writes.run(s, w))
-            for s, w in zip(sessions, (1, 11, 2, 21, 12, 3), strict=True)
-        ]
+        sessions = [await stack.enter_async_context(direct_write()) for _ in range(7)]
+        sent = (1, 11, 2, 21, 12, 3, 10)  # 11, 21, 12: a key of one waiting; 10: of the one being sent
+        rest = [asyncio.ensure_future(writes.run(s, w)) for s, w in zip(sessions, sent, strict=True)]
         await asyncio.sleep(0.05)
-        assert writer.groups == [[100]]  # the first still held: the six wait for the next group
+        assert writer.running == 5 and len(writes._waiting) == 3  # the four alone at once, the rest waiting
         gate.set()
-        assert [await w for w in rest] == [10, 110, 20, 210, 120, 30]
-        leases = [s.info[db.DIRECT] for s in sessions]
-        alone = {leases[n]._conn for n in (1, 3, 4)}  # each on its request's own direct connection
+        assert [await w for w in rest] == [10, 110, 20, 210, 120, 30, 100]
+        alone = {sessions[n].info[db.DIRECT]._conn for n in (1, 3, 4, 6)}  # each its request's own connection
     assert await first == 1000
-    assert writer.groups[:2] == [[100], [1, 2, 3]]
-    assert sorted(writer.groups[2:]) == [[11], [12], [21]]
-    assert alone == set(writer.connections[2:]) and len(alone) == 3
+    assert writer.groups[0] == [100] and [1, 2, 3] in writer.groups
+    assert sorted(writer.groups[1:]) == [[1, 2, 3], [10], [11], [12], [21]]
+    assert alone == {
+        c for g, c in zip(writer.groups, writer.connections, strict=True) if len(g) == 1 and g != [100]
+    }
+    assert len(alone) == 4
+    assert writes._held == {}  # every key given back
+    assert await writes.run(direct, 11) == 110  # and sent together again
 
 
 async def test_a_failed_group_is_sent_again_a_write_at_a_time_each_failing_only_with_its_own_error(direct):

@@ -1,7 +1,7 @@
 """Orders that wait at the same time sent together (:class:`app.core.coalesce.Together`,
 ``repository.place_together``): one statement and one commit for a group, each order's answer, events, audit
 entry and stored response what they would have been alone; one person's orders in one group spend in turn; an
-Idempotency-Key's or an item's second order run alone at once beside the group; a group that fails is sent again
+Idempotency-Key's or an item's second order runs alone at once, not waiting for a group; a group that fails is sent again
 an order at a time; and a group takes its people's accounts before any audit chain, so it never waits for an account while holding
 a chain another order of that person waits for.
 
@@ -207,11 +207,12 @@ class TestTogether:
         assert await balance(client, buyer) == 100 - price
         assert await ledger_violations() == []
 
-    async def test_an_items_orders_and_a_keys_orders_kept_apart_from_a_group_run_alone_at_once(
+    async def test_an_order_with_the_item_or_the_key_of_one_waiting_runs_alone_at_once(
         self, client, world, taken, statements, monkeypatch
     ):
-        """A popular item's three orders and one key's two wait together: the group takes one of each, the other
-        three run alone on their requests' own connections at the same time, as they would without groups."""
+        """A popular item's three orders and one key's two arrive while a group waits: the first of each waits for
+        the next group, the other three run alone at once on their requests' own connections, as every order
+        would without groups (a hot item's orders wait for no group)."""
         merchant = await make_merchant(client, world.authority)
         lead, *crowd = await people(client, world.operator, world.btype, 5, points=100)
         first_item, popular, other = [
@@ -225,7 +226,8 @@ class TestTogether:
             twice = [
                 asyncio.create_task(place(client, crowd[3], other["id"], key="tap-twice")) for _ in range(2)
             ]
-            await until(lambda: len(ORDERS._waiting) == 5, "the five waiting")
+            await until(lambda: len(ORDERS._waiting) == 2, "the first of each waiting")
+            await until(lambda: len(statements) == 3, "the other three placed alone")
         answers = [await first, *[await t for t in rush], *[await t for t in twice]]
         assert [len(group) for group in taken] == [1, 2]
         assert {str(r.item_id) for r in taken[1]} == {popular["id"], other["id"]}
