@@ -389,14 +389,21 @@ async def together_connection() -> AsyncIterator[Conn]:
     """A connection for a group of writes sent together (:class:`app.core.coalesce.Together`), from a pool of its
     own: a request waiting for its group may hold a direct or a shared connection, so the group never waits for
     those. Answered like the direct pool when none comes free in time."""
-    pool = await _together_pool()
-    try:
+    async with _acquired(await _together_pool(), "connection for writes sent together") as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _acquired(pool: asyncpg.Pool, what: str) -> AsyncIterator[Conn]:
+    """A connection of ``pool``, given back at the end; :class:`DirectPoolTimeout` when none comes free within
+    :data:`ACQUIRE_TIMEOUT_SECONDS`."""
+    try:  # not acquire(timeout=…): asyncpg would run the acquire, and the release, as tasks of their own
         async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
             conn = await pool.acquire()
     except TimeoutError as exc:
-        raise DirectPoolTimeout(f"no connection came free in {ACQUIRE_TIMEOUT_SECONDS} s") from exc
+        raise DirectPoolTimeout(f"no {what} came free in {ACQUIRE_TIMEOUT_SECONDS} s") from exc
     try:
-        yield cast(Conn, conn)
+        yield cast(Conn, conn)  # a pool's proxy: every Connection method, forwarded
     finally:
         await pool.release(conn)
 
@@ -416,16 +423,8 @@ async def direct_connection() -> AsyncIterator[Conn | None]:
     if not direct_reads:
         yield None
         return
-    pool = await _direct_pool()
-    try:  # not acquire(timeout=…): asyncpg would run the acquire, and the release, as tasks of their own
-        async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
-            conn = await pool.acquire()
-    except TimeoutError as exc:
-        raise DirectPoolTimeout(f"no direct connection came free in {ACQUIRE_TIMEOUT_SECONDS} s") from exc
-    try:
-        yield cast(Conn, conn)  # a pool's proxy: every Connection method, forwarded
-    finally:
-        await pool.release(conn)
+    async with _acquired(await _direct_pool(), "direct connection") as conn:
+        yield conn
 
 
 @asynccontextmanager

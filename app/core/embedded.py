@@ -79,8 +79,8 @@ MAX_CONNECTIONS = 450
 """Enough for seven server processes at the default pool sizes, with room for the command line and ``psql``.
 A process opens at most 2 × ``db_pool_size`` + ``db_direct_pool_size`` + 9 connections (57 at 20 and 8): the
 ORM's pool and its overflow, the direct pool (:mod:`app.core.db`), the shared-read pool, the pool of orders sent
-together, the clock's, the callers' listener and the scheduler's lock. PostgreSQL's default, 100, let two processes under load run out
-("too many clients")."""
+together, the clock's, the callers' listener and the scheduler's lock. PostgreSQL's default, 100, let two
+processes under load run out ("too many clients")."""
 
 
 def _tune(server) -> bool:

@@ -11,6 +11,7 @@ from app.core import callers, clock, coalesce, db
 from app.points import repository as points_repo
 from app.points import service as points_service
 from app.users import repository as users_repo
+from tests.core.recorded import Recorded
 from tests.factories import make_operator
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
 
@@ -26,30 +27,17 @@ async def direct(app):
         yield session
 
 
-class Recorder:
-    """Reads that square their keys in PostgreSQL and remember the keys of each statement: ``one`` a key,
-    the recorder itself many."""
+class Recorder(Recorded):
+    """Reads that square their keys in PostgreSQL and remember the keys of each statement (``batches``): ``one``
+    a key, the recorder itself many."""
 
-    def __init__(self, gate: asyncio.Event | None = None, fail_on: int | None = None):
-        self.batches: list[list[int]] = []
-        self.connections: list[db.Conn] = []
-        self.gate, self.fail_on = gate, fail_on
-        self.running = self.most_running = 0
+    @property
+    def batches(self) -> list[list[int]]:
+        return self.sent
 
     async def __call__(self, conn: db.Conn, keys: list[int]) -> dict[int, int]:
-        self.batches.append(keys)
-        self.connections.append(conn)
-        self.running += 1
-        self.most_running = max(self.most_running, self.running)
-        try:
-            if self.gate is not None:
-                await self.gate.wait()
-            if self.fail_on in keys:
-                await conn.fetch("SELECT 1 / 0")
-            rows = await conn.fetch("SELECT k, k * k AS sq FROM unnest($1::int[]) AS k", keys)
-            return {r["k"]: r["sq"] for r in rows}
-        finally:
-            self.running -= 1
+        rows = await self.statement(conn, keys, "SELECT k, k * k AS sq FROM unnest($1::int[]) AS k")
+        return {r["k"]: r["sq"] for r in rows}
 
     async def one(self, conn: db.Conn, key: int) -> int:
         return (await self(conn, [key]))[key]

@@ -9,6 +9,7 @@ import contextlib
 import pytest
 
 from app.core import coalesce, db
+from tests.core.recorded import Recorded
 
 pytestmark = pytest.mark.commits
 
@@ -28,32 +29,20 @@ async def direct(app):
         yield session
 
 
-class Writer:
+class Writer(Recorded):
     """Writes that multiply by ten in PostgreSQL (``SELECT``: nothing is kept) and remember each statement's
-    writes: ``one`` a write, ``many`` a group. A statement with ``fail_on`` in it fails, as alone does that one."""
+    writes (``groups``): ``one`` a write, ``many`` a group. A statement with ``fail_on`` in it fails, as alone does
+    that one."""
 
-    def __init__(self, gate: asyncio.Event | None = None, fail_on: int | None = None):
-        self.groups: list[list[int]] = []
-        self.connections: list[db.Conn] = []
-        self.gate, self.fail_on = gate, fail_on
-        self.running = self.most_running = 0
+    @property
+    def groups(self) -> list[list[int]]:
+        return self.sent
 
     async def many(self, conn: db.Conn, group: list[int]) -> list[int]:
-        self.groups.append(group)
-        self.connections.append(conn)
-        self.running += 1
-        self.most_running = max(self.most_running, self.running)
-        try:
-            if self.gate is not None:
-                await self.gate.wait()
-            if self.fail_on in group:
-                await conn.fetch("SELECT 1 / 0")
-            rows = await conn.fetch(
-                "SELECT w * 10 AS r FROM unnest($1::int[]) WITH ORDINALITY AS u(w, n) ORDER BY n", group
-            )
-            return [r["r"] for r in rows]
-        finally:
-            self.running -= 1
+        rows = await self.statement(
+            conn, group, "SELECT w * 10 AS r FROM unnest($1::int[]) WITH ORDINALITY AS u(w, n) ORDER BY n"
+        )
+        return [r["r"] for r in rows]
 
     async def one(self, conn: db.Conn, write: int) -> int:
         return (await self.many(conn, [write]))[0]
