@@ -1,5 +1,6 @@
 """Factories that make what a test needs over HTTP (or directly, where no route exists)."""
 
+import asyncio
 import itertools
 import json
 import random
@@ -15,6 +16,15 @@ from app.organizations import service as org_service
 _seq = itertools.count(1)
 PASSWORD = "correct-horse-battery"
 _CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+async def eventually(condition, what: str = "the condition", within: float = 5) -> None:
+    """Wait until ``condition()`` holds, checking every 10 ms; fail the test if it has not within ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached in {within} s")
+        await asyncio.sleep(0.01)
 
 
 def unique(prefix: str) -> str:

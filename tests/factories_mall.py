@@ -135,3 +135,15 @@ async def purchased(item_id: str, user_id: str) -> int:
                 {"i": uuid.UUID(item_id), "u": uuid.UUID(user_id)},
             )
         ).scalar_one()
+
+
+async def order_created_points(order_id: str) -> dict[str, int]:
+    """The points each recipient of the order's ``order.created`` event was told: {organisation id: points}."""
+    async with db.session_scope() as session:
+        rows = await session.execute(
+            sa.text(
+                "SELECT org_id::text, payload FROM webhook_events WHERE type = 'order.created' AND subject_id = :o"
+            ),
+            {"o": order_id},
+        )
+        return {org: payload["points"] for org, payload in rows}

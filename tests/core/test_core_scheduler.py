@@ -8,14 +8,7 @@ import pytest
 from app import tasks
 from app.core import db, scheduler
 from app.core.scheduler import Leader
-
-
-async def eventually(condition, within: float = 5) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+from tests.factories import eventually
 
 
 @pytest.fixture

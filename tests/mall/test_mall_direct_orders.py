@@ -32,6 +32,7 @@ from tests.factories_mall import (
     ledger_violations,
     make_item,
     make_merchant,
+    order_created_points,
     people,
     place,
     purchased,
@@ -126,14 +127,7 @@ class TestPlaced:
         assert await balance(client, buyer) == 40
         [audited] = await redeemed_audit(buyer.user_id)
         assert (audited["points"], audited["ref_type"], audited["ref_id"]) == (60, "mall_order", order["id"])
-        async with db.session_scope() as session:
-            told = await session.execute(
-                sa.text(
-                    "SELECT org_id::text, payload FROM webhook_events WHERE type = 'order.created' AND subject_id = :o"
-                ),
-                {"o": order["id"]},
-            )
-            told = {org: payload["points"] for org, payload in told}
+        told = await order_created_points(order["id"])
         assert told == {it["merchant_id"]: 60, world.operator.id: 60}  # order.created, by the same call
         assert await ledger_violations() == []
 

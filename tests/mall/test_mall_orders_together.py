@@ -1,9 +1,9 @@
 """Orders that wait at the same time sent together (:class:`app.core.coalesce.Together`,
 ``repository.place_together``): one statement and one commit for a group, each order's answer, events, audit
 entry and stored response what they would have been alone; one person's orders in one group spend in turn; an
-Idempotency-Key's or an item's second order runs alone at once, not waiting for a group; a group that fails is sent again
-an order at a time; and a group takes its people's accounts before any audit chain, so it never waits for an account while holding
-a chain another order of that person waits for.
+Idempotency-Key's or an item's second order runs alone at once, not waiting for a group; a group that fails is
+sent again an order at a time; and a group takes its people's accounts before any audit chain, so it never waits
+for an account while holding a chain another order of that person waits for.
 
 These tests commit: orders are sent together only on the direct path, whose connections are not a test's.
 """
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -22,8 +21,16 @@ import sqlalchemy as sa
 from app.core import audit, db
 from app.mall import repository as repo
 from app.mall import service
-from tests.factories import assert_problem
-from tests.factories_mall import balance, ledger_violations, make_item, make_merchant, people, place
+from tests.factories import assert_problem, eventually
+from tests.factories_mall import (
+    balance,
+    ledger_violations,
+    make_item,
+    make_merchant,
+    order_created_points,
+    people,
+    place,
+)
 
 pytestmark = pytest.mark.commits
 
@@ -65,14 +72,6 @@ def statements(monkeypatch) -> list[int]:
     return sizes
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
-
-
 @contextlib.asynccontextmanager
 async def connections_held():
     """Every connection orders are sent together on taken: orders wait (released at the end)."""
@@ -88,21 +87,10 @@ async def queued_behind_one(client, first: tuple, rest: list[tuple], taken: list
     monkeypatch.setattr(ORDERS, "_in_flight", 1)
     async with connections_held():
         lead = asyncio.create_task(place(client, first[0], first[1]["id"], first[2]))
-        await until(lambda: len(taken) == 1, "the first order taken")
+        await eventually(lambda: len(taken) == 1, "the first order taken", within=10)
         others = [asyncio.create_task(place(client, p, it["id"], q)) for p, it, q in rest]
-        await until(lambda: len(ORDERS._waiting) == len(rest), "the others waiting")
+        await eventually(lambda: len(ORDERS._waiting) == len(rest), "the others waiting", within=10)
     return [await lead, *[await task for task in others]]
-
-
-async def created_events(order_id: str) -> dict[str, int]:
-    async with db.session_scope() as session:
-        rows = await session.execute(
-            sa.text(
-                "SELECT org_id::text, payload FROM webhook_events WHERE type = 'order.created' AND subject_id = :o"
-            ),
-            {"o": order_id},
-        )
-        return {org: payload["points"] for org, payload in rows}
 
 
 async def redeemed(order_id: str) -> list[dict]:
@@ -152,7 +140,10 @@ class TestTogether:
             assert await balance(client, buyer) == 200 - points
             read = await client.get(f"/v1/me/orders/{order['id']}", headers=buyer.headers)
             assert read.content == r.content  # the answer the group's statement made, byte for byte
-            assert await created_events(order["id"]) == {it["merchant_id"]: points, world.operator.id: points}
+            assert await order_created_points(order["id"]) == {
+                it["merchant_id"]: points,
+                world.operator.id: points,
+            }
             [entry] = await redeemed(order["id"])
             assert (entry["points"], entry["ref_type"]) == (points, "mall_order")
         assert await chains_ok()
@@ -167,12 +158,12 @@ class TestTogether:
         monkeypatch.setattr(ORDERS, "_in_flight", 1)
         async with connections_held():
             lead = asyncio.create_task(place(client, buyers[0], items[0]["id"]))
-            await until(lambda: len(taken) == 1, "the first order taken")
+            await eventually(lambda: len(taken) == 1, "the first order taken", within=10)
             keyed = [
                 asyncio.create_task(place(client, b, it["id"], key=f"group-{n}"))
                 for n, (b, it) in enumerate(zip(buyers[1:], items[1:], strict=True))
             ]
-            await until(lambda: len(ORDERS._waiting) == 2, "the keyed orders waiting")
+            await eventually(lambda: len(ORDERS._waiting) == 2, "the keyed orders waiting", within=10)
         assert (await lead).status_code == 201
         placed = [await task for task in keyed]
         assert [len(group) for group in taken] == [1, 2]
@@ -221,13 +212,13 @@ class TestTogether:
         monkeypatch.setattr(ORDERS, "_in_flight", 1)
         async with connections_held():
             first = asyncio.create_task(place(client, lead, first_item["id"]))
-            await until(lambda: len(taken) == 1, "the first order taken")
+            await eventually(lambda: len(taken) == 1, "the first order taken", within=10)
             rush = [asyncio.create_task(place(client, p, popular["id"])) for p in crowd[:3]]
             twice = [
                 asyncio.create_task(place(client, crowd[3], other["id"], key="tap-twice")) for _ in range(2)
             ]
-            await until(lambda: len(ORDERS._waiting) == 2, "the first of each waiting")
-            await until(lambda: len(statements) == 3, "the other three placed alone")
+            await eventually(lambda: len(ORDERS._waiting) == 2, "the first of each waiting", within=10)
+            await eventually(lambda: len(statements) == 3, "the other three placed alone", within=10)
         answers = [await first, *[await t for t in rush], *[await t for t in twice]]
         assert [len(group) for group in taken] == [1, 2]
         assert {str(r.item_id) for r in taken[1]} == {popular["id"], other["id"]}
@@ -302,12 +293,12 @@ class TestFailures:
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(connections_held())
                 lead = asyncio.create_task(place(client, crowd[0], items[0]["id"]))
-                await until(lambda: len(taken) == 1, "the first order taken")
+                await eventually(lambda: len(taken) == 1, "the first order taken", within=10)
                 pair_orders = [
                     asyncio.create_task(place(client, p, it["id"]))
                     for p, it in zip((first, second), items[1:], strict=True)
                 ]
-                await until(lambda: len(ORDERS._waiting) == 2, "the pair waiting")
+                await eventually(lambda: len(ORDERS._waiting) == 2, "the pair waiting", within=10)
                 held = other.transaction()
                 await held.start()
                 await other.execute(
