@@ -187,6 +187,20 @@ class TestRefusals:
         none = await make_item(client, merchant, points_price=10, stock=0)
         await self.refused(client, buyer, none["id"], 1, 409, "out_of_stock")
 
+    async def test_out_of_stock_is_named_before_the_points(self, client, shop):
+        merchant, buyer = shop  # 400 points
+        gone = await make_item(client, merchant, points_price=401, stock=0)
+        await self.refused(client, buyer, gone["id"], 1, 409, "out_of_stock")
+        short = await make_item(client, merchant, points_price=300, stock=1)
+        await self.refused(client, buyer, short["id"], 2, 409, "out_of_stock")
+
+    async def test_the_per_person_limit_on_an_item_s_last_unit(self, client, shop):
+        merchant, buyer = shop
+        it = await make_item(client, merchant, points_price=10, stock=2, per_user_limit=1)
+        assert (await place(client, buyer, it["id"])).status_code == 201
+        await self.refused(client, buyer, it["id"], 1, 409, "per_user_limit_exceeded")  # not out of stock
+        assert (await item(client, it["id"]))["stock"] == 1
+
     async def test_outside_the_sale_window(self, client, shop):
         merchant, buyer = shop
         now = clock.now()

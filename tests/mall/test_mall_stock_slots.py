@@ -1,0 +1,86 @@
+"""Which stock slot an order takes: its random first slot when nobody holds it (one slot read, not all), another
+without waiting when somebody does, and any slot of an item with fewer slots than the first."""
+
+import asyncio
+import types
+import uuid
+
+import asyncpg
+import pytest
+
+from app.core import db
+from app.mall import repository
+from tests.factories_mall import item, ledger_violations, make_item, make_merchant, people, place
+
+pytestmark = pytest.mark.commits  # another connection reads the slots and holds one
+
+FIRST = 37
+
+
+def first_slot(monkeypatch, slot: int) -> None:
+    """Orders start looking for a free slot at ``slot`` (not a random one)."""
+    monkeypatch.setattr(repository, "secrets", types.SimpleNamespace(randbelow=lambda n: slot))
+
+
+async def slots(servers, item_id: str) -> list[int]:
+    """Each slot's units left, in slot order."""
+    conn = await asyncpg.connect(db.plain_url(servers.database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT remaining FROM mall_item_stock WHERE item_id = $1 ORDER BY slot", uuid.UUID(item_id)
+        )
+    finally:
+        await conn.close()
+    return [r["remaining"] for r in rows]
+
+
+async def test_an_order_takes_its_random_first_slot(client, world, servers, monkeypatch):
+    merchant = await make_merchant(client, world.authority)
+    [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+    it = await make_item(client, merchant, points_price=10, stock=640)  # 64 slots of 10 units
+    first_slot(monkeypatch, FIRST)
+    for _ in range(2):
+        assert (await place(client, buyer, it["id"])).status_code == 201
+    left = await slots(servers, it["id"])
+    assert len(left) == 64
+    assert left[FIRST] == 8
+    assert left[:FIRST] + left[FIRST + 1 :] == [10] * 63
+    assert (await item(client, it["id"]))["stock"] == 638
+
+
+async def test_a_held_first_slot_is_passed_over_without_waiting(client, world, servers, monkeypatch):
+    merchant = await make_merchant(client, world.authority)
+    [buyer] = await people(client, world.operator, world.btype, 1, points=100)
+    it = await make_item(client, merchant, points_price=10, stock=640)
+    first_slot(monkeypatch, FIRST)
+    other = await asyncpg.connect(db.plain_url(servers.database_url))
+    try:
+        async with other.transaction():
+            await other.execute(
+                "SELECT FROM mall_item_stock WHERE item_id = $1 AND slot = $2 FOR UPDATE",
+                uuid.UUID(it["id"]),
+                FIRST,
+            )
+            r = await asyncio.wait_for(place(client, buyer, it["id"]), timeout=10)  # not waiting for the slot
+            assert r.status_code == 201, r.text
+    finally:
+        await other.close()
+    left = await slots(servers, it["id"])
+    assert left[FIRST] == 10
+    assert sorted(left) == [9] + [10] * 63
+    assert (
+        left.index(9) == (64 - FIRST) % 64
+    )  # the next in the order from the first slot: (slot + 37) % 64 = 0
+
+
+async def test_an_item_with_fewer_slots_than_the_first(client, world, servers, monkeypatch):
+    merchant = await make_merchant(client, world.authority)
+    crowd = await people(client, world.operator, world.btype, 4, points=50)
+    it = await make_item(client, merchant, points_price=10, stock=30)  # 3 slots of 10 units
+    first_slot(monkeypatch, FIRST)
+    answers = await asyncio.gather(*[place(client, p, it["id"], 3) for p in crowd])
+    assert [r.status_code for r in answers] == [201] * 4
+    assert sum(await slots(servers, it["id"])) == 18
+    assert len(await slots(servers, it["id"])) == 3
+    assert (await item(client, it["id"]))["stock"] == 18
+    assert await ledger_violations() == []
