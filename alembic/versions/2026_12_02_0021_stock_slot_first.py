@@ -20,7 +20,8 @@ depends_on = None
 # them all by (slot + p_first_slot) % 64. Now:
 # - the stock is summed only when the order is refused (any refusal: the rules are then named in the same order
 #   as before, so an item out of stock is still refused as such before the person's points are looked at: the
-#   service re-checks the item's rules on the returned row, stock included);
+#   service re-checks the item's rules on the returned row, stock included); an item with no unit left in any
+#   slot is refused before the points are spent (one slot read while it has some: the first with units);
 # - the free slot is first looked for at slot ``p_first_slot`` alone (one index probe; it is random, so the
 #   orders of an item spread over its slots as before), and only if that slot is held, short or missing (an
 #   item with fewer slots) over all of them as before.
@@ -40,12 +41,13 @@ DECLARE
   v_merchant uuid; v_title text; v_price bigint; v_limit int; v_starts timestamptz; v_ends timestamptz;
   v_operators uuid[]; v_policy text; v_status text; v_limited boolean; v_days int; v_stock int;
   v_points bigint; v_expires timestamptz; v_balance bigint; v_entry bigint; v_slot smallint;
-  v_total bigint; v_bought int; v_refusal text;
+  v_total bigint; v_bought int; v_refusal text; v_sold_out boolean;
 BEGIN
   SELECT i.merchant_id, i.title, i.points_price, i.per_user_limit, i.sale_starts_at, i.sale_ends_at,
-         i.operator_ids, i.expiry_policy, i.status, i.stock_limited, i.voucher_valid_days
+         i.operator_ids, i.expiry_policy, i.status, i.stock_limited, i.voucher_valid_days,
+         i.stock_limited AND NOT EXISTS (SELECT FROM mall_item_stock s WHERE s.item_id = i.id AND s.remaining > 0)
     INTO v_merchant, v_title, v_price, v_limit, v_starts, v_ends, v_operators, v_policy, v_status,
-         v_limited, v_days
+         v_limited, v_days, v_sold_out
     FROM mall_items i WHERE i.id = p_item_id;
   IF NOT FOUND THEN
     outcome := 'refused';
@@ -61,7 +63,7 @@ BEGIN
     IF v_status IN ('paused', 'ended') OR (v_ends IS NOT NULL AND p_now >= v_ends)
        OR (v_starts IS NOT NULL AND p_now < v_starts)
        OR (v_operators IS NOT NULL AND NOT coalesce(p_operator_id = ANY (v_operators), false))
-       OR (v_limit IS NOT NULL AND p_quantity > v_limit) THEN
+       OR (v_limit IS NOT NULL AND p_quantity > v_limit) OR v_sold_out THEN
       v_refusal := 'refused';
       EXIT attempt;
     END IF;

@@ -40,7 +40,7 @@ UPDATABLE = {
     "operator_ids",
     "expiry_policy",
 }
-MAX_SLOTS = 64  # mall_place_order (migration 0012) orders the slots modulo 64 too
+MAX_SLOTS = 64  # mall_place_order (migrations 0012, 0021) orders the slots modulo 64 too
 UNITS_PER_SLOT = 10  # small stocks get fewer slots: 10 units → 1 slot, 640 units or more → 64 slots
 
 
@@ -186,12 +186,13 @@ async def list_items(
 
 # ---- orders ----------------------------------------------------------------------------------------------
 
-# mall_place_order (migration 0012) does what placing an order takes, in this order: the item and its rules,
-# the person's account locked and the points spent from the soonest-expiring lots (the ledger's debit, on the
-# points domain's tables), a stock slot nobody holds (else one waited for in slot order), the per-person count
-# (a conditional upsert), the order. It answers one row: ``outcome`` ('placed', 'refused' by the item's own
-# rules, 'insufficient_points', 'out_of_stock', 'per_user_limit') with the item's terms, the points, the
-# voucher's expiry, the spend entry and, when over the limit, the units the person already holds.
+# mall_place_order (migrations 0012, 0021) does what placing an order takes, in this order: the item and its
+# rules, the person's account locked and the points spent from the soonest-expiring lots (the ledger's debit, on
+# the points domain's tables), a stock slot nobody holds (the order's random first slot, read alone; else the
+# next free one, else one waited for in slot order), the per-person count (a conditional upsert), the order. It
+# answers one row: ``outcome`` ('placed', 'refused' by the item's own rules, 'insufficient_points',
+# 'out_of_stock', 'per_user_limit') with the item's terms, the points, the voucher's expiry, the spend entry and,
+# when over the limit, the units the person already holds; the item's stock only with a refusal (summed then).
 # mall_order_request (migration 0019) is the person's whole order request in one statement: the
 # Idempotency-Key's lock and record first (idempotency_begin), then mall_place_order in a subtransaction undone
 # if it refuses, then for a placed order its order.created events (webhook_emit), its audit entry

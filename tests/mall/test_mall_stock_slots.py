@@ -84,3 +84,23 @@ async def test_an_item_with_fewer_slots_than_the_first(client, world, servers, m
     assert len(await slots(servers, it["id"])) == 3
     assert (await item(client, it["id"]))["stock"] == 18
     assert await ledger_violations() == []
+
+
+async def test_a_sold_out_item_is_refused_before_the_points_are_touched(client, world, servers):
+    merchant = await make_merchant(client, world.authority)
+    buyer, other_buyer = await people(client, world.operator, world.btype, 2, points=100)
+    it = await make_item(client, merchant, points_price=10, stock=1)
+    assert (await place(client, other_buyer, it["id"])).status_code == 201
+    other = await asyncpg.connect(db.plain_url(servers.database_url))
+    try:
+        async with (
+            other.transaction()
+        ):  # the buyer's account held elsewhere: an order spending points would wait
+            await other.execute(
+                "SELECT FROM point_accounts WHERE user_id = $1 FOR UPDATE", uuid.UUID(buyer.user_id)
+            )
+            r = await asyncio.wait_for(place(client, buyer, it["id"]), timeout=10)
+    finally:
+        await other.close()
+    assert (r.status_code, r.json()["code"], r.json()["detail"]) == (409, "out_of_stock", "0 left")
+    assert await slots(servers, it["id"]) == [0]
