@@ -59,7 +59,8 @@ BEGIN
 
   <<attempt>>
   BEGIN
-    -- the item's rules but its stock, as app.mall.service._check_buyable names them
+    -- the item's rules, as app.mall.service._check_buyable names them; of its stock only whether it is sold out
+    -- (the stock is summed below if the order is refused, and the service names the rule)
     IF v_status IN ('paused', 'ended') OR (v_ends IS NOT NULL AND p_now >= v_ends)
        OR (v_starts IS NOT NULL AND p_now < v_starts)
        OR (v_operators IS NOT NULL AND NOT coalesce(p_operator_id = ANY (v_operators), false))

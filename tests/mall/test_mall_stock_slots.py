@@ -1,5 +1,6 @@
 """Which stock slot an order takes: its random first slot when nobody holds it (one slot read, not all), another
-without waiting when somebody does, and any slot of an item with fewer slots than the first."""
+without waiting when somebody does, and any slot of an item with fewer slots than the first; a sold-out item is
+refused before the person's points are touched."""
 
 import asyncio
 import types
