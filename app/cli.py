@@ -135,7 +135,7 @@ def serve(
                 lifespan="on",
                 proxy_headers=False,
                 loop="uvloop",  # the event loop and HTTP parser in C (uvicorn[standard] installs both)
-                http="httptools",
+                http="app.core.httpserver:HttpToolsOneWrite",  # httptools; a response in one write
             )
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving

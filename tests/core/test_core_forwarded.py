@@ -7,13 +7,9 @@ with the options serve passes), so the server's own proxy handling cannot trust 
 
 import random
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
-import httpx
 import pytest
-from typer.testing import CliRunner
 
-from app import cli
 from app.core import clock
 from app.core.config import Settings
 
@@ -27,36 +23,6 @@ def one_call_a_minute(settings, monkeypatch):
     clock.freeze(datetime(2001, 1, 1, tzinfo=UTC) + timedelta(minutes=random.randrange(10**7), seconds=30))
     yield
     clock.freeze(None)
-
-
-@pytest.fixture
-def served(app, monkeypatch):
-    """``async with served() as c``: a client of the app behind uvicorn configured as serve configures it."""
-    import uvicorn
-
-    options: dict = {}
-    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: options.update(kw))
-    monkeypatch.setattr(
-        cli,
-        "urls",
-        lambda: SimpleNamespace(database_url="postgresql://db", redis_url="redis://r", started=[]),
-    )
-    monkeypatch.setattr(cli.migrate, "upgrade", lambda url: None)
-    monkeypatch.setattr(cli, "_connection_budget", lambda *args: None)
-    monkeypatch.setattr(cli.embedded, "stop_all", lambda **kw: None)
-    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
-    monkeypatch.setattr(cli.get_settings, "cache_clear", lambda: None)  # the test app keeps its settings
-    result = CliRunner().invoke(cli.cli, ["serve"])
-    assert result.exit_code == 0, result.output
-    proxy = {k: options[k] for k in ("proxy_headers", "forwarded_allow_ips") if k in options}
-    config = uvicorn.Config(app, log_config=None, **proxy)
-    config.load()
-
-    def client(peer: str = "127.0.0.1") -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 50000))
-        return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-    return client
 
 
 def xff(*hops: str) -> dict[str, str]:

@@ -60,6 +60,8 @@ def live_server(servers):
             "--port",
             str(port),
             "--no-access-log",
+            "--http",  # the HTTP protocol carbon-points serve runs
+            "app.core.httpserver:HttpToolsOneWrite",
         ],
         env=env,
         stdout=log,
