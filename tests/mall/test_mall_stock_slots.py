@@ -8,12 +8,13 @@ import uuid
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 
 from app.core import db
 from app.mall import repository
 from tests.factories_mall import item, ledger_violations, make_item, make_merchant, people, place
 
-pytestmark = pytest.mark.commits  # another connection reads the slots and holds one
+pytestmark = pytest.mark.commits  # other connections hold a slot or an account, and read what orders committed
 
 FIRST = 37
 
@@ -23,26 +24,23 @@ def first_slot(monkeypatch, slot: int) -> None:
     monkeypatch.setattr(repository, "secrets", types.SimpleNamespace(randbelow=lambda n: slot))
 
 
-async def slots(servers, item_id: str) -> list[int]:
+async def slots(item_id: str) -> list[int]:
     """Each slot's units left, in slot order."""
-    conn = await asyncpg.connect(db.plain_url(servers.database_url))
-    try:
-        rows = await conn.fetch(
-            "SELECT remaining FROM mall_item_stock WHERE item_id = $1 ORDER BY slot", uuid.UUID(item_id)
+    async with db.session_scope() as session:
+        rows = await session.execute(
+            sa.text("SELECT remaining FROM mall_item_stock WHERE item_id = :i ORDER BY slot"), {"i": item_id}
         )
-    finally:
-        await conn.close()
-    return [r["remaining"] for r in rows]
+        return list(rows.scalars())
 
 
-async def test_an_order_takes_its_random_first_slot(client, world, servers, monkeypatch):
+async def test_an_order_takes_its_random_first_slot(client, world, monkeypatch):
     merchant = await make_merchant(client, world.authority)
     [buyer] = await people(client, world.operator, world.btype, 1, points=100)
     it = await make_item(client, merchant, points_price=10, stock=640)  # 64 slots of 10 units
     first_slot(monkeypatch, FIRST)
     for _ in range(2):
         assert (await place(client, buyer, it["id"])).status_code == 201
-    left = await slots(servers, it["id"])
+    left = await slots(it["id"])
     assert len(left) == 64
     assert left[FIRST] == 8
     assert left[:FIRST] + left[FIRST + 1 :] == [10] * 63
@@ -66,23 +64,22 @@ async def test_a_held_first_slot_is_passed_over_without_waiting(client, world, s
             assert r.status_code == 201, r.text
     finally:
         await other.close()
-    left = await slots(servers, it["id"])
+    left = await slots(it["id"])
     assert left[FIRST] == 10
     assert sorted(left) == [9] + [10] * 63
-    assert (
-        left.index(9) == (64 - FIRST) % 64
-    )  # the next in the order from the first slot: (slot + 37) % 64 = 0
+    # the next in the order from the first slot: the one whose (slot + 37) % 64 is 0
+    assert left.index(9) == (64 - FIRST) % 64
 
 
-async def test_an_item_with_fewer_slots_than_the_first(client, world, servers, monkeypatch):
+async def test_an_item_with_fewer_slots_than_the_first(client, world, monkeypatch):
     merchant = await make_merchant(client, world.authority)
     crowd = await people(client, world.operator, world.btype, 4, points=50)
     it = await make_item(client, merchant, points_price=10, stock=30)  # 3 slots of 10 units
     first_slot(monkeypatch, FIRST)
     answers = await asyncio.gather(*[place(client, p, it["id"], 3) for p in crowd])
     assert [r.status_code for r in answers] == [201] * 4
-    assert sum(await slots(servers, it["id"])) == 18
-    assert len(await slots(servers, it["id"])) == 3
+    assert sum(await slots(it["id"])) == 18
+    assert len(await slots(it["id"])) == 3
     assert (await item(client, it["id"]))["stock"] == 18
     assert await ledger_violations() == []
 
@@ -94,9 +91,8 @@ async def test_a_sold_out_item_is_refused_before_the_points_are_touched(client, 
     assert (await place(client, other_buyer, it["id"])).status_code == 201
     other = await asyncpg.connect(db.plain_url(servers.database_url))
     try:
-        async with (
-            other.transaction()
-        ):  # the buyer's account held elsewhere: an order spending points would wait
+        # the buyer's account held elsewhere: an order spending points would wait
+        async with other.transaction():
             await other.execute(
                 "SELECT FROM point_accounts WHERE user_id = $1 FOR UPDATE", uuid.UUID(buyer.user_id)
             )
@@ -104,4 +100,4 @@ async def test_a_sold_out_item_is_refused_before_the_points_are_touched(client, 
     finally:
         await other.close()
     assert (r.status_code, r.json()["code"], r.json()["detail"]) == (409, "out_of_stock", "0 left")
-    assert await slots(servers, it["id"]) == [0]
+    assert await slots(it["id"]) == [0]
