@@ -14,7 +14,8 @@ from app.core import db
 from app.mall import repository
 from tests.factories_mall import item, ledger_violations, make_item, make_merchant, people, place
 
-pytestmark = pytest.mark.commits  # other connections hold a slot or an account, and read what orders committed
+# other connections hold a slot or an account, and read what the orders committed
+pytestmark = pytest.mark.commits
 
 FIRST = 37
 
