@@ -361,14 +361,25 @@ async def _direct_pool() -> asyncpg.Pool:
     return _direct
 
 
+SHARED_PLANS = {
+    "plan_cache_mode": "force_generic_plan",
+    "enable_seqscan": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+}
+"""How the shared pool's connections plan: once a statement, for any number of keys, and always as a lookup of each
+key through an index (a nested loop). A shared statement reads an array of keys, whose length a plan made once
+cannot know (PostgreSQL guesses ten); left to choose, it may hash or scan a table for a long array or a small
+table. Planned for each statement's own keys instead, planning cost ~120–250 µs of PostgreSQL's CPU a statement,
+more than reading a dozen people's balances (docs/scaling.md, "Shared statements planned once")."""
+
+
 async def _shared_pool() -> asyncpg.Pool:
     global _shared
     if _shared is None:
         async with _direct_lock:
             if _shared is None:
-                # a shared statement reads an array of keys: planned for the keys it has, never with the
-                # generic plan PostgreSQL would keep after five runs (it guesses ten keys and may scan tables)
-                _shared = await _plain_pool(SHARED_CONNECTIONS, plan_cache_mode="force_custom_plan")
+                _shared = await _plain_pool(SHARED_CONNECTIONS, **SHARED_PLANS)
     return _shared
 
 

@@ -3,6 +3,8 @@ server: one statement for many waiters, each their own answer, a lone read at on
 cancellations confined, at most ``in_flight`` statements at once; and the balance read that uses it."""
 
 import asyncio
+import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -233,3 +235,43 @@ async def test_a_balance_read_right_after_a_credit_sees_it(client):
         assert r.json()["results"][0]["status"] == "accepted", r.text
         reads = await asyncio.gather(*[client.get("/v1/me/account", headers=headers) for _ in range(5)])
         assert [r.json()["balance"] for r in reads] == [50 * n] * 5
+
+
+async def test_shared_statements_are_planned_once_each_key_looked_up_through_an_index(app):
+    """The shared pool's statements use the plan PostgreSQL made once (none planned again for its keys), and that
+    plan looks each key up through an index: no table scanned, hashed or merged, whatever the tables hold."""
+    people, operator = [uuid.uuid4() for _ in range(3)], uuid.uuid4()
+    async with db.shared_connection() as conn:
+
+        async def plans() -> dict[str, tuple[int, int]]:
+            rows = await conn.fetch(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+            )
+            return {
+                r["statement"]: (r["generic_plans"], r["custom_plans"])
+                for r in rows
+                if "point_lots" in r["statement"] or "entrustments" in r["statement"]
+            }
+
+        before = await plans()
+        for keys in (people[:2], people):  # two and three keys: one plan for both
+            await points_repo.account_views(conn, keys, clock.now())
+            await users_repo.standings(conn, [(person, operator) for person in keys])
+        await points_repo.account_view(conn, people[0], clock.now())
+        await users_repo.standing(conn, people[0], operator)
+        after = await plans()
+        runs = {
+            statement: (generic - before.get(statement, (0, 0))[0], custom - before.get(statement, (0, 0))[1])
+            for statement, (generic, custom) in after.items()
+        }
+        assert sorted(runs.values()) == [(1, 0), (1, 0), (2, 0), (2, 0)]  # every run on the plan made once
+        for statement in runs:
+            params = max(int(n) for n in re.findall(r"\$(\d+)", statement))
+            await conn.execute(f"PREPARE planned AS {statement}")
+            try:
+                rows = await conn.fetch(f"EXPLAIN EXECUTE planned({', '.join(['NULL'] * params)})")
+            finally:
+                await conn.execute("DEALLOCATE planned")
+            plan = "\n".join(line for (line,) in rows)
+            assert "Nested Loop" in plan, plan  # the plan made once (the pool's): a lookup per key
+            assert not re.search(r"Seq Scan|Hash Join|Merge Join", plan), plan
