@@ -37,11 +37,10 @@ async def test_an_order_waits_for_no_organisations_row(client, world, servers):
         recipients = await session.execute(
             sa.text(
                 "SELECT org_id::text FROM webhook_events WHERE type = 'order.created' AND subject_id = :o"
-                " ORDER BY org_id"
             ),
             {"o": r.json()["id"]},
         )
-        assert list(recipients.scalars()) == sorted([merchant.id, operator.id])
+        assert sorted(recipients.scalars()) == sorted([merchant.id, operator.id])
 
 
 async def test_events_carry_no_foreign_key(client):
