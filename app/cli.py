@@ -88,6 +88,8 @@ def serve(
     """Apply migrations, start the embedded servers if no URLs are set, and serve the API."""
     import uvicorn
 
+    from app.core import httpserver
+
     settings = get_settings()
     u = urls()
     # uvicorn re-raises the SIGTERM it handled once it has shut down; as SystemExit here, so the
@@ -135,7 +137,7 @@ def serve(
                 lifespan="on",
                 proxy_headers=False,
                 loop="uvloop",  # the event loop and HTTP parser in C (uvicorn[standard] installs both)
-                http="app.core.httpserver:HttpToolsOneWrite",  # httptools; a response in one write
+                http=httpserver.PROTOCOL,  # httptools; a response in one write
             )
     finally:
         embedded.stop_all()  # checkpoint PostgreSQL and save Redis before leaving

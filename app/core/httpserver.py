@@ -59,3 +59,7 @@ class HttpToolsOneWrite(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_OneWrite(transport, self.loop))  # type: ignore[arg-type]
+
+
+PROTOCOL = f"{__name__}:{HttpToolsOneWrite.__name__}"
+"""What ``uvicorn.run(http=...)`` and ``uvicorn --http`` take to run :class:`HttpToolsOneWrite`."""

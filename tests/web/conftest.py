@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from app.core import httpserver
 from tests.web.helpers import HTML
 
 CHROMIUM = os.environ.get("CARBON_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -61,7 +62,7 @@ def live_server(servers):
             str(port),
             "--no-access-log",
             "--http",  # the HTTP protocol carbon-points serve runs
-            "app.core.httpserver:HttpToolsOneWrite",
+            httpserver.PROTOCOL,
         ],
         env=env,
         stdout=log,
