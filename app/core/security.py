@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk as jose_jwk
 from jose import jws as jose_jws
 from jose import jwt as jose_jwt
-from jose.exceptions import JOSEError, JWTClaimsError
+from jose.exceptions import JOSEError
 
 from app.core import proofs
 from app.core.types import holds_nul
@@ -172,18 +173,33 @@ def _readable(members: dict[str, Any], code: str) -> dict[str, Any]:
     return members
 
 
-def unverified_header(token: str) -> dict[str, Any]:
+def _segments(token: str) -> tuple[str, str, str]:
+    """A compact JWS's three base64url segments: header, payload, signature."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JoseError("malformed_token", "not a JWT")
+    return parts[0], parts[1], parts[2]
+
+
+def _json_object(segment: str, code: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object, read once (strict JSON: no raw control character)."""
     try:
-        return _readable(jose_jwt.get_unverified_header(token), "malformed_token")
-    except JOSEError as exc:
-        raise JoseError("malformed_token", "not a JWT") from exc
+        text = b64url_decode(segment).decode()
+        members = json.loads(text)
+    except (ValueError, UnicodeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
+        raise JoseError(code, "not a JWT: a segment is not base64url JSON") from exc
+    if not isinstance(members, dict):
+        raise JoseError(code, "not a JWT: a segment is not a JSON object")
+    # strict JSON has no raw NUL: a string holds one only through the escape \u0000
+    return _readable(members, code) if "\\u0000" in text else members
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    return _json_object(_segments(token)[0], "malformed_token")
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
-    try:
-        return _readable(jose_jwt.get_unverified_claims(token), "malformed_token")
-    except JOSEError as exc:
-        raise JoseError("malformed_token", "not a JWT") from exc
+    return _json_object(_segments(token)[1], "malformed_token")
 
 
 @lru_cache(maxsize=4096)
@@ -192,8 +208,13 @@ def _verifier(jwk_json: str, algorithm: str):
     return jose_jwk.construct(json.loads(jwk_json), algorithm=algorithm)
 
 
+def _canonical(public_jwk: dict[str, Any]) -> str:
+    """One text for one key, whatever its members' order: what its key object and its proofs are known by."""
+    return orjson.dumps(public_jwk, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def _key(public_jwk: dict[str, Any], algorithm: str):
-    return _key_of(json.dumps(public_jwk, sort_keys=True), algorithm)
+    return _key_of(_canonical(public_jwk), algorithm)
 
 
 def _key_of(jwk_json: str, algorithm: str):
@@ -225,39 +246,44 @@ def verify_jwt(
     A signature this server's processes verified before, for these exact bytes with this key and
     algorithm, is not verified again (:mod:`app.core.proofs`); every other check is made every time.
     """
-    header = unverified_header(token)
-    if header.get("alg") != algorithm:
+    head, payload, signature = _segments(token)
+    if _json_object(head, "malformed_token").get("alg") != algorithm:
         raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
-    jwk_json = json.dumps(public_jwk, sort_keys=True)
+    jwk_json = _canonical(public_jwk)
     proof, proved = (
         proofs.digest(b"jws", algorithm.encode(), jwk_json.encode(), token.encode()),
         proofs.table(),
     )
-    known = proof in proved
-    options = {
-        "verify_signature": not known,
-        "verify_aud": False,
-        "verify_exp": False,
-        "verify_nbf": False,
-        "verify_iat": False,
-    }
-    try:
-        claims = jose_jwt.decode(
-            token, _key_of(jwk_json, algorithm), algorithms=[algorithm], issuer=issuer, options=options
-        )
-    except JWTClaimsError as exc:
-        raise JoseError("invalid_claims", str(exc)) from exc
-    except JOSEError as exc:
-        raise JoseError("invalid_signature", "the signature does not verify") from exc
-    if not known:
+    if proof not in proved:
+        # RFC 7515 §5.2: the signature over the segments as they came (python-jose's key does the OpenSSL call)
+        try:
+            valid = _key_of(jwk_json, algorithm).verify(
+                f"{head}.{payload}".encode("ascii"), b64url_decode(signature)
+            )
+        except (JOSEError, ValueError) as exc:  # not base64url, or not ASCII (UnicodeEncodeError)
+            raise JoseError("invalid_signature", "the signature does not verify") from exc
+        if not valid:
+            raise JoseError("invalid_signature", "the signature does not verify")
         proved.add(proof)
+    claims = _json_object(payload, "invalid_claims")
+    _check_claim_types(claims, issuer)
     if audience is not None:
         _check_audience(claims, audience)
     for claim in require:
         if claim not in claims:
             raise JoseError("invalid_claims", f"claim {claim!r} is required")
     _check_times(claims, time.time() if now is None else now, refuse_future_iat=refuse_future_iat)
-    return _readable(claims, "invalid_claims")
+    return claims
+
+
+def _check_claim_types(claims: dict[str, Any], issuer: str | None) -> None:
+    """RFC 7519 §4.1: ``iss`` ours when one is named; ``sub`` and ``jti``, when present, strings."""
+    if issuer is not None and claims.get("iss") != issuer:
+        raise JoseError("invalid_claims", "Invalid issuer")
+    if "sub" in claims and not isinstance(claims["sub"], str):
+        raise JoseError("invalid_claims", "Subject must be a string.")
+    if "jti" in claims and not isinstance(claims["jti"], str):
+        raise JoseError("invalid_claims", "JWT ID must be a string.")
 
 
 CLOCK_SKEW_SECONDS = 30

@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from app.core import proofs, security
 from tests.factories import invoke_cli
@@ -236,3 +239,85 @@ class TestVerifyOnce:
             assert verifications == []  # proved in the other process
             security.verify_jwt(ours, signing.public_jwk, "ES256", issuer="carbon-points")
             assert len(verifications) == 1
+
+
+def signed(signing, payload: str, header: str = '{"alg":"ES256"}') -> str:
+    """A compact JWS over exactly these header and payload texts (whatever they hold), signed with ``signing``."""
+    key = serialization.load_pem_private_key(signing.private_pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    head = f"{security.b64url(header.encode())}.{security.b64url(payload.encode())}"
+    r, s = decode_dss_signature(key.sign(head.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{head}.{security.b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def refusal(token: str, public_jwk: dict, **checks) -> tuple[str, str]:
+    with pytest.raises(security.JoseError) as refused:
+        security.verify_jwt(token, public_jwk, "ES256", **checks)
+    return refused.value.code, refused.value.detail
+
+
+class TestReading:
+    """A token's segments are read once, by the platform's own code, with the checks python-jose made."""
+
+    def test_a_token_signed_elsewhere_is_read_exactly(self, signing):
+        exp = int(time.time()) + 600
+        t = signed(
+            signing, f'{{"sub":"s\\\\u0000","iss":"carbon-points","exp":{exp},"n":[1,{{"k":"\\u00e9"}}]}}'
+        )
+        claims = security.verify_jwt(t, signing.public_jwk, "ES256", issuer="carbon-points")
+        # an escaped backslash before u0000 is six characters, not a NUL
+        assert claims == {"sub": "s\\u0000", "iss": "carbon-points", "exp": exp, "n": [1, {"k": "é"}]}
+        assert security.unverified_claims(t) == claims
+        assert security.unverified_header(t) == {"alg": "ES256"}
+
+    def test_segments_other_than_three_are_no_token(self, signing):
+        t = token(signing)
+        for broken in (t.rsplit(".", 1)[0], f"{t}.{t.split('.')[2]}", "", "a.b"):
+            assert refusal(broken, signing.public_jwk)[0] == "malformed_token"
+            with pytest.raises(security.JoseError) as refused:
+                security.unverified_header(broken)
+            assert refused.value.code == "malformed_token"
+
+    @pytest.mark.parametrize("header", ["[1]", "not json", '"alg"', '{"alg":"ES256","kid":"a\\u0000"}'])
+    def test_a_header_that_is_no_json_object_or_holds_a_nul(self, signing, header):
+        t = signed(signing, '{"sub":"x"}', header=header)
+        assert refusal(t, signing.public_jwk)[0] == "malformed_token"
+
+    def test_a_nul_in_a_claim_is_refused(self, signing):
+        exp = int(time.time()) + 600
+        for payload in (f'{{"exp":{exp},"jti":"a\\u0000b"}}', f'{{"exp":{exp},"x":{{"\\u0000":1}}}}'):
+            t = signed(signing, payload)
+            assert refusal(t, signing.public_jwk) == (
+                "invalid_claims",
+                "a JOSE header or claim holds the NUL character",
+            )
+
+    @pytest.mark.parametrize("payload", ["[1,2]", "not json", '"text"', "\u00ff"])
+    def test_signed_claims_that_are_no_json_object(self, signing, payload):
+        assert refusal(signed(signing, payload), signing.public_jwk)[0] == "invalid_claims"
+
+    def test_claims_of_the_wrong_type(self, signing):
+        exp = int(time.time()) + 600
+        cases = {
+            f'{{"exp":{exp},"iss":"carbon-points","sub":12}}': "Subject must be a string.",
+            f'{{"exp":{exp},"iss":"carbon-points","jti":["a"]}}': "JWT ID must be a string.",
+            f'{{"exp":{exp},"iss":"someone-else"}}': "Invalid issuer",
+            f'{{"exp":{exp}}}': "Invalid issuer",
+        }
+        for payload, detail in cases.items():
+            code, said = refusal(signed(signing, payload), signing.public_jwk, issuer="carbon-points")
+            assert (code, said) == ("invalid_claims", detail)
+        assert (
+            refusal(signed(signing, f'{{"exp":{exp},"sub":12}}'), signing.public_jwk)[0] == "invalid_claims"
+        )
+
+    @pytest.mark.parametrize("signature", ["", "!!!!", "é" * 86, "AAAA"])
+    def test_a_signature_that_is_not_one(self, signing, signature):
+        head, body, _ = token(signing).split(".")
+        assert refusal(f"{head}.{body}.{signature}", signing.public_jwk)[0] == "invalid_signature"
+
+    def test_a_payload_changed_after_signing(self, signing, verifications):
+        head, body, sig = token(signing).split(".")
+        other = security.b64url(b'{"sub":"someone-else","iss":"carbon-points","exp":9999999999}')
+        assert refusal(f"{head}.{other}.{sig}", signing.public_jwk)[0] == "invalid_signature"
+        assert len(verifications) == 1
