@@ -18,13 +18,11 @@ import random
 import sys
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._ab import arguments, per_unit, report, rounds, servers  # noqa: E402
-from bench._server import Server  # noqa: E402
-from bench.redeem import RawClient, fresh_tokens, setup, timed  # noqa: E402
+from bench._ab import arguments, report, rounds, servers  # noqa: E402
+from bench.redeem import RawClient, fresh_tokens  # noqa: E402
+from bench.redeem_ab import sent, set_up  # noqa: E402
 
 
 async def main() -> None:
@@ -37,28 +35,18 @@ async def main() -> None:
     if args.tokens > args.people:
         parser.error("--tokens: at most --people (one new token each a round)")
     async with servers(args.before, args.after) as started:
-        states = {}
-        for side, server in started.items():
-            host, port = server.base_url.removeprefix("http://").split(":")
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
-                async with RawClient(host, int(port), 32) as raw:
-                    states[side] = await setup(client, raw, server.urls.database_url, args.people, 0)
+        states = await set_up(started, args.people, 0)
 
         async def turn(side: str, _: None) -> dict:
-            """One round's reads on one side: its CPU a read (API, PostgreSQL) and its rate."""
-            server: Server = started[side]
+            """One round's reads on one side: its new tokens minted (not measured), then the reads."""
+            server = started[side]
             host, port = server.base_url.removeprefix("http://").split(":")
-            async with RawClient(host, int(port), args.connections) as raw:
+            async with RawClient(host, int(port), 32) as raw:
                 tokens = await fresh_tokens(raw, states[side], args.tokens)
-                again = [tokens[n % len(tokens)] for n in range(args.reads)]
-                random.shuffle(again)
-                calls = [("GET", "/v1/me/account", token, b"") for token in (*tokens, *again)]
-                before = server.cpu_seconds()
-                result = await timed(raw, calls, args.connections)
-                after = server.cpu_seconds()
-            refused = [s for s in result["statuses"] if s != 200]
-            assert not refused, f"{len(refused)} reads refused: {sorted(set(refused))}"
-            return per_unit(before, after, len(calls), "reads_per_s", result["seconds"])
+            again = [tokens[n % len(tokens)] for n in range(args.reads)]
+            random.shuffle(again)
+            calls = [("GET", "/v1/me/account", token, b"") for token in (*tokens, *again)]
+            return await sent(server, calls, args.connections, 200, "reads_per_s")
 
         kept = await rounds(args.rounds, lambda side, run: None, turn)
     print(

@@ -46,16 +46,28 @@ def orders(state: dict, count: int, run: int) -> list[tuple[str, str, bytes, byt
     ]
 
 
-async def turn(server: Server, calls: list, connections: int) -> dict:
-    """Orders sent to one server: its CPU an order (API, PostgreSQL) and its rate."""
+async def sent(server: Server, calls: list, connections: int, status: int, rate: str) -> dict:
+    """Calls sent to one server: its CPU a call (API, PostgreSQL) and ``rate``; every call must answer ``status``."""
     host, port = server.base_url.removeprefix("http://").split(":")
     async with RawClient(host, int(port), connections) as raw:
         before = server.cpu_seconds()
         result = await timed(raw, calls, connections)
         after = server.cpu_seconds()
-    refused = [s for s in result["statuses"] if s != 201]
-    assert not refused, f"{len(refused)} orders not placed: {sorted(set(refused))}"
-    return per_unit(before, after, len(calls), "orders_per_s", result["seconds"])
+    refused = [s for s in result["statuses"] if s != status]
+    assert not refused, f"{len(refused)} of {len(calls)} calls not answered {status}: {sorted(set(refused))}"
+    return per_unit(before, after, len(calls), rate, result["seconds"])
+
+
+async def set_up(started: dict[str, Server], people: int, items: int) -> dict[str, dict]:
+    """Each side's server set up as ``bench/redeem.py`` sets one up (``people`` with points, a merchant's
+    ``items``): what each side's calls are made of."""
+    states = {}
+    for side, server in started.items():
+        host, port = server.base_url.removeprefix("http://").split(":")
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
+            async with RawClient(host, int(port), 32) as raw:
+                states[side] = await setup(client, raw, server.urls.database_url, people, items)
+    return states
 
 
 async def main() -> None:
@@ -70,17 +82,12 @@ async def main() -> None:
     if (args.rounds + 1) * PRICE > POINTS_EACH:
         parser.error(f"--rounds: at most {POINTS_EACH // PRICE - 1} (each person has {POINTS_EACH} points)")
     async with servers(args.before, args.after) as started:
-        states = {}
-        for side, server in started.items():
-            host, port = server.base_url.removeprefix("http://").split(":")
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
-                async with RawClient(host, int(port), 32) as raw:
-                    states[side] = await setup(client, raw, server.urls.database_url, args.people, args.items)
+        states = await set_up(started, args.people, args.items)
 
-        async def sent(side: str, calls: list) -> dict:
-            return await turn(started[side], calls, args.connections)
+        async def turn(side: str, calls: list) -> dict:
+            return await sent(started[side], calls, args.connections, 201, "orders_per_s")
 
-        kept = await rounds(args.rounds, lambda side, run: orders(states[side], args.orders, run), sent)
+        kept = await rounds(args.rounds, lambda side, run: orders(states[side], args.orders, run), turn)
     print(
         report(
             "redeem_ab",
