@@ -166,13 +166,6 @@ def sign_jwt(claims: dict[str, Any], key: SigningKey) -> str:
     return jose_jwt.encode(claims, key.private_pem, algorithm=key.algorithm, headers={"kid": key.kid})
 
 
-def _readable(members: dict[str, Any], code: str) -> dict[str, Any]:
-    """A JOSE header or claims set whose strings can be looked up and stored (no NUL, e.g. in ``kid``, ``jti``)."""
-    if holds_nul(members):
-        raise JoseError(code, "a JOSE header or claim holds the NUL character")
-    return members
-
-
 def _segments(token: str) -> tuple[str, str, str]:
     """A compact JWS's three base64url segments: header, payload, signature."""
     parts = token.split(".")
@@ -181,25 +174,34 @@ def _segments(token: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _json_object(segment: str, code: str) -> dict[str, Any]:
-    """A base64url segment holding a JSON object, read once (strict JSON: no raw control character)."""
+def _json_object(segment: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object whose strings can be looked up and stored (no NUL, e.g. in
+    ``kid``, ``jti``), read once; ``ValueError`` ending a sentence that names the segment when it is not one."""
     try:
         text = b64url_decode(segment).decode()
-        members = json.loads(text)
-    except (ValueError, UnicodeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
-        raise JoseError(code, "not a JWT: a segment is not base64url JSON") from exc
+        members = json.loads(text)  # strict JSON: no raw control character in a string
+    except ValueError as exc:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError("is not base64url JSON") from exc
     if not isinstance(members, dict):
-        raise JoseError(code, "not a JWT: a segment is not a JSON object")
-    # strict JSON has no raw NUL: a string holds one only through the escape \u0000
-    return _readable(members, code) if "\\u0000" in text else members
+        raise ValueError("is not a JSON object")
+    # with no raw NUL, a string holds one only through the escape \u0000
+    if "\\u0000" in text and holds_nul(members):
+        raise ValueError("holds the NUL character")
+    return members
 
 
 def unverified_header(token: str) -> dict[str, Any]:
-    return _json_object(_segments(token)[0], "malformed_token")
+    try:
+        return _json_object(_segments(token)[0])
+    except ValueError as exc:
+        raise JoseError("malformed_token", f"not a JWT: its header {exc}") from exc
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
-    return _json_object(_segments(token)[1], "malformed_token")
+    try:
+        return _json_object(_segments(token)[1])
+    except ValueError as exc:
+        raise JoseError("malformed_token", f"not a JWT: its claims set {exc}") from exc
 
 
 @lru_cache(maxsize=4096)
@@ -247,7 +249,7 @@ def verify_jwt(
     algorithm, is not verified again (:mod:`app.core.proofs`); every other check is made every time.
     """
     head, payload, signature = _segments(token)
-    if _json_object(head, "malformed_token").get("alg") != algorithm:
+    if unverified_header(token).get("alg") != algorithm:
         raise JoseError("algorithm_not_allowed", f"this key signs with {algorithm} only")
     jwk_json = _canonical(public_jwk)
     proof, proved = (
@@ -265,7 +267,10 @@ def verify_jwt(
         if not valid:
             raise JoseError("invalid_signature", "the signature does not verify")
         proved.add(proof)
-    claims = _json_object(payload, "invalid_claims")
+    try:
+        claims = _json_object(payload)
+    except ValueError as exc:
+        raise JoseError("invalid_claims", f"the token's claims set {exc}") from exc
     _check_claim_types(claims, issuer)
     if audience is not None:
         _check_audience(claims, audience)
@@ -338,12 +343,9 @@ def detached_header(signature: str) -> dict[str, Any]:
             "malformed_signature", "X-Content-Signature must be a detached JWS: header..signature"
         )
     try:
-        header = json.loads(b64url_decode(parts[0]))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JoseError("malformed_signature", "the JWS header is not base64url JSON") from exc
-    if not isinstance(header, dict):
-        raise JoseError("malformed_signature", "the JWS header is not a JSON object")
-    return _readable(header, "malformed_signature")
+        return _json_object(parts[0])
+    except ValueError as exc:
+        raise JoseError("malformed_signature", f"the JWS header {exc}") from exc
 
 
 def verify_detached(signature: str, body: bytes, public_jwk: dict[str, Any], algorithm: str) -> None:

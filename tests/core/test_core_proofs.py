@@ -289,7 +289,7 @@ class TestReading:
             t = signed(signing, payload)
             assert refusal(t, signing.public_jwk) == (
                 "invalid_claims",
-                "a JOSE header or claim holds the NUL character",
+                "the token's claims set holds the NUL character",
             )
 
     @pytest.mark.parametrize("payload", ["[1,2]", "not json", '"text"', "\u00ff"])
