@@ -20,7 +20,7 @@ from app.auth.exceptions import (
     OrganizationNotActive,
 )
 from app.auth.principal import CallerKind, Principal
-from app.core import audit, callers, clock, db, passwords, ratelimit, redis, security
+from app.core import audit, callers, clock, db, passwords, proofs, ratelimit, redis, security
 from app.core.config import get_settings
 from app.organizations import service as organizations_service
 from app.organizations.schemas import OrgKind, OrgStatus, StaffRole
@@ -217,6 +217,7 @@ class _Verified:
     family: uuid.UUID | None
     exp: float
     kid: str
+    digest: bytes  # the token's SHA-256: what its standing is known by in the workers' shared table
     standing_epoch: int = -1
     standing_until: float = 0.0
 
@@ -268,7 +269,7 @@ async def _verified_token(session: AsyncSession, token: str) -> _Verified:
         raise InvalidToken("the token lacks platform claims") from exc
     scopes = frozenset(str(claims.get("scope") or "").split()) if kind == CallerKind.user else frozenset()
     principal = Principal(kind, role, subject, org_id, bool(claims.get("adm")), scopes)
-    verified = _Verified(principal, family, float(claims["exp"]), kid)
+    verified = _Verified(principal, family, float(claims["exp"]), kid, digest)
     _remember(digest, verified)
     return verified
 
@@ -277,16 +278,24 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     """A bearer token → the caller, checked against the database (a suspension acts at once)."""
     verified = await _verified_token(session, token)
     principal = verified.principal
-    epoch = callers.epoch()
-    if epoch is not None and verified.standing_epoch == epoch and verified.standing_until > time.monotonic():
+    epoch, moment = callers.epoch(), time.monotonic()
+    if epoch is not None and verified.standing_epoch == epoch and verified.standing_until > moment:
         return principal  # checked since the last change this process heard of (app.core.callers)
-    await _check_still_allowed(session, principal)
-    if verified.family is not None and await repository.family_revoked(
-        await db.raw_connection(session), verified.family
-    ):
-        raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
-    if epoch is not None:  # the epoch read before the check: a change during it makes the next request read
-        verified.standing_epoch, verified.standing_until = epoch, time.monotonic() + callers.KEEP_SECONDS
+    # read before the check, as the epoch: a change heard during it makes the next request read again
+    shared = callers.shared_proof(verified.digest)
+    kept_for = callers.KEEP_SECONDS
+    if shared is not None and shared[0] in proofs.table():
+        kept_for = shared[1]  # another process found it good since the last change both heard of
+    else:
+        await _check_still_allowed(session, principal)
+        if verified.family is not None and await repository.family_revoked(
+            await db.raw_connection(session), verified.family
+        ):
+            raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
+        if shared is not None:
+            proofs.table().add(shared[0])
+    if epoch is not None:
+        verified.standing_epoch, verified.standing_until = epoch, moment + kept_for
     return principal
 
 

@@ -12,13 +12,28 @@ again once the epoch moves. The epoch moves
 
 While that connection is down, :func:`epoch` is None and nothing is kept: every request reads.
 A change made by hand in SQL reaches every process with its commit's notification.
+
+What one process found good, the others may trust (:func:`shared_proof`). A notification names the transaction
+that sent it (its ``pg_current_xact_id``, never used twice by a cluster; migration 0023), and every listener hears
+them in commit order: two processes whose last one heard is the same one know of the same changes. So a positive
+answer read after hearing notification *N* is kept in the workers' shared table (:mod:`app.core.proofs`) under a
+digest of *N*, the caller and the current ``KEEP_SECONDS`` window; a process whose last one heard is *N* too may
+use it, and one that has heard any later change, or changed a standing itself since, or not yet heard one since
+it (re)connected, never finds it. A listener announces itself with a notification of its own when it connects
+(the other processes then read their callers again once), so it shares from its first moment. A payload that is
+no transaction id, or one heard before (only a ``NOTIFY`` by hand could send either), shares nothing until the
+next change.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 
 import asyncpg
+
+from app.core import proofs
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +42,13 @@ KEEP_SECONDS = 30.0
 """How long a positive standing is kept at most, even if no change is heard of (a lost notification)."""
 RECONNECT_SECONDS = 1.0
 
+HEARD_REMEMBERED = 10_000
+"""Notifications remembered to refuse one heard again (a transaction id never comes twice from PostgreSQL)."""
+
 _epoch = 0
 _listening = False
+_last_heard: bytes | None = None  # the last notification's transaction, while nothing changed here since
+_heard_before: OrderedDict[str, None] = OrderedDict()
 
 
 def epoch() -> int | None:
@@ -37,23 +57,46 @@ def epoch() -> int | None:
 
 
 def standing_changed() -> None:
-    """A standing changed here: every answer kept in this process is read again."""
-    global _epoch
+    """A standing changed here: every answer kept in this process is read again, none shared is trusted."""
+    global _epoch, _last_heard
     _epoch += 1
+    _last_heard = None
 
 
-def _heard(*_: object) -> None:
+def shared_proof(caller: bytes) -> tuple[bytes, float] | None:
+    """What a positive standing of ``caller`` (bytes that name it) found now is known by in the workers' shared
+    table, and the seconds it may still be kept (to the end of the current ``KEEP_SECONDS`` window); None when
+    this process may neither trust nor share one (see the module's description). Taken before the read."""
+    if not _listening or _last_heard is None:
+        return None
+    now = time.time()
+    window = int(now // KEEP_SECONDS)
+    digest = proofs.digest(b"caller standing", caller, _last_heard, str(window).encode())
+    return digest, (window + 1) * KEEP_SECONDS - now
+
+
+def _heard(payload: str) -> None:
+    global _last_heard
     standing_changed()
+    if payload.isascii() and payload.isdigit() and payload not in _heard_before:
+        _heard_before[payload] = None
+        if len(_heard_before) > HEARD_REMEMBERED:
+            _heard_before.popitem(last=False)
+        _last_heard = payload.encode()
 
 
 async def listen(database_url: str) -> None:
     """Listen for committed changes, for ever (a server's background task); reconnect when cut off."""
     global _listening
     while True:
-        lost = asyncio.Event()
+        lost, arrived = asyncio.Event(), asyncio.Event()
 
         def cut_off(_: object, lost: asyncio.Event = lost) -> None:
             lost.set()
+
+        def heard(_c: object, _p: int, _n: str, payload: str, arrived: asyncio.Event = arrived) -> None:
+            _heard(payload)
+            arrived.set()
 
         try:
             conn = await asyncpg.connect(
@@ -67,12 +110,15 @@ async def listen(database_url: str) -> None:
             continue
         try:
             conn.add_termination_listener(cut_off)
-            await conn.add_listener(CHANNEL, _heard)
+            await conn.add_listener(CHANNEL, heard)
             standing_changed()  # anything committed while nobody listened
+            # announced: this process (and every other) stands where its own notification comes back
+            await conn.execute("SELECT pg_notify($1, pg_current_xact_id()::text)", CHANNEL)
+            await asyncio.wait_for(arrived.wait(), timeout=10)
             _listening = True
             await lost.wait()
             log.warning("standing listener lost its connection; every request reads its caller")
-        except (OSError, asyncpg.PostgresError):
+        except (OSError, asyncpg.PostgresError, TimeoutError):
             pass
         finally:
             _listening = False
