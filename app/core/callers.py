@@ -87,42 +87,41 @@ def _heard(payload: str) -> None:
 
 async def listen(database_url: str) -> None:
     """Listen for committed changes, for ever (a server's background task); reconnect when cut off."""
-    global _listening
     while True:
-        lost, arrived = asyncio.Event(), asyncio.Event()
-
-        def cut_off(_: object, lost: asyncio.Event = lost) -> None:
-            lost.set()
-
-        def heard(_c: object, _p: int, _n: str, payload: str, arrived: asyncio.Event = arrived) -> None:
-            _heard(payload)
-            arrived.set()
-
-        try:
-            conn = await asyncpg.connect(
-                database_url, server_settings={"application_name": "carbon-standing"}
-            )
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning(
-                "standing listener cannot connect; every request reads its caller", extra={"error": str(exc)}
-            )
-            await asyncio.sleep(RECONNECT_SECONDS)
-            continue
-        try:
-            conn.add_termination_listener(cut_off)
-            await conn.add_listener(CHANNEL, heard)
-            standing_changed()  # anything committed while nobody listened
-            # announced: this process (and every other) stands where its own notification comes back
-            await conn.execute("SELECT pg_notify($1, pg_current_xact_id()::text)", CHANNEL)
-            await asyncio.wait_for(arrived.wait(), timeout=10)
-            _listening = True
-            await lost.wait()
-            log.warning("standing listener lost its connection; every request reads its caller")
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            pass
-        finally:
-            _listening = False
-            standing_changed()
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=1)
+        await _listen_once(database_url)
         await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _listen_once(database_url: str) -> None:
+    """One connection's listening, from its announcement until it is lost."""
+    global _listening
+    lost, arrived = asyncio.Event(), asyncio.Event()
+
+    def heard(_connection: object, _pid: int, _channel: str, payload: object) -> None:
+        _heard(str(payload))
+        arrived.set()
+
+    try:
+        conn = await asyncpg.connect(database_url, server_settings={"application_name": "carbon-standing"})
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning(
+            "standing listener cannot connect; every request reads its caller", extra={"error": str(exc)}
+        )
+        return
+    try:
+        conn.add_termination_listener(lambda _: lost.set())
+        await conn.add_listener(CHANNEL, heard)
+        standing_changed()  # anything committed while nobody listened
+        # announced: this process (and every other) stands where its own notification comes back
+        await conn.execute("SELECT pg_notify($1, pg_current_xact_id()::text)", CHANNEL)
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+        _listening = True
+        await lost.wait()
+        log.warning("standing listener lost its connection; every request reads its caller")
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        pass
+    finally:
+        _listening = False
+        standing_changed()
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=1)
