@@ -275,7 +275,8 @@ async def _verified_token(session: AsyncSession, token: str) -> _Verified:
 
 
 async def authenticate(session: AsyncSession, token: str) -> Principal:
-    """A bearer token → the caller, checked against the database (a suspension acts at once)."""
+    """A bearer token → the caller, checked against the database (a suspension acts at once), or found good
+    by another of the server's processes since the last change both heard of (:mod:`app.core.callers`)."""
     verified = await _verified_token(session, token)
     principal = verified.principal
     epoch, moment = callers.epoch(), time.monotonic()
