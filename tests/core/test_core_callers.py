@@ -71,6 +71,15 @@ async def heard(database_url: str) -> str:
     return xid
 
 
+async def a_caller_heard_of(client, database_url: str):
+    """A new organisation (its staff the caller) and its URL, once this process listens and has heard of the
+    organisation's approval (a change made here: nothing is shared until it is heard of)."""
+    org = await make_org(client, "merchant")
+    await listening()
+    await heard(database_url)
+    return org, f"/v1/organizations/{org.id}"
+
+
 class TestKept:
     async def test_a_kept_standing_is_read_again_only_after_a_change(self, client, monkeypatch):
         org = await make_org(client, "merchant")
@@ -196,10 +205,7 @@ class TestShared:
     async def test_a_standing_found_good_is_trusted_until_a_change_is_heard(
         self, client, servers, monkeypatch
     ):
-        org = await make_org(client, "merchant")
-        url = f"/v1/organizations/{org.id}"
-        await listening()
-        await heard(servers.database_url)  # the approval made here is heard of: shared again
+        org, url = await a_caller_heard_of(client, servers.database_url)
         reads = counted_reads(monkeypatch)
         assert (await client.get(url, headers=org.headers)).status_code == 200
         assert len(reads) == 1
@@ -223,10 +229,7 @@ class TestShared:
         assert (r.status_code, len(reads)) == (403, 3)
 
     async def test_a_change_made_here_trusts_no_proof_until_heard(self, client, servers, monkeypatch):
-        org = await make_org(client, "merchant")
-        url = f"/v1/organizations/{org.id}"
-        await listening()
-        await heard(servers.database_url)  # the approval made here is heard of: shared again
+        org, url = await a_caller_heard_of(client, servers.database_url)
         reads = counted_reads(monkeypatch)
         assert (await client.get(url, headers=org.headers)).status_code == 200
         callers.standing_changed()
@@ -235,9 +238,7 @@ class TestShared:
         assert len(reads) == 2
 
     async def test_nothing_is_shared_while_not_listening(self, client, servers, monkeypatch):
-        org = await make_org(client, "merchant")
-        url = f"/v1/organizations/{org.id}"
-        await listening()
+        org, url = await a_caller_heard_of(client, servers.database_url)
         monkeypatch.setattr(callers, "_listening", False)
         reads = counted_reads(monkeypatch)
         for _ in range(2):
