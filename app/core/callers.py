@@ -111,8 +111,8 @@ async def _listen_once(database_url: str) -> None:
     try:
         conn.add_termination_listener(lambda _: lost.set())
         await conn.add_listener(CHANNEL, heard)
-        standing_changed()  # anything committed while nobody listened
-        # announced: this process (and every other) stands where its own notification comes back
+        # announced: this process (and every other) stands where its own notification comes back; hearing it
+        # moves the epoch past anything committed while nobody listened
         await conn.execute("SELECT pg_notify($1, pg_current_xact_id()::text)", CHANNEL)
         await asyncio.wait_for(arrived.wait(), timeout=10)
         _listening = True
