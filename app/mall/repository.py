@@ -201,7 +201,7 @@ async def list_items(
 # into the audit entry and the answer, which the service sends as format() templates (app.core.sqljson).
 ORDER_REQUEST_SQL = (
     "SELECT * FROM mall_order_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
 )
 
 
@@ -231,11 +231,12 @@ class OrderRequest(NamedTuple):
     audit_chain: int
     audit: str
     body: str
+    wait: bool  # for a stock slot, if every free one is held: alone yes, in a group no ('busy', sent again alone)
 
 
 _TYPES = (
     "bigint", "text", "text", "text", "timestamptz", "uuid", "uuid", "uuid", "int", "timestamptz", "uuid",
-    "bytea", "bytea", "int", "uuid[]", "uuid[]", "text[]", "text[]", "text[]", "text[]", "int", "text", "text",
+    "bytea", "bytea", "int", "uuid[]", "uuid[]", "text[]", "text[]", "text[]", "text[]", "int", "text", "text", "boolean",
 )  # fmt: skip
 assert len(_TYPES) == len(OrderRequest._fields)
 
@@ -279,6 +280,7 @@ def order_request(
             *events,
             *audit,
             body,
+            True,
         )
     )
 
@@ -294,14 +296,18 @@ async def place(conn: Conn, request: OrderRequest) -> asyncpg.Record:
 async def place_together(conn: Conn, requests: Sequence[OrderRequest]) -> list[asyncpg.Record]:
     """Place orders in one statement, one transaction when run outside one: each as :func:`place` would, in the
     order given, each seeing those before it; one answer each, in that order. A refusal undoes its own order
-    only; an error (a deadlock detected) undoes them all.
+    only; an error (a deadlock detected) undoes them all. An order that finds every free stock slot of its item
+    held (by another statement, or by an earlier order of this one) does not wait for one: it answers ``busy``,
+    undone like a refusal, for the caller to place it again alone (:func:`place`), where it may wait.
 
     Its locks: first the accounts of every person in it, in one order (the order of a ledger's credit, which
     locks its accounts thus too), then each order's stock slot, per-person count and audit chain in the order
     given. Locking each account only when its order came would hold an earlier order's audit chain while waiting
     for a later person's account, which another order of that person may hold while it waits for the chain."""
     rows = await conn.fetch(
-        _together_sql(len(requests)), [r.user_id for r in requests], *itertools.chain.from_iterable(requests)
+        _together_sql(len(requests)),
+        [r.user_id for r in requests],
+        *itertools.chain.from_iterable(r._replace(wait=False) for r in requests),
     )
     return list(rows)
 

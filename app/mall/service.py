@@ -398,6 +398,7 @@ class PlaceOutcome(StrEnum):
     insufficient_points = "insufficient_points"
     out_of_stock = "out_of_stock"
     per_user_limit = "per_user_limit"
+    busy = "busy"  # sent in a group, it found every free stock slot of its item held: placed again alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +424,8 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     under it. On the direct path it is the request's own transaction, with no ``BEGIN`` or ``COMMIT``, and is sent
     together with the other requests' orders waiting at the same time (:class:`app.core.coalesce.Together`,
     ``repository.place_together``): one statement and one commit for them all, each its own answer; otherwise it
-    runs on the request's connection (:func:`app.core.db.statement_connection`).
+    runs on the request's connection (:func:`app.core.db.statement_connection`). An order its group found no free
+    stock slot for (every one held) was not placed there, and is placed alone on the request's connection.
 
     A refusal raises and has changed nothing (the statement undid what the order did before it).
     """
@@ -498,6 +500,8 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         ),
     )
     row = await _ORDERS.run(session, request)
+    if row["outcome"] == PlaceOutcome.busy:  # its group undid it and released the key's lock with its commit
+        row = await repo.place(await db.statement_connection(session), request)
     if key is not None:
         key.settle(row)  # a key in use or reused, or a replay, raises: nothing was placed
     outcome = PlaceOutcome(row["outcome"])
@@ -515,9 +519,10 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
 
 def _kept_apart(request: repo.OrderRequest) -> tuple[Hashable, ...]:
     """What two orders sent together must not share: their Idempotency-Key (alone, the second is answered 409 in
-    use; in one statement it would find the first's record and answer its response), or their item (a statement
-    holds its items' stock slots until it ends: a hot item's orders would each wait for a whole group)."""
-    return (request.item_id,) if request.key is None else (request.item_id, (request.scope, request.key))
+    use; in one statement it would find the first's record and answer its response). Orders of one item may: each
+    takes a stock slot nobody holds, and one that finds none does not wait in its group (``busy``, placed again
+    alone), so a hot item's orders go together like any others."""
+    return () if request.key is None else ((request.scope, request.key),)
 
 
 _ORDERS = coalesce.Together(

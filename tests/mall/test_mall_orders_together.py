@@ -1,8 +1,9 @@
 """Orders that wait at the same time sent together (:class:`app.core.coalesce.Together`,
 ``repository.place_together``): one statement and one commit for a group, each order's answer, events, audit
 entry and stored response what they would have been alone; one person's orders in one group spend in turn; an
-Idempotency-Key's or an item's second order runs alone at once, not waiting for a group; a group that fails is
-sent again an order at a time; and a group takes its people's accounts before any audit chain, so it never waits
+Idempotency-Key's second order runs alone at once, not waiting for a group, while one item's orders go together
+(one that finds every stock slot of its item held is placed again alone); a group that fails is sent again an
+order at a time; and a group takes its people's accounts before any audit chain, so it never waits
 for an account while holding a chain another order of that person waits for.
 
 These tests commit: orders are sent together only on the direct path, whose connections are not a test's.
@@ -198,12 +199,13 @@ class TestTogether:
         assert await balance(client, buyer) == 100 - price
         assert await ledger_violations() == []
 
-    async def test_an_order_with_the_item_or_the_key_of_one_waiting_runs_alone_at_once(
+    async def test_an_order_with_the_key_of_one_waiting_runs_alone_at_once_one_items_orders_go_together(
         self, client, world, taken, statements, monkeypatch
     ):
-        """A popular item's three orders and one key's two arrive while a group waits: the first of each waits for
-        the next group, the other three run alone at once on their requests' own connections, as every order
-        would without groups (a hot item's orders wait for no group)."""
+        """A popular item's three orders and one key's two arrive while a group waits: the item's three and the
+        key's first wait for the next group, together; the key's second runs alone at once on its request's own
+        connection, as it would without groups. In the group the item's two units go to two of its three orders
+        (its one stock slot taken twice by one statement), the third is refused as out of stock."""
         merchant = await make_merchant(client, world.authority)
         lead, *crowd = await people(client, world.operator, world.btype, 5, points=100)
         first_item, popular, other = [
@@ -214,23 +216,25 @@ class TestTogether:
             first = asyncio.create_task(place(client, lead, first_item["id"]))
             await eventually(lambda: len(taken) == 1, "the first order taken", within=10)
             rush = [asyncio.create_task(place(client, p, popular["id"])) for p in crowd[:3]]
+            await eventually(lambda: len(ORDERS._waiting) == 3, "the item's orders waiting", within=10)
             twice = [
                 asyncio.create_task(place(client, crowd[3], other["id"], key="tap-twice")) for _ in range(2)
             ]
-            await eventually(lambda: len(ORDERS._waiting) == 2, "the first of each waiting", within=10)
+            await eventually(lambda: len(ORDERS._waiting) == 4, "the key's first waiting", within=10)
             # answered, not only sent, before the group may run: the key's first order must find its record, not
             # its lock (a key still in flight is 409 idempotency_key_in_use, as it should be)
             await eventually(
-                lambda: len(statements) == 3 and sum(t.done() for t in (*rush, *twice)) == 3,
-                "the other three placed alone and answered",
+                lambda: len(statements) == 1 and sum(t.done() for t in twice) == 1,
+                "the key's second placed alone and answered",
                 within=10,
             )
         answers = [await first, *[await t for t in rush], *[await t for t in twice]]
-        assert [len(group) for group in taken] == [1, 2]
-        assert {str(r.item_id) for r in taken[1]} == {popular["id"], other["id"]}
-        assert sorted(statements) == [1, 1, 1, 1, 2]  # the lead, the group, three alone
+        assert [len(group) for group in taken] == [1, 4]
+        assert sorted(str(r.item_id) for r in taken[1]) == sorted([popular["id"]] * 3 + [other["id"]])
+        assert sorted(statements) == [1, 1, 4]  # the lead, the key's second alone, the group
         codes = [r.status_code if r.status_code == 201 else r.json()["code"] for r in answers[1:4]]
         assert sorted(codes, key=str) == [201, 201, "out_of_stock"]  # two units: exactly the stock sold
+        assert sorted([await balance(client, p) for p in crowd[:3]]) == [90, 90, 100]
         placed, second = sorted(answers[4:], key=lambda r: r.headers.get("idempotent-replayed", ""))
         assert placed.status_code == 201 and "idempotent-replayed" not in placed.headers
         if second.status_code == 201:  # the key's first order had committed: its answer, replayed
@@ -239,6 +243,76 @@ class TestTogether:
             assert_problem(second, 409, "idempotency_key_in_use")
         assert await balance(client, crowd[3]) == 90  # one order for the key
         assert await ledger_violations() == []
+
+    async def test_an_order_whose_items_slots_are_all_held_waits_alone_not_in_its_group(
+        self, client, world, servers, taken, statements, monkeypatch
+    ):
+        """Another transaction holds the only stock slot of an item when a group with an order of it runs: that
+        order does not wait in the group (holding the group's locks while it waits would let two groups wait for
+        each other); the group places the others and commits, and the order is placed again alone, where it
+        waits for the slot and is placed once the slot is free: exactly one unit taken, its points spent once."""
+        merchant = await make_merchant(client, world.authority)
+        lead, buyer, neighbour = await people(client, world.operator, world.btype, 3, points=100)
+        first_item, held_item, other = [
+            await make_item(client, merchant, points_price=10, stock=5) for _ in range(3)
+        ]
+        holder = await asyncpg.connect(db.plain_url(servers.database_url))
+        try:
+            monkeypatch.setattr(ORDERS, "_in_flight", 1)
+            held = holder.transaction()
+            async with connections_held():
+                lead_order = asyncio.create_task(place(client, lead, first_item["id"]))
+                await eventually(lambda: len(taken) == 1, "the first order taken", within=10)
+                waiting = asyncio.create_task(place(client, buyer, held_item["id"]))
+                placed_first = asyncio.create_task(place(client, neighbour, other["id"]))
+                await eventually(lambda: len(ORDERS._waiting) == 2, "the two waiting", within=10)
+                await held.start()
+                slots = await holder.fetch(
+                    "SELECT slot FROM mall_item_stock WHERE item_id = $1 FOR UPDATE",
+                    uuid.UUID(held_item["id"]),
+                )
+                assert len(slots) == 1  # five units: one slot
+            assert (await lead_order).status_code == 201
+            neighbours = await asyncio.wait_for(placed_first, 10)  # the group did not wait for the slot
+            assert neighbours.status_code == 201, neighbours.text
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # alone, it waits for the slot
+            await held.rollback()
+            buyers = await asyncio.wait_for(waiting, 10)
+        finally:
+            await holder.close()
+        assert buyers.status_code == 201, buyers.text
+        assert [len(group) for group in taken] == [1, 2]
+        assert statements == [1, 2]  # the group was not undone and sent again
+        assert [await balance(client, p) for p in (buyer, neighbour)] == [90, 90]
+        async with db.session_scope() as session:
+            left = await session.scalar(
+                sa.text("SELECT sum(remaining) FROM mall_item_stock WHERE item_id = :i"),
+                {"i": held_item["id"]},
+            )
+        assert left == 4
+        assert await ledger_violations() == []
+        assert await chains_ok()
+
+    async def test_a_crowd_on_one_items_last_units_in_groups_buys_exactly_the_stock(
+        self, client, world, taken, caplog
+    ):
+        """Forty people order one item of 25 units (two stock slots) at once: its orders go in groups together,
+        none of which fails and is sent again, and exactly the stock is sold, each buyer's points spent once."""
+        merchant = await make_merchant(client, world.authority)
+        crowd = await people(client, world.operator, world.btype, 40, points=50)
+        it = await make_item(client, merchant, points_price=20, stock=25)
+        with caplog.at_level(logging.WARNING, logger="app.core.coalesce"):
+            answers = await asyncio.gather(*[place(client, p, it["id"]) for p in crowd])
+        codes = [r.status_code if r.status_code == 201 else r.json()["code"] for r in answers]
+        assert (codes.count(201), codes.count("out_of_stock")) == (25, 15)
+        assert max(len(group) for group in taken) >= 2  # some of the item's orders went together
+        assert "failed; each is sent alone" not in caplog.text
+        for p, r in zip(crowd, answers, strict=True):
+            assert await balance(client, p) == (30 if r.status_code == 201 else 50)
+        assert (await client.get(f"/v1/mall/items/{it['id']}")).json()["stock"] == 0
+        assert await ledger_violations() == []
+        assert await chains_ok()
 
 
 class TestFailures:
