@@ -145,12 +145,11 @@ class Together(_Waiting[T, V]):
     ``one(conn, w)`` runs one write; ``many(conn, group)`` runs a group (two or more) as one statement and
     answers each one's result in the group's order. Writes that share one of their ``keys`` never share a group:
     a write with a key of one waiting or in a group being sent runs alone at once, on its request's own
-    connection (one Idempotency-Key's second write, one item's: a hot item's orders keep the concurrency they
-    have alone, and wait for no group). A group is sorted by ``order`` (the order it takes its locks in, the same
-    in every group). A group whose statement fails (a deadlock detected, any error) is sent again one write at a
-    time, each failing alone with its own error. Groups run on connections of
-    :func:`app.core.db.together_connection`'s pool, at most ``in_flight`` at once per process, each of at most
-    ``most`` writes.
+    connection (one Idempotency-Key's second write: alone, it finds the first's lock or record as it should).
+    A group is sorted by ``order`` (the order it takes its locks in, the same in every group). A group whose
+    statement fails (a deadlock detected, any error) is sent again one write at a time, each failing alone with
+    its own error. Groups run on connections of :func:`app.core.db.together_connection`'s pool, at most
+    ``in_flight`` at once per process, each of at most ``most`` writes.
     """
 
     def __init__(

@@ -37,7 +37,7 @@ SHARED_CONNECTIONS = 4
 TOGETHER_CONNECTIONS = 2
 """Connections of the pool that writes sent together run on (:func:`together_connection`): the groups of orders
 a process sends at once. Two rather than four: groups half as many and twice as large cost each spread order ~6 %
-less CPU, and a hot item's orders do not wait for groups (docs/scaling.md)."""
+less CPU (docs/scaling.md)."""
 
 
 DIRECT_POOL_SIZE = 8
