@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app.auth import keys
 from app.auth.dependencies import Session
-from app.core import audit, db
+from app.core import audit, callers, db
 from app.core.config import Settings, get_settings
 from app.core.models import AuditEntry
 from app.core.routing import DirectWriteRoute
@@ -53,6 +53,14 @@ def acquired(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(db, "direct_connection", counted)
     return taken
+
+
+@pytest.fixture
+def deaf(monkeypatch) -> None:
+    """This process hears no standing change: a caller's standing, once read, stays kept for the test. (The
+    notification of an earlier test's committed change may be heard at any moment and make the next request
+    read its caller again, on a connection of the direct pool.)"""
+    monkeypatch.setattr(callers, "_heard", lambda payload: None)
 
 
 @pytest.fixture
@@ -131,7 +139,9 @@ class TestPlaced:
         assert told == {it["merchant_id"]: 60, world.operator.id: 60}  # order.created, by the same call
         assert await ledger_violations() == []
 
-    async def test_the_order_request_is_one_statement_without_begin_or_commit(self, client, world, sent):
+    async def test_the_order_request_is_one_statement_without_begin_or_commit(
+        self, client, world, sent, deaf
+    ):
         """The Idempotency-Key, the order, its events, its audit entry and its stored answer: one statement,
         its own transaction (one round trip); its replay the same one statement."""
         buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
@@ -474,7 +484,7 @@ class TestDirectPool:
         assert (await balance(client, buyer), (await item(client, it["id"]))["stock"]) == (70, 4)
 
     async def test_an_order_whose_caller_is_known_needs_no_direct_connection(
-        self, client, world, monkeypatch
+        self, client, world, monkeypatch, deaf
     ):
         buyer, it = await a_buyer_and_an_item(client, world, points=100, price=30, stock=5)
         await balance(client, buyer)
