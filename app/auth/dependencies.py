@@ -39,12 +39,14 @@ async def optional_principal(
     return await service.authenticate(session, credentials.credentials)
 
 
-async def bearer_principal(request: Request, session: AsyncSession) -> Principal | None:
+async def bearer_principal(
+    request: Request, session: AsyncSession, *, defer_standing: bool = False
+) -> Principal | None:
     """The caller of ``Authorization: Bearer …`` read straight from the header, as :data:`_bearer` reads it."""
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
     if not token or scheme.lower() != "bearer":
         return None
-    return await service.authenticate(session, token)
+    return await service.authenticate(session, token, defer_standing=defer_standing)
 
 
 optional_principal.problem_responses = (InvalidToken, OrganizationNotActive)  # type: ignore[attr-defined]
@@ -64,6 +66,7 @@ def require(
     admin: bool = False,
     scope: str | None = None,
     reads_only: bool = False,
+    standing_deferred: bool = False,
 ):
     """A dependency: the caller must have one of ``roles`` (any role when none is given).
 
@@ -76,7 +79,14 @@ def require(
     ``scope``: a user token must carry this OAuth scope (403 ``scope_required`` naming it); the scopes
     are what the person granted the operator the token was issued to. Other kinds of caller have none
     and pass (``roles`` decides who they are).
+
+    ``standing_deferred``: on the direct path (:class:`app.core.routing.DirectWriteRoute`, a body already valid),
+    a person's standing this process does not know is checked by the route's statement, not read first
+    (:func:`app.core.callers.defer`; the route's service must take it). Through FastAPI it is read as always, so
+    a refused caller is refused before its body is looked at.
     """
+    if standing_deferred and reads_only:
+        raise TypeError("a caller whose standing a statement checks is a writer's, not a reader's")
 
     async def admit(request: Request, session: AsyncSession, principal: Principal | None) -> Principal:
         if principal is None:
@@ -105,7 +115,8 @@ def require(
     async def resolve(request: Request, session: AsyncSession) -> Principal:
         """The same caller, the same checks, without FastAPI's dependency solving
         (:class:`app.core.routing.DirectReadRoute`)."""
-        return await admit(request, session, await bearer_principal(request, session))
+        caller = await bearer_principal(request, session, defer_standing=standing_deferred)
+        return await admit(request, session, caller)
 
     dependency.problem_responses = (  # type: ignore[attr-defined]  # documented on every route using it
         NotAuthenticated,

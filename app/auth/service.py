@@ -274,9 +274,12 @@ async def _verified_token(session: AsyncSession, token: str) -> _Verified:
     return verified
 
 
-async def authenticate(session: AsyncSession, token: str) -> Principal:
+async def authenticate(session: AsyncSession, token: str, *, defer_standing: bool = False) -> Principal:
     """A bearer token → the caller, checked against the database (a suspension acts at once), or found good
-    by another of the server's processes since the last change both heard of (:mod:`app.core.callers`)."""
+    by another of the server's processes since the last change both heard of (:mod:`app.core.callers`).
+
+    ``defer_standing``: a person's standing this process does not know is not read here but left to the route's
+    statement, which checks it itself (:func:`app.core.callers.defer`; an order's, ``mall_order_request``)."""
     verified = await _verified_token(session, token)
     principal = verified.principal
     epoch, moment = callers.epoch(), time.monotonic()
@@ -284,20 +287,50 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         return principal  # checked since the last change this process heard of (app.core.callers)
     # read before the check, as the epoch: a change heard during it makes the next request read again
     shared = callers.shared_proof(verified.digest)
-    kept_for = callers.KEEP_SECONDS
     if shared is not None and shared[0] in proofs.table():
-        kept_for = shared[1]  # another process found it good since the last change both heard of
+        # another process found it good since the last change both heard of
+        _Standing(verified, epoch, moment, None).kept(for_seconds=shared[1])
+        return principal
+    standing = _Standing(verified, epoch, moment, shared)
+    if defer_standing and principal.kind == CallerKind.user:
+        callers.defer(session, standing)
     else:
-        await _check_still_allowed(session, principal)
-        if verified.family is not None and await repository.family_revoked(
-            await db.raw_connection(session), verified.family
+        await standing.read(session)
+    return principal
+
+
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """A caller's standing to be found: with what was known when it was asked for (the epoch, the moment, the
+    proof it would share), so that what is kept of it is what a change heard since makes read again."""
+
+    verified: _Verified
+    epoch: int | None
+    moment: float
+    shared: tuple[bytes, float] | None
+
+    @property
+    def family(self) -> uuid.UUID | None:
+        return self.verified.family
+
+    async def read(self, session: AsyncSession) -> None:
+        """Read it (one indexed read; a token of the authorization code flow, its family's too): refused, raise
+        why; good, keep it."""
+        await _check_still_allowed(session, self.verified.principal)
+        if self.family is not None and await repository.family_revoked(
+            await db.statement_connection(session), self.family
         ):
             raise InvalidToken("what this token was issued from was revoked", code="token_revoked")
-        if shared is not None:
-            proofs.table().add(shared[0])
-    if epoch is not None:
-        verified.standing_epoch, verified.standing_until = epoch, moment + kept_for
-    return principal
+        self.found_good()
+
+    def found_good(self) -> None:
+        if self.shared is not None:
+            proofs.table().add(self.shared[0])
+        self.kept(for_seconds=callers.KEEP_SECONDS)
+
+    def kept(self, *, for_seconds: float) -> None:
+        if self.epoch is not None:
+            self.verified.standing_epoch, self.verified.standing_until = self.epoch, self.moment + for_seconds
 
 
 async def _check_still_allowed(session: AsyncSession, p: Principal) -> None:

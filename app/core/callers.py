@@ -23,15 +23,23 @@ it (re)connected, never finds it. A listener announces itself with a notificatio
 (the other processes then read their callers again once), so it shares from its first moment. A payload that is
 no transaction id, or one heard before (only a ``NOTIFY`` by hand could send either), shares nothing until the
 next change.
+
+A route whose one statement can check its caller's standing itself (an order: ``mall_order_request`` with
+``user_caller_may_act``) is handed a standing not kept as :class:`Deferred` (:func:`defer`, :func:`deferred`): the
+statement checks it and the route says what it found (:meth:`Deferred.found_good`, or :meth:`Deferred.read`, which
+refuses as every route does). One left unchecked fails the request before it commits (:func:`check_taken`).
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import OrderedDict
+from typing import Protocol
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import proofs
 
@@ -73,6 +81,42 @@ def shared_proof(caller: bytes) -> tuple[bytes, float] | None:
     window = int(now // KEEP_SECONDS)
     digest = proofs.digest(b"caller standing", caller, _last_heard, str(window).encode())
     return digest, (window + 1) * KEEP_SECONDS - now
+
+
+DEFERRED = "caller_standing_deferred"
+"""``session.info`` key: the caller's standing, to be checked by the route's statement (:func:`defer`)."""
+
+
+class Deferred(Protocol):
+    """A caller's standing this process does not know, left to the route's statement to check."""
+
+    @property
+    def family(self) -> uuid.UUID | None:
+        """The refresh family the token was issued from (the authorization code flow), which must not be revoked."""
+
+    def found_good(self) -> None:
+        """The statement found the caller in good standing: kept as a read would have kept it."""
+
+    async def read(self, session: AsyncSession) -> None:
+        """The statement refused the caller: read the standing as every request does, and refuse with the reason
+        (returns only if it is good again by now)."""
+
+
+def defer(session: AsyncSession, standing: Deferred) -> None:
+    session.info[DEFERRED] = standing
+
+
+def deferred(session: AsyncSession) -> Deferred | None:
+    """The request's caller standing left to its statement (taken: the route must say what the statement found)."""
+    taken: Deferred | None = session.info.pop(DEFERRED, None)
+    return taken
+
+
+def check_taken(session: AsyncSession) -> None:
+    """Before a request's success is committed: a standing left to a statement no statement checked is a route's
+    mistake."""
+    if DEFERRED in session.info:
+        raise RuntimeError("the route's statements never checked its caller's standing")
 
 
 def _heard(payload: str) -> None:

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from app.core import audit, caching, db, idempotency
+from app.core import audit, caching, callers, db, idempotency
 from app.core.errors import DomainError, documented_codes, responses, with_codes
 
 
@@ -95,6 +95,7 @@ async def _answer(
         await _end_refused(session, getattr(request.state, "keep_changes", False), commit, rollback)
         return response
     idempotency.check_taken(session)
+    callers.check_taken(session)
     # the audit entries and the response kept under its Idempotency-Key: one statement
     await audit.flush(session, stored=idempotency.record(request, response))
     await commit()

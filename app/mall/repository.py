@@ -198,10 +198,14 @@ async def list_items(
 # if it refuses, then for a placed order its order.created events (webhook_emit), its audit entry
 # (audit_append) and its answer, stored under the key. What only the statement knows (the item's merchant,
 # title, price and voucher expiry, the order's points and ledger entry) it fills into the events' payloads and
-# into the audit entry and the answer, which the service sends as format() templates (app.core.sqljson).
+# into the audit entry and the answer, which the service sends as format() templates (app.core.sqljson). After
+# the answer, ``p_wait`` (migration 0024) says whether an order that finds every free stock slot of its item held
+# waits for one: alone it does; in a group it answers 'busy' instead (see place_together). With ``check_caller``
+# (migration 0025) it first checks the caller's standing (user_caller_may_act: the person, their operator, the
+# entrustment, the token's refresh family) and, refused, answers 'caller_refused' having done nothing.
 ORDER_REQUEST_SQL = (
     "SELECT * FROM mall_order_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, true, $24, $25)"
 )
 
 
@@ -231,12 +235,13 @@ class OrderRequest(NamedTuple):
     audit_chain: int
     audit: str
     body: str
-    wait: bool  # for a stock slot, if every free one is held: alone yes, in a group no ('busy', sent again alone)
+    check_caller: bool
+    caller_family: uuid.UUID | None
 
 
 _TYPES = (
     "bigint", "text", "text", "text", "timestamptz", "uuid", "uuid", "uuid", "int", "timestamptz", "uuid",
-    "bytea", "bytea", "int", "uuid[]", "uuid[]", "text[]", "text[]", "text[]", "text[]", "int", "text", "text", "boolean",
+    "bytea", "bytea", "int", "uuid[]", "uuid[]", "text[]", "text[]", "text[]", "text[]", "int", "text", "text", "boolean", "uuid",
 )  # fmt: skip
 assert len(_TYPES) == len(OrderRequest._fields)
 
@@ -255,6 +260,7 @@ def order_request(
     events: tuple[list[Any], ...],
     audit: tuple[int, str],
     body: str,
+    caller: tuple[bool, uuid.UUID | None] = (False, None),
 ) -> OrderRequest:
     """An order request for :func:`place` or :func:`place_together`; it starts looking for a free stock slot at
     a random one.
@@ -264,7 +270,8 @@ def order_request(
     ``events``: the order.created events as ``webhook_emit`` takes them (ids, recipients, types, subject types,
     subject ids, payloads; the first recipient null: the merchant). ``audit``: the spend's entry, its chain and
     rows (``%1$s``: the ledger entry id, ``%2$s``: the points). ``body``: the answer (``%1$s``…``%6$s``: merchant
-    id, title, unit price, points, voucher expiry, expiry policy); the row's ``body`` is it filled in."""
+    id, title, unit price, points, voucher expiry, expiry policy); the row's ``body`` is it filled in.
+    ``caller``: whether the statement checks the caller's standing first, and the token's refresh family."""
     return OrderRequest._make(
         (
             *(key or (None, None, None, None, None)),
@@ -280,7 +287,7 @@ def order_request(
             *events,
             *audit,
             body,
-            True,
+            *caller,
         )
     )
 
@@ -307,7 +314,7 @@ async def place_together(conn: Conn, requests: Sequence[OrderRequest]) -> list[a
     rows = await conn.fetch(
         _together_sql(len(requests)),
         [r.user_id for r in requests],
-        *itertools.chain.from_iterable(r._replace(wait=False) for r in requests),
+        *itertools.chain.from_iterable(requests),
     )
     return list(rows)
 
@@ -316,6 +323,8 @@ async def place_together(conn: Conn, requests: Sequence[OrderRequest]) -> list[a
 def _together_sql(n: int) -> str:
     fields = OrderRequest._fields
     width = len(fields)
+    arguments = [f"v.{f}" for f in fields]
+    arguments.insert(fields.index("body") + 1, "false")  # p_wait: an order in a group never waits for a slot
     values = ", ".join(
         f"({k}, " + ", ".join(f"${2 + k * width + j}::{t}" for j, t in enumerate(_TYPES)) + ")"
         for k in range(n)
@@ -325,7 +334,7 @@ def _together_sql(n: int) -> str:
         "WITH held AS MATERIALIZED (SELECT count(*) AS accounts FROM (SELECT FROM point_accounts a"
         " WHERE a.user_id = ANY($1::uuid[]) ORDER BY a.user_id FOR UPDATE) locked)"
         f" SELECT r.* FROM (VALUES {values}) AS v(n, {', '.join(fields)})"
-        f" CROSS JOIN LATERAL mall_order_request({', '.join('v.' + f for f in fields)}) r"
+        f" CROSS JOIN LATERAL mall_order_request({', '.join(arguments)}) r"
         " WHERE (SELECT accounts FROM held) >= 0 ORDER BY v.n"
     )
 

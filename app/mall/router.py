@@ -60,8 +60,13 @@ direct_writes = APIRouter(route_class=DirectWriteRoute, tags=["mall"])
 """Placing an order, the mall's request at a city's lunch hour (:class:`app.core.routing.DirectWriteRoute`)."""
 Buyer = Annotated[
     Principal,
-    # the key's lock and record are taken by the order's own statement (app.mall.repository.place)
-    Depends(require("user", idempotency_required=True, idempotency_deferred=True, scope="mall")),
+    # the key's lock and record are taken by the order's own statement (app.mall.repository.place), which checks
+    # the caller's standing first when this process does not know it
+    Depends(
+        require(
+            "user", idempotency_required=True, idempotency_deferred=True, scope="mall", standing_deferred=True
+        )
+    ),
 ]
 MallUser = Annotated[Principal, Depends(require("user", scope="mall"))]
 """A person through an operator's app that they let order in the platform mall (``mall``)."""

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.core import audit, clock, coalesce, db, idempotency, ids, ratelimit, sqljson
+from app.core import audit, callers, clock, coalesce, db, idempotency, ids, ratelimit, sqljson
 from app.core.config import get_settings
 from app.core.pagination import decode_cursor, page
 from app.mall import repository as repo
@@ -399,6 +399,7 @@ class PlaceOutcome(StrEnum):
     out_of_stock = "out_of_stock"
     per_user_limit = "per_user_limit"
     busy = "busy"  # sent in a group, it found every free stock slot of its item held: placed again alone
+    caller_refused = "caller_refused"  # the caller's standing, which the statement checked: read to say why
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +428,9 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     runs on the request's connection (:func:`app.core.db.statement_connection`). An order its group found no free
     stock slot for (every one held) was not placed there, and is placed alone on the request's connection.
 
+    A caller whose standing this process does not know (:func:`app.core.callers.deferred`) is checked by the same
+    statement, first: refused, nothing was done, and the standing is read as on every route to say why.
+
     A refusal raises and has changed nothing (the statement undid what the order did before it).
     """
     if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
@@ -437,6 +441,7 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
     digest = vouchers.digest(code)
     assert digest is not None  # a code just made is well-formed
     key = idempotency.deferred(session)  # the route's Idempotency-Key, taken by the same statement
+    caller = callers.deferred(session)  # the caller's standing, when the statement is to check it
     later = sqljson.later
     answer = {  # OrderRead's fields, in its order
         "id": order_id,
@@ -498,10 +503,19 @@ async def place_order(session: AsyncSession, user: Principal, item_id: uuid.UUID
         body=sqljson.template(
             orjson.dumps(answer, default=str, option=orjson.OPT_UTC_Z).decode(), _FILLED_BY_THE_ORDER
         ),
+        caller=(caller is not None, caller.family if caller is not None else None),
     )
     row = await _ORDERS.run(session, request)
     if row["outcome"] == PlaceOutcome.busy:  # its group undid it and released the key's lock with its commit
         row = await repo.place(await db.statement_connection(session), request)
+    if caller is not None:
+        if row["outcome"] != PlaceOutcome.caller_refused:
+            caller.found_good()
+        else:
+            await caller.read(session)  # raises why, as every route refuses the caller
+            # good again since the statement looked (a reinstatement in between): placed as for a caller known
+            request = request._replace(check_caller=False)
+            row = await repo.place(await db.statement_connection(session), request)
     if key is not None:
         key.settle(row)  # a key in use or reused, or a replay, raises: nothing was placed
     outcome = PlaceOutcome(row["outcome"])
