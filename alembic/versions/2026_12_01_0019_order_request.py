@@ -5,10 +5,9 @@ Revises: 0018
 Create Date: 2026-12-01 13:00:00.000000
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from app.core import migrate
 
 revision = "0019"
 down_revision = "0018"
@@ -161,16 +160,6 @@ KEYED = (
 )
 
 
-def _revision_0017():
-    """Migration 0017's module (its function's text, for the downgrade)."""
-    path = next(Path(__file__).parent.glob("*_0017_keyed_order.py"))
-    spec = importlib.util.spec_from_file_location("keyed_order_0017", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade() -> None:
     op.execute(APPEND)
     op.execute(STORE)
@@ -179,7 +168,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(_revision_0017().KEYED)
+    op.execute(migrate.earlier("0017").KEYED)
     op.execute(
         "DROP FUNCTION mall_order_request(bigint, text, text, text, timestamptz, uuid, uuid, uuid, int,"
         " timestamptz, uuid, bytea, bytea, int, uuid[], uuid[], text[], text[], text[], text[], int, text, text)"

@@ -5,10 +5,9 @@ Revises: 0020
 Create Date: 2026-12-02 07:00:00.000000
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from app.core import migrate
 
 revision = "0021"
 down_revision = "0020"
@@ -207,19 +206,9 @@ $fn$
 """
 
 
-def _revision_0012():
-    """Migration 0012's module (its function's text, for the downgrade)."""
-    path = next(Path(__file__).parent.glob("*_0012_order_function.py"))
-    spec = importlib.util.spec_from_file_location("order_function_0012", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade() -> None:
     op.execute(PLACE_ORDER)
 
 
 def downgrade() -> None:
-    op.execute(_revision_0012().PLACE_ORDER.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute(migrate.earlier("0012").PLACE_ORDER.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))

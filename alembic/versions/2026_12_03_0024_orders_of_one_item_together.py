@@ -5,10 +5,9 @@ Revises: 0023
 Create Date: 2026-12-03 03:00:00.000000
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from app.core import migrate
 
 revision = "0024"
 down_revision = "0023"
@@ -32,26 +31,9 @@ REQUEST_ARGS = (
 )
 
 
-def _revision(number: str, name: str):
-    """An earlier migration's module (its functions' text)."""
-    path = next(Path(__file__).parent.glob(f"*_{number}_{name}.py"))
-    spec = importlib.util.spec_from_file_location(f"{name}_{number}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _changed(text: str, *changes: tuple[str, str]) -> str:
-    for old, new in changes:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
-
-
 def place_order() -> str:
-    return _changed(
-        _revision("0021", "stock_slot_first").PLACE_ORDER,
+    return migrate.changed(
+        migrate.earlier("0021").PLACE_ORDER,
         ("CREATE OR REPLACE FUNCTION", "CREATE FUNCTION"),
         ("p_first_slot int,\n  OUT outcome", "p_first_slot int, p_wait boolean,\n  OUT outcome"),
         (
@@ -67,8 +49,8 @@ def place_order() -> str:
 
 
 def order_request() -> str:
-    return _changed(
-        _revision("0019", "order_request").REQUEST,
+    return migrate.changed(
+        migrate.earlier("0019").REQUEST,
         ("p_audit_chain int, p_audit text, p_body text\n)", "p_audit_chain int, p_audit text, p_body text, p_wait boolean\n)"),
         ("p_sealed, p_first_slot);", "p_sealed, p_first_slot, p_wait);"),
     )
@@ -84,5 +66,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION mall_order_request({REQUEST_ARGS}, boolean)")
     op.execute(f"DROP FUNCTION mall_place_order({PLACE_ORDER_ARGS}, boolean)")
-    op.execute(_revision("0021", "stock_slot_first").PLACE_ORDER.replace("CREATE OR REPLACE", "CREATE", 1))
-    op.execute(_revision("0019", "order_request").REQUEST)
+    op.execute(migrate.earlier("0021").PLACE_ORDER.replace("CREATE OR REPLACE", "CREATE", 1))
+    op.execute(migrate.earlier("0019").REQUEST)

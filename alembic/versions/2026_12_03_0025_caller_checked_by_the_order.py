@@ -6,10 +6,9 @@ Revises: 0024
 Create Date: 2026-12-03 07:00:00.000000
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from app.core import migrate
 
 revision = "0025"
 down_revision = "0024"
@@ -48,23 +47,9 @@ $fn$
 and ``auth.repository.family_revoked``), true or false."""
 
 
-def _revision(number: str, name: str):
-    """An earlier migration's module (its functions' text)."""
-    path = next(Path(__file__).parent.glob(f"*_{number}_{name}.py"))
-    spec = importlib.util.spec_from_file_location(f"{name}_{number}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _before():
-    return _revision("0024", "orders_of_one_item_together")
-
-
 def order_request() -> str:
-    return _before()._changed(
-        _before().order_request(),
+    return migrate.changed(
+        migrate.earlier("0024").order_request(),
         (
             "p_body text, p_wait boolean\n)",
             "p_body text, p_wait boolean,\n  p_check_caller boolean, p_caller_family uuid\n)",
@@ -91,4 +76,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION mall_order_request({REQUEST_ARGS}, boolean, uuid)")
     op.execute("DROP FUNCTION user_caller_may_act(uuid, uuid, uuid)")
-    op.execute(_before().order_request())
+    op.execute(migrate.earlier("0024").order_request())

@@ -1,6 +1,8 @@
 """Apply Alembic migrations programmatically (``serve``, ``migrate``, the test session)."""
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -28,3 +30,24 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 def upgrade(database_url: str | None = None, revision: str = "heads") -> None:
     command.upgrade(alembic_config(database_url), revision)
+
+
+def earlier(revision: str) -> ModuleType:
+    """An earlier migration's module (``alembic/versions/*_<revision>_*.py``), for the text of a function it
+    created: a later migration that changes the function builds the new text from it (:func:`changed`), and its
+    downgrade creates it again from the same text."""
+    path = next((migrations_root() / "alembic" / "versions").glob(f"*_{revision}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"migration_{revision}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def changed(text: str, *changes: tuple[str, str]) -> str:
+    """``text`` with each ``(old, new)`` replaced, each ``old`` found exactly once (a change that no longer
+    applies fails the migration rather than being silently skipped)."""
+    for old, new in changes:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app.auth import keys
 from app.auth.dependencies import Session
-from app.core import audit, callers, db
+from app.core import audit, db
 from app.core.config import Settings, get_settings
 from app.core.models import AuditEntry
 from app.core.routing import DirectWriteRoute
@@ -53,40 +53,6 @@ def acquired(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(db, "direct_connection", counted)
     return taken
-
-
-@pytest.fixture
-def deaf(monkeypatch) -> None:
-    """This process hears no standing change: a caller's standing, once read, stays kept for the test. (The
-    notification of an earlier test's committed change may be heard at any moment and make the next request
-    read its caller again, on a connection of the direct pool.)"""
-    monkeypatch.setattr(callers, "_heard", lambda payload: None)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    """The statements sent on the direct path's connections and on those of orders sent together, as asyncpg
-    logs them."""
-    queries: list[str] = []
-
-    def logging(acquire):
-        @contextlib.asynccontextmanager
-        async def logged():
-            def log(record) -> None:
-                queries.append(record.query)
-
-            async with acquire() as conn:
-                conn.add_query_logger(log)
-                try:
-                    yield conn
-                finally:
-                    conn.remove_query_logger(log)
-
-        return logged
-
-    monkeypatch.setattr(db, "direct_connection", logging(db.direct_connection))
-    monkeypatch.setattr(db, "together_connection", logging(db.together_connection))
-    return queries
 
 
 async def orders_of(user_id: str) -> list[tuple]:
@@ -151,7 +117,7 @@ class TestPlaced:
         sent.clear()
 
         def ours() -> list[str]:  # asyncpg's own look-ups of a type (once per connection) aside
-            found = [q for q in sent if "typeinfo_tree" not in q and "current_setting('jit')" not in q]
+            found = [statement.query for statement in sent]
             sent.clear()
             return found
 
@@ -394,13 +360,13 @@ class TestDeclaration:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             with pytest.raises(InvalidQuantity):  # the bare app has no handler: the refusal, rolled back
                 await c.post("/x", json={"item_id": str(uuid.uuid4()), "quantity": 2})
-            kept = [q.split(" (")[0].split(" VALUES")[0].rstrip(";") for q in sent if "typeinfo" not in q]
+            kept = [s.query.split(" (")[0].split(" VALUES")[0].rstrip(";") for s in sent]
             sent.clear()
             placed = await c.post("/x", json={"item_id": str(uuid.uuid4()), "quantity": 1})
         assert placed.status_code == 201
         create, insert = f"CREATE TABLE IF NOT EXISTS {name}", f"INSERT INTO {name}"
         assert kept == ["SELECT 1", "BEGIN", create, insert, "ROLLBACK"]
-        assert [q.split(" (")[0].split(" VALUES")[0].rstrip(";") for q in sent if "typeinfo" not in q] == [
+        assert [s.query.split(" (")[0].split(" VALUES")[0].rstrip(";") for s in sent] == [
             "SELECT 1",
             "BEGIN",
             create,

@@ -28,47 +28,14 @@ from app.mall.router import Buyer
 from app.mall.schemas import OrderCreate
 from tests.factories import assert_problem, bearer, make_operator, unique
 from tests.factories_mall import Person, item, ledger_violations, make_item, make_merchant, people, place
+from tests.mall.conftest import Statement
 
 pytestmark = pytest.mark.commits  # the direct path: its own connections, commits for real
 
 CHECK_CALLER = 23  # mall_order_request's argument (0-based): whether it checks the caller, then the family
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, tuple]]:
-    """The statements (and their arguments) sent on the direct path's connections, on those of orders sent
-    together and on those of reads shared between requests, asyncpg's own look-ups aside."""
-    queries: list[tuple[str, tuple]] = []
-
-    def logging(acquire):
-        @contextlib.asynccontextmanager
-        async def logged():
-            def log(record) -> None:
-                if "typeinfo_tree" not in record.query and "'jit'" not in record.query:
-                    queries.append((record.query, tuple(record.args or ())))
-
-            async with acquire() as conn:
-                conn.add_query_logger(log)
-                try:
-                    yield conn
-                finally:
-                    conn.remove_query_logger(log)
-
-        return logged
-
-    monkeypatch.setattr(db, "direct_connection", logging(db.direct_connection))
-    monkeypatch.setattr(db, "together_connection", logging(db.together_connection))
-    monkeypatch.setattr(db, "shared_connection", logging(db.shared_connection))
-    return queries
-
-
-@pytest.fixture
-def deaf(monkeypatch) -> None:
-    """This process hears no other commit's standing change: what the test makes it forget, it forgets."""
-    monkeypatch.setattr(callers, "_heard", lambda payload: None)
-
-
-def kinds(sent: list[tuple[str, tuple]]) -> list[str]:
+def kinds(sent: list[Statement]) -> list[str]:
     """What each statement was: the order's (and whether it checked the caller) or the standing's read."""
     out = []
     for query, args in sent:
