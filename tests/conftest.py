@@ -13,6 +13,7 @@ throw-away database).
 
 import asyncio
 import atexit
+import contextlib
 import inspect
 import json
 import os
@@ -46,9 +47,10 @@ for name in ("DATABASE_URL", "REDIS_URL"):
     if os.environ.get(f"CARBON_TEST_{name}"):
         os.environ[f"CARBON_{name}"] = os.environ[f"CARBON_TEST_{name}"]
 
-from app.core import db, embedded, migrate  # noqa: E402
+from app.core import callers, db, embedded, migrate  # noqa: E402
 from app.core.config import get_settings  # noqa: E402
 from app.main import create_app  # noqa: E402
+from tests.factories import Statement  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -267,3 +269,39 @@ def client_at(app):
         return httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60)
 
     return _make
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[Statement]:
+    """The statements sent on the direct path's connections, on those of orders sent together and on those of
+    reads shared between requests, with their arguments, as asyncpg logs them; its own look-ups aside (a type's,
+    a new connection's JIT setting)."""
+    statements: list[Statement] = []
+
+    def log(record) -> None:
+        if "typeinfo" not in record.query and "'jit'" not in record.query:
+            statements.append(Statement(record.query, tuple(record.args or ())))
+
+    def logging(acquire):
+        @contextlib.asynccontextmanager
+        async def logged():
+            async with acquire() as conn:
+                conn.add_query_logger(log)
+                try:
+                    yield conn
+                finally:
+                    conn.remove_query_logger(log)
+
+        return logged
+
+    for pool in ("direct_connection", "together_connection", "shared_connection"):
+        monkeypatch.setattr(db, pool, logging(getattr(db, pool)))
+    return statements
+
+
+@pytest.fixture
+def deaf(monkeypatch) -> None:
+    """This process hears no standing change: a caller's standing, once read, stays kept for the test, and what
+    the test makes it forget (``callers.standing_changed()``) stays forgotten. (The notification of an earlier
+    test's committed change may be heard at any moment and make the next request read its caller again.)"""
+    monkeypatch.setattr(callers, "_heard", lambda payload: None)

@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import httpx
 
@@ -283,3 +284,32 @@ async def person_session(client: httpx.AsyncClient, number: str) -> str:
                 client.cookies.delete(cookie.name)
                 client.cookies.jar.set_cookie(cookie)
         return csrf_token(r.text)
+
+
+class Statement(NamedTuple):
+    """A statement as asyncpg logged it (the ``sent`` fixture)."""
+
+    query: str
+    args: tuple
+
+
+CHECK_CALLER = 23  # mall_order_request's argument (0-based): whether it checks the caller's standing
+
+
+def kinds(sent: list[Statement]) -> list[str]:
+    """What each statement of ``sent`` was, in order (an order's or a balance's, checking the caller or not; the
+    standing's read; a refresh family's; any other as its text), and ``sent`` emptied."""
+    out = []
+    for query, args in sent:
+        if "mall_order_request" in query:
+            out.append("order, checking the caller" if args[CHECK_CALLER] else "order")
+        elif "point_lots" in query:
+            out.append("balance, checking the caller" if "user_caller_may_act" in query else "balance")
+        elif "FROM entrustments e" in query and "u.deleted_at" in query:
+            out.append("standing read")
+        elif "oauth_refresh_tokens" in query:
+            out.append("family read")
+        else:
+            out.append(query)
+    sent.clear()
+    return out

@@ -80,13 +80,11 @@ def require(
     are what the person granted the operator the token was issued to. Other kinds of caller have none
     and pass (``roles`` decides who they are).
 
-    ``standing_deferred``: on the direct path (:class:`app.core.routing.DirectWriteRoute`, a body already valid),
-    a person's standing this process does not know is checked by the route's statement, not read first
-    (:func:`app.core.callers.defer`; the route's service must take it). Through FastAPI it is read as always, so
-    a refused caller is refused before its body is looked at.
+    ``standing_deferred``: on the direct path (:class:`app.core.routing.DirectWriteRoute` with a body already
+    valid, :class:`app.core.routing.DirectReadRoute`), a person's standing this process does not know is checked
+    by the route's statement, not read first (:func:`app.core.callers.defer`; the route's service must take it).
+    Through FastAPI it is read as always, so a refused caller is refused before its body is looked at.
     """
-    if standing_deferred and reads_only:
-        raise TypeError("a caller whose standing a statement checks is a writer's, not a reader's")
 
     async def admit(request: Request, session: AsyncSession, principal: Principal | None) -> Principal:
         if principal is None:
@@ -172,3 +170,8 @@ Expert = Annotated[Principal, Depends(require("expert"))]
 User = Annotated[Principal, Depends(require("user"))]
 AccountReader = Annotated[Principal, Depends(require("user", scope="account:read", reads_only=True))]
 """A person through an operator's app that they let read their account (``account:read``)."""
+BalanceReader = Annotated[
+    Principal, Depends(require("user", scope="account:read", reads_only=True, standing_deferred=True))
+]
+"""An :data:`AccountReader` whose standing, when the process does not know it, the balance's statement checks
+(``GET /v1/me/account``, the request a person's app makes on every open)."""

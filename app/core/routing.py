@@ -185,6 +185,7 @@ class DirectReadRoute(CommitRoute):
                 if lease is not None:
                     session.info[db.DIRECT] = lease
                 result = await self.endpoint(**await _resolve(self._arguments, request, session))
+                callers.check_taken(session)  # a standing left to a statement no statement checked: a mistake
             answer = self._answer
             body = answer.dump_json(answer.validate_python(result, from_attributes=True))
             return Response(body, media_type="application/json")

@@ -280,6 +280,47 @@ async def account_views(
     return views
 
 
+async def checked_account_view(
+    conn: Conn, caller: tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None], now: datetime
+) -> tuple[bool, list[asyncpg.Record]]:
+    """:func:`checked_account_views` of one caller: the statement planned for one key (index lookups)."""
+    rows = await conn.fetch(
+        "SELECT user_caller_may_act($1, $2, $3) AS may_act, a.lifetime_points, a.lifetime_reduction_g,"
+        " l.expires_at, l.points FROM (SELECT 1) AS one LEFT JOIN point_accounts a ON a.user_id = $1"
+        " LEFT JOIN LATERAL (SELECT expires_at, sum(remaining)::bigint AS points FROM point_lots"
+        " WHERE user_id = $1 AND remaining > 0 AND expires_at > $4 GROUP BY expires_at) l ON true"
+        " ORDER BY l.expires_at",
+        *caller,
+        now,
+    )
+    return rows[0]["may_act"], rows
+
+
+async def checked_account_views(
+    conn: Conn, wanted: list[tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None]], now: datetime
+) -> dict[tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None], tuple[bool, list[asyncpg.Record]]]:
+    """:func:`account_views` of callers whose standing is checked by the same statement: for each (person,
+    operator, refresh family) of ``wanted`` (distinct), whether the caller may act (``user_caller_may_act``,
+    migration 0025: it reads the users, organisations, entrustments and refresh tokens of the users, organizations
+    and auth domains) and the person's rows. One statement: a person's app reads the balance on every open."""
+    rows = await conn.fetch(
+        "SELECT p.n, user_caller_may_act(p.user_id, p.operator_id, p.family) AS may_act, a.lifetime_points,"
+        " a.lifetime_reduction_g, l.expires_at, l.points"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS p(user_id, operator_id, family, n)"
+        " LEFT JOIN point_accounts a ON a.user_id = p.user_id LEFT JOIN LATERAL (SELECT expires_at,"
+        " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = p.user_id AND remaining > 0"
+        " AND expires_at > $4 GROUP BY expires_at) l ON true ORDER BY p.n, l.expires_at",
+        [user_id for user_id, _, _ in wanted],
+        [operator_id for _, operator_id, _ in wanted],
+        [family for _, _, family in wanted],
+        now,
+    )
+    found: dict[int, list[asyncpg.Record]] = {}
+    for row in rows:
+        found.setdefault(row["n"], []).append(row)
+    return {caller: (found[n][0]["may_act"], found[n]) for n, caller in enumerate(wanted, start=1)}
+
+
 async def usable_lots(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
     """Points left in lots not yet expired, per expiry moment, soonest first."""
     return await conn.fetch(

@@ -5,7 +5,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from app.auth.dependencies import AccountReader, Authority, Operator, Session, require
+from app.auth.dependencies import AccountReader, Authority, BalanceReader, Operator, Session, require
 from app.auth.principal import Principal
 from app.core.errors import responses
 from app.core.openapi import request_body
@@ -162,8 +162,8 @@ async def operator_user_account(external_user_id: ExternalUserId, session: Sessi
     description="Needs the scope `account:read`. The person's one account, whichever operators credited it: "
     "through any operator's token the same balance, lifetime totals and expiring points.",
 )
-async def my_account(session: Session, user: AccountReader):
-    return await service.account(session, user.subject)
+async def my_account(session: Session, user: BalanceReader):
+    return await service.account(session, user.subject, user.org_id)
 
 
 @router.get(

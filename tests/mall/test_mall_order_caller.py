@@ -20,35 +20,16 @@ from fastapi import FastAPI, status
 from fastapi.responses import Response
 
 from app.auth import service as auth_service
-from app.auth.dependencies import Session, require
+from app.auth.dependencies import Session
 from app.auth.principal import CallerKind, Principal
 from app.core import callers, clock, db, idempotency
 from app.core.routing import DirectWriteRoute
 from app.mall.router import Buyer
 from app.mall.schemas import OrderCreate
-from tests.factories import assert_problem, bearer, make_operator, unique
+from tests.factories import assert_problem, bearer, kinds, make_operator, unique
 from tests.factories_mall import Person, item, ledger_violations, make_item, make_merchant, people, place
-from tests.mall.conftest import Statement
 
 pytestmark = pytest.mark.commits  # the direct path: its own connections, commits for real
-
-CHECK_CALLER = 23  # mall_order_request's argument (0-based): whether it checks the caller, then the family
-
-
-def kinds(sent: list[Statement]) -> list[str]:
-    """What each statement was: the order's (and whether it checked the caller) or the standing's read."""
-    out = []
-    for query, args in sent:
-        if "mall_order_request" in query:
-            out.append("order, checking the caller" if args[CHECK_CALLER] else "order")
-        elif "FROM entrustments e" in query and "u.deleted_at" in query:
-            out.append("standing read")
-        elif "oauth_refresh_tokens" in query:
-            out.append("family read")
-        else:
-            out.append(query)
-    sent.clear()
-    return out
 
 
 @contextlib.asynccontextmanager
@@ -81,17 +62,9 @@ class TestOneStatement:
         assert again.status_code == 201, again.text
         assert kinds(sent) == ["order"]
         assert (await client.get("/v1/me/account", headers=person.headers)).json()["balance"] == 40
-        assert "standing read" not in kinds(sent)
+        assert kinds(sent) == ["balance"]  # the standing the order found good, kept: the read checks nothing
         assert (await item(client, it["id"]))["stock"] == 3
         assert await ledger_violations() == []
-
-    async def test_a_read_checks_the_standing_as_before(self, client, world, sent, deaf):
-        """The reads' side of the same: a balance read of a caller not known reads the standing first."""
-        person, _ = await someone(client, world)
-        callers.standing_changed()
-        sent.clear()
-        assert (await client.get("/v1/me/account", headers=person.headers)).status_code == 200
-        assert kinds(sent)[0] == "standing read"
 
 
 class TestRefused:
@@ -318,10 +291,6 @@ class TestDeclaration:
                     json={"item_id": it["id"], "quantity": 1},
                     headers={**person.headers, "Idempotency-Key": unique("forgotten")},
                 )
-
-    def test_a_reader_cannot_leave_its_standing_to_a_statement(self):
-        with pytest.raises(TypeError, match="a writer's, not a reader's"):
-            require("user", reads_only=True, standing_deferred=True)
 
     async def test_through_fastapi_the_standing_is_read_before_the_body(self, client, world, sent, deaf):
         """A body the direct path does not take goes through FastAPI, where the caller is refused first."""
