@@ -304,7 +304,7 @@ def kinds(sent: list[Statement]) -> list[str]:
         if "mall_order_request" in query:
             out.append("order, checking the caller" if args[CHECK_CALLER] else "order")
         elif "point_lots" in query:
-            out.append("balance, checking the caller" if "user_caller_may_act" in query else "balance")
+            out.append("balance, checking the caller" if "FROM entrustments" in query else "balance")
         elif "FROM entrustments e" in query and "u.deleted_at" in query:
             out.append("standing read")
         elif "oauth_refresh_tokens" in query:

@@ -133,18 +133,14 @@ _account_views_shared = coalesce.Coalesced(_account_view, _account_views, in_fli
 statement, one statement at a time a process (the reads arriving meanwhile wait for the next: fewer, larger
 statements; measured with ``bench/redeem.py``, ~10 % less CPU a read than two at a time, latency unchanged)."""
 
-_Caller = tuple[
-    uuid.UUID, uuid.UUID | None, uuid.UUID | None
-]  # the person, their operator, the refresh family
 
-
-async def _checked_account_view(conn: db.Conn, caller: _Caller) -> tuple[bool, list[Any]]:
+async def _checked_account_view(conn: db.Conn, caller: repo.Caller) -> tuple[bool, list[Any]]:
     return await repo.checked_account_view(conn, caller, clock.now())
 
 
 async def _checked_account_views(
-    conn: db.Conn, wanted: list[_Caller]
-) -> dict[_Caller, tuple[bool, list[Any]]]:
+    conn: db.Conn, wanted: list[repo.Caller]
+) -> dict[repo.Caller, tuple[bool, list[Any]]]:
     return await repo.checked_account_views(conn, wanted, clock.now())
 
 

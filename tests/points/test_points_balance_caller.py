@@ -25,6 +25,7 @@ from app.auth.dependencies import BalanceReader, Session
 from app.auth.principal import CallerKind, Principal
 from app.core import callers, clock, db
 from app.core.routing import DirectReadRoute
+from app.points import repository as points_repo
 from app.points.schemas import AccountRead
 from tests.factories import assert_problem, authority_token, bearer, kinds, make_operator
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
@@ -184,6 +185,75 @@ class TestRefused:
         r = await balance(client, headers)
         assert (r.status_code, r.json()["balance"]) == (200, 150), r.text
         assert kinds(sent) == ["balance, checking the caller", "standing read", "balance"]
+
+
+class TestTheStatementsCheck:
+    async def test_it_answers_what_user_caller_may_act_answers(self, client):
+        """The balance's statement writes the check out (for its plan); it answers what the order's statement's
+        function answers, for every kind of caller, one key or many."""
+        op, [ext], _ = await credited(client)
+        other = await make_operator(client)
+        user, operator, family, revoked = await user_id_of(ext), uuid.UUID(op.id), uuid.uuid4(), uuid.uuid4()
+        now = clock.now()
+        async with committed() as session:  # a family with one revoked token
+            await session.execute(
+                sa.text(
+                    "INSERT INTO oauth_refresh_tokens (token_sha256, family_id, client_id, user_id, entrustment_id,"
+                    " scope, created_at, expires_at, revoked_at) SELECT :sha, :fam, :op, :u, e.id, 'account:read',"
+                    " :now, :until, :now FROM entrustments e WHERE e.user_id = :u AND e.operator_id = :op"
+                ),
+                {
+                    "sha": secrets.token_bytes(32),
+                    "fam": revoked,
+                    "op": operator,
+                    "u": user,
+                    "now": now,
+                    "until": now + timedelta(days=30),
+                },
+            )
+        callers_ = [
+            (user, operator, None),
+            (user, operator, family),
+            (user, operator, revoked),
+            (user, uuid.UUID(other.id), None),
+            (uuid.uuid4(), operator, None),
+            (user, None, None),
+        ]
+
+        async def answers() -> tuple[list[bool], list[bool], list[bool]]:
+            async with db.shared_connection() as conn:
+                function = [
+                    await conn.fetchval("SELECT user_caller_may_act($1, $2, $3)", *c) for c in callers_
+                ]
+                many = await points_repo.checked_account_views(conn, callers_, clock.now())
+                one = [(await points_repo.checked_account_view(conn, c, clock.now()))[0] for c in callers_]
+            return function, [many[c][0] for c in callers_], one
+
+        function, many, one = await answers()
+        assert function == [True, True, False, False, False, False]
+        assert many == one == function
+        for change, undo in (
+            (
+                "UPDATE organizations SET status = 'suspended' WHERE id = :o",
+                "UPDATE organizations SET status = 'approved' WHERE id = :o",
+            ),
+            (
+                "UPDATE entrustments SET withdrawn_at = now() WHERE user_id = :u AND operator_id = :o",
+                "UPDATE entrustments SET withdrawn_at = NULL WHERE user_id = :u AND operator_id = :o",
+            ),
+            (
+                "UPDATE users SET deleted_at = now() WHERE id = :u",
+                "UPDATE users SET deleted_at = NULL WHERE id = :u",
+            ),
+        ):
+            async with committed() as session:
+                await session.execute(sa.text(change), {"o": operator, "u": user})
+            function, many, one = await answers()
+            assert function == [False] * 6, change
+            assert many == one == function, change
+            async with committed() as session:
+                await session.execute(sa.text(undo), {"o": operator, "u": user})
+        assert (await answers())[1] == [True, True, False, False, False, False]
 
 
 class TestDeclaration:
