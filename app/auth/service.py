@@ -279,7 +279,7 @@ async def authenticate(session: AsyncSession, token: str, *, defer_standing: boo
     by another of the server's processes since the last change both heard of (:mod:`app.core.callers`).
 
     ``defer_standing``: a person's standing this process does not know is not read here but left to the route's
-    statement, which checks it itself (:func:`app.core.callers.defer`; an order's, ``mall_order_request``)."""
+    statement, which checks it itself (:func:`app.core.callers.defer`: an order's, a balance read's)."""
     verified = await _verified_token(session, token)
     principal = verified.principal
     epoch, moment = callers.epoch(), time.monotonic()

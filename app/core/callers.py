@@ -25,9 +25,10 @@ no transaction id, or one heard before (only a ``NOTIFY`` by hand could send eit
 next change.
 
 A route whose one statement can check its caller's standing itself (an order: ``mall_order_request`` with
-``user_caller_may_act``) is handed a standing not kept as :class:`Deferred` (:func:`defer`, :func:`deferred`): the
-statement checks it and the route says what it found (:meth:`Deferred.found_good`, or :meth:`Deferred.read`, which
-refuses as every route does). One left unchecked fails the request before it commits (:func:`check_taken`).
+``user_caller_may_act``; a balance read: ``points.repository.checked_account_views``) is handed a standing not kept
+as :class:`Deferred` (:func:`defer`, :func:`deferred`): the statement checks it and the route says what it found
+(:meth:`Deferred.found_good`, or :meth:`Deferred.read`, which refuses as every route does). One left unchecked fails
+the request before it answers (:func:`check_taken`).
 """
 
 import asyncio
@@ -113,8 +114,8 @@ def deferred(session: AsyncSession) -> Deferred | None:
 
 
 def check_taken(session: AsyncSession) -> None:
-    """Before a request's success is committed: a standing left to a statement no statement checked is a route's
-    mistake."""
+    """Before a request's success is committed or answered: a standing left to a statement no statement checked is
+    a route's mistake."""
     if DEFERRED in session.info:
         raise RuntimeError("the route's statements never checked its caller's standing")
 
