@@ -1,17 +1,25 @@
 """Factories that make what a test needs over HTTP (or directly, where no route exists)."""
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
+import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import NamedTuple
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import db, security
+from app.auth import service as auth_service
+from app.auth.principal import CallerKind, Principal
+from app.core import clock, db, security
 from app.organizations import service as org_service
 
 _seq = itertools.count(1)
@@ -313,3 +321,58 @@ def kinds(sent: list[Statement]) -> list[str]:
             out.append(query)
     sent.clear()
     return out
+
+
+@contextlib.asynccontextmanager
+async def committed() -> AsyncIterator[AsyncSession]:
+    """A session whose statements are committed at the end (a test that commits, changing what a route reads)."""
+    async with db.session_scope() as session:
+        yield session
+        await session.commit()
+
+
+def family_token(user_id: uuid.UUID, operator_id: uuid.UUID, family: uuid.UUID, scope: str) -> str:
+    """A person's access token as the authorization code flow issues it: naming its refresh ``family``."""
+    principal = Principal(CallerKind.user, CallerKind.user, user_id, operator_id)
+    claims = {"azp": str(operator_id), "scope": scope, "fam": str(family)}
+    return auth_service.issue_token(principal, extra_claims=claims).access_token
+
+
+async def revoke_family(user_id: uuid.UUID, operator_id: uuid.UUID, family: uuid.UUID) -> None:
+    """A revoked refresh token of ``family`` (as a replayed code or refresh token leaves it), committed."""
+    now = clock.now()
+    async with committed() as session:
+        await session.execute(
+            sa.text(
+                "INSERT INTO oauth_refresh_tokens (token_sha256, family_id, client_id, user_id, entrustment_id,"
+                " scope, created_at, expires_at, revoked_at) SELECT :sha, :fam, :op, :u, e.id, 'account:read',"
+                " :now, :until, :now FROM entrustments e WHERE e.user_id = :u AND e.operator_id = :op"
+            ),
+            {
+                "sha": secrets.token_bytes(32),
+                "fam": family,
+                "op": operator_id,
+                "u": user_id,
+                "now": now,
+                "until": now + timedelta(days=30),
+            },
+        )
+
+
+async def suspended_until_read(monkeypatch, operator_id: uuid.UUID) -> None:
+    """The operator suspended (committed), and reinstated the moment a route reads a caller's standing: what a
+    statement that checked the caller first found is no longer so when the route reads why."""
+    async with committed() as session:
+        await session.execute(
+            sa.text("UPDATE organizations SET status = 'suspended' WHERE id = :o"), {"o": operator_id}
+        )
+    check = auth_service._check_still_allowed
+
+    async def reinstated_first(session, principal):
+        async with committed() as other:
+            await other.execute(
+                sa.text("UPDATE organizations SET status = 'approved' WHERE id = :o"), {"o": operator_id}
+            )
+        await check(session, principal)
+
+    monkeypatch.setattr(auth_service, "_check_still_allowed", reinstated_first)

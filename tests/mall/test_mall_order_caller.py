@@ -8,10 +8,7 @@ not take) the standing is read first, as before.
 """
 
 import asyncio
-import contextlib
-import secrets
 import uuid
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -19,24 +16,25 @@ import sqlalchemy as sa
 from fastapi import FastAPI, status
 from fastapi.responses import Response
 
-from app.auth import service as auth_service
 from app.auth.dependencies import Session
-from app.auth.principal import CallerKind, Principal
-from app.core import callers, clock, db, idempotency
+from app.core import callers, db, idempotency
 from app.core.routing import DirectWriteRoute
 from app.mall.router import Buyer
 from app.mall.schemas import OrderCreate
-from tests.factories import assert_problem, bearer, kinds, make_operator, unique
+from tests.factories import (
+    assert_problem,
+    bearer,
+    committed,
+    family_token,
+    kinds,
+    make_operator,
+    revoke_family,
+    suspended_until_read,
+    unique,
+)
 from tests.factories_mall import Person, item, ledger_violations, make_item, make_merchant, people, place
 
 pytestmark = pytest.mark.commits  # the direct path: its own connections, commits for real
-
-
-@contextlib.asynccontextmanager
-async def committed():
-    async with db.session_scope() as session:
-        yield session
-        await session.commit()
 
 
 async def someone(client, world, points: int = 100) -> tuple[Person, dict]:
@@ -123,34 +121,14 @@ class TestRefused:
         """A token of the authorization code flow names its refresh family: revoked, the token stops."""
         person, it = await someone(client, world)
         op, family = person.operator, uuid.uuid4()
-        token = auth_service.issue_token(
-            Principal(CallerKind.user, CallerKind.user, uuid.UUID(person.user_id), uuid.UUID(op.id)),
-            extra_claims={"azp": op.id, "scope": "mall account:read", "fam": str(family)},
-        ).access_token
+        token = family_token(uuid.UUID(person.user_id), uuid.UUID(op.id), family, "mall account:read")
         flowed = Person(person.ext, person.user_id, bearer(token), op)
         callers.standing_changed()
         sent.clear()
         first = await place(client, flowed, it["id"])  # a family nothing revoked
         assert first.status_code == 201, first.text
         assert kinds(sent) == ["order, checking the caller"]
-        now = clock.now()
-        async with committed() as session:
-            await session.execute(
-                sa.text(
-                    "INSERT INTO oauth_refresh_tokens (token_sha256, family_id, client_id, user_id, entrustment_id,"
-                    " scope, created_at, expires_at, revoked_at)"
-                    " SELECT :sha, :fam, :op, :u, e.id, 'mall', :now, :until, :now FROM entrustments e"
-                    " WHERE e.user_id = :u AND e.operator_id = :op"
-                ),
-                {
-                    "sha": secrets.token_bytes(32),
-                    "fam": family,
-                    "op": uuid.UUID(op.id),
-                    "u": uuid.UUID(person.user_id),
-                    "now": now,
-                    "until": now + timedelta(days=30),
-                },
-            )
+        await revoke_family(uuid.UUID(person.user_id), uuid.UUID(op.id), family)
         callers.standing_changed()
         key = unique("revoked")
         r = await place(client, flowed, it["id"], key=key)
@@ -169,23 +147,7 @@ class TestRefused:
         """Reinstated between the statement's check and the route's read: the read finds the caller good, and
         the order is placed, by a statement that no longer checks."""
         person, it = await someone(client, world)
-        op = person.operator
-        async with committed() as session:
-            await session.execute(
-                sa.text("UPDATE organizations SET status = 'suspended' WHERE id = :o"),
-                {"o": uuid.UUID(op.id)},
-            )
-        check = auth_service._check_still_allowed
-
-        async def reinstated_first(session, principal):
-            async with committed() as other:
-                await other.execute(
-                    sa.text("UPDATE organizations SET status = 'approved' WHERE id = :o"),
-                    {"o": uuid.UUID(op.id)},
-                )
-            await check(session, principal)
-
-        monkeypatch.setattr(auth_service, "_check_still_allowed", reinstated_first)
+        await suspended_until_read(monkeypatch, uuid.UUID(person.operator.id))
         callers.standing_changed()
         sent.clear()
         r = await place(client, person, it["id"])

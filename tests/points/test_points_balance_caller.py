@@ -10,34 +10,32 @@ These tests commit: a direct read's connection is not the test's, so it sees onl
 """
 
 import asyncio
-import contextlib
-import secrets
 import uuid
-from datetime import timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from app.auth import service as auth_service
 from app.auth.dependencies import BalanceReader, Session
-from app.auth.principal import CallerKind, Principal
 from app.core import callers, clock, db
 from app.core.routing import DirectReadRoute
 from app.points import repository as points_repo
 from app.points.schemas import AccountRead
-from tests.factories import assert_problem, authority_token, bearer, kinds, make_operator
+from tests.factories import (
+    assert_problem,
+    authority_token,
+    bearer,
+    committed,
+    family_token,
+    kinds,
+    make_operator,
+    revoke_family,
+    suspended_until_read,
+)
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit, user_headers
 
 pytestmark = pytest.mark.commits
-
-
-@contextlib.asynccontextmanager
-async def committed():
-    async with db.session_scope() as session:
-        yield session
-        await session.commit()
 
 
 async def credited(client, n: int = 1):
@@ -133,53 +131,18 @@ class TestRefused:
     async def test_a_revoked_refresh_family(self, client, sent, deaf):
         op, [ext], _ = await credited(client)
         user, family = await user_id_of(ext), uuid.uuid4()
-        token = auth_service.issue_token(
-            Principal(CallerKind.user, CallerKind.user, user, uuid.UUID(op.id)),
-            extra_claims={"azp": op.id, "scope": "account:read", "fam": str(family)},
-        ).access_token
+        token = family_token(user, uuid.UUID(op.id), family, "account:read")
         callers.standing_changed()
         sent.clear()
         assert (await balance(client, bearer(token))).json()["balance"] == 150  # a family nothing revoked
         assert kinds(sent) == ["balance, checking the caller"]
-        now = clock.now()
-        async with committed() as session:
-            await session.execute(
-                sa.text(
-                    "INSERT INTO oauth_refresh_tokens (token_sha256, family_id, client_id, user_id, entrustment_id,"
-                    " scope, created_at, expires_at, revoked_at)"
-                    " SELECT :sha, :fam, :op, :u, e.id, 'account:read', :now, :until, :now FROM entrustments e"
-                    " WHERE e.user_id = :u AND e.operator_id = :op"
-                ),
-                {
-                    "sha": secrets.token_bytes(32),
-                    "fam": family,
-                    "op": uuid.UUID(op.id),
-                    "u": user,
-                    "now": now,
-                    "until": now + timedelta(days=30),
-                },
-            )
+        await revoke_family(user, uuid.UUID(op.id), family)
         await self._refused(client, bearer(token), sent, (401, "token_revoked"), ["family read"])
 
     async def test_good_again_when_read_the_balance_is_answered(self, client, sent, deaf, monkeypatch):
         """Reinstated between the statement's check and the route's read: the balance is read again, unchecked."""
         op, _, [headers] = await credited(client)
-        async with committed() as session:
-            await session.execute(
-                sa.text("UPDATE organizations SET status = 'suspended' WHERE id = :o"),
-                {"o": uuid.UUID(op.id)},
-            )
-        check = auth_service._check_still_allowed
-
-        async def reinstated_first(session, principal):
-            async with committed() as other:
-                await other.execute(
-                    sa.text("UPDATE organizations SET status = 'approved' WHERE id = :o"),
-                    {"o": uuid.UUID(op.id)},
-                )
-            await check(session, principal)
-
-        monkeypatch.setattr(auth_service, "_check_still_allowed", reinstated_first)
+        await suspended_until_read(monkeypatch, uuid.UUID(op.id))
         callers.standing_changed()
         sent.clear()
         r = await balance(client, headers)
@@ -194,23 +157,7 @@ class TestTheStatementsCheck:
         op, [ext], _ = await credited(client)
         other = await make_operator(client)
         user, operator, family, revoked = await user_id_of(ext), uuid.UUID(op.id), uuid.uuid4(), uuid.uuid4()
-        now = clock.now()
-        async with committed() as session:  # a family with one revoked token
-            await session.execute(
-                sa.text(
-                    "INSERT INTO oauth_refresh_tokens (token_sha256, family_id, client_id, user_id, entrustment_id,"
-                    " scope, created_at, expires_at, revoked_at) SELECT :sha, :fam, :op, :u, e.id, 'account:read',"
-                    " :now, :until, :now FROM entrustments e WHERE e.user_id = :u AND e.operator_id = :op"
-                ),
-                {
-                    "sha": secrets.token_bytes(32),
-                    "fam": revoked,
-                    "op": operator,
-                    "u": user,
-                    "now": now,
-                    "until": now + timedelta(days=30),
-                },
-            )
+        await revoke_family(user, operator, revoked)  # a family with one revoked token
         callers_ = [
             (user, operator, None),
             (user, operator, family),
