@@ -247,13 +247,20 @@ async def account_totals(conn: Conn, user_id: uuid.UUID) -> asyncpg.Record | Non
     )
 
 
+# A person's view ({0}: the person, {1}: now): the account's lifetime totals (NULL without an account) and the
+# points left in lots not yet expired per expiry moment, at least one row (expires_at NULL when there are none).
+_VIEW_COLUMNS = "a.lifetime_points, a.lifetime_reduction_g, l.expires_at, l.points"
+_VIEW_JOINS = (
+    " LEFT JOIN point_accounts a ON a.user_id = {0} LEFT JOIN LATERAL (SELECT expires_at,"
+    " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = {0} AND remaining > 0 AND expires_at > {1}"
+    " GROUP BY expires_at) l ON true"
+)
+
+
 async def account_view(conn: Conn, user_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
     """:func:`account_views` of one person: the statement planned for one key (index lookups)."""
     return await conn.fetch(
-        "SELECT a.lifetime_points, a.lifetime_reduction_g, l.expires_at, l.points FROM (SELECT 1) AS one"
-        " LEFT JOIN point_accounts a ON a.user_id = $1 LEFT JOIN LATERAL (SELECT expires_at,"
-        " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = $1 AND remaining > 0 AND expires_at > $2"
-        " GROUP BY expires_at) l ON true ORDER BY l.expires_at",
+        f"SELECT {_VIEW_COLUMNS} FROM (SELECT 1) AS one{_VIEW_JOINS.format('$1', '$2')} ORDER BY l.expires_at",
         user_id,
         now,
     )
@@ -267,11 +274,8 @@ async def account_views(
     for all of ``user_ids`` (distinct) in one statement."""
     views: dict[uuid.UUID, list[asyncpg.Record]] = {user_id: [] for user_id in user_ids}
     rows = await conn.fetch(
-        "SELECT p.user_id, a.lifetime_points, a.lifetime_reduction_g, l.expires_at, l.points"
-        " FROM unnest($1::uuid[]) AS p(user_id) LEFT JOIN point_accounts a ON a.user_id = p.user_id"
-        " LEFT JOIN LATERAL (SELECT expires_at, sum(remaining)::bigint AS points FROM point_lots"
-        " WHERE user_id = p.user_id AND remaining > 0 AND expires_at > $2 GROUP BY expires_at) l ON true"
-        " ORDER BY p.user_id, l.expires_at",
+        f"SELECT p.user_id, {_VIEW_COLUMNS} FROM unnest($1::uuid[]) AS p(user_id)"
+        f"{_VIEW_JOINS.format('p.user_id', '$2')} ORDER BY p.user_id, l.expires_at",
         user_ids,
         now,
     )
@@ -301,11 +305,8 @@ async def checked_account_view(
 ) -> tuple[bool, list[asyncpg.Record]]:
     """:func:`checked_account_views` of one caller: the statement planned for one key (index lookups)."""
     rows = await conn.fetch(
-        f"SELECT {_MAY_ACT.format('$1::uuid', '$2::uuid', '$3::uuid')} AS may_act, a.lifetime_points,"
-        " a.lifetime_reduction_g, l.expires_at, l.points FROM (SELECT 1) AS one"
-        " LEFT JOIN point_accounts a ON a.user_id = $1 LEFT JOIN LATERAL (SELECT expires_at,"
-        " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = $1 AND remaining > 0 AND expires_at > $4"
-        " GROUP BY expires_at) l ON true ORDER BY l.expires_at",
+        f"SELECT {_MAY_ACT.format('$1::uuid', '$2::uuid', '$3::uuid')} AS may_act, {_VIEW_COLUMNS}"
+        f" FROM (SELECT 1) AS one{_VIEW_JOINS.format('$1', '$4')} ORDER BY l.expires_at",
         *caller,
         now,
     )
@@ -318,12 +319,9 @@ async def checked_account_views(
     """:func:`account_views` of callers whose standing the same statement checks: for each of ``wanted``
     (distinct), whether the caller may act (``_MAY_ACT``) and the person's rows, in one statement."""
     rows = await conn.fetch(
-        f"SELECT p.n, {_MAY_ACT.format('p.user_id', 'p.operator_id', 'p.family')} AS may_act, a.lifetime_points,"
-        " a.lifetime_reduction_g, l.expires_at, l.points"
+        f"SELECT p.n, {_MAY_ACT.format('p.user_id', 'p.operator_id', 'p.family')} AS may_act, {_VIEW_COLUMNS}"
         " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS p(user_id, operator_id, family, n)"
-        " LEFT JOIN point_accounts a ON a.user_id = p.user_id LEFT JOIN LATERAL (SELECT expires_at,"
-        " sum(remaining)::bigint AS points FROM point_lots WHERE user_id = p.user_id AND remaining > 0"
-        " AND expires_at > $4 GROUP BY expires_at) l ON true ORDER BY p.n, l.expires_at",
+        f"{_VIEW_JOINS.format('p.user_id', '$4')} ORDER BY p.n, l.expires_at",
         [user_id for user_id, _, _ in wanted],
         [operator_id for _, operator_id, _ in wanted],
         [family for _, _, family in wanted],
