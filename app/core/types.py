@@ -14,13 +14,15 @@ Python cannot take is answered 422 ``validation_error`` before any code runs:
 * ``Int32``, ``Int64``: integers that fit the PostgreSQL ``integer`` and ``bigint`` they end in;
   a field adds its own bounds (``Field(ge=1, le=1000)``).
 * ``JsonObject``: a JSON object (e.g. a JWK) with no NUL in any key or string inside.
+* ``Patch``: the base of a body that changes some fields of a thing (a field left out keeps its value,
+  ``null`` clears it where ``nullable`` allows).
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, ClassVar, Self, cast
 
-from pydantic import AfterValidator, AwareDatetime, Field, GetCoreSchemaHandler
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, GetCoreSchemaHandler, model_validator
 from pydantic_core import CoreSchema
 
 MIN_YEAR, MAX_YEAR = 2000, 2200
@@ -82,3 +84,17 @@ Day = Annotated[
 Int32 = Annotated[int, Fits(-(2**31), 2**31 - 1)]
 Int64 = Annotated[int, Fits(-(2**63), 2**63 - 1)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(no_nul)]
+
+
+class Patch(BaseModel):
+    """A body that changes some of a thing's fields: a field left out keeps its value, ``null`` clears it, and
+    only the fields named in ``nullable`` may be cleared (a field added later cannot be cleared by default)."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _cleared_only_where_allowed(self) -> Self:
+        cleared = sorted(f for f in self.model_fields_set - self.nullable if getattr(self, f) is None)
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} cannot be null: leave a field out to keep it")
+        return self

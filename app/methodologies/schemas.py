@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from app.core import types
 from app.core.types import AnyMoment, Int64
@@ -71,24 +71,13 @@ class MethodologyCreate(_MethodologyFields):
     )
 
 
-_NOT_NULL_M = {
-    "behaviour_type",
-    "category",
-    "name",
-    "description",
-    "unit",
-    "max_quantity_per_record",
-    "citation",
-    "derivation",
-    "illustrative",
-    "effective_from",
-}
-
-
-class MethodologyUpdate(BaseModel):
+class MethodologyUpdate(types.Patch):
     """Fields to change on a draft; absent fields stay, `null` clears an optional one."""
 
     model_config = ConfigDict(extra="forbid")
+    nullable = frozenset(
+        {"baseline_factor_g", "project_factor_g", "net_factor_g", "max_quantity_per_day", "effective_to"}
+    )
 
     behaviour_type: Identifier | None = None
     category: Category | None = None
@@ -105,13 +94,6 @@ class MethodologyUpdate(BaseModel):
     illustrative: bool | None = None
     effective_from: AnyMoment | None = None
     effective_to: AnyMoment | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self):
-        nulls = sorted(f for f in self.model_fields_set & _NOT_NULL_M if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
-        return self
 
 
 class MethodologyRead(BaseModel):
@@ -163,13 +145,11 @@ class ExchangeRuleCreate(_RuleFields):
     pass
 
 
-_NOT_NULL_R = {"name", "points_per_gram", "type_daily_caps", "lot_lifetime_days", "effective_from"}
-
-
-class ExchangeRuleUpdate(BaseModel):
+class ExchangeRuleUpdate(types.Patch):
     """Fields to change on a draft; absent fields stay, `null` clears an optional one."""
 
     model_config = ConfigDict(extra="forbid")
+    nullable = frozenset({"daily_cap_points", "effective_to"})
 
     name: Name | None = None
     points_per_gram: Rate | None = None
@@ -178,13 +158,6 @@ class ExchangeRuleUpdate(BaseModel):
     lot_lifetime_days: Int64 | None = None
     effective_from: AnyMoment | None = None
     effective_to: AnyMoment | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self):
-        nulls = sorted(f for f in self.model_fields_set & _NOT_NULL_R if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
-        return self
 
 
 class ExchangeRuleRead(BaseModel):

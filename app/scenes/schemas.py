@@ -2,9 +2,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from app.core.types import Int32, Text
+from app.core.types import Int32, Patch, Text
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holidays"]
 OpeningHours = Text | dict[Weekday, Text]
@@ -41,8 +41,10 @@ class SceneCreate(SceneFields):
     pass
 
 
-class SceneUpdate(BaseModel):
+class SceneUpdate(Patch):
     """Only the fields to change. On an approved scene this proposes a change that is reviewed again."""
+
+    nullable = frozenset({"opening_hours"})  # a scene may lack opening hours, nothing else
 
     name: Text | None = Field(default=None, min_length=1, max_length=200)
     category: Text | None = Field(default=None, max_length=30)
@@ -55,16 +57,6 @@ class SceneUpdate(BaseModel):
     behaviour_types: list[Text] | None = Field(default=None, min_length=1, max_length=20)
     description: Text | None = Field(default=None, max_length=5000)
     evidence_links: list[Text] | None = Field(default=None, max_length=20)
-
-    @model_validator(mode="after")
-    def _null_only_where_a_scene_may_lack_it(self) -> "SceneUpdate":
-        """Leaving a field out keeps it; null clears it, which only the opening hours allow."""
-        cleared = sorted(
-            name for name in self.model_fields_set - {"opening_hours"} if getattr(self, name) is None
-        )
-        if cleared:
-            raise ValueError(f"{', '.join(cleared)} cannot be null: leave a field out to keep it")
-        return self
 
 
 class SceneChangeRead(BaseModel):

@@ -22,7 +22,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, HttpUrl
 
 from app.core import openapi, pagination
 from app.core.pagination import InvalidCursor, decode_cursor, encode_cursor
-from app.core.types import Fits, in_platform_years, no_nul
+from app.core.types import Fits, Patch, in_platform_years, no_nul
 
 OPAQUE = {
     ("query", "cursor")
@@ -242,3 +242,20 @@ class TestCursors:
     def test_invalid_cursor_is_a_400(self):
         assert (InvalidCursor.status, InvalidCursor.code) == (400, "invalid_cursor")
         assert pagination.MAX_CURSOR_LENGTH >= len(encode_cursor(["x" * 200, uuid.uuid4()]))
+
+
+class TestPatch:
+    class Change(Patch):
+        nullable = frozenset({"note"})
+        name: str | None = None
+        note: str | None = None
+        size: int | None = None
+
+    def test_a_field_left_out_keeps_its_value_and_null_clears_only_a_nullable_one(self):
+        assert self.Change().model_fields_set == set()
+        assert self.Change(note=None).model_dump(exclude_unset=True) == {"note": None}
+        assert self.Change(name="x", size=2).model_dump(exclude_unset=True) == {"name": "x", "size": 2}
+
+    def test_every_cleared_field_that_may_not_be_is_named(self):
+        with pytest.raises(ValueError, match=r"name, size cannot be null: leave a field out to keep it"):
+            self.Change(size=None, note=None, name=None)

@@ -183,6 +183,19 @@ class TestAccessAndBadInput:
         assert (r.status_code, r.json()["code"]) == (422, "lifetime_too_long")
 
     @pytest.mark.parametrize(
+        "patch",
+        [{"points_per_gram": None}, {"name": None, "effective_to": None}, {"lot_lifetime_days": None}],
+    )
+    async def test_null_clears_only_the_cap_and_the_end(self, client, authority, patch):
+        draft = await create(client, authority, KIND, effective_from=at(rule_years()))
+        before = await client.get(f"{R}/{draft['id']}", headers=bearer(authority))
+        r = await client.patch(f"{R}/{draft['id']}", json=patch, headers=bearer(authority))
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+        assert "cannot be null: leave a field out to keep it" in r.text
+        after = await client.get(f"{R}/{draft['id']}", headers=bearer(authority))
+        assert after.json() == before.json()
+
+    @pytest.mark.parametrize(
         "overrides", [{"points_per_gram": 0.0000001}, {"lot_lifetime_days": 1.5}, {"type_daily_caps": []}]
     )
     async def test_malformed_fields(self, client, authority, overrides):
