@@ -18,6 +18,7 @@ from app.organizations.exceptions import DuplicateOrganization, UsernameTaken
 from app.organizations.schemas import OrganizationCreate
 from app.web.dependencies import page_router, require_viewer
 from app.web.i18n import N_, gettext
+from app.web.portals import PORTALS, portal
 from app.web.sessions import Viewer
 from app.web.templating import render
 
@@ -39,14 +40,6 @@ KINDS = (
     ),
 )
 KIND_NAMES = {kind: name for kind, name, _ in KINDS}
-PORTALS = {
-    "scene_operator": ("/scene-operator", N_("Scene operator's portal")),
-    "expert": ("/expert", N_("Expert's workspace")),
-    "authority": ("/console", N_("Authority console")),
-    "operator": ("/operator", N_("Operator console")),
-    "verifier": ("/verifier", N_("Verifier's workspace")),
-}
-"""Each role's own pages, where there are some (the others land on the account page)."""
 
 FIELD_ERRORS = {
     "kind": N_("Choose what kind of organisation you are."),
@@ -138,7 +131,6 @@ async def organization(
 ) -> Response:
     principal = viewer.principal
     org = None if principal.org_id is None else await service.get_for(session, principal, principal.org_id)
-    portal = PORTALS.get(principal.role)
     return render(
         request,
         "organizations/account.html",
@@ -147,7 +139,7 @@ async def organization(
             "kind_name": gettext(KIND_NAMES[org.kind])
             if org is not None and org.kind in KIND_NAMES
             else None,
-            "portal": (portal[0], gettext(portal[1])) if portal else None,
+            "portal": portal(principal) if principal.role in PORTALS else None,  # not this page itself
             "role": principal.role,
             "is_admin": principal.is_org_admin,
         },

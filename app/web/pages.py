@@ -11,7 +11,7 @@ from app.auth.exceptions import InvalidGrant, OrganizationNotActive
 from app.core.errors import RateLimited
 from app.core.types import Text
 from app.organizations import service as org_service
-from app.web import i18n, sessions
+from app.web import i18n, portals, sessions
 from app.web.dependencies import Page, is_https, page_router, safe_next
 from app.web.i18n import gettext as _
 from app.web.middleware import CSP, cookie_header
@@ -27,25 +27,11 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-# Where the staff of an organisation land after signing in (without a page to return to): their
-# portal, or the account page with the organisation's status. Experts: their workspace; the authority:
-# the home page.
-LANDINGS = {
-    "scene_operator": "/scene-operator",
-    "merchant": "/merchant",
-    "expert": "/expert",
-    "authority": "/console",
-    "operator": "/operator",
-    "verifier": "/verifier",
-}
-
-
 def _landing(viewer: sessions.Viewer) -> str:
-    if viewer.principal.role in LANDINGS:
-        return LANDINGS[viewer.principal.role]
-    if viewer.principal.org_id is None:
-        return "/"
-    return "/organization"
+    """Where someone lands after signing in (without a page to return to): their portal, the organisation's
+    account page (with its status) for other staff of an organisation, the home page for a person."""
+    home = portals.portal(viewer.principal)
+    return home[0] if home else "/"
 
 
 @router.get("/sign-in", name="sign_in")

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2_fragments import render_block
 
 from app.core.config import get_settings
-from app.web import i18n
+from app.web import i18n, portals
 from app.web.audit_labels import audit_action, audit_subject
 from app.web.badges import status_badge
 
@@ -62,7 +62,9 @@ def _environment() -> Environment:
         audit_action=audit_action,
         audit_subject=audit_subject,
     )
-    env.globals.update(static=static_url, languages=i18n.LANGUAGES, status_badge=status_badge)
+    env.globals.update(
+        static=static_url, languages=i18n.LANGUAGES, status_badge=status_badge, portal_of=portals.portal
+    )
     return env
 
 

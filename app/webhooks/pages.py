@@ -23,6 +23,7 @@ from app.core.types import Int64, Text
 from app.web.dependencies import page_router, require_viewer
 from app.web.exceptions import PageForbidden
 from app.web.i18n import N_, gettext
+from app.web.portals import portal
 from app.web.sessions import Viewer
 from app.web.templating import render
 from app.webhooks import delivery, service
@@ -98,12 +99,6 @@ FIELD_ERRORS = {
     "event_types": N_("Choose at least one event type."),
     "description": N_("At most 200 characters."),
 }
-PORTALS = {
-    "merchant": ("/merchant", N_("Back office")),
-    "scene_operator": ("/scene-operator", N_("Your scenes")),
-    "verifier": ("/verifier", N_("Projects to verify")),
-    "buyer": ("/organization", N_("Your account")),
-}
 DONE = {
     "paused": N_("The subscription is paused: new events are not sent to it."),
     "resumed": N_("The subscription is active again: new events are sent to it."),
@@ -132,11 +127,10 @@ def _page(
 ) -> Response:
     """A page in the organisation's own frame: the operators' console, or a link back to the portal."""
     role = viewer.principal.role
-    href, label = PORTALS.get(role, ("/organization", N_("Your account")))
     frame = {
         "layout": "organizations/operator_layout.html" if role == "operator" else "webhooks/layout.html",
         "section": "webhooks",
-        "portal": (href, gettext(label)),
+        "portal": portal(viewer.principal),
         "is_admin": viewer.principal.is_org_admin,
         "done": gettext(DONE[request.query_params["done"]])
         if request.query_params.get("done") in DONE

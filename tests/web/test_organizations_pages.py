@@ -178,7 +178,8 @@ class TestRegistration:
 
 class TestLanding:
     @pytest.mark.parametrize(
-        ("kind", "landing"), [("scene_operator", "/scene-operator"), ("verifier", "/verifier")]
+        ("kind", "landing"),
+        [("scene_operator", "/scene-operator"), ("verifier", "/verifier"), ("merchant", "/merchant")],
     )
     async def test_staff_of_an_organisation_land_on_their_portal_or_account(
         self, client, browser_client, kind, landing
@@ -188,6 +189,7 @@ class TestLanding:
         assert r.status_code == 303 and r.headers["location"] == landing
         page = await browser_client.get(landing)
         assert page.status_code == 200 and f'href="{landing}" aria-current="page"' in page.text
+        assert 'href="/me" aria-current' not in page.text  # "/merchant" is not the person's "/me"
 
     async def test_a_page_to_return_to_wins(self, client, browser_client):
         org = await make_org(client, "scene_operator")

@@ -77,7 +77,7 @@ class TestSceneOperatorJourney:
         await page.goto("/organization")
         await page.locator('[data-status="approved"]').wait_for()
         assert await axe_violations(page) == []
-        await page.get_by_role("link", name="场景运营机构工作台").click()
+        await page.locator("main").get_by_role("link", name="我的场景").click()
         await page.wait_for_load_state()
         await page.get_by_text("您还没有申请过场景。").wait_for()
         assert await axe_violations(page) == []
