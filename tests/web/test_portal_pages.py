@@ -29,7 +29,8 @@ LISTS = [
 def rows_of(html: str) -> list[str]:
     """The text of each row header of the page's table (the first cell of each row)."""
     return [
-        re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'<th scope="row">(.*?)</th>', html, re.S)
+        re.sub(r"<[^>]+>", "", cell).strip()
+        for cell in re.findall(r'<th scope="row"[^>]*>(.*?)</th>', html, re.S)
     ]
 
 

@@ -103,7 +103,11 @@ class TestPagedTable:
                 "first_url": "/x",
             },
         )
-        assert '<th scope="row">&lt;i&gt;甲&lt;/i&gt;</th><td>已批准</td>' in html
+        # each cell names its column (a phone shows the rows as cards)
+        assert (
+            '<th scope="row" data-label="名称">&lt;i&gt;甲&lt;/i&gt;</th><td data-label="状态">已批准</td>'
+            in html
+        )
         assert (
             '<a class="button button--quiet" href="/x?cursor=abc&amp;limit=50" rel="next">下一页</a>' in html
         )
