@@ -31,7 +31,7 @@ Identifier = Annotated[types.Text, StringConstraints(max_length=200)]
 Category = Literal["travel", "scene"]
 
 _PERIOD_DOC = (
-    "RFC 3339 with an offset. The version is in force in [effective_from, effective_to); "
+    "RFC 3339 with an offset (answered in UTC). The version is in force in [effective_from, effective_to); "
     "no effective_to = open-ended."
 )
 

@@ -24,7 +24,7 @@ import re
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -90,7 +90,9 @@ def check_behaviour_type(value: str) -> str:
     return value
 
 
-def check_period(start: datetime, end: datetime | None) -> None:
+def check_period(start: datetime, end: datetime | None) -> tuple[datetime, datetime | None]:
+    """The period checked, both ends in UTC: as they are stored and read back, so a version's answer spells its
+    times the same whether it was just written or read later."""
     for name, moment in (("effective_from", start), ("effective_to", end)):
         if moment is not None and moment.utcoffset() is None:
             raise NaiveDatetime(
@@ -100,6 +102,7 @@ def check_period(start: datetime, end: datetime | None) -> None:
         raise InvalidPeriod(
             f"effective_to ({end.isoformat()}) is not after effective_from ({start.isoformat()})"
         )
+    return start.astimezone(UTC), None if end is None else end.astimezone(UTC)
 
 
 def _check_moment(at: datetime) -> None:
@@ -139,7 +142,9 @@ def check_bounds(per_record: Decimal, per_day: Decimal | None) -> None:
 def check_methodology(values: dict[str, Any]) -> dict[str, Any]:
     """Validate a whole methodology version; returns the values with ``net_factor_g`` settled."""
     check_behaviour_type(values["behaviour_type"])
-    check_period(values["effective_from"], values.get("effective_to"))
+    values["effective_from"], values["effective_to"] = check_period(
+        values["effective_from"], values.get("effective_to")
+    )
     values["net_factor_g"] = net_factor(
         values.get("baseline_factor_g"), values.get("project_factor_g"), values.get("net_factor_g")
     )
@@ -166,7 +171,9 @@ def check_rule(values: dict[str, Any]) -> dict[str, Any]:
         raise LifetimeTooLong(
             f"lot_lifetime_days {days} > {MAX_LIFETIME_DAYS}: points expire at most 10 years after crediting"
         )
-    check_period(values["effective_from"], values.get("effective_to"))
+    values["effective_from"], values["effective_to"] = check_period(
+        values["effective_from"], values.get("effective_to")
+    )
     return values
 
 

@@ -45,6 +45,22 @@ class TestLifecycle:
         # Retired before it began: an empty period, never in force.
         assert r.json()["effective_to"] == r.json()["effective_from"]
 
+    async def test_a_draft_reads_back_as_it_was_answered(self, client, authority):
+        """Times are answered in UTC whether the version was just written, changed or read later."""
+        year = rule_years()
+        draft = await create(client, authority, KIND, effective_from=at(year), effective_to=at(year + 1))
+        assert (draft["effective_from"], draft["effective_to"]) == (
+            f"{year - 1}-12-31T16:00:00Z",
+            f"{year}-12-31T16:00:00Z",
+        )
+        read = await client.get(f"{R}/{draft['id']}", headers=bearer(authority))
+        assert read.json() == draft
+        r = await client.patch(
+            f"{R}/{draft['id']}", json={"effective_to": at(year + 2)}, headers=bearer(authority)
+        )
+        assert r.json()["effective_to"] == f"{year + 1}-12-31T16:00:00Z"
+        assert (await client.get(f"{R}/{draft['id']}", headers=bearer(authority))).json() == r.json()
+
     async def test_longest_lifetime_is_ten_years(self, client, authority):
         year = rule_years()
         rule = await create(client, authority, KIND, lot_lifetime_days=3650, effective_from=at(year))

@@ -104,6 +104,20 @@ class TestLifecycle:
             )
         assert sorted(actions) == ["methodology.create", "methodology.publish", "methodology.submit"]
 
+    async def test_a_draft_reads_back_as_it_was_answered(self, client, authority):
+        """Times are answered in UTC whether the version was just written, changed or read later."""
+        draft = await create(client, authority, effective_from=at(2031), effective_to=at(2032))
+        assert (draft["effective_from"], draft["effective_to"]) == (
+            "2030-12-31T16:00:00Z",
+            "2031-12-31T16:00:00Z",
+        )
+        assert (await client.get(f"{M}/{draft['id']}", headers=bearer(authority))).json() == draft
+        r = await client.patch(
+            f"{M}/{draft['id']}", json={"effective_from": at(2031, 6)}, headers=bearer(authority)
+        )
+        assert r.json()["effective_from"] == "2031-05-31T16:00:00Z"
+        assert (await client.get(f"{M}/{draft['id']}", headers=bearer(authority))).json() == r.json()
+
 
 class TestImmutability:
     @pytest.mark.parametrize("state", ["under_review", "published", "retired"])
