@@ -7,7 +7,6 @@ its JSON route calls."""
 import secrets
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Query, Request
@@ -23,7 +22,7 @@ from app.core.pagination import Cursor
 from app.core.types import Text
 from app.scenes.pages import behaviour_label
 from app.web.dependencies import page_router, require_viewer
-from app.web.i18n import N_, datetime_, gettext, mass, number
+from app.web.i18n import N_, datetime_, gettext, mass, number, quantity
 from app.web.sessions import Viewer
 from app.web.templating import render
 
@@ -217,25 +216,6 @@ def _exceeds(claimed: int) -> str:
 
 
 # --- the records, the sample, the batches (both audiences) -----------------------------------
-
-
-def quantity(text: str, unit: str) -> str:
-    """A record's quantity as people read it: ``12.4 km``, ``1 item`` (``12.4000`` in the read model)."""
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        return f"{text} {unit}"
-    if not value.is_finite():
-        return f"{text} {unit}"
-    shown = number(value.normalize())
-    one = value == 1
-    if unit == "km":
-        return gettext("%(value)s km") % {"value": shown}
-    if unit == "item":
-        return (gettext("%(value)s item") if one else gettext("%(value)s items")) % {"value": shown}
-    if unit == "trip":
-        return (gettext("%(value)s trip") if one else gettext("%(value)s trips")) % {"value": shown}
-    return f"{shown} {unit}"
 
 
 def _record_row(r: Any) -> list[Any]:

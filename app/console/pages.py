@@ -40,6 +40,7 @@ from app.reviews.schemas import PanelOpen
 from app.scenes import service as scenes_service
 from app.scenes.pages import DISTRICTS, FIELD_LABELS, behaviour_label, category_label
 from app.scenes.schemas import SceneReview
+from app.web import paging
 from app.web.dependencies import page_router, require_viewer, safe_next
 from app.web.i18n import N_, gettext, zone
 from app.web.sessions import Viewer
@@ -205,14 +206,6 @@ async def _trail(session: Any, subject_type: str, *ids: Any) -> Trail:
     return Trail(entries, names)
 
 
-def _paging(path: str, params: dict[str, Any], next_cursor: str | None, cursor: str | None) -> dict:
-    kept = {k: v for k, v in params.items() if v}
-    return {
-        "next_url": f"{path}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None,
-        "first_url": (f"{path}?{urlencode(kept)}" if kept else path) if cursor else None,
-    }
-
-
 def _reason_error(reason: str, required: bool = True) -> str | None:
     if required and not reason.strip():
         return gettext("Give the reason: it is recorded with the decision and shown to the applicant.")
@@ -313,7 +306,7 @@ async def organizations(
             "status": status,
             "kind": kind,
             "kinds": _labels(ORG_KINDS),
-            **_paging(
+            **paging.links(
                 request.url.path, {"status": status or "", "kind": kind}, result["next_cursor"], cursor
             ),
         },
@@ -406,7 +399,7 @@ async def methodologies(
             "behaviour_names": {v.behaviour_type: behaviour_label(v.behaviour_type) for v in result.items},
             "status": status,
             "counts": counts,
-            **_paging(request.url.path, {"status": status}, result.next_cursor, cursor),
+            **paging.links(request.url.path, {"status": status}, result.next_cursor, cursor),
         },
     )
 
@@ -432,7 +425,7 @@ async def exchange_rules(
             "versions": result.items,
             "status": status,
             "counts": counts,
-            **_paging(request.url.path, {"status": status}, result.next_cursor, cursor),
+            **paging.links(request.url.path, {"status": status}, result.next_cursor, cursor),
         },
     )
 
@@ -798,7 +791,7 @@ async def scenes(
             },
             "names": await org_service.names(session, [s.operator_id for s in found]),
             "districts": {s.district_code: district_label(s.district_code) for s in found},
-            **_paging(request.url.path, {"queue": queue}, next_cursor, cursor),
+            **paging.links(request.url.path, {"queue": queue}, next_cursor, cursor),
         },
     )
 
@@ -1046,7 +1039,7 @@ async def experts(
             "field": field,
             "fields": [(f, gettext(FIELD_NAMES.get(f, f))) for f in experts_service.FIELDS],
             "field_names": _labels(FIELD_NAMES),
-            **_paging(request.url.path, {"field": field}, result.next_cursor, cursor),
+            **paging.links(request.url.path, {"field": field}, result.next_cursor, cursor),
         },
     )
 

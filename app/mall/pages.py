@@ -31,6 +31,7 @@ from app.mall.exceptions import (
     VoucherRedeemed,
 )
 from app.mall.schemas import ItemCreate, ItemRead, ItemUpdate
+from app.web import paging
 from app.web.dependencies import page_router, require_viewer
 from app.web.i18n import N_, gettext, number
 from app.web.i18n import datetime_ as show_time
@@ -86,15 +87,6 @@ STATEMENT_LINES = (
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
-
-
-def _paging(path: str, params: dict[str, str | None], result: dict[str, Any], cursor: str | None) -> dict:
-    kept = {k: v for k, v in params.items() if v}
-    nxt = result["next_cursor"]
-    return {
-        "next_url": f"{path}?{urlencode({**kept, 'cursor': nxt})}" if nxt else None,
-        "first_url": (f"{path}?{urlencode(kept)}" if kept else path) if cursor else None,
-    }
 
 
 # ---- the till --------------------------------------------------------------------------------------------
@@ -272,7 +264,7 @@ async def items(request: Request, session: Session, viewer: Merchant, cursor: Cu
     return render(
         request,
         "mall/items.html",
-        {"items": result["items"], **_paging("/merchant/items", {}, result, cursor)},
+        {"items": result["items"], **paging.links("/merchant/items", {}, result["next_cursor"], cursor)},
     )
 
 
@@ -371,7 +363,7 @@ async def orders(
             "rows": rows,
             "status": chosen or "",
             "statuses": statuses,
-            **_paging("/merchant/orders", {"status": chosen}, result, cursor),
+            **paging.links("/merchant/orders", {"status": chosen}, result["next_cursor"], cursor),
         },
     )
 

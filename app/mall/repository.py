@@ -566,6 +566,22 @@ async def redemption(conn: Conn, operator_id: uuid.UUID, operator_order_id: str)
     )
 
 
+async def spends(
+    conn: Conn, user_id: uuid.UUID, order_ids: list[uuid.UUID], redemption_ids: list[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """(ref_type, id, quantity, what, org_id) of the person's own orders (the item's title and merchant) and
+    operator redemptions (their description, null for none, and operator) among these ids."""
+    return await conn.fetch(
+        "SELECT 'mall_order' AS ref_type, id, quantity, title AS what, merchant_id AS org_id FROM mall_orders"
+        " WHERE user_id = $1 AND id = ANY($2::uuid[])"
+        " UNION ALL SELECT 'operator_redemption', id, NULL, description, operator_id FROM operator_redemptions"
+        " WHERE user_id = $1 AND id = ANY($3::uuid[])",
+        user_id,
+        order_ids,
+        redemption_ids,
+    )
+
+
 async def reverse_redemption(
     conn: Conn, operator_id: uuid.UUID, operator_order_id: str, now: datetime, made_after: datetime
 ) -> asyncpg.Record | None:

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -610,6 +610,41 @@ async def voucher_qr(session: AsyncSession, user: Principal, order_id: uuid.UUID
     """The voucher code of the person's own order as a QR image (``svg`` or ``png``) for the counter to scan."""
     order = await get_order(session, user, order_id)
     return vouchers.qr_image(order.voucher.code, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """What a person's points were spent on: an order of the mall (``quantity`` of the item ``what``, from the
+    merchant ``org_id``) or a redemption in an operator's own mall (its description ``what``, or None; the
+    operator ``org_id``; no quantity)."""
+
+    ref_type: str  # "mall_order" or "operator_redemption", as the ledger's entries name them
+    quantity: int | None
+    what: str | None
+    org_id: uuid.UUID
+
+
+async def spends(
+    session: AsyncSession, user_id: uuid.UUID, refs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Spend]:
+    """The person's own spends named by ledger references (``(ref_type, ref_id)``): one statement; a
+    reference that is not the person's, or not a spend, is left out."""
+    wanted: dict[str, list[uuid.UUID]] = {"mall_order": [], "operator_redemption": []}
+    for ref_type, ref_id in refs:
+        if ref_type in wanted:
+            try:
+                wanted[ref_type].append(uuid.UUID(ref_id))
+            except ValueError:
+                continue
+    if not any(wanted.values()):
+        return {}
+    rows = await repo.spends(
+        await db.raw_connection(session), user_id, wanted["mall_order"], wanted["operator_redemption"]
+    )
+    return {
+        (r["ref_type"], str(r["id"])): Spend(r["ref_type"], r["quantity"], r["what"], r["org_id"])
+        for r in rows
+    }
 
 
 def _closed(order, now: datetime) -> Exception:

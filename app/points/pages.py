@@ -4,7 +4,6 @@ records and their download, on the service of ``GET /v1/operator/behaviour-batch
 import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
@@ -17,6 +16,7 @@ from app.core.pagination import Cursor
 from app.core.types import Day, Text
 from app.points import batches
 from app.points.models import RecordStatus
+from app.web import paging
 from app.web.dependencies import page_router, require_viewer
 from app.web.i18n import N_, gettext, number
 from app.web.i18n import datetime_ as show_time
@@ -68,11 +68,6 @@ def _day(value: str | None) -> date | None:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), clock.zone())
-
-
-def _url(path: str, params: dict[str, Any]) -> str:
-    kept = {k: v for k, v in params.items() if v not in (None, "")}
-    return f"{path}?{urlencode(kept)}" if kept else path
 
 
 @router.get("/operator/batches", name="operator_batches")
@@ -130,8 +125,7 @@ async def batch_list(
             "form": {k: v or "" for k, v in params.items()},
             "errors": errors,
             "rejection_options": [(value, gettext(label)) for value, label in REJECTIONS],
-            "next_url": _url("/operator/batches", {**params, "cursor": nxt}) if nxt else None,
-            "first_url": _url("/operator/batches", params) if cursor else None,
+            **paging.links("/operator/batches", params, nxt, cursor),
         },
         status_code=422 if errors else 200,
     )
@@ -196,8 +190,7 @@ async def batch_page(
             "rows": rows,
             "show": status,
             "shows": [("rejected", gettext("Rejected")), ("all", gettext("All records"))],
-            "next_url": _url(path, {**params, "cursor": nxt}) if nxt else None,
-            "first_url": _url(path, params) if cursor else None,
+            **paging.links(path, params, nxt, cursor),
             "csv_url": f"{path}?format=csv",
             "code_rows": [
                 (c.code, gettext(REASONS[c.code]) if c.code in REASONS else "", c.count)

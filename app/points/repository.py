@@ -716,6 +716,13 @@ async def batches(conn: Conn, batch_ids: Sequence[uuid.UUID]) -> list[asyncpg.Re
     )
 
 
+async def batch_operators(conn: Conn, batch_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    """(id, operator_id) of these batches."""
+    return await conn.fetch(
+        "SELECT id, operator_id FROM behaviour_batches WHERE id = ANY($1::uuid[])", list(batch_ids)
+    )
+
+
 async def signed_batches(
     conn: Conn, batch_ids: Sequence[uuid.UUID], after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[asyncpg.Record]:

@@ -207,6 +207,14 @@ async def ledger(
     return page(items, limit, lambda e: [e.id])
 
 
+async def batch_operators(
+    session: AsyncSession, batch_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The operator that sent each of these batches (an id that is no batch is left out)."""
+    rows = await repo.batch_operators(await db.raw_connection(session), batch_ids)
+    return {r["id"]: r["operator_id"] for r in rows}
+
+
 async def behaviours(
     session: AsyncSession,
     user_id: uuid.UUID,

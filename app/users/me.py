@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import oauth
 from app.auth.principal import Principal
 from app.core import audit, clock
+from app.mall import service as mall_service
 from app.organizations import service as organizations_service
 from app.points import service as points_service
 from app.users import repository, sessions
@@ -80,6 +81,103 @@ async def overview(session: AsyncSession, user_id: uuid.UUID) -> Overview:
             (v for v in views if not v.live), key=lambda v: v.withdrawn_at or v.accepted_at, reverse=True
         ),
     )
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """A ledger entry of the person's with where it came from: ``source`` the organisation's name (the operator
+    whose batch earned it, the merchant of an order, the operator of a redemption; "" for none), ``spend`` what
+    an order or a redemption bought (None for other entries)."""
+
+    entry: points_service.Entry
+    source: str
+    spend: mall_service.Spend | None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+async def history(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> Page:
+    """A page of the person's whole ledger, newest first, whichever app the points came from or went to
+    (``invalid_cursor`` for a cursor that is not one): through an operator's token a person sees only that
+    operator's share of it (``GET /v1/me/ledger``)."""
+    result = await points_service.ledger(session, user_id, limit, cursor)
+    entries: list[points_service.Entry] = result["items"]
+    batch_ids = [i for e in entries if e.ref_type == "batch" and (i := _uuid(e.ref_id)) is not None]
+    operators = await points_service.batch_operators(session, batch_ids) if batch_ids else {}
+    spends = await mall_service.spends(session, user_id, [(e.ref_type, e.ref_id) for e in entries])
+
+    def source(e: points_service.Entry) -> uuid.UUID | None:
+        spend = spends.get((e.ref_type, e.ref_id))
+        if spend is not None:
+            return spend.org_id
+        batch_id = _uuid(e.ref_id) if e.ref_type == "batch" else None
+        return operators.get(batch_id) if batch_id else None
+
+    sources = {e.id: source(e) for e in entries}
+    names = await organizations_service.names(session, list(sources.values()))
+    lines = [
+        HistoryLine(
+            e, names.get(org, "") if (org := sources[e.id]) else "", spends.get((e.ref_type, e.ref_id))
+        )
+        for e in entries
+    ]
+    return Page(lines, result["next_cursor"])
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class BehaviourLine:
+    """An accepted behaviour record of the person's, with the name of the operator that sent it."""
+
+    behaviour: points_service.Behaviour
+    operator_name: str
+
+
+async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> Page:
+    """A page of every behaviour recorded for the person, latest first, whichever operator sent it."""
+    result = await points_service.behaviours(session, user_id, limit, cursor)
+    items: list[points_service.Behaviour] = result["items"]
+    names = await organizations_service.names(session, [b.operator_id for b in items])
+    return Page([BehaviourLine(b, names.get(b.operator_id, "")) for b in items], result["next_cursor"])
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """An order of the person's in the platform's mall, with its merchant's name."""
+
+    order: Any  # mall's OrderRead: the voucher's code included
+    merchant_name: str
+
+
+async def orders(
+    session: AsyncSession, person: Principal, status: str | None, limit: int, cursor: str | None
+) -> Page:
+    """A page of the person's orders, newest first, through whichever app they were placed."""
+    result = await mall_service.list_my_orders(session, person, status=status, limit=limit, cursor=cursor)
+    names = await organizations_service.names(session, [o.merchant_id for o in result["items"]])
+    return Page([OrderLine(o, names.get(o.merchant_id, "")) for o in result["items"]], result["next_cursor"])
+
+
+async def order(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> OrderLine:
+    """One of the person's orders (``order_not_found`` for another's or none)."""
+    found = await mall_service.get_order(session, person, order_id)
+    names = await organizations_service.names(session, [found.merchant_id])
+    return OrderLine(found, names.get(found.merchant_id, ""))
+
+
+async def voucher_qr(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> bytes:
+    """The voucher code of the person's own order as a QR code (SVG) for the counter to scan."""
+    return await mall_service.voucher_qr(session, person, order_id, "svg")
 
 
 async def entrustment(session: AsyncSession, user_id: uuid.UUID, entrustment_id: int) -> EntrustmentView:

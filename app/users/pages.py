@@ -13,22 +13,27 @@ import hmac
 import uuid
 from typing import Annotated
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from app.auth.dependencies import Session, client_ip
 from app.auth.pages import SCOPE_LABELS
 from app.core import sms
 from app.core.config import get_settings
 from app.core.errors import RateLimited
+from app.core.pagination import Cursor
 from app.core.types import Int64, Text
+from app.points.models import CapCode
+from app.scenes.pages import behaviour_label
 from app.users import me, sessions
 from app.users import service as users_service
 from app.users.exceptions import InvalidIdentifier, NotEntrusted
-from app.web import csrf
+from app.web import csrf, paging
 from app.web.dependencies import is_https, page_router
-from app.web.i18n import N_
+from app.web.i18n import N_, mass, number, quantity
+from app.web.i18n import datetime_ as show_time
 from app.web.i18n import gettext as _
 from app.web.middleware import cookie_header
 from app.web.templating import render
@@ -237,6 +242,7 @@ async def overview(request: Request, session: Session) -> Response:
         request,
         "users/me.html",
         {
+            "section": "overview",
             "account": result.account,
             "live": result.live,
             "withdrawn": result.withdrawn,
@@ -245,6 +251,198 @@ async def overview(request: Request, session: Session) -> Response:
             "scope_labels": _scope_labels,
         },
     )
+
+
+# ---- the person's history, behaviours and orders ----------------------------------------------------------
+
+PAGE_SIZE = 20
+PRIVATE = {"Cache-Control": "no-store"}  # a person's own records: not kept by the browser or a proxy
+ORDER_STATUSES = {
+    "issued": N_("Not used yet"),
+    "redeemed": N_("Used at the counter"),
+    "cancelled": N_("Cancelled"),
+    "expired": N_("Expired"),
+}
+ORDER_BADGES = {"issued": "good", "redeemed": "neutral", "cancelled": "neutral", "expired": "bad"}
+
+
+def _signed(points: int) -> Markup:
+    sign = "+" if points > 0 else "−"  # a true minus sign
+    kind = "gain" if points > 0 else "loss"
+    return Markup('<span class="me-amount me-amount--{}">{}{}</span>').format(kind, sign, number(abs(points)))
+
+
+def _what(line: me.HistoryLine) -> Markup:
+    """What moved the balance, in the reader's language: the kind of entry, then where it came from."""
+    e, spend, source = line.entry, line.spend, line.source
+    if e.kind == "earn":
+        title, detail = (
+            _("Low-carbon behaviours"),
+            (_("Recorded by %(app)s") % {"app": source}) if source else "",
+        )
+    elif e.kind == "expire":
+        title, detail = _("Points expired"), _("Points are valid for a limited time after they are earned.")
+    elif e.kind == "clawback":
+        title, detail = _("Taken back by the authority"), e.memo or ""
+    elif spend is not None and spend.ref_type == "mall_order":
+        bought = _("%(quantity)s × %(title)s") % {"quantity": number(spend.quantity), "title": spend.what}
+        title = (_("Given back: %(what)s") % {"what": bought}) if e.kind == "refund" else bought
+        detail = (_("Points mall · %(merchant)s") % {"merchant": source}) if source else _("Points mall")
+    elif spend is not None:
+        title = (
+            (_("Given back by %(app)s") % {"app": source})
+            if e.kind == "refund"
+            else (_("Spent in %(app)s") % {"app": source})
+        )
+        detail = spend.what or ""
+    else:
+        title, detail = (_("Points given back") if e.kind == "refund" else _("Points spent")), e.memo or ""
+    if not detail:
+        return Markup("<strong>{}</strong>").format(title)
+    return Markup('<strong>{}</strong><span class="me-detail">{}</span>').format(title, detail)
+
+
+@router.get("/me/history", name="me_history")
+async def history(request: Request, session: Session, cursor: Cursor = None) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    result = await me.history(session, person.user_id, PAGE_SIZE, cursor)
+    rows = [
+        [
+            show_time(line.entry.created_at, "short"),
+            _what(line),
+            _signed(line.entry.amount),
+            number(line.entry.balance_after),
+        ]
+        for line in result.items
+    ]
+    response = render(
+        request,
+        "users/me_history.html",
+        {"section": "history", "rows": rows, **paging.links("/me/history", {}, result.next_cursor, cursor)},
+    )
+    response.headers.update(PRIVATE)
+    return response
+
+
+@router.get("/me/behaviours", name="me_behaviours")
+async def behaviours(request: Request, session: Session, cursor: Cursor = None) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    result = await me.behaviours(session, person.user_id, PAGE_SIZE, cursor)
+    rows = [
+        [
+            show_time(line.behaviour.started_at, "short"),
+            behaviour_label(line.behaviour.type),
+            quantity(line.behaviour.counted_quantity, line.behaviour.unit),
+            mass(line.behaviour.reduction_g),
+            Markup('{}<span class="me-detail">{}</span>').format(
+                number(line.behaviour.points), _(CAPPED[line.behaviour.code])
+            )
+            if line.behaviour.code
+            else number(line.behaviour.points),
+            line.operator_name,
+        ]
+        for line in result.items
+    ]
+    response = render(
+        request,
+        "users/me_behaviours.html",
+        {
+            "section": "behaviours",
+            "rows": rows,
+            **paging.links("/me/behaviours", {}, result.next_cursor, cursor),
+        },
+    )
+    response.headers.update(PRIVATE)
+    return response
+
+
+CAPPED = {
+    CapCode.capped: N_("The day's points limit was reached"),
+    CapCode.quantity_capped: N_("Counted up to the day's limit"),
+}
+
+
+@router.get("/me/orders", name="me_orders")
+async def orders(
+    request: Request,
+    session: Session,
+    status: Annotated[Text | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
+) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    chosen = status if status in ORDER_STATUSES else None
+    result = await me.orders(session, person.principal, chosen, PAGE_SIZE, cursor)
+    rows = [
+        [
+            Markup('<a href="/me/orders/{}">{}</a>').format(
+                line.order.id,
+                (
+                    _("%(quantity)s × %(title)s")
+                    % {"quantity": number(line.order.quantity), "title": line.order.title}
+                ),
+            ),
+            line.merchant_name,
+            number(line.order.points),
+            Markup('<span class="badge badge--{}">{}</span>').format(
+                ORDER_BADGES[line.order.status], _(ORDER_STATUSES[line.order.status])
+            ),
+            show_time(line.order.voucher.expires_at, "short"),
+            show_time(line.order.created_at, "short"),
+        ]
+        for line in result.items
+    ]
+    statuses = [("", _("All"))] + [(k, _(label)) for k, label in ORDER_STATUSES.items()]
+    response = render(
+        request,
+        "users/me_orders.html",
+        {
+            "section": "orders",
+            "rows": rows,
+            "status": chosen or "",
+            "statuses": statuses,
+            **paging.links("/me/orders", {"status": chosen}, result.next_cursor, cursor),
+        },
+    )
+    response.headers.update(PRIVATE)
+    return response
+
+
+@router.get("/me/orders/{order_id}", name="me_order")
+async def order(request: Request, session: Session, order_id: uuid.UUID) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    line = await me.order(
+        session, person.principal, order_id
+    )  # another's or none: order_not_found, a 404 page
+    response = render(
+        request,
+        "users/me_order.html",
+        {
+            "section": "orders",
+            "order": line.order,
+            "merchant_name": line.merchant_name,
+            "status_label": _(ORDER_STATUSES[line.order.status]),
+            "badge": ORDER_BADGES[line.order.status],
+        },
+    )
+    response.headers.update(PRIVATE)
+    return response
+
+
+@router.get("/me/orders/{order_id}/voucher.svg", name="me_voucher_qr")
+async def voucher_qr(request: Request, session: Session, order_id: uuid.UUID) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    image = await me.voucher_qr(session, person.principal, order_id)
+    return Response(image, media_type="image/svg+xml", headers=PRIVATE)
 
 
 @router.get("/me/entrustments/{entrustment_id}/withdraw", name="me_withdraw")

@@ -12,13 +12,13 @@ import io
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.responses import Response
 
 from app.core.errors import DomainError
 from app.core.pagination import InvalidCursor
+from app.web import paging
 from app.web.i18n import gettext
 from app.web.templating import render
 
@@ -55,11 +55,6 @@ def _split(result: Any) -> tuple[Sequence[Any], str | None]:
     if isinstance(result, Mapping):
         return result["items"], result["next_cursor"]
     return result.items, result.next_cursor
-
-
-def _url(path: str, params: Mapping[str, str | None]) -> str:
-    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
-    return f"{path}?{query}" if query else path
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -122,9 +117,8 @@ async def respond(
             "items": page_items,
             "filters": listing.filters,
             "errors": {},
-            "next_url": _url(path, {**listing.filters, "cursor": next_cursor}) if next_cursor else None,
-            "first_url": _url(path, listing.filters) if cursor else None,
-            "csv_url": _url(path, {**listing.filters, "format": "csv"}),
+            **paging.links(path, listing.filters, next_cursor, cursor),
+            "csv_url": paging.url(path, {**listing.filters, "format": "csv"}),
             **listing.extra,
         },
     )
@@ -154,8 +148,8 @@ async def _refused(
             "filters": listing.filters,
             "errors": {where: message},
             "next_url": None,
-            "first_url": _url(request.url.path, listing.filters),
-            "csv_url": _url(request.url.path, {**listing.filters, "format": "csv"}),
+            "first_url": paging.url(request.url.path, listing.filters),
+            "csv_url": paging.url(request.url.path, {**listing.filters, "format": "csv"}),
             **listing.extra,
         },
         status_code=400,

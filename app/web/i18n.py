@@ -123,6 +123,25 @@ def date_(value: date | datetime | None, format: str = "medium") -> str:
     return _format_date(value, format, locale=_babel_locale())
 
 
+def quantity(text: str | Decimal, unit: str) -> str:
+    """A record's quantity as people read it: ``12.4 km``, ``1 item`` (``12.4000`` as stored)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return f"{text} {unit}"
+    if not value.is_finite():
+        return f"{text} {unit}"
+    shown = number(value.normalize())
+    one = value == 1
+    if unit == "km":
+        return gettext("%(value)s km") % {"value": shown}
+    if unit == "item":
+        return (gettext("%(value)s item") if one else gettext("%(value)s items")) % {"value": shown}
+    if unit == "trip":
+        return (gettext("%(value)s trip") if one else gettext("%(value)s trips")) % {"value": shown}
+    return f"{shown} {unit}"
+
+
 def tonnes(grams: int | None) -> str:
     """Grams as tonnes with three decimals (to the kilogram): ``1,234.568``."""
     if grams is None:

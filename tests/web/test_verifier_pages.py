@@ -10,9 +10,9 @@ from html import unescape
 import pytest
 
 from app.cer import evidence
-from app.cer.verifier_pages import quantity
 from app.core import clock
 from app.web import i18n
+from app.web.i18n import quantity
 from tests.factories import make_org
 from tests.factories_cer import verifier
 from tests.factories_evidence import identifiers, make_case
