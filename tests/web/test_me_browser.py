@@ -10,8 +10,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.factories import bearer
-from tests.factories_points import phone
+from tests.factories import authority_token, bearer, make_operator
+from tests.factories_mall import Person, fund, make_item, make_merchant, place
+from tests.factories_points import enrol, ensure_rule, make_methodology, phone, user_headers
 from tests.oauth_flow import exchange, pkce, refresh
 from tests.web.helpers import LANGUAGES
 from tests.web.test_oauth_browser import _operator, _outbox_code
@@ -130,3 +131,61 @@ async def test_a_person_withdraws_an_app_on_their_own_page(app, page, live_serve
     await page.goto("/me/delete")
     assert await page.get_by_role("button", name=label["delete"]).is_visible()
     await _check(page, shots, "delete", language)
+
+
+TABS = {
+    "zh": {"history": "积分明细", "behaviours": "我的低碳行为", "orders": "订单与券码"},
+    "en": {"history": "Points history", "behaviours": "My behaviours", "orders": "Orders and vouchers"},
+}
+
+
+@pytest.mark.parametrize("language", [code for code, _ in LANGUAGES])
+async def test_a_person_reads_their_points_history_and_shows_a_voucher(
+    app, page, live_server, shots, language
+):
+    label, tab = LABELS[language], TABS[language]
+    number = phone()
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as api:
+        await ensure_rule()
+        authority = await authority_token(api)
+        op = await make_operator(api, authority)
+        btype = await make_methodology(factor="1000")
+        u = await enrol(api, op, number=number)
+        person = Person(
+            u["external_user_id"], u["user_id"], await user_headers(api, op, u["external_user_id"]), op
+        )
+        await fund(api, op, btype, [person], 200)
+        item = await make_item(api, await make_merchant(api, authority), points_price=50)
+        order = (await place(api, person, item["id"])).json()
+    if language == "en":
+        await page.goto("/")
+        await page.get_by_role("button", name="English").click()
+        await page.wait_for_load_state()
+    await page.goto("/me/sign-in")
+    await page.get_by_label(label["phone"]).fill(number)
+    await page.get_by_role("button", name=label["send"]).click()
+    await _code(page, label, number)
+    await page.wait_for_url(re.compile(r"/me$"))
+    await _check(page, shots, "overview", language)
+
+    await page.get_by_role("link", name=tab["history"], exact=True).click()
+    await page.wait_for_url(re.compile(r"/me/history$"))
+    rows = page.locator("#history tbody tr")
+    assert await rows.count() == 2  # the order's spend, then the earning
+    assert (await rows.nth(0).locator("td").nth(1).inner_text()).strip() == "−50"
+    assert (await rows.nth(1).locator("td").nth(1).inner_text()).strip() == "+200"
+    await _check(page, shots, "history", language)
+
+    await page.get_by_role("link", name=tab["behaviours"], exact=True).click()
+    await page.wait_for_url(re.compile(r"/me/behaviours$"))
+    assert await page.locator("#behaviours tbody tr").count() == 1
+    await _check(page, shots, "behaviours", language)
+
+    await page.get_by_role("link", name=tab["orders"], exact=True).click()
+    await page.wait_for_url(re.compile(r"/me/orders$"))
+    await _check(page, shots, "orders", language)
+    await page.locator(f'#orders a[href="/me/orders/{order["id"]}"]').click()
+    await page.wait_for_url(re.compile(rf"/me/orders/{order['id']}$"))
+    assert await page.locator("#voucher-code").inner_text() == order["voucher"]["code"]
+    assert await page.locator("img.me-voucher__qr").evaluate("img => img.complete && img.naturalWidth > 0")
+    await _check(page, shots, "voucher", language)
