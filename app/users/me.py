@@ -175,6 +175,12 @@ async def order(session: AsyncSession, person: Principal, order_id: uuid.UUID) -
     return OrderLine(found, names.get(found.merchant_id, ""))
 
 
+async def cancel_order(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> None:
+    """The person cancels their unused voucher (``voucher_redeemed``, ``voucher_cancelled`` or
+    ``voucher_expired`` once it is not): the points go back to their lots, as when the app cancels it."""
+    await mall_service.cancel_order(session, person, order_id)
+
+
 async def voucher_qr(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> bytes:
     """The voucher code of the person's own order as a QR code (SVG) for the counter to scan."""
     return await mall_service.voucher_qr(session, person, order_id, "svg")

@@ -25,6 +25,7 @@ from app.core.config import get_settings
 from app.core.errors import RateLimited
 from app.core.pagination import Cursor
 from app.core.types import Int64, Text
+from app.mall.exceptions import VoucherCancelled, VoucherExpired, VoucherRedeemed
 from app.points.models import CapCode
 from app.scenes.pages import behaviour_label
 from app.users import me, sessions
@@ -413,27 +414,73 @@ async def orders(
     return response
 
 
-@router.get("/me/orders/{order_id}", name="me_order")
-async def order(request: Request, session: Session, order_id: uuid.UUID) -> Response:
-    person = await _person(request, session)
-    if person is None:
-        return _to_sign_in(request)
-    line = await me.order(
-        session, person.principal, order_id
-    )  # another's or none: order_not_found, a 404 page
+CANCEL_REFUSED = {
+    VoucherRedeemed: N_("This order cannot be cancelled: its voucher was used at the counter."),
+    VoucherCancelled: N_("This order was cancelled already; its points were given back."),
+    VoucherExpired: N_("This order cannot be cancelled: its voucher has expired."),
+}
+
+
+async def _order_page(
+    request: Request,
+    session: Session,
+    person: sessions.Person,
+    order_id: uuid.UUID,
+    template: str,
+    refusal: str | None = None,
+) -> Response:
+    # another's order or none: order_not_found, a 404 page
+    line = await me.order(session, person.principal, order_id)
     response = render(
         request,
-        "users/me_order.html",
+        template,
         {
             "section": "orders",
             "order": line.order,
             "merchant_name": line.merchant_name,
             "status_label": _(ORDER_STATUSES[line.order.status]),
             "badge": ORDER_BADGES[line.order.status],
+            "cancelled_now": request.query_params.get("cancelled") == "1"
+            and line.order.status == "cancelled",
+            "refusal": refusal,
         },
+        status_code=409 if refusal else 200,
     )
     response.headers.update(PRIVATE)
     return response
+
+
+@router.get("/me/orders/{order_id}", name="me_order")
+async def order(request: Request, session: Session, order_id: uuid.UUID) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    return await _order_page(request, session, person, order_id, "users/me_order.html")
+
+
+@router.get("/me/orders/{order_id}/cancel", name="me_order_cancel")
+async def cancel_form(request: Request, session: Session, order_id: uuid.UUID) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    line = await me.order(session, person.principal, order_id)
+    if line.order.status != "issued":
+        return _see_other(f"/me/orders/{order_id}")
+    return await _order_page(request, session, person, order_id, "users/me_order_cancel.html")
+
+
+@router.post("/me/orders/{order_id}/cancel")
+async def cancel(request: Request, session: Session, order_id: uuid.UUID) -> Response:
+    person = await _person(request, session)
+    if person is None:
+        return _to_sign_in(request)
+    try:
+        await me.cancel_order(session, person.principal, order_id)  # another's or none: a 404 page
+    except (VoucherRedeemed, VoucherCancelled, VoucherExpired) as exc:
+        # used, cancelled or expired meanwhile (at the counter, in the app, another tab): nothing changed
+        refusal = _(CANCEL_REFUSED[type(exc)])
+        return await _order_page(request, session, person, order_id, "users/me_order.html", refusal=refusal)
+    return _see_other(f"/me/orders/{order_id}?cancelled=1")
 
 
 @router.get("/me/orders/{order_id}/voucher.svg", name="me_voucher_qr")

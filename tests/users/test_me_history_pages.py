@@ -2,6 +2,7 @@
 entries, behaviours and orders, where an app's token shows only its own; each page only for the person's own
 session, paged by cursor, never kept by the browser; a voucher shown with its QR code."""
 
+import asyncio
 import re
 import uuid
 from html import unescape
@@ -11,9 +12,9 @@ import pytest
 
 from app.users import pages as me_pages
 from tests.factories import authority_token, bearer, make_operator, person_session, unique
-from tests.factories_mall import Person, fund, make_item, make_merchant, place
+from tests.factories_mall import Person, fund, ledger_violations, make_item, make_merchant, place
 from tests.factories_points import enrol, ensure_rule, make_methodology, phone, user_headers
-from tests.web.helpers import HTML
+from tests.web.helpers import HTML, csrf_token
 
 
 @pytest.fixture
@@ -93,6 +94,7 @@ async def alice(client, browser_client):
             "merchant": await _name(client, merchant),
         },
         "title": title,
+        "merchant": merchant,
         "kept": kept,
         "cancelled": cancelled,
     }
@@ -228,6 +230,99 @@ class TestOrders:
             assert r.status_code == 404, path
             assert theirs["voucher"]["code"] not in r.text
         r = await browser_client.get("/me/orders/not-an-id")
-        assert r.status_code == 400 and "text/html" in r.headers["content-type"]  # as every page answers a bad id
+        assert (
+            r.status_code == 400 and "text/html" in r.headers["content-type"]
+        )  # as every page answers a bad id
         r = await browser_client.get("/me/orders", params={"status": "lost"})
         assert r.status_code == 200 and len(_rows(r.text, "orders")) == 2  # an unknown status filters nothing
+
+
+async def _status(client, person, order_id: str) -> tuple[str, int]:
+    r = await client.get(f"/v1/me/orders/{order_id}", headers=person.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["status"], r.json()["refunded_points"]
+
+
+async def _balance(client, person) -> int:
+    return (await client.get("/v1/me/account", headers=person.headers)).json()["balance"]
+
+
+class TestCancel:
+    async def test_a_confirmation_then_the_points_back_once(self, client, browser_client, alice):
+        person, kept = alice["people"][0], alice["kept"]
+        before = await _balance(client, person)
+        r = await browser_client.get(f"/me/orders/{kept['id']}")
+        assert f'href="/me/orders/{kept["id"]}/cancel"' in r.text
+        form = await browser_client.get(f"/me/orders/{kept['id']}/cancel")
+        assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
+        assert "The 50 points go back to your account" in _text(form.text)
+        r = await browser_client.post(f"/me/orders/{kept['id']}/cancel", data={})
+        assert r.status_code == 403 and await _status(client, person, kept["id"]) == ("issued", 0)
+        r = await browser_client.post(
+            f"/me/orders/{kept['id']}/cancel", data={"csrf_token": csrf_token(form.text)}
+        )
+        assert (r.status_code, r.headers["location"]) == (303, f"/me/orders/{kept['id']}?cancelled=1")
+        r = await browser_client.get(r.headers["location"])
+        assert "Order cancelled: 50 points were given back to your account." in _text(r.text)
+        assert 'id="voucher-code"' not in r.text and "/cancel" not in r.text
+        assert await _status(client, person, kept["id"]) == ("cancelled", 50)
+        assert await _balance(client, person) == before + 50
+        r = await browser_client.get(f"/me/orders/{kept['id']}/cancel")  # nothing left to cancel
+        assert (r.status_code, r.headers["location"]) == (303, f"/me/orders/{kept['id']}")
+        history = await browser_client.get("/me/history")
+        assert _rows(history.text, "history")[0][1:] == [
+            f"Given back: 1 × {alice['title']} Points mall · {alice['names']['merchant']}",
+            "+50",
+            str(before + 50),
+        ]
+
+    async def test_a_voucher_used_at_the_counter_meanwhile_is_not_cancelled(
+        self, client, browser_client, alice
+    ):
+        person, kept = alice["people"][0], alice["kept"]
+        form = await browser_client.get(f"/me/orders/{kept['id']}/cancel")
+        code = kept["voucher"]["code"]
+        r = await client.post(f"/v1/merchant/vouchers/{code}/redeem", headers=alice["merchant"].headers)
+        assert r.status_code == 200, r.text
+        before = await _balance(client, person)
+        r = await browser_client.post(
+            f"/me/orders/{kept['id']}/cancel", data={"csrf_token": csrf_token(form.text)}
+        )
+        assert r.status_code == 409
+        assert "This order cannot be cancelled: its voucher was used at the counter." in _text(r.text)
+        assert await _status(client, person, kept["id"]) == ("redeemed", 0)
+        assert await _balance(client, person) == before
+
+    async def test_another_persons_order_is_a_404_page_and_stays(self, client, browser_client, alice):
+        op = alice["people"][0].operator
+        u = await enrol(client, op)
+        other = Person(
+            u["external_user_id"], u["user_id"], await user_headers(client, op, u["external_user_id"]), op
+        )
+        await fund(client, op, await make_methodology(factor="1000"), [other], 100)
+        item = await make_item(client, alice["merchant"], points_price=50)
+        theirs = (await place(client, other, item["id"])).json()
+        form = await browser_client.get(f"/me/orders/{alice['kept']['id']}/cancel")
+        r = await browser_client.post(
+            f"/me/orders/{theirs['id']}/cancel", data={"csrf_token": csrf_token(form.text)}
+        )
+        assert r.status_code == 404
+        assert await _status(client, other, theirs["id"]) == ("issued", 0)
+
+    async def test_two_cancels_at_once_give_the_points_back_once(self, client, browser_client, alice):
+        person, kept = alice["people"][0], alice["kept"]
+        before = await _balance(client, person)
+        token = csrf_token((await browser_client.get(f"/me/orders/{kept['id']}/cancel")).text)
+        answers = await asyncio.gather(
+            *[
+                browser_client.post(f"/me/orders/{kept['id']}/cancel", data={"csrf_token": token})
+                for _ in range(4)
+            ]
+        )
+        assert sorted(r.status_code for r in answers) == [303, 409, 409, 409]
+        for r in answers:
+            if r.status_code == 409:
+                assert "This order was cancelled already; its points were given back." in _text(r.text)
+        assert await _status(client, person, kept["id"]) == ("cancelled", 50)
+        assert await _balance(client, person) == before + 50
+        assert await ledger_violations() == []

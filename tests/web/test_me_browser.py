@@ -134,8 +134,20 @@ async def test_a_person_withdraws_an_app_on_their_own_page(app, page, live_serve
 
 
 TABS = {
-    "zh": {"history": "积分明细", "behaviours": "我的低碳行为", "orders": "订单与券码"},
-    "en": {"history": "Points history", "behaviours": "My behaviours", "orders": "Orders and vouchers"},
+    "zh": {
+        "history": "积分明细",
+        "behaviours": "我的低碳行为",
+        "orders": "订单与券码",
+        "cancel": "取消订单…",
+        "confirm": "取消订单",
+    },
+    "en": {
+        "history": "Points history",
+        "behaviours": "My behaviours",
+        "orders": "Orders and vouchers",
+        "cancel": "Cancel this order…",
+        "confirm": "Cancel the order",
+    },
 }
 
 
@@ -189,3 +201,12 @@ async def test_a_person_reads_their_points_history_and_shows_a_voucher(
     assert await page.locator("#voucher-code").inner_text() == order["voucher"]["code"]
     assert await page.locator("img.me-voucher__qr").evaluate("img => img.complete && img.naturalWidth > 0")
     await _check(page, shots, "voucher", language)
+    # the person changes their mind: a confirmation, then the points back
+    await page.get_by_role("link", name=tab["cancel"], exact=True).click()
+    await page.wait_for_url(re.compile(rf"/me/orders/{order['id']}/cancel$"))
+    await _check(page, shots, "cancel", language)
+    await page.get_by_role("button", name=tab["confirm"], exact=True).click()
+    await page.wait_for_url(re.compile(rf"/me/orders/{order['id']}\?cancelled=1$"))
+    assert await page.locator("#cancelled-notice").is_visible()
+    assert await page.locator("#voucher-code").count() == 0
+    await _check(page, shots, "cancelled", language)
