@@ -54,6 +54,16 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+PRIVATE = {"Cache-Control": "no-store"}
+
+
+def _private(request: Request, template: str, context: dict, status_code: int = 200) -> Response:
+    """A page of the person's own data (``PRIVATE``): never kept by the browser or a proxy."""
+    response = render(request, template, context, status_code=status_code)
+    response.headers.update(PRIVATE)
+    return response
+
+
 # ---- the session and the pending code -------------------------------------------------------------------
 
 
@@ -239,7 +249,7 @@ async def overview(request: Request, session: Session) -> Response:
     done = request.query_params.get("withdrawn", "")
     if done.isdigit():
         withdrawn_name = next((e.operator_name for e in result.withdrawn if str(e.id) == done), None)
-    return render(
+    return _private(
         request,
         "users/me.html",
         {
@@ -257,7 +267,6 @@ async def overview(request: Request, session: Session) -> Response:
 # ---- the person's history, behaviours and orders ----------------------------------------------------------
 
 PAGE_SIZE = 20
-PRIVATE = {"Cache-Control": "no-store"}  # a person's own records: not kept by the browser or a proxy
 ORDER_STATUSES = {
     "issued": N_("Not used yet"),
     "redeemed": N_("Used at the counter"),
@@ -318,13 +327,11 @@ async def history(request: Request, session: Session, cursor: Cursor = None) -> 
         ]
         for line in result.items
     ]
-    response = render(
+    return _private(
         request,
         "users/me_history.html",
         {"section": "history", "rows": rows, **paging.links("/me/history", {}, result.next_cursor, cursor)},
     )
-    response.headers.update(PRIVATE)
-    return response
 
 
 @router.get("/me/behaviours", name="me_behaviours")
@@ -348,7 +355,7 @@ async def behaviours(request: Request, session: Session, cursor: Cursor = None) 
         ]
         for line in result.items
     ]
-    response = render(
+    return _private(
         request,
         "users/me_behaviours.html",
         {
@@ -357,8 +364,6 @@ async def behaviours(request: Request, session: Session, cursor: Cursor = None) 
             **paging.links("/me/behaviours", {}, result.next_cursor, cursor),
         },
     )
-    response.headers.update(PRIVATE)
-    return response
 
 
 CAPPED = {
@@ -399,7 +404,7 @@ async def orders(
         for line in result.items
     ]
     statuses = [("", _("All"))] + [(k, _(label)) for k, label in ORDER_STATUSES.items()]
-    response = render(
+    return _private(
         request,
         "users/me_orders.html",
         {
@@ -410,8 +415,6 @@ async def orders(
             **paging.links("/me/orders", {"status": chosen}, result.next_cursor, cursor),
         },
     )
-    response.headers.update(PRIVATE)
-    return response
 
 
 CANCEL_REFUSED = {
@@ -431,7 +434,7 @@ async def _order_page(
 ) -> Response:
     # another's order or none: order_not_found, a 404 page
     line = await me.order(session, person.principal, order_id)
-    response = render(
+    return _private(
         request,
         template,
         {
@@ -446,8 +449,6 @@ async def _order_page(
         },
         status_code=409 if refusal else 200,
     )
-    response.headers.update(PRIVATE)
-    return response
 
 
 @router.get("/me/orders/{order_id}", name="me_order")
@@ -500,7 +501,7 @@ async def withdraw_form(request: Request, session: Session, entrustment_id: Int6
     view = await me.entrustment(session, person.user_id, entrustment_id)  # not_entrusted: a 404 page
     if not view.live:
         return _see_other("/me")
-    return render(
+    return _private(
         request,
         "users/me_withdraw.html",
         {"entrustment": view, "scopes": _scope_labels(view.scopes)},

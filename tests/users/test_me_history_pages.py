@@ -256,6 +256,8 @@ class TestCancel:
         form = await browser_client.get(f"/me/orders/{kept['id']}/cancel")
         assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
         assert "The 50 points go back to your account" in _text(form.text)
+        back = re.search(r'<a class="button button--quiet button--wide" href="([^"]+)">([^<]+)</a>', form.text)
+        assert back.groups() == (f"/me/orders/{kept['id']}", "Keep the order and go back")
         r = await browser_client.post(f"/me/orders/{kept['id']}/cancel", data={})
         assert r.status_code == 403 and await _status(client, person, kept["id"]) == ("issued", 0)
         r = await browser_client.post(
