@@ -26,7 +26,6 @@ from app.core.errors import RateLimited
 from app.core.pagination import Cursor
 from app.core.types import Int64, Text
 from app.mall.exceptions import VoucherCancelled, VoucherExpired, VoucherRedeemed
-from app.points.models import CapCode
 from app.scenes.pages import behaviour_label
 from app.users import me, sessions
 from app.users import service as users_service
@@ -367,8 +366,8 @@ async def behaviours(request: Request, session: Session, cursor: Cursor = None) 
 
 
 CAPPED = {
-    CapCode.capped: N_("The day's points limit was reached"),
-    CapCode.quantity_capped: N_("Counted up to the day's limit"),
+    "capped": N_("The day's points limit was reached"),  # points.models.CapCode, a StrEnum
+    "quantity_capped": N_("Counted up to the day's limit"),
 }
 
 

@@ -5,6 +5,7 @@ session, paged by cursor, never kept by the browser; a voucher shown with its QR
 import asyncio
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from app.users import pages as me_pages
 from tests.factories import authority_token, bearer, make_operator, person_session, unique
 from tests.factories_mall import Person, fund, ledger_violations, make_item, make_merchant, place
-from tests.factories_points import enrol, ensure_rule, make_methodology, phone, user_headers
+from tests.factories_points import enrol, ensure_rule, make_methodology, phone, record, submit, user_headers
 from tests.web.helpers import HTML, csrf_token
 
 
@@ -171,6 +172,33 @@ class TestBehaviours:
             ["1 km", "1 kg", "100", names["second"]],
         ]
 
+    async def test_a_record_the_days_limit_cut_says_so(self, client, app, alice):
+        op = alice["people"][0].operator
+        number = phone()
+        u = await enrol(client, op, number=number)
+        btype = await make_methodology(factor="1000")
+        day = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        r = await submit(
+            client,
+            op,
+            [
+                record(u["external_user_id"], btype, quantity=1.5, start=day),  # 150 points
+                record(
+                    u["external_user_id"], btype, quantity=1.0, start=day + timedelta(hours=1)
+                ),  # 50 of 100
+            ],
+        )
+        assert [x["code"] for x in r.json()["results"]] == [None, "capped"], r.text
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=HTML) as other:
+            await person_session(other, number)
+            other.cookies.set("lang", "en")
+            r = await other.get("/me/behaviours")
+        assert [row[2:5] for row in _rows(r.text, "behaviours")] == [
+            ["1 km", "1 kg", "50 The day's points limit was reached"],
+            ["1.5 km", "1.5 kg", "150"],
+        ]
+
 
 class TestOrders:
     async def test_the_list_the_filter_and_a_voucher_to_show_at_the_counter(
@@ -256,7 +284,9 @@ class TestCancel:
         form = await browser_client.get(f"/me/orders/{kept['id']}/cancel")
         assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
         assert "The 50 points go back to your account" in _text(form.text)
-        back = re.search(r'<a class="button button--quiet button--wide" href="([^"]+)">([^<]+)</a>', form.text)
+        back = re.search(
+            r'<a class="button button--quiet button--wide" href="([^"]+)">([^<]+)</a>', form.text
+        )
         assert back.groups() == (f"/me/orders/{kept['id']}", "Keep the order and go back")
         r = await browser_client.post(f"/me/orders/{kept['id']}/cancel", data={})
         assert r.status_code == 403 and await _status(client, person, kept["id"]) == ("issued", 0)
