@@ -15,6 +15,7 @@ from app.auth import oauth
 from app.auth.principal import Principal
 from app.core import audit, clock
 from app.mall import service as mall_service
+from app.mall.schemas import OrderRead
 from app.organizations import service as organizations_service
 from app.points import service as points_service
 from app.users import repository, sessions
@@ -106,16 +107,14 @@ async def history(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor:
     operator's share of it (``GET /v1/me/ledger``)."""
     result = await points_service.ledger(session, user_id, limit, cursor)
     entries: list[points_service.Entry] = result["items"]
-    batch_ids = [i for e in entries if e.ref_type == "batch" and (i := _uuid(e.ref_id)) is not None]
-    operators = await points_service.batch_operators(session, batch_ids) if batch_ids else {}
+    batch_of = {e.id: batch for e in entries if e.ref_type == "batch" and (batch := _uuid(e.ref_id))}
+    operators = await points_service.batch_operators(session, list(batch_of.values())) if batch_of else {}
     spends = await mall_service.spends(session, user_id, [(e.ref_type, e.ref_id) for e in entries])
 
     def source(e: points_service.Entry) -> uuid.UUID | None:
-        spend = spends.get((e.ref_type, e.ref_id))
-        if spend is not None:
+        if (spend := spends.get((e.ref_type, e.ref_id))) is not None:
             return spend.org_id
-        batch_id = _uuid(e.ref_id) if e.ref_type == "batch" else None
-        return operators.get(batch_id) if batch_id else None
+        return operators.get(batch_of[e.id]) if e.id in batch_of else None
 
     sources = {e.id: source(e) for e in entries}
     names = await organizations_service.names(session, list(sources.values()))
@@ -155,7 +154,7 @@ async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, curs
 class OrderLine:
     """An order of the person's in the platform's mall, with its merchant's name."""
 
-    order: Any  # mall's OrderRead: the voucher's code included
+    order: OrderRead  # the voucher's code included
     merchant_name: str
 
 

@@ -11,6 +11,8 @@ from html import unescape
 import httpx
 import pytest
 
+from app.core import db
+from app.points import service as points_service
 from app.users import pages as me_pages
 from tests.factories import authority_token, bearer, make_operator, person_session, unique
 from tests.factories_mall import Person, fund, ledger_violations, make_item, make_merchant, place
@@ -158,6 +160,29 @@ class TestHistory:
             f"/me/orders/{alice['kept']['id']}/voucher.svg", headers=alice["people"][0].headers
         )
         assert r.status_code == 303  # an app's token is not the person's session
+
+    async def test_points_that_expired_say_so(self, client, app, alice):
+        op = alice["people"][0].operator
+        number = phone()
+        u = await enrol(client, op, number=number)
+        person = Person(
+            u["external_user_id"], u["user_id"], await user_headers(client, op, u["external_user_id"]), op
+        )
+        await fund(client, op, await make_methodology(factor="1000"), [person], 100)
+        account = (await client.get("/v1/me/account", headers=person.headers)).json()
+        async with db.session_scope() as session:
+            await points_service.expire_due(
+                session, now=datetime.fromisoformat(account["expiring"][0]["expires_at"])
+            )
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=HTML) as other:
+            await person_session(other, number)
+            other.cookies.set("lang", "en")
+            r = await other.get("/me/history")
+        assert [row[1:] for row in _rows(r.text, "history")] == [
+            ["Points expired Points are valid for a limited time after they are earned.", "−100", "0"],
+            [f"Low-carbon behaviours Recorded by {alice['names']['first']}", "+100", "100"],
+        ]
 
 
 class TestBehaviours:
