@@ -40,6 +40,8 @@ from app.reviews.schemas import PanelOpen
 from app.scenes import service as scenes_service
 from app.scenes.pages import DISTRICTS, FIELD_LABELS, behaviour_label, category_label
 from app.scenes.schemas import SceneReview
+from app.users import me
+from app.users.pages import behaviour_rows, history_rows
 from app.web import paging
 from app.web.dependencies import page_router, require_viewer, safe_next
 from app.web.i18n import N_, gettext, zone
@@ -49,6 +51,7 @@ from app.web.templating import render
 router = page_router()
 Authority = Annotated[Viewer, Depends(require_viewer("authority"))]
 PAGE_SIZE = 50
+PERSON_PAGE_SIZE = 20  # a person's history and behaviours, two lists on one page
 QUEUE_SIZE = 100
 Reason = Annotated[Text, Form(max_length=6000)]
 
@@ -1526,12 +1529,35 @@ async def points_clawback(
 
 
 @router.get("/console/people/{user_id}", name="console_person")
-async def person(request: Request, session: Session, viewer: Authority, user_id: uuid.UUID) -> Response:
+async def person(
+    request: Request,
+    session: Session,
+    viewer: Authority,
+    user_id: uuid.UUID,
+    history: Annotated[Text | None, Query(max_length=500)] = None,
+    behaviours: Annotated[Text | None, Query(max_length=500)] = None,
+) -> Response:
+    """A person's account as the authority reviews it (before a clawback, say): the figures, every change to the
+    points and every behaviour recorded (each list paged by its own cursor), and the audit trail."""
     account = await points_service.account(session, user_id)
+    entries = await me.history(session, user_id, PERSON_PAGE_SIZE, history)
+    records = await me.behaviours(session, user_id, PERSON_PAGE_SIZE, behaviours)
+    path = request.url.path
     return render(
         request,
         "console/person.html",
-        {"account": account, "trail": await _trail(session, "user", user_id)},
+        {
+            "account": account,
+            "history_rows": history_rows(entries.items),
+            "history_pages": paging.links(
+                path, {"behaviours": behaviours}, entries.next_cursor, history, "history"
+            ),
+            "behaviour_rows": behaviour_rows(records.items),
+            "behaviour_pages": paging.links(
+                path, {"history": history}, records.next_cursor, behaviours, "behaviours"
+            ),
+            "trail": await _trail(session, "user", user_id),
+        },
     )
 
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -278,7 +278,9 @@ ORDER_BADGES = {"issued": "good", "redeemed": "neutral", "cancelled": "neutral",
 def _signed(points: int) -> Markup:
     sign = "+" if points > 0 else "−"  # a true minus sign
     kind = "gain" if points > 0 else "loss"
-    return Markup('<span class="me-amount me-amount--{}">{}{}</span>').format(kind, sign, number(abs(points)))
+    return Markup('<span class="points-change points-change--{}">{}{}</span>').format(
+        kind, sign, number(abs(points))
+    )
 
 
 def _what(line: me.HistoryLine) -> Markup:
@@ -308,7 +310,45 @@ def _what(line: me.HistoryLine) -> Markup:
         title, detail = (_("Points given back") if e.kind == "refund" else _("Points spent")), e.memo or ""
     if not detail:
         return Markup("<strong>{}</strong>").format(title)
-    return Markup('<strong>{}</strong><span class="me-detail">{}</span>').format(title, detail)
+    return Markup('<strong>{}</strong><span class="cell-note">{}</span>').format(title, detail)
+
+
+CAPPED = {
+    "capped": N_("The day's points limit was reached"),  # points.models.CapCode, a StrEnum
+    "quantity_capped": N_("Counted up to the day's limit"),
+}
+
+
+def history_rows(lines: list[me.HistoryLine]) -> list[list[Any]]:
+    """The cells of a person's points history (``users/records.html``), for the person and for the authority."""
+    return [
+        [
+            show_time(line.entry.created_at, "short"),
+            _what(line),
+            _signed(line.entry.amount),
+            number(line.entry.balance_after),
+        ]
+        for line in lines
+    ]
+
+
+def behaviour_rows(lines: list[me.BehaviourLine]) -> list[list[Any]]:
+    """The cells of a person's behaviours (``users/records.html``), for the person and for the authority."""
+    return [
+        [
+            show_time(line.behaviour.started_at, "short"),
+            behaviour_label(line.behaviour.type),
+            quantity(line.behaviour.counted_quantity, line.behaviour.unit),
+            mass(line.behaviour.reduction_g),
+            Markup('{}<span class="cell-note">{}</span>').format(
+                number(line.behaviour.points), _(CAPPED[line.behaviour.code])
+            )
+            if line.behaviour.code
+            else number(line.behaviour.points),
+            line.operator_name,
+        ]
+        for line in lines
+    ]
 
 
 @router.get("/me/history", name="me_history")
@@ -317,19 +357,14 @@ async def history(request: Request, session: Session, cursor: Cursor = None) -> 
     if person is None:
         return _to_sign_in(request)
     result = await me.history(session, person.user_id, PAGE_SIZE, cursor)
-    rows = [
-        [
-            show_time(line.entry.created_at, "short"),
-            _what(line),
-            _signed(line.entry.amount),
-            number(line.entry.balance_after),
-        ]
-        for line in result.items
-    ]
     return _private(
         request,
         "users/me_history.html",
-        {"section": "history", "rows": rows, **paging.links("/me/history", {}, result.next_cursor, cursor)},
+        {
+            "section": "history",
+            "rows": history_rows(result.items),
+            **paging.links("/me/history", {}, result.next_cursor, cursor),
+        },
     )
 
 
@@ -339,36 +374,15 @@ async def behaviours(request: Request, session: Session, cursor: Cursor = None) 
     if person is None:
         return _to_sign_in(request)
     result = await me.behaviours(session, person.user_id, PAGE_SIZE, cursor)
-    rows = [
-        [
-            show_time(line.behaviour.started_at, "short"),
-            behaviour_label(line.behaviour.type),
-            quantity(line.behaviour.counted_quantity, line.behaviour.unit),
-            mass(line.behaviour.reduction_g),
-            Markup('{}<span class="me-detail">{}</span>').format(
-                number(line.behaviour.points), _(CAPPED[line.behaviour.code])
-            )
-            if line.behaviour.code
-            else number(line.behaviour.points),
-            line.operator_name,
-        ]
-        for line in result.items
-    ]
     return _private(
         request,
         "users/me_behaviours.html",
         {
             "section": "behaviours",
-            "rows": rows,
+            "rows": behaviour_rows(result.items),
             **paging.links("/me/behaviours", {}, result.next_cursor, cursor),
         },
     )
-
-
-CAPPED = {
-    "capped": N_("The day's points limit was reached"),  # points.models.CapCode, a StrEnum
-    "quantity_capped": N_("Counted up to the day's limit"),
-}
 
 
 @router.get("/me/orders", name="me_orders")

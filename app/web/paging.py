@@ -12,11 +12,12 @@ def url(path: str, params: Mapping[str, Any]) -> str:
 
 
 def links(
-    path: str, params: Mapping[str, Any], next_cursor: str | None, cursor: str | None
+    path: str, params: Mapping[str, Any], next_cursor: str | None, cursor: str | None, key: str = "cursor"
 ) -> dict[str, str | None]:
     """``next_url`` (when there is a next page) and ``first_url`` (when this page is not the first), keeping the
-    list's own parameters: what the pager (``web/includes/pager.html``) takes."""
+    list's own parameters: what the pager (``web/includes/pager.html``) takes. ``key``: the cursor's parameter
+    (a page with two lists pages each by its own)."""
     return {
-        "next_url": url(path, {**params, "cursor": next_cursor}) if next_cursor else None,
+        "next_url": url(path, {**params, key: next_cursor}) if next_cursor else None,
         "first_url": url(path, params) if cursor else None,
     }

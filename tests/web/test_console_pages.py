@@ -574,3 +574,64 @@ class TestLayout:
         assert 'action="' + page + '/review"' in shown
         assert "按场景类别" not in shown and '<option value="">' not in shown
         assert 'class="action-code">methodology.<wbr>submit</code>' in shown
+
+
+class TestPerson:
+    async def test_the_authority_reviews_an_account_then_claws_back(self, client, console, monkeypatch):
+        from app.console import pages as console_pages
+        from tests.factories import make_operator
+        from tests.factories_mall import Person, fund
+        from tests.factories_points import enrol, ensure_rule, make_methodology, user_headers
+
+        await ensure_rule()
+        op = await make_operator(client)
+        u = await enrol(client, op)
+        person = Person(
+            u["external_user_id"], u["user_id"], await user_headers(client, op, u["external_user_id"]), op
+        )
+        btype = await make_methodology(factor="1000")
+        await fund(client, op, btype, [person], 400)  # one batch of two records, on two days
+        data = {"user_id": person.user_id, "points": "30", "reason": "the same ride reported twice"}
+        r = await post(console, "/console/clawback/preview", data, "/console/clawback")
+        assert r.status_code == 200
+        assert f'href="/console/people/{person.user_id}"' in r.text
+        r = await post(console, "/console/clawback", data, "/console/clawback")
+        assert (r.status_code, r.headers["location"]) == (303, f"/console/people/{person.user_id}")
+        r = await console.get(r.headers["location"], headers=HTML)
+        assert r.status_code == 200
+        history = re.findall(
+            r'<tr><th scope="row"[^>]*>.*?</th>(.*?)</tr>',
+            r.text.split('id="history"')[1].split("</table>")[0],
+            re.S,
+        )
+        assert [text_of(row) for row in history] == [
+            "主管部门追回 the same ride reported twice −30 370",
+            f"低碳行为 由 {await _org_name(client, op)} 记录 +400 400",  # one batch: one entry
+        ]
+        assert (
+            len(re.findall(r'<tr><th scope="row"', r.text.split('id="behaviours"')[1].split("</table>")[0]))
+            == 2
+        )
+
+        # each list pages by its own cursor, keeping the other's place
+        monkeypatch.setattr(console_pages, "PERSON_PAGE_SIZE", 1)
+        r = await console.get(f"/console/people/{person.user_id}", headers=HTML)
+        nxt = unescape(re.search(r'href="([^"]+)" rel="next"', r.text.split('id="history"')[1]).group(1))
+        assert nxt.startswith(f"/console/people/{person.user_id}?history=")
+        r = await console.get(nxt, headers=HTML)
+        behaviours_next = unescape(
+            re.search(r'href="([^"]+)" rel="next"', r.text.split('id="behaviours"')[1]).group(1)
+        )
+        assert "history=" in behaviours_next and "behaviours=" in behaviours_next
+        r = await console.get(f"/console/people/{person.user_id}?history=not-a-cursor", headers=HTML)
+        assert r.status_code == 400 and "text/html" in r.headers["content-type"]
+
+    async def test_a_merchant_may_not_see_a_persons_account(self, client, browser_client):
+        org = await make_org(client, "merchant")
+        await sign_in(browser_client, org.admin_username)
+        r = await browser_client.get(f"/console/people/{uuid.uuid4()}", headers=HTML)
+        assert r.status_code == 403
+
+
+async def _org_name(client, org) -> str:
+    return (await client.get(f"/v1/organizations/{org.id}", headers=org.headers)).json()["name"]
