@@ -40,12 +40,37 @@ async def subjects(client, authority: str) -> dict[str, str]:
         client, authority, "exchange-rules", effective_from=f"{rule_years()}-01-01T00:00:00+08:00"
     )
     expert = (await client.get("/v1/experts?field=retail", headers=bearer(authority))).json()["items"][0]
+    person = await _person_with_points(client, authority)
     return {
         **pages,
+        "person": f"/console/people/{person}",
         "rule": f"/console/exchange-rules/{rule['id']}",
         "rule-form": "/console/exchange-rules/new",
         "expert": f"/console/experts/{expert['id']}",
     }
+
+
+async def _person_with_points(client, authority: str) -> str:
+    """A person with an earning, an order and a clawback on the ledger, and their behaviours: the account id."""
+    from tests.factories import make_operator
+    from tests.factories_mall import Person, fund, make_item, make_merchant, place
+    from tests.factories_points import enrol, make_methodology, user_headers
+
+    op = await make_operator(client, authority)
+    u = await enrol(client, op)
+    person = Person(
+        u["external_user_id"], u["user_id"], await user_headers(client, op, u["external_user_id"]), op
+    )
+    await fund(client, op, await make_methodology(factor="1000"), [person], 200)
+    item = await make_item(client, await make_merchant(client, authority), points_price=50)
+    assert (await place(client, person, item["id"])).status_code == 201
+    r = await client.post(
+        f"/v1/points/accounts/{person.user_id}/clawback",
+        json={"points": 10, "reason": "a ride reported twice"},
+        headers=bearer(authority),
+    )
+    assert r.status_code == 200, r.text
+    return person.user_id
 
 
 async def check(page, shots, name: str) -> None:
