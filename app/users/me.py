@@ -25,6 +25,7 @@ from app.users.schemas import AccountDeletion, Withdrawal
 from app.webhooks import service as webhooks_service
 
 EXPORT_LIMIT = 10_000
+VOUCHERS_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Overview:
     account: points_service.Account
     live: list[EntrustmentView]
     withdrawn: list[EntrustmentView]
+    vouchers: "Page"  # the newest orders whose voucher is not used yet (OrderLine)
 
 
 async def _views(session: AsyncSession, user_id: uuid.UUID) -> list[EntrustmentView]:
@@ -72,10 +74,13 @@ async def _views(session: AsyncSession, user_id: uuid.UUID) -> list[EntrustmentV
     ]
 
 
-async def overview(session: AsyncSession, user_id: uuid.UUID) -> Overview:
-    """The person's page: their points and what expires when, live entrustments newest first, then withdrawn ones."""
+async def overview(session: AsyncSession, person: Principal) -> Overview:
+    """The person's page: their points and what expires when, the vouchers not used yet (the newest
+    ``VOUCHERS_SHOWN``), live entrustments newest first, then withdrawn ones."""
+    user_id = person.subject
     views = await _views(session, user_id)
     return Overview(
+        vouchers=await orders(session, person, "issued", VOUCHERS_SHOWN, None),
         account=await points_service.account(session, user_id),
         live=[v for v in reversed(views) if v.live],
         withdrawn=sorted(

@@ -243,7 +243,7 @@ async def overview(request: Request, session: Session) -> Response:
     person = await _person(request, session)
     if person is None:
         return _to_sign_in(request)
-    result = await me.overview(session, person.user_id)
+    result = await me.overview(session, person.principal)
     withdrawn_name = None
     done = request.query_params.get("withdrawn", "")
     if done.isdigit():
@@ -254,6 +254,7 @@ async def overview(request: Request, session: Session) -> Response:
         {
             "section": "overview",
             "account": result.account,
+            "vouchers": result.vouchers,
             "live": result.live,
             "withdrawn": result.withdrawn,
             "withdrawn_name": withdrawn_name,

@@ -263,6 +263,28 @@ class TestOrders:
         assert r.status_code == 200 and 'id="voucher-code"' not in r.text and "voucher.svg" not in r.text
         assert "Cancelled" in _text(r.text)
 
+    async def test_the_overview_lists_the_vouchers_to_use_newest_first(
+        self, client, browser_client, alice, monkeypatch
+    ):
+        from app.users import me
+
+        kept, title = alice["kept"], alice["title"]
+        r = await browser_client.get("/me")
+        vouchers = re.findall(r'<li><a href="/me/orders/([0-9a-f-]+)"><strong>([^<]+)</strong>', r.text)
+        assert vouchers == [(kept["id"], f"1 × {title}")]  # not the cancelled one
+        assert "All vouchers not used yet" not in r.text
+        newer = (await place(client, alice["people"][0], kept["item_id"])).json()
+        monkeypatch.setattr(me, "VOUCHERS_SHOWN", 1)
+        r = await browser_client.get("/me")
+        assert re.findall(r'<li><a href="/me/orders/([0-9a-f-]+)">', r.text) == [newer["id"]]
+        assert '<a href="/me/orders?status=issued">All vouchers not used yet</a>' in r.text
+        for order in (kept, newer):
+            assert (
+                await client.post(f"/v1/me/orders/{order['id']}/cancel", headers=alice["people"][0].headers)
+            ).status_code == 200
+        r = await browser_client.get("/me")
+        assert 'id="vouchers"' not in r.text
+
     async def test_another_persons_order_or_none_is_a_404_page(self, client, browser_client, alice):
         op = alice["people"][0].operator
         u = await enrol(client, op)
