@@ -617,6 +617,16 @@ async def list_redemptions(
     )
 
 
+async def redemptions_by_id(conn: Conn, user_id: uuid.UUID, ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """The person's own redemptions among ``ids``, newest first."""
+    return await conn.fetch(
+        f"SELECT {REDEMPTION_COLUMNS} FROM operator_redemptions WHERE id = ANY($2::uuid[]) AND user_id = $1"
+        " ORDER BY created_at DESC, id DESC",
+        user_id,
+        ids,
+    )
+
+
 async def merchant_activity(conn: Conn, start: datetime, end: datetime) -> list[asyncpg.Record]:
     """Per merchant, from ``start`` to ``end``: orders placed and their points, vouchers redeemed, orders
     cancelled, vouchers expired unused, and points refunded (each by when it happened); merchants with any."""

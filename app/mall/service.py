@@ -896,6 +896,16 @@ async def list_redemptions(
     return page([_redemption_out(r) for r in rows], limit, _key)
 
 
+async def person_redemptions(
+    session: AsyncSession, user_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[OperatorRedemptionRead]:
+    """The person's own redemptions in operators' malls among ``ids`` (those their ledger names), newest first."""
+    if not ids:
+        return []
+    rows = await repo.redemptions_by_id(await db.raw_connection(session), user_id, list(ids))
+    return [_redemption_out(r) for r in rows]
+
+
 # ---- statements and reports ------------------------------------------------------------------------------
 
 

@@ -228,10 +228,18 @@ async def withdraw(session: AsyncSession, person: Principal, entrustment_id: int
 
 
 async def export(session: AsyncSession, person: Principal) -> dict[str, Any]:
-    """Everything the platform holds about the person (their data export, PIPL art. 45)."""
+    """Everything the platform holds about the person (their data export, PIPL art. 45): entrustments, account,
+    ledger, behaviours, orders in the platform's mall (voucher codes included) and redemptions in operators'
+    own malls."""
     user_id = person.subject
     ledger = await points_service.ledger(session, user_id, EXPORT_LIMIT, None)
     behaviours = await points_service.behaviours(session, user_id, EXPORT_LIMIT, None)
+    orders = await mall_service.list_my_orders(session, person, status=None, limit=EXPORT_LIMIT, cursor=None)
+    redemption_ids = {
+        redemption
+        for e in ledger["items"]
+        if e.ref_type == "operator_redemption" and (redemption := _uuid(e.ref_id)) is not None
+    }
     audit.record(session, actor=person.actor, action="user.exported", subject_type="user", subject_id=user_id)
     return {
         "user_id": user_id,
@@ -239,6 +247,8 @@ async def export(session: AsyncSession, person: Principal) -> dict[str, Any]:
         "account": await points_service.account(session, user_id),
         "ledger": ledger["items"],
         "behaviours": behaviours["items"],
+        "orders": orders["items"],
+        "operator_redemptions": await mall_service.person_redemptions(session, user_id, list(redemption_ids)),
     }
 
 

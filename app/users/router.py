@@ -89,7 +89,9 @@ PERSON_ONLY = (
 @router.get(
     "/v1/me/export",
     summary="Everything the platform holds about me (data export)",
-    description="The person's entrustments, account, ledger and accepted behaviours, as JSON." + PERSON_ONLY,
+    description="The person's entrustments, account, ledger, accepted behaviours, orders in the platform's "
+    "mall (with their voucher codes) and redemptions in operators' own malls, as JSON (each list newest first, "
+    "up to 10,000 items)." + PERSON_ONLY,
 )
 async def export(session: Session, person: PersonSession) -> dict:
     return await me.export(session, person)

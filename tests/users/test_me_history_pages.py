@@ -405,3 +405,28 @@ class TestCancel:
         assert await _status(client, person, kept["id"]) == ("cancelled", 50)
         assert await _balance(client, person) == before + 50
         assert await ledger_violations() == []
+
+
+class TestExport:
+    async def test_it_holds_the_orders_and_the_redemptions_too(self, client, browser_client, alice):
+        r = await browser_client.get("/me/export")
+        assert r.status_code == 200
+        data = r.json()
+        kept, cancelled = alice["kept"], alice["cancelled"]
+        assert [(o["id"], o["status"], o["voucher"]["code"]) for o in data["orders"]] == [
+            (cancelled["id"], "cancelled", cancelled["voucher"]["code"]),
+            (kept["id"], "issued", kept["voucher"]["code"]),
+        ]
+        assert [
+            (x["operator_id"], x["points"], x["description"], x["status"])
+            for x in data["operator_redemptions"]
+        ] == [(alice["people"][1].operator.id, 20, "a <b>cinema</b> ticket", "completed")]
+        assert [e["kind"] for e in data["ledger"]] == [
+            "clawback",
+            "redeem",
+            "refund",
+            "redeem",
+            "redeem",
+            "earn",
+            "earn",
+        ]

@@ -344,6 +344,8 @@ class TestExportAndDelete:
             },
             "ledger": [],
             "behaviours": [],
+            "orders": [],
+            "operator_redemptions": [],
         }
         api = await browser.get("/v1/me/export", headers={"Accept": "application/json"})
         assert api.status_code == 200 and api.json() == r.json()
