@@ -74,13 +74,19 @@ async def _views(session: AsyncSession, user_id: uuid.UUID) -> list[EntrustmentV
     ]
 
 
+async def _usable_vouchers(session: AsyncSession, person: Principal) -> "Page":
+    """The newest ``VOUCHERS_SHOWN`` issued vouchers, less any already past its expiry."""
+    shown = await orders(session, person, "issued", VOUCHERS_SHOWN, None)
+    return Page([line for line in shown.items if line.status == "issued"], shown.next_cursor)
+
+
 async def overview(session: AsyncSession, person: Principal) -> Overview:
     """The person's page: their points and what expires when, the vouchers not used yet (the newest
     ``VOUCHERS_SHOWN``), live entrustments newest first, then withdrawn ones."""
     user_id = person.subject
     views = await _views(session, user_id)
     return Overview(
-        vouchers=await orders(session, person, "issued", VOUCHERS_SHOWN, None),
+        vouchers=await _usable_vouchers(session, person),
         account=await points_service.account(session, user_id),
         live=[v for v in reversed(views) if v.live],
         withdrawn=sorted(
@@ -157,10 +163,18 @@ async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, curs
 
 @dataclass(frozen=True)
 class OrderLine:
-    """An order of the person's in the platform's mall, with its merchant's name."""
+    """An order of the person's in the platform's mall, with its merchant's name and its ``status`` as the
+    counter would find it: an issued voucher past its expiry is ``expired`` before the job that closes it ran
+    (the till refuses it already)."""
 
     order: OrderRead  # the voucher's code included
     merchant_name: str
+    status: str
+
+
+def _line(order: OrderRead, names: dict[uuid.UUID, str], now: datetime) -> OrderLine:
+    expired = order.status == "issued" and order.voucher.expires_at <= now
+    return OrderLine(order, names.get(order.merchant_id, ""), "expired" if expired else order.status)
 
 
 async def orders(
@@ -169,14 +183,14 @@ async def orders(
     """A page of the person's orders, newest first, through whichever app they were placed."""
     result = await mall_service.list_my_orders(session, person, status=status, limit=limit, cursor=cursor)
     names = await organizations_service.names(session, [o.merchant_id for o in result["items"]])
-    return Page([OrderLine(o, names.get(o.merchant_id, "")) for o in result["items"]], result["next_cursor"])
+    now = clock.now()
+    return Page([_line(o, names, now) for o in result["items"]], result["next_cursor"])
 
 
 async def order(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> OrderLine:
     """One of the person's orders (``order_not_found`` for another's or none)."""
     found = await mall_service.get_order(session, person, order_id)
-    names = await organizations_service.names(session, [found.merchant_id])
-    return OrderLine(found, names.get(found.merchant_id, ""))
+    return _line(found, await organizations_service.names(session, [found.merchant_id]), clock.now())
 
 
 async def cancel_order(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> None:

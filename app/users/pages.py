@@ -410,7 +410,7 @@ async def orders(
             line.merchant_name,
             number(line.order.points),
             Markup('<span class="badge badge--{}">{}</span>').format(
-                ORDER_BADGES[line.order.status], _(ORDER_STATUSES[line.order.status])
+                ORDER_BADGES[line.status], _(ORDER_STATUSES[line.status])
             ),
             show_time(line.order.voucher.expires_at, "short"),
             show_time(line.order.created_at, "short"),
@@ -438,16 +438,7 @@ CANCEL_REFUSED = {
 }
 
 
-async def _order_page(
-    request: Request,
-    session: Session,
-    person: sessions.Person,
-    order_id: uuid.UUID,
-    template: str,
-    refusal: str | None = None,
-) -> Response:
-    # another's order or none: order_not_found, a 404 page
-    line = await me.order(session, person.principal, order_id)
+def _order_page(request: Request, line: me.OrderLine, template: str, refusal: str | None = None) -> Response:
     return _private(
         request,
         template,
@@ -455,10 +446,10 @@ async def _order_page(
             "section": "orders",
             "order": line.order,
             "merchant_name": line.merchant_name,
-            "status_label": _(ORDER_STATUSES[line.order.status]),
-            "badge": ORDER_BADGES[line.order.status],
-            "cancelled_now": request.query_params.get("cancelled") == "1"
-            and line.order.status == "cancelled",
+            "status": line.status,
+            "status_label": _(ORDER_STATUSES[line.status]),
+            "badge": ORDER_BADGES[line.status],
+            "cancelled_now": request.query_params.get("cancelled") == "1" and line.status == "cancelled",
             "refusal": refusal,
         },
         status_code=409 if refusal else 200,
@@ -470,7 +461,10 @@ async def order(request: Request, session: Session, order_id: uuid.UUID) -> Resp
     person = await _person(request, session)
     if person is None:
         return _to_sign_in(request)
-    return await _order_page(request, session, person, order_id, "users/me_order.html")
+    line = await me.order(
+        session, person.principal, order_id
+    )  # another's or none: order_not_found, a 404 page
+    return _order_page(request, line, "users/me_order.html")
 
 
 @router.get("/me/orders/{order_id}/cancel", name="me_order_cancel")
@@ -479,9 +473,9 @@ async def cancel_form(request: Request, session: Session, order_id: uuid.UUID) -
     if person is None:
         return _to_sign_in(request)
     line = await me.order(session, person.principal, order_id)
-    if line.order.status != "issued":
+    if line.status != "issued":
         return _see_other(f"/me/orders/{order_id}")
-    return await _order_page(request, session, person, order_id, "users/me_order_cancel.html")
+    return _order_page(request, line, "users/me_order_cancel.html")
 
 
 @router.post("/me/orders/{order_id}/cancel")
@@ -493,8 +487,8 @@ async def cancel(request: Request, session: Session, order_id: uuid.UUID) -> Res
         await me.cancel_order(session, person.principal, order_id)  # another's or none: a 404 page
     except (VoucherRedeemed, VoucherCancelled, VoucherExpired) as exc:
         # used, cancelled or expired meanwhile (at the counter, in the app, another tab): nothing changed
-        refusal = _(CANCEL_REFUSED[type(exc)])
-        return await _order_page(request, session, person, order_id, "users/me_order.html", refusal=refusal)
+        line = await me.order(session, person.principal, order_id)
+        return _order_page(request, line, "users/me_order.html", refusal=_(CANCEL_REFUSED[type(exc)]))
     return _see_other(f"/me/orders/{order_id}?cancelled=1")
 
 

@@ -10,6 +10,7 @@ from html import unescape
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from app.core import db
 from app.points import service as points_service
@@ -284,6 +285,30 @@ class TestOrders:
             ).status_code == 200
         r = await browser_client.get("/me")
         assert 'id="vouchers"' not in r.text
+
+    async def test_a_voucher_past_its_expiry_is_expired_before_the_job_ran(
+        self, client, browser_client, alice
+    ):
+        kept = alice["kept"]
+        async with db.session_scope() as session:  # its time ran out a minute ago; the job has not run since
+            await session.execute(
+                sa.text(
+                    "UPDATE mall_orders SET voucher_expires_at = now() - interval '1 minute' WHERE id = :id"
+                ),
+                {"id": uuid.UUID(kept["id"])},
+            )
+        r = await browser_client.get("/me/orders")
+        assert [row[3] for row in _rows(r.text, "orders")] == ["Cancelled", "Expired"]
+        r = await browser_client.get(f"/me/orders/{kept['id']}")
+        assert "voucher.svg" not in r.text and 'id="voucher-code"' not in r.text and "/cancel" not in r.text
+        assert 'class="badge badge--bad">Expired<' in r.text
+        r = await browser_client.get(f"/me/orders/{kept['id']}/cancel")
+        assert (r.status_code, r.headers["location"]) == (303, f"/me/orders/{kept['id']}")
+        assert 'id="vouchers"' not in (await browser_client.get("/me")).text
+        token = csrf_token((await browser_client.get("/me/history")).text)
+        r = await browser_client.post(f"/me/orders/{kept['id']}/cancel", data={"csrf_token": token})
+        assert r.status_code == 409
+        assert "This order cannot be cancelled: its voucher has expired." in _text(r.text)
 
     async def test_another_persons_order_or_none_is_a_404_page(self, client, browser_client, alice):
         op = alice["people"][0].operator
