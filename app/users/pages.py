@@ -31,6 +31,7 @@ from app.users import me, sessions
 from app.users import service as users_service
 from app.users.exceptions import InvalidIdentifier, NotEntrusted
 from app.web import csrf, paging
+from app.web.badges import status_badge
 from app.web.dependencies import is_https, page_router
 from app.web.i18n import N_, mass, number, quantity
 from app.web.i18n import datetime_ as show_time
@@ -273,7 +274,6 @@ ORDER_STATUSES = {
     "cancelled": N_("Cancelled"),
     "expired": N_("Expired"),
 }
-ORDER_BADGES = {"issued": "good", "redeemed": "neutral", "cancelled": "neutral", "expired": "bad"}
 
 
 def _signed(points: int) -> Markup:
@@ -410,7 +410,7 @@ async def orders(
             line.merchant_name,
             number(line.order.points),
             Markup('<span class="badge badge--{}">{}</span>').format(
-                ORDER_BADGES[line.status], _(ORDER_STATUSES[line.status])
+                status_badge(line.status).tone, _(ORDER_STATUSES[line.status])
             ),
             show_time(line.order.voucher.expires_at, "short"),
             show_time(line.order.created_at, "short"),
@@ -448,7 +448,7 @@ def _order_page(request: Request, line: me.OrderLine, template: str, refusal: st
             "merchant_name": line.merchant_name,
             "status": line.status,
             "status_label": _(ORDER_STATUSES[line.status]),
-            "badge": ORDER_BADGES[line.status],
+            "badge": status_badge(line.status).tone,
             "cancelled_now": request.query_params.get("cancelled") == "1" and line.status == "cancelled",
             "refusal": refusal,
         },

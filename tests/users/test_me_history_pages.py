@@ -301,7 +301,7 @@ class TestOrders:
         assert [row[3] for row in _rows(r.text, "orders")] == ["Cancelled", "Expired"]
         r = await browser_client.get(f"/me/orders/{kept['id']}")
         assert "voucher.svg" not in r.text and 'id="voucher-code"' not in r.text and "/cancel" not in r.text
-        assert 'class="badge badge--bad">Expired<' in r.text
+        assert 'class="badge badge--neutral">Expired<' in r.text
         r = await browser_client.get(f"/me/orders/{kept['id']}/cancel")
         assert (r.status_code, r.headers["location"]) == (303, f"/me/orders/{kept['id']}")
         assert 'id="vouchers"' not in (await browser_client.get("/me")).text
