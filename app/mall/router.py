@@ -72,7 +72,8 @@ MallUser = Annotated[Principal, Depends(require("user", scope="mall"))]
 """A person through an operator's app that they let order in the platform mall (``mall``)."""
 _THROUGH = (
     " Needs the scope `mall`; only orders placed through the operator the token was issued to (`azp`): "
-    "another operator's order of the same person is 404 `order_not_found`."
+    "another operator's order of the same person is 404 `order_not_found` (the person sees every order, and "
+    "can show its voucher or cancel it, on their own page on the platform: `/me/orders`)."
 )
 Format = Annotated[
     Literal["json", "csv"], Query(description="`csv`: one row per day and organisation, with a header")

@@ -178,7 +178,8 @@ async def my_account(session: Session, user: BalanceReader):
     "from a lot it credited (the entry's amount is the whole expiry or clawback, other operators' points of the "
     "same lot included), so the person sees in the app that earned the points why the balance moved. Not "
     "listed: other operators' earnings, orders and redemptions, and expiries and clawbacks that took nothing "
-    "from a lot it credited. `balance_after` is the one account's balance.",
+    "from a lot it credited. `balance_after` is the one account's balance. The person sees every app's "
+    "entries together on their own page on the platform (`/me/history`).",
 )
 async def my_ledger(session: Session, user: AccountReader, limit: Limit = 50, cursor: Cursor = None):
     return await service.ledger(session, user.subject, limit, cursor, operator_id=user.org_id)
@@ -190,7 +191,8 @@ async def my_ledger(session: Session, user: AccountReader, limit: Limit = 50, cu
     responses=responses(InvalidCursor),
     summary="My accepted behaviours that this operator submitted, newest first",
     description="Needs the scope `account:read`. Only the behaviour records the operator the token was issued "
-    "to (`azp`) submitted; other operators' records of the same person are not listed.",
+    "to (`azp`) submitted; other operators' records of the same person are not listed (the person sees them "
+    "all on their own page on the platform, `/me/behaviours`).",
 )
 async def my_behaviours(session: Session, user: AccountReader, limit: Limit = 50, cursor: Cursor = None):
     return await service.behaviours(session, user.subject, limit, cursor, operator_id=user.org_id)
