@@ -248,7 +248,7 @@ async def export(session: AsyncSession, person: Principal) -> dict[str, Any]:
     user_id = person.subject
     ledger = await points_service.ledger(session, user_id, EXPORT_LIMIT, None)
     behaviours = await points_service.behaviours(session, user_id, EXPORT_LIMIT, None)
-    orders = await mall_service.list_my_orders(session, person, status=None, limit=EXPORT_LIMIT, cursor=None)
+    bought = await mall_service.list_my_orders(session, person, status=None, limit=EXPORT_LIMIT, cursor=None)
     redemption_ids = {
         redemption
         for e in ledger["items"]
@@ -261,7 +261,7 @@ async def export(session: AsyncSession, person: Principal) -> dict[str, Any]:
         "account": await points_service.account(session, user_id),
         "ledger": ledger["items"],
         "behaviours": behaviours["items"],
-        "orders": orders["items"],
+        "orders": bought["items"],
         "operator_redemptions": await mall_service.person_redemptions(session, user_id, list(redemption_ids)),
     }
 
