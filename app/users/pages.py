@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
@@ -352,38 +353,38 @@ def behaviour_rows(lines: list[me.BehaviourLine]) -> list[list[Any]]:
     ]
 
 
-@router.get("/me/history", name="me_history")
-async def history(request: Request, session: Session, cursor: Cursor = None) -> Response:
+async def _records_page(
+    request: Request,
+    session: Session,
+    cursor: str | None,
+    section: str,
+    read: Callable[[Session, uuid.UUID, int, str | None], Awaitable[me.Page]],
+    rows: Callable[[list[Any]], list[list[Any]]],
+) -> Response:
+    """A page of the person's own records (``/me/{section}``, ``users/me_{section}.html``), by cursor."""
     person = await _person(request, session)
     if person is None:
         return _to_sign_in(request)
-    result = await me.history(session, person.user_id, PAGE_SIZE, cursor)
+    result = await read(session, person.user_id, PAGE_SIZE, cursor)
     return _private(
         request,
-        "users/me_history.html",
+        f"users/me_{section}.html",
         {
-            "section": "history",
-            "rows": history_rows(result.items),
-            **paging.links("/me/history", {}, result.next_cursor, cursor),
+            "section": section,
+            "rows": rows(result.items),
+            **paging.links(f"/me/{section}", {}, result.next_cursor, cursor),
         },
     )
+
+
+@router.get("/me/history", name="me_history")
+async def history(request: Request, session: Session, cursor: Cursor = None) -> Response:
+    return await _records_page(request, session, cursor, "history", me.history, history_rows)
 
 
 @router.get("/me/behaviours", name="me_behaviours")
 async def behaviours(request: Request, session: Session, cursor: Cursor = None) -> Response:
-    person = await _person(request, session)
-    if person is None:
-        return _to_sign_in(request)
-    result = await me.behaviours(session, person.user_id, PAGE_SIZE, cursor)
-    return _private(
-        request,
-        "users/me_behaviours.html",
-        {
-            "section": "behaviours",
-            "rows": behaviour_rows(result.items),
-            **paging.links("/me/behaviours", {}, result.next_cursor, cursor),
-        },
-    )
+    return await _records_page(request, session, cursor, "behaviours", me.behaviours, behaviour_rows)
 
 
 @router.get("/me/orders", name="me_orders")
