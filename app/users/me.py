@@ -112,11 +112,17 @@ class Page:
     next_cursor: str | None
 
 
-async def history(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> Page:
+async def history(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+    operator_id: uuid.UUID | None = None,
+) -> Page:
     """A page of the person's whole ledger, newest first, whichever app the points came from or went to
-    (``invalid_cursor`` for a cursor that is not one): through an operator's token a person sees only that
-    operator's share of it (``GET /v1/me/ledger``)."""
-    result = await points_service.ledger(session, user_id, limit, cursor)
+    (``invalid_cursor`` for a cursor that is not one); with ``operator_id``, that operator's share of it, as
+    the operator's own token reads it (``GET /v1/me/ledger``)."""
+    result = await points_service.ledger(session, user_id, limit, cursor, operator_id=operator_id)
     entries: list[points_service.Entry] = result["items"]
     batch_of = {e.id: batch for e in entries if e.ref_type == "batch" and (batch := _uuid(e.ref_id))}
     operators = await points_service.batch_operators(session, list(batch_of.values())) if batch_of else {}
@@ -153,9 +159,16 @@ class BehaviourLine:
     operator_name: str
 
 
-async def behaviours(session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> Page:
-    """A page of every behaviour recorded for the person, latest first, whichever operator sent it."""
-    result = await points_service.behaviours(session, user_id, limit, cursor)
+async def behaviours(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+    operator_id: uuid.UUID | None = None,
+) -> Page:
+    """A page of every behaviour recorded for the person, latest first, whichever operator sent it (with
+    ``operator_id``, only that operator's)."""
+    result = await points_service.behaviours(session, user_id, limit, cursor, operator_id=operator_id)
     items: list[points_service.Behaviour] = result["items"]
     names = await organizations_service.names(session, [b.operator_id for b in items])
     return Page([BehaviourLine(b, names.get(b.operator_id, "")) for b in items], result["next_cursor"])
@@ -202,6 +215,11 @@ async def cancel_order(session: AsyncSession, person: Principal, order_id: uuid.
 async def voucher_qr(session: AsyncSession, person: Principal, order_id: uuid.UUID) -> bytes:
     """The voucher code of the person's own order as a QR code (SVG) for the counter to scan."""
     return await mall_service.voucher_qr(session, person, order_id, "svg")
+
+
+async def apps(session: AsyncSession, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """Every app the person entrusted, live or withdrawn, by name: what their records can be filtered by."""
+    return {v.operator_id: v.operator_name for v in await _views(session, user_id)}
 
 
 async def entrustment(session: AsyncSession, user_id: uuid.UUID, entrustment_id: int) -> EntrustmentView:

@@ -357,34 +357,49 @@ async def _records_page(
     request: Request,
     session: Session,
     cursor: str | None,
+    app: str | None,
     section: str,
-    read: Callable[[Session, uuid.UUID, int, str | None], Awaitable[me.Page]],
+    read: Callable[..., Awaitable[me.Page]],
     rows: Callable[[list[Any]], list[list[Any]]],
 ) -> Response:
-    """A page of the person's own records (``/me/{section}``, ``users/me_{section}.html``), by cursor."""
+    """A page of the person's own records (``/me/{section}``, ``users/me_{section}.html``), by cursor; ``app``
+    one of the apps they entrusted to see only its records (anything else: every app's)."""
     person = await _person(request, session)
     if person is None:
         return _to_sign_in(request)
-    result = await read(session, person.user_id, PAGE_SIZE, cursor)
+    apps = await me.apps(session, person.user_id)
+    chosen = next((operator for operator in apps if str(operator) == app), None)
+    result = await read(session, person.user_id, PAGE_SIZE, cursor, operator_id=chosen)
     return _private(
         request,
         f"users/me_{section}.html",
         {
             "section": section,
             "rows": rows(result.items),
-            **paging.links(f"/me/{section}", {}, result.next_cursor, cursor),
+            "app": str(chosen) if chosen else "",
+            "apps": [("", _("Every app"))] + [(str(k), name) for k, name in apps.items()],
+            **paging.links(f"/me/{section}", {"app": chosen}, result.next_cursor, cursor),
         },
     )
 
 
+AppFilter = Annotated[
+    Text | None, Query(max_length=40, description="an entrusted app's id: only its records")
+]
+
+
 @router.get("/me/history", name="me_history")
-async def history(request: Request, session: Session, cursor: Cursor = None) -> Response:
-    return await _records_page(request, session, cursor, "history", me.history, history_rows)
+async def history(
+    request: Request, session: Session, cursor: Cursor = None, app: AppFilter = None
+) -> Response:
+    return await _records_page(request, session, cursor, app, "history", me.history, history_rows)
 
 
 @router.get("/me/behaviours", name="me_behaviours")
-async def behaviours(request: Request, session: Session, cursor: Cursor = None) -> Response:
-    return await _records_page(request, session, cursor, "behaviours", me.behaviours, behaviour_rows)
+async def behaviours(
+    request: Request, session: Session, cursor: Cursor = None, app: AppFilter = None
+) -> Response:
+    return await _records_page(request, session, cursor, app, "behaviours", me.behaviours, behaviour_rows)
 
 
 @router.get("/me/orders", name="me_orders")

@@ -185,6 +185,17 @@ class TestHistory:
             [f"Low-carbon behaviours Recorded by {alice['names']['first']}", "+100", "100"],
         ]
 
+    async def test_one_apps_share_as_its_own_token_reads_it(self, client, browser_client, alice):
+        first, second = alice["people"]
+        r = await browser_client.get("/me/history", params={"app": second.operator.id})
+        assert r.status_code == 200
+        api = (await client.get("/v1/me/ledger", headers=second.headers)).json()["items"]
+        shown = [row[2] for row in _rows(r.text, "history")]
+        assert shown == ["−10", "−20", "+100"] == [f"{e['amount']:+d}".replace("-", "−") for e in api]
+        assert f'<option value="{second.operator.id}" selected' in r.text
+        nxt = await browser_client.get("/me/history", params={"app": str(uuid.uuid4())})  # not one of theirs
+        assert len(_rows(nxt.text, "history")) == 7 and '<option value="" selected' in nxt.text
+
 
 class TestBehaviours:
     async def test_every_apps_records_latest_first(self, browser_client, alice):
@@ -196,6 +207,15 @@ class TestBehaviours:
         assert rows == [
             ["2 km", "2 kg", "200", names["first"]],
             ["1 km", "1 kg", "100", names["second"]],
+        ]
+
+    async def test_one_apps_records_and_the_link_from_its_entrustment(self, browser_client, alice):
+        first = alice["people"][0].operator
+        overview = await browser_client.get("/me")
+        assert f'href="/me/behaviours?app={first.id}"' in overview.text
+        r = await browser_client.get("/me/behaviours", params={"app": first.id})
+        assert [row[2:] for row in _rows(r.text, "behaviours")] == [
+            ["2 km", "2 kg", "200", alice["names"]["first"]]
         ]
 
     async def test_a_record_the_days_limit_cut_says_so(self, client, app, alice):
