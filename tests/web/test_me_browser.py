@@ -113,7 +113,7 @@ async def test_a_person_withdraws_an_app_on_their_own_page(app, page, live_serve
     assert "2026-11" in await entrustment.inner_text()
     await _check(page, shots, "page", language)
     # withdraw: a confirmation first
-    await entrustment.get_by_role("link").click()
+    await entrustment.locator('a[href$="/withdraw"]').click()
     await page.wait_for_url(re.compile(r"/me/entrustments/\d+/withdraw$"))
     await _check(page, shots, "withdraw", language)
     await page.get_by_role("button", name=label["withdraw"]).click()
@@ -169,6 +169,8 @@ async def test_a_person_reads_their_points_history_and_shows_a_voucher(
         await fund(api, op, btype, [person], 200)
         item = await make_item(api, await make_merchant(api, authority), points_price=50)
         order = (await place(api, person, item["id"])).json()
+        other = await make_operator(api, authority)  # a second app, that has recorded nothing yet
+        await enrol(api, other, number=number)
     if language == "en":
         await page.goto("/")
         await page.get_by_role("button", name="English").click()
@@ -187,6 +189,12 @@ async def test_a_person_reads_their_points_history_and_shows_a_voucher(
     assert (await rows.nth(0).locator("td").nth(1).inner_text()).strip() == "−50"
     assert (await rows.nth(1).locator("td").nth(1).inner_text()).strip() == "+200"
     await _check(page, shots, "history", language)
+    # the second app's share: nothing yet
+    await page.locator("#f-app").select_option(other.id)
+    await page.locator("form.filters button").click()
+    await page.wait_for_url(re.compile(rf"/me/history\?app={other.id}$"))
+    assert await page.locator("#history tbody tr td.muted").count() == 1
+    await _check(page, shots, "history-one-app", language)
 
     await page.get_by_role("link", name=tab["behaviours"], exact=True).click()
     await page.wait_for_url(re.compile(r"/me/behaviours$"))
