@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -470,6 +470,19 @@ async def audit_log(
     )
 
 
+SUBJECT_PAGES = {
+    "user": "/console/people/{}",
+    "organization": "/console/organizations/{}",
+    "scene": "/console/scenes/{}",
+    "methodology": "/console/methodologies/{}",
+    "exchange_rule": "/console/exchange-rules/{}",
+    "expert": "/console/experts/{}",
+    "review_panel": "/console/panels/{}",
+    "cer_project": "/console/cer/{}",
+}
+"""The console's page of an audit entry's subject, by its type (the id in its place)."""
+
+
 @router.get("/console/audit/{chain}/{seq}", name="console_audit_entry")
 async def audit_entry(
     request: Request, session: Session, viewer: Authority, chain: Int32, seq: Int64
@@ -479,7 +492,17 @@ async def audit_entry(
         raise HTTPException(404)
     data = json.dumps(entry.data, ensure_ascii=False, indent=2, sort_keys=True)
     names = await service.actor_names(session, [entry.actor])
-    return render(request, "dashboards/audit_entry.html", {"entry": entry, "data": data, "names": names})
+    page = SUBJECT_PAGES.get(entry.subject_type)
+    return render(
+        request,
+        "dashboards/audit_entry.html",
+        {
+            "entry": entry,
+            "data": data,
+            "names": names,
+            "subject_page": page.format(quote(entry.subject_id, safe="")) if page else None,
+        },
+    )
 
 
 # ---- health ----------------------------------------------------------------------------------------------

@@ -375,6 +375,25 @@ class TestAuditLog:
         )
         assert (await console.get("/console/audit/99/1", headers=HTML)).status_code == 404
 
+    async def test_an_entry_opens_its_subjects_page_where_the_console_has_one(self, console):
+        person, actor = uuid.uuid4(), unique("authority:link")
+        async with db.session_scope() as session:
+            for subject_type, subject_id in (("user", str(person)), ("viewer_test", "x/y")):
+                audit.record(
+                    session,
+                    actor=actor,
+                    action="test.link",
+                    subject_type=subject_type,
+                    subject_id=subject_id,
+                )
+        async with db.session_scope() as session:
+            found = (await audit.search(session, audit.Search(actor=actor), 10, None))["items"]
+        pages = {}
+        for entry in found:
+            r = await console.get(f"/console/audit/{entry.chain}/{entry.seq}", headers=HTML)
+            pages[entry.subject_type] = re.findall(r'<a href="([^"]+)">Open its page</a>', r.text)
+        assert pages == {"user": [f"/console/people/{person}"], "viewer_test": []}
+
     async def test_bad_days_are_named(self, console):
         r = await console.get("/console/audit", params={"from": "2026-02-30"}, headers=HTML)
         assert r.status_code == 400
