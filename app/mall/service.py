@@ -647,6 +647,12 @@ async def spends(
     }
 
 
+def status_at(status: str, voucher_expires_at: datetime, now: datetime) -> str:
+    """An order's status as the counter finds it at ``now``: an issued voucher past its expiry is ``expired``
+    (the till refuses it) before the job that closes it has run."""
+    return "expired" if status == "issued" and voucher_expires_at <= now else status
+
+
 def _closed(order, now: datetime) -> Exception:
     """The error for an order that is no longer ``issued`` (or whose voucher has run out)."""
     if order["status"] == "redeemed":
@@ -678,7 +684,7 @@ async def look_up_voucher(session: AsyncSession, merchant: Principal, code: str)
     if state is None or state["merchant_id"] != merchant.org_id:
         raise await _not_found(merchant)
     now = clock.now()
-    if state["status"] != "issued" or state["voucher_expires_at"] <= now:
+    if status_at(state["status"], state["voucher_expires_at"], now) != "issued":
         raise _closed(state, now)
     return VoucherPreview(
         order_id=state["id"],

@@ -177,17 +177,16 @@ async def behaviours(
 @dataclass(frozen=True)
 class OrderLine:
     """An order of the person's in the platform's mall, with its merchant's name and its ``status`` as the
-    counter would find it: an issued voucher past its expiry is ``expired`` before the job that closes it ran
-    (the till refuses it already)."""
+    counter would find it now."""
 
     order: OrderRead  # the voucher's code included
     merchant_name: str
-    status: str
+    status: str  # mall_service.status_at
 
 
 def _line(order: OrderRead, names: dict[uuid.UUID, str], now: datetime) -> OrderLine:
-    expired = order.status == "issued" and order.voucher.expires_at <= now
-    return OrderLine(order, names.get(order.merchant_id, ""), "expired" if expired else order.status)
+    status = mall_service.status_at(order.status, order.voucher.expires_at, now)
+    return OrderLine(order, names.get(order.merchant_id, ""), status)
 
 
 async def orders(

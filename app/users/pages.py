@@ -285,6 +285,11 @@ def _signed(points: int) -> Markup:
     )
 
 
+def _bought(quantity: int | None, title: str | None) -> str:
+    """``2 × Americano`` in the reader's language (the templates say it the same way)."""
+    return _("%(quantity)s × %(title)s") % {"quantity": number(quantity), "title": title}
+
+
 def _what(line: me.HistoryLine) -> Markup:
     """What moved the balance, in the reader's language: the kind of entry, then where it came from."""
     e, spend, source = line.entry, line.spend, line.source
@@ -298,7 +303,7 @@ def _what(line: me.HistoryLine) -> Markup:
     elif e.kind == "clawback":
         title, detail = _("Taken back by the authority"), e.memo or ""
     elif spend is not None and spend.ref_type == "mall_order":
-        bought = _("%(quantity)s × %(title)s") % {"quantity": number(spend.quantity), "title": spend.what}
+        bought = _bought(spend.quantity, spend.what)
         title = (_("Given back: %(what)s") % {"what": bought}) if e.kind == "refund" else bought
         detail = (_("Points mall · %(merchant)s") % {"merchant": source}) if source else _("Points mall")
     elif spend is not None:
@@ -418,10 +423,7 @@ async def orders(
         [
             Markup('<a href="/me/orders/{}">{}</a>').format(
                 line.order.id,
-                (
-                    _("%(quantity)s × %(title)s")
-                    % {"quantity": number(line.order.quantity), "title": line.order.title}
-                ),
+                _bought(line.order.quantity, line.order.title),
             ),
             line.merchant_name,
             number(line.order.points),
