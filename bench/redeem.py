@@ -14,6 +14,10 @@ connections:
 * ``spread``: ``--spread-orders`` orders over all the people and ``--items`` items: orders/s, p50/p99;
 * ``healthz``: ``--reads`` ``GET /healthz`` the same way: the bare cost of a request on this machine at
   this moment, so ``ratio_to_healthz`` says what each path itself costs;
+* ``bare_ledger``: ``--spread-orders`` transfers of a bare double-entry ledger in the same PostgreSQL
+  (``bench/_ledger.py``: one SQL function call a transfer, its own transaction; no key, audit, event, stock or
+  HTTP) between two of ``--people`` accounts at random, from ``--connections`` connections: the database's own
+  speed for the least a transfer can be, so ``ratio_to_bare_ledger`` says how near the orders come to it;
 * ``me_account_first``: ``GET /v1/me/account`` once each with ``--first-reads`` user tokens minted for
   this run: every read is a token's first, its ES256 signature verified and its caller's standing read;
 * ``me_account``: ``--reads`` more balance reads with those tokens, shuffled (each token read about
@@ -22,8 +26,9 @@ connections:
 
 After every run it checks in the database that nothing was oversold or overspent: the hot item's
 units sold equal the orders that succeeded and never exceed its stock, no balance is negative,
-every person's balance equals what was credited minus what their orders cost, and every invariant
-of ``carbon-points ledger verify`` holds. Prints JSON: the medians of the runs, and each run.
+every person's balance equals what was credited minus what their orders cost, every invariant
+of ``carbon-points ledger verify`` holds, and the bare ledger's balances and entries agree. Prints JSON: the
+medians of the runs, and each run.
 ``--webhooks``: the merchant and the operator subscribe to the order events (a local sink) and the runs
 alternate without and with them (``--runs`` of each); ``webhooks`` in the output compares each kind's rates
 as ratios to the same run's ``healthz`` (``bench/_webhooks.py``).
@@ -44,6 +49,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -55,11 +61,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db  # noqa: E402
 from app.points.verify import CHECKS  # noqa: E402
+from bench import _ledger as ledger  # noqa: E402
 from bench._server import Server, cores_busy, dumps, percentile, seed_operator, sign  # noqa: E402
 from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
-PHASES = ("healthz", "me_account_first", "me_account", "hot", "spread")
+PHASES = ("healthz", "bare_ledger", "me_account_first", "me_account", "hot", "spread")
 POINTS_EACH = 200  # one 50 km bench-metro record: 2,335 g, capped at the rule's 200 points a day
 PRICE = 10
 
@@ -141,7 +148,7 @@ async def timed(client: RawClient, calls: list[tuple[str, str, bytes, bytes]], c
 def summary(result: dict, label: str) -> dict:
     lat = result["latencies"]
     counts: dict[str, int] = {}
-    for status, body in zip(result["statuses"], result["bodies"], strict=True):
+    for status, body in zip(result.get("statuses", ()), result.get("bodies", ()), strict=True):
         key = str(status) if status < 400 else f"{status} {orjson.loads(body).get('code')}"
         counts[key] = counts.get(key, 0) + 1
     return {
@@ -316,6 +323,7 @@ async def check(database_url: str, hot_item: str, hot_stock: int, hot_sold_by_cl
 
 
 async def run_once(server: Server, state: dict, args, run: int) -> dict:
+    database_url = db.plain_url(server.urls.database_url)
     json_header = b"content-type: application/json\r\n"
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
         r = await client.post(
@@ -359,16 +367,21 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
         again_calls = [("GET", "/v1/me/account", readers[n % len(readers)], b"") for n in range(args.reads)]
         random.shuffle(again_calls)
 
-        async def measured(calls: list) -> dict:
-            """``timed``, with the CPU each request cost the API's processes and PostgreSQL's."""
+        async def measured(calls: list | Awaitable[dict], count: int = 0) -> dict:
+            """``timed`` (or the bare ledger's ``count`` transfers), with the CPU each request cost the API's
+            processes and PostgreSQL's."""
             before = server.cpu_seconds()
-            result = await timed(raw, calls, args.connections)
+            result = await (timed(raw, calls, args.connections) if isinstance(calls, list) else calls)
             after = server.cpu_seconds()
-            result["cpu_us"] = {k: round((after[k] - before[k]) / len(calls) * 1e6) for k in after}
+            count = count or len(calls)  # type: ignore[arg-type]
+            result["cpu_us"] = {k: round((after[k] - before[k]) / count * 1e6) for k in after}
             result["cores_busy"] = cores_busy(before, after, result["seconds"])
             return result
 
         healthz = summary(await measured(health_calls), "requests_per_s")
+        moves = ledger.pairs(args.spread_orders, args.people)
+        async with ledger.pool(database_url, args.connections) as pool:
+            bare = summary(await measured(ledger.transfers(pool, moves), len(moves)), "transfers_per_s")
         first = summary(await measured(first_calls), "requests_per_s")
         again = summary(await measured(again_calls), "requests_per_s")
         hot_result = await measured(hot_calls)
@@ -380,9 +393,13 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
         "hot": hot_summary,
         "spread": spread,
         "healthz": healthz,
+        "bare_ledger": bare,
         "me_account": again,
         "me_account_first": first,
-        "checks": await check(server.urls.database_url, hot, args.hot_stock, sold),
+        "checks": {
+            **await check(server.urls.database_url, hot, args.hot_stock, sold),
+            "bare_ledger_consistent": await ledger.consistent(database_url),
+        },
     }
 
 
@@ -417,6 +434,7 @@ async def main() -> None:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
             async with RawClient(host, int(port), 32) as raw:
                 state = await setup(client, raw, server.urls.database_url, args.people, args.items)
+            await ledger.install(db.plain_url(server.urls.database_url), args.people)
             subscriptions = []
             if args.webhooks:
                 sink = Sink()
@@ -438,6 +456,9 @@ async def main() -> None:
             "spread_p50_ms": statistics.median(r["spread"]["p50_ms"] for r in runs),
             "spread_p99_ms": statistics.median(r["spread"]["p99_ms"] for r in runs),
             "healthz_requests_per_s": statistics.median(r["healthz"]["requests_per_s"] for r in runs),
+            "bare_ledger_transfers_per_s": statistics.median(
+                r["bare_ledger"]["transfers_per_s"] for r in runs
+            ),
             "me_account_requests_per_s": statistics.median(r["me_account"]["requests_per_s"] for r in runs),
             "me_account_first_requests_per_s": statistics.median(
                 r["me_account_first"]["requests_per_s"] for r in runs
@@ -482,6 +503,12 @@ async def main() -> None:
                             med["me_account_first_requests_per_s"] / med["healthz_requests_per_s"], 3
                         ),
                     },
+                    # the same medians against the bare ledger's transfers (bench/_ledger.py): the database's own
+                    # speed for the least a transfer can be, on the same PostgreSQL, from the same generator
+                    "ratio_to_bare_ledger": {
+                        "hot": round(med["hot_attempts_per_s"] / med["bare_ledger_transfers_per_s"], 3),
+                        "spread": round(med["spread_orders_per_s"] / med["bare_ledger_transfers_per_s"], 3),
+                    },
                     "targets": TARGETS,
                     "targets_met": {
                         "hot_attempts_per_s": med["hot_attempts_per_s"] >= TARGETS["hot_attempts_per_s"],
@@ -494,6 +521,7 @@ async def main() -> None:
                         and r["checks"]["negative_balances"] == 0
                         and r["checks"]["overspent_accounts"] == 0
                         and not r["checks"]["ledger_verify_broken"]
+                        and r["checks"]["bare_ledger_consistent"]
                         and r["hot"]["sold"] == min(args.hot_stock, args.hot_attempts)
                         for r in runs
                     ),
