@@ -3,9 +3,11 @@ camera, the refusals, items with markup in their titles and errors beside the fi
 (axe) and the layouts at 375 px and 1280 px in both languages (screenshots in /tmp/shots/merchant-*)."""
 
 import base64
+import io
 import re
 
 import pytest
+from PIL import Image
 from playwright.async_api import expect
 
 from app.mall import vouchers
@@ -39,6 +41,20 @@ async def type_code(page, code: str) -> None:
     await page.keyboard.type(code)
     await page.locator("#till-form button[type=submit]").click()
     await page.wait_for_load_state()
+
+
+async def edges(box) -> tuple[str, str]:
+    """Whether the box's left and right inner edges are shaded, read from its pixels: a pixel column just inside
+    each border, in the rows below the header, against one in the middle."""
+    image = Image.open(io.BytesIO(await box.screenshot())).convert("L")
+    width, height = image.size
+    rows = range(height // 2, height - 4)
+
+    def shade(x: int) -> float:
+        return sum(image.getpixel((x, y)) for y in rows) / len(rows)
+
+    middle = shade(width // 2 + 3)
+    return tuple("shadow" if middle - shade(x) > 8 else "plain" for x in (3, width - 4))  # type: ignore[return-value]
 
 
 async def refusal(page) -> str:
@@ -192,6 +208,30 @@ class TestLayouts:
                 await page.get_by_role("button", name=re.compile("上架|List the item")).click()
                 await page.wait_for_load_state()
                 await self.check(page, shots, f"item-errors-{language}-{width}")
+
+    async def test_a_table_wider_than_a_tablet_shows_a_shadow_on_the_side_with_more(
+        self, client, world, page
+    ):
+        s = await shop(client, world, stock=5, per_user_limit=5)
+        await voucher(client, s)
+        await sign_in(page, s.merchant.admin_username)
+        await page.set_viewport_size({"width": 768, "height": 1024})  # a tablet in portrait
+        await page.goto("/merchant/orders")
+        await page.get_by_role("button", name="English").click()  # its longer headings: wider than the box
+        await page.wait_for_load_state()
+        box = page.locator(".table-scroll")
+        width = await box.evaluate("b => b.scrollWidth - b.clientWidth")
+        assert width > 0  # seven columns: the table is wider than its box and scrolls inside it
+
+        assert await edges(box) == ("plain", "shadow")  # at the start: more to the right
+        await box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
+        assert await edges(box) == ("shadow", "plain")  # at the end: more to the left
+
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        assert await box.evaluate("b => b.scrollWidth - b.clientWidth") == 0
+        assert await edges(box) == ("plain", "plain")  # everything in view: no shadow
+        await page.get_by_role("button", name="中文").click()
+        await page.wait_for_load_state()
 
     @staticmethod
     async def check(page, shots, name: str) -> None:
