@@ -202,7 +202,8 @@ async def list_items(
 # the answer, ``p_wait`` (migration 0024) says whether an order that finds every free stock slot of its item held
 # waits for one: alone it does; in a group it answers 'busy' instead (see place_together). With ``check_caller``
 # (migration 0025) it first checks the caller's standing (user_caller_may_act: the person, their operator, the
-# entrustment, the token's refresh family) and, refused, answers 'caller_refused' having done nothing.
+# entrustment, the token's refresh family; PL/pgSQL since migration 0026, planned once a connection rather than
+# once a transaction) and, refused, answers 'caller_refused' having done nothing.
 ORDER_REQUEST_SQL = (
     "SELECT * FROM mall_order_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
     " $15, $16, $17, $18, $19, $20, $21, $22, $23, true, $24, $25)"

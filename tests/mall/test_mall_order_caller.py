@@ -157,6 +157,18 @@ class TestRefused:
 
 
 class TestTheStatementsCheck:
+    async def test_user_caller_may_act_is_planned_once_a_connection(self, client):
+        """PL/pgSQL keeps its statement's plan for the connection; a SQL function with sub-selects (migration 0025's)
+        is planned again in every transaction that calls it: in every order of a caller the process did not know."""
+        async with db.session_scope() as session:
+            language = await session.scalar(
+                sa.text(
+                    "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+                    " WHERE p.proname = 'user_caller_may_act'"
+                )
+            )
+        assert language == "plpgsql"
+
     async def test_user_caller_may_act(self, client, world):
         """``user_caller_may_act`` says what the standing's read and the family's say, as true or false."""
         person, _ = await someone(client, world)
