@@ -233,18 +233,6 @@ async def seed_operator(client: httpx.AsyncClient, database_url: str) -> dict:
     }
 
 
-async def analyze(database_url: str) -> None:
-    """Statistics for every table, as a database that has run a while has them. A benchmark's setup writes its
-    people, lots and items in a minute; autovacuum analyses a table only a minute or more after its rows came, and
-    until it does PostgreSQL plans without statistics: a person's lots and an item's stock slots read by bitmap
-    scans, where with them (one lot a person, 64 slots an item) it reads them by their index."""
-    conn = await asyncpg.connect(db.plain_url(database_url))
-    try:
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
-
-
 def sign(op: dict, body: bytes) -> str:
     return security.sign_detached(body, op["pem"], "ES256", op["kid"])
 

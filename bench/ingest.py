@@ -41,16 +41,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db  # noqa: E402
-from bench._server import (  # noqa: E402
-    Server,
-    analyze,
-    cores_busy,
-    dumps,
-    enrol_many,
-    percentile,
-    seed_operator,
-    sign,
-)
+from bench._server import Server, cores_busy, dumps, enrol_many, percentile, seed_operator, sign  # noqa: E402
 from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -182,7 +173,6 @@ async def main() -> None:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
             op = await seed_operator(client, server.urls.database_url)
             users = await enrol_many(client, op, args.users)
-            await analyze(server.urls.database_url)
             subscriptions = []
             if args.webhooks:
                 sink = Sink()

@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.core import db  # noqa: E402
 from app.points.verify import CHECKS  # noqa: E402
 from bench import _ledger as ledger  # noqa: E402
-from bench._server import Server, analyze, cores_busy, dumps, percentile, seed_operator, sign  # noqa: E402
+from bench._server import Server, cores_busy, dumps, percentile, seed_operator, sign  # noqa: E402
 from bench._webhooks import Sink, compare, modes, set_active, subscribe  # noqa: E402
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -270,7 +270,6 @@ async def setup(
         )
         assert r.status_code == 201, r.text
         spread_items.append(r.json()["id"])
-    await analyze(database_url)
     return {
         "merchant": merchant,
         "operator_admin": op["admin_headers"],
