@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from app.core import db
+from app.core import db, migrate
+from app.core.config import get_settings
 from app.mall import repository
 from tests.factories_mall import item, ledger_violations, make_item, make_merchant, people, place
 
@@ -102,3 +103,29 @@ async def test_a_sold_out_item_is_refused_before_the_points_are_touched(client, 
         await other.close()
     assert (r.status_code, r.json()["code"], r.json()["detail"]) == (409, "out_of_stock", "0 left")
     assert await slots(it["id"]) == [0]
+
+
+async def test_the_sold_out_check_reads_the_items_slots_by_their_index_with_statistics(client, world):
+    """An ``EXISTS`` over the slots was planned, with statistics of a small mall, as a sequential scan of every
+    item's slots (a new item's at the end of the table); the check as migration 0027 words it reads one item's slots
+    by their primary key, from its first slot, whatever the statistics say."""
+    merchant = await make_merchant(client, world.authority)
+    it = await make_item(client, merchant, points_price=10, stock=640)
+    check = migrate.earlier("0027")
+    conn = await asyncpg.connect(db.plain_url(get_settings().database_url))
+    try:
+        assert check.NEW_CHECK in await conn.fetchval(
+            "SELECT pg_get_functiondef('mall_place_order'::regproc)"
+        )  # the function asks it as the plan below reads it
+        await conn.execute("ANALYZE mall_items, mall_item_stock")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(
+            f"PREPARE sold_out(uuid) AS SELECT {check.NEW_CHECK} FROM mall_items i WHERE i.id = $1"
+        )
+        plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE sold_out('{it['id']}')"))
+        assert await conn.fetchval(f"EXECUTE sold_out('{it['id']}')") is False
+    finally:
+        await conn.close()
+
+    assert "Index Scan using pk_mall_item_stock on mall_item_stock" in plan, plan
+    assert "Seq Scan on mall_item_stock" not in plan, plan
