@@ -100,7 +100,11 @@ async def install(database_url: str, accounts: int) -> None:
 
 def pairs(count: int, accounts: int) -> list[tuple[int, int]]:
     """``count`` transfers between two different accounts drawn at random."""
-    return [tuple(random.sample(range(1, accounts + 1), 2)) for _ in range(count)]  # type: ignore[misc]
+    moves = []
+    for _ in range(count):
+        source, target = random.sample(range(1, accounts + 1), 2)
+        moves.append((source, target))
+    return moves
 
 
 def pool(database_url: str, connections: int) -> asyncpg.Pool:

@@ -367,25 +367,27 @@ async def run_once(server: Server, state: dict, args, run: int) -> dict:
         again_calls = [("GET", "/v1/me/account", readers[n % len(readers)], b"") for n in range(args.reads)]
         random.shuffle(again_calls)
 
-        async def measured(calls: list | Awaitable[dict], count: int = 0) -> dict:
-            """``timed`` (or the bare ledger's ``count`` transfers), with the CPU each request cost the API's
-            processes and PostgreSQL's."""
+        async def measured(phase: Awaitable[dict], count: int) -> dict:
+            """A phase of ``count`` requests (``timed``'s, or the bare ledger's transfers) run, with the CPU each
+            request cost the API's processes and PostgreSQL's."""
             before = server.cpu_seconds()
-            result = await (timed(raw, calls, args.connections) if isinstance(calls, list) else calls)
+            result = await phase
             after = server.cpu_seconds()
-            count = count or len(calls)  # type: ignore[arg-type]
             result["cpu_us"] = {k: round((after[k] - before[k]) / count * 1e6) for k in after}
             result["cores_busy"] = cores_busy(before, after, result["seconds"])
             return result
 
-        healthz = summary(await measured(health_calls), "requests_per_s")
+        def sent(calls: list) -> Awaitable[dict]:
+            return measured(timed(raw, calls, args.connections), len(calls))
+
+        healthz = summary(await sent(health_calls), "requests_per_s")
         moves = ledger.pairs(args.spread_orders, args.people)
         async with ledger.pool(database_url, args.connections) as pool:
             bare = summary(await measured(ledger.transfers(pool, moves), len(moves)), "transfers_per_s")
-        first = summary(await measured(first_calls), "requests_per_s")
-        again = summary(await measured(again_calls), "requests_per_s")
-        hot_result = await measured(hot_calls)
-        spread = summary(await measured(spread_calls), "orders_per_s")
+        first = summary(await sent(first_calls), "requests_per_s")
+        again = summary(await sent(again_calls), "requests_per_s")
+        hot_result = await sent(hot_calls)
+        spread = summary(await sent(spread_calls), "orders_per_s")
     hot_summary = summary(hot_result, "attempts_per_s")
     sold = sum(1 for s in hot_result["statuses"] if s == 201)
     hot_summary["sold"] = sold
