@@ -292,13 +292,15 @@ def _voucher_image(kind: str, media_type: str):
                 "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
                 "headers": {"Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}}},
             },
-            **responses(OrderNotFound),
+            **responses(OrderNotFound, VoucherRedeemed, VoucherCancelled, VoucherExpired),
         },
         summary=f"My order's voucher code as a QR image ({kind.upper()}) to show at the counter",
         description="The code of `GET /v1/me/orders/{order_id}` encoded as a QR code (error correction M, "
         "8 px a module, a 4-module quiet zone) that the merchant's till scans. Only the order's owner; "
-        "another person's order is 404 `order_not_found`. Answered with `Cache-Control: no-store`."
-        + _THROUGH,
+        "another person's order is 404 `order_not_found`. Only while the till would take the voucher: a used, "
+        "cancelled or expired one (past its expiry even before the job has closed it) is 409 "
+        "`voucher_redeemed`, `voucher_cancelled` or `voucher_expired`, as at the till. Answered with "
+        "`Cache-Control: no-store`." + _THROUGH,
         name=f"my_order_voucher_{kind}",
     )
     async def voucher_image(order_id: uuid.UUID, session: Session, user: MallUser) -> Response:

@@ -607,9 +607,16 @@ async def get_merchant_order(
 
 
 async def voucher_qr(session: AsyncSession, user: Principal, order_id: uuid.UUID, kind: str) -> bytes:
-    """The voucher code of the person's own order as a QR image (``svg`` or ``png``) for the counter to scan."""
-    order = await get_order(session, user, order_id)
-    return vouchers.qr_image(order.voucher.code, kind)
+    """The voucher code of the person's own order as a QR image (``svg`` or ``png``) for the counter to scan,
+    while the counter would take it: a used, cancelled or expired voucher has no image (the till would refuse
+    it), with the same errors as the till's."""
+    row = await repo.order(await db.raw_connection(session), order_id)
+    if row is None or not _mine(row, user):
+        raise OrderNotFound()
+    now = clock.now()
+    if status_at(row["status"], row["voucher_expires_at"], now) != "issued":
+        raise _closed(row, now)
+    return vouchers.qr_image(vouchers.unseal(row["voucher_sealed"], row["id"]), kind)
 
 
 @dataclass(frozen=True, slots=True)

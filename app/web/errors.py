@@ -35,6 +35,10 @@ MESSAGES: dict[int, tuple[str, str]] = {
         N_("There is no page at this address. Check the link, or start again from the home page."),
     ),
     405: (N_("Not allowed"), N_("This page cannot be used this way.")),
+    409: (
+        N_("This can no longer be done"),
+        N_("It has changed in the meantime. Go back and reload the page to see where it stands now."),
+    ),
     413: (N_("Too much data"), N_("What was sent is larger than this platform accepts.")),
     422: (N_("The request could not be understood"), N_("Check what you entered and try again.")),
     429: (N_("Too many requests"), N_("Please wait a minute and try again.")),

@@ -283,6 +283,16 @@ class TestOrders:
         r = await browser_client.get(f"/me/orders/{cancelled['id']}")
         assert r.status_code == 200 and 'id="voucher-code"' not in r.text and "voucher.svg" not in r.text
         assert "Cancelled" in _text(r.text)
+        # nor its image, asked for by an <img> (as Chromium asks) or opened in a tab
+        image = await browser_client.get(
+            f"/me/orders/{cancelled['id']}/voucher.svg", headers={"accept": "image/avif,image/webp,*/*"}
+        )
+        assert (image.status_code, image.json()["code"]) == (409, "voucher_cancelled")
+        page = await browser_client.get(
+            f"/me/orders/{cancelled['id']}/voucher.svg", headers={"accept": "text/html"}
+        )
+        assert page.status_code == 409 and page.headers["content-type"].startswith("text/html")
+        assert "This can no longer be done" in _text(page.text)
 
     async def test_the_overview_lists_the_vouchers_to_use_newest_first(
         self, client, browser_client, alice, monkeypatch

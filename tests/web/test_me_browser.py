@@ -221,3 +221,10 @@ async def test_a_person_reads_their_points_history_and_shows_a_voucher(
     assert await page.locator("#cancelled-notice").is_visible()
     assert await page.locator("#voucher-code").count() == 0
     await _check(page, shots, "cancelled", language)
+    # the voucher's image, from a tab kept open or a bookmark, is gone with it: a page that says so
+    page.record.error_status_expected = True  # the page answers 409
+    response = await page.goto(f"/me/orders/{order['id']}/voucher.svg")
+    assert response is not None and response.status == 409
+    heading = {"zh": "此操作已无法进行", "en": "This can no longer be done"}[language]
+    assert await page.get_by_role("heading", level=1).inner_text() == heading
+    await _check(page, shots, "voucher-closed", language)
