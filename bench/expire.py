@@ -22,8 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -32,70 +30,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db, embedded, migrate  # noqa: E402
 from app.points import repository as points_repository  # noqa: E402
+from bench import _history as history  # noqa: E402
 from bench._server import dumps  # noqa: E402
 
-TABLES = ("lot_allocations", "ledger_entries", "point_lots", "point_accounts")
 TARGET_SECONDS = 10
 """The expiry job over 1,000,000 due lots of 200,000 people, on a 2-core machine running everything."""
-
-
-def rows_for(people: int, lots_each: int, run: int) -> dict[str, list[tuple]]:
-    """People, accounts, due lots, one earn entry and allocation per lot (ids given, balances chained)."""
-    now = datetime.now(UTC)
-    created = now - timedelta(days=800)
-    users, accounts, lots, entries, allocations = [], [], [], [], []
-    lot_id = 0
-    for p in range(people):
-        user = uuid.UUID(int=(run << 64) | (p + 1))
-        users.append((user, created))
-        balance = 0
-        for k in range(lots_each):
-            lot_id += 1
-            points = 10 + (p + k) % 90
-            balance += points
-            expires = now - timedelta(days=1 + k, minutes=p % 1440)
-            lots.append((lot_id, user, expires, points, points))
-            entries.append((lot_id, user, "earn", points, balance, "bench", f"seed-{p}-{k}", created))
-            allocations.append((lot_id, lot_id, user, points))
-        accounts.append((user, balance, 0, 0))
-    return {
-        "users": users,
-        "accounts": accounts,
-        "lots": lots,
-        "entries": entries,
-        "allocations": allocations,
-    }
 
 
 async def seed(conn: asyncpg.Connection, rows: dict[str, list[tuple]]) -> float:
     """Empty the ledger's tables and COPY the rows in; the seconds it took."""
     started = time.perf_counter()
-    await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    await conn.execute(f"TRUNCATE {', '.join(history.TABLES)}")
     await conn.execute("DELETE FROM users WHERE identity_hash IS NULL AND id::text LIKE '0000%'")
-    await conn.copy_records_to_table("users", records=rows["users"], columns=["id", "created_at"])
-    await conn.copy_records_to_table(
-        "point_accounts",
-        records=rows["accounts"],
-        columns=["user_id", "balance", "lifetime_points", "lifetime_reduction_g"],
-    )
-    await conn.copy_records_to_table(
-        "point_lots", records=rows["lots"], columns=["id", "user_id", "expires_at", "credited", "remaining"]
-    )
-    await conn.copy_records_to_table(
-        "ledger_entries",
-        records=rows["entries"],
-        columns=["id", "user_id", "kind", "amount", "balance_after", "ref_type", "ref_id", "created_at"],
-    )
-    await conn.copy_records_to_table(
-        "lot_allocations", records=rows["allocations"], columns=["entry_id", "lot_id", "user_id", "amount"]
-    )
-    for table in ("point_lots", "ledger_entries"):
-        await conn.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        )
+    await history.copy_in(conn, rows)
     # Vacuumed as autovacuum leaves a live ledger whose lots fell due over days: visibility and hint bits
     # set, so the job does not pay for a just-loaded table.
-    await conn.execute(f"VACUUM (ANALYZE) {', '.join(TABLES)}")
+    await conn.execute(f"VACUUM (ANALYZE) {', '.join(history.TABLES)}")
     return time.perf_counter() - started
 
 
@@ -114,7 +64,7 @@ async def raw_copy(conn: asyncpg.Connection, lots: list[tuple]) -> float:
 async def run_once(url: str, args, run: int) -> dict:
     from app.points.tasks import expire_all
 
-    rows = rows_for(args.people, args.lots_each, run)
+    rows = history.rows_for(args.people, args.lots_each, run, due=True)
     conn = await asyncpg.connect(db.plain_url(url))
     try:
         baseline = await raw_copy(conn, rows["lots"])
