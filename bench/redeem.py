@@ -63,7 +63,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import db  # noqa: E402
-from app.points.verify import CHECKS  # noqa: E402
+from app.points import repository as points_repository  # noqa: E402
 from bench import _history as history  # noqa: E402
 from bench import _ledger as ledger  # noqa: E402
 from bench._server import Server, cores_busy, dumps, percentile, seed_operator, sign  # noqa: E402
@@ -310,10 +310,7 @@ async def check(database_url: str, hot_item: str, hot_stock: int, hot_sold_by_cl
             " LEFT JOIN (SELECT user_id, sum(points) AS spent FROM mall_orders GROUP BY user_id) o"
             " ON o.user_id = a.user_id WHERE a.balance <> a.lifetime_points - coalesce(o.spent, 0)"
         )
-        broken = []
-        for name, sql in CHECKS:
-            if await conn.fetch(f"{sql} LIMIT 1"):
-                broken.append(name)
+        broken = [name for name, _ in await points_repository.broken_invariants(conn, 1)]
     finally:
         await conn.close()
     return {

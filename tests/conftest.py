@@ -66,6 +66,28 @@ def servers():
     shutil.rmtree(_tmp, ignore_errors=True)
 
 
+@pytest.fixture
+async def own_database(servers):
+    """A database of its own on the suite's server, migrated and empty (its plain URL), dropped afterwards: for
+    tests that load tables to a size and analyse them, which the suite's shared database must not see."""
+    import urllib.parse
+
+    import asyncpg
+
+    name = "own_database_check"
+    url = db.plain_url(servers.database_url)
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.execute(f"CREATE DATABASE {name}")
+    own = urllib.parse.urlsplit(servers.database_url)._replace(path=f"/{name}").geturl()
+    try:
+        await asyncio.to_thread(migrate.upgrade, own)
+        yield db.plain_url(own)
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 async def app(servers):
     application = create_app(get_settings())

@@ -613,9 +613,7 @@ async def voucher_qr(session: AsyncSession, user: Principal, order_id: uuid.UUID
     row = await repo.order(await db.raw_connection(session), order_id)
     if row is None or not _mine(row, user):
         raise OrderNotFound()
-    now = clock.now()
-    if status_at(row["status"], row["voucher_expires_at"], now) != "issued":
-        raise _closed(row, now)
+    _refuse_closed(row)
     return vouchers.qr_image(vouchers.unseal(row["voucher_sealed"], row["id"]), kind)
 
 
@@ -660,6 +658,13 @@ def status_at(status: str, voucher_expires_at: datetime, now: datetime) -> str:
     return "expired" if status == "issued" and voucher_expires_at <= now else status
 
 
+def _refuse_closed(order) -> None:
+    """The till's error for an order whose voucher the counter would not take now (used, cancelled, expired)."""
+    now = clock.now()
+    if status_at(order["status"], order["voucher_expires_at"], now) != "issued":
+        raise _closed(order, now)
+
+
 def _closed(order, now: datetime) -> Exception:
     """The error for an order that is no longer ``issued`` (or whose voucher has run out)."""
     if order["status"] == "redeemed":
@@ -690,9 +695,7 @@ async def look_up_voucher(session: AsyncSession, merchant: Principal, code: str)
     state = await repo.voucher(await db.raw_connection(session), digest) if digest else None
     if state is None or state["merchant_id"] != merchant.org_id:
         raise await _not_found(merchant)
-    now = clock.now()
-    if status_at(state["status"], state["voucher_expires_at"], now) != "issued":
-        raise _closed(state, now)
+    _refuse_closed(state)
     return VoucherPreview(
         order_id=state["id"],
         item_id=state["item_id"],

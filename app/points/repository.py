@@ -863,11 +863,20 @@ LEDGER_CHECKS: list[tuple[str, str]] = [
 """Every invariant of the ledger: (what must hold, a query for the rows that break it)."""
 
 
+def first_rows(check: str, examples: int) -> str:
+    """A check's query for its first ``examples`` rows, planned to read everything: a check finds nothing when the
+    ledger is sound, and a bare ``LIMIT`` has PostgreSQL plan for an early match (with statistics, the lots'
+    remainders against their allocations as a nested loop comparing every lot with every lot's sums: 14 s for
+    25,000 lots, growing with the square). A materialised CTE is planned for all its rows and still stops at the
+    limit when there are rows to find."""
+    return f"WITH broken AS MATERIALIZED ({check}) SELECT * FROM broken LIMIT {int(examples)}"
+
+
 async def broken_invariants(conn: Conn, examples: int) -> list[tuple[str, list[tuple]]]:
     """Each check of :data:`LEDGER_CHECKS` that finds rows, with up to ``examples`` of them."""
     broken = []
     for name, sql in LEDGER_CHECKS:
-        rows = await conn.fetch(f"{sql} LIMIT {int(examples)}")
+        rows = await conn.fetch(first_rows(sql, examples))
         if rows:
             broken.append((name, [tuple(r) for r in rows]))
     return broken

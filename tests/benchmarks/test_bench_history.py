@@ -2,34 +2,12 @@
 the ledger itself would have written, so every invariant of ``ledger verify`` holds over it, and the ledger's own
 next lot and entry come after it."""
 
-import asyncio
-import urllib.parse
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
-from app.core import db, migrate
 from app.points import repository as points_repository
 from bench import _history as history
-
-DATABASE = "bench_history_check"
-
-
-@pytest.fixture
-async def empty_ledger(servers):
-    """A database of its own, migrated: the history goes into an empty ledger, as the benchmarks load it."""
-    url = db.plain_url(servers.database_url)
-    admin = await asyncpg.connect(url)
-    await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    await admin.execute(f"CREATE DATABASE {DATABASE}")
-    own = urllib.parse.urlsplit(servers.database_url)._replace(path=f"/{DATABASE}").geturl()
-    try:
-        await asyncio.to_thread(migrate.upgrade, own)
-        yield db.plain_url(own)
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await admin.close()
 
 
 def test_each_person_s_lots_add_up_to_their_balance():
@@ -46,10 +24,10 @@ def test_each_person_s_lots_add_up_to_their_balance():
     assert all(lot[2] < now for lot in history.rows_for(2, 2, 1, due=True)["lots"])  # what expire.py empties
 
 
-async def test_loaded_history_keeps_every_invariant_and_the_ledger_goes_on_after_it(empty_ledger):
-    loaded = await history.load(empty_ledger, 40, lots_each=3)
+async def test_loaded_history_keeps_every_invariant_and_the_ledger_goes_on_after_it(own_database):
+    loaded = await history.load(own_database, 40, lots_each=3)
     assert (loaded["people"], loaded["lots"]) == (40, 120)
-    conn = await asyncpg.connect(empty_ledger)
+    conn = await asyncpg.connect(own_database)
     try:
         assert await points_repository.broken_invariants(conn, 1) == []
         counts = await conn.fetchrow(
