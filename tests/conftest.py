@@ -40,6 +40,9 @@ os.environ.update(
         # every test person asks from loopback: the per-address code budget is set by the tests of it
         "CARBON_OTP_PER_IP_PER_HOUR": "1000000",
         "CARBON_LOG_LEVEL": "WARNING",
+        # the public figures read fresh for each request: tests see their own changes (the tests of the kept
+        # figures set their age themselves)
+        "CARBON_PUBLIC_FIGURES_MAX_AGE_SECONDS": "0",
     }
 )
 for name in ("DATABASE_URL", "REDIS_URL"):

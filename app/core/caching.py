@@ -24,15 +24,49 @@ a review panel's draw                     86,400 s, ``immutable``: a draw never 
 ========================================  ==================================================
 """
 
+import asyncio
 import base64
 import hashlib
 import re
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 DEFAULT_MAX_AGE = 60
+T = TypeVar("T")
+
+
+class Recent(Generic[T]):
+    """A figure anyone may see, read at most once in ``max_age()`` seconds by this process (0: every time).
+
+    For the platform-wide sums a public page shows, which read whole tables: answered with ``max-age`` anyway,
+    they may be that old, and a busy home page must not sum the ledger for every visit. Readers that find it
+    stale while one of them reads it again wait for that read instead of making their own."""
+
+    def __init__(self, max_age: Callable[[], float]):
+        self._max_age = max_age
+        self._value: T | None = None
+        self._read_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get(self, read: Callable[[], Awaitable[T]]) -> T:
+        max_age = self._max_age()
+        if max_age <= 0:
+            return await read()
+        if self._value is None or time.monotonic() - self._read_at >= max_age:
+            async with self._lock:
+                if self._value is None or time.monotonic() - self._read_at >= max_age:
+                    self._value, self._read_at = await read(), time.monotonic()
+        assert self._value is not None
+        return self._value
+
+    def forget(self) -> None:
+        self._value, self._read_at = None, float("-inf")
+
+
 _TAG = re.compile(r'(?:W/)?("[^"]*")')
 
 

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     SDK set up in the process (``opentelemetry-instrument``, for one). Off by default: the platform's metrics are
     Prometheus's (``/metrics``) and its logs JSON lines; and with no SDK set up, FastAPI would still ask on every
     request whether one had been since (4 µs a request, more than matching a route)."""
+    public_figures_max_age_seconds: int = 60
+    """How old the platform-wide figures anyone may see (``/v1/public/totals``, the home page's totals and
+    charts, the dashboards' series) may be: each process reads them at most once in this long, as their answers'
+    ``Cache-Control: max-age`` allows, rather than summing the whole ledger for every visit. 0: read every time."""
     hsts_seconds: int = 0
     """When > 0, HTTPS responses carry ``Strict-Transport-Security: max-age=…`` (behind a TLS proxy)."""
     trusted_proxies: str = ""

@@ -5,7 +5,6 @@ this router adds the registered organisations and the platform-wide totals.
 """
 
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 
 from fastapi import APIRouter
@@ -16,7 +15,7 @@ from app.core.errors import responses
 from app.core.pagination import Cursor, InvalidCursor, Limit, Page
 from app.core.routing import CommitRoute
 from app.organizations import service as org_service
-from app.points import service as points_service
+from app.public import service
 
 router = APIRouter(prefix="/v1/public", route_class=CommitRoute, tags=["public"], dependencies=[Public])
 KINDS = {
@@ -79,10 +78,12 @@ for _path, _kind in KINDS.items():
 
 
 @router.get(
-    "/totals", response_model=Totals, summary="Platform-wide totals: people, behaviours, grams, points"
+    "/totals",
+    response_model=Totals,
+    summary="Platform-wide totals: people, behaviours, grams, points",
+    description="Sums of the whole ledger, read by each server process at most once a minute "
+    "(`CARBON_PUBLIC_FIGURES_MAX_AGE_SECONDS`, as the answer's `Cache-Control: max-age` allows): "
+    "a figure may be up to that old.",
 )
 async def totals(session: Session) -> dict:
-    return {
-        "organisations": await org_service.count_approved(session),
-        **asdict(await points_service.platform_totals(session)),
-    }
+    return await service.platform_totals(session)

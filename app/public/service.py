@@ -1,12 +1,14 @@
 """Platform-wide figures for disclosure, gathered from the domains that own them."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cer import registry as cer_registry
-from app.core import clock
+from app.core import caching, clock
+from app.core.config import get_settings
 from app.organizations import service as org_service
 from app.points import service as points_service
 
@@ -82,6 +84,33 @@ async def portal_days(session: AsyncSession, days: int = CHART_DAYS) -> list[Por
     ]
 
 
+def _max_age() -> float:
+    return get_settings().public_figures_max_age_seconds
+
+
+# Each sums whole tables (every account, every ledger entry of a kind, every record): read at most once a
+# max-age by each process, as their answers may be that old (``CARBON_PUBLIC_FIGURES_MAX_AGE_SECONDS``).
+_HOME: caching.Recent[tuple[PortalTotals, list[PortalDay]]] = caching.Recent(_max_age)
+_TOTALS: caching.Recent[dict[str, Any]] = caching.Recent(_max_age)
+
+
 async def portal_home(session: AsyncSession) -> tuple[PortalTotals, list[PortalDay]]:
-    """The home page's figures: the totals now and the last days for the charts."""
-    return await portal_totals(session), await portal_days(session)
+    """The home page's figures: the totals now and the last days for the charts (at most a max-age old)."""
+
+    async def read() -> tuple[PortalTotals, list[PortalDay]]:
+        return await portal_totals(session), await portal_days(session)
+
+    return await _HOME.get(read)
+
+
+async def platform_totals(session: AsyncSession) -> dict[str, Any]:
+    """``GET /v1/public/totals``: the approved organisations and the points ledger's platform-wide figures (at
+    most a max-age old)."""
+
+    async def read() -> dict[str, Any]:
+        return {
+            "organisations": await org_service.count_approved(session),
+            **asdict(await points_service.platform_totals(session)),
+        }
+
+    return await _TOTALS.get(read)

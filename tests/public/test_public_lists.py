@@ -1,6 +1,8 @@
+import asyncio
 from datetime import timedelta
 
-from app.core import clock
+from app.core import caching, clock
+from app.public import service as public_service
 from tests.factories import make_operator, make_org
 from tests.factories_points import enrol, ensure_rule, make_methodology, record, submit
 
@@ -57,3 +59,57 @@ class TestTotals:
         assert after["points_credited"] - before["points_credited"] == 20
         assert after["points_used"] == before["points_used"]
         assert after["organisations"]["operator"] >= 1
+
+
+class TestFiguresKept:
+    """The platform-wide sums are read at most once a max-age by a process, and one read serves those waiting."""
+
+    async def test_the_totals_and_the_home_page_stay_a_max_age_then_move(self, client, settings, monkeypatch):
+        await ensure_rule()
+        btype = await make_methodology(factor="100")
+        op = await make_operator(client)
+        u = await enrol(client, op)
+        monkeypatch.setattr(settings, "public_figures_max_age_seconds", 60)
+        now = [1000.0]
+        monkeypatch.setattr(caching.time, "monotonic", lambda: now[0])
+        public_service._TOTALS.forget()
+        public_service._HOME.forget()
+        try:
+            before = (await client.get("/v1/public/totals")).json()
+            home = (await client.get("/", headers={"accept": "text/html"})).text
+            r = await submit(
+                client,
+                op,
+                [record(u["external_user_id"], btype, quantity=2.0, start=clock.now() - timedelta(hours=3))],
+            )
+            assert r.json()["summary"]["accepted"] == 1
+            now[0] += 59  # within the minute: the figures read before
+            assert (await client.get("/v1/public/totals")).json() == before
+            assert (await client.get("/", headers={"accept": "text/html"})).text == home
+            now[0] += 1  # a minute on: read again
+            after = (await client.get("/v1/public/totals")).json()
+            assert (
+                after["behaviours"] - before["behaviours"],
+                after["reduction_g"] - before["reduction_g"],
+            ) == (
+                1,
+                200,
+            )
+            assert (await client.get("/", headers={"accept": "text/html"})).text != home
+        finally:
+            public_service._TOTALS.forget()
+            public_service._HOME.forget()
+
+    async def test_readers_of_a_stale_figure_wait_for_one_read(self):
+        reads = []
+
+        async def read() -> int:
+            reads.append(1)
+            await asyncio.sleep(0.05)
+            return len(reads)
+
+        kept = caching.Recent(lambda: 60)
+        assert await asyncio.gather(*[kept.get(read) for _ in range(8)]) == [1] * 8
+        assert len(reads) == 1
+        fresh = caching.Recent(lambda: 0)  # 0: every time
+        assert [await fresh.get(read) for _ in range(2)] == [2, 3]
