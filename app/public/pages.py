@@ -6,7 +6,6 @@ from fastapi import Request
 from starlette.exceptions import HTTPException
 
 from app.auth.dependencies import Session
-from app.core import clock
 from app.core.types import Text
 from app.organizations import service as org_service
 from app.public import service
@@ -76,14 +75,20 @@ def _charts(days: list[service.PortalDay]) -> dict[str, Any]:
 
 @router.get("/", name="home")
 async def home(request: Request, session: Session):
-    totals, days = await service.portal_home(session)
+    figures = await service.portal_home(session)
     org_kinds = [(kind, gettext(label)) for kind, label in ORG_KINDS]
-    charts = _charts(days)
+    charts = _charts(figures.days)
     lists = [(url, gettext(title), gettext(text)) for url, title, text in OPEN_DATA]
     return render(
         request,
         "public/home.html",
-        {"totals": totals, "org_kinds": org_kinds, "as_of": clock.now(), "charts": charts, "lists": lists},
+        {
+            "totals": figures.totals,
+            "org_kinds": org_kinds,
+            "as_of": figures.as_of,
+            "charts": charts,
+            "lists": lists,
+        },
     )
 
 

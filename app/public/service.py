@@ -1,7 +1,7 @@
 """Platform-wide figures for disclosure, gathered from the domains that own them."""
 
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,15 +90,25 @@ def _max_age() -> float:
 
 # Each sums whole tables (every account, every ledger entry of a kind, every record): read at most once a
 # max-age by each process, as their answers may be that old (``CARBON_PUBLIC_FIGURES_MAX_AGE_SECONDS``).
-_HOME: caching.Recent[tuple[PortalTotals, list[PortalDay]]] = caching.Recent(_max_age)
+_HOME: caching.Recent["PortalHome"] = caching.Recent(_max_age)
 _TOTALS: caching.Recent[dict[str, Any]] = caching.Recent(_max_age)
 
 
-async def portal_home(session: AsyncSession) -> tuple[PortalTotals, list[PortalDay]]:
-    """The home page's figures: the totals now and the last days for the charts (at most a max-age old)."""
+@dataclass(frozen=True)
+class PortalHome:
+    totals: PortalTotals
+    days: list[PortalDay]
+    as_of: datetime
+    """When they were read: what the page says they are as of."""
 
-    async def read() -> tuple[PortalTotals, list[PortalDay]]:
-        return await portal_totals(session), await portal_days(session)
+
+async def portal_home(session: AsyncSession) -> PortalHome:
+    """The home page's figures: the totals and the last days for the charts, as of when they were read (at most
+    a max-age ago)."""
+
+    async def read() -> PortalHome:
+        as_of = clock.now()
+        return PortalHome(await portal_totals(session), await portal_days(session), as_of)
 
     return await _HOME.get(read)
 

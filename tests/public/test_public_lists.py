@@ -1,4 +1,5 @@
 import asyncio
+import re
 from datetime import timedelta
 
 from app.core import caching, clock
@@ -61,6 +62,14 @@ class TestTotals:
         assert after["organisations"]["operator"] >= 1
 
 
+def _behaviours(page: str) -> int:
+    return int(re.search(r'data-total="behaviours">([0-9,]+)<', page).group(1).replace(",", ""))
+
+
+def _as_of(page: str) -> str:
+    return re.search(r'id="figures-heading">[^<]*</h2>\s*<p class="muted">([^<]+)</p>', page).group(1)
+
+
 class TestFiguresKept:
     """The platform-wide sums are read at most once a max-age by a process, and one read serves those waiting."""
 
@@ -72,6 +81,8 @@ class TestFiguresKept:
         monkeypatch.setattr(settings, "public_figures_max_age_seconds", 60)
         now = [1000.0]
         monkeypatch.setattr(caching.time, "monotonic", lambda: now[0])
+        platform_now = clock.now
+        monkeypatch.setattr(clock, "now", lambda: platform_now() + timedelta(seconds=now[0] - 1000))
         public_service._TOTALS.forget()
         public_service._HOME.forget()
         try:
@@ -85,7 +96,9 @@ class TestFiguresKept:
             assert r.json()["summary"]["accepted"] == 1
             now[0] += 59  # within the minute: the figures read before
             assert (await client.get("/v1/public/totals")).json() == before
-            assert (await client.get("/", headers={"accept": "text/html"})).text == home
+            assert (
+                await client.get("/", headers={"accept": "text/html"})
+            ).text == home  # as of the same moment
             now[0] += 1  # a minute on: read again
             after = (await client.get("/v1/public/totals")).json()
             assert (
@@ -95,7 +108,11 @@ class TestFiguresKept:
                 1,
                 200,
             )
-            assert (await client.get("/", headers={"accept": "text/html"})).text != home
+            moved = (await client.get("/", headers={"accept": "text/html"})).text
+            assert _behaviours(moved) == _behaviours(home) + 1
+            assert _as_of(moved) != _as_of(
+                home
+            )  # the moment they were read (a minute later), which the page says
         finally:
             public_service._TOTALS.forget()
             public_service._HOME.forget()
