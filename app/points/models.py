@@ -124,6 +124,8 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         sa.Index("ix_ledger_entries_user_id_id", "user_id", "id"),
+        # a range of days' entries (the charts, the dashboards): appended in time order, a block range index
+        sa.Index("ix_ledger_entries_created_brin", "created_at", postgresql_using="brin"),
         sa.CheckConstraint(
             "(kind IN ('earn', 'refund') AND amount > 0) OR (kind IN ('redeem', 'expire', 'clawback') AND amount < 0)",
             name="sign_matches_kind",
