@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     request whether one had been since (4 µs a request, more than matching a route)."""
     public_figures_max_age_seconds: int = 60
     """How old the platform-wide figures anyone may see (``/v1/public/totals``, the home page's totals and
-    charts, the dashboards' series) may be: each process reads them at most once in this long, as their answers'
+    charts) may be: each process reads them at most once in this long, as their answers'
     ``Cache-Control: max-age`` allows, rather than summing the whole ledger for every visit. 0: read every time."""
     hsts_seconds: int = 0
     """When > 0, HTTPS responses carry ``Strict-Transport-Security: max-age=…`` (behind a TLS proxy)."""

@@ -554,11 +554,16 @@ def _mine(row, user: Principal) -> bool:
     return row["user_id"] == user.subject and (user.org_id is None or row["operator_id"] == user.org_id)
 
 
-async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> OrderRead:
+async def _own_order(session: AsyncSession, user: Principal, order_id: uuid.UUID):
+    """The person's own order (through an operator's token, one placed through it); anyone else's is not found."""
     row = await repo.order(await db.raw_connection(session), order_id)
     if row is None or not _mine(row, user):
         raise OrderNotFound()
-    return _order_out(row)
+    return row
+
+
+async def get_order(session: AsyncSession, user: Principal, order_id: uuid.UUID) -> OrderRead:
+    return _order_out(await _own_order(session, user, order_id))
 
 
 async def list_my_orders(
@@ -610,9 +615,7 @@ async def voucher_qr(session: AsyncSession, user: Principal, order_id: uuid.UUID
     """The voucher code of the person's own order as a QR image (``svg`` or ``png``) for the counter to scan,
     while the counter would take it: a used, cancelled or expired voucher has no image (the till would refuse
     it), with the same errors as the till's."""
-    row = await repo.order(await db.raw_connection(session), order_id)
-    if row is None or not _mine(row, user):
-        raise OrderNotFound()
+    row = await _own_order(session, user, order_id)
     _refuse_closed(row)
     return vouchers.qr_image(vouchers.unseal(row["voucher_sealed"], row["id"]), kind)
 
